@@ -1,0 +1,1 @@
+"""drg-grouper: an exact, fast CHS-DRG grouper over Apache Arrow."""

@@ -1,0 +1,314 @@
+"""A direct, readable interpreter of the rule tables: the oracle the kernel is tested against.
+
+It walks the ``Ruleset`` (not the compiled arrays) one case at a time, in plain Python, in the
+order the scheme documents: validation, CC/MCC, then MDC -> ADRG -> DRG, first match wins.
+It is also what ``Grouper.explain`` uses to tell a person why a case landed where it did.
+Slow on purpose: clarity over speed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from .flags import CHECK_FLAGS, CcLevel, Flag, Status
+from .ruleset import Ruleset
+
+__all__ = ["Case", "Result", "ReferenceGrouper", "parse_int"]
+
+NO_MDC, NO_ADRG, NO_DRG = "0000", "00", "0000"
+
+
+def parse_int(value) -> tuple[int | None, bool]:
+    """(integer or None, was_bad): whole numbers only; text that is not one is missing + bad."""
+    if value is None:
+        return None, False
+    if isinstance(value, bool):
+        return None, True
+    if isinstance(value, int):
+        return value, False
+    if isinstance(value, float):
+        if value != value:  # NaN is how pandas spells missing
+            return None, False
+        return (int(value), False) if value.is_integer() else (None, True)
+    text = str(value).strip()
+    if text == "":
+        return None, False
+    try:
+        return int(text), False
+    except ValueError:
+        pass
+    try:
+        f = float(text)
+    except ValueError:
+        return None, True
+    return (int(f), False) if f.is_integer() else (None, True)
+
+
+@dataclass
+class Case:
+    sex: int | None = None
+    age: int | None = None
+    age_days: int | None = None
+    birth_weight: int | None = None
+    dx: Sequence[str | None] = ()
+    px: Sequence[str | None] = ()
+    bad_number: bool = False  # set by parsing when a numeric field held non-numeric text
+
+    @classmethod
+    def from_raw(cls, sex=None, age=None, age_days=None, birth_weight=None, dx=(), px=()) -> "Case":
+        """Build from loosely typed values (CSV strings, '|'-joined code lists)."""
+        vals, bad = {}, False
+        for k, v in (("sex", sex), ("age", age), ("age_days", age_days), ("birth_weight", birth_weight)):
+            vals[k], b = parse_int(v)
+            bad |= b
+        if isinstance(dx, str):
+            dx = dx.split("|") if dx != "" else []
+        if isinstance(px, str):
+            px = px.split("|") if px != "" else []
+        return cls(dx=list(dx or []), px=list(px or []), bad_number=bad, **vals)
+
+
+@dataclass
+class Result:
+    status: Status
+    mdc: str = NO_MDC
+    adrg: str = NO_ADRG
+    drg: str = NO_DRG
+    cc_level: CcLevel = CcLevel.NOT_COMPUTED
+    flags: int = 0
+    trace: list[dict] = field(default_factory=list)
+
+    def key(self) -> tuple:
+        return (int(self.status), self.mdc, self.adrg, self.drg, int(self.cc_level), int(self.flags))
+
+
+class _Ctx:
+    """The facts about one case that predicates read."""
+
+    def __init__(self, rs: Ruleset, case: Case, dx: list[str], px: list[str]):
+        self.rs = rs
+        self.sex = case.sex
+        self.age = case.age
+        self.age_days = case.age_days
+        w = case.birth_weight
+        self.weight = w if (w is not None and w > 0) else None  # weight predicates need non-zero
+        self.dx, self.px = dx, px
+        self.mcc: list[str] = []
+        self.cc: list[str] = []
+        self.excluded: list[str] = []
+
+
+class ReferenceGrouper:
+    def __init__(self, ruleset: Ruleset):
+        self.rs = ruleset
+        self._sets: dict[tuple[str, str], frozenset[str]] = {}
+
+    def _set(self, name: str, owner: str) -> frozenset[str]:
+        key = (name, owner)
+        if key not in self._sets:
+            self._sets[key] = frozenset(self.rs.resolve_list(name, owner).codes)
+        return self._sets[key]
+
+    # ------------------------------------------------------------------ public
+    def group(self, case: Case, trace: bool = False) -> Result:
+        rs = self.rs
+        flags = Flag(0)
+        if case.bad_number:
+            flags |= Flag.BAD_NUMBER
+        dx, px, f = self._codes(case)
+        flags |= f
+        flags |= self._validate(case, dx)
+        steps: list[dict] = []
+        if flags & CHECK_FLAGS:
+            if trace:
+                steps.append({"step": "validation", "failed": [m.name for m in Flag if m & flags & CHECK_FLAGS]})
+            return Result(Status.INVALID, flags=int(flags), trace=steps)
+
+        ctx = _Ctx(rs, case, dx, px)
+        self._severity(ctx)
+        cc_level = CcLevel.MCC if ctx.mcc else CcLevel.CC if ctx.cc else CcLevel.NONE
+        if trace:
+            steps.append({"step": "severity", "mcc": list(ctx.mcc), "cc": list(ctx.cc),
+                          "excluded": list(ctx.excluded), "cc_level": cc_level.name})
+
+        for mdc in rs.mdcs:
+            why: list[str] = []
+            ok = self._eval(mdc.entry_rule, mdc.code, ctx, why)
+            if trace:
+                steps.append({"step": "mdc", "mdc": mdc.code, "matched": ok, "why": why})
+            if not ok:
+                continue
+            qy_pos = (mdc.adrgs.index(mdc.qy_after) + 1 if mdc.qy_after else 0) if mdc.qy_rule else -1
+            for i in range(len(mdc.adrgs) + 1):
+                if i == qy_pos:
+                    why = []
+                    hit = self._eval(mdc.qy_rule, mdc.code, ctx, why)
+                    if trace:
+                        steps.append({"step": "qy", "mdc": mdc.code, "matched": hit, "why": why})
+                    if hit:
+                        return Result(Status.AMBIGUOUS, mdc.code, "QY", mdc.code[3] + "QY",
+                                      cc_level, int(flags), steps)
+                if i == len(mdc.adrgs):
+                    break
+                adrg = rs.adrgs[mdc.adrgs[i]]
+                why = []
+                ok = self._eval(adrg.entry_rule, adrg.code, ctx, why)
+                if trace:
+                    steps.append({"step": "adrg", "adrg": adrg.code, "matched": ok, "why": why})
+                if not ok:
+                    continue
+                for d in adrg.drgs:
+                    why = []
+                    ok = self._eval(rs.drgs[d].split_rule, d, ctx, why)
+                    if trace:
+                        steps.append({"step": "drg", "drg": d, "matched": ok, "why": why})
+                    if ok:
+                        return Result(Status.GROUPED, mdc.code, adrg.code, d, cc_level, int(flags), steps)
+        return Result(Status.UNGROUPABLE, cc_level=cc_level, flags=int(flags), trace=steps)
+
+    # ------------------------------------------------------------------ steps
+    def _codes(self, case: Case) -> tuple[list[str], list[str], Flag]:
+        """Trim codes; an empty principal diagnosis means none; other empty codes are dropped."""
+        flags = Flag(0)
+        dx_raw = [(c or "").strip() for c in case.dx]
+        px_raw = [(c or "").strip() for c in case.px]
+        dx: list[str] = []
+        if dx_raw and dx_raw[0]:
+            dx.append(dx_raw[0])
+        for c in dx_raw[1:]:
+            if c:
+                dx.append(c)
+            else:
+                flags |= Flag.EMPTY_CODE
+        px = [c for c in px_raw if c]
+        if len(px) != len(px_raw):
+            flags |= Flag.EMPTY_CODE
+        dx_known = self._dx_known()
+        if dx and dx[0] not in dx_known:
+            flags |= Flag.UNKNOWN_PDX
+        if any(c not in dx_known for c in dx[1:]):
+            flags |= Flag.UNKNOWN_SDX
+        if any(c not in self._px_known() for c in px):
+            flags |= Flag.UNKNOWN_PX
+        return dx, px, flags
+
+    def _dx_known(self) -> set[str]:
+        if not hasattr(self, "_dxk"):
+            self._dxk = set(self.rs.dx_universe)
+            self._pxk = set(self.rs.px_universe)
+        return self._dxk
+
+    def _px_known(self) -> set[str]:
+        self._dx_known()
+        return self._pxk
+
+    def _validate(self, case: Case, dx: list[str]) -> Flag:
+        v = self.rs.validation
+        f = Flag(0)
+        if case.sex not in v["sex_values"]:
+            f |= Flag.SEX_INVALID
+        if case.age is None:
+            f |= Flag.AGE_MISSING
+        elif case.age < 0 or case.age > v["max_age_years"]:
+            f |= Flag.AGE_OUT_OF_RANGE
+        elif case.age == 0:
+            if case.age_days is None:
+                f |= Flag.AGE_DAYS_MISSING
+            elif case.age_days < 0:
+                f |= Flag.AGE_DAYS_OUT_OF_RANGE
+            elif case.age_days <= v["newborn_max_age_days"] and case.birth_weight is None:
+                f |= Flag.WEIGHT_MISSING
+        if case.birth_weight is not None and case.birth_weight < 0:
+            f |= Flag.WEIGHT_OUT_OF_RANGE
+        if not dx:
+            f |= Flag.NO_DIAGNOSIS
+        return f
+
+    def _severity(self, ctx: _Ctx) -> None:
+        """CC/MCC among the counted diagnoses, minus those the principal's table excludes."""
+        rs = self.rs
+        ptable = rs.pdx_excl.get(ctx.dx[0])
+        counted = ctx.dx if rs.engine["cc_scope"] == "all" else ctx.dx[1:]
+        for c in counted:
+            if c not in rs.cc:
+                continue
+            level, table = rs.cc[c]
+            if ptable is not None and table == ptable:
+                ctx.excluded.append(c)
+            elif level == "MCC":
+                ctx.mcc.append(c)
+            else:
+                ctx.cc.append(c)
+
+    # ------------------------------------------------------------------ conditions
+    def _eval(self, tree: dict, owner: str, ctx: _Ctx, why: list[str]) -> bool:
+        if "const" in tree:
+            return tree["const"]
+        op = tree.get("op")
+        if op == "and":
+            return all(self._eval(a, owner, ctx, why) for a in tree["args"])
+        if op == "or":
+            return any(self._eval(a, owner, ctx, why) for a in tree["args"])
+        if op == "not":
+            return not self._eval(tree["arg"], owner, ctx, [])
+        return self._pred(tree, owner, ctx, why)
+
+    def _pred(self, p: dict, owner: str, ctx: _Ctx, why: list[str]) -> bool:
+        rs, name = self.rs, p["pred"]
+
+        def codes_in(codes: Sequence[str], what: str) -> bool:
+            lst = self._set(p["list"], owner)
+            hit = next((c for c in codes if c in lst), None)
+            if hit is not None:
+                why.append(f"{what} {hit} in list {p['list']}")
+            return hit is not None
+
+        if name == "pdx_in":
+            return codes_in(ctx.dx[:1], "principal diagnosis")
+        if name == "any_dx_in":
+            return codes_in(ctx.dx, "diagnosis")
+        if name == "sdx_in":
+            return codes_in(ctx.dx[1:], "secondary diagnosis")
+        if name == "ppx_in":
+            return codes_in(ctx.px[:1], "principal procedure")
+        if name == "any_px_in":
+            return codes_in(ctx.px, "procedure")
+        if name == "spx_in":
+            return codes_in(ctx.px[1:], "secondary procedure")
+        if name == "has_px":
+            return len(ctx.px) > 0
+        if name == "px_label_present":
+            labelled = set(rs.px_label_list(p["label"], owner))
+            hit = next((c for c in ctx.px if c in labelled), None)
+            if hit is not None:
+                why.append(f"procedure {hit} carries label {p['label']}")
+            return hit is not None
+        if name == "n_dx_gt":
+            return len(ctx.dx) > p["value"]
+        if name == "n_px_gt":
+            return len(ctx.px) > p["value"]
+        if name == "trauma_regions_ge":
+            regions = rs.resolve_list(p["list"], owner).regions
+            found = {regions[c] for c in ctx.dx if c in regions}
+            if len(found) >= p["value"]:
+                why.append("trauma regions: " + ", ".join(sorted(found)))
+            return len(found) >= p["value"]
+        if name == "has_mcc":
+            return bool(ctx.mcc)
+        if name == "has_cc":
+            return bool(ctx.cc)
+        if name == "sex_eq":
+            return ctx.sex == p["value"]
+        if name == "age_days_known":
+            return ctx.age_days is not None
+        if name == "weight_known":
+            return ctx.weight is not None
+        from .conditions import COMPARISONS
+
+        field_name, cmp = COMPARISONS[name]
+        value = {"age_years": ctx.age, "age_days": ctx.age_days, "weight": ctx.weight}[field_name]
+        if value is None:
+            return False
+        v = p["value"]
+        return {"eq": value == v, "lt": value < v, "le": value <= v, "gt": value > v, "ge": value >= v}[cmp]

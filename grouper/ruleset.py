@@ -1,0 +1,568 @@
+"""Load, validate and fingerprint a grouping scheme stored as plain tables.
+
+A scheme is a folder (``rules/<name>/``): ``ruleset.toml`` plus CSV tables. Everything the
+grouper does comes from these tables; this module only reads them, checks that they hold
+together, and gives them a content fingerprint. It knows nothing about Arrow or the kernel.
+Errors name the file, the line and the problem, because a bureau editing a table needs to
+find its mistake, not a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import conditions
+
+__all__ = [
+    "Adrg",
+    "Drg",
+    "Mdc",
+    "Ruleset",
+    "RulesetError",
+    "available_rulesets",
+    "load_ruleset",
+    "rules_dirs",
+]
+
+#: Shape of a 医保版 ICD-10 code, dagger/asterisk pairs written as one string
+#: (``A18.300x009+K93.0*``).
+DX_CODE_RE = re.compile(
+    r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Za-z]{1,12})?(\+[A-Z][0-9][0-9A-Z](\.[0-9A-Za-z]{0,12})?\*)?$"
+)
+#: Shape of a 医保版 ICD-9-CM-3 code (``37.5100``, ``00.5500x008``, ``48.0x03``).
+PX_CODE_RE = re.compile(r"^[0-9]{2}(\.[0-9A-Za-z]{1,12})?$")
+
+GLOBAL = ""  # owner of scheme-wide lists such as VALID_OR
+
+
+class RulesetError(ValueError):
+    """A ruleset folder that cannot be used; the message names file, line and problem."""
+
+    def __init__(self, file: str, line: int | None, problem: str):
+        self.file, self.line, self.problem = file, line, problem
+        where = f"{file} line {line}" if line else file
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class Mdc:
+    code: str
+    name: str
+    eval_order: int
+    entry_rule: dict
+    adrgs: tuple[str, ...]
+    qy_after: str  # ADRG after which the ambiguous-group test sits; "" = before the first
+    qy_rule: dict | None  # None: no ambiguous-group test in this MDC
+
+
+@dataclass(frozen=True)
+class Adrg:
+    code: str
+    name: str
+    mdc: str
+    section: str
+    entry_rule: dict
+    drgs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Drg:
+    code: str
+    name: str
+    adrg: str
+    split_rule: dict
+
+
+@dataclass(frozen=True)
+class CodeList:
+    """A named code list: ``owner`` is an MDC, an ADRG or GLOBAL; ``kind`` dx or px."""
+
+    owner: str
+    name: str
+    kind: str
+    codes: tuple[str, ...]  # first-occurrence order, duplicates removed
+    labels: dict[str, str] = field(default_factory=dict)  # px combination labels
+    regions: dict[str, str] = field(default_factory=dict)  # trauma body regions
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """A validated scheme: plain Python data, the input of both compiler and reference."""
+
+    name: str
+    version: str
+    title: str
+    path: str
+    fingerprint: str
+    engine: dict
+    validation: dict
+    mdcs: tuple[Mdc, ...]  # in evaluation order
+    adrgs: dict[str, Adrg]
+    drgs: dict[str, Drg]
+    lists: dict[tuple[str, str], CodeList]
+    cc: dict[str, tuple[str, str]]  # dx code -> (level "MCC"/"CC", exclusion table)
+    pdx_excl: dict[str, str]  # principal dx code -> its exclusion table
+    dx_names: dict[str, str]
+    px_names: dict[str, str]
+
+    # ---- list resolution shared by the compiler and the reference interpreter ----
+    def resolve_list(self, name: str, owner: str) -> CodeList:
+        """The list a condition means by ``name`` when written in ``owner``'s rule.
+
+        Unqualified names are looked up at the owner (an ADRG, or an MDC for its rules);
+        ``mdc_dx`` in an ADRG rule means the ADRG's MDC list; ``VALID_OR`` is scheme-wide;
+        ``OWNER.name`` is an explicit reference to another owner's list.
+        """
+        key = _list_key(name, owner, self.adrgs, self.drgs)
+        return self.lists[key]
+
+    def px_label_list(self, label: str, owner: str) -> tuple[str, ...]:
+        """Codes of the owner's ``px`` list that carry combination label ``label``."""
+        lst = self.resolve_list("px", owner)
+        return tuple(c for c in lst.codes if lst.labels.get(c) == label)
+
+    @property
+    def dx_universe(self) -> list[str]:
+        """Every diagnosis code the scheme knows: dictionary plus codes used by rules."""
+        codes = set(self.dx_names)
+        codes.update(self.cc)
+        codes.update(self.pdx_excl)
+        for lst in self.lists.values():
+            if lst.kind == "dx":
+                codes.update(lst.codes)
+        return sorted(codes)
+
+    @property
+    def px_universe(self) -> list[str]:
+        codes = set(self.px_names)
+        for lst in self.lists.values():
+            if lst.kind == "px":
+                codes.update(lst.codes)
+        return sorted(codes)
+
+    def counts(self) -> dict[str, int]:
+        return {"mdc": len(self.mdcs), "adrg": len(self.adrgs), "drg": len(self.drgs)}
+
+    def __repr__(self) -> str:  # the tables are large; show identity only
+        c = self.counts()
+        return (
+            f"Ruleset({self.name!r}, version={self.version!r}, mdc={c['mdc']}, "
+            f"adrg={c['adrg']}, drg={c['drg']}, fingerprint={self.fingerprint[:12]})"
+        )
+
+
+def _list_key(name: str, owner: str, adrgs: dict, drgs: dict) -> tuple[str, str]:
+    if name == "VALID_OR":
+        return (GLOBAL, name)
+    if "." in name:
+        o, n = name.split(".", 1)
+        return (o, n)
+    if owner in drgs:  # a DRG split rule reads its ADRG's lists
+        owner = drgs[owner].adrg
+    if name == "mdc_dx" and owner in adrgs:
+        return (adrgs[owner].mdc, name)
+    return (owner, name)
+
+
+# --------------------------------------------------------------------------- finding
+
+def rules_dirs() -> list[Path]:
+    """Folders searched for rulesets by name: $DRG_RULES_PATH entries, then the bundled ones."""
+    dirs = [Path(p) for p in os.environ.get("DRG_RULES_PATH", "").split(os.pathsep) if p]
+    here = Path(__file__).resolve().parent
+    dirs.append(here / "rules")  # installed wheel: rules/ is packaged as grouper/rules
+    dirs.append(here.parent / "rules")  # source checkout / editable install
+    return [d for d in dirs if d.is_dir()]
+
+
+def available_rulesets() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for d in rules_dirs():
+        for sub in sorted(d.iterdir()):
+            if (sub / "ruleset.toml").is_file():
+                found.setdefault(sub.name, sub)
+    return found
+
+
+def _find(name_or_path: str | os.PathLike) -> Path:
+    p = Path(name_or_path)
+    if (p / "ruleset.toml").is_file():
+        return p
+    found = available_rulesets()
+    if str(name_or_path) in found:
+        return found[str(name_or_path)]
+    known = ", ".join(found) or "none"
+    raise RulesetError(
+        str(name_or_path), None, f"no such ruleset (not a folder with ruleset.toml; known: {known})"
+    )
+
+
+_CACHE: dict[tuple[str, float], Ruleset] = {}
+
+
+def load_ruleset(name_or_path: str | os.PathLike) -> Ruleset:
+    """Load and validate a ruleset by registry name (``"chs-drg-1.1"``) or folder path."""
+    folder = _find(name_or_path).resolve()
+    mtime = max(f.stat().st_mtime for f in folder.iterdir())
+    key = (str(folder), mtime)
+    if key not in _CACHE:
+        _CACHE[key] = _Loader(folder).load()
+    return _CACHE[key]
+
+
+# --------------------------------------------------------------------------- loading
+
+class _Table:
+    """Rows of one CSV file with their line numbers, for error messages."""
+
+    def __init__(self, folder: Path, fname: str, columns: Iterable[str], required: bool = True):
+        self.fname = fname
+        self.rows: list[tuple[int, dict[str, str]]] = []
+        path = folder / fname
+        if not path.is_file():
+            if required:
+                raise RulesetError(fname, None, "file is missing")
+            return
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as fh:
+                reader = csv.DictReader(fh)
+                header = reader.fieldnames or []
+                missing = [c for c in columns if c not in header]
+                if missing:
+                    raise RulesetError(fname, 1, f"missing column(s): {', '.join(missing)}")
+                for row in reader:
+                    if None in row:
+                        raise RulesetError(fname, reader.line_num, "more fields than the header")
+                    clean = {k: (v or "").strip() for k, v in row.items()}
+                    self.rows.append((reader.line_num, clean))
+        except UnicodeDecodeError as exc:
+            raise RulesetError(fname, None, f"not UTF-8 ({exc.reason})") from None
+        except csv.Error as exc:
+            raise RulesetError(fname, None, f"malformed CSV: {exc}") from None
+
+    def canonical(self, columns: list[str]) -> str:
+        """Normalised content for the fingerprint: fixed columns, stripped, LF-joined."""
+        return "\n".join("\x1f".join(r[c] for c in columns) for _, r in self.rows)
+
+
+_SCHEMA = {
+    "mdc.csv": ["mdc", "mdc_name", "eval_order", "entry_rule", "adrg_order", "qy_after", "qy_rule"],
+    "mdc_dx.csv": ["mdc", "dx_code", "trauma_region"],
+    "adrg.csv": ["adrg", "adrg_name", "mdc", "section", "entry_rule", "drg_order"],
+    "adrg_dx.csv": ["adrg", "list", "dx_code"],
+    "adrg_px.csv": ["adrg", "list", "px_code", "label"],
+    "drg.csv": ["drg", "drg_name", "adrg", "split_rule"],
+    "cc_mcc.csv": ["dx_code", "level", "excl_table"],
+    "cc_exclusion.csv": ["pdx_code", "excl_table"],
+    "or_procedures.csv": ["px_code", "px_name"],
+    "dx_dict.csv": ["dx_code", "dx_name"],
+    "px_dict.csv": ["px_code", "px_name"],
+}
+_OPTIONAL = {"named_lists.csv": ["list", "code"]}
+
+_ENGINE_DEFAULTS = {"cc_scope": "secondary"}
+_VALIDATION_DEFAULTS = {"sex_values": [1, 2], "newborn_max_age_days": 28, "max_age_years": 150}
+
+
+class _Loader:
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def load(self) -> Ruleset:
+        manifest = self._manifest()
+        t = {f: _Table(self.folder, f, cols) for f, cols in _SCHEMA.items()}
+        t.update({f: _Table(self.folder, f, cols, required=False) for f, cols in _OPTIONAL.items()})
+
+        dx_names = self._dictionary(t["dx_dict.csv"], "dx_code", "dx_name", DX_CODE_RE)
+        px_names = self._dictionary(t["px_dict.csv"], "px_code", "px_name", PX_CODE_RE)
+        drgs = self._drgs(t["drg.csv"])
+        adrgs = self._adrgs(t["adrg.csv"], drgs)
+        mdcs = self._mdcs(t["mdc.csv"], adrgs)
+        lists = self._lists(t, adrgs, mdcs)
+        cc, pdx_excl = self._cc(t["cc_mcc.csv"], t["cc_exclusion.csv"])
+
+        rs = Ruleset(
+            name=manifest["name"],
+            version=str(manifest["version"]),
+            title=manifest.get("title", manifest["name"]),
+            path=str(self.folder),
+            fingerprint=self._fingerprint(manifest, t),
+            engine=manifest["engine"],
+            validation=manifest["validation"],
+            mdcs=tuple(sorted(mdcs.values(), key=lambda m: m.eval_order)),
+            adrgs=adrgs,
+            drgs=drgs,
+            lists=lists,
+            cc=cc,
+            pdx_excl=pdx_excl,
+            dx_names=dx_names,
+            px_names=px_names,
+        )
+        self._check_conditions(rs, t)
+        return rs
+
+    # -- manifest
+    def _manifest(self) -> dict:
+        path = self.folder / "ruleset.toml"
+        try:
+            m = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise RulesetError("ruleset.toml", None, f"unreadable: {exc}") from None
+        for key in ("name", "version"):
+            if not m.get(key):
+                raise RulesetError("ruleset.toml", None, f"missing key '{key}'")
+        engine = {**_ENGINE_DEFAULTS, **m.get("engine", {})}
+        if engine["cc_scope"] not in ("secondary", "all"):
+            raise RulesetError(
+                "ruleset.toml", None, f"engine.cc_scope must be 'secondary' or 'all', not {engine['cc_scope']!r}"
+            )
+        unknown = set(engine) - set(_ENGINE_DEFAULTS)
+        if unknown:
+            raise RulesetError("ruleset.toml", None, f"unknown engine key(s): {', '.join(sorted(unknown))}")
+        validation = {**_VALIDATION_DEFAULTS, **m.get("validation", {})}
+        unknown = set(validation) - set(_VALIDATION_DEFAULTS)
+        if unknown:
+            raise RulesetError("ruleset.toml", None, f"unknown validation key(s): {', '.join(sorted(unknown))}")
+        for key in ("newborn_max_age_days", "max_age_years"):
+            if not isinstance(validation[key], int) or validation[key] < 0:
+                raise RulesetError("ruleset.toml", None, f"validation.{key} must be a non-negative integer")
+        sv = validation["sex_values"]
+        if not (isinstance(sv, list) and sv and all(isinstance(v, int) for v in sv)):
+            raise RulesetError("ruleset.toml", None, "validation.sex_values must be a list of integers")
+        m["engine"], m["validation"] = engine, validation
+        return m
+
+    # -- tables
+    @staticmethod
+    def _dictionary(tab: _Table, code_col: str, name_col: str, rx: re.Pattern) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for line, r in tab.rows:
+            code = r[code_col]
+            if not rx.match(code):
+                raise RulesetError(tab.fname, line, f"malformed code {code!r}")
+            if code in out:
+                raise RulesetError(tab.fname, line, f"duplicate code {code!r}")
+            out[code] = r[name_col]
+        return out
+
+    @staticmethod
+    def _json(tab: _Table, line: int, col: str, text: str) -> dict:
+        try:
+            tree = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RulesetError(tab.fname, line, f"column {col}: invalid JSON ({exc.msg})") from None
+        try:
+            conditions.check_shape(tree)
+        except ValueError as exc:
+            raise RulesetError(tab.fname, line, f"column {col}: {exc}") from None
+        return tree
+
+    def _drgs(self, tab: _Table) -> dict[str, Drg]:
+        out: dict[str, Drg] = {}
+        for line, r in tab.rows:
+            code = r["drg"]
+            if not re.fullmatch(r"[A-Z][A-Z0-9]{2,7}", code):
+                raise RulesetError(tab.fname, line, f"malformed DRG code {code!r}")
+            if code in out:
+                raise RulesetError(tab.fname, line, f"duplicate DRG {code!r}")
+            out[code] = Drg(code, r["drg_name"], r["adrg"], self._json(tab, line, "split_rule", r["split_rule"]))
+        return out
+
+    def _adrgs(self, tab: _Table, drgs: dict[str, Drg]) -> dict[str, Adrg]:
+        out: dict[str, Adrg] = {}
+        lines: dict[str, int] = {}
+        for line, r in tab.rows:
+            code = r["adrg"]
+            if not code:
+                raise RulesetError(tab.fname, line, "empty ADRG code")
+            if code in out:
+                raise RulesetError(tab.fname, line, f"duplicate ADRG {code!r}")
+            order = tuple(x for x in r["drg_order"].split("|") if x)
+            if not order:
+                raise RulesetError(tab.fname, line, f"ADRG {code} has an empty drg_order")
+            if len(set(order)) != len(order):
+                raise RulesetError(tab.fname, line, f"ADRG {code}: drg_order lists a DRG twice")
+            for d in order:
+                if d not in drgs:
+                    raise RulesetError(tab.fname, line, f"ADRG {code}: drg_order names unknown DRG {d!r} (not in drg.csv)")
+                if drgs[d].adrg != code:
+                    raise RulesetError(tab.fname, line, f"ADRG {code}: DRG {d} belongs to ADRG {drgs[d].adrg} in drg.csv")
+            out[code] = Adrg(code, r["adrg_name"], r["mdc"], r["section"],
+                             self._json(tab, line, "entry_rule", r["entry_rule"]), order)
+            lines[code] = line
+        for d in drgs.values():
+            if d.adrg not in out:
+                raise RulesetError("drg.csv", None, f"DRG {d.code} names unknown ADRG {d.adrg!r} (dangling DRG)")
+            if d.code not in out[d.adrg].drgs:
+                raise RulesetError("adrg.csv", lines[d.adrg], f"ADRG {d.adrg}: DRG {d.code} is missing from drg_order")
+        return out
+
+    def _mdcs(self, tab: _Table, adrgs: dict[str, Adrg]) -> dict[str, Mdc]:
+        out: dict[str, Mdc] = {}
+        orders: dict[int, str] = {}
+        owner: dict[str, str] = {}
+        for line, r in tab.rows:
+            code = r["mdc"]
+            if not re.fullmatch(r"MDC[A-Z]", code):
+                raise RulesetError(tab.fname, line, f"malformed MDC code {code!r}")
+            if code in out:
+                raise RulesetError(tab.fname, line, f"duplicate MDC {code!r}")
+            try:
+                order = int(r["eval_order"])
+            except ValueError:
+                raise RulesetError(tab.fname, line, f"eval_order {r['eval_order']!r} is not an integer") from None
+            if order in orders:
+                raise RulesetError(tab.fname, line, f"eval_order {order} used twice ({orders[order]} and {code})")
+            orders[order] = code
+            seq = tuple(x for x in r["adrg_order"].split("|") if x)
+            if not seq:
+                raise RulesetError(tab.fname, line, f"MDC {code} has an empty adrg_order")
+            for a in seq:
+                if a not in adrgs:
+                    raise RulesetError(tab.fname, line, f"MDC {code}: adrg_order names unknown ADRG {a!r}")
+                if adrgs[a].mdc != code:
+                    raise RulesetError(tab.fname, line, f"MDC {code}: ADRG {a} belongs to {adrgs[a].mdc} in adrg.csv")
+                if a in owner:
+                    raise RulesetError(tab.fname, line, f"ADRG {a} is ordered in both {owner[a]} and {code}")
+                owner[a] = code
+            qy_after = r["qy_after"]
+            if qy_after and qy_after not in seq:
+                raise RulesetError(tab.fname, line, f"MDC {code}: qy_after {qy_after!r} is not in its adrg_order")
+            qy_rule = self._json(tab, line, "qy_rule", r["qy_rule"]) if r["qy_rule"] else None
+            out[code] = Mdc(code, r["mdc_name"], order, self._json(tab, line, "entry_rule", r["entry_rule"]),
+                            seq, qy_after, qy_rule)
+        for a in adrgs.values():
+            if a.mdc not in out:
+                raise RulesetError("adrg.csv", None, f"ADRG {a.code} names unknown MDC {a.mdc!r}")
+            if a.code not in owner:
+                raise RulesetError("mdc.csv", None, f"ADRG {a.code} is in no MDC's adrg_order")
+        return out
+
+    def _lists(self, t: dict[str, _Table], adrgs: dict, mdcs: dict) -> dict[tuple[str, str], CodeList]:
+        acc: dict[tuple[str, str], dict] = {}
+
+        def add(key, kind, code, tab, line, label="", region=""):
+            rx = DX_CODE_RE if kind == "dx" else PX_CODE_RE if kind == "px" else None
+            if rx is not None and not rx.match(code):
+                raise RulesetError(tab.fname, line, f"malformed code {code!r}")
+            if rx is None and not (DX_CODE_RE.match(code) or PX_CODE_RE.match(code)):
+                raise RulesetError(tab.fname, line, f"malformed code {code!r}")
+            e = acc.setdefault(key, {"kind": kind, "codes": {}, "labels": {}, "regions": {}})
+            if code not in e["codes"]:  # first occurrence wins (order and label)
+                e["codes"][code] = None
+                if label:
+                    e["labels"][code] = label
+                if region:
+                    e["regions"][code] = region
+
+        tab = t["mdc_dx.csv"]
+        for line, r in tab.rows:
+            if r["mdc"] not in mdcs:
+                raise RulesetError(tab.fname, line, f"unknown MDC {r['mdc']!r}")
+            add((r["mdc"], "mdc_dx"), "dx", r["dx_code"], tab, line, region=r["trauma_region"])
+        for fname, col, kind in (("adrg_dx.csv", "dx_code", "dx"), ("adrg_px.csv", "px_code", "px")):
+            tab = t[fname]
+            for line, r in tab.rows:
+                if r["adrg"] not in adrgs:
+                    raise RulesetError(fname, line, f"unknown ADRG {r['adrg']!r}")
+                if not re.fullmatch(r"[a-z]+[0-9]*", r["list"]):
+                    raise RulesetError(fname, line, f"malformed list name {r['list']!r}")
+                if not r["list"].startswith(kind):
+                    raise RulesetError(fname, line, f"list {r['list']!r} in {fname} must be named {kind}, {kind}2, ...")
+                add((r["adrg"], r["list"]), kind, r[col], tab, line, label=r.get("label", ""))
+        tab = t["or_procedures.csv"]
+        for line, r in tab.rows:
+            add((GLOBAL, "VALID_OR"), "px", r["px_code"], tab, line)
+        tab = t["named_lists.csv"]
+        for line, r in tab.rows:
+            if "." not in r["list"]:
+                raise RulesetError(tab.fname, line, f"named list {r['list']!r} must be written OWNER.name")
+            o, n = r["list"].split(".", 1)
+            add((o, n), "any", r["code"], tab, line)
+        return {
+            k: CodeList(k[0], k[1], e["kind"], tuple(e["codes"]), e["labels"], e["regions"])
+            for k, e in acc.items()
+        }
+
+    @staticmethod
+    def _cc(cc_tab: _Table, ex_tab: _Table):
+        cc: dict[str, tuple[str, str]] = {}
+        for line, r in cc_tab.rows:
+            code = r["dx_code"]
+            if not DX_CODE_RE.match(code):
+                raise RulesetError(cc_tab.fname, line, f"malformed code {code!r}")
+            if r["level"] not in ("MCC", "CC"):
+                raise RulesetError(cc_tab.fname, line, f"level must be MCC or CC, not {r['level']!r}")
+            if not r["excl_table"]:
+                raise RulesetError(cc_tab.fname, line, "empty excl_table")
+            if code in cc:
+                raise RulesetError(cc_tab.fname, line, f"duplicate code {code!r}")
+            cc[code] = (r["level"], r["excl_table"])
+        pdx: dict[str, str] = {}
+        for line, r in ex_tab.rows:
+            code = r["pdx_code"]
+            if not DX_CODE_RE.match(code):
+                raise RulesetError(ex_tab.fname, line, f"malformed code {code!r}")
+            if not r["excl_table"]:
+                raise RulesetError(ex_tab.fname, line, "empty excl_table")
+            if code in pdx:
+                raise RulesetError(ex_tab.fname, line, f"duplicate code {code!r}")
+            pdx[code] = r["excl_table"]
+        return cc, pdx
+
+    def _check_conditions(self, rs: Ruleset, t: dict[str, _Table]) -> None:
+        """Every list a condition names exists, is non-empty and holds the right kind."""
+
+        def check(tree: dict, owner: str, fname: str, key_col: str):
+            line = next((ln for ln, r in t[fname].rows if r[key_col] == owner), None)
+            for pred in conditions.predicates(tree):
+                spec = conditions.PREDICATES[pred["pred"]]
+                try:
+                    if "list" in spec.params:
+                        lst = rs.resolve_list(pred["list"], owner)
+                        if spec.kind and lst.kind not in (spec.kind, "any"):
+                            raise KeyError(f"list {pred['list']!r} holds {lst.kind} codes, {pred['pred']} needs {spec.kind}")
+                        if not lst.codes:
+                            raise KeyError(f"list {pred['list']!r} is empty")
+                        if pred["pred"] == "trauma_regions_ge" and not lst.regions:
+                            raise KeyError(f"list {pred['list']!r} has no trauma regions")
+                    if pred["pred"] == "px_label_present" and not rs.px_label_list(pred["label"], owner):
+                        raise KeyError(f"no procedure of the px list carries label {pred['label']!r}")
+                except KeyError as exc:
+                    msg = exc.args[0] if isinstance(exc.args[0], str) and " " in exc.args[0] else (
+                        f"condition names list {pred.get('list')!r}, which does not exist for {owner}")
+                    raise RulesetError(fname, line, f"{owner}: {msg}") from None
+
+        for m in rs.mdcs:
+            check(m.entry_rule, m.code, "mdc.csv", "mdc")
+            if m.qy_rule is not None:
+                check(m.qy_rule, m.code, "mdc.csv", "mdc")
+        for a in rs.adrgs.values():
+            check(a.entry_rule, a.code, "adrg.csv", "adrg")
+        for d in rs.drgs.values():
+            check(d.split_rule, d.code, "drg.csv", "drg")
+
+    @staticmethod
+    def _fingerprint(manifest: dict, t: dict[str, _Table]) -> str:
+        h = hashlib.sha256()
+        ident = {k: manifest[k] for k in ("name", "version", "engine", "validation")}
+        h.update(json.dumps(ident, sort_keys=True, ensure_ascii=False).encode())
+        for fname in sorted(t):
+            cols = (_SCHEMA | _OPTIONAL)[fname]
+            h.update(b"\x1e" + fname.encode() + b"\x1e")
+            h.update(t[fname].canonical(cols).encode())
+        return h.hexdigest()
+
+
+def describe(rs: Ruleset) -> dict[str, Any]:
+    """Identity and size of a ruleset, as listed by ``drg rulesets``."""
+    return {"name": rs.name, "version": rs.version, "title": rs.title,
+            "fingerprint": rs.fingerprint, **rs.counts(), "path": rs.path}
