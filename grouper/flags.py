@@ -1,7 +1,7 @@
 """Per-row status classes and flag bits, with their human-readable meanings.
 
 The kernel writes a status byte and a flag bitmask per case; the numbers are fixed here and
-mirrored in ``cext/_kernel.pxd`` (a test checks the two agree). Check bits make a case
+mirrored in ``cext/_records.pxd`` (a test checks the two agree). Check bits make a case
 invalid input; warning bits never change the group, they say what was odd about the input.
 """
 

@@ -103,6 +103,7 @@ class ReferenceGrouper:
     def __init__(self, ruleset: Ruleset):
         self.rs = ruleset
         self._sets: dict[tuple[str, str], frozenset[str]] = {}
+        self._known_codes: tuple[set[str], set[str]] | None = None
 
     def _set(self, name: str, owner: str) -> frozenset[str]:
         key = (name, owner)
@@ -169,39 +170,30 @@ class ReferenceGrouper:
 
     # ------------------------------------------------------------------ steps
     def _codes(self, case: Case) -> tuple[list[str], list[str], Flag]:
-        """Trim codes; an empty principal diagnosis means none; other empty codes are dropped."""
+        """Trim codes. The principal diagnosis is the first element: if that is empty the case
+        has none (invalid). Empty codes elsewhere are dropped and flagged."""
         flags = Flag(0)
         dx_raw = [(c or "").strip() for c in case.dx]
         px_raw = [(c or "").strip() for c in case.px]
-        dx: list[str] = []
-        if dx_raw and dx_raw[0]:
-            dx.append(dx_raw[0])
-        for c in dx_raw[1:]:
-            if c:
-                dx.append(c)
-            else:
-                flags |= Flag.EMPTY_CODE
+        principal = dx_raw[0] if dx_raw else ""
+        secondary = [c for c in dx_raw[1:] if c]
         px = [c for c in px_raw if c]
-        if len(px) != len(px_raw):
+        if len(secondary) != len(dx_raw[1:]) or len(px) != len(px_raw):
             flags |= Flag.EMPTY_CODE
-        dx_known = self._dx_known()
-        if dx and dx[0] not in dx_known:
+        dx_known, px_known = self._known()
+        if principal and principal not in dx_known:
             flags |= Flag.UNKNOWN_PDX
-        if any(c not in dx_known for c in dx[1:]):
+        if any(c not in dx_known for c in secondary):
             flags |= Flag.UNKNOWN_SDX
-        if any(c not in self._px_known() for c in px):
+        if any(c not in px_known for c in px):
             flags |= Flag.UNKNOWN_PX
+        dx = [principal, *secondary] if principal else []
         return dx, px, flags
 
-    def _dx_known(self) -> set[str]:
-        if not hasattr(self, "_dxk"):
-            self._dxk = set(self.rs.dx_universe)
-            self._pxk = set(self.rs.px_universe)
-        return self._dxk
-
-    def _px_known(self) -> set[str]:
-        self._dx_known()
-        return self._pxk
+    def _known(self) -> tuple[set[str], set[str]]:
+        if self._known_codes is None:
+            self._known_codes = (set(self.rs.dx_universe), set(self.rs.px_universe))
+        return self._known_codes
 
     def _validate(self, case: Case, dx: list[str]) -> Flag:
         v = self.rs.validation

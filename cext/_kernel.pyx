@@ -1,0 +1,482 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""Evaluate a compiled grouping scheme over cases given as int32 ids and offsets.
+
+Private module (``grouper._kernel``). ``Program`` holds typed views of the flat arrays made by
+``grouper.compile``; ``group_batch`` runs a ``prange`` over cases with the GIL released, and
+``group_one`` runs the same per-case function for a single case without any array set-up.
+No Python object is touched per case.
+"""
+
+from cython.parallel cimport prange
+from libc.stdint cimport int8_t, int32_t, uint64_t
+from _records cimport *  # record layouts and constants shared with grouper.compile
+
+import numpy as np
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int drg_omp_max_threads(void) { return omp_get_max_threads(); }
+    #define DRG_HAVE_OPENMP 1
+    #else
+    static int drg_omp_max_threads(void) { return 1; }
+    #define DRG_HAVE_OPENMP 0
+    #endif
+    """
+    int drg_omp_max_threads() nogil
+    int DRG_HAVE_OPENMP
+
+
+cdef struct Model:
+    const CondNode* cond
+    const int32_t* cond_args
+    const uint64_t* dx_sets
+    const uint64_t* px_sets
+    int32_t dx_words
+    int32_t px_words
+    const int8_t* regions
+    int32_t n_dx_codes
+    const int8_t* cc_level
+    const int32_t* cc_table
+    const int32_t* pdx_table
+    const MdcRec* mdc
+    int32_t n_mdc
+    const AdrgRec* adrg
+    const SplitRec* split
+    int32_t sex_mask       # bit v set: sex value v (0..30) is valid
+    int32_t newborn_days
+    int32_t max_age
+    bint cc_all            # CC/MCC counted over all diagnoses, principal included
+    int32_t none_mdc
+    int32_t none_adrg
+    int32_t none_drg
+
+
+cdef struct CaseCtx:
+    int32_t sex
+    int32_t age
+    int32_t age_days
+    int32_t weight          # MISSING unless > 0 (weight predicates need a non-zero weight)
+    const int32_t* dx       # raw list; ID_EMPTY entries after the first are skipped
+    int32_t ndx_raw
+    int32_t ndx             # diagnoses that count (non-empty)
+    const int32_t* px
+    int32_t npx_raw
+    int32_t npx
+    int32_t ppx             # position of the principal (first non-empty) procedure, -1 none
+    bint has_mcc
+    bint has_cc
+
+
+cdef struct Outcome:
+    int8_t status
+    int8_t cc
+    int32_t mdc
+    int32_t adrg
+    int32_t drg
+    int32_t flags
+
+
+cdef inline bint in_set(const uint64_t* sets, int32_t words, int32_t row, int32_t code) noexcept nogil:
+    if code < 0:
+        return False
+    return (sets[<Py_ssize_t>row * words + (code >> 6)] >> (code & 63)) & 1
+
+
+cdef inline bint compare(int32_t v, int32_t cmp, int32_t ref) noexcept nogil:
+    if v == MISSING:
+        return False
+    if cmp == CMP_EQ:
+        return v == ref
+    if cmp == CMP_LT:
+        return v < ref
+    if cmp == CMP_LE:
+        return v <= ref
+    if cmp == CMP_GT:
+        return v > ref
+    return v >= ref
+
+
+cdef inline int32_t field_value(const CaseCtx* c, int32_t f) noexcept nogil:
+    if f == FIELD_AGE:
+        return c.age
+    if f == FIELD_AGE_DAYS:
+        return c.age_days
+    return c.weight
+
+
+cdef bint eval_cond(const Model* m, const CaseCtx* c, int32_t node) noexcept nogil:
+    cdef const CondNode* n = &m.cond[node]
+    cdef int32_t op = n.op, i, k, r
+    cdef uint64_t seen
+    if op == OP_PDX_IN:
+        return in_set(m.dx_sets, m.dx_words, n.a, c.dx[0])
+    if op == OP_AND:
+        for i in range(n.a, n.a + n.b):
+            if not eval_cond(m, c, m.cond_args[i]):
+                return False
+        return True
+    if op == OP_OR:
+        for i in range(n.a, n.a + n.b):
+            if eval_cond(m, c, m.cond_args[i]):
+                return True
+        return False
+    if op == OP_NOT:
+        return not eval_cond(m, c, n.a)
+    if op == OP_TRUE:
+        return True
+    if op == OP_FALSE:
+        return False
+    if op == OP_PPX_IN:
+        return c.ppx >= 0 and in_set(m.px_sets, m.px_words, n.a, c.px[c.ppx])
+    if op == OP_HAS_PX:
+        return c.npx > 0
+    if op == OP_ANY_PX_IN or op == OP_SPX_IN:
+        if c.ppx < 0:
+            return False
+        k = c.ppx if op == OP_ANY_PX_IN else c.ppx + 1
+        for i in range(k, c.npx_raw):
+            if in_set(m.px_sets, m.px_words, n.a, c.px[i]):
+                return True
+        return False
+    if op == OP_ANY_DX_IN or op == OP_SDX_IN:
+        k = 0 if op == OP_ANY_DX_IN else 1
+        for i in range(k, c.ndx_raw):
+            if in_set(m.dx_sets, m.dx_words, n.a, c.dx[i]):
+                return True
+        return False
+    if op == OP_HAS_MCC:
+        return c.has_mcc
+    if op == OP_HAS_CC:
+        return c.has_cc
+    if op == OP_N_DX_GT:
+        return c.ndx > n.a
+    if op == OP_N_PX_GT:
+        return c.npx > n.a
+    if op == OP_SEX_EQ:
+        return c.sex == n.a
+    if op == OP_CMP:
+        return compare(field_value(c, n.a), n.b, n.c)
+    if op == OP_KNOWN:
+        return field_value(c, n.a) != MISSING
+    if op == OP_TRAUMA_GE:
+        seen = 0
+        for i in range(c.ndx_raw):
+            k = c.dx[i]
+            if k >= 0:
+                r = m.regions[<Py_ssize_t>n.a * m.n_dx_codes + k]
+                if r >= 0:
+                    seen |= (<uint64_t>1) << r
+        k = 0
+        while seen:
+            seen &= seen - 1
+            k += 1
+        return k >= n.b
+    return False
+
+
+cdef int32_t validate(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept nogil:
+    cdef int32_t f = 0
+    if c.sex < 0 or c.sex > 30 or not ((m.sex_mask >> c.sex) & 1):
+        f |= F_SEX_INVALID
+    if c.age == MISSING:
+        f |= F_AGE_MISSING
+    elif c.age < 0 or c.age > m.max_age:
+        f |= F_AGE_OUT_OF_RANGE
+    elif c.age == 0:
+        if c.age_days == MISSING:
+            f |= F_AGE_DAYS_MISSING
+        elif c.age_days < 0:
+            f |= F_AGE_DAYS_OUT_OF_RANGE
+        elif c.age_days <= m.newborn_days and weight_raw == MISSING:
+            f |= F_WEIGHT_MISSING
+    if weight_raw != MISSING and weight_raw < 0:
+        f |= F_WEIGHT_OUT_OF_RANGE
+    if c.ndx_raw == 0 or c.dx[0] == ID_EMPTY:
+        f |= F_NO_DIAGNOSIS
+    return f
+
+
+cdef int32_t scan_codes(CaseCtx* c) noexcept nogil:
+    """Count the codes that count, find the principal procedure, flag odd codes."""
+    cdef int32_t f = 0, i, k
+    c.ndx = 0
+    for i in range(c.ndx_raw):
+        k = c.dx[i]
+        if k == ID_EMPTY:
+            if i > 0:
+                f |= F_EMPTY_CODE
+            continue
+        c.ndx += 1
+        if k == ID_UNKNOWN:
+            f |= F_UNKNOWN_PDX if i == 0 else F_UNKNOWN_SDX
+    c.npx = 0
+    c.ppx = -1
+    for i in range(c.npx_raw):
+        k = c.px[i]
+        if k == ID_EMPTY:
+            f |= F_EMPTY_CODE
+            continue
+        if c.ppx < 0:
+            c.ppx = i
+        c.npx += 1
+        if k == ID_UNKNOWN:
+            f |= F_UNKNOWN_PX
+    return f
+
+
+cdef void severity(const Model* m, CaseCtx* c) noexcept nogil:
+    cdef int32_t ptab = -1, i, k
+    if c.dx[0] >= 0:
+        ptab = m.pdx_table[c.dx[0]]
+    c.has_mcc = False
+    c.has_cc = False
+    for i in range(0 if m.cc_all else 1, c.ndx_raw):
+        k = c.dx[i]
+        if k < 0 or m.cc_level[k] == 0:
+            continue
+        if ptab >= 0 and m.cc_table[k] == ptab:
+            continue
+        if m.cc_level[k] == 2:
+            c.has_mcc = True
+        else:
+            c.has_cc = True
+
+
+cdef Outcome group_case(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept nogil:
+    cdef Outcome o
+    cdef int32_t i, j, s
+    cdef const MdcRec* md
+    cdef const AdrgRec* ad
+    o.mdc = m.none_mdc
+    o.adrg = m.none_adrg
+    o.drg = m.none_drg
+    o.cc = -1
+    o.flags = scan_codes(c) | validate(m, c, weight_raw)
+    if o.flags & F_CHECKS:
+        o.status = ST_INVALID
+        return o
+    severity(m, c)
+    o.cc = 2 if c.has_mcc else (1 if c.has_cc else 0)
+    for i in range(m.n_mdc):
+        md = &m.mdc[i]
+        if not eval_cond(m, c, md.entry_cond):
+            continue
+        for j in range(md.adrg_start, md.adrg_end + 1):
+            if j - md.adrg_start == md.qy_pos and md.qy_cond >= 0 and eval_cond(m, c, md.qy_cond):
+                o.status = ST_AMBIGUOUS
+                o.mdc = md.code
+                o.adrg = md.qy_adrg
+                o.drg = md.qy_drg
+                return o
+            if j == md.adrg_end:
+                break
+            ad = &m.adrg[j]
+            if not eval_cond(m, c, ad.entry_cond):
+                continue
+            for s in range(ad.split_start, ad.split_end):
+                if eval_cond(m, c, m.split[s].cond):
+                    o.status = ST_GROUPED
+                    o.mdc = md.code
+                    o.adrg = ad.code
+                    o.drg = m.split[s].drg
+                    return o
+            if ad.nosplit_drg >= 0:
+                o.status = ST_GROUPED
+                o.mdc = md.code
+                o.adrg = ad.code
+                o.drg = ad.nosplit_drg
+                return o
+    o.status = ST_UNGROUPABLE
+    return o
+
+
+cdef inline void fill_ctx(CaseCtx* c, int32_t sex, int32_t age, int32_t age_days, int32_t weight,
+                          const int32_t* dx, int32_t ndx, const int32_t* px, int32_t npx) noexcept nogil:
+    c.sex = sex
+    c.age = age
+    c.age_days = age_days
+    c.weight = weight if weight > 0 else MISSING
+    c.dx = dx
+    c.ndx_raw = ndx
+    c.px = px
+    c.npx_raw = npx
+
+
+def openmp_threads() -> int:
+    """Threads OpenMP would use by default; 1 when built without OpenMP."""
+    return drg_omp_max_threads()
+
+
+HAVE_OPENMP_BUILD = bool(DRG_HAVE_OPENMP)
+
+
+cdef class Program:
+    """Typed views of one compiled ruleset. Build with the arrays of ``grouper.compile``."""
+
+    cdef Model m
+    cdef const CondNode[::1] cond
+    cdef const int32_t[::1] cond_args
+    cdef const uint64_t[:, ::1] dx_sets
+    cdef const uint64_t[:, ::1] px_sets
+    cdef const int8_t[:, ::1] regions
+    cdef const int8_t[::1] cc_level
+    cdef const int32_t[::1] cc_table
+    cdef const int32_t[::1] pdx_table
+    cdef const MdcRec[::1] mdc
+    cdef const AdrgRec[::1] adrg
+    cdef const SplitRec[::1] split
+    cdef int8_t dummy_i8[1]
+    cdef uint64_t dummy_u64[1]
+    cdef int32_t empty_case[1]
+
+    def __init__(self, cond, cond_args, dx_sets, px_sets, regions, cc_level, cc_table, pdx_table,
+                 mdc, adrg, split, int sex_mask, int newborn_days, int max_age, bint cc_all,
+                 int none_mdc, int none_adrg, int none_drg):
+        self.cond = cond
+        self.cond_args = cond_args
+        self.dx_sets = dx_sets
+        self.px_sets = px_sets
+        self.regions = regions
+        self.cc_level = cc_level
+        self.cc_table = cc_table
+        self.pdx_table = pdx_table
+        self.mdc = mdc
+        self.adrg = adrg
+        self.split = split
+        self.dummy_i8[0] = -1
+        self.dummy_u64[0] = 0
+        self.empty_case[0] = ID_EMPTY
+        m = &self.m
+        m.cond = &self.cond[0]
+        m.cond_args = &self.cond_args[0] if self.cond_args.shape[0] else NULL
+        m.dx_sets = &self.dx_sets[0, 0] if self.dx_sets.shape[0] else self.dummy_u64
+        m.px_sets = &self.px_sets[0, 0] if self.px_sets.shape[0] else self.dummy_u64
+        m.dx_words = self.dx_sets.shape[1]
+        m.px_words = self.px_sets.shape[1]
+        m.regions = &self.regions[0, 0] if self.regions.shape[0] else self.dummy_i8
+        m.n_dx_codes = self.regions.shape[1]
+        m.cc_level = &self.cc_level[0]
+        m.cc_table = &self.cc_table[0]
+        m.pdx_table = &self.pdx_table[0]
+        m.mdc = &self.mdc[0]
+        m.n_mdc = self.mdc.shape[0]
+        m.adrg = &self.adrg[0]
+        m.split = &self.split[0]
+        m.sex_mask = sex_mask
+        m.newborn_days = newborn_days
+        m.max_age = max_age
+        m.cc_all = cc_all
+        m.none_mdc = none_mdc
+        m.none_adrg = none_adrg
+        m.none_drg = none_drg
+
+    def group_batch(self, const int32_t[::1] sex, const int32_t[::1] age, const int32_t[::1] age_days,
+                    const int32_t[::1] weight, const int32_t[::1] dx_off, const int32_t[::1] dx_ids,
+                    const int32_t[::1] px_off, const int32_t[::1] px_ids,
+                    int8_t[::1] status, int32_t[::1] mdc, int32_t[::1] adrg, int32_t[::1] drg,
+                    int8_t[::1] cc, int32_t[::1] flags, int n_threads=1):
+        """Group n cases into the caller's output arrays. Same results for any n_threads."""
+        cdef Py_ssize_t n = sex.shape[0], i
+        cdef const Model* m = &self.m
+        cdef const int32_t* dxp
+        cdef const int32_t* pxp
+        cdef const int32_t* empty = self.empty_case
+        if n == 0:
+            return
+        if (age.shape[0] != n or age_days.shape[0] != n or weight.shape[0] != n or status.shape[0] != n
+                or mdc.shape[0] != n or adrg.shape[0] != n or drg.shape[0] != n or cc.shape[0] != n
+                or flags.shape[0] != n):
+            raise ValueError("all per-case arrays must have the same length")
+        if dx_off.shape[0] != n + 1 or px_off.shape[0] != n + 1:
+            raise ValueError("offset arrays must have n + 1 entries")
+        if dx_off[n] > dx_ids.shape[0] or px_off[n] > px_ids.shape[0] or dx_off[0] < 0 or px_off[0] < 0:
+            raise ValueError("offsets point outside the id arrays")
+        dxp = &dx_ids[0] if dx_ids.shape[0] else empty
+        pxp = &px_ids[0] if px_ids.shape[0] else empty
+        cdef const int32_t* sexp = &sex[0]
+        cdef const int32_t* agep = &age[0]
+        cdef const int32_t* adp = &age_days[0]
+        cdef const int32_t* wp = &weight[0]
+        cdef const int32_t* dop = &dx_off[0]
+        cdef const int32_t* pop = &px_off[0]
+        cdef int8_t* stp = &status[0]
+        cdef int32_t* mdp = &mdc[0]
+        cdef int32_t* adrp = &adrg[0]
+        cdef int32_t* drp = &drg[0]
+        cdef int8_t* ccp = &cc[0]
+        cdef int32_t* flp = &flags[0]
+        if n_threads < 1:
+            n_threads = 1
+        with nogil:
+            for i in prange(n, schedule="static", num_threads=n_threads):
+                _group_into(m, i, sexp, agep, adp, wp, dop, dxp, pop, pxp, stp, mdp, adrp, drp, ccp, flp)
+
+    def group_one(self, int sex, int age, int age_days, int weight,
+                  const int32_t[::1] dx, const int32_t[::1] px):
+        """One case -> (status, mdc, adrg, drg, cc, flags) indices; for low-latency callers."""
+        cdef CaseCtx c
+        cdef Outcome o
+        cdef const int32_t* empty = self.empty_case
+        fill_ctx(&c, sex, age, age_days, weight, &dx[0] if dx.shape[0] else empty, dx.shape[0],
+                 &px[0] if px.shape[0] else empty, px.shape[0])
+        with nogil:
+            o = group_case(&self.m, &c, weight)
+        return o.status, o.mdc, o.adrg, o.drg, o.cc, o.flags
+
+    def check_offsets(self, const int32_t[::1] off):
+        """True when offsets never decrease (a malformed list column would break this)."""
+        cdef Py_ssize_t i
+        for i in range(1, off.shape[0]):
+            if off[i] < off[i - 1]:
+                return False
+        return True
+
+
+cdef inline void _group_into(const Model* m, Py_ssize_t i, const int32_t* sex, const int32_t* age,
+                             const int32_t* age_days, const int32_t* weight, const int32_t* dx_off,
+                             const int32_t* dx_ids, const int32_t* px_off, const int32_t* px_ids,
+                             int8_t* status, int32_t* mdc, int32_t* adrg, int32_t* drg, int8_t* cc,
+                             int32_t* flags) noexcept nogil:
+    cdef CaseCtx c
+    cdef Outcome o
+    fill_ctx(&c, sex[i], age[i], age_days[i], weight[i], dx_ids + dx_off[i], dx_off[i + 1] - dx_off[i],
+             px_ids + px_off[i], px_off[i + 1] - px_off[i])
+    o = group_case(m, &c, weight[i])
+    status[i] = o.status
+    mdc[i] = o.mdc
+    adrg[i] = o.adrg
+    drg[i] = o.drg
+    cc[i] = o.cc
+    flags[i] = o.flags
+
+
+cdef CondNode _cond_proto[1]
+cdef MdcRec _mdc_proto[1]
+cdef AdrgRec _adrg_proto[1]
+cdef SplitRec _split_proto[1]
+COND_DTYPE = np.asarray(<CondNode[:1]> _cond_proto).dtype
+MDC_DTYPE = np.asarray(<MdcRec[:1]> _mdc_proto).dtype
+ADRG_DTYPE = np.asarray(<AdrgRec[:1]> _adrg_proto).dtype
+SPLIT_DTYPE = np.asarray(<SplitRec[:1]> _split_proto).dtype
+
+CONSTANTS = {
+    "MISSING": MISSING, "ID_UNKNOWN": ID_UNKNOWN, "ID_EMPTY": ID_EMPTY,
+    "ST_GROUPED": ST_GROUPED, "ST_INVALID": ST_INVALID, "ST_UNGROUPABLE": ST_UNGROUPABLE,
+    "ST_AMBIGUOUS": ST_AMBIGUOUS,
+    "F_SEX_INVALID": F_SEX_INVALID, "F_AGE_MISSING": F_AGE_MISSING,
+    "F_AGE_OUT_OF_RANGE": F_AGE_OUT_OF_RANGE, "F_AGE_DAYS_MISSING": F_AGE_DAYS_MISSING,
+    "F_AGE_DAYS_OUT_OF_RANGE": F_AGE_DAYS_OUT_OF_RANGE, "F_WEIGHT_MISSING": F_WEIGHT_MISSING,
+    "F_WEIGHT_OUT_OF_RANGE": F_WEIGHT_OUT_OF_RANGE, "F_NO_DIAGNOSIS": F_NO_DIAGNOSIS,
+    "F_UNKNOWN_PDX": F_UNKNOWN_PDX, "F_UNKNOWN_SDX": F_UNKNOWN_SDX, "F_UNKNOWN_PX": F_UNKNOWN_PX,
+    "F_EMPTY_CODE": F_EMPTY_CODE, "F_CHECKS": F_CHECKS,
+    "OP_FALSE": OP_FALSE, "OP_TRUE": OP_TRUE, "OP_AND": OP_AND, "OP_OR": OP_OR, "OP_NOT": OP_NOT,
+    "OP_PDX_IN": OP_PDX_IN, "OP_ANY_DX_IN": OP_ANY_DX_IN, "OP_SDX_IN": OP_SDX_IN,
+    "OP_N_DX_GT": OP_N_DX_GT, "OP_TRAUMA_GE": OP_TRAUMA_GE, "OP_HAS_MCC": OP_HAS_MCC,
+    "OP_HAS_CC": OP_HAS_CC, "OP_HAS_PX": OP_HAS_PX, "OP_PPX_IN": OP_PPX_IN,
+    "OP_ANY_PX_IN": OP_ANY_PX_IN, "OP_SPX_IN": OP_SPX_IN, "OP_N_PX_GT": OP_N_PX_GT,
+    "OP_SEX_EQ": OP_SEX_EQ, "OP_CMP": OP_CMP, "OP_KNOWN": OP_KNOWN,
+    "FIELD_AGE": FIELD_AGE, "FIELD_AGE_DAYS": FIELD_AGE_DAYS, "FIELD_WEIGHT": FIELD_WEIGHT,
+    "CMP_EQ": CMP_EQ, "CMP_LT": CMP_LT, "CMP_LE": CMP_LE, "CMP_GT": CMP_GT, "CMP_GE": CMP_GE,
+}

@@ -1,0 +1,93 @@
+# Record layouts of the compiled decision structure. The NumPy dtypes in grouper.compile
+# are derived from these structs (see _kernel.pyx), so the two layouts cannot drift.
+from libc.stdint cimport int8_t, int32_t, uint64_t
+
+cdef enum:
+    MISSING = -2147483648  # INT32_MIN: a numeric input that is absent
+    ID_UNKNOWN = -1        # a code not in the scheme's dictionary
+    ID_EMPTY = -2          # a null or empty code inside a list
+
+# status classes (grouper.flags.Status)
+cdef enum:
+    ST_GROUPED = 0
+    ST_INVALID = 1
+    ST_UNGROUPABLE = 2
+    ST_AMBIGUOUS = 3
+
+# flag bits (grouper.flags.Flag)
+cdef enum:
+    F_SEX_INVALID = 1
+    F_AGE_MISSING = 2
+    F_AGE_OUT_OF_RANGE = 4
+    F_AGE_DAYS_MISSING = 8
+    F_AGE_DAYS_OUT_OF_RANGE = 16
+    F_WEIGHT_MISSING = 32
+    F_WEIGHT_OUT_OF_RANGE = 64
+    F_NO_DIAGNOSIS = 128
+    F_UNKNOWN_PDX = 256
+    F_UNKNOWN_SDX = 512
+    F_UNKNOWN_PX = 1024
+    F_EMPTY_CODE = 2048
+    F_CHECKS = 255
+
+# condition opcodes (grouper.compile lowers predicates to these)
+cdef enum:
+    OP_FALSE = 0
+    OP_TRUE = 1
+    OP_AND = 2          # a = first child slot in cond_args, b = number of children
+    OP_OR = 3
+    OP_NOT = 4          # a = child node
+    OP_PDX_IN = 10      # a = dx set
+    OP_ANY_DX_IN = 11
+    OP_SDX_IN = 12
+    OP_N_DX_GT = 13     # a = value
+    OP_TRAUMA_GE = 14   # a = region map, b = value
+    OP_HAS_MCC = 15
+    OP_HAS_CC = 16
+    OP_HAS_PX = 20
+    OP_PPX_IN = 21      # a = px set
+    OP_ANY_PX_IN = 22
+    OP_SPX_IN = 23
+    OP_N_PX_GT = 24     # a = value
+    OP_SEX_EQ = 30      # a = value
+    OP_CMP = 31         # a = field, b = comparator, c = value
+    OP_KNOWN = 32       # a = field
+
+cdef enum:
+    FIELD_AGE = 0
+    FIELD_AGE_DAYS = 1
+    FIELD_WEIGHT = 2
+
+cdef enum:
+    CMP_EQ = 0
+    CMP_LT = 1
+    CMP_LE = 2
+    CMP_GT = 3
+    CMP_GE = 4
+
+cdef packed struct CondNode:
+    int32_t op
+    int32_t a
+    int32_t b
+    int32_t c
+
+cdef packed struct MdcRec:
+    int32_t entry_cond
+    int32_t qy_cond      # -1: no ambiguous-group test
+    int32_t qy_pos       # test before the ADRG at this offset of the MDC's range
+    int32_t adrg_start   # range into the ADRG records, evaluation order
+    int32_t adrg_end
+    int32_t code         # index into the MDC code table
+    int32_t qy_adrg      # result codes when the QY test holds
+    int32_t qy_drg
+
+cdef packed struct AdrgRec:
+    int32_t entry_cond
+    int32_t split_start  # range into the split records, DRG order
+    int32_t split_end
+    int32_t code
+    int32_t nosplit_drg  # -1: no split holds -> continue with the next ADRG
+
+cdef packed struct SplitRec:
+    int32_t cond
+    int32_t drg

@@ -1,0 +1,285 @@
+"""Compile a ``Ruleset`` into flat NumPy arrays that the Cython kernel evaluates.
+
+The decision structure, in the spirit of scikit-learn's histogram-GBDT predictor:
+
+* ``cond`` (records op, a, b, c) and ``cond_args``: every condition tree lowered to nodes;
+  identical subtrees are stored once.
+* ``dx_sets`` / ``px_sets``: one bitset row per code list, indexed by code id.
+* ``regions``: per region-carrying list, the body region of each diagnosis id (-1 none).
+* ``cc_level`` / ``cc_table`` / ``pdx_table``: CC/MCC level and exclusion tables by dx id.
+* ``mdc`` / ``adrg`` / ``split`` records: the MDC -> ADRG -> DRG order with condition roots.
+* code dictionaries (``dx_codes``, ``px_codes``) and result code tables with names.
+
+A ``CompiledRuleset`` is plain data: picklable, and rebuilt in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _kernel
+from .conditions import COMPARISONS
+from .ruleset import Ruleset
+
+__all__ = ["CompiledRuleset", "compile_ruleset", "COND_DTYPE", "MDC_DTYPE", "ADRG_DTYPE", "SPLIT_DTYPE"]
+
+K = _kernel.CONSTANTS
+COND_DTYPE = _kernel.COND_DTYPE
+MDC_DTYPE = _kernel.MDC_DTYPE
+ADRG_DTYPE = _kernel.ADRG_DTYPE
+SPLIT_DTYPE = _kernel.SPLIT_DTYPE
+
+_LIST_OPS = {
+    "pdx_in": "OP_PDX_IN", "any_dx_in": "OP_ANY_DX_IN", "sdx_in": "OP_SDX_IN",
+    "ppx_in": "OP_PPX_IN", "any_px_in": "OP_ANY_PX_IN", "spx_in": "OP_SPX_IN",
+}
+_PLAIN_OPS = {"has_mcc": "OP_HAS_MCC", "has_cc": "OP_HAS_CC", "has_px": "OP_HAS_PX"}
+_VALUE_OPS = {"n_dx_gt": "OP_N_DX_GT", "n_px_gt": "OP_N_PX_GT", "sex_eq": "OP_SEX_EQ"}
+_FIELDS = {"age_years": "FIELD_AGE", "age_days": "FIELD_AGE_DAYS", "weight": "FIELD_WEIGHT"}
+_KNOWN = {"age_days_known": "FIELD_AGE_DAYS", "weight_known": "FIELD_WEIGHT"}
+
+
+@dataclass
+class CompiledRuleset:
+    name: str
+    version: str
+    fingerprint: str
+    cond: np.ndarray
+    cond_args: np.ndarray
+    dx_sets: np.ndarray
+    px_sets: np.ndarray
+    regions: np.ndarray
+    cc_level: np.ndarray
+    cc_table: np.ndarray
+    pdx_table: np.ndarray
+    mdc: np.ndarray
+    adrg: np.ndarray
+    split: np.ndarray
+    params: dict
+    dx_codes: list[str]  # id -> code
+    px_codes: list[str]
+    mdc_codes: list[str]  # result code tables; the last entry is the "none" code
+    mdc_names: list[str]
+    adrg_codes: list[str]
+    adrg_names: list[str]
+    drg_codes: list[str]
+    drg_names: list[str]
+    set_keys: dict = field(default_factory=dict)  # (kind, owner, list) -> row, for inspection
+
+    def program(self) -> "_kernel.Program":
+        """The kernel object holding typed views of these arrays."""
+        p = self.params
+        return _kernel.Program(
+            self.cond, self.cond_args, self.dx_sets, self.px_sets, self.regions,
+            self.cc_level, self.cc_table, self.pdx_table, self.mdc, self.adrg, self.split,
+            p["sex_mask"], p["newborn_days"], p["max_age"], p["cc_all"],
+            len(self.mdc_codes) - 1, len(self.adrg_codes) - 1, len(self.drg_codes) - 1,
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, f).nbytes for f in (
+            "cond", "cond_args", "dx_sets", "px_sets", "regions", "cc_level", "cc_table",
+            "pdx_table", "mdc", "adrg", "split"))
+
+
+class _Compiler:
+    def __init__(self, rs: Ruleset):
+        self.rs = rs
+        self.dx_codes = rs.dx_universe
+        self.px_codes = rs.px_universe
+        self.dx_id = {c: i for i, c in enumerate(self.dx_codes)}
+        self.px_id = {c: i for i, c in enumerate(self.px_codes)}
+        self.nodes: list[tuple[int, int, int, int]] = []
+        self.args: list[int] = []
+        self.memo: dict[str, int] = {}
+        self.sets: dict[str, dict[tuple, int]] = {"dx": {}, "px": {}}
+        self.set_rows: dict[str, list[tuple[str, ...]]] = {"dx": [], "px": []}
+        self.region_maps: dict[tuple, int] = {}
+        self.region_rows: list[dict[str, int]] = []
+
+    # -- code lists
+    def _set(self, kind: str, key: tuple, codes: tuple[str, ...]) -> int:
+        table = self.sets[kind]
+        if key not in table:
+            table[key] = len(self.set_rows[kind])
+            self.set_rows[kind].append(codes)
+        return table[key]
+
+    def _bitsets(self, kind: str) -> np.ndarray:
+        ids = self.dx_id if kind == "dx" else self.px_id
+        words = (len(ids) + 63) // 64
+        rows = self.set_rows[kind]
+        out = np.zeros((len(rows), max(words, 1)), dtype=np.uint64)
+        for r, codes in enumerate(rows):
+            idx = np.fromiter((ids[c] for c in codes), dtype=np.uint64, count=len(codes))
+            np.bitwise_or.at(out[r], (idx >> np.uint64(6)).astype(np.intp),
+                             np.left_shift(np.uint64(1), idx & np.uint64(63)))
+        return out
+
+    # -- conditions
+    def node(self, tree: dict, owner: str) -> int:
+        key = self._key(tree, owner)
+        if key in self.memo:
+            return self.memo[key]
+        if "const" in tree:
+            rec = (K["OP_TRUE"] if tree["const"] else K["OP_FALSE"], 0, 0, 0)
+        elif tree.get("op") in ("and", "or"):
+            children = [self.node(a, owner) for a in tree["args"]]
+            start = len(self.args)
+            self.args.extend(children)
+            rec = (K["OP_AND"] if tree["op"] == "and" else K["OP_OR"], start, len(children), 0)
+        elif tree.get("op") == "not":
+            rec = (K["OP_NOT"], self.node(tree["arg"], owner), 0, 0)
+        else:
+            rec = self._pred(tree, owner)
+        self.nodes.append(rec)
+        self.memo[key] = len(self.nodes) - 1
+        return self.memo[key]
+
+    def _key(self, tree: dict, owner: str) -> str:
+        """Identity of a subtree after list names are resolved (so equal lists share nodes)."""
+
+        def norm(t):
+            if "pred" in t:
+                t = dict(t)
+                if "list" in t:
+                    lst = self.rs.resolve_list(t["list"], owner)
+                    t["list"] = [lst.owner, lst.name]
+                if "label" in t:
+                    t["label"] = [self.rs.resolve_list("px", owner).owner, t["label"]]
+                return t
+            if "args" in t:
+                return {"op": t["op"], "args": [norm(a) for a in t["args"]]}
+            if "arg" in t:
+                return {"op": t["op"], "arg": norm(t["arg"])}
+            return t
+
+        return json.dumps(norm(tree), sort_keys=True)
+
+    def _pred(self, p: dict, owner: str) -> tuple[int, int, int, int]:
+        name = p["pred"]
+        if name in _LIST_OPS:
+            lst = self.rs.resolve_list(p["list"], owner)
+            kind = "dx" if name.endswith("dx_in") else "px"
+            return (K[_LIST_OPS[name]], self._set(kind, (lst.owner, lst.name), lst.codes), 0, 0)
+        if name == "px_label_present":
+            lst = self.rs.resolve_list("px", owner)
+            codes = self.rs.px_label_list(p["label"], owner)
+            row = self._set("px", (lst.owner, lst.name, "label", p["label"]), codes)
+            return (K["OP_ANY_PX_IN"], row, 0, 0)
+        if name in _PLAIN_OPS:
+            return (K[_PLAIN_OPS[name]], 0, 0, 0)
+        if name in _VALUE_OPS:
+            return (K[_VALUE_OPS[name]], p["value"], 0, 0)
+        if name in _KNOWN:
+            return (K["OP_KNOWN"], K[_KNOWN[name]], 0, 0)
+        if name in COMPARISONS:
+            fld, cmp = COMPARISONS[name]
+            return (K["OP_CMP"], K[_FIELDS[fld]], K["CMP_" + cmp.upper()], p["value"])
+        if name == "trauma_regions_ge":
+            lst = self.rs.resolve_list(p["list"], owner)
+            key = (lst.owner, lst.name)
+            if key not in self.region_maps:
+                names = sorted(set(lst.regions.values()))
+                if len(names) > 64:
+                    raise ValueError(f"list {key} has more than 64 trauma regions")
+                number = {n: i for i, n in enumerate(names)}
+                self.region_maps[key] = len(self.region_rows)
+                self.region_rows.append({c: number[r] for c, r in lst.regions.items()})
+            return (K["OP_TRAUMA_GE"], self.region_maps[key], p["value"], 0)
+        raise NotImplementedError(f"predicate {name!r} has no kernel opcode")  # guarded by tests
+
+    # -- whole scheme
+    def compile(self) -> CompiledRuleset:
+        rs = self.rs
+        mdc_codes = [m.code for m in rs.mdcs]
+        mdc_names = [m.name for m in rs.mdcs]
+        adrg_codes: list[str] = []
+        adrg_names: list[str] = []
+        drg_codes: list[str] = []
+        drg_names: list[str] = []
+        adrg_index: dict[str, int] = {}
+        drg_index: dict[str, int] = {}
+
+        def result(codes, names, index, code, name):
+            if code not in index:
+                index[code] = len(codes)
+                codes.append(code)
+                names.append(name)
+            return index[code]
+
+        mdc_recs, adrg_recs, split_recs = [], [], []
+        for mi, m in enumerate(rs.mdcs):
+            start = len(adrg_recs)
+            for a_code in m.adrgs:
+                a = rs.adrgs[a_code]
+                s0 = len(split_recs)
+                for d in a.drgs:
+                    drg = rs.drgs[d]
+                    split_recs.append((self.node(drg.split_rule, d),
+                                       result(drg_codes, drg_names, drg_index, d, drg.name)))
+                adrg_recs.append((self.node(a.entry_rule, a.code), s0, len(split_recs),
+                                  result(adrg_codes, adrg_names, adrg_index, a.code, a.name), -1))
+            if m.qy_rule is not None:
+                qy_cond = self.node(m.qy_rule, m.code)
+                qy_pos = m.adrgs.index(m.qy_after) + 1 if m.qy_after else 0
+                qy_adrg = result(adrg_codes, adrg_names, adrg_index, "QY", "歧义组")
+                qy_code = m.code[3] + "QY"
+                qy_drg = result(drg_codes, drg_names, drg_index, qy_code, f"{m.name}歧义组")
+            else:
+                qy_cond, qy_pos, qy_adrg, qy_drg = -1, -1, -1, -1
+            mdc_recs.append((self.node(m.entry_rule, m.code), qy_cond, qy_pos, start, len(adrg_recs),
+                             mi, qy_adrg, qy_drg))
+        mdc_codes.append("0000")
+        mdc_names.append("")
+        adrg_codes.append("00")
+        adrg_names.append("")
+        drg_codes.append("0000")
+        drg_names.append("")
+
+        n_dx = len(self.dx_codes)
+        cc_level = np.zeros(n_dx, dtype=np.int8)
+        cc_table = np.full(n_dx, -1, dtype=np.int32)
+        pdx_table = np.full(n_dx, -1, dtype=np.int32)
+        tables: dict[str, int] = {}
+        for code, (level, table) in rs.cc.items():
+            i = self.dx_id[code]
+            cc_level[i] = 2 if level == "MCC" else 1
+            cc_table[i] = tables.setdefault(table, len(tables))
+        for code, table in rs.pdx_excl.items():
+            pdx_table[self.dx_id[code]] = tables.setdefault(table, len(tables))
+        regions = np.full((len(self.region_rows), n_dx), -1, dtype=np.int8)
+        for r, mapping in enumerate(self.region_rows):
+            for code, region in mapping.items():
+                regions[r, self.dx_id[code]] = region
+
+        v = rs.validation
+        sex_mask = 0
+        for s in v["sex_values"]:
+            if not 0 <= s <= 30:
+                raise ValueError(f"sex value {s} outside 0..30 is not supported")
+            sex_mask |= 1 << s
+        return CompiledRuleset(
+            name=rs.name, version=rs.version, fingerprint=rs.fingerprint,
+            cond=np.array(self.nodes, dtype=COND_DTYPE),
+            cond_args=np.array(self.args, dtype=np.int32),
+            dx_sets=self._bitsets("dx"), px_sets=self._bitsets("px"), regions=regions,
+            cc_level=cc_level, cc_table=cc_table, pdx_table=pdx_table,
+            mdc=np.array(mdc_recs, dtype=MDC_DTYPE), adrg=np.array(adrg_recs, dtype=ADRG_DTYPE),
+            split=np.array(split_recs, dtype=SPLIT_DTYPE),
+            params={"sex_mask": sex_mask, "newborn_days": v["newborn_max_age_days"],
+                    "max_age": v["max_age_years"], "cc_all": rs.engine["cc_scope"] == "all"},
+            dx_codes=self.dx_codes, px_codes=self.px_codes,
+            mdc_codes=mdc_codes, mdc_names=mdc_names, adrg_codes=adrg_codes, adrg_names=adrg_names,
+            drg_codes=drg_codes, drg_names=drg_names,
+            set_keys={(k, *key): row for k in ("dx", "px") for key, row in self.sets[k].items()},
+        )
+
+
+def compile_ruleset(rs: Ruleset) -> CompiledRuleset:
+    """Lower a validated ruleset to the kernel's flat arrays."""
+    return _Compiler(rs).compile()

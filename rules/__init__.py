@@ -1,0 +1,1 @@
+"""Bundled grouping schemes, one folder each (installed as ``grouper.rules``)."""
