@@ -1,1 +1,16 @@
-"""drg-grouper: an exact, fast CHS-DRG grouper over Apache Arrow."""
+"""drg-grouper: an exact, fast CHS-DRG grouper over Apache Arrow.
+
+    >>> import grouper
+    >>> g = grouper.Grouper("chs-drg-1.1")
+    >>> g.group_one(sex=1, age=65, dx=["C61.x00"], px=["60.5x02"]).drg
+    'MA19'
+"""
+
+__version__ = "0.1.0"
+
+from .arrow import InputError  # noqa: E402
+from .core import Grouper, GroupResult  # noqa: E402
+from .ruleset import Ruleset, RulesetError, available_rulesets, load_ruleset  # noqa: E402
+
+__all__ = ["Grouper", "GroupResult", "InputError", "Ruleset", "RulesetError", "available_rulesets",
+           "load_ruleset", "__version__"]

@@ -1,0 +1,171 @@
+"""The ``drg`` command line. Parses options and calls one library function per command.
+
+Exit codes: 0 finished (ungroupable and invalid cases are data, reported per row);
+1 runtime, I/O or ruleset error (one-line reason on stderr); 2 usage error, including a
+missing required input column.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from . import __version__
+from .arrow import InputError
+from .ruleset import RulesetError, available_rulesets, describe, load_ruleset
+
+RULESET_HELP = "Ruleset name (see `drg rulesets`) or path to a ruleset folder."
+
+
+def _grouper(ruleset: str, threads: int | None):
+    from .core import Grouper
+
+    try:
+        return Grouper(ruleset, n_threads=threads)
+    except RulesetError as exc:
+        raise click.ClickException(f"ruleset {ruleset}: {exc}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="drg-grouper")
+def main() -> None:
+    """drg-grouper: group inpatient cases into CHS-DRG groups, exactly and fast."""
+
+
+@main.command()
+@click.argument("input", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Output file; format from the extension (.csv, .parquet, .arrow). "
+                   "Without it, a readable table is printed.")
+@click.option("-r", "--ruleset", default="chs-drg-1.1", show_default=True, help=RULESET_HELP)
+@click.option("-t", "--threads", type=click.IntRange(min=1), default=None,
+              help="Kernel threads (default: the CPUs this process may use).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--keep", multiple=True, metavar="COL", help="Input column to copy to the output (repeatable).")
+@click.option("--keep-all", is_flag=True, help="Copy every input column to the output.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=65_536, show_default=True,
+              help="Rows per batch; memory use follows this, not the file size.")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Rows shown when printing a table (no --output).")
+def group(input, output, ruleset, threads, overwrite, keep, keep_all, batch_size, limit):
+    """Group the cases of INPUT (CSV, Parquet or Arrow IPC).
+
+    Input columns: sex (1 male, 2 female), age (years), age_days, birth_weight (g),
+    dx and px (principal first; list<string> or '|'-separated text), case_id optional.
+    One output row per input row, in input order.
+    """
+    from .io import group_file, open_source
+
+    g = _grouper(ruleset, threads)
+    try:
+        source = open_source(input, batch_size=batch_size)
+        summary, table = group_file(g, source, output, overwrite=overwrite, keep=True if keep_all else keep)
+    except InputError as exc:
+        raise click.UsageError(f"{input}: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if table is not None:
+        click.echo(format_table(table, limit))
+    click.echo(summary.line(), err=True)
+
+
+def format_table(table, limit: int) -> str:
+    """A plain aligned table of the main output columns, for people."""
+    cols = [c for c in ("case_id", "status", "mdc", "adrg", "drg", "cc_level", "drg_name", "reason")
+            if c in table.column_names]
+    rows = table.slice(0, limit).select(cols).to_pylist()
+    cells = [[("" if r[c] is None else str(r[c])) for c in cols] for r in rows]
+
+    def width(s: str) -> int:  # CJK characters take two columns in a terminal
+        return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
+
+    widths = [max([width(c)] + [width(row[i]) for row in cells]) for i, c in enumerate(cols)]
+    pad = lambda s, w: s + " " * (w - width(s))  # noqa: E731
+    lines = ["  ".join(pad(c, w) for c, w in zip(cols, widths)).rstrip()]
+    lines += ["  ".join(pad(v, w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    if table.num_rows > limit:
+        lines.append(f"... {table.num_rows - limit} more rows (use --output to write them all)")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("case_json", required=False)
+@click.option("-r", "--ruleset", default="chs-drg-1.1", show_default=True, help=RULESET_HELP)
+@click.option("--sex", help="1 male, 2 female.")
+@click.option("--age", help="Age in whole years.")
+@click.option("--age-days", help="Age in days (needed when age is 0).")
+@click.option("--birth-weight", help="Birth weight in grams (newborns).")
+@click.option("--dx", help="Diagnoses, principal first, '|'-separated.")
+@click.option("--px", default="", help="Procedures, principal first, '|'-separated.")
+@click.option("--json", "as_json", is_flag=True, help="Print the decision path as JSON.")
+def explain(case_json, ruleset, sex, age, age_days, birth_weight, dx, px, as_json):
+    """Show why one case lands in its group.
+
+    Give the case as JSON (CASE_JSON, or '-' to read it from stdin), e.g.
+    '{"sex": 1, "age": 65, "dx": ["C61.x00"], "px": ["60.5x02"]}', or with the options.
+    """
+    if case_json is not None:
+        text = sys.stdin.read() if case_json == "-" else case_json
+        try:
+            case = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise click.UsageError(f"CASE_JSON is not valid JSON: {exc.msg}") from None
+        if not isinstance(case, dict):
+            raise click.UsageError("CASE_JSON must be a JSON object")
+    else:
+        if dx is None:
+            raise click.UsageError("give the case as CASE_JSON or with --dx (and --sex, --age, ...)")
+        case = {"sex": sex, "age": age, "age_days": age_days, "birth_weight": birth_weight, "dx": dx, "px": px}
+    unknown = set(case) - {"case_id", "sex", "age", "age_days", "birth_weight", "dx", "px", "dept", "los", "discharge"}
+    if unknown:
+        raise click.UsageError(f"unknown case field(s): {', '.join(sorted(unknown))}")
+    g = _grouper(ruleset, 1)
+    e = g.explain(case)
+    if as_json:
+        click.echo(json.dumps(e.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(e.text())
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def rulesets(as_json):
+    """List the rulesets this installation knows (name, version, fingerprint, group counts)."""
+    rows = []
+    for name, path in available_rulesets().items():
+        try:
+            rows.append(describe(load_ruleset(path)))
+        except RulesetError as exc:
+            rows.append({"name": name, "path": str(path), "error": str(exc)})
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for r in rows:
+        if "error" in r:
+            click.echo(f"{r['name']:<16} BROKEN: {r['error']}")
+        else:
+            click.echo(f"{r['name']:<16} version {r['version']:<6} {r['mdc']} MDC {r['adrg']} ADRG "
+                       f"{r['drg']} DRG  sha256 {r['fingerprint'][:16]}  {r['path']}")
+
+
+@main.command("validate-ruleset")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+def validate_ruleset(path):
+    """Check a ruleset folder: tables, references, orders, codes, conditions; then compile it."""
+    from .compile import compile_ruleset
+
+    try:
+        rs = load_ruleset(path)
+        compiled = compile_ruleset(rs)
+    except RulesetError as exc:
+        raise click.ClickException(str(exc)) from None
+    d = describe(rs)
+    click.echo(f"ok: {d['name']} version {d['version']}: {d['mdc']} MDC, {d['adrg']} ADRG, {d['drg']} DRG; "
+               f"{len(compiled.cond)} condition nodes, {compiled.nbytes / 1e6:.1f} MB compiled; "
+               f"sha256 {d['fingerprint']}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,318 @@
+"""``Grouper``: the public object that groups cases (compile + Arrow boundary + kernel).
+
+``group`` takes any Arrow-speaking table and returns one output row per input row, in
+order; ``group_batches`` streams; ``group_one`` serves single requests without Arrow;
+``explain`` replays one case through the reference interpreter for a person to read.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from . import __version__
+from .arrow import (MISSING, CodeMapper, InputError, check_columns, encode_batch, iter_batches,
+                    parse_int_column)
+from .compile import CompiledRuleset, compile_ruleset
+from .flags import CC_LABELS, STATUS_LABELS, STATUS_NAMES_ZH, CcLevel, Flag, Status, describe_flags
+from .reference import Case, ReferenceGrouper, parse_int
+from .ruleset import Ruleset, load_ruleset
+
+__all__ = ["Grouper", "GroupResult", "default_threads", "OUTPUT_COLUMNS"]
+
+OUTPUT_COLUMNS = ("case_id", "status", "mdc", "adrg", "drg", "cc_level", "mdc_name", "adrg_name",
+                  "drg_name", "flags", "reason")
+_COMPILED: dict[str, CompiledRuleset] = {}
+
+
+def default_threads() -> int:
+    """CPUs this process may run on (cgroup/affinity aware), the kernel's default."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        n = os.cpu_count() or 1
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        n = min(n, int(env))
+    return max(1, n)
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """The outcome of one case, as ``group_one`` returns it."""
+
+    status: str
+    mdc: str
+    adrg: str
+    drg: str
+    cc_level: str | None
+    flags: int
+    mdc_name: str = ""
+    adrg_name: str = ""
+    drg_name: str = ""
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Explanation:
+    """The decision path of one case: ``as_dict()`` for machines, ``text()`` for people."""
+
+    result: GroupResult
+    steps: list[dict] = field(default_factory=list)
+    ruleset: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ruleset": self.ruleset, "result": self.result.as_dict(), "steps": self.steps}
+
+    def text(self) -> str:
+        r = self.result
+        lines = [f"方案 {self.ruleset}"]
+        for s in self.steps:
+            kind = s["step"]
+            if kind == "validation":
+                lines.append("校验不通过: " + "; ".join(s["messages"]))
+            elif kind == "severity":
+                lines.append("并发症/合并症: "
+                             + f"MCC {', '.join(s['mcc']) or '无'}; CC {', '.join(s['cc']) or '无'}"
+                             + (f"; 被主诊断排除 {', '.join(s['excluded'])}" if s["excluded"] else "")
+                             + f" -> {s['cc_level']}")
+            elif kind == "mdc" and s["matched"]:
+                lines.append(f"MDC {s['mdc']} {s.get('name', '')} 入组: {'; '.join(s['why']) or '条件成立'}")
+            elif kind == "mdc":
+                lines.append(f"  MDC {s['mdc']} 未入组")
+            elif kind == "qy":
+                lines.append(f"  歧义组检查 {s['mdc']}: {'成立' if s['matched'] else '不成立'}")
+            elif kind == "adrg":
+                mark = "入组" if s["matched"] else "不符"
+                why = f": {'; '.join(s['why'])}" if s["matched"] and s["why"] else ""
+                lines.append(f"  ADRG {s['adrg']} {s.get('name', '')} {mark}{why}")
+            elif kind == "drg":
+                mark = "选定" if s["matched"] else "条件不成立"
+                lines.append(f"    DRG {s['drg']} {s.get('name', '')} {mark}")
+        lines.append(f"结果: {STATUS_NAMES_ZH[r.status]} MDC {r.mdc} ADRG {r.adrg} DRG {r.drg} "
+                     f"{r.drg_name}".rstrip())
+        if r.reason:
+            lines.append(f"提示: {r.reason}")
+        return "\n".join(lines)
+
+
+class Grouper:
+    """Groups cases under one ruleset. Thread-safe; picklable (ships compiled arrays)."""
+
+    def __init__(self, ruleset: Ruleset | str | os.PathLike = "chs-drg-1.1", n_threads: int | None = None):
+        self.ruleset = ruleset if isinstance(ruleset, Ruleset) else load_ruleset(ruleset)
+        fp = self.ruleset.fingerprint
+        if fp not in _COMPILED:
+            _COMPILED[fp] = compile_ruleset(self.ruleset)
+        self._setup(_COMPILED[fp], n_threads)
+
+    def _setup(self, compiled: CompiledRuleset, n_threads: int | None) -> None:
+        self.compiled = compiled
+        self.n_threads = n_threads or default_threads()
+        self._program = compiled.program()
+        self._dx_map = CodeMapper(compiled.dx_codes)
+        self._px_map = CodeMapper(compiled.px_codes)
+        self._dx_index = {c: i for i, c in enumerate(compiled.dx_codes)}
+        self._px_index = {c: i for i, c in enumerate(compiled.px_codes)}
+        self._tables = {k: pa.array(getattr(compiled, k), pa.string()) for k in (
+            "mdc_codes", "mdc_names", "adrg_codes", "adrg_names", "drg_codes", "drg_names")}
+        self._status = pa.array(STATUS_LABELS, pa.string())
+        self._cc = pa.array([CC_LABELS[CcLevel.NONE], CC_LABELS[CcLevel.CC], CC_LABELS[CcLevel.MCC], None],
+                            pa.string())
+        self._reference: ReferenceGrouper | None = None
+        self.metadata = {
+            b"drg.ruleset": compiled.name.encode(),
+            b"drg.ruleset_version": compiled.version.encode(),
+            b"drg.ruleset_fingerprint": compiled.fingerprint.encode(),
+            b"drg.grouper_version": __version__.encode(),
+        }
+
+    def __reduce__(self):
+        return (_restore, (self.compiled, self.ruleset.path, self.n_threads))
+
+    def __repr__(self) -> str:
+        return f"Grouper({self.compiled.name!r}, fingerprint={self.compiled.fingerprint[:12]}, n_threads={self.n_threads})"
+
+    # ------------------------------------------------------------------ batches
+    def group(self, data: Any, *, n_threads: int | None = None, keep: Sequence[str] | bool = ()) -> pa.Table:
+        """Group every case of ``data``; one output row per input row, in input order.
+
+        ``keep`` names input columns to pass through (``True`` keeps them all)."""
+        batches = list(self.group_batches(data, n_threads=n_threads, keep=keep))
+        return pa.Table.from_batches(batches, schema=batches[0].schema if batches else self.output_schema())
+
+    def output_schema(self) -> pa.Schema:
+        """Schema of an output with no pass-through columns (case_id typed as text)."""
+        types = {"case_id": pa.string(), "flags": pa.int32()}
+        return pa.schema([(c, types.get(c, pa.string())) for c in OUTPUT_COLUMNS], metadata=self.metadata)
+
+    def group_batches(self, data: Any, *, n_threads: int | None = None, keep: Sequence[str] | bool = (),
+                      batch_size: int | None = None) -> Iterator[pa.RecordBatch]:
+        """Stream: one output batch per input batch, so memory stays bounded."""
+        offset = 0
+        for batch in iter_batches(data, batch_size):
+            yield self.group_batch(batch, n_threads=n_threads, keep=keep, row_offset=offset)
+            offset += batch.num_rows
+
+    def group_batch(self, batch: pa.RecordBatch, *, n_threads: int | None = None,
+                    keep: Sequence[str] | bool = (), row_offset: int = 0) -> pa.RecordBatch:
+        """Group one RecordBatch: the pure function distributed engines call."""
+        if keep is True:
+            keep = [c for c in batch.schema.names if c not in OUTPUT_COLUMNS]
+        check_columns(batch.schema.names, [*keep])
+        enc = encode_batch(batch, self._dx_map, self._px_map)
+        n = enc.n
+        status = np.empty(n, np.int8)
+        mdc = np.empty(n, np.int32)
+        adrg = np.empty(n, np.int32)
+        drg = np.empty(n, np.int32)
+        cc = np.empty(n, np.int8)
+        flags = np.empty(n, np.int32)
+        self._program.group_batch(enc.sex, enc.age, enc.age_days, enc.weight, enc.dx_off, enc.dx_ids,
+                                  enc.px_off, enc.px_ids, status, mdc, adrg, drg, cc, flags,
+                                  n_threads or self.n_threads)
+        flags |= np.where(enc.bad_number, int(Flag.BAD_NUMBER), 0).astype(np.int32)
+        if "case_id" in batch.schema.names:
+            case_id = batch.column("case_id")
+        else:
+            case_id = pa.array(np.arange(row_offset, row_offset + n, dtype=np.int64))
+        cc_idx = np.where(cc < 0, 3, cc)
+        cols = {
+            "case_id": case_id,
+            "status": self._status.take(pa.array(status)),
+            "mdc": self._tables["mdc_codes"].take(pa.array(mdc)),
+            "adrg": self._tables["adrg_codes"].take(pa.array(adrg)),
+            "drg": self._tables["drg_codes"].take(pa.array(drg)),
+            "cc_level": self._cc.take(pa.array(cc_idx)),
+            "mdc_name": self._tables["mdc_names"].take(pa.array(mdc)),
+            "adrg_name": self._tables["adrg_names"].take(pa.array(adrg)),
+            "drg_name": self._tables["drg_names"].take(pa.array(drg)),
+            "flags": pa.array(flags),
+            "reason": _reasons(flags),
+        }
+        for c in keep:
+            cols[c] = batch.column(c)
+        return pa.RecordBatch.from_pydict(cols).replace_schema_metadata(self.metadata)
+
+    # ------------------------------------------------------------------ one case
+    def group_one(self, sex=None, age=None, age_days=None, birth_weight=None,
+                  dx: Sequence[str] | str = (), px: Sequence[str] | str = ()) -> GroupResult:
+        """Group a single case given as Python values; no Arrow round trip (low latency)."""
+        vals = []
+        bad = False
+        for v in (sex, age, age_days, birth_weight):
+            if type(v) is int and -(2**31) < v < 2**31:
+                vals.append(v)
+                continue
+            iv, b = parse_int(v)
+            if iv is not None and not -(2**31) < iv < 2**31:
+                iv, b = None, True
+            bad |= b
+            vals.append(MISSING if iv is None else iv)
+        dx_ids = _ids(dx, self._dx_index)
+        px_ids = _ids(px, self._px_index)
+        st, m, a, d, cc, fl = self._program.group_one(vals[0], vals[1], vals[2], vals[3], dx_ids, px_ids)
+        if bad:
+            fl |= Flag.BAD_NUMBER
+        c = self.compiled
+        return GroupResult(STATUS_LABELS[st], c.mdc_codes[m], c.adrg_codes[a], c.drg_codes[d],
+                           None if cc < 0 else CC_LABELS[CcLevel(cc)], int(fl),
+                           c.mdc_names[m], c.adrg_names[a], c.drg_names[d], describe_flags(fl))
+
+    def explain(self, case: Case | dict | None = None, **fields) -> Explanation:
+        """Why a case lands where it does: the reference interpreter's decision path, with names.
+
+        The kernel's result is attached and must agree with the reference; a disagreement is
+        a bug and raises instead of explaining the wrong thing."""
+        if case is None:
+            case = fields
+        if isinstance(case, dict):
+            raw = {k: case.get(k) for k in ("sex", "age", "age_days", "birth_weight")}
+            raw_dx, raw_px = case.get("dx") or (), case.get("px") or ()
+            case = Case.from_raw(dx=raw_dx, px=raw_px, **raw)
+        else:
+            raw_dx, raw_px = case.dx, case.px
+        if self._reference is None:
+            self._reference = ReferenceGrouper(self.ruleset)
+        ref = self._reference.group(case, trace=True)
+        result = self.group_one(case.sex, case.age, case.age_days, case.birth_weight, case.dx, case.px)
+        if case.bad_number:
+            result = GroupResult(**{**result.as_dict(), "flags": result.flags | Flag.BAD_NUMBER,
+                                    "reason": describe_flags(result.flags | Flag.BAD_NUMBER)})
+        if (Status(ref.status).label, ref.mdc, ref.adrg, ref.drg) != (result.status, result.mdc, result.adrg, result.drg):
+            raise AssertionError(f"kernel and reference disagree on this case: {result} vs {ref}")
+        rs = self.ruleset
+        names = {m.code: m.name for m in rs.mdcs}
+        names.update({a.code: a.name for a in rs.adrgs.values()})
+        names.update({d.code: d.name for d in rs.drgs.values()})
+        steps = []
+        for s in ref.trace:
+            s = dict(s)
+            code = s.get("mdc") if s["step"] == "mdc" else s.get("adrg") or s.get("drg")
+            if code in names and s["step"] != "qy":
+                s["name"] = names[code]
+            if s["step"] == "validation":
+                s["messages"] = [describe_flags(Flag[f]) for f in s["failed"]]
+            steps.append(s)
+        return Explanation(result, steps, f"{rs.name} ({rs.version})")
+
+    @property
+    def reference(self) -> ReferenceGrouper:
+        if self._reference is None:
+            self._reference = ReferenceGrouper(self.ruleset)
+        return self._reference
+
+
+def _ids(codes: Sequence[str] | str, index: dict[str, int]) -> array.array:
+    if isinstance(codes, str):
+        codes = codes.split("|") if codes else ()
+    out = array.array("i")
+    for c in codes:
+        if c is None:
+            out.append(-2)
+            continue
+        if not isinstance(c, str):
+            c = str(c)
+        i = index.get(c)
+        if i is None:
+            c = c.strip()
+            i = index.get(c, -1) if c else -2
+        out.append(i)
+    return out
+
+
+def _reasons(flags: np.ndarray) -> pa.Array:
+    """Messages for each row's flags, built once per distinct flag combination."""
+    uniq, inv = np.unique(flags, return_inverse=True)
+    texts = pa.array([describe_flags(int(f)) or None for f in uniq], pa.string())
+    return texts.take(pa.array(inv.astype(np.int32)))
+
+
+def _restore(compiled: CompiledRuleset, path: str, n_threads: int) -> Grouper:
+    g = Grouper.__new__(Grouper)
+    g._setup(compiled, n_threads)
+    g.ruleset = _LazyRuleset(path, compiled.fingerprint)  # loaded only if explain() is called
+    return g
+
+
+class _LazyRuleset:
+    """Stands in for the Ruleset on unpickled Groupers; loads (and checks) it on first use."""
+
+    def __init__(self, path: str, fingerprint: str):
+        self.path, self.fingerprint, self._rs = path, fingerprint, None
+
+    def __getattr__(self, name):
+        if self._rs is None:
+            rs = load_ruleset(self.path)
+            if rs.fingerprint != self.fingerprint:
+                raise RuntimeError(f"ruleset at {self.path} changed since this grouper was compiled")
+            self._rs = rs
+        return getattr(self._rs, name)
