@@ -1,0 +1,31 @@
+"""Shared fixtures: the bundled 1.1 ruleset and its grouper are loaded once per session."""
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pytest
+
+import grouper
+
+DATA = Path(__file__).parent / "data"
+RULES = Path(__file__).parent.parent / "rules"
+EXPECTED_STATUS = {"SUCCESS": "grouped", "CHECK_FAILED": "invalid", "FAIL": "ungroupable", "QY": "ambiguous"}
+
+
+def read_cases(path: Path) -> pa.Table:
+    """A reference-case CSV with every column as text, the way `drg group` reads it."""
+    with open(path, encoding="utf-8") as fh:
+        header = fh.readline().strip().split(",")
+    return pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(
+        column_types={c: pa.string() for c in header}, strings_can_be_null=False))
+
+
+@pytest.fixture(scope="session")
+def ruleset11():
+    return grouper.load_ruleset("chs-drg-1.1")
+
+
+@pytest.fixture(scope="session")
+def grouper11(ruleset11):
+    return grouper.Grouper(ruleset11)

@@ -1,0 +1,166 @@
+"""Write small grouping schemes as ruleset folders, and Hypothesis strategies for them.
+
+The property tests generate whole schemes (MDC/ADRG/DRG structure, condition trees over the
+full vocabulary, CC/MCC and exclusion tables, trauma regions, ambiguous-group tests) and cases,
+then check that the compiled kernel and the reference interpreter agree on every field.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from hypothesis import strategies as st
+
+DX = [f"{c}{n:02d}.{k}00" for c, n, k in [("A", 1, 0), ("A", 1, 1), ("B", 2, 0), ("C", 3, 0), ("D", 4, 0),
+                                          ("E", 5, 0), ("F", 6, 0), ("G", 7, 0), ("H", 8, 0), ("J", 9, 0)]]
+DX_DAGGER = "A18.300x009+K93.0*"
+PX = [f"{n:02d}.{k}000" for n, k in [(1, 0), (1, 1), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (7, 0)]]
+ALL_DX = DX + [DX_DAGGER]
+UNKNOWN_DX, UNKNOWN_PX = "Z99.999", "99.9999"
+
+
+def write_scheme(folder: Path, spec: dict) -> Path:
+    """Materialise ``spec`` (see ``schemes()``) as a ruleset folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    engine = spec.get("engine", {"cc_scope": "secondary"})
+    (folder / "ruleset.toml").write_text(
+        f'name = "{spec.get("name", "generated")}"\nversion = "0"\n\n[engine]\n'
+        + "".join(f'{k} = "{v}"\n' for k, v in engine.items()),
+        encoding="utf-8",
+    )
+
+    def table(name, header, rows):
+        with open(folder / name, "w", encoding="utf-8", newline="") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(header)
+            w.writerows(rows)
+
+    j = lambda t: json.dumps(t) if t is not None else ""  # noqa: E731
+    mdc_rows, mdc_dx, adrg_rows, adrg_dx, adrg_px, drg_rows = [], [], [], [], [], []
+    for i, m in enumerate(spec["mdcs"]):
+        mdc_rows.append([m["code"], f"name {m['code']}", i + 1, j(m["entry"]),
+                         "|".join(a["code"] for a in m["adrgs"]), m.get("qy_after", ""), j(m.get("qy_rule"))])
+        for code in m["list"]:
+            mdc_dx.append([m["code"], code, m.get("regions", {}).get(code, "")])
+        for a in m["adrgs"]:
+            adrg_rows.append([a["code"], f"name {a['code']}", m["code"], "medical", j(a["entry"]),
+                              "|".join(d for d, _ in a["drgs"])])
+            for lname, codes in a["lists"].items():
+                for code in codes:
+                    if lname.startswith("dx"):
+                        adrg_dx.append([a["code"], lname, code])
+                    else:
+                        adrg_px.append([a["code"], lname, code, a.get("labels", {}).get(code, "") if lname == "px" else ""])
+            for d, tree in a["drgs"]:
+                drg_rows.append([d, f"name {d}", a["code"], j(tree)])
+    table("mdc.csv", ["mdc", "mdc_name", "eval_order", "entry_rule", "adrg_order", "qy_after", "qy_rule"], mdc_rows)
+    table("mdc_dx.csv", ["mdc", "dx_code", "trauma_region"], mdc_dx)
+    table("adrg.csv", ["adrg", "adrg_name", "mdc", "section", "entry_rule", "drg_order"], adrg_rows)
+    table("adrg_dx.csv", ["adrg", "list", "dx_code"], adrg_dx)
+    table("adrg_px.csv", ["adrg", "list", "px_code", "label"], adrg_px)
+    table("drg.csv", ["drg", "drg_name", "adrg", "split_rule"], drg_rows)
+    table("cc_mcc.csv", ["dx_code", "level", "excl_table"], [[c, lv, t] for c, (lv, t) in spec["cc"].items()])
+    table("cc_exclusion.csv", ["pdx_code", "excl_table"], [[c, t] for c, t in spec["excl"].items()])
+    table("or_procedures.csv", ["px_code", "px_name"], [[c, "op"] for c in spec["valid_or"]])
+    table("dx_dict.csv", ["dx_code", "dx_name"], [[c, "dx"] for c in ALL_DX])
+    table("px_dict.csv", ["px_code", "px_name"], [[c, "px"] for c in PX])
+    return folder
+
+
+# ------------------------------------------------------------------ strategies
+
+def _subset(codes):
+    return st.lists(st.sampled_from(codes), min_size=1, max_size=len(codes), unique=True)
+
+
+def _trees(context: str, has_labels: bool):
+    """Condition trees valid in ``context`` ('mdc', 'adrg' or 'drg')."""
+    lists_dx = ["mdc_dx"] if context == "mdc" else ["dx", "mdc_dx"]
+    lists_px = ["VALID_OR"] if context == "mdc" else ["px", "VALID_OR"]
+    small = st.sampled_from([0, 1, 2, 3])
+    leaves = [
+        st.builds(lambda p, lst: {"pred": p, "list": lst},
+                  st.sampled_from(["pdx_in", "any_dx_in", "sdx_in"]), st.sampled_from(lists_dx)),
+        st.builds(lambda p, lst: {"pred": p, "list": lst},
+                  st.sampled_from(["ppx_in", "any_px_in", "spx_in"]), st.sampled_from(lists_px)),
+        st.sampled_from([{"pred": p} for p in ("has_px", "has_mcc", "has_cc", "age_days_known", "weight_known")]),
+        st.builds(lambda p, v: {"pred": p, "value": v}, st.sampled_from(["n_dx_gt", "n_px_gt"]), small),
+        st.builds(lambda v: {"pred": "sex_eq", "value": v}, st.sampled_from([1, 2])),
+        st.builds(lambda p, v: {"pred": p, "value": v},
+                  st.sampled_from([f"age_years_{c}" for c in ("eq", "lt", "le", "gt", "ge")]),
+                  st.sampled_from([0, 1, 14, 17, 65])),
+        st.builds(lambda p, v: {"pred": p, "value": v},
+                  st.sampled_from([f"age_days_{c}" for c in ("lt", "le", "gt", "ge")]), st.sampled_from([0, 28, 29])),
+        st.builds(lambda p, v: {"pred": p, "value": v},
+                  st.sampled_from(["weight_lt", "weight_ge"]), st.sampled_from([1500, 2000, 2500])),
+        st.builds(lambda v: {"pred": "trauma_regions_ge", "value": v, "list": "mdc_dx"}, st.sampled_from([1, 2, 3])),
+        st.sampled_from([{"const": True}, {"const": False}]),
+    ]
+    if has_labels and context != "mdc":
+        leaves.append(st.builds(lambda v: {"pred": "px_label_present", "label": v}, st.sampled_from(["1", "2"])))
+    leaf = st.one_of(*leaves)
+    return st.recursive(
+        leaf,
+        lambda inner: st.one_of(
+            st.builds(lambda op, args: {"op": op, "args": args}, st.sampled_from(["and", "or"]),
+                      st.lists(inner, min_size=1, max_size=3)),
+            st.builds(lambda a: {"op": "not", "arg": a}, inner),
+        ),
+        max_leaves=5,
+    )
+
+
+@st.composite
+def schemes(draw) -> dict:
+    n_mdc = draw(st.integers(1, 3))
+    mdc_letters = draw(st.lists(st.sampled_from("ABCDEFGH"), min_size=n_mdc, max_size=n_mdc, unique=True))
+    mdcs = []
+    for letter in mdc_letters:
+        n_adrg = draw(st.integers(1, 3))
+        adrgs = []
+        for k in range(n_adrg):
+            code = f"{letter}{'BCRSTUVW'[k]}1"
+            px_list = draw(_subset(PX))
+            with_labels = len(px_list) >= 2 and draw(st.booleans())
+            labels = {c: draw(st.sampled_from(["1", "2"])) for c in px_list} if with_labels else {}
+            if labels and "1" not in labels.values():
+                labels[px_list[0]] = "1"
+            if labels and "2" not in labels.values():
+                labels[px_list[-1]] = "2"
+            lists = {"dx": draw(_subset(ALL_DX)), "px": px_list}
+            n_drg = draw(st.integers(1, 3))
+            drgs = [(f"{code}{d}", draw(_trees("drg", bool(labels)))) for d in (1, 3, 5)[:n_drg]]
+            if draw(st.booleans()):
+                drgs[-1] = (drgs[-1][0], {"const": True})
+            adrgs.append({"code": code, "entry": draw(_trees("adrg", bool(labels))), "lists": lists,
+                          "labels": labels, "drgs": drgs})
+        mdc_list = draw(_subset(ALL_DX))
+        regions = {c: draw(st.sampled_from(["head", "chest", "limb"])) for c in mdc_list}
+        qy = draw(st.booleans())
+        mdcs.append({
+            "code": f"MDC{letter}", "entry": draw(_trees("mdc", False)), "list": mdc_list, "regions": regions,
+            "adrgs": adrgs,
+            "qy_rule": draw(_trees("mdc", False)) if qy else None,
+            "qy_after": draw(st.sampled_from([""] + [a["code"] for a in adrgs])) if qy else "",
+        })
+    cc_codes = draw(st.lists(st.sampled_from(ALL_DX), unique=True, max_size=6))
+    cc = {c: (draw(st.sampled_from(["MCC", "CC"])), draw(st.sampled_from(["1", "2", "3"]))) for c in cc_codes}
+    excl_codes = draw(st.lists(st.sampled_from(ALL_DX), unique=True, max_size=6))
+    excl = {c: draw(st.sampled_from(["1", "2", "3"])) for c in excl_codes}
+    return {"mdcs": mdcs, "cc": cc, "excl": excl, "valid_or": draw(_subset(PX)),
+            "engine": {"cc_scope": draw(st.sampled_from(["secondary", "all"]))}}
+
+
+_dx_item = st.one_of(st.sampled_from(ALL_DX), st.sampled_from([UNKNOWN_DX, "", None, f" {DX[0]} "]))
+_px_item = st.one_of(st.sampled_from(PX), st.sampled_from([UNKNOWN_PX, "", None]))
+
+cases = st.fixed_dictionaries({
+    "sex": st.sampled_from([None, 0, 1, 2, 3]),
+    "age": st.sampled_from([None, -1, 0, 1, 14, 15, 17, 65, 150, 151]),
+    "age_days": st.sampled_from([None, -3, 0, 1, 28, 29, 365]),
+    "birth_weight": st.sampled_from([None, -1, 0, 1499, 1500, 1999, 2000, 2500]),
+    "dx": st.lists(_dx_item, max_size=6),
+    "px": st.lists(_px_item, max_size=4),
+})

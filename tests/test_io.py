@@ -1,0 +1,397 @@
+"""File I/O: atomic writes, CSV / Parquet / Arrow inputs that group the same, streaming in
+order across batches, and one-line errors (never a crash) for broken files."""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import pytest
+
+import grouper
+from grouper.core import OUTPUT_COLUMNS
+from grouper.io import format_of, group_file, open_source, write_batches
+
+DATA = Path(__file__).parent / "data" / "chs-drg-1.1"
+GOLDEN = DATA / "golden_random.csv"
+KEY = ["case_id", "status", "mdc", "adrg", "drg", "cc_level", "flags", "reason"]
+HEADER = "case_id,sex,age,age_days,birth_weight,dept,los,discharge,dx,px\n"
+
+
+def read_text_csv(path: Path) -> pa.Table:
+    with open(path, encoding="utf-8") as fh:
+        names = fh.readline().strip().split(",")
+    return pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(
+        column_types={c: pa.string() for c in names}, strings_can_be_null=False))
+
+
+def split_codes(col) -> list[list[str]]:
+    return [s.split("|") if s.strip() else [] for s in col.to_pylist()]
+
+
+def replace(table: pa.Table, name: str, arr) -> pa.Table:
+    return table.set_column(table.schema.get_field_index(name), name, arr)
+
+
+def keys(table: pa.Table) -> list[tuple]:
+    table = table.set_column(0, "case_id", table["case_id"].cast(pa.string()))
+    return list(zip(*(table.column(c).to_pylist() for c in KEY)))
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def small_batches(n_batches: int = 3, rows: int = 4) -> list[pa.RecordBatch]:
+    return [pa.record_batch({"a": list(range(i * rows, (i + 1) * rows)), "b": ["x"] * rows})
+            for i in range(n_batches)]
+
+
+@pytest.fixture(scope="module")
+def g():
+    return grouper.Grouper("chs-drg-1.1")
+
+
+@pytest.fixture(scope="module")
+def golden() -> pa.Table:
+    return read_text_csv(GOLDEN)
+
+
+@pytest.fixture(scope="module")
+def from_csv(g) -> pa.Table:
+    summary, table = group_file(g, open_source(GOLDEN), None)
+    assert summary.rows == table.num_rows == 2000
+    return table
+
+
+@pytest.fixture(scope="module")
+def parquet_files(tmp_path_factory, golden) -> dict[str, Path]:
+    """The golden cases as Parquet: code lists, dictionary code lists, dictionary joined text."""
+    d = tmp_path_factory.mktemp("parquet")
+    lists = replace(replace(golden, "dx", pa.array(split_codes(golden["dx"]), pa.list_(pa.string()))),
+                    "px", pa.array(split_codes(golden["px"]), pa.list_(pa.string())))
+    D = pa.list_(pa.dictionary(pa.int32(), pa.string()))
+    dict_lists = replace(replace(golden, "dx", pa.array(split_codes(golden["dx"]), D)),
+                         "px", pa.array(split_codes(golden["px"]), D))
+    dict_joined = replace(replace(golden, "dx", pc.dictionary_encode(golden["dx"])),
+                          "px", pc.dictionary_encode(golden["px"]))
+    files = {}
+    for name, table in {"lists": lists, "dict_lists": dict_lists, "dict_joined": dict_joined}.items():
+        files[name] = d / f"{name}.parquet"
+        pq.write_table(table, files[name], row_group_size=500)
+    assert pq.ParquetFile(files["dict_lists"]).schema_arrow.field("dx").type.value_type == pa.dictionary(
+        pa.int32(), pa.string())
+    return files
+
+
+# ----------------------------------------------------------------------------- write_batches
+
+@pytest.mark.parametrize("ext", [".csv", ".parquet", ".arrow"])
+def test_write_refuses_existing_file_without_overwrite(tmp_path, ext):
+    out = tmp_path / f"out{ext}"
+    out.write_bytes(b"keep me")
+    with pytest.raises(FileExistsError, match="out"):
+        write_batches(out, small_batches())
+    assert out.read_bytes() == b"keep me"
+    assert leftovers(tmp_path) == [out.name]
+
+
+@pytest.mark.parametrize("ext,read", [
+    (".csv", lambda p: pcsv.read_csv(p)),
+    (".parquet", lambda p: pq.read_table(p)),
+    (".arrow", lambda p: ipc.open_file(p).read_all()),
+])
+def test_write_with_overwrite_replaces_file(tmp_path, ext, read):
+    out = tmp_path / f"out{ext}"
+    out.write_bytes(b"old contents")
+    assert write_batches(out, small_batches(), overwrite=True) == 12
+    back = read(out)
+    assert back["a"].to_pylist() == list(range(12))
+    assert back["b"].to_pylist() == ["x"] * 12
+    assert leftovers(tmp_path) == [out.name]
+
+
+@pytest.mark.parametrize("ext", [".csv", ".parquet", ".arrow"])
+def test_failing_generator_leaves_no_file_and_no_part(tmp_path, ext):
+    def broken():
+        yield from small_batches(2)
+        raise RuntimeError("source died")
+
+    out = tmp_path / "sub" / f"out{ext}"
+    with pytest.raises(RuntimeError, match="source died"):
+        write_batches(out, broken())
+    assert not out.exists()
+    assert leftovers(out.parent) == []
+    assert not any(p.name.endswith(".part") for p in tmp_path.rglob("*"))
+
+
+def test_failing_generator_keeps_the_old_file_when_overwriting(tmp_path):
+    out = tmp_path / "out.csv"
+    out.write_text("previous run\n")
+
+    def broken():
+        yield small_batches(1)[0]
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_batches(out, broken(), overwrite=True)
+    assert out.read_text() == "previous run\n"
+    assert leftovers(tmp_path) == ["out.csv"]
+
+
+def test_write_without_batches_uses_empty_schema(tmp_path):
+    schema = pa.schema([("case_id", pa.string()), ("drg", pa.string())])
+    out = tmp_path / "empty.csv"
+    assert write_batches(out, iter(()), empty_schema=schema) == 0
+    assert out.read_text().splitlines() == ['"case_id","drg"']
+
+
+def test_unknown_output_extension_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown file type"):
+        write_batches(tmp_path / "out.xlsx", small_batches())
+    with pytest.raises(ValueError, match="none"):
+        format_of("noext")
+    assert format_of("x.PQ") == "parquet" and format_of("x.feather") == "arrow"
+    assert leftovers(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- inputs agree
+
+def test_csv_input_matches_reference(from_csv):
+    exp = read_text_csv(DATA / "golden_random_expected.csv")
+    status = {"SUCCESS": "grouped", "CHECK_FAILED": "invalid", "FAIL": "ungroupable"}
+    assert from_csv["case_id"].to_pylist() == exp["case_id"].to_pylist()
+    assert from_csv["status"].to_pylist() == [status[s] for s in exp["status_code"].to_pylist()]
+    assert from_csv["drg"].to_pylist() == exp["drg"].to_pylist()
+
+
+@pytest.mark.parametrize("kind", ["lists", "dict_lists", "dict_joined"])
+def test_parquet_input_groups_like_csv(g, parquet_files, from_csv, kind):
+    source = open_source(parquet_files[kind])
+    assert source.num_rows == 2000
+    summary, table = group_file(g, source, None)
+    assert summary.rows == 2000
+    assert keys(table) == keys(from_csv)
+
+
+N_SMALL = 350  # rows streamed 7 at a time (each batch pays a fixed cost, so keep it modest)
+
+
+def test_parquet_small_batches_keep_order(g, tmp_path, golden, from_csv):
+    part = golden.slice(0, N_SMALL)
+    L = pa.list_(pa.string())
+    part = replace(replace(part, "dx", pa.array(split_codes(part["dx"]), L)),
+                   "px", pa.array(split_codes(part["px"]), L))
+    path = tmp_path / "part.parquet"
+    pq.write_table(part, path, row_group_size=100)
+    source = open_source(path, batch_size=7)
+    batches = list(g.group_batches(source.batches))
+    assert len(batches) >= N_SMALL // 7
+    assert all(b.num_rows <= 7 for b in batches)
+    assert keys(pa.Table.from_batches(batches)) == keys(from_csv)[:N_SMALL]
+
+
+def test_arrow_ipc_input_small_batches_keep_order(g, tmp_path, golden, from_csv):
+    path = tmp_path / "golden.arrow"
+    part = golden.slice(0, N_SMALL)
+    with ipc.new_file(path, part.schema) as w:
+        for b in part.to_batches(max_chunksize=7):
+            w.write_batch(b)
+    source = open_source(path)
+    assert source.num_rows == N_SMALL
+    batches = list(g.group_batches(source.batches))
+    assert len(batches) == N_SMALL // 7
+    assert keys(pa.Table.from_batches(batches)) == keys(from_csv)[:N_SMALL]
+
+
+def test_arrow_stream_input(g, tmp_path, golden, from_csv):
+    path = tmp_path / "golden.ipc"
+    with ipc.new_stream(path, golden.schema) as w:
+        w.write_table(golden, max_chunksize=300)
+    summary, table = group_file(g, open_source(path), None)
+    assert keys(table) == keys(from_csv)
+
+
+def test_big_csv_streams_in_several_batches_in_order(g, tmp_path, golden, from_csv):
+    """A CSV larger than one read block arrives in several batches; row order holds across them."""
+    body = GOLDEN.read_text(encoding="utf-8").split("\n", 1)[1]
+    if not body.endswith("\n"):
+        body += "\n"
+    copies = max(2, (3 << 20) // len(body.encode()) + 1)
+    path = tmp_path / "big.csv"
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(HEADER)
+        for _ in range(copies):
+            fh.write(body)
+    source = open_source(path, batch_size=7)
+    batches = list(g.group_batches(source.batches))
+    assert len(batches) >= 2
+    table = pa.Table.from_batches(batches)
+    assert table.num_rows == 2000 * copies
+    assert keys(table) == keys(from_csv) * copies
+
+
+def test_group_file_to_parquet_and_csv_outputs(g, tmp_path, from_csv):
+    for ext, read in ((".parquet", pq.read_table), (".csv", read_text_csv)):
+        out = tmp_path / f"out{ext}"
+        summary, table = group_file(g, open_source(GOLDEN), out)
+        assert table is None and summary.rows == 2000
+        assert summary.status_counts["grouped"] + summary.status_counts["ungroupable"] == 2000
+        back = read(out)
+        assert back["drg"].to_pylist() == from_csv["drg"].to_pylist()
+        assert back["case_id"].cast(pa.string()).to_pylist() == from_csv["case_id"].to_pylist()
+    md = pq.read_schema(tmp_path / "out.parquet").metadata
+    assert md[b"drg.ruleset_fingerprint"] == g.compiled.fingerprint.encode()
+    with pytest.raises(FileExistsError):
+        group_file(g, open_source(GOLDEN), tmp_path / "out.csv")
+    assert sorted(leftovers(tmp_path)) == ["out.csv", "out.parquet"]
+
+
+def test_group_file_keep_column(g, golden):
+    summary, table = group_file(g, open_source(GOLDEN), None, keep=["dept", "los"])
+    assert table["los"].to_pylist() == golden["los"].to_pylist()
+    assert table.column_names[-2:] == ["dept", "los"]
+
+
+def test_missing_column_fails_before_writing(g, tmp_path):
+    src = tmp_path / "no_px.csv"
+    src.write_text("case_id,sex,age,dx\n1,1,65,C61.x00\n")
+    out = tmp_path / "out.csv"
+    with pytest.raises(grouper.InputError, match="px"):
+        group_file(g, open_source(src), out)
+    assert leftovers(tmp_path) == ["no_px.csv"]
+
+
+# ----------------------------------------------------------------------------- broken files
+
+def test_missing_input_and_unknown_type(tmp_path):
+    with pytest.raises(OSError, match="no_such.csv"):
+        open_source(tmp_path / "no_such.csv")
+    other = tmp_path / "cases.txt"
+    other.write_text(HEADER)
+    with pytest.raises(ValueError, match="unknown file type"):
+        open_source(other)
+
+
+def _group_all(g, path):
+    return group_file(g, open_source(path), None)
+
+
+def test_random_bytes_parquet_is_a_clean_error(g, tmp_path):
+    bad = tmp_path / "noise.parquet"
+    bad.write_bytes(random.Random(7).randbytes(4096))
+    with pytest.raises((ValueError, OSError), match="noise.parquet"):
+        _group_all(g, bad)
+
+
+@pytest.mark.parametrize("keep_fraction", [0.0, 0.3, 0.9, 0.999])
+def test_truncated_parquet_is_a_clean_error(g, tmp_path, parquet_files, keep_fraction):
+    data = parquet_files["lists"].read_bytes()
+    bad = tmp_path / "truncated.parquet"
+    bad.write_bytes(data[: int(len(data) * keep_fraction)])
+    with pytest.raises((ValueError, OSError), match="truncated.parquet"):
+        _group_all(g, bad)
+
+
+def test_parquet_with_corrupt_pages_is_a_clean_error(g, tmp_path, parquet_files):
+    """Footer intact, data pages zeroed: the error surfaces while streaming, still with the path."""
+    data = bytearray(parquet_files["lists"].read_bytes())
+    footer_len = struct.unpack("<I", bytes(data[-8:-4]))[0]
+    footer_start = len(data) - 8 - footer_len
+    data[4:footer_start] = bytes(footer_start - 4)
+    bad = tmp_path / "zeroed.parquet"
+    bad.write_bytes(bytes(data))
+    with pytest.raises((ValueError, OSError), match="zeroed.parquet"):
+        _group_all(g, bad)
+
+
+def test_not_an_arrow_file(g, tmp_path):
+    bad = tmp_path / "noise.arrow"
+    bad.write_bytes(b"\x00garbage" * 100)
+    with pytest.raises((ValueError, OSError), match="noise.arrow"):
+        _group_all(g, bad)
+
+
+@pytest.mark.parametrize("line", [
+    "2,1,65,,,,,,C61.x00,60.5x02,EXTRA",
+    "2,1,65",
+    '2,1,65,,,,,,"C61.x00,60.5x02',
+])
+def test_structurally_broken_csv_line(g, tmp_path, line):
+    src = tmp_path / "broken.csv"
+    src.write_text(HEADER + "1,1,65,,,,,,C61.x00,60.5x02\n" + line + "\n3,2,40,,,,,,C61.x00,\n")
+    with pytest.raises(ValueError, match=r"broken\.csv.*(CSV|columns)"):
+        _group_all(g, src)
+
+
+def test_broken_csv_line_after_first_block_leaves_no_output(g, tmp_path):
+    """The bad line is only met while streaming: still a ValueError, and no partial output."""
+    body = GOLDEN.read_text(encoding="utf-8").split("\n", 1)[1].rstrip("\n") + "\n"
+    src = tmp_path / "late.csv"
+    with open(src, "w", encoding="utf-8") as fh:
+        fh.write(HEADER)
+        for _ in range((2 << 20) // len(body.encode()) + 1):
+            fh.write(body)
+        fh.write("9,1,65,too,many,fields,,,,,,,\n")
+    assert src.stat().st_size > 2 << 20
+    out = tmp_path / "out" / "late_out.csv"
+    with pytest.raises(ValueError, match=r"late\.csv"):
+        group_file(g, open_source(src), out)
+    assert not out.exists()
+    assert not any(p.name.endswith(".part") for p in tmp_path.rglob("*"))
+
+
+def test_csv_that_is_not_utf8(g, tmp_path):
+    src = tmp_path / "latin.csv"
+    src.write_bytes(HEADER.encode() + "1,1,65,,,,,,C61.x00,60.5x02\n".encode() + b"2,1,65,,,\xff\xfe,,,C61.x00,\n")
+    with pytest.raises(ValueError, match="latin.csv"):
+        _group_all(g, src)
+
+
+def test_empty_file_is_an_error(g, tmp_path):
+    src = tmp_path / "nothing.csv"
+    src.write_bytes(b"")
+    with pytest.raises(ValueError, match="nothing.csv.*empty"):
+        open_source(src)
+
+
+@pytest.mark.parametrize("ext", [".csv", ".parquet"])
+def test_header_only_csv_gives_header_only_output(g, tmp_path, ext):
+    src = tmp_path / "header.csv"
+    src.write_text(HEADER)
+    out = tmp_path / f"out{ext}"
+    summary, _ = group_file(g, open_source(src), out)
+    assert summary.rows == 0
+    if ext == ".csv":
+        lines = out.read_text().splitlines()
+        assert lines == [",".join(f'"{c}"' for c in OUTPUT_COLUMNS)]
+    else:
+        back = pq.read_table(out)
+        assert back.num_rows == 0
+        assert back.column_names == list(OUTPUT_COLUMNS)
+    assert summary.status_counts == {"grouped": 0, "invalid": 0, "ungroupable": 0, "ambiguous": 0}
+    assert "no cases" in summary.line()
+    assert sorted(os.listdir(tmp_path)) == sorted(["header.csv", out.name])
+
+
+def test_header_only_csv_in_memory(g, tmp_path):
+    src = tmp_path / "header.csv"
+    src.write_text(HEADER)
+    _, table = group_file(g, open_source(src), None)
+    assert table.num_rows == 0
+    assert table.column_names[: len(OUTPUT_COLUMNS)] == list(OUTPUT_COLUMNS)
+
+
+def test_csv_with_bom_and_crlf(g, tmp_path):
+    src = tmp_path / "excel.csv"
+    src.write_bytes(("\ufeff" + HEADER + "7,1,65,,,,,,C61.x00,60.5x02\n").replace("\n", "\r\n").encode())
+    _, table = group_file(g, open_source(src), None)
+    assert table.to_pylist()[0]["case_id"] == "7"
+    assert (table["status"][0].as_py(), table["drg"][0].as_py()) == ("grouped", "MA19")
