@@ -50,7 +50,8 @@ extensions = [
         ["cext/_kernel.pyx"],
         extra_compile_args=[*opt, *omp],
         extra_link_args=[*omp] + (["-lomp"] if sys.platform == "darwin" and omp else []),
-    )
+    ),
+    Extension("grouper._codes", ["cext/_codes.pyx"], extra_compile_args=opt),
 ]
 directives = {"language_level": 3, "boundscheck": DEBUG, "wraparound": DEBUG,
               "initializedcheck": DEBUG, "cdivision": True}

@@ -27,6 +27,17 @@ cdef extern from *:
     int drg_omp_max_threads() nogil
     int DRG_HAVE_OPENMP
 
+cdef extern from *:
+    """
+    #if defined(_MSC_VER)
+    #include <intrin.h>
+    static __inline int drg_ctz64(unsigned __int64 x) { unsigned long i; _BitScanForward64(&i, x); return (int)i; }
+    #else
+    static inline int drg_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
+    #endif
+    """
+    int drg_ctz64(uint64_t x) nogil  # index of the lowest set bit; x must be non-zero
+
 
 cdef struct Model:
     const CondNode* cond
@@ -51,6 +62,14 @@ cdef struct Model:
     int32_t none_mdc
     int32_t none_adrg
     int32_t none_drg
+    # prefilters: rows by principal dx / principal px id (last row: none or unknown);
+    # a clear bit means that MDC / ADRG cannot match, so its condition is not evaluated
+    const uint64_t* mdc_by_pdx
+    const uint64_t* mdc_by_ppx
+    const uint64_t* adrg_by_pdx
+    const uint64_t* adrg_by_ppx
+    int32_t adrg_words
+    int32_t n_px_codes
 
 
 cdef struct CaseCtx:
@@ -107,32 +126,33 @@ cdef inline int32_t field_value(const CaseCtx* c, int32_t f) noexcept nogil:
 
 
 cdef bint eval_cond(const Model* m, const CaseCtx* c, int32_t node) noexcept nogil:
+    # one if/elif chain over the opcode: Cython turns it into a C switch
     cdef const CondNode* n = &m.cond[node]
     cdef int32_t op = n.op, i, k, r
     cdef uint64_t seen
     if op == OP_PDX_IN:
         return in_set(m.dx_sets, m.dx_words, n.a, c.dx[0])
-    if op == OP_AND:
+    elif op == OP_AND:
         for i in range(n.a, n.a + n.b):
             if not eval_cond(m, c, m.cond_args[i]):
                 return False
         return True
-    if op == OP_OR:
+    elif op == OP_OR:
         for i in range(n.a, n.a + n.b):
             if eval_cond(m, c, m.cond_args[i]):
                 return True
         return False
-    if op == OP_NOT:
+    elif op == OP_NOT:
         return not eval_cond(m, c, n.a)
-    if op == OP_TRUE:
+    elif op == OP_TRUE:
         return True
-    if op == OP_FALSE:
+    elif op == OP_FALSE:
         return False
-    if op == OP_PPX_IN:
+    elif op == OP_PPX_IN:
         return c.ppx >= 0 and in_set(m.px_sets, m.px_words, n.a, c.px[c.ppx])
-    if op == OP_HAS_PX:
+    elif op == OP_HAS_PX:
         return c.npx > 0
-    if op == OP_ANY_PX_IN or op == OP_SPX_IN:
+    elif op == OP_ANY_PX_IN or op == OP_SPX_IN:
         if c.ppx < 0:
             return False
         k = c.ppx if op == OP_ANY_PX_IN else c.ppx + 1
@@ -140,27 +160,27 @@ cdef bint eval_cond(const Model* m, const CaseCtx* c, int32_t node) noexcept nog
             if in_set(m.px_sets, m.px_words, n.a, c.px[i]):
                 return True
         return False
-    if op == OP_ANY_DX_IN or op == OP_SDX_IN:
+    elif op == OP_ANY_DX_IN or op == OP_SDX_IN:
         k = 0 if op == OP_ANY_DX_IN else 1
         for i in range(k, c.ndx_raw):
             if in_set(m.dx_sets, m.dx_words, n.a, c.dx[i]):
                 return True
         return False
-    if op == OP_HAS_MCC:
+    elif op == OP_HAS_MCC:
         return c.has_mcc
-    if op == OP_HAS_CC:
+    elif op == OP_HAS_CC:
         return c.has_cc
-    if op == OP_N_DX_GT:
+    elif op == OP_N_DX_GT:
         return c.ndx > n.a
-    if op == OP_N_PX_GT:
+    elif op == OP_N_PX_GT:
         return c.npx > n.a
-    if op == OP_SEX_EQ:
+    elif op == OP_SEX_EQ:
         return c.sex == n.a
-    if op == OP_CMP:
+    elif op == OP_CMP:
         return compare(field_value(c, n.a), n.b, n.c)
-    if op == OP_KNOWN:
+    elif op == OP_KNOWN:
         return field_value(c, n.a) != MISSING
-    if op == OP_TRAUMA_GE:
+    elif op == OP_TRAUMA_GE:
         seen = 0
         for i in range(c.ndx_raw):
             k = c.dx[i]
@@ -244,11 +264,57 @@ cdef void severity(const Model* m, CaseCtx* c) noexcept nogil:
             c.has_cc = True
 
 
+cdef bint group_in_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, const uint64_t* a_pdx,
+                       const uint64_t* a_ppx, Outcome* o) noexcept nogil:
+    """ADRGs of one MDC in order, skipping those the prefilter rules out; QY at its place."""
+    cdef int32_t j = md.adrg_start, end = md.adrg_end, s
+    cdef int32_t qy_at = md.adrg_start + md.qy_pos if md.qy_cond >= 0 else -1
+    cdef uint64_t word
+    cdef const AdrgRec* ad
+    while True:
+        while j < end:  # jump to the next candidate ADRG record
+            word = (a_pdx[j >> 6] & a_ppx[j >> 6]) >> (j & 63)
+            if word:
+                j += drg_ctz64(word)
+                break
+            j = (j | 63) + 1
+        if j > end:
+            j = end
+        if qy_at >= 0 and qy_at <= j:
+            if eval_cond(m, c, md.qy_cond):
+                o.status = ST_AMBIGUOUS
+                o.mdc = md.code
+                o.adrg = md.qy_adrg
+                o.drg = md.qy_drg
+                return True
+            qy_at = -1
+        if j >= end:
+            return False
+        ad = &m.adrg[j]
+        if eval_cond(m, c, ad.entry_cond):
+            for s in range(ad.split_start, ad.split_end):
+                if eval_cond(m, c, m.split[s].cond):
+                    o.status = ST_GROUPED
+                    o.mdc = md.code
+                    o.adrg = ad.code
+                    o.drg = m.split[s].drg
+                    return True
+            if ad.nosplit_drg >= 0:
+                o.status = ST_GROUPED
+                o.mdc = md.code
+                o.adrg = ad.code
+                o.drg = ad.nosplit_drg
+                return True
+        j += 1
+
+
 cdef Outcome group_case(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept nogil:
     cdef Outcome o
-    cdef int32_t i, j, s
+    cdef int32_t i, pdx_row, ppx_row
     cdef const MdcRec* md
-    cdef const AdrgRec* ad
+    cdef uint64_t mdc_ok
+    cdef const uint64_t* a_pdx
+    cdef const uint64_t* a_ppx
     o.mdc = m.none_mdc
     o.adrg = m.none_adrg
     o.drg = m.none_drg
@@ -259,35 +325,24 @@ cdef Outcome group_case(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept
         return o
     severity(m, c)
     o.cc = 2 if c.has_mcc else (1 if c.has_cc else 0)
-    for i in range(m.n_mdc):
+    # prefilter rows: the principal codes' ids, or the last row when unknown/absent
+    pdx_row = c.dx[0] if c.dx[0] >= 0 else m.n_dx_codes
+    ppx_row = m.n_px_codes
+    if c.ppx >= 0 and c.px[c.ppx] >= 0:
+        ppx_row = c.px[c.ppx]
+    mdc_ok = m.mdc_by_pdx[pdx_row] & m.mdc_by_ppx[ppx_row]
+    a_pdx = m.adrg_by_pdx + <Py_ssize_t>pdx_row * m.adrg_words
+    a_ppx = m.adrg_by_ppx + <Py_ssize_t>ppx_row * m.adrg_words
+    while mdc_ok:  # MDCs in evaluation order (bit = position), only those the prefilter allows
+        i = drg_ctz64(mdc_ok)
+        mdc_ok &= mdc_ok - 1
         md = &m.mdc[i]
-        if not eval_cond(m, c, md.entry_cond):
-            continue
-        for j in range(md.adrg_start, md.adrg_end + 1):
-            if j - md.adrg_start == md.qy_pos and md.qy_cond >= 0 and eval_cond(m, c, md.qy_cond):
-                o.status = ST_AMBIGUOUS
-                o.mdc = md.code
-                o.adrg = md.qy_adrg
-                o.drg = md.qy_drg
-                return o
-            if j == md.adrg_end:
-                break
-            ad = &m.adrg[j]
-            if not eval_cond(m, c, ad.entry_cond):
-                continue
-            for s in range(ad.split_start, ad.split_end):
-                if eval_cond(m, c, m.split[s].cond):
-                    o.status = ST_GROUPED
-                    o.mdc = md.code
-                    o.adrg = ad.code
-                    o.drg = m.split[s].drg
-                    return o
-            if ad.nosplit_drg >= 0:
-                o.status = ST_GROUPED
-                o.mdc = md.code
-                o.adrg = ad.code
-                o.drg = ad.nosplit_drg
-                return o
+        if eval_cond(m, c, md.entry_cond) and group_in_mdc(m, c, md, a_pdx, a_ppx, &o):
+            return o
+    for i in range(64, m.n_mdc):  # beyond 64 MDCs nothing is prefiltered
+        md = &m.mdc[i]
+        if eval_cond(m, c, md.entry_cond) and group_in_mdc(m, c, md, a_pdx, a_ppx, &o):
+            return o
     o.status = ST_UNGROUPABLE
     return o
 
@@ -327,12 +382,17 @@ cdef class Program:
     cdef const MdcRec[::1] mdc
     cdef const AdrgRec[::1] adrg
     cdef const SplitRec[::1] split
+    cdef const uint64_t[::1] mdc_by_pdx
+    cdef const uint64_t[::1] mdc_by_ppx
+    cdef const uint64_t[:, ::1] adrg_by_pdx
+    cdef const uint64_t[:, ::1] adrg_by_ppx
     cdef int8_t dummy_i8[1]
     cdef uint64_t dummy_u64[1]
     cdef int32_t empty_case[1]
 
     def __init__(self, cond, cond_args, dx_sets, px_sets, regions, cc_level, cc_table, pdx_table,
-                 mdc, adrg, split, int sex_mask, int newborn_days, int max_age, bint cc_all,
+                 mdc, adrg, split, mdc_by_pdx, mdc_by_ppx, adrg_by_pdx, adrg_by_ppx,
+                 int sex_mask, int newborn_days, int max_age, bint cc_all,
                  int none_mdc, int none_adrg, int none_drg):
         self.cond = cond
         self.cond_args = cond_args
@@ -345,6 +405,16 @@ cdef class Program:
         self.mdc = mdc
         self.adrg = adrg
         self.split = split
+        self.mdc_by_pdx = mdc_by_pdx
+        self.mdc_by_ppx = mdc_by_ppx
+        self.adrg_by_pdx = adrg_by_pdx
+        self.adrg_by_ppx = adrg_by_ppx
+        if (self.mdc_by_pdx.shape[0] != self.regions.shape[1] + 1
+                or self.adrg_by_pdx.shape[0] != self.regions.shape[1] + 1
+                or self.mdc_by_ppx.shape[0] != self.adrg_by_ppx.shape[0]
+                or self.adrg_by_pdx.shape[1] != self.adrg_by_ppx.shape[1]
+                or self.adrg_by_pdx.shape[1] * 64 < self.adrg.shape[0]):
+            raise ValueError("prefilter tables do not fit the code dictionaries")
         self.dummy_i8[0] = -1
         self.dummy_u64[0] = 0
         self.empty_case[0] = ID_EMPTY
@@ -371,6 +441,12 @@ cdef class Program:
         m.none_mdc = none_mdc
         m.none_adrg = none_adrg
         m.none_drg = none_drg
+        m.mdc_by_pdx = &self.mdc_by_pdx[0]
+        m.mdc_by_ppx = &self.mdc_by_ppx[0]
+        m.adrg_by_pdx = &self.adrg_by_pdx[0, 0]
+        m.adrg_by_ppx = &self.adrg_by_ppx[0, 0]
+        m.adrg_words = self.adrg_by_pdx.shape[1]
+        m.n_px_codes = self.mdc_by_ppx.shape[0] - 1
 
     def group_batch(self, const int32_t[::1] sex, const int32_t[::1] age, const int32_t[::1] age_days,
                     const int32_t[::1] weight, const int32_t[::1] dx_off, const int32_t[::1] dx_ids,
@@ -393,6 +469,8 @@ cdef class Program:
             raise ValueError("offset arrays must have n + 1 entries")
         if dx_off[n] > dx_ids.shape[0] or px_off[n] > px_ids.shape[0] or dx_off[0] < 0 or px_off[0] < 0:
             raise ValueError("offsets point outside the id arrays")
+        if not (self.check_offsets(dx_off) and self.check_offsets(px_off)):
+            raise ValueError("offsets must not decrease")
         dxp = &dx_ids[0] if dx_ids.shape[0] else empty
         pxp = &px_ids[0] if px_ids.shape[0] else empty
         cdef const int32_t* sexp = &sex[0]
@@ -428,10 +506,13 @@ cdef class Program:
     def check_offsets(self, const int32_t[::1] off):
         """True when offsets never decrease (a malformed list column would break this)."""
         cdef Py_ssize_t i
-        for i in range(1, off.shape[0]):
-            if off[i] < off[i - 1]:
-                return False
-        return True
+        cdef bint ok = True
+        with nogil:
+            for i in range(1, off.shape[0]):
+                if off[i] < off[i - 1]:
+                    ok = False
+                    break
+        return ok
 
 
 cdef inline void _group_into(const Model* m, Py_ssize_t i, const int32_t* sex, const int32_t* age,

@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._codes import CodeTable
+
 __all__ = [
     "CODE_COLUMNS",
     "InputError",
@@ -33,8 +35,13 @@ CODE_COLUMNS = ("dx", "px")
 #: Columns without which a batch cannot be grouped. age_days and birth_weight may be absent:
 #: only patients aged 0 need them, and those rows then fail validation with a stated reason.
 REQUIRED_COLUMNS = ("sex", "age", "dx", "px")
-_INT_RE = r"^[+-]?[0-9]{1,10}$"
-_INT_DEC_RE = r"^[+-]?[0-9]{1,10}\.0*$"
+#: A whole number written as text: optional sign, ASCII digits (leading zeros allowed), an
+#: optional all-zero fraction ("65", "+65", "065", "65.0"). Anything else is not a number.
+#: ``reference.parse_int`` applies the same pattern, so both paths read text alike.
+NUMBER_PATTERN = r"^(?P<sign>[+-]?)0*(?P<digits>[0-9]{1,10})(?:\.0*)?$"
+#: Whitespace trimmed around codes (also by ``_codes.CodeTable`` and the reference).
+CODE_WHITESPACE = " \t\n\r\v\f\u00a0\u3000"
+INT32_MAX = 2**31 - 1
 
 
 class InputError(ValueError):
@@ -98,68 +105,89 @@ def parse_int_column(name: str, col: pa.Array | None, n: int) -> tuple[np.ndarra
         t = arr.type
     if pa.types.is_null(t):
         return np.full(n, MISSING, dtype=np.int32), np.zeros(n, dtype=bool)
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        s = pc.utf8_trim_whitespace(arr.cast(pa.string()))
-        is_int = pc.match_substring_regex(s, _INT_RE)
-        is_dec = pc.match_substring_regex(s, _INT_DEC_RE)
-        text = pc.if_else(is_dec, pc.replace_substring_regex(s, r"\.0*$", ""), s)
-        ok = pc.or_(is_int, is_dec)
-        as_int = pc.if_else(ok, text, pa.scalar(None, pa.string())).cast(pa.int64())
-        blank = pc.equal(s, "")
-        bad = pc.and_(pc.invert(ok), pc.invert(blank))
-        arr = as_int
-        bad_np = bad.fill_null(False).to_numpy(zero_copy_only=False)
+    if _is_text(t):
+        text = pc.utf8_trim_whitespace(_to_string(arr))
+        parts = pc.extract_regex(text, NUMBER_PATTERN)  # null where the text is no number
+        magnitude = pc.struct_field(parts, "digits").cast(pa.int64())
+        value = pc.if_else(pc.equal(pc.struct_field(parts, "sign"), "-"), pc.negate(magnitude), magnitude)
+        blank = pc.equal(text, "").fill_null(True)
+        bad = pc.and_(parts.is_null(), pc.invert(blank)).to_numpy(zero_copy_only=False)
+        arr = value
     elif pa.types.is_floating(t):
         # NaN is how pandas spells a missing number
         f = arr.to_numpy(zero_copy_only=False).astype(np.float64)
         present = ~np.isnan(f)
-        integral = present & (np.floor(f) == f) & (np.abs(f) < 2**31)
+        with np.errstate(invalid="ignore"):
+            integral = present & (np.floor(f) == f) & (np.abs(f) <= INT32_MAX)
         out = np.full(n, MISSING, dtype=np.int32)
         out[integral] = f[integral].astype(np.int32)
         return out, present & ~integral
     elif pa.types.is_integer(t):
-        arr = arr.cast(pa.int64())
-        bad_np = np.zeros(n, dtype=bool)
+        bad = np.zeros(n, dtype=bool)
     else:
         raise InputError(f"column {name!r} has type {t}, expected integers (or text holding them)")
-    v = arr.fill_null(MISSING).to_numpy(zero_copy_only=False)
-    out_of_range = (v <= MISSING) | (v >= 2**31)
-    out_of_range &= np.asarray(arr.is_valid().to_numpy(zero_copy_only=False))
-    v = np.where(out_of_range, MISSING, v).astype(np.int32)
-    return v, bad_np | out_of_range
+    # range check in the column's own type (a uint64 above 2^63 must not fail a cast)
+    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    raw = arr.fill_null(0).to_numpy(zero_copy_only=False)
+    out_of_range = raw > INT32_MAX
+    if raw.dtype.kind == "i":
+        out_of_range |= raw < -INT32_MAX
+    out_of_range &= valid
+    v = np.where(valid & ~out_of_range, raw, MISSING).astype(np.int32)
+    return v, bad | out_of_range
 
 
 # ----------------------------------------------------------------------------- codes
 
 class CodeMapper:
-    """Maps code strings to the scheme's int32 ids (-1 unknown, -2 null/empty)."""
+    """Maps code strings to the scheme's int32 ids (-1 unknown, -2 null/blank).
+
+    The hash of the code dictionary is built once (``grouper._codes.CodeTable``) and read
+    straight from the Arrow string buffers, so a batch pays only for its own values."""
 
     def __init__(self, codes: list[str]):
-        self.value_set = pa.array(codes, type=pa.string())
+        self.table = CodeTable(codes)
 
-    def _map_values(self, values: pa.Array) -> pa.Array:
-        """ids for a flat array of strings (trimmed; unknown -1; null/empty -2)."""
-        values = pc.utf8_trim_whitespace(values)
-        ids = pc.index_in(values, value_set=self.value_set).fill_null(ID_UNKNOWN)
-        empty = pc.equal(pc.utf8_length(values), 0).fill_null(True)
-        return pc.if_else(empty, pa.scalar(ID_EMPTY, pa.int32()), ids.cast(pa.int32()))
+    def map_strings(self, values: pa.Array) -> np.ndarray:
+        """ids for a flat utf8 / large_utf8 / string_view array (trimmed; unknown -1; blank -2)."""
+        t = values.type
+        if pa.types.is_string_view(t):
+            values = values.cast(pa.string())
+            t = values.type
+        large = pa.types.is_large_string(t)
+        validity, offsets, data = values.buffers()[:3]
+        if values.null_count == 0:
+            validity = None
+        n, off = len(values), values.offset
+        if n:
+            width = 8 if large else 4
+            end = int.from_bytes(offsets[(off + n) * width:(off + n + 1) * width], "little", signed=True)
+            if end > (len(data) if data is not None else 0):
+                raise ValueError("string offsets point past the data buffer")
+        return self.table.map_utf8(validity, offsets, data, off, n, large)
 
     def map_flat(self, flat: pa.Array) -> np.ndarray:
         t = flat.type
         if pa.types.is_dictionary(t):
-            dic = flat.dictionary
-            if not _is_text(dic.type):
-                raise TypeError(str(dic.type))
-            mapped = self._map_values(_to_string(dic))  # each distinct code mapped once
-            ids = pc.take(mapped, flat.indices)
-            ids = ids.fill_null(ID_EMPTY)
-        elif _is_text(t):
-            ids = self._map_values(_to_string(flat))
-        elif pa.types.is_null(t):
-            ids = pa.array(np.full(len(flat), ID_EMPTY, dtype=np.int32))
-        else:
-            raise TypeError(str(t))
-        return np.ascontiguousarray(ids.to_numpy(zero_copy_only=False), dtype=np.int32)
+            if not _is_text(t.value_type):
+                raise TypeError(str(t))
+            mapped = self.map_strings(flat.dictionary)  # each distinct code mapped once
+            idx = flat.indices
+            if idx.null_count:
+                idx = idx.fill_null(len(mapped))
+                mapped = np.append(mapped, np.int32(ID_EMPTY))
+            return mapped[idx.to_numpy(zero_copy_only=False)]
+        if _is_text(t):
+            return self.map_strings(flat)
+        if pa.types.is_null(t):
+            return np.full(len(flat), ID_EMPTY, dtype=np.int32)
+        raise TypeError(str(t))
+
+    def get(self, code) -> int:
+        """Id of one code, by the same rules (single-case callers)."""
+        if code is None:
+            return ID_EMPTY
+        return self.table.get(code if isinstance(code, str) else str(code))
 
 
 def _is_text(t: pa.DataType) -> bool:
@@ -195,15 +223,15 @@ def encode_code_column(name: str, col, n: int, mapper: CodeMapper) -> tuple[np.n
         if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
                 or pa.types.is_list_view(t) or pa.types.is_large_list_view(t)):
             raise TypeError(str(t))
-        if pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
-            arr = arr.cast(pa.list_(t.value_type))
         lengths = pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False)
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         if offsets[-1] >= 2**31:
             raise InputError(f"column {name!r}: more than 2^31 codes in one batch; use smaller batches")
-        flat = arr.flatten()  # honours slices, skips null lists
+        flat = arr.flatten()  # honours slices, skips null lists, logical order for list views
         ids = mapper.map_flat(flat)
+        if len(ids) != offsets[-1]:
+            raise InputError(f"column {name!r}: list lengths do not add up to its values (corrupt array)")
     except TypeError as exc:
         raise InputError(
             f"column {name!r} has type {t}, expected list<string> (principal first) "

@@ -58,6 +58,10 @@ class CompiledRuleset:
     mdc: np.ndarray
     adrg: np.ndarray
     split: np.ndarray
+    mdc_by_pdx: np.ndarray  # uint64[n_dx + 1]: MDCs (bit = eval position) a principal dx allows
+    mdc_by_ppx: np.ndarray  # uint64[n_px + 1]: same by principal procedure
+    adrg_by_pdx: np.ndarray  # uint64[n_dx + 1, words]: ADRG records a principal dx allows
+    adrg_by_ppx: np.ndarray  # uint64[n_px + 1, words]
     params: dict
     dx_codes: list[str]  # id -> code
     px_codes: list[str]
@@ -75,6 +79,7 @@ class CompiledRuleset:
         return _kernel.Program(
             self.cond, self.cond_args, self.dx_sets, self.px_sets, self.regions,
             self.cc_level, self.cc_table, self.pdx_table, self.mdc, self.adrg, self.split,
+            self.mdc_by_pdx, self.mdc_by_ppx, self.adrg_by_pdx, self.adrg_by_ppx,
             p["sex_mask"], p["newborn_days"], p["max_age"], p["cc_all"],
             len(self.mdc_codes) - 1, len(self.adrg_codes) - 1, len(self.drg_codes) - 1,
         )
@@ -83,7 +88,7 @@ class CompiledRuleset:
     def nbytes(self) -> int:
         return sum(getattr(self, f).nbytes for f in (
             "cond", "cond_args", "dx_sets", "px_sets", "regions", "cc_level", "cc_table",
-            "pdx_table", "mdc", "adrg", "split"))
+            "pdx_table", "mdc", "adrg", "split", "mdc_by_pdx", "mdc_by_ppx", "adrg_by_pdx", "adrg_by_ppx"))
 
 
 class _Compiler:
@@ -193,6 +198,34 @@ class _Compiler:
             return (K["OP_TRAUMA_GE"], self.region_maps[key], p["value"], 0)
         raise NotImplementedError(f"predicate {name!r} has no kernel opcode")  # guarded by tests
 
+    # -- prefilters
+    def _necessary(self, tree: dict, owner: str, pred: str) -> frozenset[str] | None:
+        """Codes the principal dx (pred 'pdx_in') or procedure ('ppx_in') must be among for
+        ``tree`` to hold; None when the tree does not constrain it. Only ever a necessary
+        condition: the full tree is still evaluated for the codes it lets through."""
+        if tree.get("pred") == pred:
+            return frozenset(self.rs.resolve_list(tree["list"], owner).codes)
+        if tree.get("op") == "and":
+            sets = [s for s in (self._necessary(a, owner, pred) for a in tree["args"]) if s is not None]
+            return frozenset.intersection(*sets) if sets else None
+        if tree.get("op") == "or":
+            sets = [self._necessary(a, owner, pred) for a in tree["args"]]
+            return None if any(s is None for s in sets) else frozenset.union(*sets)
+        return None
+
+    def _prefilter(self, trees: list[tuple[dict, str]], pred: str, ids: dict[str, int]) -> np.ndarray:
+        """Bit i of row r: item i may match when the principal code has id r (last row: none)."""
+        words = max(1, (len(trees) + 63) // 64)
+        out = np.zeros((len(ids) + 1, words), dtype=np.uint64)
+        for i, (tree, owner) in enumerate(trees):
+            bit = np.uint64(1) << np.uint64(i & 63)
+            need = self._necessary(tree, owner, pred)
+            if need is None:
+                out[:, i >> 6] |= bit
+            else:
+                out[[ids[c] for c in need], i >> 6] |= bit
+        return out
+
     # -- whole scheme
     def compile(self) -> CompiledRuleset:
         rs = self.rs
@@ -257,6 +290,15 @@ class _Compiler:
             for code, region in mapping.items():
                 regions[r, self.dx_id[code]] = region
 
+        mdc_trees = [(m.entry_rule, m.code) for m in rs.mdcs[:64]]  # later MDCs are never filtered
+        adrg_trees = [(rs.adrgs[a].entry_rule, a) for m in rs.mdcs for a in m.adrgs]
+        prefilters = {
+            "mdc_by_pdx": self._prefilter(mdc_trees, "pdx_in", self.dx_id)[:, 0].copy(),
+            "mdc_by_ppx": self._prefilter(mdc_trees, "ppx_in", self.px_id)[:, 0].copy(),
+            "adrg_by_pdx": self._prefilter(adrg_trees, "pdx_in", self.dx_id),
+            "adrg_by_ppx": self._prefilter(adrg_trees, "ppx_in", self.px_id),
+        }
+
         v = rs.validation
         sex_mask = 0
         for s in v["sex_values"]:
@@ -270,7 +312,7 @@ class _Compiler:
             dx_sets=self._bitsets("dx"), px_sets=self._bitsets("px"), regions=regions,
             cc_level=cc_level, cc_table=cc_table, pdx_table=pdx_table,
             mdc=np.array(mdc_recs, dtype=MDC_DTYPE), adrg=np.array(adrg_recs, dtype=ADRG_DTYPE),
-            split=np.array(split_recs, dtype=SPLIT_DTYPE),
+            split=np.array(split_recs, dtype=SPLIT_DTYPE), **prefilters,
             params={"sex_mask": sex_mask, "newborn_days": v["newborn_max_age_days"],
                     "max_age": v["max_age_years"], "cc_all": rs.engine["cc_scope"] == "all"},
             dx_codes=self.dx_codes, px_codes=self.px_codes,

@@ -120,8 +120,6 @@ class Grouper:
         self._program = compiled.program()
         self._dx_map = CodeMapper(compiled.dx_codes)
         self._px_map = CodeMapper(compiled.px_codes)
-        self._dx_index = {c: i for i, c in enumerate(compiled.dx_codes)}
-        self._px_index = {c: i for i, c in enumerate(compiled.px_codes)}
         self._tables = {k: pa.array(getattr(compiled, k), pa.string()) for k in (
             "mdc_codes", "mdc_names", "adrg_codes", "adrg_names", "drg_codes", "drg_names")}
         self._status = pa.array(STATUS_LABELS, pa.string())
@@ -209,16 +207,11 @@ class Grouper:
         vals = []
         bad = False
         for v in (sex, age, age_days, birth_weight):
-            if type(v) is int and -(2**31) < v < 2**31:
-                vals.append(v)
-                continue
             iv, b = parse_int(v)
-            if iv is not None and not -(2**31) < iv < 2**31:
-                iv, b = None, True
             bad |= b
             vals.append(MISSING if iv is None else iv)
-        dx_ids = _ids(dx, self._dx_index)
-        px_ids = _ids(px, self._px_index)
+        dx_ids = _ids(dx, self._dx_map)
+        px_ids = _ids(px, self._px_map)
         st, m, a, d, cc, fl = self._program.group_one(vals[0], vals[1], vals[2], vals[3], dx_ids, px_ids)
         if bad:
             fl |= Flag.BAD_NUMBER
@@ -271,22 +264,10 @@ class Grouper:
         return self._reference
 
 
-def _ids(codes: Sequence[str] | str, index: dict[str, int]) -> array.array:
+def _ids(codes: Sequence[str] | str, mapper: CodeMapper) -> array.array:
     if isinstance(codes, str):
-        codes = codes.split("|") if codes else ()
-    out = array.array("i")
-    for c in codes:
-        if c is None:
-            out.append(-2)
-            continue
-        if not isinstance(c, str):
-            c = str(c)
-        i = index.get(c)
-        if i is None:
-            c = c.strip()
-            i = index.get(c, -1) if c else -2
-        out.append(i)
-    return out
+        codes = codes.split("|") if codes.strip() else ()
+    return array.array("i", [mapper.get(c) for c in codes])
 
 
 def _reasons(flags: np.ndarray) -> pa.Array:

@@ -58,7 +58,7 @@ def open_source(path: str | os.PathLike, batch_size: int = DEFAULT_BATCH) -> Sou
         if kind == "parquet":
             return _open_parquet(p, batch_size)
         return _open_ipc(p)
-    except (pa.ArrowInvalid, pa.ArrowIOError, UnicodeDecodeError, csv.Error) as exc:
+    except (pa.ArrowInvalid, pa.ArrowIOError, pa.ArrowNotImplementedError, UnicodeDecodeError, csv.Error) as exc:
         raise ValueError(f"{path}: unreadable {kind} file ({_first_line(exc)})") from None
 
 
@@ -91,21 +91,22 @@ def _open_csv(p: Path, batch_size: int) -> Source:
 
 
 def _open_parquet(p: Path, batch_size: int) -> Source:
-    pf = pq.ParquetFile(p)
-    # read code columns dictionary-encoded: the leaf path of a list column is 'dx.list.element'
-    paths = [c.path for c in pf.metadata.schema] if pf.metadata.num_columns else []
-    dict_cols = [path for path in paths for col in CODE_COLUMNS
-                 if path == col or path.startswith(col + ".")]
-    iterator = pf.iter_batches(batch_size=batch_size, read_dictionary=dict_cols or None)
-    schema = pf.schema_arrow
+    """Code columns are read dictionary-encoded (the leaf of a list column is 'dx.list.element'),
+    one row group at a time: Arrow cannot yet return a nested dictionary column that spans
+    row groups as one batch."""
+    probe = pq.ParquetFile(p)
+    paths = [probe.metadata.schema.column(i).path for i in range(probe.metadata.num_columns)]
+    dict_cols = [path for path in paths for col in CODE_COLUMNS if path == col or path.startswith(col + ".")]
+    pf = pq.ParquetFile(p, read_dictionary=dict_cols or None)
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
-            yield from iterator
-        except (pa.ArrowInvalid, OSError) as exc:
+            for rg in range(pf.num_row_groups):
+                yield from pf.iter_batches(batch_size=batch_size, row_groups=[rg])
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
             raise ValueError(f"{p}: corrupt Parquet data ({_first_line(exc)})") from None
 
-    return Source(str(p), schema, batches(), pf.metadata.num_rows)
+    return Source(str(p), pf.schema_arrow, batches(), pf.metadata.num_rows)
 
 
 def _open_ipc(p: Path) -> Source:

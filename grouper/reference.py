@@ -11,38 +11,41 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import re
+
+from .arrow import CODE_WHITESPACE, INT32_MAX, NUMBER_PATTERN
 from .flags import CHECK_FLAGS, CcLevel, Flag, Status
 from .ruleset import Ruleset
 
 __all__ = ["Case", "Result", "ReferenceGrouper", "parse_int"]
 
 NO_MDC, NO_ADRG, NO_DRG = "0000", "00", "0000"
+_NUMBER = re.compile(NUMBER_PATTERN)
 
 
 def parse_int(value) -> tuple[int | None, bool]:
-    """(integer or None, was_bad): whole numbers only; text that is not one is missing + bad."""
+    """(integer or None, was_bad), by the rules of the Arrow boundary: whole numbers in int32
+    range only (text per ``arrow.NUMBER_PATTERN``); anything else is missing and flagged bad."""
     if value is None:
         return None, False
     if isinstance(value, bool):
         return None, True
-    if isinstance(value, int):
-        return value, False
     if isinstance(value, float):
         if value != value:  # NaN is how pandas spells missing
             return None, False
-        return (int(value), False) if value.is_integer() else (None, True)
+        if not value.is_integer():
+            return None, True
+        value = int(value)
+    if isinstance(value, int):
+        return (value, False) if -INT32_MAX <= value <= INT32_MAX else (None, True)
     text = str(value).strip()
     if text == "":
         return None, False
-    try:
-        return int(text), False
-    except ValueError:
-        pass
-    try:
-        f = float(text)
-    except ValueError:
+    m = _NUMBER.match(text)
+    if m is None:
         return None, True
-    return (int(f), False) if f.is_integer() else (None, True)
+    v = int(m["digits"]) * (-1 if m["sign"] == "-" else 1)
+    return (v, False) if -INT32_MAX <= v <= INT32_MAX else (None, True)
 
 
 @dataclass
@@ -173,8 +176,8 @@ class ReferenceGrouper:
         """Trim codes. The principal diagnosis is the first element: if that is empty the case
         has none (invalid). Empty codes elsewhere are dropped and flagged."""
         flags = Flag(0)
-        dx_raw = [(c or "").strip() for c in case.dx]
-        px_raw = [(c or "").strip() for c in case.px]
+        dx_raw = [(c or "").strip(CODE_WHITESPACE) for c in case.dx]
+        px_raw = [(c or "").strip(CODE_WHITESPACE) for c in case.px]
         principal = dx_raw[0] if dx_raw else ""
         secondary = [c for c in dx_raw[1:] if c]
         px = [c for c in px_raw if c]

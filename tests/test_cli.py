@@ -1,0 +1,350 @@
+"""The ``drg`` command line, driven through click's CliRunner: exit codes, one-line errors,
+and outputs that match the national reference grouper."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+import grouper
+from grouper.cli import main
+from grouper.core import OUTPUT_COLUMNS
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).parent / "data" / "chs-drg-1.1"
+RULES = ROOT / "rules" / "chs-drg-1.1"
+HEADER = "case_id,sex,age,age_days,birth_weight,dept,los,discharge,dx,px\n"
+STATUS = {"SUCCESS": "grouped", "CHECK_FAILED": "invalid", "FAIL": "ungroupable"}
+PROSTATE = {"sex": 1, "age": 65, "dx": ["C61.x00"], "px": ["60.5x02"]}
+
+
+def read_text_csv(path: Path) -> pa.Table:
+    with open(path, encoding="utf-8") as fh:
+        names = [n.strip('"') for n in fh.readline().strip().split(",")]
+    return pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(
+        column_types={c: pa.string() for c in names}, strings_can_be_null=False))
+
+
+def expected(name: str) -> list[tuple]:
+    exp = read_text_csv(DATA / f"{name}_expected.csv")
+    return [(c, STATUS[s], m, a, d) for c, s, m, a, d in zip(
+        *(exp[k].to_pylist() for k in ("case_id", "status_code", "mdc", "adrg", "drg")))]
+
+
+def got(table: pa.Table) -> list[tuple]:
+    return list(zip(table["case_id"].cast(pa.string()).to_pylist(),
+                    *(table[k].to_pylist() for k in ("status", "mdc", "adrg", "drg"))))
+
+
+@pytest.fixture(scope="module")
+def g():
+    # builds (and caches) the compiled ruleset once, so each CLI call below is quick
+    return grouper.Grouper("chs-drg-1.1")
+
+
+@pytest.fixture
+def runner(monkeypatch, g):
+    monkeypatch.delenv("DRG_RULES_PATH", raising=False)
+    return CliRunner()
+
+
+def invoke(runner, *args, **kw):
+    return runner.invoke(main, [str(a) for a in args], **kw)
+
+
+def one_line_error(result) -> str:
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error:")
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- group
+
+@pytest.mark.parametrize("name", ["sample", "golden_random", "golden_edge"])
+@pytest.mark.parametrize("ext", [".csv", ".parquet"])
+def test_group_reference_files_match_expected(runner, tmp_path, name, ext):
+    out = tmp_path / f"{name}{ext}"
+    result = invoke(runner, "group", DATA / f"{name}.csv", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    table = pq.read_table(out) if ext == ".parquet" else read_text_csv(out)
+    assert table.column_names == list(OUTPUT_COLUMNS)
+    assert got(table) == expected(name)
+    n = len(expected(name))
+    assert f"{n} cases" in result.stderr
+    if ext == ".parquet":
+        md = pq.read_schema(out).metadata
+        assert md[b"drg.ruleset"] == b"chs-drg-1.1"
+
+
+def test_group_parquet_input(runner, tmp_path):
+    src = read_text_csv(DATA / "golden_edge.csv")
+    split = lambda col: [s.split("|") if s.strip() else [] for s in col.to_pylist()]  # noqa: E731
+    src = src.set_column(src.schema.get_field_index("dx"), "dx", pa.array(split(src["dx"]), pa.list_(pa.string())))
+    src = src.set_column(src.schema.get_field_index("px"), "px", pa.array(split(src["px"]), pa.list_(pa.string())))
+    pq.write_table(src, tmp_path / "edge.parquet")
+    out = tmp_path / "edge_out.csv"
+    result = invoke(runner, "group", tmp_path / "edge.parquet", "-o", out)
+    assert result.exception is None, repr(result.exception)
+    assert result.exit_code == 0, result.output
+    assert got(read_text_csv(out)) == expected("golden_edge")
+
+
+def test_group_malformed_rows_are_invalid_rows_in_order(runner, tmp_path):
+    src = tmp_path / "messy.csv"
+    src.write_text(HEADER
+                   + "a1,1,65,,,,,,C61.x00,60.5x02\n"
+                   + "a2,,65,,,,,,C61.x00,60.5x02\n"      # empty sex
+                   + "a3,1,abc,,,,,,C61.x00,60.5x02\n"    # text in age
+                   + "a4,1,65,,,,,,,60.5x02\n"            # empty dx
+                   + "a5,1,65,,,,,,C61.x00,60.5x02\n")
+    out = tmp_path / "messy_out.csv"
+    result = invoke(runner, "group", src, "-o", out)
+    assert result.exit_code == 0, result.output
+    rows = read_text_csv(out).to_pylist()
+    assert [r["case_id"] for r in rows] == ["a1", "a2", "a3", "a4", "a5"]
+    assert [r["status"] for r in rows] == ["grouped", "invalid", "invalid", "invalid", "grouped"]
+    assert rows[0]["drg"] == rows[4]["drg"] == "MA19"
+    flags = [grouper.core.Flag(int(r["flags"])) for r in rows]
+    assert grouper.core.Flag.SEX_INVALID in flags[1]
+    assert grouper.core.Flag.BAD_NUMBER in flags[2] and grouper.core.Flag.AGE_MISSING in flags[2]
+    assert grouper.core.Flag.NO_DIAGNOSIS in flags[3]
+    assert all(r["reason"] for r in rows[1:4])
+    assert "grouped 2, invalid 3" in result.stderr
+
+
+def test_group_prints_a_table_without_output(runner):
+    result = invoke(runner, "group", DATA / "sample.csv", "--limit", "5")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:5] == ["case_id", "status", "mdc", "adrg", "drg"]
+    assert lines[1].split()[:5] == ["22058878", "grouped", "MDCG", "GZ1", "GZ13"]
+    assert len(lines) == 1 + 5 + 1 and lines[-1].startswith("... 25 more rows")
+    assert "30 cases" in result.stderr
+
+
+def test_group_keep_and_threads(runner, tmp_path):
+    out = tmp_path / "kept.csv"
+    result = invoke(runner, "group", DATA / "sample.csv", "-o", out, "--keep", "dept", "--keep", "los",
+                    "-t", "1", "--batch-size", "7")
+    assert result.exit_code == 0, result.output
+    table = read_text_csv(out)
+    assert table.column_names == [*OUTPUT_COLUMNS, "dept", "los"]
+    assert table["los"].to_pylist() == read_text_csv(DATA / "sample.csv")["los"].to_pylist()
+    assert got(table) == expected("sample")
+
+
+@pytest.mark.parametrize("col", ["sex", "age", "dx", "px"])
+def test_group_missing_required_column_exits_2(runner, tmp_path, col):
+    src = read_text_csv(DATA / "sample.csv").drop_columns([col])
+    path = tmp_path / f"no_{col}.csv"
+    pcsv.write_csv(src, path)
+    out = tmp_path / "out.csv"
+    result = invoke(runner, "group", path, "-o", out)
+    assert result.exit_code == 2, result.output
+    assert "missing required column" in result.stderr and col in result.stderr
+    assert not out.exists()
+
+
+def test_group_nonexistent_input_exits_1(runner, tmp_path):
+    result = invoke(runner, "group", tmp_path / "nope.csv", "-o", tmp_path / "out.csv")
+    assert result.exit_code == 1
+    assert "nope.csv" in one_line_error(result)
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_group_corrupt_parquet_exits_1(runner, tmp_path):
+    bad = tmp_path / "junk.parquet"
+    bad.write_bytes(b"PAR1" + b"\x13" * 500)
+    result = invoke(runner, "group", bad)
+    assert result.exit_code == 1
+    assert "junk.parquet" in one_line_error(result)
+
+
+def test_group_broken_csv_exits_1(runner, tmp_path):
+    bad = tmp_path / "broken.csv"
+    bad.write_text(HEADER + "1,1,65,,,,,,C61.x00,60.5x02,surplus\n")
+    result = invoke(runner, "group", bad, "-o", tmp_path / "out.csv")
+    assert result.exit_code == 1
+    assert "broken.csv" in one_line_error(result)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.csv"]
+
+
+def test_group_unknown_ruleset_exits_1(runner, tmp_path):
+    result = invoke(runner, "group", DATA / "sample.csv", "-r", "chs-drg-9.9", "-o", tmp_path / "o.csv")
+    assert result.exit_code == 1
+    line = one_line_error(result)
+    assert "chs-drg-9.9" in line and "no such ruleset" in line
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_group_existing_output_without_overwrite_exits_1(runner, tmp_path):
+    out = tmp_path / "out.csv"
+    out.write_text("precious\n")
+    result = invoke(runner, "group", DATA / "sample.csv", "-o", out)
+    assert result.exit_code == 1
+    assert "--overwrite" in one_line_error(result)
+    assert out.read_text() == "precious\n"
+    result = invoke(runner, "group", DATA / "sample.csv", "-o", out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert got(read_text_csv(out)) == expected("sample")
+
+
+def test_group_unknown_output_type_exits_1(runner, tmp_path):
+    result = invoke(runner, "group", DATA / "sample.csv", "-o", tmp_path / "out.xlsx")
+    assert result.exit_code == 1
+    assert "unknown file type" in one_line_error(result)
+
+
+# ----------------------------------------------------------------------------- rulesets
+
+@pytest.fixture
+def broken_rules(tmp_path) -> tuple[Path, str]:
+    """A copy of the bundled ruleset whose drg.csv lacks a DRG that adrg.csv orders."""
+    folder = tmp_path / "rules" / "chs-drg-broken"
+    shutil.copytree(RULES, folder)
+    lines = (folder / "drg.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    victim = next(i for i, ln in enumerate(lines) if ln.startswith("AB19,"))
+    assert "AB19" in (folder / "adrg.csv").read_text(encoding="utf-8")
+    del lines[victim]
+    (folder / "drg.csv").write_text("".join(lines), encoding="utf-8")
+    return folder, "AB19"
+
+
+def test_broken_ruleset_folder_exits_1_with_one_line(runner, tmp_path, broken_rules):
+    folder, drg = broken_rules
+    result = invoke(runner, "group", DATA / "sample.csv", "-r", folder, "-o", tmp_path / "o.csv")
+    assert result.exit_code == 1
+    line = one_line_error(result)
+    assert "adrg.csv" in line or "drg.csv" in line
+    assert drg in line
+    assert not (tmp_path / "o.csv").exists()
+
+    result = invoke(runner, "validate-ruleset", folder)
+    assert result.exit_code == 1
+    line = one_line_error(result)
+    assert ("adrg.csv" in line or "drg.csv" in line) and drg in line
+
+
+def test_rulesets_lists_bundled_ruleset(runner):
+    result = invoke(runner, "rulesets")
+    assert result.exit_code == 0, result.output
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("chs-drg-1.1"))
+    assert "26 MDC" in line and "376 ADRG" in line and "628 DRG" in line
+    assert grouper.Grouper("chs-drg-1.1").compiled.fingerprint[:16] in line
+
+
+def test_rulesets_json(runner):
+    result = invoke(runner, "rulesets", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    entry = next(r for r in rows if r["name"] == "chs-drg-1.1")
+    assert (entry["mdc"], entry["adrg"], entry["drg"]) == (26, 376, 628)
+    assert entry["version"] == "1.1"
+    assert len(entry["fingerprint"]) == 64
+
+
+def test_rulesets_reports_a_broken_ruleset_on_the_path(runner, monkeypatch, broken_rules):
+    folder, drg = broken_rules
+    monkeypatch.setenv("DRG_RULES_PATH", str(folder.parent))
+    result = invoke(runner, "rulesets")
+    assert result.exit_code == 0, result.output
+    broken = next(ln for ln in result.stdout.splitlines() if ln.startswith("chs-drg-broken"))
+    assert "BROKEN" in broken and drg in broken
+    assert any(ln.startswith("chs-drg-1.1") and "628 DRG" in ln for ln in result.stdout.splitlines())
+    rows = json.loads(invoke(runner, "rulesets", "--json").stdout)
+    assert {r["name"]: "error" in r for r in rows} == {"chs-drg-broken": True, "chs-drg-1.1": False}
+
+
+def test_validate_bundled_ruleset(runner):
+    result = invoke(runner, "validate-ruleset", RULES)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("ok: chs-drg-1.1")
+    assert "26 MDC, 376 ADRG, 628 DRG" in result.stdout
+
+
+def test_validate_ruleset_needs_a_folder(runner, tmp_path):
+    result = invoke(runner, "validate-ruleset", tmp_path / "missing")
+    assert result.exit_code == 2
+
+
+# ----------------------------------------------------------------------------- explain
+
+def test_explain_json_argument_prints_final_drg(runner):
+    result = invoke(runner, "explain", json.dumps(PROSTATE))
+    assert result.exit_code == 0, result.output
+    last = result.stdout.strip().splitlines()[-1]
+    assert "MA19" in last and "MDCM" in last
+
+
+def test_explain_with_options(runner):
+    result = invoke(runner, "explain", "--sex", "1", "--age", "65", "--dx", "C61.x00", "--px", "60.5x02")
+    assert result.exit_code == 0, result.output
+    assert "DRG MA19" in result.stdout
+    assert result.stdout == invoke(runner, "explain", json.dumps(PROSTATE)).stdout
+
+
+def test_explain_json_output(runner):
+    result = invoke(runner, "explain", "--json", json.dumps(PROSTATE))
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert {"ruleset", "result", "steps"} <= set(doc)
+    assert doc["result"]["drg"] == "MA19" and doc["result"]["status"] == "grouped"
+    assert doc["ruleset"].startswith("chs-drg-1.1")
+    assert any(s["step"] == "drg" and s.get("matched") and s["drg"] == "MA19" for s in doc["steps"])
+    one = grouper.Grouper("chs-drg-1.1").group_one(**PROSTATE)
+    assert doc["result"] == json.loads(json.dumps(one.as_dict()))
+
+
+def test_explain_from_stdin_and_invalid_case(runner):
+    case = {"sex": 1, "age": "abc", "dx": "C61.x00", "px": ""}
+    result = invoke(runner, "explain", "--json", "-", input=json.dumps(case))
+    assert result.exit_code == 0, result.output
+    r = json.loads(result.stdout)["result"]
+    assert r["status"] == "invalid" and r["drg"] == "0000"
+    flags = grouper.core.Flag(r["flags"])
+    assert grouper.core.Flag.BAD_NUMBER in flags and grouper.core.Flag.AGE_MISSING in flags
+
+
+@pytest.mark.parametrize("args", [
+    ["{not json"],
+    ["[1, 2]"],
+    [json.dumps({**PROSTATE, "colour": "red"})],
+    ["--sex", "1", "--age", "65"],
+])
+def test_explain_usage_errors_exit_2(runner, args):
+    result = invoke(runner, "explain", *args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
+def test_explain_unknown_ruleset_exits_1(runner):
+    result = invoke(runner, "explain", "-r", "nope-1.0", json.dumps(PROSTATE))
+    assert result.exit_code == 1
+    assert "nope-1.0" in one_line_error(result)
+
+
+# ----------------------------------------------------------------------------- help
+
+@pytest.mark.parametrize("cmd", [[], ["group"], ["explain"], ["rulesets"], ["validate-ruleset"]])
+def test_help(runner, cmd):
+    result = invoke(runner, *cmd, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.stdout
+    short = invoke(runner, *cmd, "-h")
+    assert short.exit_code == 0 and short.stdout == result.stdout
+
+
+def test_version(runner):
+    result = invoke(runner, "--version")
+    assert result.exit_code == 0
+    assert grouper.__version__ in result.stdout
