@@ -70,6 +70,7 @@ cdef struct Model:
     const uint64_t* adrg_by_ppx
     int32_t adrg_words
     int32_t n_px_codes
+    uint64_t mdc_bits       # bits of the MDCs that exist (a prefilter row may have more set)
 
 
 cdef struct CaseCtx:
@@ -330,7 +331,7 @@ cdef Outcome group_case(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept
     ppx_row = m.n_px_codes
     if c.ppx >= 0 and c.px[c.ppx] >= 0:
         ppx_row = c.px[c.ppx]
-    mdc_ok = m.mdc_by_pdx[pdx_row] & m.mdc_by_ppx[ppx_row]
+    mdc_ok = m.mdc_by_pdx[pdx_row] & m.mdc_by_ppx[ppx_row] & m.mdc_bits
     a_pdx = m.adrg_by_pdx + <Py_ssize_t>pdx_row * m.adrg_words
     a_ppx = m.adrg_by_ppx + <Py_ssize_t>ppx_row * m.adrg_words
     while mdc_ok:  # MDCs in evaluation order (bit = position), only those the prefilter allows
@@ -447,6 +448,7 @@ cdef class Program:
         m.adrg_by_ppx = &self.adrg_by_ppx[0, 0]
         m.adrg_words = self.adrg_by_pdx.shape[1]
         m.n_px_codes = self.mdc_by_ppx.shape[0] - 1
+        m.mdc_bits = ~(<uint64_t>0) if m.n_mdc >= 64 else ((<uint64_t>1) << m.n_mdc) - 1
 
     def group_batch(self, const int32_t[::1] sex, const int32_t[::1] age, const int32_t[::1] age_days,
                     const int32_t[::1] weight, const int32_t[::1] dx_off, const int32_t[::1] dx_ids,

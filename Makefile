@@ -1,0 +1,29 @@
+# One-command entry points. `make test` and `make demo` work on a fresh clone: they create
+# .venv, install the package (building the Cython kernels) and then run.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: test demo bench bench-quick clean
+
+$(STAMP): pyproject.toml setup.py $(wildcard cext/*.pyx cext/*.pxd)
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+demo: $(STAMP)
+	$(BIN)/drg group tests/data/chs-drg-1.1/sample.csv --ruleset chs-drg-1.1
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_group.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/bench_group.py --quick
+
+clean:
+	rm -rf $(VENV) build *.egg-info grouper/*.so cext/*.c .pytest_cache .hypothesis .benchmarks

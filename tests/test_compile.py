@@ -1,0 +1,125 @@
+"""The compiled structure: layouts derived from the kernel's structs, opcodes for every predicate,
+hand-built programs evaluated by the kernel, and the prefilters' soundness on the real scheme."""
+
+import array
+import pickle
+
+import numpy as np
+import pytest
+
+from grouper import _kernel
+from grouper.compile import ADRG_DTYPE, COND_DTYPE, MDC_DTYPE, SPLIT_DTYPE, compile_ruleset
+from grouper.conditions import PREDICATES
+from grouper.flags import CHECK_FLAGS, Flag, Status
+
+K = _kernel.CONSTANTS
+
+
+def test_python_flags_and_statuses_mirror_the_kernel():
+    for f in Flag:
+        if f != Flag.BAD_NUMBER:  # set by the Arrow boundary, not the kernel
+            assert K["F_" + f.name] == f.value
+    assert K["F_CHECKS"] == CHECK_FLAGS
+    assert [K[k] for k in ("ST_GROUPED", "ST_INVALID", "ST_UNGROUPABLE", "ST_AMBIGUOUS")] == list(Status)
+
+
+def test_record_dtypes_are_the_kernel_structs():
+    assert COND_DTYPE.names == ("op", "a", "b", "c") and COND_DTYPE.itemsize == 16
+    assert MDC_DTYPE.itemsize == 8 * 4 and ADRG_DTYPE.itemsize == 5 * 4 and SPLIT_DTYPE.itemsize == 8
+
+
+def tiny_program(cond, cond_args, dx_sets, n_dx=128, n_px=64, mdc=None, adrg=None, split=None):
+    """A program over hand-built arrays: one MDC, one ADRG, DRGs given by ``split``."""
+    mdc = mdc if mdc is not None else np.array([(0, -1, -1, 0, 1, 0, -1, -1)], MDC_DTYPE)
+    adrg = adrg if adrg is not None else np.array([(0, 0, len(split), 0, -1)], ADRG_DTYPE)
+    all_bits = np.full(1, np.uint64(2**64 - 1), np.uint64)
+    return _kernel.Program(
+        np.array(cond, COND_DTYPE), np.array(cond_args, np.int32), np.array(dx_sets, np.uint64).reshape(len(dx_sets), -1),
+        np.zeros((1, 1), np.uint64), np.full((0, n_dx), -1, np.int8),
+        np.zeros(n_dx, np.int8), np.full(n_dx, -1, np.int32), np.full(n_dx, -1, np.int32),
+        mdc, adrg, np.array(split, SPLIT_DTYPE),
+        np.repeat(all_bits, n_dx + 1), np.repeat(all_bits, n_px + 1),
+        np.full((n_dx + 1, 1), 2**64 - 1, np.uint64), np.full((n_px + 1, 1), 2**64 - 1, np.uint64),
+        0b110, 28, 150, False, 1, 1, 3,
+    )
+
+
+def test_hand_built_program_follows_first_match_order():
+    # node 0: pdx in set 0 (ids 3 and 70); node 1: n_dx > 1; node 2: age >= 65; node 3: TRUE
+    bits = np.zeros(2, np.uint64)
+    bits[0] |= np.uint64(1 << 3)
+    bits[1] |= np.uint64(1 << (70 - 64))
+    cond = [(K["OP_PDX_IN"], 0, 0, 0), (K["OP_N_DX_GT"], 1, 0, 0),
+            (K["OP_CMP"], K["FIELD_AGE"], K["CMP_GE"], 65), (K["OP_TRUE"], 0, 0, 0)]
+    p = tiny_program(cond, [], [bits], split=[(1, 0), (2, 1), (3, 2)])
+    one = lambda age, dx: p.group_one(1, age, 100, 3000, array.array("i", dx), array.array("i"))  # noqa: E731
+    assert one(40, [3, 5]) == (Status.GROUPED, 0, 0, 0, 0, 0)  # two diagnoses -> first DRG
+    assert one(70, [70]) == (Status.GROUPED, 0, 0, 1, 0, 0)  # one diagnosis, age 70 -> second
+    assert one(40, [70]) == (Status.GROUPED, 0, 0, 2, 0, 0)  # else the unconditional third
+    assert one(40, [4])[0] == Status.UNGROUPABLE  # pdx not in the MDC's list
+    assert one(40, [-1])[0] == Status.UNGROUPABLE and one(40, [-1])[5] == Flag.UNKNOWN_PDX
+    assert one(-2**31, [3])[0] == Status.INVALID  # missing age
+
+
+def test_and_or_not_nodes_use_their_child_slots():
+    # node 3 = and(node 0, not(node 1)) via cond_args[0:2] = [0, 2]; node 2 = not(node 1)
+    cond = [(K["OP_HAS_PX"], 0, 0, 0), (K["OP_SEX_EQ"], 2, 0, 0), (K["OP_NOT"], 1, 0, 0),
+            (K["OP_AND"], 0, 2, 0), (K["OP_OR"], 2, 2, 0), (K["OP_TRUE"], 0, 0, 0)]
+    mdc = np.array([(5, -1, -1, 0, 1, 0, -1, -1)], MDC_DTYPE)
+    adrg = np.array([(5, 0, 2, 0, -1)], ADRG_DTYPE)
+    p = tiny_program(cond, [0, 2, 0, 1], [np.zeros(2, np.uint64)], mdc=mdc, adrg=adrg, split=[(3, 0), (4, 1)])
+    px = array.array("i", [7])
+    assert p.group_one(1, 30, 0, 0, array.array("i", [1]), px)[3] == 0  # male with a procedure
+    assert p.group_one(2, 30, 0, 0, array.array("i", [1]), px)[3] == 1  # female: or(has_px, sex 2)
+    assert p.group_one(2, 30, 0, 0, array.array("i", [1]), array.array("i"))[3] == 1
+    assert p.group_one(1, 30, 0, 0, array.array("i", [1]), array.array("i"))[0] == Status.UNGROUPABLE
+
+
+def test_every_predicate_of_the_vocabulary_has_an_opcode(ruleset11):
+    from grouper.compile import _Compiler
+
+    c = _Compiler(ruleset11)
+    owner = "NA1"  # an ADRG with lists dx, px and combination labels
+    samples = {"list": "dx", "value": 1, "label": "1"}
+    for name, spec in PREDICATES.items():
+        tree = {"pred": name, **{k: samples[k] for k in spec.params}}
+        if spec.kind == "px":
+            tree["list"] = "px"
+        if name == "trauma_regions_ge":
+            tree["list"] = "MDCZ.mdc_dx"
+        node = c.node(tree, owner)
+        assert c.nodes[node][0] not in (K["OP_TRUE"], K["OP_FALSE"]), name
+
+
+def test_compiled_ruleset_pickles_and_shares_equal_subtrees(ruleset11):
+    compiled = compile_ruleset(ruleset11)
+    again = pickle.loads(pickle.dumps(compiled))
+    assert np.array_equal(again.cond, compiled.cond) and again.drg_codes == compiled.drg_codes
+    # 628 DRG splits use only a handful of distinct trees (none / mcc / mcc_or_cc)
+    assert len(np.unique(compiled.split["cond"])) <= 4
+    assert len(compiled.mdc) == 26 and len(compiled.adrg) == 376 and len(compiled.split) == 628
+
+
+def test_prefilters_never_rule_out_a_matching_entry(ruleset11):
+    """Soundness on the real scheme: a code listed in an entry's pdx list keeps that entry's bit."""
+    compiled = compile_ruleset(ruleset11)
+    dx_id = {c: i for i, c in enumerate(compiled.dx_codes)}
+    for pos, m in enumerate(ruleset11.mdcs):
+        lst = ruleset11.lists.get((m.code, "mdc_dx"))
+        for code in lst.codes if lst else ():
+            assert compiled.mdc_by_pdx[dx_id[code]] >> np.uint64(pos) & np.uint64(1)
+    order = [a for m in ruleset11.mdcs for a in m.adrgs]
+    for j, code in enumerate(order):
+        lst = ruleset11.lists.get((code, "dx"))
+        for c in lst.codes if lst else ():
+            assert compiled.adrg_by_pdx[dx_id[c], j >> 6] >> np.uint64(j & 63) & np.uint64(1)
+    # an unknown principal diagnosis (last row) cannot enter any pdx-listed MDC
+    assert bin(int(compiled.mdc_by_pdx[-1])).count("1") == 1  # only MDCA (entered by procedure)
+
+
+def test_program_rejects_inconsistent_arrays():
+    with pytest.raises(ValueError, match="same length"):
+        p = tiny_program([(K["OP_TRUE"], 0, 0, 0)], [], [np.zeros(2, np.uint64)], split=[(0, 0)])
+        z = np.zeros(2, np.int32)
+        p.group_batch(z, z[:1], z, z, np.zeros(3, np.int32), z, np.zeros(3, np.int32), z,
+                      np.zeros(2, np.int8), z, z, z, np.zeros(2, np.int8), z, 1)

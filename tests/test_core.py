@@ -1,0 +1,105 @@
+"""The Grouper object: one row out per row in, single cases, explanations, pickling."""
+
+import pickle
+import threading
+
+import pyarrow as pa
+import pytest
+
+import grouper
+from grouper.flags import Flag
+
+from conftest import DATA, read_cases
+
+
+def test_output_shape_order_and_metadata(grouper11):
+    cases = read_cases(DATA / "chs-drg-1.1" / "sample.csv")
+    out = grouper11.group(cases.slice(3, 20), keep=["dept"])
+    assert out.num_rows == 20
+    assert out.column("case_id").to_pylist() == cases.column("case_id").to_pylist()[3:23]
+    assert out.column("dept").to_pylist() == cases.column("dept").to_pylist()[3:23]
+    meta = out.schema.metadata
+    assert meta[b"drg.ruleset"] == b"chs-drg-1.1" and meta[b"drg.ruleset_version"] == b"1.1"
+    assert meta[b"drg.ruleset_fingerprint"] == grouper11.ruleset.fingerprint.encode()
+    first = out.slice(0, 1).to_pylist()[0]
+    assert first["drg"] == "RC19" and first["drg_name"] == "恶性增生性疾患放射治疗"
+    assert first["mdc_name"] == "骨髓增生疾病和功能障碍，低分化肿瘤" and first["status"] == "grouped"
+
+
+def test_empty_input_gives_empty_output_with_schema(grouper11):
+    t = pa.table({"sex": pa.array([], pa.int8()), "age": pa.array([], pa.int8()),
+                  "dx": pa.array([], pa.list_(pa.string())), "px": pa.array([], pa.list_(pa.string()))})
+    out = grouper11.group(t)
+    assert out.num_rows == 0 and "drg" in out.column_names
+
+
+def test_group_one_equals_group_on_reference_cases(grouper11):
+    cases = read_cases(DATA / "chs-drg-1.1" / "golden_edge.csv").slice(0, 400)
+    table = grouper11.group(cases).to_pylist()
+    for row, case in zip(table, cases.to_pylist()):
+        r = grouper11.group_one(case["sex"], case["age"], case["age_days"], case["birth_weight"], case["dx"], case["px"])
+        assert (r.status, r.mdc, r.adrg, r.drg, r.cc_level, r.flags) == (
+            row["status"], row["mdc"], row["adrg"], row["drg"], row["cc_level"], row["flags"])
+
+
+def test_unknown_codes_are_reported_not_dropped(grouper11):
+    r = grouper11.group_one(sex=1, age=65, dx=["C61.x00", "X99.999"], px=["60.5x02", "00.0000x999"])
+    assert r.drg == "MA19"
+    assert r.flags == Flag.UNKNOWN_SDX | Flag.UNKNOWN_PX
+    assert "secondary diagnosis not in the scheme's dictionary" in r.reason
+    bad = grouper11.group_one(sex=1, age=65, dx=["NOT-A-CODE"])
+    assert (bad.status, bad.flags) == ("ungroupable", Flag.UNKNOWN_PDX)
+
+
+def test_invalid_input_is_explained(grouper11):
+    r = grouper11.group_one(sex=3, age=0, age_days=5, birth_weight=None, dx=["P07.100"])
+    assert (r.status, r.mdc, r.adrg, r.drg, r.cc_level) == ("invalid", "0000", "00", "0000", None)
+    assert r.flags == Flag.SEX_INVALID | Flag.WEIGHT_MISSING
+    assert "birth weight missing" in r.reason
+
+
+def test_explain_gives_the_decision_path(grouper11):
+    e = grouper11.explain({"sex": 2, "age": 88, "dx": ["K22.301", "K11.901", "E11.900", "I10.x05"],
+                           "px": ["96.0800x005"]})
+    d = e.as_dict()
+    assert d["result"]["drg"] == "GZ13" and d["ruleset"].startswith("chs-drg-1.1")
+    mdc = [s for s in d["steps"] if s["step"] == "mdc" and s["matched"]]
+    assert [s["mdc"] for s in mdc] == ["MDCG"] and "K22.301" in mdc[0]["why"][0]
+    sev = next(s for s in d["steps"] if s["step"] == "severity")
+    assert sev["cc"] == ["K11.901"] and sev["cc_level"] == "CC"
+    text = e.text()
+    assert "MDC MDCG 消化系统疾病及功能障碍 入组" in text and "DRG GZ13" in text and "选定" in text
+
+
+def test_explain_shows_exclusions_and_validation(grouper11):
+    # E11.900 is a CC in the principal's own exclusion table when the principal is a diabetes code
+    inv = grouper11.explain(sex=None, age=30, dx=["K35.800"])
+    assert inv.result.status == "invalid" and "sex" in inv.text()
+
+
+def test_pickled_grouper_groups_identically(grouper11):
+    cases = read_cases(DATA / "chs-drg-1.1" / "golden_random.csv")
+    clone = pickle.loads(pickle.dumps(grouper11))
+    assert clone.group(cases).equals(grouper11.group(cases))
+    assert clone.explain(sex=1, age=65, dx=["C61.x00"], px=["60.5x02"]).result.drg == "MA19"
+
+
+def test_concurrent_calls_from_python_threads(grouper11):
+    cases = read_cases(DATA / "chs-drg-1.1" / "golden_random.csv")
+    expected = grouper11.group(cases, n_threads=1)
+    results = [None] * 4
+
+    def work(i):
+        results[i] = grouper11.group(cases, n_threads=1)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r.equals(expected) for r in results)
+
+
+def test_input_without_required_column_names_it(grouper11):
+    with pytest.raises(grouper.InputError, match="missing required column.*px"):
+        grouper11.group(pa.table({"sex": [1], "age": [3], "dx": [["A00.000"]]}))
