@@ -111,6 +111,8 @@ class Grouper:
         self.ruleset = ruleset if isinstance(ruleset, Ruleset) else load_ruleset(ruleset)
         fp = self.ruleset.fingerprint
         if fp not in _COMPILED:
+            if len(_COMPILED) >= 8:  # bounded: a process rarely uses many schemes
+                _COMPILED.pop(next(iter(_COMPILED)))
             _COMPILED[fp] = compile_ruleset(self.ruleset)
         self._setup(_COMPILED[fp], n_threads)
 

@@ -205,7 +205,8 @@ def _find(name_or_path: str | os.PathLike) -> Path:
     )
 
 
-_CACHE: dict[tuple[str, float], Ruleset] = {}
+_CACHE: dict[tuple[str, float], Ruleset] = {}  # small: a process rarely uses many schemes
+_CACHE_SIZE = 8
 
 
 def load_ruleset(name_or_path: str | os.PathLike) -> Ruleset:
@@ -214,6 +215,8 @@ def load_ruleset(name_or_path: str | os.PathLike) -> Ruleset:
     mtime = max(f.stat().st_mtime for f in folder.iterdir())
     key = (str(folder), mtime)
     if key not in _CACHE:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = _Loader(folder).load()
     return _CACHE[key]
 
