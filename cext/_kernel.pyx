@@ -126,33 +126,26 @@ cdef inline int32_t field_value(const CaseCtx* c, int32_t f) noexcept nogil:
     return c.weight
 
 
-cdef bint eval_cond(const Model* m, const CaseCtx* c, int32_t node) noexcept nogil:
-    # one if/elif chain over the opcode: Cython turns it into a C switch
-    cdef const CondNode* n = &m.cond[node]
+cdef inline bint eval_leaf(const Model* m, const CaseCtx* c, const CondNode* n) noexcept nogil:
+    """A predicate node; one if/elif chain over the opcode, which Cython turns into a C switch."""
     cdef int32_t op = n.op, i, k, r
     cdef uint64_t seen
     if op == OP_PDX_IN:
         return in_set(m.dx_sets, m.dx_words, n.a, c.dx[0])
-    elif op == OP_AND:
-        for i in range(n.a, n.a + n.b):
-            if not eval_cond(m, c, m.cond_args[i]):
-                return False
-        return True
-    elif op == OP_OR:
-        for i in range(n.a, n.a + n.b):
-            if eval_cond(m, c, m.cond_args[i]):
-                return True
-        return False
-    elif op == OP_NOT:
-        return not eval_cond(m, c, n.a)
+    elif op == OP_PPX_IN:
+        return c.ppx >= 0 and in_set(m.px_sets, m.px_words, n.a, c.px[c.ppx])
+    elif op == OP_HAS_MCC:
+        return c.has_mcc
+    elif op == OP_HAS_CC:
+        return c.has_cc
+    elif op == OP_N_DX_GT:
+        return c.ndx > n.a
+    elif op == OP_HAS_PX:
+        return c.npx > 0
     elif op == OP_TRUE:
         return True
     elif op == OP_FALSE:
         return False
-    elif op == OP_PPX_IN:
-        return c.ppx >= 0 and in_set(m.px_sets, m.px_words, n.a, c.px[c.ppx])
-    elif op == OP_HAS_PX:
-        return c.npx > 0
     elif op == OP_ANY_PX_IN or op == OP_SPX_IN:
         if c.ppx < 0:
             return False
@@ -167,12 +160,6 @@ cdef bint eval_cond(const Model* m, const CaseCtx* c, int32_t node) noexcept nog
             if in_set(m.dx_sets, m.dx_words, n.a, c.dx[i]):
                 return True
         return False
-    elif op == OP_HAS_MCC:
-        return c.has_mcc
-    elif op == OP_HAS_CC:
-        return c.has_cc
-    elif op == OP_N_DX_GT:
-        return c.ndx > n.a
     elif op == OP_N_PX_GT:
         return c.npx > n.a
     elif op == OP_SEX_EQ:
@@ -195,6 +182,27 @@ cdef bint eval_cond(const Model* m, const CaseCtx* c, int32_t node) noexcept nog
             k += 1
         return k >= n.b
     return False
+
+
+cdef bint eval_cond(const Model* m, const CaseCtx* c, int32_t node) noexcept nogil:
+    """A condition tree. and/or evaluate leaf children inline and recurse only into subtrees."""
+    cdef const CondNode* n = &m.cond[node]
+    cdef const CondNode* ch
+    cdef int32_t i
+    cdef bint v
+    if n.op == OP_AND or n.op == OP_OR:
+        for i in range(n.a, n.a + n.b):
+            ch = &m.cond[m.cond_args[i]]
+            if ch.op == OP_AND or ch.op == OP_OR or ch.op == OP_NOT:
+                v = eval_cond(m, c, m.cond_args[i])
+            else:
+                v = eval_leaf(m, c, ch)
+            if v != (n.op == OP_AND):
+                return v
+        return n.op == OP_AND
+    if n.op == OP_NOT:
+        return not eval_cond(m, c, n.a)
+    return eval_leaf(m, c, n)
 
 
 cdef int32_t validate(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept nogil:
@@ -292,7 +300,7 @@ cdef bint group_in_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, const
         if j >= end:
             return False
         ad = &m.adrg[j]
-        if eval_cond(m, c, ad.entry_cond):
+        if ad.entry_cond < 0 or eval_cond(m, c, ad.entry_cond):
             for s in range(ad.split_start, ad.split_end):
                 if eval_cond(m, c, m.split[s].cond):
                     o.status = ST_GROUPED
@@ -338,7 +346,7 @@ cdef Outcome group_case(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept
         i = drg_ctz64(mdc_ok)
         mdc_ok &= mdc_ok - 1
         md = &m.mdc[i]
-        if eval_cond(m, c, md.entry_cond) and group_in_mdc(m, c, md, a_pdx, a_ppx, &o):
+        if (md.entry_cond < 0 or eval_cond(m, c, md.entry_cond)) and group_in_mdc(m, c, md, a_pdx, a_ppx, &o):
             return o
     for i in range(64, m.n_mdc):  # beyond 64 MDCs nothing is prefiltered
         md = &m.mdc[i]

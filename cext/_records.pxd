@@ -72,7 +72,7 @@ cdef packed struct CondNode:
     int32_t c
 
 cdef packed struct MdcRec:
-    int32_t entry_cond
+    int32_t entry_cond   # -1: the prefilter decides the entry exactly (nothing to evaluate)
     int32_t qy_cond      # -1: no ambiguous-group test
     int32_t qy_pos       # test before the ADRG at this offset of the MDC's range
     int32_t adrg_start   # range into the ADRG records, evaluation order
@@ -82,7 +82,7 @@ cdef packed struct MdcRec:
     int32_t qy_drg
 
 cdef packed struct AdrgRec:
-    int32_t entry_cond
+    int32_t entry_cond   # -1: the prefilter decides the entry exactly
     int32_t split_start  # range into the split records, DRG order
     int32_t split_end
     int32_t code

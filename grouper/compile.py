@@ -213,6 +213,16 @@ class _Compiler:
             return None if any(s is None for s in sets) else frozenset.union(*sets)
         return None
 
+    @staticmethod
+    def _exact(tree: dict) -> bool:
+        """True when the prefilters alone decide ``tree``: it is pdx_in/ppx_in lists joined by
+        ``and``, plus has_px only where a ppx_in already implies it."""
+        parts = tree["args"] if tree.get("op") == "and" else [tree]
+        preds = [p.get("pred") for p in parts]
+        if not all(p in ("pdx_in", "ppx_in", "has_px") for p in preds):
+            return False
+        return "has_px" not in preds or "ppx_in" in preds
+
     def _prefilter(self, trees: list[tuple[dict, str]], pred: str, ids: dict[str, int]) -> np.ndarray:
         """Bit i of row r: item i may match when the principal code has id r (last row: none)."""
         words = max(1, (len(trees) + 63) // 64)
@@ -255,7 +265,8 @@ class _Compiler:
                     drg = rs.drgs[d]
                     split_recs.append((self.node(drg.split_rule, d),
                                        result(drg_codes, drg_names, drg_index, d, drg.name)))
-                adrg_recs.append((self.node(a.entry_rule, a.code), s0, len(split_recs),
+                entry = -1 if self._exact(a.entry_rule) else self.node(a.entry_rule, a.code)
+                adrg_recs.append((entry, s0, len(split_recs),
                                   result(adrg_codes, adrg_names, adrg_index, a.code, a.name), -1))
             if m.qy_rule is not None:
                 qy_cond = self.node(m.qy_rule, m.code)
@@ -265,8 +276,8 @@ class _Compiler:
                 qy_drg = result(drg_codes, drg_names, drg_index, qy_code, f"{m.name}歧义组")
             else:
                 qy_cond, qy_pos, qy_adrg, qy_drg = -1, -1, -1, -1
-            mdc_recs.append((self.node(m.entry_rule, m.code), qy_cond, qy_pos, start, len(adrg_recs),
-                             mi, qy_adrg, qy_drg))
+            entry = -1 if mi < 64 and self._exact(m.entry_rule) else self.node(m.entry_rule, m.code)
+            mdc_recs.append((entry, qy_cond, qy_pos, start, len(adrg_recs), mi, qy_adrg, qy_drg))
         mdc_codes.append("0000")
         mdc_names.append("")
         adrg_codes.append("00")
