@@ -28,6 +28,8 @@ __all__ = ["Grouper", "GroupResult", "default_threads", "OUTPUT_COLUMNS"]
 OUTPUT_COLUMNS = ("case_id", "status", "mdc", "adrg", "drg", "cc_level", "mdc_name", "adrg_name",
                   "drg_name", "flags", "reason")
 _COMPILED: dict[str, CompiledRuleset] = {}
+_BAD_NUMBER = int(Flag.BAD_NUMBER)
+_CC_TEXT = {-1: None, 0: CC_LABELS[CcLevel.NONE], 1: CC_LABELS[CcLevel.CC], 2: CC_LABELS[CcLevel.MCC]}
 
 
 def default_threads() -> int:
@@ -216,11 +218,11 @@ class Grouper:
         px_ids = _ids(px, self._px_map)
         st, m, a, d, cc, fl = self._program.group_one(vals[0], vals[1], vals[2], vals[3], dx_ids, px_ids)
         if bad:
-            fl |= Flag.BAD_NUMBER
+            fl |= _BAD_NUMBER
         c = self.compiled
         return GroupResult(STATUS_LABELS[st], c.mdc_codes[m], c.adrg_codes[a], c.drg_codes[d],
-                           None if cc < 0 else CC_LABELS[CcLevel(cc)], int(fl),
-                           c.mdc_names[m], c.adrg_names[a], c.drg_names[d], describe_flags(fl))
+                           _CC_TEXT[cc], fl, c.mdc_names[m], c.adrg_names[a], c.drg_names[d],
+                           describe_flags(fl) if fl else "")
 
     def explain(self, case: Case | dict | None = None, **fields) -> Explanation:
         """Why a case lands where it does: the reference interpreter's decision path, with names.

@@ -8,6 +8,7 @@ invalid input; warning bits never change the group, they say what was odd about 
 from __future__ import annotations
 
 from enum import IntEnum, IntFlag
+from functools import lru_cache
 
 __all__ = ["CcLevel", "Flag", "Status", "CHECK_FLAGS", "describe_flags"]
 
@@ -83,6 +84,11 @@ FLAG_MESSAGES = {
 }
 
 
+_MESSAGES = [(int(bit), msg) for bit, msg in FLAG_MESSAGES.items()]
+
+
+@lru_cache(maxsize=4096)
 def describe_flags(flags: int) -> str:
     """``'; '``-joined messages of the set bits, in bit order ('' when none)."""
-    return "; ".join(msg for bit, msg in FLAG_MESSAGES.items() if flags & bit)
+    flags = int(flags)
+    return "; ".join(msg for bit, msg in _MESSAGES if flags & bit)

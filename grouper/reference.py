@@ -26,6 +26,8 @@ _NUMBER = re.compile(NUMBER_PATTERN)
 def parse_int(value) -> tuple[int | None, bool]:
     """(integer or None, was_bad), by the rules of the Arrow boundary: whole numbers in int32
     range only (text per ``arrow.NUMBER_PATTERN``); anything else is missing and flagged bad."""
+    if type(value) is int and -INT32_MAX <= value <= INT32_MAX:  # the common case, first
+        return value, False
     if value is None:
         return None, False
     if isinstance(value, bool):
