@@ -317,10 +317,23 @@ cdef bint group_in_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, const
         j += 1
 
 
+cdef inline bint group_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, const uint64_t* a_pdx,
+                           const uint64_t* a_ppx, Outcome* o) noexcept nogil:
+    """One MDC at its place in the order: ambiguous-group rule, entry rule, then its ADRGs."""
+    if md.pre_cond >= 0 and eval_cond(m, c, md.pre_cond):
+        o.status = ST_AMBIGUOUS
+        o.mdc = md.pre_mdc
+        o.adrg = md.qy_adrg
+        o.drg = md.pre_drg
+        return True
+    if md.entry_cond >= 0 and not eval_cond(m, c, md.entry_cond):
+        return False
+    return group_in_mdc(m, c, md, a_pdx, a_ppx, o)
+
+
 cdef Outcome group_case(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept nogil:
     cdef Outcome o
     cdef int32_t i, pdx_row, ppx_row
-    cdef const MdcRec* md
     cdef uint64_t mdc_ok
     cdef const uint64_t* a_pdx
     cdef const uint64_t* a_ppx
@@ -345,12 +358,10 @@ cdef Outcome group_case(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept
     while mdc_ok:  # MDCs in evaluation order (bit = position), only those the prefilter allows
         i = drg_ctz64(mdc_ok)
         mdc_ok &= mdc_ok - 1
-        md = &m.mdc[i]
-        if (md.entry_cond < 0 or eval_cond(m, c, md.entry_cond)) and group_in_mdc(m, c, md, a_pdx, a_ppx, &o):
+        if group_mdc(m, c, &m.mdc[i], a_pdx, a_ppx, &o):
             return o
     for i in range(64, m.n_mdc):  # beyond 64 MDCs nothing is prefiltered
-        md = &m.mdc[i]
-        if eval_cond(m, c, md.entry_cond) and group_in_mdc(m, c, md, a_pdx, a_ppx, &o):
+        if group_mdc(m, c, &m.mdc[i], a_pdx, a_ppx, &o):
             return o
     o.status = ST_UNGROUPABLE
     return o

@@ -80,6 +80,9 @@ cdef packed struct MdcRec:
     int32_t code         # index into the MDC code table
     int32_t qy_adrg      # result codes when the QY test holds
     int32_t qy_drg
+    int32_t pre_cond     # -1: none; else an ambiguous-group rule tested before the entry rule
+    int32_t pre_mdc      # its result codes (the MDC may differ from this one's: MDCN -> MQY)
+    int32_t pre_drg
 
 cdef packed struct AdrgRec:
     int32_t entry_cond   # -1: the prefilter decides the entry exactly

@@ -171,6 +171,9 @@ class _Compiler:
             lst = self.rs.resolve_list(p["list"], owner)
             kind = "dx" if name.endswith("dx_in") else "px"
             return (K[_LIST_OPS[name]], self._set(kind, (lst.owner, lst.name), lst.codes), 0, 0)
+        if name == "any_dx_prefix":
+            codes = self.rs.dx_prefix_list(p["prefix"])
+            return (K["OP_ANY_DX_IN"], self._set("dx", ("", "prefix", p["prefix"]), codes), 0, 0)
         if name == "px_label_present":
             lst = self.rs.resolve_list("px", owner)
             codes = self.rs.px_label_list(p["label"], owner)
@@ -256,6 +259,7 @@ class _Compiler:
             return index[code]
 
         mdc_recs, adrg_recs, split_recs = [], [], []
+        rs_names = {m.code: m.name for m in rs.mdcs}
         for mi, m in enumerate(rs.mdcs):
             start = len(adrg_recs)
             for a_code in m.adrgs:
@@ -268,16 +272,20 @@ class _Compiler:
                 entry = -1 if self._exact(a.entry_rule) else self.node(a.entry_rule, a.code)
                 adrg_recs.append((entry, s0, len(split_recs),
                                   result(adrg_codes, adrg_names, adrg_index, a.code, a.name), -1))
+            qy_cond, qy_pos, qy_drg, pre = -1, -1, -1, (-1, -1, -1)
+            qy_adrg = result(adrg_codes, adrg_names, adrg_index, "QY", "歧义组") if (
+                m.qy_rule is not None or m.pre_qy_rule is not None) else -1
             if m.qy_rule is not None:
                 qy_cond = self.node(m.qy_rule, m.code)
                 qy_pos = m.adrgs.index(m.qy_after) + 1 if m.qy_after else 0
-                qy_adrg = result(adrg_codes, adrg_names, adrg_index, "QY", "歧义组")
-                qy_code = m.code[3] + "QY"
-                qy_drg = result(drg_codes, drg_names, drg_index, qy_code, f"{m.name}歧义组")
-            else:
-                qy_cond, qy_pos, qy_adrg, qy_drg = -1, -1, -1, -1
-            entry = -1 if mi < 64 and self._exact(m.entry_rule) else self.node(m.entry_rule, m.code)
-            mdc_recs.append((entry, qy_cond, qy_pos, start, len(adrg_recs), mi, qy_adrg, qy_drg))
+                qy_drg = result(drg_codes, drg_names, drg_index, m.code[3] + "QY", f"{m.name}歧义组")
+            if m.pre_qy_rule is not None:
+                letter_mdc = "MDC" + m.pre_qy_drg[0]
+                pre = (self.node(m.pre_qy_rule, m.code), mdc_codes.index(letter_mdc),
+                       result(drg_codes, drg_names, drg_index, m.pre_qy_drg, f"{rs_names[letter_mdc]}歧义组"))
+            exact = mi < 64 and m.pre_qy_rule is None and self._exact(m.entry_rule)
+            entry = -1 if exact else self.node(m.entry_rule, m.code)
+            mdc_recs.append((entry, qy_cond, qy_pos, start, len(adrg_recs), mi, qy_adrg, qy_drg, *pre))
         mdc_codes.append("0000")
         mdc_names.append("")
         adrg_codes.append("00")
@@ -301,7 +309,8 @@ class _Compiler:
             for code, region in mapping.items():
                 regions[r, self.dx_id[code]] = region
 
-        mdc_trees = [(m.entry_rule, m.code) for m in rs.mdcs[:64]]  # later MDCs are never filtered
+        # later MDCs are never filtered; an MDC with a rule tested before its entry neither
+        mdc_trees = [(m.entry_rule if m.pre_qy_rule is None else {"const": True}, m.code) for m in rs.mdcs[:64]]
         adrg_trees = [(rs.adrgs[a].entry_rule, a) for m in rs.mdcs for a in m.adrgs]
         prefilters = {
             "mdc_by_pdx": self._prefilter(mdc_trees, "pdx_in", self.dx_id)[:, 0].copy(),

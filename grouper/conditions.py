@@ -32,6 +32,7 @@ PREDICATES: dict[str, Predicate] = {
     "any_dx_in": Predicate(("list",), "dx", "any diagnosis, principal included, in list"),
     "sdx_in": Predicate(("list",), "dx", "some secondary diagnosis (positions 2..n) in list"),
     "n_dx_gt": Predicate(("value",), doc="more than value diagnoses in total"),
+    "any_dx_prefix": Predicate(("prefix",), doc="some diagnosis of the scheme's dictionary starts with prefix"),
     "trauma_regions_ge": Predicate(("value", "list"), "dx",
                                    "diagnoses found in list span >= value distinct body regions"),
     "has_mcc": Predicate((), doc="some counted diagnosis is an MCC not excluded by the principal"),
@@ -106,7 +107,7 @@ def check_shape(tree: object, depth: int = 0) -> None:
         raise ValueError(f"predicate {name}: value must be an integer")
     if "value" in spec.params and not -(2**31) < tree["value"] < 2**31:
         raise ValueError(f"predicate {name}: value out of range")
-    for key in ("list", "label"):
+    for key in ("list", "label", "prefix"):
         if key in spec.params and (not isinstance(tree[key], str) or not tree[key]):
             raise ValueError(f"predicate {name}: {key} must be a non-empty string")
 

@@ -140,6 +140,14 @@ class ReferenceGrouper:
 
         for mdc in rs.mdcs:
             why: list[str] = []
+            if mdc.pre_qy_rule is not None:
+                hit = self._eval(mdc.pre_qy_rule, mdc.code, ctx, why)
+                if trace:
+                    steps.append({"step": "qy", "mdc": mdc.code, "matched": hit, "why": why, "before_entry": True})
+                if hit:
+                    return Result(Status.AMBIGUOUS, "MDC" + mdc.pre_qy_drg[0], "QY", mdc.pre_qy_drg,
+                                  cc_level, int(flags), steps)
+                why = []
             ok = self._eval(mdc.entry_rule, mdc.code, ctx, why)
             if trace:
                 steps.append({"step": "mdc", "mdc": mdc.code, "matched": ok, "why": why})
@@ -273,6 +281,11 @@ class ReferenceGrouper:
             return codes_in(ctx.px, "procedure")
         if name == "spx_in":
             return codes_in(ctx.px[1:], "secondary procedure")
+        if name == "any_dx_prefix":
+            hit = next((c for c in ctx.dx if c.startswith(p["prefix"]) and c in self._known()[0]), None)
+            if hit is not None:
+                why.append(f"diagnosis {hit} starts with {p['prefix']}")
+            return hit is not None
         if name == "has_px":
             return len(ctx.px) > 0
         if name == "px_label_present":

@@ -16,6 +16,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -61,6 +62,8 @@ class Mdc:
     adrgs: tuple[str, ...]
     qy_after: str  # ADRG after which the ambiguous-group test sits; "" = before the first
     qy_rule: dict | None  # None: no ambiguous-group test in this MDC
+    pre_qy_rule: dict | None = None  # qy_rules.csv: tested before the entry rule
+    pre_qy_drg: str = ""  # its result DRG (e.g. "MQY"); the reported MDC is "MDC" + its letter
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ class CodeList:
     regions: dict[str, str] = field(default_factory=dict)  # trauma body regions
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Ruleset:
     """A validated scheme: plain Python data, the input of both compiler and reference."""
 
@@ -129,7 +132,11 @@ class Ruleset:
         lst = self.resolve_list("px", owner)
         return tuple(c for c in lst.codes if lst.labels.get(c) == label)
 
-    @property
+    def dx_prefix_list(self, prefix: str) -> tuple[str, ...]:
+        """Codes of the scheme's diagnosis universe that start with ``prefix``."""
+        return tuple(c for c in self.dx_universe if c.startswith(prefix))
+
+    @cached_property
     def dx_universe(self) -> list[str]:
         """Every diagnosis code the scheme knows: dictionary plus codes used by rules."""
         codes = set(self.dx_names)
@@ -140,7 +147,7 @@ class Ruleset:
                 codes.update(lst.codes)
         return sorted(codes)
 
-    @property
+    @cached_property
     def px_universe(self) -> list[str]:
         codes = set(self.px_names)
         for lst in self.lists.values():
@@ -230,7 +237,8 @@ class _Table:
         self.fname = fname
         self.rows: list[tuple[int, dict[str, str]]] = []
         path = folder / fname
-        if not path.is_file():
+        self.present = path.is_file()
+        if not self.present:
             if required:
                 raise RulesetError(fname, None, "file is missing")
             return
@@ -269,7 +277,7 @@ _SCHEMA = {
     "dx_dict.csv": ["dx_code", "dx_name"],
     "px_dict.csv": ["px_code", "px_name"],
 }
-_OPTIONAL = {"named_lists.csv": ["list", "code"]}
+_OPTIONAL = {"named_lists.csv": ["list", "code"], "qy_rules.csv": ["mdc", "qy_drg", "rule"]}
 
 _ENGINE_DEFAULTS = {"cc_scope": "secondary"}
 _VALIDATION_DEFAULTS = {"sex_values": [1, 2], "newborn_max_age_days": 28, "max_age_years": 150}
@@ -289,6 +297,7 @@ class _Loader:
         drgs = self._drgs(t["drg.csv"])
         adrgs = self._adrgs(t["adrg.csv"], drgs)
         mdcs = self._mdcs(t["mdc.csv"], adrgs)
+        mdcs = self._pre_qy(t["qy_rules.csv"], mdcs)
         lists = self._lists(t, adrgs, mdcs)
         cc, pdx_excl = self._cc(t["cc_mcc.csv"], t["cc_exclusion.csv"])
 
@@ -449,6 +458,23 @@ class _Loader:
                 raise RulesetError("mdc.csv", None, f"ADRG {a.code} is in no MDC's adrg_order")
         return out
 
+    def _pre_qy(self, tab: _Table, mdcs: dict[str, Mdc]) -> dict[str, Mdc]:
+        """Ambiguous-group rules tested at an MDC's place before its entry rule (qy_rules.csv)."""
+        from dataclasses import replace
+
+        seen: set[str] = set()
+        for line, r in tab.rows:
+            code, drg = r["mdc"], r["qy_drg"]
+            if code not in mdcs:
+                raise RulesetError(tab.fname, line, f"unknown MDC {code!r}")
+            if code in seen:
+                raise RulesetError(tab.fname, line, f"MDC {code} has more than one rule")
+            seen.add(code)
+            if not re.fullmatch(r"[A-Z][A-Z0-9]{1,7}", drg) or "MDC" + drg[0] not in mdcs:
+                raise RulesetError(tab.fname, line, f"qy_drg {drg!r} must start with the letter of an MDC of the scheme")
+            mdcs[code] = replace(mdcs[code], pre_qy_rule=self._json(tab, line, "rule", r["rule"]), pre_qy_drg=drg)
+        return mdcs
+
     def _lists(self, t: dict[str, _Table], adrgs: dict, mdcs: dict) -> dict[tuple[str, str], CodeList]:
         acc: dict[tuple[str, str], dict] = {}
 
@@ -539,6 +565,8 @@ class _Loader:
                             raise KeyError(f"list {pred['list']!r} has no trauma regions")
                     if pred["pred"] == "px_label_present" and not rs.px_label_list(pred["label"], owner):
                         raise KeyError(f"no procedure of the px list carries label {pred['label']!r}")
+                    if pred["pred"] == "any_dx_prefix" and not rs.dx_prefix_list(pred["prefix"]):
+                        raise KeyError(f"no diagnosis of the dictionary starts with {pred['prefix']!r}")
                 except KeyError as exc:
                     msg = exc.args[0] if isinstance(exc.args[0], str) and " " in exc.args[0] else (
                         f"condition names list {pred.get('list')!r}, which does not exist for {owner}")
@@ -548,6 +576,8 @@ class _Loader:
             check(m.entry_rule, m.code, "mdc.csv", "mdc")
             if m.qy_rule is not None:
                 check(m.qy_rule, m.code, "mdc.csv", "mdc")
+            if m.pre_qy_rule is not None:
+                check(m.pre_qy_rule, m.code, "qy_rules.csv", "mdc")
         for a in rs.adrgs.values():
             check(a.entry_rule, a.code, "adrg.csv", "adrg")
         for d in rs.drgs.values():
@@ -558,7 +588,7 @@ class _Loader:
         h = hashlib.sha256()
         ident = {k: manifest[k] for k in ("name", "version", "engine", "validation")}
         h.update(json.dumps(ident, sort_keys=True, ensure_ascii=False).encode())
-        for fname in sorted(t):
+        for fname in sorted(f for f in t if t[f].present):  # absent optional tables add nothing
             cols = (_SCHEMA | _OPTIONAL)[fname]
             h.update(b"\x1e" + fname.encode() + b"\x1e")
             h.update(t[fname].canonical(cols).encode())

@@ -56,6 +56,8 @@ def write_scheme(folder: Path, spec: dict) -> Path:
             for d, tree in a["drgs"]:
                 drg_rows.append([d, f"name {d}", a["code"], j(tree)])
     table("mdc.csv", ["mdc", "mdc_name", "eval_order", "entry_rule", "adrg_order", "qy_after", "qy_rule"], mdc_rows)
+    table("qy_rules.csv", ["mdc", "qy_drg", "rule", "note"],
+          [[m["code"], m["pre_qy"][0], j(m["pre_qy"][1]), ""] for m in spec["mdcs"] if m.get("pre_qy")])
     table("mdc_dx.csv", ["mdc", "dx_code", "trauma_region"], mdc_dx)
     table("adrg.csv", ["adrg", "adrg_name", "mdc", "section", "entry_rule", "drg_order"], adrg_rows)
     table("adrg_dx.csv", ["adrg", "list", "dx_code"], adrg_dx)
@@ -97,6 +99,7 @@ def _trees(context: str, has_labels: bool):
                   st.sampled_from(["weight_lt", "weight_ge"]), st.sampled_from([1500, 2000, 2500])),
         st.builds(lambda v: {"pred": "trauma_regions_ge", "value": v, "list": "mdc_dx"}, st.sampled_from([1, 2, 3])),
         st.sampled_from([{"const": True}, {"const": False}]),
+        st.builds(lambda v: {"pred": "any_dx_prefix", "prefix": v}, st.sampled_from(["A", "A01.", "C03.0", "A18.3"])),
     ]
     if has_labels and context != "mdc":
         leaves.append(st.builds(lambda v: {"pred": "px_label_present", "label": v}, st.sampled_from(["1", "2"])))
@@ -139,7 +142,9 @@ def schemes(draw) -> dict:
         mdc_list = draw(_subset(ALL_DX))
         regions = {c: draw(st.sampled_from(["head", "chest", "limb"])) for c in mdc_list}
         qy = draw(st.booleans())
+        pre = draw(st.booleans()) and draw(st.booleans())
         mdcs.append({
+            "pre_qy": (draw(st.sampled_from(mdc_letters)) + "QY", draw(_trees("mdc", False))) if pre else None,
             "code": f"MDC{letter}", "entry": draw(_trees("mdc", False)), "list": mdc_list, "regions": regions,
             "adrgs": adrgs,
             "qy_rule": draw(_trees("mdc", False)) if qy else None,
