@@ -80,7 +80,7 @@ def test_every_predicate_of_the_vocabulary_has_an_opcode(ruleset11):
 
     c = _Compiler(ruleset11)
     owner = "NA1"  # an ADRG with lists dx, px and combination labels
-    samples = {"list": "dx", "value": 1, "label": "1"}
+    samples = {"list": "dx", "value": 1, "label": "1", "prefix": "C6"}
     for name, spec in PREDICATES.items():
         tree = {"pred": name, **{k: samples[k] for k in spec.params}}
         if spec.kind == "px":
