@@ -23,7 +23,6 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import grouper  # noqa: E402
-from grouper.arrow import encode_batch  # noqa: E402
 from grouper.core import default_threads  # noqa: E402
 from grouper.reference import ReferenceGrouper  # noqa: E402
 from workload import build_table, cases, records  # noqa: E402
@@ -44,14 +43,13 @@ def best(fn, repeats: int) -> float:
 
 def kernel_runner(g: grouper.Grouper, table: pa.Table, threads: int):
     """A closure running only the kernel over ids encoded beforehand (outputs preallocated)."""
-    enc = encode_batch(table.combine_chunks().to_batches()[0], g._dx_map, g._px_map)
+    enc = g.encoder.encode(table.combine_chunks().to_batches()[0])
     n = enc.n
     out = (np.empty(n, np.int8), np.empty(n, np.int32), np.empty(n, np.int32),
            np.empty(n, np.int32), np.empty(n, np.int8), np.empty(n, np.int32))
 
     def run():
-        g._program.group_batch(enc.sex, enc.age, enc.age_days, enc.weight, enc.dx_off, enc.dx_ids,
-                               enc.px_off, enc.px_ids, *out, threads)
+        g._program.group_batch(enc.fields, enc.dx_off, enc.dx_ids, enc.px_off, enc.px_ids, *out, threads)
     return run, out
 
 

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import grouper
-from grouper.arrow import encode_batch
 from grouper.reference import ReferenceGrouper
 from workload import build_table, cases, records
 
@@ -35,14 +34,13 @@ def recs(table):
 
 
 def test_kernel_preencoded(benchmark, g, table):
-    enc = encode_batch(table.combine_chunks().to_batches()[0], g._dx_map, g._px_map)
+    enc = g.encoder.encode(table.combine_chunks().to_batches()[0])
     n = enc.n
     out = (np.empty(n, np.int8), np.empty(n, np.int32), np.empty(n, np.int32),
            np.empty(n, np.int32), np.empty(n, np.int8), np.empty(n, np.int32))
     out[0].fill(-1)
     benchmark.extra_info["cases"] = n
-    benchmark(g._program.group_batch, enc.sex, enc.age, enc.age_days, enc.weight, enc.dx_off,
-              enc.dx_ids, enc.px_off, enc.px_ids, *out, 1)
+    benchmark(g._program.group_batch, enc.fields, enc.dx_off, enc.dx_ids, enc.px_off, enc.px_ids, *out, 1)
     assert (out[0] >= 0).all()  # every row got a status
 
 

@@ -8,7 +8,7 @@ No Python object is touched per case.
 """
 
 from cython.parallel cimport prange
-from libc.stdint cimport int8_t, int32_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, uint32_t, uint64_t
 from _records cimport *  # record layouts and constants shared with grouper.compile
 
 import numpy as np
@@ -71,6 +71,8 @@ cdef struct Model:
     int32_t adrg_words
     int32_t n_px_codes
     uint64_t mdc_bits       # bits of the MDCs that exist (a prefilter row may have more set)
+    bint require_los        # a case without a length of stay is invalid input
+    bint fail_retry         # an ungroupable case is regrouped with each secondary procedure alone
 
 
 cdef struct CaseCtx:
@@ -78,6 +80,9 @@ cdef struct CaseCtx:
     int32_t age
     int32_t age_days
     int32_t weight          # MISSING unless > 0 (weight predicates need a non-zero weight)
+    int32_t los
+    int32_t discharge
+    int32_t dept
     const int32_t* dx       # raw list; ID_EMPTY entries after the first are skipped
     int32_t ndx_raw
     int32_t ndx             # diagnoses that count (non-empty)
@@ -121,9 +126,15 @@ cdef inline bint compare(int32_t v, int32_t cmp, int32_t ref) noexcept nogil:
 cdef inline int32_t field_value(const CaseCtx* c, int32_t f) noexcept nogil:
     if f == FIELD_AGE:
         return c.age
-    if f == FIELD_AGE_DAYS:
+    elif f == FIELD_AGE_DAYS:
         return c.age_days
-    return c.weight
+    elif f == FIELD_WEIGHT:
+        return c.weight
+    elif f == FIELD_LOS:
+        return c.los
+    elif f == FIELD_DISCHARGE:
+        return c.discharge
+    return c.dept
 
 
 cdef inline bint eval_leaf(const Model* m, const CaseCtx* c, const CondNode* n) noexcept nogil:
@@ -168,6 +179,11 @@ cdef inline bint eval_leaf(const Model* m, const CaseCtx* c, const CondNode* n) 
         return compare(field_value(c, n.a), n.b, n.c)
     elif op == OP_KNOWN:
         return field_value(c, n.a) != MISSING
+    elif op == OP_VALUE_IN:
+        k = field_value(c, n.a)
+        if k < 0 or k >= 64:
+            return False
+        return ((<uint64_t>(<uint32_t>n.b) | (<uint64_t>(<uint32_t>n.c) << 32)) >> k) & 1
     elif op == OP_TRAUMA_GE:
         seen = 0
         for i in range(c.ndx_raw):
@@ -224,6 +240,8 @@ cdef int32_t validate(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept n
         f |= F_WEIGHT_OUT_OF_RANGE
     if c.ndx_raw == 0 or c.dx[0] == ID_EMPTY:
         f |= F_NO_DIAGNOSIS
+    if m.require_los and (c.los == MISSING or c.los < 0):
+        f |= F_LOS_INVALID
     return f
 
 
@@ -267,9 +285,9 @@ cdef void severity(const Model* m, CaseCtx* c) noexcept nogil:
             continue
         if ptab >= 0 and m.cc_table[k] == ptab:
             continue
-        if m.cc_level[k] == 2:
+        if m.cc_level[k] & 2:
             c.has_mcc = True
-        else:
+        if m.cc_level[k] & 1:
             c.has_cc = True
 
 
@@ -331,12 +349,35 @@ cdef inline bint group_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, c
     return group_in_mdc(m, c, md, a_pdx, a_ppx, o)
 
 
-cdef Outcome group_case(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept nogil:
-    cdef Outcome o
+cdef bint group_mdcs(const Model* m, const CaseCtx* c, Outcome* o) noexcept nogil:
+    """MDCs in evaluation order, only those the prefilters allow; True when a result is set."""
     cdef int32_t i, pdx_row, ppx_row
     cdef uint64_t mdc_ok
     cdef const uint64_t* a_pdx
     cdef const uint64_t* a_ppx
+    # prefilter rows: the principal codes' ids, or the last row when unknown/absent
+    pdx_row = c.dx[0] if c.dx[0] >= 0 else m.n_dx_codes
+    ppx_row = m.n_px_codes
+    if c.ppx >= 0 and c.px[c.ppx] >= 0:
+        ppx_row = c.px[c.ppx]
+    mdc_ok = m.mdc_by_pdx[pdx_row] & m.mdc_by_ppx[ppx_row] & m.mdc_bits
+    a_pdx = m.adrg_by_pdx + <Py_ssize_t>pdx_row * m.adrg_words
+    a_ppx = m.adrg_by_ppx + <Py_ssize_t>ppx_row * m.adrg_words
+    while mdc_ok:  # bit = position in the evaluation order
+        i = drg_ctz64(mdc_ok)
+        mdc_ok &= mdc_ok - 1
+        if group_mdc(m, c, &m.mdc[i], a_pdx, a_ppx, o):
+            return True
+    for i in range(64, m.n_mdc):  # beyond 64 MDCs nothing is prefiltered
+        if group_mdc(m, c, &m.mdc[i], a_pdx, a_ppx, o):
+            return True
+    return False
+
+
+cdef Outcome group_case(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept nogil:
+    cdef Outcome o
+    cdef CaseCtx alone
+    cdef int32_t k
     o.mdc = m.none_mdc
     o.adrg = m.none_adrg
     o.drg = m.none_drg
@@ -347,36 +388,58 @@ cdef Outcome group_case(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept
         return o
     severity(m, c)
     o.cc = 2 if c.has_mcc else (1 if c.has_cc else 0)
-    # prefilter rows: the principal codes' ids, or the last row when unknown/absent
-    pdx_row = c.dx[0] if c.dx[0] >= 0 else m.n_dx_codes
-    ppx_row = m.n_px_codes
-    if c.ppx >= 0 and c.px[c.ppx] >= 0:
-        ppx_row = c.px[c.ppx]
-    mdc_ok = m.mdc_by_pdx[pdx_row] & m.mdc_by_ppx[ppx_row] & m.mdc_bits
-    a_pdx = m.adrg_by_pdx + <Py_ssize_t>pdx_row * m.adrg_words
-    a_ppx = m.adrg_by_ppx + <Py_ssize_t>ppx_row * m.adrg_words
-    while mdc_ok:  # MDCs in evaluation order (bit = position), only those the prefilter allows
-        i = drg_ctz64(mdc_ok)
-        mdc_ok &= mdc_ok - 1
-        if group_mdc(m, c, &m.mdc[i], a_pdx, a_ppx, &o):
-            return o
-    for i in range(64, m.n_mdc):  # beyond 64 MDCs nothing is prefiltered
-        if group_mdc(m, c, &m.mdc[i], a_pdx, a_ppx, &o):
-            return o
+    if group_mdcs(m, c, &o):
+        return o
+    if m.fail_retry and c.npx >= 2:
+        # regroup with each secondary procedure alone, in order; diagnoses unchanged
+        alone = c[0]
+        alone.npx_raw = 1
+        alone.npx = 1
+        alone.ppx = 0
+        for k in range(c.ppx + 1, c.npx_raw):
+            if c.px[k] == ID_EMPTY:
+                continue
+            alone.px = c.px + k
+            if group_mdcs(m, &alone, &o):
+                return o
     o.status = ST_UNGROUPABLE
     return o
 
 
-cdef inline void fill_ctx(CaseCtx* c, int32_t sex, int32_t age, int32_t age_days, int32_t weight,
+cdef inline void fill_ctx(CaseCtx* c, const int32_t* f, Py_ssize_t stride,
                           const int32_t* dx, int32_t ndx, const int32_t* px, int32_t npx) noexcept nogil:
-    c.sex = sex
-    c.age = age
-    c.age_days = age_days
-    c.weight = weight if weight > 0 else MISSING
+    """Case fields from column ``f`` of the input matrix (rows FIELD_*, ``stride`` apart)."""
+    c.sex = f[FIELD_SEX * stride]
+    c.age = f[FIELD_AGE * stride]
+    c.age_days = f[FIELD_AGE_DAYS * stride]
+    c.weight = f[FIELD_WEIGHT * stride]
+    if c.weight <= 0:
+        c.weight = MISSING
+    c.los = f[FIELD_LOS * stride]
+    c.discharge = f[FIELD_DISCHARGE * stride]
+    c.dept = f[FIELD_DEPT * stride]
     c.dx = dx
     c.ndx_raw = ndx
     c.px = px
     c.npx_raw = npx
+
+
+cdef inline void group_row(const Model* m, Py_ssize_t i, Py_ssize_t n, const int32_t* fields,
+                           const int32_t* dx_off, const int32_t* dx_ids, const int32_t* px_off,
+                           const int32_t* px_ids, int8_t* status, int32_t* mdc, int32_t* adrg,
+                           int32_t* drg, int8_t* cc, int32_t* flags) noexcept nogil:
+    """Case i of a batch; its own stack frame keeps the per-case state private to the thread."""
+    cdef CaseCtx c
+    cdef Outcome o
+    fill_ctx(&c, fields + i, n, dx_ids + dx_off[i], dx_off[i + 1] - dx_off[i],
+             px_ids + px_off[i], px_off[i + 1] - px_off[i])
+    o = group_case(m, &c, fields[FIELD_WEIGHT * n + i])
+    status[i] = o.status
+    mdc[i] = o.mdc
+    adrg[i] = o.adrg
+    drg[i] = o.drg
+    cc[i] = o.cc
+    flags[i] = o.flags
 
 
 def openmp_threads() -> int:
@@ -412,7 +475,7 @@ cdef class Program:
 
     def __init__(self, cond, cond_args, dx_sets, px_sets, regions, cc_level, cc_table, pdx_table,
                  mdc, adrg, split, mdc_by_pdx, mdc_by_ppx, adrg_by_pdx, adrg_by_ppx,
-                 int sex_mask, int newborn_days, int max_age, bint cc_all,
+                 int sex_mask, int newborn_days, int max_age, bint cc_all, bint require_los, bint fail_retry,
                  int none_mdc, int none_adrg, int none_drg):
         self.cond = cond
         self.cond_args = cond_args
@@ -458,6 +521,8 @@ cdef class Program:
         m.newborn_days = newborn_days
         m.max_age = max_age
         m.cc_all = cc_all
+        m.require_los = require_los
+        m.fail_retry = fail_retry
         m.none_mdc = none_mdc
         m.none_adrg = none_adrg
         m.none_drg = none_drg
@@ -469,37 +534,34 @@ cdef class Program:
         m.n_px_codes = self.mdc_by_ppx.shape[0] - 1
         m.mdc_bits = ~(<uint64_t>0) if m.n_mdc >= 64 else ((<uint64_t>1) << m.n_mdc) - 1
 
-    def group_batch(self, const int32_t[::1] sex, const int32_t[::1] age, const int32_t[::1] age_days,
-                    const int32_t[::1] weight, const int32_t[::1] dx_off, const int32_t[::1] dx_ids,
+    def group_batch(self, const int32_t[:, ::1] fields, const int32_t[::1] dx_off, const int32_t[::1] dx_ids,
                     const int32_t[::1] px_off, const int32_t[::1] px_ids,
                     int8_t[::1] status, int32_t[::1] mdc, int32_t[::1] adrg, int32_t[::1] drg,
                     int8_t[::1] cc, int32_t[::1] flags, int n_threads=1):
-        """Group n cases into the caller's output arrays. Same results for any n_threads."""
-        cdef Py_ssize_t n = sex.shape[0], i
+        """Group n cases into the caller's output arrays. ``fields`` is int32[N_FIELDS, n]
+        (rows FIELD_*: age, age_days, weight, los, discharge id, dept id, sex; MISSING absent).
+        Same results for any n_threads."""
+        cdef Py_ssize_t n = fields.shape[1], i
         cdef const Model* m = &self.m
-        cdef const int32_t* dxp
-        cdef const int32_t* pxp
         cdef const int32_t* empty = self.empty_case
-        if n == 0:
-            return
-        if (age.shape[0] != n or age_days.shape[0] != n or weight.shape[0] != n or status.shape[0] != n
-                or mdc.shape[0] != n or adrg.shape[0] != n or drg.shape[0] != n or cc.shape[0] != n
-                or flags.shape[0] != n):
+        if fields.shape[0] != N_FIELDS:
+            raise ValueError(f"fields must have {N_FIELDS} rows")
+        if (status.shape[0] != n or mdc.shape[0] != n or adrg.shape[0] != n or drg.shape[0] != n
+                or cc.shape[0] != n or flags.shape[0] != n):
             raise ValueError("all per-case arrays must have the same length")
         if dx_off.shape[0] != n + 1 or px_off.shape[0] != n + 1:
             raise ValueError("offset arrays must have n + 1 entries")
+        if n == 0:
+            return
         if dx_off[n] > dx_ids.shape[0] or px_off[n] > px_ids.shape[0] or dx_off[0] < 0 or px_off[0] < 0:
             raise ValueError("offsets point outside the id arrays")
         if not (self.check_offsets(dx_off) and self.check_offsets(px_off)):
             raise ValueError("offsets must not decrease")
-        dxp = &dx_ids[0] if dx_ids.shape[0] else empty
-        pxp = &px_ids[0] if px_ids.shape[0] else empty
-        cdef const int32_t* sexp = &sex[0]
-        cdef const int32_t* agep = &age[0]
-        cdef const int32_t* adp = &age_days[0]
-        cdef const int32_t* wp = &weight[0]
+        cdef const int32_t* fp = &fields[0, 0]
         cdef const int32_t* dop = &dx_off[0]
         cdef const int32_t* pop = &px_off[0]
+        cdef const int32_t* dxp = &dx_ids[0] if dx_ids.shape[0] else empty
+        cdef const int32_t* pxp = &px_ids[0] if px_ids.shape[0] else empty
         cdef int8_t* stp = &status[0]
         cdef int32_t* mdp = &mdc[0]
         cdef int32_t* adrp = &adrg[0]
@@ -510,18 +572,19 @@ cdef class Program:
             n_threads = 1
         with nogil:
             for i in prange(n, schedule="static", num_threads=n_threads):
-                _group_into(m, i, sexp, agep, adp, wp, dop, dxp, pop, pxp, stp, mdp, adrp, drp, ccp, flp)
+                group_row(m, i, n, fp, dop, dxp, pop, pxp, stp, mdp, adrp, drp, ccp, flp)
 
-    def group_one(self, int sex, int age, int age_days, int weight,
-                  const int32_t[::1] dx, const int32_t[::1] px):
-        """One case -> (status, mdc, adrg, drg, cc, flags) indices; for low-latency callers."""
+    def group_one(self, const int32_t[::1] fields, const int32_t[::1] dx, const int32_t[::1] px):
+        """One case (``fields`` int32[N_FIELDS]) -> (status, mdc, adrg, drg, cc, flags) indices."""
         cdef CaseCtx c
         cdef Outcome o
         cdef const int32_t* empty = self.empty_case
-        fill_ctx(&c, sex, age, age_days, weight, &dx[0] if dx.shape[0] else empty, dx.shape[0],
+        if fields.shape[0] != N_FIELDS:
+            raise ValueError(f"fields must have {N_FIELDS} entries")
+        fill_ctx(&c, &fields[0], 1, &dx[0] if dx.shape[0] else empty, dx.shape[0],
                  &px[0] if px.shape[0] else empty, px.shape[0])
         with nogil:
-            o = group_case(&self.m, &c, weight)
+            o = group_case(&self.m, &c, fields[FIELD_WEIGHT])
         return o.status, o.mdc, o.adrg, o.drg, o.cc, o.flags
 
     def check_offsets(self, const int32_t[::1] off):
@@ -534,24 +597,6 @@ cdef class Program:
                     ok = False
                     break
         return ok
-
-
-cdef inline void _group_into(const Model* m, Py_ssize_t i, const int32_t* sex, const int32_t* age,
-                             const int32_t* age_days, const int32_t* weight, const int32_t* dx_off,
-                             const int32_t* dx_ids, const int32_t* px_off, const int32_t* px_ids,
-                             int8_t* status, int32_t* mdc, int32_t* adrg, int32_t* drg, int8_t* cc,
-                             int32_t* flags) noexcept nogil:
-    cdef CaseCtx c
-    cdef Outcome o
-    fill_ctx(&c, sex[i], age[i], age_days[i], weight[i], dx_ids + dx_off[i], dx_off[i + 1] - dx_off[i],
-             px_ids + px_off[i], px_off[i + 1] - px_off[i])
-    o = group_case(m, &c, weight[i])
-    status[i] = o.status
-    mdc[i] = o.mdc
-    adrg[i] = o.adrg
-    drg[i] = o.drg
-    cc[i] = o.cc
-    flags[i] = o.flags
 
 
 cdef CondNode _cond_proto[1]
@@ -572,13 +617,15 @@ CONSTANTS = {
     "F_AGE_DAYS_OUT_OF_RANGE": F_AGE_DAYS_OUT_OF_RANGE, "F_WEIGHT_MISSING": F_WEIGHT_MISSING,
     "F_WEIGHT_OUT_OF_RANGE": F_WEIGHT_OUT_OF_RANGE, "F_NO_DIAGNOSIS": F_NO_DIAGNOSIS,
     "F_UNKNOWN_PDX": F_UNKNOWN_PDX, "F_UNKNOWN_SDX": F_UNKNOWN_SDX, "F_UNKNOWN_PX": F_UNKNOWN_PX,
-    "F_EMPTY_CODE": F_EMPTY_CODE, "F_CHECKS": F_CHECKS,
+    "F_EMPTY_CODE": F_EMPTY_CODE, "F_LOS_INVALID": F_LOS_INVALID, "F_CHECKS": F_CHECKS,
     "OP_FALSE": OP_FALSE, "OP_TRUE": OP_TRUE, "OP_AND": OP_AND, "OP_OR": OP_OR, "OP_NOT": OP_NOT,
     "OP_PDX_IN": OP_PDX_IN, "OP_ANY_DX_IN": OP_ANY_DX_IN, "OP_SDX_IN": OP_SDX_IN,
     "OP_N_DX_GT": OP_N_DX_GT, "OP_TRAUMA_GE": OP_TRAUMA_GE, "OP_HAS_MCC": OP_HAS_MCC,
     "OP_HAS_CC": OP_HAS_CC, "OP_HAS_PX": OP_HAS_PX, "OP_PPX_IN": OP_PPX_IN,
     "OP_ANY_PX_IN": OP_ANY_PX_IN, "OP_SPX_IN": OP_SPX_IN, "OP_N_PX_GT": OP_N_PX_GT,
-    "OP_SEX_EQ": OP_SEX_EQ, "OP_CMP": OP_CMP, "OP_KNOWN": OP_KNOWN,
+    "OP_SEX_EQ": OP_SEX_EQ, "OP_CMP": OP_CMP, "OP_KNOWN": OP_KNOWN, "OP_VALUE_IN": OP_VALUE_IN,
     "FIELD_AGE": FIELD_AGE, "FIELD_AGE_DAYS": FIELD_AGE_DAYS, "FIELD_WEIGHT": FIELD_WEIGHT,
+    "FIELD_LOS": FIELD_LOS, "FIELD_DISCHARGE": FIELD_DISCHARGE, "FIELD_DEPT": FIELD_DEPT,
+    "FIELD_SEX": FIELD_SEX, "N_FIELDS": N_FIELDS,
     "CMP_EQ": CMP_EQ, "CMP_LT": CMP_LT, "CMP_LE": CMP_LE, "CMP_GT": CMP_GT, "CMP_GE": CMP_GE,
 }

@@ -28,7 +28,8 @@ cdef enum:
     F_UNKNOWN_SDX = 512
     F_UNKNOWN_PX = 1024
     F_EMPTY_CODE = 2048
-    F_CHECKS = 255
+    F_LOS_INVALID = 8192
+    F_CHECKS = 8447     # the bits that make a case invalid input
 
 # condition opcodes (grouper.compile lowers predicates to these)
 cdef enum:
@@ -52,11 +53,17 @@ cdef enum:
     OP_SEX_EQ = 30      # a = value
     OP_CMP = 31         # a = field, b = comparator, c = value
     OP_KNOWN = 32       # a = field
+    OP_VALUE_IN = 33    # a = field (discharge, dept), b | c << 32 = bitmask of value ids
 
 cdef enum:
     FIELD_AGE = 0
     FIELD_AGE_DAYS = 1
     FIELD_WEIGHT = 2
+    FIELD_LOS = 3
+    FIELD_DISCHARGE = 4  # value ids of the scheme's discharge codes (-1 other, MISSING absent)
+    FIELD_DEPT = 5
+    FIELD_SEX = 6
+    N_FIELDS = 7         # rows of the per-case input matrix, indexed by FIELD_*
 
 cdef enum:
     CMP_EQ = 0

@@ -8,6 +8,7 @@ are mapped once per distinct value, never once per row, and never in a Python lo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
@@ -24,7 +25,7 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "CodeMapper",
     "Encoded",
-    "encode_batch",
+    "Encoder",
     "iter_batches",
 ]
 
@@ -137,6 +138,36 @@ def parse_int_column(name: str, col: pa.Array | None, n: int) -> tuple[np.ndarra
     return v, bad | out_of_range
 
 
+def parse_int(value) -> tuple[int | None, bool]:
+    """One Python value -> (integer or None, was_bad), by the same rules as
+    ``parse_int_column``: whole numbers in int32 range (text per ``NUMBER_PATTERN``)."""
+    if type(value) is int and -INT32_MAX <= value <= INT32_MAX:  # the common case, first
+        return value, False
+    if value is None:
+        return None, False
+    if isinstance(value, bool):
+        return None, True
+    if isinstance(value, float):
+        if value != value:  # NaN is how pandas spells missing
+            return None, False
+        if not value.is_integer():
+            return None, True
+        value = int(value)
+    if isinstance(value, int):
+        return (value, False) if -INT32_MAX <= value <= INT32_MAX else (None, True)
+    text = str(value).strip()
+    if text == "":
+        return None, False
+    m = _NUMBER.match(text)
+    if m is None:
+        return None, True
+    v = int(m["digits"]) * (-1 if m["sign"] == "-" else 1)
+    return (v, False) if -INT32_MAX <= v <= INT32_MAX else (None, True)
+
+
+_NUMBER = re.compile(NUMBER_PATTERN)
+
+
 # ----------------------------------------------------------------------------- codes
 
 class CodeMapper:
@@ -247,15 +278,17 @@ class Encoded:
     """One batch as the kernel sees it."""
 
     n: int
-    sex: np.ndarray
-    age: np.ndarray
-    age_days: np.ndarray
-    weight: np.ndarray
+    fields: np.ndarray  # int32[N_FIELDS, n], rows in the kernel's FIELD_* order
     dx_off: np.ndarray
     dx_ids: np.ndarray
     px_off: np.ndarray
     px_ids: np.ndarray
     bad_number: np.ndarray  # bool per row
+
+
+#: Rows of ``Encoded.fields`` (the kernel's FIELD_* numbering, checked by a test).
+FIELD_ROWS = ("age", "age_days", "birth_weight", "los", "discharge", "dept", "sex")
+VALUE_COLUMNS = ("discharge", "dept")  # compared as exact codes, mapped to the scheme's value ids
 
 
 def check_columns(names: Iterable[str], required: Iterable[str] = REQUIRED_COLUMNS) -> None:
@@ -265,16 +298,65 @@ def check_columns(names: Iterable[str], required: Iterable[str] = REQUIRED_COLUM
         raise InputError(f"missing required column(s): {', '.join(missing)}")
 
 
-def encode_batch(batch: pa.RecordBatch, dx: CodeMapper, px: CodeMapper) -> Encoded:
-    check_columns(batch.schema.names)
-    n = batch.num_rows
-    cols = {name: batch.column(name) if name in batch.schema.names else None
-            for name in (*NUMERIC_COLUMNS, *CODE_COLUMNS)}
-    nums, bad = {}, np.zeros(n, dtype=bool)
-    for name in NUMERIC_COLUMNS:
-        nums[name], b = parse_int_column(name, cols[name], n)
-        bad |= b
-    dx_off, dx_ids = encode_code_column("dx", cols["dx"], n, dx)
-    px_off, px_ids = encode_code_column("px", cols["px"], n, px)
-    return Encoded(n, nums["sex"], nums["age"], nums["age_days"], nums["birth_weight"],
-                   dx_off, dx_ids, px_off, px_ids, bad)
+class Encoder:
+    """Turns record batches into kernel input for one compiled scheme."""
+
+    def __init__(self, dx_codes: list[str], px_codes: list[str], values: dict[str, list[str]] | None = None,
+                 input_fields: Iterable[str] = ()):
+        self.dx = CodeMapper(dx_codes)
+        self.px = CodeMapper(px_codes)
+        self.values = {k: CodeMapper(list((values or {}).get(k, []))) for k in VALUE_COLUMNS}
+        self.required = (*REQUIRED_COLUMNS, *input_fields)
+
+    def encode(self, batch: pa.RecordBatch) -> Encoded:
+        names = batch.schema.names
+        check_columns(names, self.required)
+        n = batch.num_rows
+        fields = np.empty((len(FIELD_ROWS), n), dtype=np.int32)
+        bad = np.zeros(n, dtype=bool)
+        for row, name in enumerate(FIELD_ROWS):
+            col = batch.column(name) if name in names else None
+            if name in VALUE_COLUMNS:
+                fields[row] = self._value_ids(name, col, n)
+            else:
+                fields[row], b = parse_int_column(name, col, n)
+                bad |= b
+        dx_off, dx_ids = encode_code_column("dx", batch.column("dx"), n, self.dx)
+        px_off, px_ids = encode_code_column("px", batch.column("px"), n, self.px)
+        return Encoded(n, fields, dx_off, dx_ids, px_off, px_ids, bad)
+
+    def _value_ids(self, name: str, col, n: int) -> np.ndarray:
+        """Ids of discharge/department codes among those the scheme's conditions name
+        (-1 another code, MISSING absent). Integer columns are read as their decimal text."""
+        if col is None:
+            return np.full(n, MISSING, dtype=np.int32)
+        arr = _as_array(col)
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.dictionary_decode()
+        t = arr.type
+        if pa.types.is_integer(t) or pa.types.is_floating(t):
+            v, _ = parse_int_column(name, arr, n)
+            arr = pa.array(np.where(v == MISSING, None, v.astype(object)), pa.int64()).cast(pa.string())
+        elif pa.types.is_null(t):
+            return np.full(n, MISSING, dtype=np.int32)
+        elif not _is_text(t):
+            raise InputError(f"column {name!r} has type {t}, expected text codes")
+        ids = self.values[name].map_strings(arr)
+        return np.where(ids == ID_EMPTY, MISSING, ids).astype(np.int32)
+
+    def case_fields(self, **values) -> np.ndarray:
+        """int32[N_FIELDS] for one case given as Python values, and whether a number was bad."""
+        out = np.empty(len(FIELD_ROWS), dtype=np.int32)
+        bad = False
+        for row, name in enumerate(FIELD_ROWS):
+            v = values.get(name)
+            if name in VALUE_COLUMNS:
+                if isinstance(v, float) and v.is_integer():
+                    v = int(v)
+                i = self.values[name].get(v if v is None or isinstance(v, str) else str(v))
+                out[row] = MISSING if i == ID_EMPTY else i
+            else:
+                iv, b = parse_int(v)
+                bad |= b
+                out[row] = MISSING if iv is None else iv
+        return out, bad

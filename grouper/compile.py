@@ -38,7 +38,8 @@ _LIST_OPS = {
 }
 _PLAIN_OPS = {"has_mcc": "OP_HAS_MCC", "has_cc": "OP_HAS_CC", "has_px": "OP_HAS_PX"}
 _VALUE_OPS = {"n_dx_gt": "OP_N_DX_GT", "n_px_gt": "OP_N_PX_GT", "sex_eq": "OP_SEX_EQ"}
-_FIELDS = {"age_years": "FIELD_AGE", "age_days": "FIELD_AGE_DAYS", "weight": "FIELD_WEIGHT"}
+_FIELDS = {"age_years": "FIELD_AGE", "age_days": "FIELD_AGE_DAYS", "weight": "FIELD_WEIGHT", "los": "FIELD_LOS"}
+_VALUE_FIELDS = {"discharge_in": "discharge", "dept_in": "dept"}
 _KNOWN = {"age_days_known": "FIELD_AGE_DAYS", "weight_known": "FIELD_WEIGHT"}
 
 
@@ -71,6 +72,8 @@ class CompiledRuleset:
     adrg_names: list[str]
     drg_codes: list[str]
     drg_names: list[str]
+    input_fields: tuple[str, ...] = ()  # optional input columns the scheme needs
+    values: dict = field(default_factory=dict)  # "discharge"/"dept" -> codes whose position is their id
     set_keys: dict = field(default_factory=dict)  # (kind, owner, list) -> row, for inspection
 
     def program(self) -> "_kernel.Program":
@@ -80,7 +83,7 @@ class CompiledRuleset:
             self.cond, self.cond_args, self.dx_sets, self.px_sets, self.regions,
             self.cc_level, self.cc_table, self.pdx_table, self.mdc, self.adrg, self.split,
             self.mdc_by_pdx, self.mdc_by_ppx, self.adrg_by_pdx, self.adrg_by_ppx,
-            p["sex_mask"], p["newborn_days"], p["max_age"], p["cc_all"],
+            p["sex_mask"], p["newborn_days"], p["max_age"], p["cc_all"], p["require_los"], p["fail_retry"],
             len(self.mdc_codes) - 1, len(self.adrg_codes) - 1, len(self.drg_codes) - 1,
         )
 
@@ -103,6 +106,7 @@ class _Compiler:
         self.memo: dict[str, int] = {}
         self.sets: dict[str, dict[tuple, int]] = {"dx": {}, "px": {}}
         self.set_rows: dict[str, list[tuple[str, ...]]] = {"dx": [], "px": []}
+        self.values: dict[str, dict[str, int]] = {"discharge": {}, "dept": {}}
         self.region_maps: dict[tuple, int] = {}
         self.region_rows: list[dict[str, int]] = []
 
@@ -188,6 +192,18 @@ class _Compiler:
         if name in COMPARISONS:
             fld, cmp = COMPARISONS[name]
             return (K["OP_CMP"], K[_FIELDS[fld]], K["CMP_" + cmp.upper()], p["value"])
+        if name in _VALUE_FIELDS:
+            fld = _VALUE_FIELDS[name]
+            ids = self.values[fld]
+            mask = 0
+            for v in p["values"]:
+                ids.setdefault(v, len(ids))
+                if ids[v] >= 64:
+                    raise ValueError(f"more than 64 distinct {fld} codes in the scheme's conditions")
+                mask |= 1 << ids[v]
+            low, high = mask & 0xFFFFFFFF, mask >> 32
+            as_i32 = lambda x: x - (1 << 32) if x >= 1 << 31 else x  # noqa: E731  (bit pattern)
+            return (K["OP_VALUE_IN"], K["FIELD_" + fld.upper()], as_i32(low), as_i32(high))
         if name == "trauma_regions_ge":
             lst = self.rs.resolve_list(p["list"], owner)
             key = (lst.owner, lst.name)
@@ -266,12 +282,13 @@ class _Compiler:
                 a = rs.adrgs[a_code]
                 s0 = len(split_recs)
                 for d in a.drgs:
-                    drg = rs.drgs[d]
-                    split_recs.append((self.node(drg.split_rule, d),
+                    drg = rs.drgs[(a.code, d)]
+                    split_recs.append((self.node(drg.split_rule, a.code),
                                        result(drg_codes, drg_names, drg_index, d, drg.name)))
                 entry = -1 if self._exact(a.entry_rule) else self.node(a.entry_rule, a.code)
+                nosplit = result(drg_codes, drg_names, drg_index, a.no_split_result, a.name) if a.no_split_result else -1
                 adrg_recs.append((entry, s0, len(split_recs),
-                                  result(adrg_codes, adrg_names, adrg_index, a.code, a.name), -1))
+                                  result(adrg_codes, adrg_names, adrg_index, a.report_code, a.name), nosplit))
             qy_cond, qy_pos, qy_drg, pre = -1, -1, -1, (-1, -1, -1)
             qy_adrg = result(adrg_codes, adrg_names, adrg_index, "QY", "歧义组") if (
                 m.qy_rule is not None or m.pre_qy_rule is not None) else -1
@@ -300,7 +317,7 @@ class _Compiler:
         tables: dict[str, int] = {}
         for code, (level, table) in rs.cc.items():
             i = self.dx_id[code]
-            cc_level[i] = 2 if level == "MCC" else 1
+            cc_level[i] = sum({"CC": 1, "MCC": 2}[lv] for lv in level.split("+"))  # bit 1 CC, bit 2 MCC
             cc_table[i] = tables.setdefault(table, len(tables))
         for code, table in rs.pdx_excl.items():
             pdx_table[self.dx_id[code]] = tables.setdefault(table, len(tables))
@@ -334,7 +351,10 @@ class _Compiler:
             mdc=np.array(mdc_recs, dtype=MDC_DTYPE), adrg=np.array(adrg_recs, dtype=ADRG_DTYPE),
             split=np.array(split_recs, dtype=SPLIT_DTYPE), **prefilters,
             params={"sex_mask": sex_mask, "newborn_days": v["newborn_max_age_days"],
-                    "max_age": v["max_age_years"], "cc_all": rs.engine["cc_scope"] == "all"},
+                    "max_age": v["max_age_years"], "cc_all": rs.engine["cc_scope"] == "all",
+                    "require_los": v["require_los"], "fail_retry": rs.engine["fail_retry"] != "none"},
+            input_fields=rs.input_fields,
+            values={k: list(ids) for k, ids in self.values.items()},
             dx_codes=self.dx_codes, px_codes=self.px_codes,
             mdc_codes=mdc_codes, mdc_names=mdc_names, adrg_codes=adrg_codes, adrg_names=adrg_names,
             drg_codes=drg_codes, drg_names=drg_names,

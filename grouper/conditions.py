@@ -20,10 +20,15 @@ class Predicate:
     params: tuple[str, ...]  # required keys besides "pred"
     kind: str = ""  # "dx" or "px" for list predicates: which code universe the list holds
     doc: str = ""
+    field: str = ""  # optional input field it reads (los, discharge, dept): the scheme needs that column
 
 
 def _cmp(field: str, op: str, doc: str) -> Predicate:
-    return Predicate(("value",), doc=f"{doc} {op} value")
+    return Predicate(("value",), doc=f"{doc} {op} value", field=field if field in OPTIONAL_FIELDS else "")
+
+
+#: Input fields that only some schemes read; a scheme that reads one needs its column.
+OPTIONAL_FIELDS = ("los", "discharge", "dept")
 
 
 PREDICATES: dict[str, Predicate] = {
@@ -59,13 +64,21 @@ PREDICATES: dict[str, Predicate] = {
     "weight_known": Predicate((), doc="birth weight present and non-zero"),
     "weight_lt": _cmp("weight", "<", "non-zero birth weight (g)"),
     "weight_ge": _cmp("weight", ">=", "non-zero birth weight (g)"),
+    # local (city) schemes
+    "los_eq": _cmp("los", "==", "length of stay (days)"),
+    "los_lt": _cmp("los", "<", "length of stay (days)"),
+    "los_le": _cmp("los", "<=", "length of stay (days)"),
+    "los_gt": _cmp("los", ">", "length of stay (days)"),
+    "los_ge": _cmp("los", ">=", "length of stay (days)"),
+    "discharge_in": Predicate(("values",), doc="discharge status (离院方式) code is one of values", field="discharge"),
+    "dept_in": Predicate(("values",), doc="department code is one of values (exact strings)", field="dept"),
 }
 
 #: Numeric comparison predicates: name -> (field, comparator).
 COMPARISONS: dict[str, tuple[str, str]] = {
     name: (field, name.rsplit("_", 1)[1])
     for name in PREDICATES
-    for field in ("age_years", "age_days", "weight")
+    for field in ("age_years", "age_days", "weight", "los")
     if name.startswith(field + "_") and name.rsplit("_", 1)[1] in ("eq", "lt", "le", "gt", "ge")
 }
 
@@ -110,6 +123,10 @@ def check_shape(tree: object, depth: int = 0) -> None:
     for key in ("list", "label", "prefix"):
         if key in spec.params and (not isinstance(tree[key], str) or not tree[key]):
             raise ValueError(f"predicate {name}: {key} must be a non-empty string")
+    if "values" in spec.params:
+        v = tree["values"]
+        if not (isinstance(v, list) and v and all(isinstance(x, str) and x.strip() == x and x for x in v)):
+            raise ValueError(f"predicate {name}: values must be a non-empty list of trimmed strings")
 
 
 def predicates(tree: dict) -> Iterator[dict]:

@@ -16,11 +16,10 @@ import numpy as np
 import pyarrow as pa
 
 from . import __version__
-from .arrow import (MISSING, CodeMapper, InputError, check_columns, encode_batch, iter_batches,
-                    parse_int_column)
+from .arrow import CodeMapper, Encoder, check_columns, iter_batches
 from .compile import CompiledRuleset, compile_ruleset
 from .flags import CC_LABELS, STATUS_LABELS, STATUS_NAMES_ZH, CcLevel, Flag, Status, describe_flags
-from .reference import Case, ReferenceGrouper, parse_int
+from .reference import Case, ReferenceGrouper
 from .ruleset import Ruleset, load_ruleset
 
 __all__ = ["Grouper", "GroupResult", "default_threads", "OUTPUT_COLUMNS"]
@@ -122,8 +121,7 @@ class Grouper:
         self.compiled = compiled
         self.n_threads = n_threads or default_threads()
         self._program = compiled.program()
-        self._dx_map = CodeMapper(compiled.dx_codes)
-        self._px_map = CodeMapper(compiled.px_codes)
+        self.encoder = Encoder(compiled.dx_codes, compiled.px_codes, compiled.values, compiled.input_fields)
         self._tables = {k: pa.array(getattr(compiled, k), pa.string()) for k in (
             "mdc_codes", "mdc_names", "adrg_codes", "adrg_names", "drg_codes", "drg_names")}
         self._status = pa.array(STATUS_LABELS, pa.string())
@@ -170,7 +168,7 @@ class Grouper:
         if keep is True:
             keep = [c for c in batch.schema.names if c not in OUTPUT_COLUMNS]
         check_columns(batch.schema.names, [*keep])
-        enc = encode_batch(batch, self._dx_map, self._px_map)
+        enc = self.encoder.encode(batch)
         n = enc.n
         status = np.empty(n, np.int8)
         mdc = np.empty(n, np.int32)
@@ -178,9 +176,8 @@ class Grouper:
         drg = np.empty(n, np.int32)
         cc = np.empty(n, np.int8)
         flags = np.empty(n, np.int32)
-        self._program.group_batch(enc.sex, enc.age, enc.age_days, enc.weight, enc.dx_off, enc.dx_ids,
-                                  enc.px_off, enc.px_ids, status, mdc, adrg, drg, cc, flags,
-                                  n_threads or self.n_threads)
+        self._program.group_batch(enc.fields, enc.dx_off, enc.dx_ids, enc.px_off, enc.px_ids,
+                                  status, mdc, adrg, drg, cc, flags, n_threads or self.n_threads)
         flags |= np.where(enc.bad_number, int(Flag.BAD_NUMBER), 0).astype(np.int32)
         if "case_id" in batch.schema.names:
             case_id = batch.column("case_id")
@@ -206,17 +203,14 @@ class Grouper:
 
     # ------------------------------------------------------------------ one case
     def group_one(self, sex=None, age=None, age_days=None, birth_weight=None,
-                  dx: Sequence[str] | str = (), px: Sequence[str] | str = ()) -> GroupResult:
+                  dx: Sequence[str] | str = (), px: Sequence[str] | str = (), los=None, discharge=None,
+                  dept=None) -> GroupResult:
         """Group a single case given as Python values; no Arrow round trip (low latency)."""
-        vals = []
-        bad = False
-        for v in (sex, age, age_days, birth_weight):
-            iv, b = parse_int(v)
-            bad |= b
-            vals.append(MISSING if iv is None else iv)
-        dx_ids = _ids(dx, self._dx_map)
-        px_ids = _ids(px, self._px_map)
-        st, m, a, d, cc, fl = self._program.group_one(vals[0], vals[1], vals[2], vals[3], dx_ids, px_ids)
+        fields, bad = self.encoder.case_fields(sex=sex, age=age, age_days=age_days, birth_weight=birth_weight,
+                                               los=los, discharge=discharge, dept=dept)
+        dx_ids = _ids(dx, self.encoder.dx)
+        px_ids = _ids(px, self.encoder.px)
+        st, m, a, d, cc, fl = self._program.group_one(fields, dx_ids, px_ids)
         if bad:
             fl |= _BAD_NUMBER
         c = self.compiled
@@ -232,15 +226,13 @@ class Grouper:
         if case is None:
             case = fields
         if isinstance(case, dict):
-            raw = {k: case.get(k) for k in ("sex", "age", "age_days", "birth_weight")}
-            raw_dx, raw_px = case.get("dx") or (), case.get("px") or ()
-            case = Case.from_raw(dx=raw_dx, px=raw_px, **raw)
-        else:
-            raw_dx, raw_px = case.dx, case.px
+            raw = {k: case.get(k) for k in ("sex", "age", "age_days", "birth_weight", "los", "discharge", "dept")}
+            case = Case.from_raw(dx=case.get("dx") or (), px=case.get("px") or (), **raw)
         if self._reference is None:
             self._reference = ReferenceGrouper(self.ruleset)
         ref = self._reference.group(case, trace=True)
-        result = self.group_one(case.sex, case.age, case.age_days, case.birth_weight, case.dx, case.px)
+        result = self.group_one(case.sex, case.age, case.age_days, case.birth_weight, case.dx, case.px,
+                                case.los, case.discharge, case.dept)
         if case.bad_number:
             result = GroupResult(**{**result.as_dict(), "flags": result.flags | Flag.BAD_NUMBER,
                                     "reason": describe_flags(result.flags | Flag.BAD_NUMBER)})
@@ -250,6 +242,7 @@ class Grouper:
         names = {m.code: m.name for m in rs.mdcs}
         names.update({a.code: a.name for a in rs.adrgs.values()})
         names.update({d.code: d.name for d in rs.drgs.values()})
+        names.update({a.no_split_result: a.name for a in rs.adrgs.values() if a.no_split_result})
         steps = []
         for s in ref.trace:
             s = dict(s)

@@ -60,11 +60,14 @@ class Flag(IntFlag):
     UNKNOWN_PX = 1 << 10
     EMPTY_CODE = 1 << 11
     BAD_NUMBER = 1 << 12
+    # check, for schemes that require a length of stay
+    LOS_INVALID = 1 << 13
 
 
 CHECK_FLAGS = (
     Flag.SEX_INVALID | Flag.AGE_MISSING | Flag.AGE_OUT_OF_RANGE | Flag.AGE_DAYS_MISSING
     | Flag.AGE_DAYS_OUT_OF_RANGE | Flag.WEIGHT_MISSING | Flag.WEIGHT_OUT_OF_RANGE | Flag.NO_DIAGNOSIS
+    | Flag.LOS_INVALID
 )
 
 FLAG_MESSAGES = {
@@ -81,6 +84,7 @@ FLAG_MESSAGES = {
     Flag.UNKNOWN_PX: "procedure not in the scheme's dictionary",
     Flag.EMPTY_CODE: "empty code in a diagnosis/procedure list ignored",
     Flag.BAD_NUMBER: "a numeric field is not a whole number (read as missing)",
+    Flag.LOS_INVALID: "length of stay missing or negative (the scheme requires it)",
 }
 
 

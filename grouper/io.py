@@ -202,7 +202,7 @@ def group_file(grouper, source: Source, output: str | os.PathLike | None, *, ove
 
     from .arrow import check_columns
 
-    check_columns(source.schema.names)  # fail before any work when a required column is absent
+    check_columns(source.schema.names, grouper.encoder.required)  # fail before any work
     counts = np.zeros(len(STATUS_LABELS), dtype=np.int64)
     label_index = {s: i for i, s in enumerate(STATUS_LABELS)}
     start = time.perf_counter()

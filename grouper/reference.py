@@ -11,43 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-import re
-
-from .arrow import CODE_WHITESPACE, INT32_MAX, NUMBER_PATTERN
+from .arrow import CODE_WHITESPACE, parse_int
 from .flags import CHECK_FLAGS, CcLevel, Flag, Status
 from .ruleset import Ruleset
 
 __all__ = ["Case", "Result", "ReferenceGrouper", "parse_int"]
 
 NO_MDC, NO_ADRG, NO_DRG = "0000", "00", "0000"
-_NUMBER = re.compile(NUMBER_PATTERN)
-
-
-def parse_int(value) -> tuple[int | None, bool]:
-    """(integer or None, was_bad), by the rules of the Arrow boundary: whole numbers in int32
-    range only (text per ``arrow.NUMBER_PATTERN``); anything else is missing and flagged bad."""
-    if type(value) is int and -INT32_MAX <= value <= INT32_MAX:  # the common case, first
-        return value, False
-    if value is None:
-        return None, False
-    if isinstance(value, bool):
-        return None, True
-    if isinstance(value, float):
-        if value != value:  # NaN is how pandas spells missing
-            return None, False
-        if not value.is_integer():
-            return None, True
-        value = int(value)
-    if isinstance(value, int):
-        return (value, False) if -INT32_MAX <= value <= INT32_MAX else (None, True)
-    text = str(value).strip()
-    if text == "":
-        return None, False
-    m = _NUMBER.match(text)
-    if m is None:
-        return None, True
-    v = int(m["digits"]) * (-1 if m["sign"] == "-" else 1)
-    return (v, False) if -INT32_MAX <= v <= INT32_MAX else (None, True)
 
 
 @dataclass
@@ -58,20 +28,31 @@ class Case:
     birth_weight: int | None = None
     dx: Sequence[str | None] = ()
     px: Sequence[str | None] = ()
+    los: int | None = None
+    discharge: str | None = None  # codes compared as exact (trimmed) strings
+    dept: str | None = None
     bad_number: bool = False  # set by parsing when a numeric field held non-numeric text
 
     @classmethod
-    def from_raw(cls, sex=None, age=None, age_days=None, birth_weight=None, dx=(), px=()) -> "Case":
+    def from_raw(cls, sex=None, age=None, age_days=None, birth_weight=None, dx=(), px=(), los=None,
+                 discharge=None, dept=None) -> "Case":
         """Build from loosely typed values (CSV strings, '|'-joined code lists)."""
         vals, bad = {}, False
-        for k, v in (("sex", sex), ("age", age), ("age_days", age_days), ("birth_weight", birth_weight)):
+        for k, v in (("sex", sex), ("age", age), ("age_days", age_days), ("birth_weight", birth_weight),
+                     ("los", los)):
             vals[k], b = parse_int(v)
             bad |= b
         if isinstance(dx, str):
-            dx = dx.split("|") if dx != "" else []
+            dx = dx.split("|") if dx.strip() else []
         if isinstance(px, str):
-            px = px.split("|") if px != "" else []
-        return cls(dx=list(dx or []), px=list(px or []), bad_number=bad, **vals)
+            px = px.split("|") if px.strip() else []
+        codes = {}
+        for k, v in (("discharge", discharge), ("dept", dept)):
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                iv, _ = parse_int(v)
+                v = None if iv is None else str(iv)
+            codes[k] = v
+        return cls(dx=list(dx or []), px=list(px or []), bad_number=bad, **vals, **codes)
 
 
 @dataclass
@@ -99,6 +80,9 @@ class _Ctx:
         w = case.birth_weight
         self.weight = w if (w is not None and w > 0) else None  # weight predicates need non-zero
         self.dx, self.px = dx, px
+        self.los = case.los
+        self.discharge = (case.discharge or "").strip(CODE_WHITESPACE)
+        self.dept = (case.dept or "").strip(CODE_WHITESPACE)
         self.mcc: list[str] = []
         self.cc: list[str] = []
         self.excluded: list[str] = []
@@ -138,6 +122,23 @@ class ReferenceGrouper:
             steps.append({"step": "severity", "mcc": list(ctx.mcc), "cc": list(ctx.cc),
                           "excluded": list(ctx.excluded), "cc_level": cc_level.name})
 
+        result = self._mdcs(ctx, steps, trace)
+        if result is None and rs.engine["fail_retry"] == "each_secondary_px_alone" and len(px) >= 2:
+            for p in px[1:]:  # regroup with each secondary procedure alone, diagnoses unchanged
+                if trace:
+                    steps.append({"step": "retry", "px": p})
+                ctx.px = [p]
+                result = self._mdcs(ctx, steps, trace)
+                if result is not None:
+                    break
+        if result is None:
+            return Result(Status.UNGROUPABLE, cc_level=cc_level, flags=int(flags), trace=steps)
+        status, mdc_code, adrg_code, drg_code = result
+        return Result(status, mdc_code, adrg_code, drg_code, cc_level, int(flags), steps)
+
+    def _mdcs(self, ctx: _Ctx, steps: list[dict], trace: bool) -> tuple | None:
+        """MDC -> ADRG -> DRG, first match wins; None when nothing matches."""
+        rs = self.rs
         for mdc in rs.mdcs:
             why: list[str] = []
             if mdc.pre_qy_rule is not None:
@@ -145,8 +146,7 @@ class ReferenceGrouper:
                 if trace:
                     steps.append({"step": "qy", "mdc": mdc.code, "matched": hit, "why": why, "before_entry": True})
                 if hit:
-                    return Result(Status.AMBIGUOUS, "MDC" + mdc.pre_qy_drg[0], "QY", mdc.pre_qy_drg,
-                                  cc_level, int(flags), steps)
+                    return Status.AMBIGUOUS, "MDC" + mdc.pre_qy_drg[0], "QY", mdc.pre_qy_drg
                 why = []
             ok = self._eval(mdc.entry_rule, mdc.code, ctx, why)
             if trace:
@@ -161,8 +161,7 @@ class ReferenceGrouper:
                     if trace:
                         steps.append({"step": "qy", "mdc": mdc.code, "matched": hit, "why": why})
                     if hit:
-                        return Result(Status.AMBIGUOUS, mdc.code, "QY", mdc.code[3] + "QY",
-                                      cc_level, int(flags), steps)
+                        return Status.AMBIGUOUS, mdc.code, "QY", mdc.code[3] + "QY"
                 if i == len(mdc.adrgs):
                     break
                 adrg = rs.adrgs[mdc.adrgs[i]]
@@ -174,12 +173,17 @@ class ReferenceGrouper:
                     continue
                 for d in adrg.drgs:
                     why = []
-                    ok = self._eval(rs.drgs[d].split_rule, d, ctx, why)
+                    ok = self._eval(rs.drgs[(adrg.code, d)].split_rule, adrg.code, ctx, why)
                     if trace:
                         steps.append({"step": "drg", "drg": d, "matched": ok, "why": why})
                     if ok:
-                        return Result(Status.GROUPED, mdc.code, adrg.code, d, cc_level, int(flags), steps)
-        return Result(Status.UNGROUPABLE, cc_level=cc_level, flags=int(flags), trace=steps)
+                        return Status.GROUPED, mdc.code, adrg.report_code, d
+                if adrg.no_split_result:  # no split holds: the rule's own result, else the next rule
+                    if trace:
+                        steps.append({"step": "drg", "drg": adrg.no_split_result, "matched": True,
+                                      "why": ["no split holds: the ADRG rule's own result"]})
+                    return Status.GROUPED, mdc.code, adrg.report_code, adrg.no_split_result
+        return None
 
     # ------------------------------------------------------------------ steps
     def _codes(self, case: Case) -> tuple[list[str], list[str], Flag]:
@@ -228,6 +232,8 @@ class ReferenceGrouper:
             f |= Flag.WEIGHT_OUT_OF_RANGE
         if not dx:
             f |= Flag.NO_DIAGNOSIS
+        if v["require_los"] and (case.los is None or case.los < 0):
+            f |= Flag.LOS_INVALID
         return f
 
     def _severity(self, ctx: _Ctx) -> None:
@@ -241,9 +247,11 @@ class ReferenceGrouper:
             level, table = rs.cc[c]
             if ptable is not None and table == ptable:
                 ctx.excluded.append(c)
-            elif level == "MCC":
+                continue
+            levels = level.split("+")
+            if "MCC" in levels:
                 ctx.mcc.append(c)
-            else:
+            if "CC" in levels:
                 ctx.cc.append(c)
 
     # ------------------------------------------------------------------ conditions
@@ -286,6 +294,11 @@ class ReferenceGrouper:
             if hit is not None:
                 why.append(f"diagnosis {hit} starts with {p['prefix']}")
             return hit is not None
+        if name in ("discharge_in", "dept_in"):
+            value = ctx.discharge if name == "discharge_in" else ctx.dept
+            if value in p["values"]:
+                why.append(f"{name[:-3]} {value} in {p['values']}")
+            return value in p["values"]
         if name == "has_px":
             return len(ctx.px) > 0
         if name == "px_label_present":
@@ -317,7 +330,7 @@ class ReferenceGrouper:
         from .conditions import COMPARISONS
 
         field_name, cmp = COMPARISONS[name]
-        value = {"age_years": ctx.age, "age_days": ctx.age_days, "weight": ctx.weight}[field_name]
+        value = {"age_years": ctx.age, "age_days": ctx.age_days, "weight": ctx.weight, "los": ctx.los}[field_name]
         if value is None:
             return False
         v = p["value"]

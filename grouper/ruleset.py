@@ -35,6 +35,8 @@ __all__ = [
 
 #: Shape of a 医保版 ICD-10 code, dagger/asterisk pairs written as one string
 #: (``A18.300x009+K93.0*``).
+#: Group codes are opaque strings of up to 8 characters (4 nationally, 5 in some cities: BV11B).
+DRG_CODE_RE = re.compile(r"[A-Z][A-Z0-9]{1,7}")
 DX_CODE_RE = re.compile(
     r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Za-z]{1,12})?(\+[A-Z][0-9][0-9A-Z](\.[0-9A-Za-z]{0,12})?\*)?$"
 )
@@ -68,19 +70,28 @@ class Mdc:
 
 @dataclass(frozen=True)
 class Adrg:
+    """An ADRG rule. Local schemes may give one ADRG several alternative rules (AH1_1, AH1_2):
+    ``code`` is the rule's id, ``report_code`` the ADRG reported (AH1)."""
+
     code: str
     name: str
     mdc: str
     section: str
     entry_rule: dict
     drgs: tuple[str, ...]
+    report_code: str = ""
+    no_split_result: str = ""  # result when no DRG split holds; "" = go on with the next ADRG rule
+
+    def __post_init__(self):
+        if not self.report_code:
+            object.__setattr__(self, "report_code", self.code)
 
 
 @dataclass(frozen=True)
 class Drg:
     code: str
     name: str
-    adrg: str
+    adrg: str  # the ADRG rule it belongs to; (adrg, code) is the key
     split_rule: dict
 
 
@@ -107,11 +118,12 @@ class Ruleset:
     fingerprint: str
     engine: dict
     validation: dict
+    input_fields: tuple[str, ...]  # optional input columns the scheme needs (los, discharge, dept)
     mdcs: tuple[Mdc, ...]  # in evaluation order
-    adrgs: dict[str, Adrg]
-    drgs: dict[str, Drg]
+    adrgs: dict[str, Adrg]  # by rule id
+    drgs: dict[tuple[str, str], Drg]  # by (ADRG rule, DRG code)
     lists: dict[tuple[str, str], CodeList]
-    cc: dict[str, tuple[str, str]]  # dx code -> (level "MCC"/"CC", exclusion table)
+    cc: dict[str, tuple[str, str]]  # dx code -> (level "MCC"/"CC"/"MCC+CC", exclusion table)
     pdx_excl: dict[str, str]  # principal dx code -> its exclusion table
     dx_names: dict[str, str]
     px_names: dict[str, str]
@@ -124,7 +136,9 @@ class Ruleset:
         ``mdc_dx`` in an ADRG rule means the ADRG's MDC list; ``VALID_OR`` is scheme-wide;
         ``OWNER.name`` is an explicit reference to another owner's list.
         """
-        key = _list_key(name, owner, self.adrgs, self.drgs)
+        key = _list_key(name, owner, self.adrgs)
+        if key not in self.lists and f"{key[0]}.{key[1]}" in self.validation["allow_empty_lists"]:
+            return CodeList(key[0], key[1], "any", ())  # declared empty on purpose: matches nothing
         return self.lists[key]
 
     def px_label_list(self, label: str, owner: str) -> tuple[str, ...]:
@@ -156,7 +170,17 @@ class Ruleset:
         return sorted(codes)
 
     def counts(self) -> dict[str, int]:
-        return {"mdc": len(self.mdcs), "adrg": len(self.adrgs), "drg": len(self.drgs)}
+        return {"mdc": len(self.mdcs), "adrg": len({a.report_code for a in self.adrgs.values()}),
+                "drg": len({code for _, code in self.drgs})}
+
+    @cached_property
+    def fields(self) -> frozenset[str]:
+        """Optional input fields (los, discharge, dept) the scheme's conditions read."""
+        trees = [m.entry_rule for m in self.mdcs] + [m.qy_rule for m in self.mdcs if m.qy_rule]
+        trees += [m.pre_qy_rule for m in self.mdcs if m.pre_qy_rule]
+        trees += [a.entry_rule for a in self.adrgs.values()] + [d.split_rule for d in self.drgs.values()]
+        return frozenset(conditions.PREDICATES[p["pred"]].field for t in trees
+                         for p in conditions.predicates(t) if conditions.PREDICATES[p["pred"]].field)
 
     def __repr__(self) -> str:  # the tables are large; show identity only
         c = self.counts()
@@ -166,14 +190,12 @@ class Ruleset:
         )
 
 
-def _list_key(name: str, owner: str, adrgs: dict, drgs: dict) -> tuple[str, str]:
+def _list_key(name: str, owner: str, adrgs: dict) -> tuple[str, str]:
     if name == "VALID_OR":
         return (GLOBAL, name)
     if "." in name:
         o, n = name.split(".", 1)
         return (o, n)
-    if owner in drgs:  # a DRG split rule reads its ADRG's lists
-        owner = drgs[owner].adrg
     if name == "mdc_dx" and owner in adrgs:
         return (adrgs[owner].mdc, name)
     return (owner, name)
@@ -279,8 +301,10 @@ _SCHEMA = {
 }
 _OPTIONAL = {"named_lists.csv": ["list", "code"], "qy_rules.csv": ["mdc", "qy_drg", "rule"]}
 
-_ENGINE_DEFAULTS = {"cc_scope": "secondary"}
-_VALIDATION_DEFAULTS = {"sex_values": [1, 2], "newborn_max_age_days": 28, "max_age_years": 150}
+_ENGINE_DEFAULTS = {"cc_scope": "secondary", "fail_retry": "none"}
+_VALIDATION_DEFAULTS = {"sex_values": [1, 2], "newborn_max_age_days": 28, "max_age_years": 150,
+                        "require_los": False, "allow_empty_lists": []}
+FAIL_RETRY = ("none", "each_secondary_px_alone")
 
 
 class _Loader:
@@ -309,6 +333,7 @@ class _Loader:
             fingerprint=self._fingerprint(manifest, t),
             engine=manifest["engine"],
             validation=manifest["validation"],
+            input_fields=manifest["input_fields"],
             mdcs=tuple(sorted(mdcs.values(), key=lambda m: m.eval_order)),
             adrgs=adrgs,
             drgs=drgs,
@@ -319,6 +344,12 @@ class _Loader:
             px_names=px_names,
         )
         self._check_conditions(rs, t)
+        undeclared = sorted(rs.fields - set(manifest["input_fields"]))
+        if undeclared:
+            raise RulesetError("ruleset.toml", None, f"conditions read {', '.join(undeclared)}: "
+                               "declare it in [input] fields (the scheme then needs that input column)")
+        if rs.validation["require_los"] and "los" not in manifest["input_fields"]:
+            raise RulesetError("ruleset.toml", None, "validation.require_los needs 'los' in [input] fields")
         return rs
 
     # -- manifest
@@ -336,6 +367,8 @@ class _Loader:
             raise RulesetError(
                 "ruleset.toml", None, f"engine.cc_scope must be 'secondary' or 'all', not {engine['cc_scope']!r}"
             )
+        if engine["fail_retry"] not in FAIL_RETRY:
+            raise RulesetError("ruleset.toml", None, f"engine.fail_retry must be one of {', '.join(FAIL_RETRY)}")
         unknown = set(engine) - set(_ENGINE_DEFAULTS)
         if unknown:
             raise RulesetError("ruleset.toml", None, f"unknown engine key(s): {', '.join(sorted(unknown))}")
@@ -346,6 +379,17 @@ class _Loader:
         for key in ("newborn_max_age_days", "max_age_years"):
             if not isinstance(validation[key], int) or validation[key] < 0:
                 raise RulesetError("ruleset.toml", None, f"validation.{key} must be a non-negative integer")
+        ael = validation["allow_empty_lists"]
+        if not (isinstance(ael, list) and all(isinstance(x, str) and "." in x for x in ael)):
+            raise RulesetError("ruleset.toml", None, "validation.allow_empty_lists must list OWNER.name strings")
+        validation["allow_empty_lists"] = sorted(ael)
+        if not isinstance(validation["require_los"], bool):
+            raise RulesetError("ruleset.toml", None, "validation.require_los must be true or false")
+        fields = m.get("input", {}).get("fields", [])
+        if not (isinstance(fields, list) and set(fields) <= set(conditions.OPTIONAL_FIELDS)):
+            raise RulesetError("ruleset.toml", None,
+                               f"input.fields must list some of {', '.join(conditions.OPTIONAL_FIELDS)}")
+        m["input_fields"] = tuple(fields)
         sv = validation["sex_values"]
         if not (isinstance(sv, list) and sv and all(isinstance(v, int) for v in sv)):
             raise RulesetError("ruleset.toml", None, "validation.sex_values must be a list of integers")
@@ -377,38 +421,44 @@ class _Loader:
             raise RulesetError(tab.fname, line, f"column {col}: {exc}") from None
         return tree
 
-    def _drgs(self, tab: _Table) -> dict[str, Drg]:
-        out: dict[str, Drg] = {}
+    def _drgs(self, tab: _Table) -> dict[tuple[str, str], Drg]:
+        out: dict[tuple[str, str], Drg] = {}
         for line, r in tab.rows:
             code = r["drg"]
-            if not re.fullmatch(r"[A-Z][A-Z0-9]{2,7}", code):
+            if not DRG_CODE_RE.fullmatch(code):
                 raise RulesetError(tab.fname, line, f"malformed DRG code {code!r}")
-            if code in out:
-                raise RulesetError(tab.fname, line, f"duplicate DRG {code!r}")
-            out[code] = Drg(code, r["drg_name"], r["adrg"], self._json(tab, line, "split_rule", r["split_rule"]))
+            if (r["adrg"], code) in out:
+                raise RulesetError(tab.fname, line, f"duplicate DRG {code!r} for ADRG {r['adrg']}")
+            out[(r["adrg"], code)] = Drg(code, r["drg_name"], r["adrg"],
+                                         self._json(tab, line, "split_rule", r["split_rule"]))
         return out
 
-    def _adrgs(self, tab: _Table, drgs: dict[str, Drg]) -> dict[str, Adrg]:
+    def _adrgs(self, tab: _Table, drgs: dict[tuple[str, str], Drg]) -> dict[str, Adrg]:
         out: dict[str, Adrg] = {}
         lines: dict[str, int] = {}
         for line, r in tab.rows:
             code = r["adrg"]
-            if not code:
-                raise RulesetError(tab.fname, line, "empty ADRG code")
+            if not re.fullmatch(r"[A-Z0-9_.-]{1,16}", code):
+                raise RulesetError(tab.fname, line, f"malformed ADRG rule id {code!r}")
             if code in out:
                 raise RulesetError(tab.fname, line, f"duplicate ADRG {code!r}")
+            report = r.get("adrg_code", "") or code
+            nosplit = r.get("no_split_result", "")
+            for what, value in (("adrg_code", report), ("no_split_result", nosplit)):
+                if value and not DRG_CODE_RE.fullmatch(value):
+                    raise RulesetError(tab.fname, line, f"ADRG {code}: malformed {what} {value!r}")
             order = tuple(x for x in r["drg_order"].split("|") if x)
-            if not order:
-                raise RulesetError(tab.fname, line, f"ADRG {code} has an empty drg_order")
+            if not order and not nosplit:
+                raise RulesetError(tab.fname, line, f"ADRG {code} has an empty drg_order and no no_split_result")
             if len(set(order)) != len(order):
                 raise RulesetError(tab.fname, line, f"ADRG {code}: drg_order lists a DRG twice")
             for d in order:
-                if d not in drgs:
-                    raise RulesetError(tab.fname, line, f"ADRG {code}: drg_order names unknown DRG {d!r} (not in drg.csv)")
-                if drgs[d].adrg != code:
-                    raise RulesetError(tab.fname, line, f"ADRG {code}: DRG {d} belongs to ADRG {drgs[d].adrg} in drg.csv")
+                if (code, d) not in drgs:
+                    owners = [a for a, c in drgs if c == d]
+                    where = f"it belongs to ADRG {owners[0]} in drg.csv" if owners else "not in drg.csv"
+                    raise RulesetError(tab.fname, line, f"ADRG {code}: drg_order names unknown DRG {d!r} ({where})")
             out[code] = Adrg(code, r["adrg_name"], r["mdc"], r["section"],
-                             self._json(tab, line, "entry_rule", r["entry_rule"]), order)
+                             self._json(tab, line, "entry_rule", r["entry_rule"]), order, report, nosplit)
             lines[code] = line
         for d in drgs.values():
             if d.adrg not in out:
@@ -533,7 +583,12 @@ class _Loader:
             if not r["excl_table"]:
                 raise RulesetError(cc_tab.fname, line, "empty excl_table")
             if code in cc:
-                raise RulesetError(cc_tab.fname, line, f"duplicate code {code!r}")
+                # a code listed as both MCC and CC (same exclusion table) counts as both
+                old_level, old_table = cc[code]
+                if old_level == r["level"] or "+" in old_level or old_table != r["excl_table"]:
+                    raise RulesetError(cc_tab.fname, line, f"duplicate code {code!r}")
+                cc[code] = ("MCC+CC", old_table)
+                continue
             cc[code] = (r["level"], r["excl_table"])
         pdx: dict[str, str] = {}
         for line, r in ex_tab.rows:
@@ -559,7 +614,7 @@ class _Loader:
                         lst = rs.resolve_list(pred["list"], owner)
                         if spec.kind and lst.kind not in (spec.kind, "any"):
                             raise KeyError(f"list {pred['list']!r} holds {lst.kind} codes, {pred['pred']} needs {spec.kind}")
-                        if not lst.codes:
+                        if not lst.codes and f"{lst.owner}.{lst.name}" not in rs.validation["allow_empty_lists"]:
                             raise KeyError(f"list {pred['list']!r} is empty")
                         if pred["pred"] == "trauma_regions_ge" and not lst.regions:
                             raise KeyError(f"list {pred['list']!r} has no trauma regions")
@@ -581,12 +636,12 @@ class _Loader:
         for a in rs.adrgs.values():
             check(a.entry_rule, a.code, "adrg.csv", "adrg")
         for d in rs.drgs.values():
-            check(d.split_rule, d.code, "drg.csv", "drg")
+            check(d.split_rule, d.adrg, "drg.csv", "adrg")
 
     @staticmethod
     def _fingerprint(manifest: dict, t: dict[str, _Table]) -> str:
         h = hashlib.sha256()
-        ident = {k: manifest[k] for k in ("name", "version", "engine", "validation")}
+        ident = {k: manifest[k] for k in ("name", "version", "engine", "validation", "input_fields")}
         h.update(json.dumps(ident, sort_keys=True, ensure_ascii=False).encode())
         for fname in sorted(f for f in t if t[f].present):  # absent optional tables add nothing
             cols = (_SCHEMA | _OPTIONAL)[fname]

@@ -15,7 +15,7 @@ import pyarrow.csv as pcsv
 import pytest
 
 import grouper
-from grouper.arrow import CodeMapper, InputError, encode_batch
+from grouper.arrow import InputError
 from grouper.flags import CHECK_FLAGS, Flag
 
 DATA = Path(__file__).parent / "data" / "chs-drg-1.1"
@@ -139,13 +139,12 @@ def test_mixed_code_shapes(g, golden, baseline):
 
 @pytest.mark.parametrize("shape", list(CODE_SHAPES))
 def test_encode_batch_gives_same_ids_for_every_shape(g, golden, shape):
-    dx_map, px_map = CodeMapper(g.compiled.dx_codes), CodeMapper(g.compiled.px_codes)
-    ref = encode_batch(golden.to_batches()[0], dx_map, px_map)
+    ref = g.encoder.encode(golden.to_batches()[0])
     make = CODE_SHAPES[shape]
     batch = with_columns(golden, dx=make(golden, "dx"), px=make(golden, "px")).combine_chunks().to_batches()[0]
-    enc = encode_batch(batch, dx_map, px_map)
+    enc = g.encoder.encode(batch)
     assert enc.n == N_GOLDEN
-    for f in ("dx_off", "dx_ids", "px_off", "px_ids", "sex", "age", "age_days", "weight", "bad_number"):
+    for f in ("dx_off", "dx_ids", "px_off", "px_ids", "fields", "bad_number"):
         np.testing.assert_array_equal(getattr(enc, f), getattr(ref, f), err_msg=f)
     assert enc.dx_off.dtype == np.int32 and enc.dx_ids.dtype == np.int32
     assert len(enc.dx_off) == N_GOLDEN + 1 and enc.dx_off[-1] == len(enc.dx_ids)
@@ -467,7 +466,7 @@ def test_missing_required_column_raises(g, golden_lists, col):
     with pytest.raises(InputError, match=rf"\b{col}\b"):
         g.group(table)
     with pytest.raises(grouper.InputError, match=rf"\b{col}\b"):
-        encode_batch(table.to_batches()[0], CodeMapper(g.compiled.dx_codes), CodeMapper(g.compiled.px_codes))
+        g.encoder.encode(table.to_batches()[0])
 
 
 @pytest.mark.parametrize("col,arr", [

@@ -15,6 +15,14 @@ from grouper.flags import CHECK_FLAGS, Flag, Status
 K = _kernel.CONSTANTS
 
 
+def test_arrow_field_rows_follow_the_kernel_numbering():
+    from grouper.arrow import FIELD_ROWS
+
+    names = {"age": "AGE", "age_days": "AGE_DAYS", "birth_weight": "WEIGHT", "los": "LOS",
+             "discharge": "DISCHARGE", "dept": "DEPT", "sex": "SEX"}
+    assert [K["FIELD_" + names[r]] for r in FIELD_ROWS] == list(range(K["N_FIELDS"]))
+
+
 def test_python_flags_and_statuses_mirror_the_kernel():
     for f in Flag:
         if f != Flag.BAD_NUMBER:  # set by the Arrow boundary, not the kernel
@@ -40,8 +48,17 @@ def tiny_program(cond, cond_args, dx_sets, n_dx=128, n_px=64, mdc=None, adrg=Non
         mdc, adrg, np.array(split, SPLIT_DTYPE),
         np.repeat(all_bits, n_dx + 1), np.repeat(all_bits, n_px + 1),
         np.full((n_dx + 1, 1), 2**64 - 1, np.uint64), np.full((n_px + 1, 1), 2**64 - 1, np.uint64),
-        0b110, 28, 150, False, 1, 1, 3,
+        0b110, 28, 150, False, False, False, 1, 1, 3,
     )
+
+
+def fields(sex=1, age=40, age_days=100, weight=3000, los=-2**31, discharge=-2**31, dept=-2**31):
+    """One case's input row in the kernel's FIELD_* order."""
+    row = np.full(K["N_FIELDS"], -2**31, np.int32)
+    for name, v in (("AGE", age), ("AGE_DAYS", age_days), ("WEIGHT", weight), ("LOS", los),
+                    ("DISCHARGE", discharge), ("DEPT", dept), ("SEX", sex)):
+        row[K["FIELD_" + name]] = v
+    return row
 
 
 def test_hand_built_program_follows_first_match_order():
@@ -52,7 +69,7 @@ def test_hand_built_program_follows_first_match_order():
     cond = [(K["OP_PDX_IN"], 0, 0, 0), (K["OP_N_DX_GT"], 1, 0, 0),
             (K["OP_CMP"], K["FIELD_AGE"], K["CMP_GE"], 65), (K["OP_TRUE"], 0, 0, 0)]
     p = tiny_program(cond, [], [bits], split=[(1, 0), (2, 1), (3, 2)])
-    one = lambda age, dx: p.group_one(1, age, 100, 3000, array.array("i", dx), array.array("i"))  # noqa: E731
+    one = lambda age, dx: p.group_one(fields(age=age), array.array("i", dx), array.array("i"))  # noqa: E731
     assert one(40, [3, 5]) == (Status.GROUPED, 0, 0, 0, 0, 0)  # two diagnoses -> first DRG
     assert one(70, [70]) == (Status.GROUPED, 0, 0, 1, 0, 0)  # one diagnosis, age 70 -> second
     assert one(40, [70]) == (Status.GROUPED, 0, 0, 2, 0, 0)  # else the unconditional third
@@ -69,10 +86,11 @@ def test_and_or_not_nodes_use_their_child_slots():
     adrg = np.array([(5, 0, 2, 0, -1)], ADRG_DTYPE)
     p = tiny_program(cond, [0, 2, 0, 1], [np.zeros(2, np.uint64)], mdc=mdc, adrg=adrg, split=[(3, 0), (4, 1)])
     px = array.array("i", [7])
-    assert p.group_one(1, 30, 0, 0, array.array("i", [1]), px)[3] == 0  # male with a procedure
-    assert p.group_one(2, 30, 0, 0, array.array("i", [1]), px)[3] == 1  # female: or(has_px, sex 2)
-    assert p.group_one(2, 30, 0, 0, array.array("i", [1]), array.array("i"))[3] == 1
-    assert p.group_one(1, 30, 0, 0, array.array("i", [1]), array.array("i"))[0] == Status.UNGROUPABLE
+    f1, f2 = fields(sex=1, age=30), fields(sex=2, age=30)
+    assert p.group_one(f1, array.array("i", [1]), px)[3] == 0  # male with a procedure
+    assert p.group_one(f2, array.array("i", [1]), px)[3] == 1  # female: or(has_px, sex 2)
+    assert p.group_one(f2, array.array("i", [1]), array.array("i"))[3] == 1
+    assert p.group_one(f1, array.array("i", [1]), array.array("i"))[0] == Status.UNGROUPABLE
 
 
 def test_every_predicate_of_the_vocabulary_has_an_opcode(ruleset11):
@@ -80,7 +98,7 @@ def test_every_predicate_of_the_vocabulary_has_an_opcode(ruleset11):
 
     c = _Compiler(ruleset11)
     owner = "NA1"  # an ADRG with lists dx, px and combination labels
-    samples = {"list": "dx", "value": 1, "label": "1", "prefix": "C6"}
+    samples = {"list": "dx", "value": 1, "label": "1", "prefix": "C6", "values": ["1", "ICU"]}
     for name, spec in PREDICATES.items():
         tree = {"pred": name, **{k: samples[k] for k in spec.params}}
         if spec.kind == "px":
@@ -121,5 +139,5 @@ def test_program_rejects_inconsistent_arrays():
     with pytest.raises(ValueError, match="same length"):
         p = tiny_program([(K["OP_TRUE"], 0, 0, 0)], [], [np.zeros(2, np.uint64)], split=[(0, 0)])
         z = np.zeros(2, np.int32)
-        p.group_batch(z, z[:1], z, z, np.zeros(3, np.int32), z, np.zeros(3, np.int32), z,
-                      np.zeros(2, np.int8), z, z, z, np.zeros(2, np.int8), z, 1)
+        p.group_batch(np.zeros((K["N_FIELDS"], 2), np.int32), np.zeros(3, np.int32), z, np.zeros(3, np.int32), z,
+                      np.zeros(2, np.int8), z[:1], z, z, np.zeros(2, np.int8), z, 1)

@@ -15,7 +15,8 @@ from grouper.reference import Case
 from conftest import DATA, EXPECTED_STATUS, read_cases
 
 FILES = [("chs-drg-1.1", "sample"), ("chs-drg-1.1", "golden_random"), ("chs-drg-1.1", "golden_edge"),
-         ("chs-drg-2.0", "golden_random"), ("chs-drg-2.0", "golden_edge")]
+         ("chs-drg-2.0", "golden_random"), ("chs-drg-2.0", "golden_edge"),
+         ("changzhou-2022", "golden"), ("zhejiang-2022", "golden"), ("anyang-2021", "golden")]
 
 
 @functools.cache
@@ -45,17 +46,19 @@ def test_reference_interpreter_matches_reference_grouper(ruleset, name):
     cases = read_cases(DATA / ruleset / f"{name}.csv").to_pylist()
     got = []
     for r in cases:
-        res = ref.group(Case.from_raw(r["sex"], r["age"], r["age_days"], r["birth_weight"], r["dx"], r["px"]))
+        res = ref.group(Case.from_raw(r["sex"], r["age"], r["age_days"], r["birth_weight"], r["dx"], r["px"],
+                                      r["los"], r["discharge"], r["dept"]))
         got.append((r["case_id"], res.status.label, res.mdc, res.adrg, res.drg))
     assert got == expected(ruleset, name)
 
 
-@pytest.mark.parametrize("ruleset,classes", [
-    ("chs-drg-1.1", {"grouped", "invalid", "ungroupable"}),
-    ("chs-drg-2.0", {"grouped", "invalid", "ungroupable", "ambiguous"}),
+@pytest.mark.parametrize("ruleset,name,classes", [
+    ("chs-drg-1.1", "golden_edge", {"grouped", "invalid", "ungroupable"}),
+    ("chs-drg-2.0", "golden_edge", {"grouped", "invalid", "ungroupable", "ambiguous"}),
+    ("changzhou-2022", "golden", {"grouped", "invalid", "ungroupable", "ambiguous"}),
 ])
-def test_edge_file_exercises_every_status_class(ruleset, classes):
-    out = get_grouper(ruleset).group(read_cases(DATA / ruleset / "golden_edge.csv"))
+def test_edge_file_exercises_every_status_class(ruleset, name, classes):
+    out = get_grouper(ruleset).group(read_cases(DATA / ruleset / f"{name}.csv"))
     assert set(out.column("status").to_pylist()) == classes
 
 
@@ -65,3 +68,16 @@ def test_ambiguous_results_carry_the_mdc_letter():
     assert len(qy) == 217 and {r["drg"] for r in qy} >= {"MQY", "PQY"}
     for row in qy:
         assert row["adrg"] == "QY" and row["drg"].endswith("QY") and row["mdc"] == "MDC" + row["drg"][0]
+
+
+def test_local_schemes_use_their_own_codes_and_inputs():
+    """Five-character codes, bare ADRG results, LOS/discharge splits, retry with one procedure."""
+    anyang = get_grouper("anyang-2021").group(read_cases(DATA / "anyang-2021" / "golden.csv"))
+    assert any(len(d) == 5 for d in anyang.column("drg").to_pylist())
+    cz = get_grouper("changzhou-2022")
+    bare = cz.group_one(sex=1, age=40, dx=["C61.x00"], px=["37.5100"], los=3)  # heart transplant, no split
+    assert (bare.adrg, bare.drg) == ("AA1", "AA1")
+    ru = [cz.group_one(sex=1, age=50, dx=["Z51.101"], los=d, discharge="1").drg for d in (5, 20, 45, 70)]
+    assert ru[:3] == ["RU10", "RU12", "RU14"] and ru[3] == "RU1"
+    no_los = cz.group_one(sex=1, age=50, dx=["Z51.101"])
+    assert no_los.status == "invalid" and "length of stay" in no_los.reason

@@ -131,7 +131,7 @@ def test_edited_copy_reloads_when_files_change(copy11):
     first = load_ruleset(copy11)
     edit(copy11, "drg.csv", lambda rows: [rows[0], [rows[1][0], "新名字", *rows[1][2:]], *rows[2:]])
     second = load_ruleset(copy11)
-    assert second.drgs["AA19"].name == "新名字" and second.fingerprint != first.fingerprint
+    assert second.drgs[("AA1", "AA19")].name == "新名字" and second.fingerprint != first.fingerprint
 
 
 def test_grouper_accepts_name_path_and_ruleset(copy11, ruleset11):

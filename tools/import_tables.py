@@ -97,12 +97,17 @@ def convert(src: Path, dst: Path, name: str, version: str, title: str) -> None:
     engine = {"cc_scope": "all" if scheme.get("cc_counts_principal") else "secondary"}
     if scheme.get("fail_retry"):
         engine["fail_retry"] = scheme["fail_retry"]
+    fields = [f for f in ("los", "discharge", "dept") if f in scheme.get("split_fields_used", [])]
     lines = [
         "# Manifest of a grouping scheme: identity and the engine switches its tables rely on.",
         "# The tables beside this file are the scheme; nothing scheme-specific lives in code.",
         f'name = "{name}"', f'version = "{version}"', f'title = "{title}"', "", "[engine]",
         *(f'{k} = "{v}"' for k, v in engine.items()),
     ]
+    if fields:
+        lines += ["", "[input]", "# optional input columns this scheme reads", f"fields = {json.dumps(fields)}"]
+    if scheme.get("los_required"):
+        lines += ["", "[validation]", "# a case without a length of stay is invalid input", "require_los = true"]
     (dst / "ruleset.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
