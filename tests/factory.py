@@ -27,7 +27,9 @@ def write_scheme(folder: Path, spec: dict) -> Path:
     engine = spec.get("engine", {"cc_scope": "secondary"})
     (folder / "ruleset.toml").write_text(
         f'name = "{spec.get("name", "generated")}"\nversion = "0"\n\n[engine]\n'
-        + "".join(f'{k} = "{v}"\n' for k, v in engine.items()),
+        + "".join(f'{k} = "{v}"\n' for k, v in engine.items())
+        + '\n[input]\nfields = ["los", "discharge", "dept"]\n'
+        + f'\n[validation]\nrequire_los = {"true" if spec.get("require_los") else "false"}\n',
         encoding="utf-8",
     )
 
@@ -46,7 +48,7 @@ def write_scheme(folder: Path, spec: dict) -> Path:
             mdc_dx.append([m["code"], code, m.get("regions", {}).get(code, "")])
         for a in m["adrgs"]:
             adrg_rows.append([a["code"], f"name {a['code']}", m["code"], "medical", j(a["entry"]),
-                              "|".join(d for d, _ in a["drgs"])])
+                              "|".join(d for d, _ in a["drgs"]), a.get("report", ""), a.get("nosplit", "")])
             for lname, codes in a["lists"].items():
                 for code in codes:
                     if lname.startswith("dx"):
@@ -54,16 +56,19 @@ def write_scheme(folder: Path, spec: dict) -> Path:
                     else:
                         adrg_px.append([a["code"], lname, code, a.get("labels", {}).get(code, "") if lname == "px" else ""])
             for d, tree in a["drgs"]:
-                drg_rows.append([d, f"name {d}", a["code"], j(tree)])
+                drg_rows.append([d, f"name {d}", a["code"], j(tree)])  # (ADRG rule, DRG) is the key
     table("mdc.csv", ["mdc", "mdc_name", "eval_order", "entry_rule", "adrg_order", "qy_after", "qy_rule"], mdc_rows)
     table("qy_rules.csv", ["mdc", "qy_drg", "rule", "note"],
           [[m["code"], m["pre_qy"][0], j(m["pre_qy"][1]), ""] for m in spec["mdcs"] if m.get("pre_qy")])
     table("mdc_dx.csv", ["mdc", "dx_code", "trauma_region"], mdc_dx)
-    table("adrg.csv", ["adrg", "adrg_name", "mdc", "section", "entry_rule", "drg_order"], adrg_rows)
+    table("adrg.csv", ["adrg", "adrg_name", "mdc", "section", "entry_rule", "drg_order", "adrg_code",
+                       "no_split_result"], adrg_rows)
     table("adrg_dx.csv", ["adrg", "list", "dx_code"], adrg_dx)
     table("adrg_px.csv", ["adrg", "list", "px_code", "label"], adrg_px)
     table("drg.csv", ["drg", "drg_name", "adrg", "split_rule"], drg_rows)
-    table("cc_mcc.csv", ["dx_code", "level", "excl_table"], [[c, lv, t] for c, (lv, t) in spec["cc"].items()])
+    cc_rows = [[c, lv, t] for c, (lv, t) in spec["cc"].items()]
+    cc_rows += [[c, "CC" if lv == "MCC" else "MCC", t] for c, (lv, t) in spec["cc"].items() if c in spec.get("cc_both", ())]
+    table("cc_mcc.csv", ["dx_code", "level", "excl_table"], cc_rows)
     table("cc_exclusion.csv", ["pdx_code", "excl_table"], [[c, t] for c, t in spec["excl"].items()])
     table("or_procedures.csv", ["px_code", "px_name"], [[c, "op"] for c in spec["valid_or"]])
     table("dx_dict.csv", ["dx_code", "dx_name"], [[c, "dx"] for c in ALL_DX])
@@ -100,6 +105,12 @@ def _trees(context: str, has_labels: bool):
         st.builds(lambda v: {"pred": "trauma_regions_ge", "value": v, "list": "mdc_dx"}, st.sampled_from([1, 2, 3])),
         st.sampled_from([{"const": True}, {"const": False}]),
         st.builds(lambda v: {"pred": "any_dx_prefix", "prefix": v}, st.sampled_from(["A", "A01.", "C03.0", "A18.3"])),
+        st.builds(lambda p, v: {"pred": p, "value": v},
+                  st.sampled_from([f"los_{c}" for c in ("eq", "lt", "le", "gt", "ge")]), st.sampled_from([0, 5, 7, 30])),
+        st.builds(lambda v: {"pred": "discharge_in", "values": v},
+                  st.lists(st.sampled_from(["1", "2", "5"]), min_size=1, max_size=3, unique=True)),
+        st.builds(lambda v: {"pred": "dept_in", "values": v},
+                  st.lists(st.sampled_from(["ICU", "03"]), min_size=1, max_size=2, unique=True)),
     ]
     if has_labels and context != "mdc":
         leaves.append(st.builds(lambda v: {"pred": "px_label_present", "label": v}, st.sampled_from(["1", "2"])))
@@ -115,6 +126,17 @@ def _trees(context: str, has_labels: bool):
     )
 
 
+def _entries(has_labels: bool):
+    """ADRG entry rules: half the shapes real schemes use most, half anything."""
+    typical = st.sampled_from([
+        {"pred": "pdx_in", "list": "dx"},
+        {"op": "and", "args": [{"pred": "has_px"}, {"pred": "ppx_in", "list": "px"}]},
+        {"op": "and", "args": [{"pred": "pdx_in", "list": "dx"}, {"pred": "has_px"}, {"pred": "ppx_in", "list": "px"}]},
+        {"pred": "any_px_in", "list": "px"},
+    ])
+    return st.one_of(typical, _trees("adrg", has_labels))
+
+
 @st.composite
 def schemes(draw) -> dict:
     n_mdc = draw(st.integers(1, 3))
@@ -125,6 +147,7 @@ def schemes(draw) -> dict:
         adrgs = []
         for k in range(n_adrg):
             code = f"{letter}{'BCRSTUVW'[k]}1"
+            alternatives = draw(st.sampled_from([1, 1, 2]))  # an ADRG with two alternative entry rules
             px_list = draw(_subset(PX))
             with_labels = len(px_list) >= 2 and draw(st.booleans())
             labels = {c: draw(st.sampled_from(["1", "2"])) for c in px_list} if with_labels else {}
@@ -137,8 +160,14 @@ def schemes(draw) -> dict:
             drgs = [(f"{code}{d}", draw(_trees("drg", bool(labels)))) for d in (1, 3, 5)[:n_drg]]
             if draw(st.booleans()):
                 drgs[-1] = (drgs[-1][0], {"const": True})
-            adrgs.append({"code": code, "entry": draw(_trees("adrg", bool(labels))), "lists": lists,
-                          "labels": labels, "drgs": drgs})
+            nosplit = code if draw(st.booleans()) else ""
+            if nosplit and draw(st.booleans()):
+                drgs = []  # the rule always returns the bare ADRG code
+            for alt in range(alternatives):
+                rule = code if alternatives == 1 else f"{code}_{alt + 1}"
+                entry = draw(_entries(bool(labels)))
+                adrgs.append({"code": rule, "report": code, "nosplit": nosplit, "entry": entry,
+                              "lists": lists, "labels": labels, "drgs": drgs})
         mdc_list = draw(_subset(ALL_DX))
         regions = {c: draw(st.sampled_from(["head", "chest", "limb"])) for c in mdc_list}
         qy = draw(st.booleans())
@@ -155,7 +184,10 @@ def schemes(draw) -> dict:
     excl_codes = draw(st.lists(st.sampled_from(ALL_DX), unique=True, max_size=6))
     excl = {c: draw(st.sampled_from(["1", "2", "3"])) for c in excl_codes}
     return {"mdcs": mdcs, "cc": cc, "excl": excl, "valid_or": draw(_subset(PX)),
-            "engine": {"cc_scope": draw(st.sampled_from(["secondary", "all"]))}}
+            "cc_both": draw(st.lists(st.sampled_from(cc_codes), unique=True)) if cc_codes else [],
+            "require_los": draw(st.booleans()),
+            "engine": {"cc_scope": draw(st.sampled_from(["secondary", "all"])),
+                       "fail_retry": draw(st.sampled_from(["none", "each_secondary_px_alone"]))}}
 
 
 _dx_item = st.one_of(st.sampled_from(ALL_DX), st.sampled_from([UNKNOWN_DX, "", None, f" {DX[0]} "]))
@@ -167,5 +199,8 @@ cases = st.fixed_dictionaries({
     "age_days": st.sampled_from([None, -3, 0, 1, 28, 29, 365]),
     "birth_weight": st.sampled_from([None, -1, 0, 1499, 1500, 1999, 2000, 2500]),
     "dx": st.lists(_dx_item, max_size=6),
-    "px": st.lists(_px_item, max_size=4),
+    "px": st.lists(_px_item, max_size=5),
+    "los": st.sampled_from([None, -1, 0, 5, 7, 8, 30, 31, 61]),
+    "discharge": st.sampled_from([None, "", "1", "2", "5", "9", " 5 "]),
+    "dept": st.sampled_from([None, "", "ICU", "icu", "03"]),
 })

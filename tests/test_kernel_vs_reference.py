@@ -40,6 +40,9 @@ def to_table(case_dicts):
         "birth_weight": pa.array([c["birth_weight"] for c in case_dicts], pa.int32()),
         "dx": pa.array([c["dx"] for c in case_dicts], pa.list_(pa.string())),
         "px": pa.array([c["px"] for c in case_dicts], pa.list_(pa.string())),
+        "los": pa.array([c.get("los") for c in case_dicts], pa.int32()),
+        "discharge": pa.array([c.get("discharge") for c in case_dicts], pa.string()),
+        "dept": pa.array([c.get("dept") for c in case_dicts], pa.string()),
     })
 
 
@@ -88,3 +91,24 @@ def test_thread_invariance_on_generated_schemes(spec, case_list, threads):
         g = grouper.Grouper(grouper.load_ruleset(write_scheme(Path(tmp) / "s", spec)))
         t = to_table(case_list)
         assert g.group(t, n_threads=threads).equals(g.group(t, n_threads=1))
+
+
+def test_fail_retry_takes_the_first_secondary_procedure_that_groups(tmp_path):
+    """A case that groups under no rule is regrouped with each secondary procedure alone, in order."""
+    from factory import DX, PX
+
+    spec = {"mdcs": [{"code": "MDCA", "entry": {"const": True}, "list": DX[:1], "adrgs": [
+        {"code": "AB1", "entry": {"op": "and", "args": [{"pred": "has_px"}, {"pred": "ppx_in", "list": "px"}]},
+         "lists": {"dx": DX[:1], "px": [PX[2], PX[3]]}, "drgs": [("AB11", {"pred": "ppx_in", "list": "AB1.px2"}),
+                                                           ("AB13", {"const": True})]},
+    ]}], "cc": {}, "excl": {}, "valid_or": PX, "engine": {"cc_scope": "secondary", "fail_retry": "each_secondary_px_alone"}}
+    spec["mdcs"][0]["adrgs"][0]["lists"]["px2"] = [PX[3]]
+    rs = grouper.load_ruleset(write_scheme(tmp_path / "retry", spec))
+    g = grouper.Grouper(rs)
+    case = dict(sex=1, age=40, dx=[DX[0]], px=[PX[0], PX[1], PX[2], PX[3]])
+    assert g.group_one(**case).drg == "AB13"  # PX[1] alone fails; PX[2] alone groups first (AB13)
+    assert ReferenceGrouper(rs).group(Case(**case)).drg == "AB13"
+    case["px"] = [PX[0], PX[3], PX[2]]
+    assert g.group_one(**case).drg == "AB11" == ReferenceGrouper(rs).group(Case(**case)).drg
+    assert g.group_one(**{**case, "px": [PX[0], PX[1]]}).status == "ungroupable"
+    assert g.group_one(**{**case, "px": [PX[0]]}).status == "ungroupable"  # one procedure: no retry
