@@ -18,18 +18,19 @@ from grouper.reference import Case
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "chs-drg-1.1"
 SOURCES = ("golden_random.csv", "sample.csv")
-NUMERIC = ("sex", "age", "age_days", "birth_weight")
+NUMERIC = ("sex", "age", "age_days", "birth_weight", "los")
+CODES = ("discharge", "dept")  # read by local schemes
 SEED = 20240601
 
 
 def load_pool() -> pa.Table:
     """The source rows: numbers as int32 (null where blank), dx/px as list<string>."""
-    types = {c: pa.int32() for c in NUMERIC} | {"dx": pa.string(), "px": pa.string()}
+    types = {c: pa.int32() for c in NUMERIC} | {c: pa.string() for c in ("dx", "px", *CODES)}
     parts = []
     for name in SOURCES:
         t = pv.read_csv(DATA / name, convert_options=pv.ConvertOptions(
-            column_types=types, include_columns=[*NUMERIC, "dx", "px"]))
-        cols = {c: t.column(c).cast(pa.int32()) for c in NUMERIC}
+            column_types=types, include_columns=[*NUMERIC, *CODES, "dx", "px"]))
+        cols = {c: t.column(c).cast(pa.int32()) for c in NUMERIC} | {c: t.column(c) for c in CODES}
         for c in ("dx", "px"):  # a blank cell is an empty list, not one empty code
             cols[c] = pa.array([s.split("|") if s else [] for s in t.column(c).to_pylist()],
                                pa.list_(pa.string()))
@@ -48,7 +49,7 @@ def build_table(n: int, seed: int = SEED) -> pa.Table:
 
 def records(table: pa.Table, n: int | None = None) -> list[dict]:
     """The first ``n`` rows as keyword dicts for ``Grouper.group_one``."""
-    t = table.select([*NUMERIC, "dx", "px"])
+    t = table.select([*NUMERIC, *CODES, "dx", "px"])
     return t.slice(0, n).to_pylist() if n is not None else t.to_pylist()
 
 

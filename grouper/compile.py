@@ -326,8 +326,10 @@ class _Compiler:
             for code, region in mapping.items():
                 regions[r, self.dx_id[code]] = region
 
-        # later MDCs are never filtered; an MDC with a rule tested before its entry neither
-        mdc_trees = [(m.entry_rule if m.pre_qy_rule is None else {"const": True}, m.code) for m in rs.mdcs[:64]]
+        # later MDCs are never filtered; an MDC with a rule tested before its entry may be
+        # reached through either rule
+        mdc_trees = [(m.entry_rule if m.pre_qy_rule is None else {"op": "or", "args": [m.entry_rule, m.pre_qy_rule]},
+                      m.code) for m in rs.mdcs[:64]]
         adrg_trees = [(rs.adrgs[a].entry_rule, a) for m in rs.mdcs for a in m.adrgs]
         prefilters = {
             "mdc_by_pdx": self._prefilter(mdc_trees, "pdx_in", self.dx_id)[:, 0].copy(),
