@@ -99,8 +99,11 @@ def format_table(table, limit: int) -> str:
 @click.option("--birth-weight", help="Birth weight in grams (newborns).")
 @click.option("--dx", help="Diagnoses, principal first, '|'-separated.")
 @click.option("--px", default="", help="Procedures, principal first, '|'-separated.")
+@click.option("--los", help="Length of stay in days (schemes that read it).")
+@click.option("--discharge", help="Discharge status code (schemes that read it).")
+@click.option("--dept", help="Department code (schemes that read it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the decision path as JSON.")
-def explain(case_json, ruleset, sex, age, age_days, birth_weight, dx, px, as_json):
+def explain(case_json, ruleset, sex, age, age_days, birth_weight, dx, px, los, discharge, dept, as_json):
     """Show why one case lands in its group.
 
     Give the case as JSON (CASE_JSON, or '-' to read it from stdin), e.g.
@@ -117,7 +120,8 @@ def explain(case_json, ruleset, sex, age, age_days, birth_weight, dx, px, as_jso
     else:
         if dx is None:
             raise click.UsageError("give the case as CASE_JSON or with --dx (and --sex, --age, ...)")
-        case = {"sex": sex, "age": age, "age_days": age_days, "birth_weight": birth_weight, "dx": dx, "px": px}
+        case = {"sex": sex, "age": age, "age_days": age_days, "birth_weight": birth_weight, "dx": dx, "px": px,
+                "los": los, "discharge": discharge, "dept": dept}
     unknown = set(case) - {"case_id", "sex", "age", "age_days", "birth_weight", "dx", "px", "dept", "los", "discharge"}
     if unknown:
         raise click.UsageError(f"unknown case field(s): {', '.join(sorted(unknown))}")

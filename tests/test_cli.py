@@ -349,3 +349,30 @@ def test_version(runner):
     result = invoke(runner, "--version")
     assert result.exit_code == 0
     assert grouper.__version__ in result.stdout
+
+
+# ----------------------------------------------------------------------------- other schemes
+
+STATUS = {"SUCCESS": "grouped", "CHECK_FAILED": "invalid", "FAIL": "ungroupable", "QY": "ambiguous"}
+
+
+@pytest.mark.parametrize("ruleset,name", [("chs-drg-2.0", "golden_edge"), ("changzhou-2022", "golden"),
+                                          ("zhejiang-2022", "golden"), ("anyang-2021", "golden")])
+def test_group_other_schemes_from_the_reference_csv_format(runner, tmp_path, ruleset, name):
+    data = DATA.parent / ruleset
+    out = tmp_path / "out.csv"
+    result = invoke(runner, "group", data / f"{name}.csv", "-o", out, "--ruleset", ruleset)
+    assert result.exit_code == 0, result.output
+    exp = read_text_csv(data / f"{name}_expected.csv").to_pylist()
+    assert got(read_text_csv(out)) == [(r["case_id"], STATUS[r["status_code"]], r["mdc"], r["adrg"], r["drg"])
+                                       for r in exp]
+    assert f"under {ruleset}" in result.stderr
+
+
+def test_scheme_that_reads_los_needs_the_column(runner, tmp_path):
+    src = read_text_csv(DATA.parent / "changzhou-2022" / "golden.csv").drop_columns(["los"])
+    pcsv.write_csv(src, tmp_path / "no_los.csv")
+    result = invoke(runner, "group", tmp_path / "no_los.csv", "-o", tmp_path / "o.csv", "--ruleset", "changzhou-2022")
+    assert result.exit_code == 2 and "los" in result.stderr
+    # the national scheme does not read it
+    assert invoke(runner, "group", tmp_path / "no_los.csv", "-o", tmp_path / "o2.csv").exit_code == 0
