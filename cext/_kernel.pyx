@@ -66,6 +66,10 @@ cdef struct Model:
     # a clear bit means that MDC / ADRG cannot match, so its condition is not evaluated
     const uint64_t* mdc_by_pdx
     const uint64_t* mdc_by_ppx
+    const uint64_t* mdc_by_anydx
+    const uint64_t* mdc_by_anypx
+    bint use_anydx          # some MDC is entered on "any diagnosis in a list": OR the case's rows
+    bint use_anypx
     const uint64_t* adrg_by_pdx
     const uint64_t* adrg_by_ppx
     int32_t adrg_words
@@ -352,7 +356,7 @@ cdef inline bint group_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, c
 cdef bint group_mdcs(const Model* m, const CaseCtx* c, Outcome* o) noexcept nogil:
     """MDCs in evaluation order, only those the prefilters allow; True when a result is set."""
     cdef int32_t i, pdx_row, ppx_row
-    cdef uint64_t mdc_ok
+    cdef uint64_t mdc_ok, any_mask
     cdef const uint64_t* a_pdx
     cdef const uint64_t* a_ppx
     # prefilter rows: the principal codes' ids, or the last row when unknown/absent
@@ -361,6 +365,18 @@ cdef bint group_mdcs(const Model* m, const CaseCtx* c, Outcome* o) noexcept nogi
     if c.ppx >= 0 and c.px[c.ppx] >= 0:
         ppx_row = c.px[c.ppx]
     mdc_ok = m.mdc_by_pdx[pdx_row] & m.mdc_by_ppx[ppx_row] & m.mdc_bits
+    if m.use_anydx:
+        any_mask = m.mdc_by_anydx[m.n_dx_codes]
+        for i in range(c.ndx_raw):
+            if c.dx[i] >= 0:
+                any_mask |= m.mdc_by_anydx[c.dx[i]]
+        mdc_ok &= any_mask
+    if m.use_anypx:
+        any_mask = m.mdc_by_anypx[m.n_px_codes]
+        for i in range(c.npx_raw):
+            if c.px[i] >= 0:
+                any_mask |= m.mdc_by_anypx[c.px[i]]
+        mdc_ok &= any_mask
     a_pdx = m.adrg_by_pdx + <Py_ssize_t>pdx_row * m.adrg_words
     a_ppx = m.adrg_by_ppx + <Py_ssize_t>ppx_row * m.adrg_words
     while mdc_ok:  # bit = position in the evaluation order
@@ -467,6 +483,8 @@ cdef class Program:
     cdef const SplitRec[::1] split
     cdef const uint64_t[::1] mdc_by_pdx
     cdef const uint64_t[::1] mdc_by_ppx
+    cdef const uint64_t[::1] mdc_by_anydx
+    cdef const uint64_t[::1] mdc_by_anypx
     cdef const uint64_t[:, ::1] adrg_by_pdx
     cdef const uint64_t[:, ::1] adrg_by_ppx
     cdef int8_t dummy_i8[1]
@@ -474,7 +492,8 @@ cdef class Program:
     cdef int32_t empty_case[1]
 
     def __init__(self, cond, cond_args, dx_sets, px_sets, regions, cc_level, cc_table, pdx_table,
-                 mdc, adrg, split, mdc_by_pdx, mdc_by_ppx, adrg_by_pdx, adrg_by_ppx,
+                 mdc, adrg, split, mdc_by_pdx, mdc_by_ppx, mdc_by_anydx, mdc_by_anypx,
+                 adrg_by_pdx, adrg_by_ppx, bint use_anydx, bint use_anypx,
                  int sex_mask, int newborn_days, int max_age, bint cc_all, bint require_los, bint fail_retry,
                  int none_mdc, int none_adrg, int none_drg):
         self.cond = cond
@@ -490,9 +509,13 @@ cdef class Program:
         self.split = split
         self.mdc_by_pdx = mdc_by_pdx
         self.mdc_by_ppx = mdc_by_ppx
+        self.mdc_by_anydx = mdc_by_anydx
+        self.mdc_by_anypx = mdc_by_anypx
         self.adrg_by_pdx = adrg_by_pdx
         self.adrg_by_ppx = adrg_by_ppx
         if (self.mdc_by_pdx.shape[0] != self.regions.shape[1] + 1
+                or self.mdc_by_anydx.shape[0] != self.mdc_by_pdx.shape[0]
+                or self.mdc_by_anypx.shape[0] != self.mdc_by_ppx.shape[0]
                 or self.adrg_by_pdx.shape[0] != self.regions.shape[1] + 1
                 or self.mdc_by_ppx.shape[0] != self.adrg_by_ppx.shape[0]
                 or self.adrg_by_pdx.shape[1] != self.adrg_by_ppx.shape[1]
@@ -528,6 +551,10 @@ cdef class Program:
         m.none_drg = none_drg
         m.mdc_by_pdx = &self.mdc_by_pdx[0]
         m.mdc_by_ppx = &self.mdc_by_ppx[0]
+        m.mdc_by_anydx = &self.mdc_by_anydx[0]
+        m.mdc_by_anypx = &self.mdc_by_anypx[0]
+        m.use_anydx = use_anydx
+        m.use_anypx = use_anypx
         m.adrg_by_pdx = &self.adrg_by_pdx[0, 0]
         m.adrg_by_ppx = &self.adrg_by_ppx[0, 0]
         m.adrg_words = self.adrg_by_pdx.shape[1]

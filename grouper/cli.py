@@ -2,7 +2,8 @@
 
 Exit codes: 0 finished (ungroupable and invalid cases are data, reported per row);
 1 runtime, I/O or ruleset error (one-line reason on stderr); 2 usage error, including a
-missing required input column.
+missing required input column or a bad column mapping; 3 (``group --max-error-rate``) the
+output was written but too many cases are invalid or ungroupable.
 """
 
 from __future__ import annotations
@@ -35,40 +36,65 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("input", type=click.Path(dir_okay=False))
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Output file; format from the extension (.csv, .parquet, .arrow). "
                    "Without it, a readable table is printed.")
 @click.option("-r", "--ruleset", default="chs-drg-1.1", show_default=True, help=RULESET_HELP)
 @click.option("-t", "--threads", type=click.IntRange(min=1), default=None,
               help="Kernel threads (default: the CPUs this process may use).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output (and report) file.")
 @click.option("--keep", multiple=True, metavar="COL", help="Input column to copy to the output (repeatable).")
-@click.option("--keep-all", is_flag=True, help="Copy every input column to the output.")
+@click.option("--keep-all", is_flag=True, help="Copy every input column (of the first input) to the output.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=65_536, show_default=True,
               help="Rows per batch; memory use follows this, not the file size.")
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
               help="Rows shown when printing a table (no --output).")
-def group(input, output, ruleset, threads, overwrite, keep, keep_all, batch_size, limit):
-    """Group the cases of INPUT (CSV, Parquet or Arrow IPC).
+@click.option("--map", "maps", multiple=True, metavar="CANONICAL=SOURCE",
+              help="Read a canonical column from another input column, e.g. --map dx=zd (repeatable).")
+@click.option("--map-file", type=click.Path(exists=True, dir_okay=False),
+              help='TOML file with a [columns] table of canonical = "source" lines; --map wins.')
+@click.option("--layout", type=click.Choice(["auto", "canonical", "wide"]), default="auto", show_default=True,
+              help="wide: a 病案首页/结算清单 export with one column per code (zyzdbm, qtzdbm1..N, ...); "
+                   "auto: wide when there is no dx column but a principal-diagnosis column.")
+@click.option("--report", type=click.Path(dir_okay=False),
+              help="Write a JSON summary: counts per status, MDC, DRG and flag, ruleset, timing.")
+@click.option("--max-error-rate", type=click.FloatRange(0, 1), metavar="R",
+              help="Exit 3 (output still written) when more than this share (0..1) of cases "
+                   "is invalid or ungroupable.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress line on stderr (default: only when stderr is a terminal).")
+def group(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, limit, maps, map_file,
+          layout, report, max_error_rate, progress):
+    """Group the cases of INPUT... (CSV, Parquet or Arrow IPC files, folders, glob patterns)
+    into one output, in order.
 
     Input columns: sex (1 male, 2 female), age (years), age_days, birth_weight (g),
     dx and px (principal first; list<string> or '|'-separated text), case_id optional.
     One output row per input row, in input order.
+
+    Exit codes: 0 done; 1 runtime or I/O error; 2 usage error (bad option, missing column);
+    3 output written but the share of invalid/ungroupable cases is above --max-error-rate.
     """
-    from .io import group_file, open_source
+    from .io import group_files
 
     g = _grouper(ruleset, threads)
     try:
-        source = open_source(input, batch_size=batch_size)
-        summary, table = group_file(g, source, output, overwrite=overwrite, keep=True if keep_all else keep)
+        summary, table = group_files(
+            g, inputs, output, overwrite=overwrite, keep=True if keep_all else keep, batch_size=batch_size,
+            mapping=maps, map_file=map_file, layout=layout, report=report, max_error_rate=max_error_rate,
+            progress=sys.stderr if (sys.stderr.isatty() if progress is None else progress) else None,
+            log=lambda msg: click.echo(msg, err=True))
     except InputError as exc:
-        raise click.UsageError(f"{input}: {exc}") from None
+        raise click.UsageError(str(exc)) from None
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     if table is not None:
         click.echo(format_table(table, limit))
     click.echo(summary.line(), err=True)
+    if summary.breach:
+        click.echo(f"Error: {summary.breach}", err=True)
+        sys.exit(3)
 
 
 def format_table(table, limit: int) -> str:
@@ -169,6 +195,37 @@ def validate_ruleset(path):
     click.echo(f"ok: {d['name']} version {d['version']}: {d['mdc']} MDC, {d['adrg']} ADRG, {d['drg']} DRG; "
                f"{len(compiled.cond)} condition nodes, {compiled.nbytes / 1e6:.1f} MB compiled; "
                f"sha256 {d['fingerprint']}")
+
+
+@main.command()
+@click.option("-n", "--cases", type=click.IntRange(min=0), required=True, help="Number of cases.")
+@click.option("--hospitals", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--year", type=click.IntRange(1900, 2200), default=2025, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same file.")
+@click.option("-r", "--ruleset", default="chs-drg-1.1", show_default=True, help=RULESET_HELP)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="Output file (.parquet, .csv or .arrow).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+def synth(cases, hospitals, year, seed, ruleset, output, overwrite):
+    """Write a SYNTHETIC province of discharge records (no real patients) for trying the grouper.
+
+    Hospitals of three levels, a skewed realistic case mix drawn from the ruleset's own lists,
+    secondary diagnoses with CC/MCC, newborns, length of stay, cost with outliers, deaths and
+    readmissions. The file's metadata marks it synthetic.
+    """
+    import time
+
+    from .synth import SynthSpec, write_synthetic
+
+    t0 = time.perf_counter()
+    try:
+        rows = write_synthetic(SynthSpec(cases, hospitals, year, seed, ruleset), output, overwrite=overwrite)
+    except RulesetError as exc:
+        raise click.ClickException(f"ruleset {ruleset}: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    secs = time.perf_counter() - t0
+    click.echo(f"{rows} synthetic cases written to {output} in {secs:.1f} s", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -61,6 +61,8 @@ class CompiledRuleset:
     split: np.ndarray
     mdc_by_pdx: np.ndarray  # uint64[n_dx + 1]: MDCs (bit = eval position) a principal dx allows
     mdc_by_ppx: np.ndarray  # uint64[n_px + 1]: same by principal procedure
+    mdc_by_anydx: np.ndarray  # uint64[n_dx + 1]: same by any diagnosis (OR over the case's)
+    mdc_by_anypx: np.ndarray  # uint64[n_px + 1]: same by any procedure
     adrg_by_pdx: np.ndarray  # uint64[n_dx + 1, words]: ADRG records a principal dx allows
     adrg_by_ppx: np.ndarray  # uint64[n_px + 1, words]
     params: dict
@@ -82,7 +84,8 @@ class CompiledRuleset:
         return _kernel.Program(
             self.cond, self.cond_args, self.dx_sets, self.px_sets, self.regions,
             self.cc_level, self.cc_table, self.pdx_table, self.mdc, self.adrg, self.split,
-            self.mdc_by_pdx, self.mdc_by_ppx, self.adrg_by_pdx, self.adrg_by_ppx,
+            self.mdc_by_pdx, self.mdc_by_ppx, self.mdc_by_anydx, self.mdc_by_anypx,
+            self.adrg_by_pdx, self.adrg_by_ppx, p["use_anydx"], p["use_anypx"],
             p["sex_mask"], p["newborn_days"], p["max_age"], p["cc_all"], p["require_los"], p["fail_retry"],
             len(self.mdc_codes) - 1, len(self.adrg_codes) - 1, len(self.drg_codes) - 1,
         )
@@ -91,7 +94,8 @@ class CompiledRuleset:
     def nbytes(self) -> int:
         return sum(getattr(self, f).nbytes for f in (
             "cond", "cond_args", "dx_sets", "px_sets", "regions", "cc_level", "cc_table",
-            "pdx_table", "mdc", "adrg", "split", "mdc_by_pdx", "mdc_by_ppx", "adrg_by_pdx", "adrg_by_ppx"))
+            "pdx_table", "mdc", "adrg", "split", "mdc_by_pdx", "mdc_by_ppx", "mdc_by_anydx", "mdc_by_anypx",
+            "adrg_by_pdx", "adrg_by_ppx"))
 
 
 class _Compiler:
@@ -218,17 +222,30 @@ class _Compiler:
         raise NotImplementedError(f"predicate {name!r} has no kernel opcode")  # guarded by tests
 
     # -- prefilters
-    def _necessary(self, tree: dict, owner: str, pred: str) -> frozenset[str] | None:
-        """Codes the principal dx (pred 'pdx_in') or procedure ('ppx_in') must be among for
-        ``tree`` to hold; None when the tree does not constrain it. Only ever a necessary
-        condition: the full tree is still evaluated for the codes it lets through."""
-        if tree.get("pred") == pred:
+    #: which prefilter kinds a predicate constrains: principal dx/procedure, or some dx/procedure
+    _KINDS = {"pdx_in": ("pdx", "anydx"), "any_dx_in": ("anydx",), "sdx_in": ("anydx",),
+              "any_dx_prefix": ("anydx",), "ppx_in": ("ppx", "anypx"), "any_px_in": ("anypx",),
+              "spx_in": ("anypx",), "px_label_present": ("anypx",)}
+
+    def _necessary(self, tree: dict, owner: str, kind: str) -> frozenset[str] | None:
+        """Codes that the principal dx ('pdx'), principal procedure ('ppx'), some dx ('anydx')
+        or some procedure ('anypx') must be among for ``tree`` to hold; None when the tree does
+        not constrain it. Only ever a necessary condition: the full tree is still evaluated for
+        the cases it lets through."""
+        name = tree.get("pred")
+        if name is not None:
+            if kind not in self._KINDS.get(name, ()):
+                return None
+            if name == "any_dx_prefix":
+                return frozenset(self.rs.dx_prefix_list(tree["prefix"]))
+            if name == "px_label_present":
+                return frozenset(self.rs.px_label_list(tree["label"], owner))
             return frozenset(self.rs.resolve_list(tree["list"], owner).codes)
         if tree.get("op") == "and":
-            sets = [s for s in (self._necessary(a, owner, pred) for a in tree["args"]) if s is not None]
+            sets = [s for s in (self._necessary(a, owner, kind) for a in tree["args"]) if s is not None]
             return frozenset.intersection(*sets) if sets else None
         if tree.get("op") == "or":
-            sets = [self._necessary(a, owner, pred) for a in tree["args"]]
+            sets = [self._necessary(a, owner, kind) for a in tree["args"]]
             return None if any(s is None for s in sets) else frozenset.union(*sets)
         return None
 
@@ -242,13 +259,13 @@ class _Compiler:
             return False
         return "has_px" not in preds or "ppx_in" in preds
 
-    def _prefilter(self, trees: list[tuple[dict, str]], pred: str, ids: dict[str, int]) -> np.ndarray:
+    def _prefilter(self, trees: list[tuple[dict, str]], kind: str, ids: dict[str, int]) -> np.ndarray:
         """Bit i of row r: item i may match when the principal code has id r (last row: none)."""
         words = max(1, (len(trees) + 63) // 64)
         out = np.zeros((len(ids) + 1, words), dtype=np.uint64)
         for i, (tree, owner) in enumerate(trees):
             bit = np.uint64(1) << np.uint64(i & 63)
-            need = self._necessary(tree, owner, pred)
+            need = self._necessary(tree, owner, kind)
             if need is None:
                 out[:, i >> 6] |= bit
             else:
@@ -332,11 +349,16 @@ class _Compiler:
                       m.code) for m in rs.mdcs[:64]]
         adrg_trees = [(rs.adrgs[a].entry_rule, a) for m in rs.mdcs for a in m.adrgs]
         prefilters = {
-            "mdc_by_pdx": self._prefilter(mdc_trees, "pdx_in", self.dx_id)[:, 0].copy(),
-            "mdc_by_ppx": self._prefilter(mdc_trees, "ppx_in", self.px_id)[:, 0].copy(),
-            "adrg_by_pdx": self._prefilter(adrg_trees, "pdx_in", self.dx_id),
-            "adrg_by_ppx": self._prefilter(adrg_trees, "ppx_in", self.px_id),
+            "mdc_by_pdx": self._prefilter(mdc_trees, "pdx", self.dx_id)[:, 0].copy(),
+            "mdc_by_ppx": self._prefilter(mdc_trees, "ppx", self.px_id)[:, 0].copy(),
+            # MDCs entered on "some diagnosis / procedure in a list": one word per code, OR-ed
+            # over the case's codes (cheap); used only where it rules out more than the above
+            "mdc_by_anydx": self._prefilter(mdc_trees, "anydx", self.dx_id)[:, 0].copy(),
+            "mdc_by_anypx": self._prefilter(mdc_trees, "anypx", self.px_id)[:, 0].copy(),
+            "adrg_by_pdx": self._prefilter(adrg_trees, "pdx", self.dx_id),
+            "adrg_by_ppx": self._prefilter(adrg_trees, "ppx", self.px_id),
         }
+        use_any = {k: bool(prefilters[f"mdc_by_p{k}"][-1] & ~prefilters[f"mdc_by_any{k}"][-1]) for k in ("dx", "px")}
 
         v = rs.validation
         sex_mask = 0
@@ -354,7 +376,8 @@ class _Compiler:
             split=np.array(split_recs, dtype=SPLIT_DTYPE), **prefilters,
             params={"sex_mask": sex_mask, "newborn_days": v["newborn_max_age_days"],
                     "max_age": v["max_age_years"], "cc_all": rs.engine["cc_scope"] == "all",
-                    "require_los": v["require_los"], "fail_retry": rs.engine["fail_retry"] != "none"},
+                    "require_los": v["require_los"], "fail_retry": rs.engine["fail_retry"] != "none",
+                    "use_anydx": use_any["dx"], "use_anypx": use_any["px"]},
             input_fields=rs.input_fields,
             values={k: list(ids) for k, ids in self.values.items()},
             dx_codes=self.dx_codes, px_codes=self.px_codes,

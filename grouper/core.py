@@ -122,11 +122,11 @@ class Grouper:
         self.n_threads = n_threads or default_threads()
         self._program = compiled.program()
         self.encoder = Encoder(compiled.dx_codes, compiled.px_codes, compiled.values, compiled.input_fields)
-        self._tables = {k: pa.array(getattr(compiled, k), pa.string()) for k in (
+        # output columns are dictionary-encoded: result index -> (unique values, their position)
+        self._tables = {k: _dictionary(getattr(compiled, k)) for k in (
             "mdc_codes", "mdc_names", "adrg_codes", "adrg_names", "drg_codes", "drg_names")}
-        self._status = pa.array(STATUS_LABELS, pa.string())
-        self._cc = pa.array([CC_LABELS[CcLevel.NONE], CC_LABELS[CcLevel.CC], CC_LABELS[CcLevel.MCC], None],
-                            pa.string())
+        self._status = _dictionary(STATUS_LABELS)
+        self._cc = _dictionary([CC_LABELS[CcLevel.NONE], CC_LABELS[CcLevel.CC], CC_LABELS[CcLevel.MCC]])
         self._reference: ReferenceGrouper | None = None
         self.metadata = {
             b"drg.ruleset": compiled.name.encode(),
@@ -151,8 +151,9 @@ class Grouper:
 
     def output_schema(self) -> pa.Schema:
         """Schema of an output with no pass-through columns (case_id typed as text)."""
+        text = pa.dictionary(pa.int32(), pa.string())
         types = {"case_id": pa.string(), "flags": pa.int32()}
-        return pa.schema([(c, types.get(c, pa.string())) for c in OUTPUT_COLUMNS], metadata=self.metadata)
+        return pa.schema([(c, types.get(c, text)) for c in OUTPUT_COLUMNS], metadata=self.metadata)
 
     def group_batches(self, data: Any, *, n_threads: int | None = None, keep: Sequence[str] | bool = (),
                       batch_size: int | None = None) -> Iterator[pa.RecordBatch]:
@@ -183,17 +184,17 @@ class Grouper:
             case_id = batch.column("case_id")
         else:
             case_id = pa.array(np.arange(row_offset, row_offset + n, dtype=np.int64))
-        cc_idx = np.where(cc < 0, 3, cc)
+        t = self._tables
         cols = {
             "case_id": case_id,
-            "status": self._status.take(pa.array(status)),
-            "mdc": self._tables["mdc_codes"].take(pa.array(mdc)),
-            "adrg": self._tables["adrg_codes"].take(pa.array(adrg)),
-            "drg": self._tables["drg_codes"].take(pa.array(drg)),
-            "cc_level": self._cc.take(pa.array(cc_idx)),
-            "mdc_name": self._tables["mdc_names"].take(pa.array(mdc)),
-            "adrg_name": self._tables["adrg_names"].take(pa.array(adrg)),
-            "drg_name": self._tables["drg_names"].take(pa.array(drg)),
+            "status": _encode(self._status, status),
+            "mdc": _encode(t["mdc_codes"], mdc),
+            "adrg": _encode(t["adrg_codes"], adrg),
+            "drg": _encode(t["drg_codes"], drg),
+            "cc_level": _encode(self._cc, np.maximum(cc, 0), mask=cc < 0),
+            "mdc_name": _encode(t["mdc_names"], mdc),
+            "adrg_name": _encode(t["adrg_names"], adrg),
+            "drg_name": _encode(t["drg_names"], drg),
             "flags": pa.array(flags),
             "reason": _reasons(flags),
         }
@@ -267,11 +268,23 @@ def _ids(codes: Sequence[str] | str, mapper: CodeMapper) -> array.array:
     return array.array("i", [mapper.get(c) for c in codes])
 
 
+def _dictionary(values: Sequence[str]) -> tuple[pa.Array, np.ndarray]:
+    """(unique values, position of each input value among them): a dictionary for outputs."""
+    uniq, pos = np.unique(np.array(values, dtype=object), return_inverse=True)
+    return pa.array(list(uniq), pa.string()), pos.astype(np.int32)
+
+
+def _encode(table: tuple[pa.Array, np.ndarray], idx: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+    """Result indices -> a dictionary-encoded string column (no strings copied per row)."""
+    values, pos = table
+    return pa.DictionaryArray.from_arrays(pos[idx], values, mask=mask)
+
+
 def _reasons(flags: np.ndarray) -> pa.Array:
     """Messages for each row's flags, built once per distinct flag combination."""
-    uniq, inv = np.unique(flags, return_inverse=True)
-    texts = pa.array([describe_flags(int(f)) or None for f in uniq], pa.string())
-    return texts.take(pa.array(inv.astype(np.int32)))
+    enc = pa.array(flags).dictionary_encode()  # hashing, not sorting: most rows are 0
+    texts = pa.array([describe_flags(f) for f in enc.dictionary.to_pylist()], pa.string())
+    return pa.DictionaryArray.from_arrays(enc.indices.to_numpy(), texts, mask=flags == 0)
 
 
 def _restore(compiled: CompiledRuleset, path: str, n_threads: int) -> Grouper:

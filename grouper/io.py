@@ -3,30 +3,63 @@
 Readers stream, so memory is bounded by the batch size, not the file. Parquet code columns are
 read dictionary-encoded, so each distinct code string is mapped once per batch. Outputs go to a
 temporary file beside the target and are renamed into place only when complete.
+``group_files`` is what ``drg group`` runs: several inputs into one output, column mapping,
+the wide 病案首页 layout, a JSON report, a data-quality threshold and a progress line.
 """
 
 from __future__ import annotations
 
 import csv
+import glob
+import json
 import os
+import re
 import tempfile
+import time
+import tomllib
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping, TextIO
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from .arrow import CODE_COLUMNS
+from . import __version__
+from .arrow import CODE_COLUMNS, InputError, check_columns
+from .flags import STATUS_LABELS, Flag
 
-__all__ = ["Source", "open_source", "write_batches", "FORMATS", "format_of"]
+__all__ = ["Source", "open_source", "write_batches", "FORMATS", "format_of", "expand_inputs", "load_mapping",
+           "group_file", "group_files", "RunSummary", "CANONICAL_COLUMNS", "WIDE_LAYOUTS", "MappingError"]
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".arrow": "arrow",
            ".feather": "arrow", ".ipc": "arrow"}
 DEFAULT_BATCH = 65_536
+#: Column names the grouper reads; ``--map`` / ``--map-file`` may only name these.
+CANONICAL_COLUMNS = ("case_id", "sex", "age", "age_days", "birth_weight", "dx", "px", "los", "discharge", "dept")
+#: Wide hospital exports (病案首页 / 医保结算清单): one column per code. ``dx``/``px`` name the
+#: principal column and the prefix of the numbered others (``qtzdbm1``..``qtzdbmN``, read in
+#: numeric order); the rest rename one column each. Names match case-insensitively, with
+#: full-width brackets read as ASCII ones. See docs/input-formats.md.
+WIDE_LAYOUTS = {
+    "pinyin": {"dx": ("zyzdbm", "qtzdbm"), "px": ("zyssbm", "qtssbm"), "case_id": "bah", "sex": "xb", "age": "nl",
+               "age_days": "bzyzsnl", "birth_weight": "xsecsz", "los": "sjzyts", "discharge": "lyfs",
+               "dept": "cykb"},
+    "chinese": {"dx": ("主要诊断编码", "其他诊断编码"),
+                "px": ("主要手术操作编码", "其他手术操作编码"),
+                "case_id": "病案号", "sex": "性别", "age": "年龄", "age_days": "年龄(天)",
+                "birth_weight": "新生儿出生体重", "los": "实际住院天数", "discharge": "离院方式",
+                "dept": "出院科别"},
+}
+LAYOUTS = ("auto", "canonical", "wide")
+
+
+class MappingError(InputError):
+    """A bad ``--map`` / ``--map-file`` (a usage error, exit 2 on the command line)."""
 
 
 def format_of(path: str | os.PathLike) -> str:
@@ -36,9 +69,36 @@ def format_of(path: str | os.PathLike) -> str:
     return FORMATS[ext]
 
 
+# ----------------------------------------------------------------------------- inputs
+
+def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[str]:
+    """Files in the order given: a directory gives its data files sorted by name (hidden files,
+    such as partial outputs, skipped), a glob pattern its matches sorted. Nothing found is an OSError."""
+    out: list[str] = []
+    for item in map(str, inputs):
+        p = Path(item)
+        if p.is_file():
+            out.append(item)
+        elif p.is_dir():
+            found = sorted((c for c in p.iterdir() if c.is_file() and c.suffix.lower() in FORMATS
+                            and not c.name.startswith(".")), key=lambda c: c.name)
+            if not found:
+                raise OSError(f"{item}: no {'/'.join(sorted(FORMATS))} files in this folder")
+            out += map(str, found)
+        elif any(ch in item for ch in "*?["):
+            found = sorted(glob.glob(item))
+            if not found:
+                raise OSError(f"{item}: no files match")
+            out += expand_inputs(found)
+        else:
+            raise OSError(f"{item}: no such file")
+    return out
+
+
 @dataclass
 class Source:
-    """A readable input: its schema, its batches (read lazily) and, when known, its row count."""
+    """A readable input: its schema, its batches (the file is opened when they are first read,
+    so many inputs cost no memory or handles up front) and, when known, its row count."""
 
     path: str
     schema: pa.Schema
@@ -73,51 +133,185 @@ def _open_csv(p: Path, batch_size: int) -> Source:
         header = next(csv.reader(fh), None)
     if not header:
         raise ValueError(f"{p}: empty CSV file (no header row)")
-    types = {name: pa.string() for name in header}
-    reader = pcsv.open_csv(
-        p,
-        read_options=pcsv.ReadOptions(block_size=max(1 << 20, batch_size * 128)),
-        convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=False,
-                                            quoted_strings_can_be_null=False),
-    )
+    schema = pa.schema([(name, pa.string()) for name in header])
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
-            yield from reader
-        except pa.ArrowInvalid as exc:
+            yield from pcsv.open_csv(
+                p, read_options=pcsv.ReadOptions(block_size=max(1 << 20, batch_size * 128)),
+                convert_options=pcsv.ConvertOptions(column_types={f.name: f.type for f in schema},
+                                                    strings_can_be_null=False, quoted_strings_can_be_null=False))
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             raise ValueError(f"{p}: malformed CSV ({_first_line(exc)})") from None
 
-    return Source(str(p), reader.schema, batches(), None)
+    return Source(str(p), schema, batches(), None)
 
 
 def _open_parquet(p: Path, batch_size: int) -> Source:
     """Code columns are read dictionary-encoded (the leaf of a list column is 'dx.list.element'),
     one row group at a time: Arrow cannot yet return a nested dictionary column that spans
     row groups as one batch."""
-    probe = pq.ParquetFile(p)
-    paths = [probe.metadata.schema.column(i).path for i in range(probe.metadata.num_columns)]
-    dict_cols = [path for path in paths for col in CODE_COLUMNS if path == col or path.startswith(col + ".")]
-    pf = pq.ParquetFile(p, read_dictionary=dict_cols or None)
+    with pq.ParquetFile(p) as probe:
+        paths = [probe.metadata.schema.column(i).path for i in range(probe.metadata.num_columns)]
+        dict_cols = [path for path in paths for col in CODE_COLUMNS if path == col or path.startswith(col + ".")]
+    with pq.ParquetFile(p, read_dictionary=dict_cols or None) as probe:
+        schema, num_rows = probe.schema_arrow, probe.metadata.num_rows
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
-            for rg in range(pf.num_row_groups):
-                yield from pf.iter_batches(batch_size=batch_size, row_groups=[rg])
+            with pq.ParquetFile(p, read_dictionary=dict_cols or None) as pf:
+                for rg in range(pf.num_row_groups):
+                    yield from pf.iter_batches(batch_size=batch_size, row_groups=[rg])
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
             raise ValueError(f"{p}: corrupt Parquet data ({_first_line(exc)})") from None
 
-    return Source(str(p), pf.schema_arrow, batches(), pf.metadata.num_rows)
+    return Source(str(p), schema, batches(), num_rows)
 
 
 def _open_ipc(p: Path) -> Source:
+    """IPC file format (row count from its footer, memory-mapped) or, failing that, stream format."""
     try:
-        f = ipc.open_file(p)
-        return Source(str(p), f.schema, (f.get_batch(i) for i in range(f.num_record_batches)),
-                      sum(f.get_batch(i).num_rows for i in range(f.num_record_batches)))
+        f = ipc.open_file(pa.memory_map(str(p)))
+        schema, num_rows = f.schema, sum(f.get_batch(i).num_rows for i in range(f.num_record_batches))
+        stream = False
     except pa.ArrowInvalid:
-        r = ipc.open_stream(p)
-        return Source(str(p), r.schema, iter(r), None)
+        schema, num_rows, stream = ipc.open_stream(p).schema, None, True
 
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            if stream:
+                yield from ipc.open_stream(p)
+            else:
+                f = ipc.open_file(pa.memory_map(str(p)))
+                yield from (f.get_batch(i) for i in range(f.num_record_batches))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ValueError(f"{p}: corrupt Arrow data ({_first_line(exc)})") from None
+
+    return Source(str(p), schema, batches(), num_rows)
+
+
+# ----------------------------------------------------------------------------- column mapping
+
+def load_mapping(pairs: Mapping[str, str] | Iterable[str] = (), map_file: str | os.PathLike | None = None
+                 ) -> dict[str, str]:
+    """canonical -> source column from ``canonical=source`` pairs (or a dict) over a TOML
+    file's ``[columns]`` table; the pairs win. Unknown canonical names raise MappingError."""
+    mapping: dict[str, str] = {}
+    if map_file is not None:
+        try:
+            doc = tomllib.loads(Path(map_file).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise MappingError(f"{map_file}: unreadable mapping file ({_first_line(exc)})") from None
+        cols = doc.get("columns")
+        if not isinstance(cols, dict) or not all(isinstance(v, str) for v in cols.values()):
+            raise MappingError(f'{map_file}: needs a [columns] table of canonical = "source column" lines')
+        mapping.update(cols)
+    if isinstance(pairs, Mapping):
+        mapping.update(pairs)
+    else:
+        for pair in pairs:
+            canonical, eq, source = pair.partition("=")
+            if not eq or not canonical.strip() or not source.strip():
+                raise MappingError(f"--map {pair!r}: expected canonical=source, e.g. dx=zd")
+            mapping[canonical.strip()] = source.strip()
+    unknown = sorted(set(mapping) - set(CANONICAL_COLUMNS))
+    if unknown:
+        raise MappingError(f"unknown column name(s) to map: {', '.join(unknown)}; "
+                           f"valid: {', '.join(CANONICAL_COLUMNS)}")
+    return mapping
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace("（", "(").replace("）", ")")
+
+
+@dataclass
+class ColumnPlan:
+    """How one input's columns become canonical ones, worked out once from its schema and then
+    applied to every batch by renaming and (wide layout) list building; never per row."""
+
+    rename: dict[str, list[str]] = field(default_factory=dict)  # source column -> canonical names
+    drop: set[str] = field(default_factory=set)  # input columns a mapped or built column replaces
+    lists: dict[str, list[str]] = field(default_factory=dict)  # dx/px -> wide code columns
+    layout: str | None = None  # WIDE_LAYOUTS key when the wide layout is read
+
+    def apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if not (self.rename or self.drop or self.lists):
+            return batch
+        names, cols = [], []
+        for name, col in zip(batch.schema.names, batch.columns):
+            if name in self.rename:
+                names += self.rename[name]
+                cols += [col] * len(self.rename[name])
+            elif name not in self.drop:
+                names.append(name)
+                cols.append(col)
+        for canonical, sources in self.lists.items():
+            names.append(canonical)
+            cols.append(code_list(batch, sources))
+        return pa.RecordBatch.from_arrays(cols, names=names)
+
+    def schema(self, schema: pa.Schema) -> pa.Schema:
+        return self.apply(_empty(schema)).schema
+
+
+def plan_columns(schema: pa.Schema, mapping: Mapping[str, str] | None = None, layout: str = "auto",
+                 path: str = "input") -> ColumnPlan:
+    """The plan for one input: ``mapping`` first, then (``layout`` wide, or auto with no dx
+    column but a recognised principal diagnosis) the wide layout for what is left."""
+    names = schema.names
+    plan = ColumnPlan()
+    for canonical, source in (mapping or {}).items():
+        if source not in names:
+            raise InputError(f"{path}: --map {canonical}={source}: no column {source!r} in this input")
+        plan.rename.setdefault(source, []).append(canonical)
+        plan.drop.add(canonical)
+    have = (set(names) - set(plan.rename)) | set(plan.drop)  # canonical names present after mapping
+    by_norm = {_norm(n): n for n in reversed(names)}
+    style = next((k for k, v in WIDE_LAYOUTS.items() if _norm(v["dx"][0]) in by_norm), None)
+    if layout == "wide" and style is None:
+        raise InputError(f"{path}: --layout wide needs a principal-diagnosis column "
+                         f"({' or '.join(v['dx'][0] for v in WIDE_LAYOUTS.values())})")
+    if style is None or layout == "canonical" or (layout == "auto" and "dx" in have):
+        return plan
+    plan.layout = style
+    for canonical, source in WIDE_LAYOUTS[style].items():
+        if canonical in (mapping or {}):
+            continue
+        if isinstance(source, tuple):
+            principal, prefix = _norm(source[0]), re.compile(re.escape(_norm(source[1])) + r"(\d+)")
+            numbered = sorted((int(m[1]), n) for n in names if (m := prefix.fullmatch(_norm(n))))
+            plan.lists[canonical] = ([by_norm[principal]] if principal in by_norm else []) + [n for _, n in numbered]
+            plan.drop.add(canonical)
+        elif canonical not in have and _norm(source) in by_norm:
+            plan.rename.setdefault(by_norm[_norm(source)], []).append(canonical)
+    return plan
+
+
+def code_list(batch: pa.RecordBatch, columns: list[str]) -> pa.Array:
+    """list<string> of the given code columns row by row, in column order, blanks dropped.
+    Vectorised: the columns are concatenated once and the kept cells taken in row order."""
+    n, k = batch.num_rows, len(columns)
+    if k == 0:
+        return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), pa.array([], pa.string()))
+    values = pa.concat_arrays([_text(batch.column(c)) for c in columns])  # column-major
+    filled = pc.not_equal(pc.utf8_trim_whitespace(values), "").fill_null(False)
+    keep = filled.to_numpy(zero_copy_only=False).reshape(k, n).T  # (row, column)
+    rows, cols = np.nonzero(keep)  # row-major order: principal first within each row
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(keep.sum(axis=1), out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), values.take(pa.array(cols * n + rows)))
+
+
+def _text(col: pa.Array) -> pa.Array:
+    return col if col.type == pa.string() else col.cast(pa.string())
+
+
+def _empty(schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in schema], schema=schema)
+
+
+# ----------------------------------------------------------------------------- outputs
 
 @contextmanager
 def _atomic(path: Path, overwrite: bool):
@@ -142,7 +336,7 @@ def write_batches(path: str | os.PathLike, batches: Iterable[pa.RecordBatch], *,
     """Write batches to CSV/Parquet/Arrow (by extension), all or nothing. Returns rows written.
 
     ``empty_schema`` is used when there are no batches, so an empty input still gives a
-    well-formed (header-only) output."""
+    well-formed (header-only) output. CSV has no lists: list columns are written '|'-joined."""
     path = Path(path)
     kind = format_of(path)
     rows = 0
@@ -150,25 +344,41 @@ def write_batches(path: str | os.PathLike, batches: Iterable[pa.RecordBatch], *,
         writer = None
         try:
             for b in batches:
+                if kind == "csv":
+                    b = _joined_lists(b)
                 if writer is None:
                     writer = _writer(kind, tmp, b.schema)
                 writer.write_batch(b) if kind != "parquet" else writer.write_batch(b, row_group_size=1 << 20)
                 rows += b.num_rows
             if writer is None:
-                writer = _writer(kind, tmp, empty_schema or pa.schema([]))
+                schema = empty_schema or pa.schema([])
+                writer = _writer(kind, tmp, _joined_lists(_empty(schema)).schema if kind == "csv" else schema)
         finally:
             if writer is not None:
                 writer.close()
     return rows
 
 
+def _joined_lists(b: pa.RecordBatch) -> pa.RecordBatch:
+    if not any(pa.types.is_list(t) or pa.types.is_large_list(t) for t in b.schema.types):
+        return b
+    cols = [pc.binary_join(c.cast(pa.list_(pa.string())), "|") if pa.types.is_list(c.type)
+            or pa.types.is_large_list(c.type) else c for c in b.columns]
+    return pa.RecordBatch.from_arrays(cols, names=b.schema.names).replace_schema_metadata(b.schema.metadata)
+
+
 def _writer(kind: str, tmp: str, schema: pa.Schema):
     if kind == "csv":
         return pcsv.CSVWriter(tmp, schema)
     if kind == "parquet":
-        return pq.ParquetWriter(tmp, schema, compression="zstd")
+        # min/max statistics of dictionary-encoded text columns cost more than the rest of the
+        # write together and help no query; keep them for plain columns (ids, numbers, dates)
+        stats = [f.name for f in schema if not pa.types.is_dictionary(f.type)]
+        return pq.ParquetWriter(tmp, schema, compression="zstd", write_statistics=stats)
     return ipc.new_file(tmp, schema)
 
+
+# ----------------------------------------------------------------------------- runs
 
 @dataclass
 class RunSummary:
@@ -179,52 +389,196 @@ class RunSummary:
     status_counts: dict[str, int]
     ruleset: str
     fingerprint: str
+    ruleset_version: str = ""
+    mdc_counts: dict[str, int] = field(default_factory=dict)
+    drg_counts: dict[str, int] = field(default_factory=dict)
+    flag_counts: dict[str, int] = field(default_factory=dict)
+    inputs: list[str] = field(default_factory=list)
+    output: str | None = None
+    max_error_rate: float | None = None
 
     @property
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def error_rate(self) -> float:
+        """Share of rows that are invalid or ungroupable (0 for no rows)."""
+        bad = self.status_counts.get("invalid", 0) + self.status_counts.get("ungroupable", 0)
+        return bad / self.rows if self.rows else 0.0
+
+    @property
+    def breach(self) -> str | None:
+        """One line when the error rate exceeds ``max_error_rate`` (``drg group`` exits 3), else None."""
+        if self.max_error_rate is None or self.error_rate <= self.max_error_rate:
+            return None
+        bad = round(self.error_rate * self.rows)
+        return (f"{bad} of {self.rows} cases ({self.error_rate:.2%}) are invalid or ungroupable, "
+                f"above --max-error-rate {self.max_error_rate:g}")
 
     def line(self) -> str:
         counts = ", ".join(f"{k} {v}" for k, v in self.status_counts.items() if v)
         return (f"{self.rows} cases in {self.seconds:.3f} s ({self.rows_per_second:,.0f} cases/s) "
                 f"under {self.ruleset}: {counts or 'no cases'}")
 
+    def report(self) -> dict:
+        """The ``--report`` document (plain JSON types)."""
+        return {
+            "grouper_version": __version__,
+            "ruleset": {"name": self.ruleset, "version": self.ruleset_version, "fingerprint": self.fingerprint},
+            "inputs": self.inputs, "output": self.output,
+            "rows": self.rows, "seconds": round(self.seconds, 6),
+            "rows_per_second": round(self.rows_per_second, 1) if self.seconds > 0 else None,
+            "error_rate": self.error_rate, "max_error_rate": self.max_error_rate,
+            "status": self.status_counts, "mdc": self.mdc_counts, "drg": self.drg_counts, "flags": self.flag_counts,
+        }
+
+
+class _Counts:
+    """Per-status / MDC / DRG / flag-bit counts, added up batch by batch with vector ops."""
+
+    def __init__(self):
+        self.status = dict.fromkeys(STATUS_LABELS, 0)
+        self.mdc: dict[str, int] = {}
+        self.drg: dict[str, int] = {}
+        self.bits = [(f.name, int(f)) for f in Flag]
+        self.flags = np.zeros(len(self.bits), np.int64)
+
+    def add(self, b: pa.RecordBatch) -> None:
+        for name, into in (("status", self.status), ("mdc", self.mdc), ("drg", self.drg)):
+            vc = pc.value_counts(b.column(name))  # one entry per distinct value
+            for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+                into[v] = into.get(v, 0) + c
+        flags = b.column("flags").to_numpy(zero_copy_only=False)
+        self.flags += [np.count_nonzero(flags & bit) for _, bit in self.bits]
+
+
+class _Progress:
+    """A carriage-return line on a terminal: rows, rows/s and, when the total is known, the ETA."""
+
+    def __init__(self, stream: TextIO, total: int | None):
+        self.stream, self.total, self.start, self.shown, self.width = stream, total, time.perf_counter(), 0.0, 0
+
+    def update(self, rows: int) -> None:
+        now = time.perf_counter()
+        if now - self.shown < 0.2:
+            return
+        self.shown, rate = now, rows / max(now - self.start, 1e-9)
+        text = f"{rows:,} rows  {rate:,.0f} rows/s"
+        if self.total:
+            eta = max(self.total - rows, 0) / rate if rate else 0
+            text += f"  {rows / self.total:.0%}  ETA {int(eta) // 60}:{int(eta) % 60:02d}"
+        self.stream.write("\r" + text.ljust(self.width))
+        self.stream.flush()
+        self.width = len(text)
+
+    def close(self) -> None:
+        if self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+
+
+def _unified_schema(schemas: list[pa.Schema], metadata) -> pa.Schema:
+    """Output schema every input's batches are cast to: a column whose type differs between
+    inputs (case_id as text in a CSV, integers in a Parquet file) becomes text."""
+    first = schemas[0]
+    fields = [f if all(s.field(i).type == f.type for s in schemas) else pa.field(f.name, pa.string())
+              for i, f in enumerate(first)]
+    return pa.schema(fields, metadata=metadata)
+
+
+def _conform(b: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    if b.schema.types == schema.types:
+        return b
+    cols = [c if c.type == f.type else c.cast(f.type) for c, f in zip(b.columns, schema)]
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+
+def group_files(grouper, inputs: Iterable[str | os.PathLike], output: str | os.PathLike | None = None, *,
+                overwrite: bool = False, n_threads: int | None = None, keep=(), batch_size: int = DEFAULT_BATCH,
+                mapping: Mapping[str, str] | Iterable[str] = (), map_file: str | os.PathLike | None = None,
+                layout: str = "auto", report: str | os.PathLike | None = None, max_error_rate: float | None = None,
+                progress: TextIO | None = None, log: Callable[[str], None] | None = None
+                ) -> tuple[RunSummary, pa.Table | None]:
+    """``drg group``: files, folders and glob patterns in order into one ``output`` (in memory
+    when None), with column ``mapping``, the wide ``layout``, a JSON ``report``, a ``progress``
+    line and ``summary.breach`` set when the error rate is above ``max_error_rate``."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r}: use one of {', '.join(LAYOUTS)}")
+    columns = load_mapping(mapping, map_file)
+    paths = expand_inputs(inputs)
+    sources = [open_source(p, batch_size=batch_size) for p in paths]
+    if output is not None and Path(output).resolve() in {Path(p).resolve() for p in paths}:
+        raise ValueError(f"{output}: the output is also one of the inputs")
+    plans = [plan_columns(s.schema, columns, layout, s.path) for s in sources]
+    wide = sorted({p.layout for p in plans if p.layout})
+    if wide and layout == "auto" and log is not None:
+        n = sum(1 for p in plans if p.layout)
+        log(f"no dx column: reading {n} of {len(plans)} input(s) as the wide 病案首页 layout "
+            f"({', '.join(wide)} column names); --layout canonical turns this off")
+    return _run(grouper, sources, plans, output, overwrite=overwrite, n_threads=n_threads, keep=keep,
+                report=report, max_error_rate=max_error_rate, progress=progress)
+
 
 def group_file(grouper, source: Source, output: str | os.PathLike | None, *, overwrite: bool = False,
                n_threads: int | None = None, keep=()) -> tuple[RunSummary, pa.Table | None]:
-    """Stream ``source`` through ``grouper`` into ``output`` (or into memory when None)."""
-    import time
+    """Stream one opened ``source`` through ``grouper`` into ``output`` (or into memory when None)."""
+    return _run(grouper, [source], [ColumnPlan()], output, overwrite=overwrite, n_threads=n_threads, keep=keep)
 
-    import numpy as np
-    import pyarrow.compute as pc
 
-    from .flags import STATUS_LABELS
+def _run(grouper, sources: list[Source], plans: list[ColumnPlan], output, *, overwrite=False, n_threads=None,
+         keep=(), report=None, max_error_rate=None, progress=None) -> tuple[RunSummary, pa.Table | None]:
+    from .core import OUTPUT_COLUMNS
 
-    from .arrow import check_columns
-
-    check_columns(source.schema.names, grouper.encoder.required)  # fail before any work
-    counts = np.zeros(len(STATUS_LABELS), dtype=np.int64)
-    label_index = {s: i for i, s in enumerate(STATUS_LABELS)}
+    schemas = [plan.schema(s.schema) for s, plan in zip(sources, plans)]
+    if keep is True:  # every other column of the first input, which the others must have too
+        keep = [c for c in schemas[0].names if c not in OUTPUT_COLUMNS]
+    for s, schema in zip(sources, schemas):  # fail before any work
+        try:
+            check_columns(schema.names, grouper.encoder.required)
+            check_columns(schema.names, keep)
+        except InputError as exc:
+            raise InputError(f"{s.path}: {exc}") from None
+    target = _unified_schema([grouper.group_batch(_empty(s), keep=keep).schema for s in schemas], grouper.metadata)
+    for path in (output, report):
+        if path is not None and Path(path).exists() and not overwrite:
+            raise FileExistsError(f"{path}: file exists and won't be overwritten without --overwrite")
+    totals = [s.num_rows for s in sources]
+    bar = _Progress(progress, None if None in totals else sum(totals)) if progress is not None else None
+    counts = _Counts()
     start = time.perf_counter()
-    collected: list[pa.RecordBatch] = []
+    done = 0
 
-    def counted(batches):
-        for b in batches:
-            vc = pc.value_counts(b.column("status"))
-            for item in vc:
-                counts[label_index[item["values"].as_py()]] += item["counts"].as_py()
-            yield b
+    def batches() -> Iterator[pa.RecordBatch]:
+        nonlocal done
+        for s, plan in zip(sources, plans):
+            for b in s.batches:
+                try:
+                    out = grouper.group_batch(plan.apply(b), n_threads=n_threads, keep=keep, row_offset=done)
+                except InputError as exc:
+                    raise InputError(f"{s.path}: {exc}") from None
+                out = _conform(out, target)
+                counts.add(out)
+                done += out.num_rows
+                if bar is not None:
+                    bar.update(done)
+                yield out
 
-    out_batches = counted(grouper.group_batches(source.batches, n_threads=n_threads, keep=keep))
-    if output is None:
-        collected = list(out_batches)
-        rows = sum(b.num_rows for b in collected)
-    else:
-        rows = write_batches(output, out_batches, overwrite=overwrite, empty_schema=grouper.output_schema())
-    summary = RunSummary(rows, time.perf_counter() - start,
-                         {s: int(counts[i]) for i, s in enumerate(STATUS_LABELS)},
-                         grouper.compiled.name, grouper.compiled.fingerprint)
-    table = None
-    if output is None:
-        table = pa.Table.from_batches(collected, schema=collected[0].schema if collected else grouper.output_schema())
+    try:
+        if output is None:
+            collected = list(batches())
+        else:
+            write_batches(output, batches(), overwrite=overwrite, empty_schema=target)
+    finally:
+        if bar is not None:
+            bar.close()
+    summary = RunSummary(done, time.perf_counter() - start, counts.status, grouper.compiled.name,
+                         grouper.compiled.fingerprint, grouper.compiled.version, dict(sorted(counts.mdc.items())),
+                         dict(sorted(counts.drg.items())),
+                         {name: int(c) for (name, _), c in zip(counts.bits, counts.flags)},
+                         [s.path for s in sources], None if output is None else str(output), max_error_rate)
+    if report is not None:
+        with _atomic(Path(report), overwrite) as tmp:
+            Path(tmp).write_text(json.dumps(summary.report(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    table = pa.Table.from_batches(collected, schema=target) if output is None else None
     return summary, table

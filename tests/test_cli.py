@@ -376,3 +376,178 @@ def test_scheme_that_reads_los_needs_the_column(runner, tmp_path):
     assert result.exit_code == 2 and "los" in result.stderr
     # the national scheme does not read it
     assert invoke(runner, "group", tmp_path / "no_los.csv", "-o", tmp_path / "o2.csv").exit_code == 0
+
+
+# ----------------------------------------------------------------------------- several inputs, report, mapping
+
+WIDE = DATA.parent / "wide_sample.csv"
+
+
+def test_group_several_files_folders_and_globs_in_order(runner, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, name in enumerate(["sample", "golden_edge", "sample"]):  # names sort in this order
+        shutil.copy(DATA / f"{name}.csv", folder / f"{i:02d}_{name}.csv")
+    (folder / "README.txt").write_text("not data")
+    want = expected("sample") + expected("golden_edge") + expected("sample")
+    for args in ([folder], [folder / "*.csv"], sorted(folder.glob("*.csv"))):
+        out = tmp_path / "out.parquet"
+        result = invoke(runner, "group", *args, "-o", out, "--overwrite", "--batch-size", "7")
+        assert result.exit_code == 0, result.output
+        assert got(pq.read_table(out)) == want
+        assert f"{len(want)} cases" in result.stderr
+    result = invoke(runner, "group", DATA / "sample.csv", folder / "00_sample.csv", "--limit", "100")
+    assert result.exit_code == 0 and result.stdout.count("22058878") == 2
+
+
+def test_group_mixed_formats_batch_boundaries_keep_row_order(runner, tmp_path):
+    """A Parquet file (integer case ids, lists) between two CSVs, 7 rows per batch."""
+    src = read_text_csv(DATA / "sample.csv")
+    split = lambda col: pa.array([s.split("|") if s else [] for s in col.to_pylist()],  # noqa: E731
+                                 pa.list_(pa.string()))
+    src = src.set_column(0, "case_id", src["case_id"].cast(pa.int64()))
+    src = src.set_column(src.schema.get_field_index("dx"), "dx", split(src["dx"]))
+    src = src.set_column(src.schema.get_field_index("px"), "px", split(src["px"]))
+    pq.write_table(src, tmp_path / "mid.parquet", row_group_size=11)
+    out = tmp_path / "out.csv"
+    result = invoke(runner, "group", DATA / "golden_random.csv", tmp_path / "mid.parquet", DATA / "sample.csv",
+                    "-o", out, "--batch-size", "7")
+    assert result.exit_code == 0, result.output
+    assert got(read_text_csv(out)) == expected("golden_random") + expected("sample") + expected("sample")
+
+
+def test_group_missing_one_of_several_inputs_exits_1(runner, tmp_path):
+    for missing in (tmp_path / "nope.csv", tmp_path / "*.parquet"):
+        result = invoke(runner, "group", DATA / "sample.csv", missing, "-o", tmp_path / "out.csv")
+        assert result.exit_code == 1
+        assert str(missing) in one_line_error(result)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_group_inputs_must_share_required_columns(runner, tmp_path):
+    pcsv.write_csv(read_text_csv(DATA / "sample.csv").drop_columns(["sex"]), tmp_path / "no_sex.csv")
+    result = invoke(runner, "group", DATA / "sample.csv", tmp_path / "no_sex.csv", "-o", tmp_path / "o.csv")
+    assert result.exit_code == 2
+    assert "no_sex.csv" in result.stderr and "sex" in result.stderr
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_group_report(runner, g, tmp_path):
+    out, report = tmp_path / "o.csv", tmp_path / "r.json"
+    result = invoke(runner, "group", DATA / "golden_edge.csv", "-o", out, "--report", report)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(report.read_text(encoding="utf-8"))
+    rows = read_text_csv(out).to_pylist()
+    assert doc["rows"] == len(rows) == 2000
+    for key in ("status", "mdc", "drg"):
+        assert sum(doc[key].values()) == doc["rows"]
+    assert {k: v for k, v in doc["status"].items() if v} == {
+        s: sum(r["status"] == s for r in rows) for s in {r["status"] for r in rows}}
+    assert doc["drg"]["0000"] == 172 and doc["status"] == {"grouped": 1828, "invalid": 105, "ungroupable": 67,
+                                                           "ambiguous": 0}
+    assert doc["ruleset"]["fingerprint"] == g.compiled.fingerprint and doc["ruleset"]["name"] == "chs-drg-1.1"
+    assert doc["inputs"] == [str(DATA / "golden_edge.csv")] and doc["output"] == str(out)
+    assert set(doc["flags"]) == {f.name for f in grouper.core.Flag}
+    # an existing report is refused before any work, and kept
+    result = invoke(runner, "group", DATA / "sample.csv", "-o", tmp_path / "o2.csv", "--report", report)
+    assert result.exit_code == 1 and "--overwrite" in one_line_error(result)
+    assert not (tmp_path / "o2.csv").exists() and json.loads(report.read_text())["rows"] == 2000
+
+
+@pytest.mark.parametrize("rate,code", [("0.05", 3), ("0.0859", 3), ("0.086", 0), ("0.1", 0), ("1", 0)])
+def test_group_max_error_rate(runner, tmp_path, rate, code):
+    out, report = tmp_path / "o.parquet", tmp_path / "r.json"
+    result = invoke(runner, "group", DATA / "golden_edge.csv", "-o", out, "--max-error-rate", rate,
+                    "--report", report)
+    assert result.exit_code == code, result.output
+    assert got(pq.read_table(out)) == expected("golden_edge")  # written either way
+    assert json.loads(report.read_text())["max_error_rate"] == float(rate)
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("2000 cases")
+    if code == 3:
+        assert lines[1:] == [f"Error: 172 of 2000 cases (8.60%) are invalid or ungroupable, "
+                             f"above --max-error-rate {float(rate):g}"]
+    else:
+        assert len(lines) == 1
+
+
+def test_group_max_error_rate_is_checked(runner):
+    result = invoke(runner, "group", DATA / "sample.csv", "--max-error-rate", "1.5")
+    assert result.exit_code == 2
+    help_text = " ".join(invoke(runner, "group", "--help").stdout.split())
+    assert "3 output written but the share of invalid/ungroupable cases is above --max-error-rate" in help_text
+
+
+def _local_export(tmp_path) -> Path:
+    t = read_text_csv(DATA / "sample.csv")
+    path = tmp_path / "local.csv"
+    pcsv.write_csv(t.rename_columns(["bh", "xb", "nl", "age_days", "birth_weight", "dept", "los", "discharge",
+                                     "zd", "ss"]), path)
+    return path
+
+
+def test_group_map_options(runner, tmp_path):
+    src = _local_export(tmp_path)
+    result = invoke(runner, "group", src, "-o", tmp_path / "a.csv", "--map", "case_id=bh", "--map", "sex=xb",
+                    "--map", "age=nl", "--map", "dx=zd", "--map", "px=ss")
+    assert result.exit_code == 0, result.output
+    assert got(read_text_csv(tmp_path / "a.csv")) == expected("sample")
+    mapping = tmp_path / "map.toml"
+    mapping.write_text('# 本院导出\n[columns]\ncase_id = "bh"\nsex = "xb"\nage = "nl"\ndx = "zd"\npx = "wrong"\n',
+                       encoding="utf-8")
+    result = invoke(runner, "group", src, "-o", tmp_path / "b.csv", "--map-file", mapping, "--map", "px=ss")
+    assert result.exit_code == 0, result.output
+    assert got(read_text_csv(tmp_path / "b.csv")) == expected("sample")
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--map", "diagnosis=zd"], "valid: case_id, sex, age, age_days, birth_weight, dx, px, los, discharge, dept"),
+    (["--map", "dx"], "canonical=source"),
+    (["--map", "dx=nothere"], "no column 'nothere'"),
+    (["--map-file", "missing.toml"], "missing.toml"),
+])
+def test_group_bad_mapping_exits_2(runner, tmp_path, args, msg):
+    result = invoke(runner, "group", _local_export(tmp_path), "-o", tmp_path / "o.csv", *args)
+    assert result.exit_code == 2, result.output
+    assert msg in result.stderr
+    assert not (tmp_path / "o.csv").exists()
+
+
+def _wide_expected() -> list[tuple]:
+    by_id = {row[0]: row for row in expected("sample")}
+    return [by_id[i] for i in read_text_csv(WIDE)["bah"].to_pylist()]
+
+
+def test_group_wide_layout_explicit_and_detected(runner, tmp_path):
+    result = invoke(runner, "group", WIDE, "-o", tmp_path / "a.csv", "--layout", "wide")
+    assert result.exit_code == 0, result.output
+    assert got(read_text_csv(tmp_path / "a.csv")) == _wide_expected()
+    assert "wide" not in result.stderr  # asked for, so not announced
+    result = invoke(runner, "group", WIDE, "-o", tmp_path / "b.parquet")
+    assert result.exit_code == 0, result.output
+    assert got(pq.read_table(tmp_path / "b.parquet")) == _wide_expected()
+    first = result.stderr.splitlines()[0]
+    assert "wide 病案首页 layout" in first and "pinyin" in first
+    result = invoke(runner, "group", WIDE, "--layout", "canonical")
+    assert result.exit_code == 2 and "missing required column" in result.stderr
+    result = invoke(runner, "group", DATA / "sample.csv", "--layout", "wide")
+    assert result.exit_code == 2 and "principal-diagnosis column" in result.stderr
+
+
+def test_group_wide_layout_with_a_map_for_a_local_name(runner, tmp_path):
+    t = read_text_csv(WIDE)
+    pcsv.write_csv(t.rename_columns(["xingbie" if n == "xb" else n for n in t.column_names]), tmp_path / "w.csv")
+    result = invoke(runner, "group", tmp_path / "w.csv", "-o", tmp_path / "o.csv", "--map", "sex=xingbie")
+    assert result.exit_code == 0, result.output
+    assert got(read_text_csv(tmp_path / "o.csv")) == _wide_expected()
+
+
+def test_group_progress_only_on_a_terminal(runner, tmp_path):
+    result = invoke(runner, "group", DATA / "sample.csv", "-o", tmp_path / "a.csv")
+    assert result.exit_code == 0
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("30 cases in ")
+    assert "\r" not in result.stderr
+    result = invoke(runner, "group", DATA / "sample.csv", "-o", tmp_path / "b.csv", "--progress")
+    assert result.exit_code == 0 and "rows/s" in result.stderr and "\r" in result.stderr
+    result = invoke(runner, "group", DATA / "sample.csv", "-o", tmp_path / "c.csv", "--no-progress")
+    assert result.exit_code == 0 and "\r" not in result.stderr

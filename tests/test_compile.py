@@ -47,7 +47,8 @@ def tiny_program(cond, cond_args, dx_sets, n_dx=128, n_px=64, mdc=None, adrg=Non
         np.zeros(n_dx, np.int8), np.full(n_dx, -1, np.int32), np.full(n_dx, -1, np.int32),
         mdc, adrg, np.array(split, SPLIT_DTYPE),
         np.repeat(all_bits, n_dx + 1), np.repeat(all_bits, n_px + 1),
-        np.full((n_dx + 1, 1), 2**64 - 1, np.uint64), np.full((n_px + 1, 1), 2**64 - 1, np.uint64),
+        np.repeat(all_bits, n_dx + 1), np.repeat(all_bits, n_px + 1),
+        np.full((n_dx + 1, 1), 2**64 - 1, np.uint64), np.full((n_px + 1, 1), 2**64 - 1, np.uint64), False, False,
         0b110, 28, 150, False, False, False, 1, 1, 3,
     )
 

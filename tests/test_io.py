@@ -1,10 +1,13 @@
 """File I/O: atomic writes, CSV / Parquet / Arrow inputs that group the same, streaming in
-order across batches, and one-line errors (never a crash) for broken files."""
+order across batches, one-line errors (never a crash) for broken files; several inputs,
+column mapping, the wide 病案首页 layout, the run report and the progress line."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import re
 import struct
 from pathlib import Path
 
@@ -17,7 +20,9 @@ import pytest
 
 import grouper
 from grouper.core import OUTPUT_COLUMNS
-from grouper.io import format_of, group_file, open_source, write_batches
+from grouper.flags import Flag
+from grouper.io import (CANONICAL_COLUMNS, MappingError, code_list, expand_inputs, format_of, group_file,
+                        group_files, load_mapping, open_source, plan_columns, write_batches)
 
 DATA = Path(__file__).parent / "data" / "chs-drg-1.1"
 GOLDEN = DATA / "golden_random.csv"
@@ -395,3 +400,239 @@ def test_csv_with_bom_and_crlf(g, tmp_path):
     _, table = group_file(g, open_source(src), None)
     assert table.to_pylist()[0]["case_id"] == "7"
     assert (table["status"][0].as_py(), table["drg"][0].as_py()) == ("grouped", "MA19")
+
+
+# ----------------------------------------------------------------------------- several inputs
+
+SAMPLE = DATA / "sample.csv"
+WIDE = DATA.parent / "wide_sample.csv"
+
+
+def test_expand_inputs_files_folders_globs(tmp_path):
+    for name in ("b.csv", "a.parquet", "c.arrow", "notes.txt", ".a.csv.x.part"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "z.csv").write_text("x")
+    folder = [str(tmp_path / n) for n in ("a.parquet", "b.csv", "c.arrow")]
+    assert expand_inputs([tmp_path]) == folder  # sorted by name, hidden/other files and subfolders skipped
+    assert expand_inputs([str(tmp_path / "*.csv"), SAMPLE]) == [str(tmp_path / "b.csv"), str(SAMPLE)]
+    assert expand_inputs([SAMPLE, tmp_path / "sub", SAMPLE]) == [str(SAMPLE), str(tmp_path / "sub" / "z.csv"),
+                                                                 str(SAMPLE)]
+    for bad, msg in ((tmp_path / "nope.csv", "no such file"), (tmp_path / "*.json", "no files match")):
+        with pytest.raises(OSError, match=msg):
+            expand_inputs([SAMPLE, bad])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(OSError, match="no .* files"):
+        expand_inputs([tmp_path / "empty"])
+
+
+def _as_parquet(src: Path, dst: Path, int_ids: bool = True, row_group_size: int = 10) -> Path:
+    t = read_text_csv(src)
+    t = replace(replace(t, "dx", pa.array(split_codes(t["dx"]), pa.list_(pa.string()))),
+                "px", pa.array(split_codes(t["px"]), pa.list_(pa.string())))
+    if int_ids:
+        t = replace(t, "case_id", t["case_id"].cast(pa.int64()))
+    pq.write_table(t, dst, row_group_size=row_group_size)
+    return dst
+
+
+def test_several_inputs_of_different_formats_unify_case_id(g, tmp_path, from_csv):
+    """CSV case ids are text, Parquet ones integers: the output holds them all as text, in order."""
+    pq_path = _as_parquet(SAMPLE, tmp_path / "sample.parquet")
+    _, alone = group_file(g, open_source(SAMPLE), None)
+    out = tmp_path / "all.arrow"
+    summary, _ = group_files(g, [SAMPLE, pq_path, GOLDEN], out, batch_size=7)
+    back = ipc.open_file(out).read_all()
+    assert back.schema.field("case_id").type == pa.string()
+    assert keys(back) == keys(alone) + keys(alone) + keys(from_csv)
+    assert summary.rows == back.num_rows == 30 + 30 + 2000
+    assert summary.inputs == [str(SAMPLE), str(pq_path), str(GOLDEN)]
+    # the same formats alone keep their type
+    _, ints = group_files(g, [pq_path, pq_path], None)
+    assert ints.schema.field("case_id").type == pa.int64() and ints.num_rows == 60
+
+
+def test_row_numbers_continue_across_inputs_without_case_id(g, tmp_path):
+    t = read_text_csv(SAMPLE).drop_columns(["case_id"])
+    pcsv.write_csv(t.slice(0, 10), tmp_path / "a.csv")
+    pcsv.write_csv(t.slice(10), tmp_path / "b.csv")
+    _, table = group_files(g, [tmp_path / "a.csv", tmp_path / "b.csv"], None, batch_size=7)
+    assert table["case_id"].to_pylist() == list(range(30))
+
+
+def test_every_input_needs_the_columns_before_any_work(g, tmp_path):
+    pcsv.write_csv(read_text_csv(SAMPLE).drop_columns(["px"]), tmp_path / "no_px.csv")
+    out = tmp_path / "out.csv"
+    with pytest.raises(grouper.InputError, match=r"no_px\.csv: missing required column.*px"):
+        group_files(g, [SAMPLE, tmp_path / "no_px.csv"], out)
+    with pytest.raises(grouper.InputError, match=r"no_px\.csv: .*px"):
+        group_files(g, [SAMPLE, tmp_path / "no_px.csv"], None, layout="canonical", keep=True)
+    assert not out.exists()
+    with pytest.raises(ValueError, match="also one of the inputs"):
+        group_files(g, [SAMPLE], SAMPLE, overwrite=True)
+
+
+def test_report_counts_are_consistent(g, tmp_path):
+    edge = DATA / "golden_edge.csv"
+    out, report = tmp_path / "o.parquet", tmp_path / "r.json"
+    summary, _ = group_files(g, [edge, SAMPLE], out, report=report, batch_size=300)
+    doc = json.loads(report.read_text(encoding="utf-8"))
+    table = pq.read_table(out)
+    assert doc["rows"] == table.num_rows == 2030
+    for col, key in (("status", "status"), ("mdc", "mdc"), ("drg", "drg")):
+        vc = {d["values"]: d["counts"] for d in pc.value_counts(table[col]).to_pylist()}
+        assert {k: v for k, v in doc[key].items() if v} == vc
+        assert sum(doc[key].values()) == doc["rows"]
+    flags = table["flags"].to_numpy()
+    assert doc["flags"] == {f.name: int(((flags & int(f)) != 0).sum()) for f in Flag}
+    assert doc["flags"]["SEX_INVALID"] > 0 and doc["status"]["invalid"] == 105
+    assert doc["ruleset"] == {"name": "chs-drg-1.1", "version": "1.1", "fingerprint": g.compiled.fingerprint}
+    assert doc["grouper_version"] == grouper.__version__
+    assert doc["inputs"] == [str(edge), str(SAMPLE)] and doc["output"] == str(out)
+    assert doc["seconds"] > 0 and doc["rows_per_second"] > 0
+    assert doc["error_rate"] == pytest.approx(172 / 2030) == summary.error_rate
+    assert sorted(leftovers(tmp_path)) == ["o.parquet", "r.json"]
+    with pytest.raises(FileExistsError, match="r.json"):  # before any work: the output is left alone
+        group_files(g, [SAMPLE], tmp_path / "o2.csv", report=report)
+    assert sorted(leftovers(tmp_path)) == ["o.parquet", "r.json"]
+
+
+def test_breach_only_above_the_threshold(g):
+    edge = DATA / "golden_edge.csv"
+    assert group_files(g, [edge], None)[0].breach is None
+    assert group_files(g, [edge], None, max_error_rate=0.1)[0].breach is None
+    line = group_files(g, [edge], None, max_error_rate=0.05)[0].breach
+    assert line == "172 of 2000 cases (8.60%) are invalid or ungroupable, above --max-error-rate 0.05"
+    assert group_files(g, [SAMPLE], None, max_error_rate=0)[0].breach is None
+
+
+def test_progress_line_only_when_asked(g, tmp_path):
+    import io as _io
+
+    buf = _io.StringIO()
+    pq_path = _as_parquet(SAMPLE, tmp_path / "s.parquet")
+    group_files(g, [pq_path], None, progress=buf)
+    text = buf.getvalue()
+    assert re.search(r"\r\d+ rows  [\d,]+ rows/s  \d+%  ETA \d+:\d\d", text), text
+    assert text.endswith("\r") and "\n" not in text  # the line is cleared, nothing scrolls
+    buf = _io.StringIO()
+    group_files(g, [SAMPLE], None, progress=buf)  # CSV: total unknown, no ETA
+    assert "rows/s" in buf.getvalue() and "ETA" not in buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- mapping
+
+def test_load_mapping(tmp_path):
+    f = tmp_path / "m.toml"
+    f.write_text('[columns]\ndx = "zd"\nsex = "xb"\n', encoding="utf-8")
+    assert load_mapping(["sex=gender", " px = ss "], f) == {"dx": "zd", "sex": "gender", "px": "ss"}
+    assert load_mapping({"age": "nl"}) == {"age": "nl"}
+    with pytest.raises(MappingError, match="valid: " + ", ".join(CANONICAL_COLUMNS)):
+        load_mapping(["diagnosis=zd"])
+    for bad in ("dx", "dx=", "=zd"):
+        with pytest.raises(MappingError, match="canonical=source"):
+            load_mapping([bad])
+    f.write_text('dx = "zd"\n', encoding="utf-8")
+    with pytest.raises(MappingError, match=r"\[columns\]"):
+        load_mapping((), f)
+    f.write_text('[columns\n', encoding="utf-8")
+    with pytest.raises(MappingError, match="unreadable"):
+        load_mapping((), f)
+
+
+def test_mapped_columns_group_like_canonical_ones(g, tmp_path):
+    t = read_text_csv(SAMPLE)
+    local = t.rename_columns(["bh", "gender", "age", "age_days", "birth_weight", "dept", "los", "discharge",
+                              "zd", "ss"])
+    pcsv.write_csv(local, tmp_path / "local.csv")
+    _, want = group_file(g, open_source(SAMPLE), None)
+    _, got = group_files(g, [tmp_path / "local.csv"], None,
+                         mapping=["case_id=bh", "sex=gender", "dx=zd", "px=ss"], keep=["age"])
+    assert keys(got) == keys(want)
+    assert got["age"].to_pylist() == t["age"].to_pylist()
+    with pytest.raises(grouper.InputError, match="no column 'zdx'"):
+        group_files(g, [tmp_path / "local.csv"], None, mapping=["dx=zdx"])
+
+
+def test_a_mapping_wins_over_a_column_of_the_canonical_name(g, tmp_path):
+    t = read_text_csv(SAMPLE)
+    t = t.append_column("sex2", t["sex"]).set_column(1, "sex", pa.array(["9"] * 30))
+    pcsv.write_csv(t, tmp_path / "two_sexes.csv")
+    _, plain = group_files(g, [tmp_path / "two_sexes.csv"], None)
+    assert set(plain["status"].to_pylist()) == {"invalid"}
+    _, mapped = group_files(g, [tmp_path / "two_sexes.csv"], None, mapping={"sex": "sex2"})
+    assert set(mapped["status"].to_pylist()) == {"grouped"}
+
+
+# ----------------------------------------------------------------------------- wide layout
+
+def test_wide_layout_builds_code_lists_in_numeric_order_skipping_blanks():
+    src = open_source(WIDE)
+    plan = plan_columns(src.schema)
+    assert plan.layout == "pinyin"
+    assert plan.lists["dx"] == ["zyzdbm"] + [f"qtzdbm{i}" for i in range(1, 16)]
+    assert plan.lists["px"] == ["zyssbm"] + [f"qtssbm{i}" for i in range(1, 7)]
+    batch = plan.apply(next(src.batches))
+    sample = {r["case_id"]: r for r in read_text_csv(SAMPLE).to_pylist()}
+    for row in batch.to_pylist():
+        want = sample[row["case_id"]]
+        assert row["dx"] == split_codes(pa.array([want["dx"]]))[0]
+        assert row["px"] == split_codes(pa.array([want["px"]]))[0]
+        for c in ("sex", "age", "age_days", "birth_weight", "dept", "los", "discharge"):
+            assert row[c] == want[c]
+    assert plan_columns(src.schema, layout="canonical").layout is None
+
+
+def test_code_list_edge_cases():
+    b = pa.record_batch({"a": pa.array(["X", None, " ", "Y"]), "b": pa.array([None, "Z", "W", ""]),
+                         "c": pa.array([1, None, 3, None], pa.int64())})
+    assert code_list(b, ["a", "b", "c"]).to_pylist() == [["X", "1"], ["Z"], ["W", "3"], ["Y"]]
+    assert code_list(b, []).to_pylist() == [[], [], [], []]
+    assert code_list(b.slice(1, 2), ["a", "b"]).to_pylist() == [["Z"], ["W"]]
+
+
+def _wide_expected(g) -> list[tuple]:
+    _, table = group_file(g, open_source(SAMPLE), None)
+    ids = read_text_csv(WIDE)["bah"].to_pylist()
+    by_id = dict(zip(table["case_id"].to_pylist(), keys(table)))
+    return [by_id[i] for i in ids]
+
+
+def test_wide_layout_groups_like_the_original_rows(g, tmp_path):
+    want = _wide_expected(g)
+    messages = []
+    for layout in ("auto", "wide"):
+        _, got = group_files(g, [WIDE], None, layout=layout, log=messages.append)
+        assert keys(got) == want
+    assert len(messages) == 1 and "wide" in messages[0] and "--layout canonical" in messages[0]  # auto only
+    # Chinese headers, upper-case / full-width variants of the names, as Parquet
+    zh = {"bah": "病案号", "xb": "性别", "nl": "年龄", "bzyzsnl": "年龄（天）", "xsecsz": "新生儿出生体重",
+          "cykb": "出院科别", "sjzyts": "实际住院天数", "lyfs": "离院方式", "zyzdbm": "主要诊断编码",
+          "zyssbm": "主要手术操作编码"}
+    t = read_text_csv(WIDE)
+    names = [zh.get(n) or n.replace("qtzdbm", "其他诊断编码").replace("qtssbm", "其他手术操作编码")
+             for n in t.column_names]
+    pq.write_table(t.rename_columns(names), tmp_path / "zh.parquet", row_group_size=4)
+    _, got = group_files(g, [tmp_path / "zh.parquet"], None, batch_size=3)
+    assert keys(got) == want
+    pcsv.write_csv(t.rename_columns([n.upper() for n in t.column_names]), tmp_path / "upper.csv")
+    _, got = group_files(g, [tmp_path / "upper.csv", WIDE], None)
+    assert keys(got) == want + want
+
+
+def test_wide_layout_errors(g, tmp_path):
+    with pytest.raises(grouper.InputError, match="missing required column.*dx"):
+        group_files(g, [WIDE], None, layout="canonical")
+    with pytest.raises(grouper.InputError, match="--layout wide needs a principal-diagnosis column"):
+        group_files(g, [SAMPLE], None, layout="wide")
+    _, got = group_files(g, [SAMPLE], None)  # a dx column: auto stays canonical
+    assert got.num_rows == 30
+
+
+def test_wide_output_to_csv_joins_kept_lists(g, tmp_path):
+    out = tmp_path / "o.csv"
+    group_files(g, [WIDE], out, keep=["dx", "px"])
+    back = read_text_csv(out)
+    sample = {r["case_id"]: r for r in read_text_csv(SAMPLE).to_pylist()}
+    assert back["dx"].to_pylist() == [sample[str(i)]["dx"] for i in back["case_id"].to_pylist()]
+    assert back["px"].to_pylist()[5] == ""  # 22084737: no procedure
