@@ -239,15 +239,51 @@ _CACHE_SIZE = 8
 
 
 def load_ruleset(name_or_path: str | os.PathLike) -> Ruleset:
-    """Load and validate a ruleset by registry name (``"chs-drg-1.1"``) or folder path."""
+    """Load and validate a ruleset by registry name (``"chs-drg-1.1"``) or folder path.
+
+    Parsing the tables takes most of a second, so a validated ruleset is also kept on disk
+    (``$DRG_CACHE_DIR``, default ``~/.cache/drg-grouper``; ``DRG_NO_CACHE=1`` turns it off),
+    keyed by the files' names, sizes and modification times: any edit reloads from the tables."""
     folder = _find(name_or_path).resolve()
-    mtime = max(f.stat().st_mtime for f in folder.iterdir())
-    key = (str(folder), mtime)
+    stamp = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in folder.iterdir() if f.is_file())
+    key = hashlib.sha256(json.dumps([str(folder), stamp, _CACHE_FORMAT]).encode()).hexdigest()
     if key not in _CACHE:
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = _Loader(folder).load()
+        _CACHE[key] = _disk_cached(key, lambda: _Loader(folder).load())
     return _CACHE[key]
+
+
+_CACHE_FORMAT = "ruleset-cache-1"
+
+
+def _disk_cached(key: str, load) -> Ruleset:
+    if os.environ.get("DRG_NO_CACHE") == "1":
+        return load()
+    import pickle
+    import tempfile
+
+    from . import __version__
+
+    folder = Path(os.environ.get("DRG_CACHE_DIR") or Path.home() / ".cache" / "drg-grouper")
+    path = folder / f"{key[:32]}-{__version__}.pkl"
+    try:
+        with open(path, "rb") as fh:
+            rs = pickle.load(fh)
+        if isinstance(rs, Ruleset):
+            return rs
+    except Exception:  # absent, unreadable or from another version: load from the tables
+        pass
+    rs = load()
+    try:  # best effort: a read-only home only costs the next process a second
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(rs, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return rs
 
 
 # --------------------------------------------------------------------------- loading

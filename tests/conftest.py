@@ -29,3 +29,11 @@ def ruleset11():
 @pytest.fixture(scope="session")
 def grouper11(ruleset11):
     return grouper.Grouper(ruleset11)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ruleset_cache_in_tmp(tmp_path_factory):
+    """Keep the on-disk ruleset cache of the test run out of the user's home."""
+    import os
+
+    os.environ["DRG_CACHE_DIR"] = str(tmp_path_factory.mktemp("drg-cache"))

@@ -137,3 +137,17 @@ def test_edited_copy_reloads_when_files_change(copy11):
 def test_grouper_accepts_name_path_and_ruleset(copy11, ruleset11):
     for spec in ("chs-drg-1.1", copy11, ruleset11):
         assert grouper.Grouper(spec).compiled.fingerprint == ruleset11.fingerprint
+
+
+def test_disk_cache_serves_the_same_ruleset_and_follows_edits(copy11, tmp_path, monkeypatch):
+    from grouper import ruleset as mod
+
+    monkeypatch.setenv("DRG_CACHE_DIR", str(tmp_path / "cache"))
+    first = load_ruleset(copy11)
+    assert list((tmp_path / "cache").glob("*.pkl"))
+    mod._CACHE.clear()
+    again = load_ruleset(copy11)  # from the disk cache
+    assert again.fingerprint == first.fingerprint and again.counts() == first.counts()
+    edit(copy11, "drg.csv", lambda rows: [rows[0], [rows[1][0], "改名", *rows[1][2:]], *rows[2:]])
+    mod._CACHE.clear()
+    assert load_ruleset(copy11).drgs[("AA1", "AA19")].name == "改名"
