@@ -177,6 +177,7 @@ class CodeMapper:
     straight from the Arrow string buffers, so a batch pays only for its own values."""
 
     def __init__(self, codes: list[str]):
+        self.codes = list(codes)
         self.table = CodeTable(codes)
 
     def map_strings(self, values: pa.Array) -> np.ndarray:
@@ -307,6 +308,27 @@ class Encoder:
         self.px = CodeMapper(px_codes)
         self.values = {k: CodeMapper(list((values or {}).get(k, []))) for k in VALUE_COLUMNS}
         self.required = (*REQUIRED_COLUMNS, *input_fields)
+        self._translations: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def translate(self, enc: Encoded, other: "Encoder", batch: pa.RecordBatch) -> Encoded:
+        """``enc`` (made by ``other`` from ``batch``) in this scheme's code ids: the strings are
+        mapped once for two schemes, the second gets a table lookup (regrouping)."""
+        check_columns(batch.schema.names, self.required)
+        key = id(other)
+        if key not in self._translations:
+            def table(mine: CodeMapper, theirs: CodeMapper) -> np.ndarray:
+                index = {c: i for i, c in enumerate(mine.codes)}
+                return np.array([index.get(c, ID_UNKNOWN) for c in theirs.codes] + [0], dtype=np.int32)
+            self._translations[key] = (table(self.dx, other.dx), table(self.px, other.px))
+        dx_map, px_map = self._translations[key]
+        fields = enc.fields
+        for row, name in enumerate(FIELD_ROWS):  # discharge/department ids are per scheme
+            if name in VALUE_COLUMNS and self.values[name].codes != other.values[name].codes:
+                fields = fields.copy() if fields is enc.fields else fields
+                fields[row] = self._value_ids(name, batch.column(name) if name in batch.schema.names else None, enc.n)
+        return Encoded(enc.n, fields, enc.dx_off, np.where(enc.dx_ids >= 0, dx_map[enc.dx_ids], enc.dx_ids).astype(np.int32),
+                       enc.px_off, np.where(enc.px_ids >= 0, px_map[enc.px_ids], enc.px_ids).astype(np.int32),
+                       enc.bad_number)
 
     def encode(self, batch: pa.RecordBatch) -> Encoded:
         names = batch.schema.names

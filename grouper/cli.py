@@ -228,5 +228,40 @@ def synth(cases, hospitals, year, seed, ruleset, output, overwrite):
     click.echo(f"{rows} synthetic cases written to {output} in {secs:.1f} s", err=True)
 
 
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--from", "from_", default="chs-drg-1.1", show_default=True, help="Ruleset the data was grouped under.")
+@click.option("--to", "to", default="chs-drg-2.0", show_default=True, help="Ruleset to regroup into.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="Per-case results under both rulesets (.parquet, .csv or .arrow).")
+@click.option("--matrix", type=click.Path(dir_okay=False), help="Migration matrix: level, from, to, cases.")
+@click.option("--summary", type=click.Path(dir_okay=False), help="Summary JSON (changes, status rates, weights, CMI).")
+@click.option("-t", "--threads", type=click.IntRange(min=1), default=None, help="Kernel threads.")
+@click.option("--keep", multiple=True, metavar="COL", help="Input column to copy to the output (repeatable).")
+@click.option("--cost-column", default="total_cost", show_default=True,
+              help="Cost column: when present, relative weights under each version are computed.")
+@click.option("--hospital-column", default="hospital_id", show_default=True,
+              help="Hospital column: when present with costs, each hospital's CMI under each version.")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+def regroup(inputs, from_, to, output, matrix, summary, threads, keep, cost_column, hospital_column, overwrite):
+    """Regroup INPUTS from one ruleset to another in one pass: both results per case, the
+    migration matrix and a summary of who moves where."""
+    from .regroup import regroup as run
+
+    g_from, g_to = _grouper(from_, threads), _grouper(to, threads)
+    try:
+        r = run(inputs, g_from, g_to, output, matrix=matrix, summary=summary, overwrite=overwrite,
+                keep=keep, cost_column=cost_column, hospital_column=hospital_column)
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from None
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    s = r.summary
+    click.echo(f"{r.rows} cases regrouped {g_from.compiled.name} -> {g_to.compiled.name} in {r.seconds:.2f} s: "
+               f"DRG changed for {s['share_drg_changed']:.1%}, ADRG for {s['share_adrg_changed']:.1%}; "
+               f"status under {g_to.compiled.name}: "
+               + ", ".join(f"{k} {v:.2%}" for k, v in s["to"]["status_rates"].items()), err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

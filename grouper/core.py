@@ -164,12 +164,15 @@ class Grouper:
             offset += batch.num_rows
 
     def group_batch(self, batch: pa.RecordBatch, *, n_threads: int | None = None,
-                    keep: Sequence[str] | bool = (), row_offset: int = 0) -> pa.RecordBatch:
-        """Group one RecordBatch: the pure function distributed engines call."""
+                    keep: Sequence[str] | bool = (), row_offset: int = 0, encoded=None,
+                    columns: Sequence[str] = OUTPUT_COLUMNS) -> pa.RecordBatch:
+        """Group one RecordBatch: the pure function distributed engines call. ``encoded`` is the
+        batch already in this scheme's ids (``Encoder.encode``/``translate``), when at hand;
+        ``columns`` picks output columns (building fewer is cheaper)."""
         if keep is True:
             keep = [c for c in batch.schema.names if c not in OUTPUT_COLUMNS]
         check_columns(batch.schema.names, [*keep])
-        enc = self.encoder.encode(batch)
+        enc = encoded if encoded is not None else self.encoder.encode(batch)
         n = enc.n
         status = np.empty(n, np.int8)
         mdc = np.empty(n, np.int32)
@@ -185,19 +188,20 @@ class Grouper:
         else:
             case_id = pa.array(np.arange(row_offset, row_offset + n, dtype=np.int64))
         t = self._tables
-        cols = {
-            "case_id": case_id,
-            "status": _encode(self._status, status),
-            "mdc": _encode(t["mdc_codes"], mdc),
-            "adrg": _encode(t["adrg_codes"], adrg),
-            "drg": _encode(t["drg_codes"], drg),
-            "cc_level": _encode(self._cc, np.maximum(cc, 0), mask=cc < 0),
-            "mdc_name": _encode(t["mdc_names"], mdc),
-            "adrg_name": _encode(t["adrg_names"], adrg),
-            "drg_name": _encode(t["drg_names"], drg),
-            "flags": pa.array(flags),
-            "reason": _reasons(flags),
+        build = {
+            "case_id": lambda: case_id,
+            "status": lambda: _encode(self._status, status),
+            "mdc": lambda: _encode(t["mdc_codes"], mdc),
+            "adrg": lambda: _encode(t["adrg_codes"], adrg),
+            "drg": lambda: _encode(t["drg_codes"], drg),
+            "cc_level": lambda: _encode(self._cc, np.maximum(cc, 0), mask=cc < 0),
+            "mdc_name": lambda: _encode(t["mdc_names"], mdc),
+            "adrg_name": lambda: _encode(t["adrg_names"], adrg),
+            "drg_name": lambda: _encode(t["drg_names"], drg),
+            "flags": lambda: pa.array(flags),
+            "reason": lambda: _reasons(flags),
         }
+        cols = {c: build[c]() for c in columns}
         for c in keep:
             cols[c] = batch.column(c)
         return pa.RecordBatch.from_pydict(cols).replace_schema_metadata(self.metadata)

@@ -1,0 +1,266 @@
+"""Regrouping a province from one scheme version to another, in one streaming pass.
+
+Every case is grouped under both rulesets (codes mapped once: the second scheme gets the first's
+ids through a lookup table), and the run writes per case both results, a migration matrix
+(from x to counts at status, MDC, ADRG and DRG level) and a summary: shares of cases whose
+group changes, status-class rates under each version, the principal diagnoses behind cases that
+become ambiguous or ungroupable, groups that appear or vanish, and, when a cost column is
+present, relative weights under each version and each hospital's CMI under each. All counting
+is vectorised per batch (indices of the dictionary-encoded outputs), never per row in Python.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .arrow import Encoder, InputError, check_columns
+from .core import Grouper
+from .io import DEFAULT_BATCH, _atomic, expand_inputs, open_source, plan_columns, write_batches
+
+__all__ = ["regroup", "RegroupResult"]
+
+LEVELS = ("status", "mdc", "adrg", "drg")
+RESULT_COLUMNS = ("status", "mdc", "adrg", "drg", "cc_level")
+NOT_GROUPED = ("invalid", "ungroupable", "ambiguous")
+
+
+@dataclass
+class _Side:
+    """Accumulators of one scheme's results (indices into its output dictionaries)."""
+
+    g: Grouper
+    values: dict = field(default_factory=dict)  # level -> dictionary values (pa.Array)
+    cost_sum: np.ndarray | None = None
+    cost_n: np.ndarray | None = None
+
+
+@dataclass
+class RegroupResult:
+    rows: int
+    seconds: float
+    summary: dict
+    matrix: pa.Table
+
+
+def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper, output: str | os.PathLike, *,
+            matrix: str | os.PathLike | None = None, summary: str | os.PathLike | None = None,
+            overwrite: bool = False, n_threads: int | None = None, keep: Iterable[str] = (),
+            batch_size: int = DEFAULT_BATCH, cost_column: str = "total_cost",
+            hospital_column: str = "hospital_id", top: int = 20) -> RegroupResult:
+    """Group ``inputs`` under ``g_from`` and ``g_to``; write per-case results to ``output``, the
+    migration matrix to ``matrix`` and the summary JSON to ``summary`` (all atomically)."""
+    paths = expand_inputs(inputs)
+    sources = [open_source(p, batch_size=batch_size) for p in paths]
+    keep = list(keep)
+    for s in sources:
+        for g in (g_from, g_to):
+            try:
+                check_columns(plan_columns(s.schema, None, "auto", s.path).schema(s.schema).names,
+                              [*g.encoder.required, *keep])
+            except InputError as exc:
+                raise InputError(f"{s.path}: {exc}") from None
+    for p in (output, matrix, summary):
+        if p is not None and Path(p).exists() and not overwrite:
+            raise FileExistsError(f"{p}: file exists and won't be overwritten without --overwrite")
+
+    # one encoder over both code dictionaries: strings are mapped once, each scheme gets its ids
+    # by a table lookup (a code known to only one scheme stays known to that one)
+    shared = Encoder(sorted(set(g_from.encoder.dx.codes) | set(g_to.encoder.dx.codes)),
+                     sorted(set(g_from.encoder.px.codes) | set(g_to.encoder.px.codes)))
+    sides = {"from": _Side(g_from), "to": _Side(g_to)}
+    pair_counts: dict[str, np.ndarray] = {}
+    pdx_moves: dict[str, dict[str, int]] = {s: {} for s in NOT_GROUPED}
+    hospital_drg: dict[str, dict[str, np.ndarray]] = {}  # side -> hospital -> counts per drg index
+    has_cost = all(cost_column in s.schema.names for s in sources)
+    has_hosp = all(hospital_column in s.schema.names for s in sources)
+    start = time.perf_counter()
+    done = 0
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        nonlocal done
+        for s in sources:
+            plan = plan_columns(s.schema, None, "auto", s.path)
+            for raw in s.batches:
+                b = plan.apply(raw)
+                enc = shared.encode(b)
+                enc_from = g_from.encoder.translate(enc, shared, b)
+                enc_to = g_to.encoder.translate(enc, shared, b)
+                lean = dict(n_threads=n_threads, row_offset=done, columns=("case_id", *RESULT_COLUMNS))
+                results = {"from": g_from.group_batch(b, encoded=enc_from, **lean),
+                           "to": g_to.group_batch(b, encoded=enc_to, **lean)}
+                _count(results, sides, pair_counts)
+                _count_pdx(results, b, g_to, enc_to, pdx_moves)
+                if has_cost:
+                    _count_cost(results, sides, b.column(cost_column))
+                if has_hosp:
+                    _count_hospitals(results, sides, b.column(hospital_column), hospital_drg)
+                cols = {"case_id": results["from"].column("case_id")}
+                for side in ("from", "to"):
+                    for c in RESULT_COLUMNS:
+                        cols[f"{side}_{c}"] = results[side].column(c)
+                for c in keep:
+                    cols[c] = b.column(c)
+                done += b.num_rows
+                yield pa.RecordBatch.from_pydict(cols).replace_schema_metadata(_metadata(g_from, g_to))
+
+    write_batches(output, batches(), overwrite=overwrite)
+    seconds = time.perf_counter() - start
+    mat = _matrix(sides, pair_counts)
+    summ = _summary(done, seconds, sides, pair_counts, mat, pdx_moves, hospital_drg, has_cost, top)
+    if matrix is not None:
+        write_batches(matrix, mat.to_batches(), overwrite=overwrite, empty_schema=mat.schema)
+    if summary is not None:
+        with _atomic(Path(summary), overwrite) as tmp:
+            Path(tmp).write_text(json.dumps(summ, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return RegroupResult(done, seconds, summ, mat)
+
+
+def _metadata(g_from: Grouper, g_to: Grouper) -> dict[bytes, bytes]:
+    c1, c2 = g_from.compiled, g_to.compiled
+    return {b"drg.regroup_from": f"{c1.name} {c1.version} {c1.fingerprint}".encode(),
+            b"drg.regroup_to": f"{c2.name} {c2.version} {c2.fingerprint}".encode(),
+            b"drg.grouper_version": g_from.metadata[b"drg.grouper_version"]}
+
+
+def _indices(col: pa.Array) -> np.ndarray:
+    return col.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _is(result: pa.RecordBatch, label: str) -> np.ndarray:
+    col = result.column("status")
+    labels = col.dictionary.to_pylist()
+    idx = labels.index(label) if label in labels else -1
+    return col.indices.to_numpy(zero_copy_only=False) == idx
+
+
+def _count(results: dict, sides: dict, pair_counts: dict) -> None:
+    """Per level, counts of (from index, to index) pairs: one bincount per batch."""
+    for level in LEVELS:
+        a, b = results["from"].column(level), results["to"].column(level)
+        for side, col in (("from", a), ("to", b)):
+            sides[side].values.setdefault(level, col.dictionary)
+        n_to = len(b.dictionary)
+        key = _indices(a) * n_to + _indices(b)
+        counts = np.bincount(key, minlength=len(a.dictionary) * n_to)
+        pair_counts[level] = pair_counts.get(level, 0) + counts
+
+
+def _count_pdx(results: dict, batch: pa.RecordBatch, g_to: Grouper, enc, moves: dict) -> None:
+    """Principal diagnoses of cases grouped before and not grouped (by status) after."""
+    was_grouped = _is(results["from"], "grouped")
+    first = enc.dx_off[:-1]
+    has_dx = enc.dx_off[1:] > first
+    pdx = np.full(enc.n, -1, np.int64)
+    pdx[has_dx] = enc.dx_ids[first[has_dx]]
+    codes = g_to.encoder.dx.codes
+    for status in NOT_GROUPED:
+        sel = was_grouped & _is(results["to"], status) & (pdx >= 0)
+        if sel.any():
+            ids, n = np.unique(pdx[sel], return_counts=True)
+            for i, k in zip(ids, n):
+                moves[status][codes[i]] = moves[status].get(codes[i], 0) + int(k)
+
+
+def _count_cost(results: dict, sides: dict, cost_col) -> None:
+    cost = pc.cast(cost_col, pa.float64()).to_numpy(zero_copy_only=False)
+    ok = ~np.isnan(cost)
+    for side in ("from", "to"):
+        r = results[side]
+        drg = _indices(r.column("drg"))
+        grouped = _is(r, "grouped") & ok
+        n = len(r.column("drg").dictionary)
+        s = sides[side]
+        s.cost_sum = (s.cost_sum if s.cost_sum is not None else 0) + np.bincount(drg[grouped], cost[grouped], n)
+        s.cost_n = (s.cost_n if s.cost_n is not None else 0) + np.bincount(drg[grouped], minlength=n)
+
+
+def _count_hospitals(results: dict, sides: dict, hosp_col, acc: dict) -> None:
+    enc = (hosp_col if pa.types.is_dictionary(hosp_col.type) else pc.dictionary_encode(hosp_col))
+    names = enc.dictionary.cast(pa.string()).to_pylist()
+    h = enc.indices.to_numpy(zero_copy_only=False)
+    for side in ("from", "to"):
+        r = results[side]
+        drg = _indices(r.column("drg"))
+        n = len(r.column("drg").dictionary)
+        counts = np.bincount(h * n + drg, minlength=len(names) * n).reshape(len(names), n)
+        per = acc.setdefault(side, {})
+        for i, name in enumerate(names):
+            if counts[i].any():
+                per[name] = per.get(name, 0) + counts[i]
+
+
+def _matrix(sides: dict, pair_counts: dict) -> pa.Table:
+    parts = []
+    for level in LEVELS:
+        a_vals = sides["from"].values[level].to_pylist()
+        b_vals = sides["to"].values[level].to_pylist()
+        counts = pair_counts[level]
+        nz = np.flatnonzero(counts)
+        parts.append(pa.table({
+            "level": pa.array([level] * len(nz), pa.string()),
+            "from": pa.array([a_vals[i // len(b_vals)] for i in nz], pa.string()),
+            "to": pa.array([b_vals[i % len(b_vals)] for i in nz], pa.string()),
+            "cases": pa.array(counts[nz].astype(np.int64)),
+        }))
+    return pa.concat_tables(parts).sort_by([("level", "ascending"), ("cases", "descending")])
+
+
+def _weights(side: _Side) -> dict[str, float]:
+    """RW per DRG = mean cost of the group / mean cost of all grouped cases (untrimmed)."""
+    if side.cost_n is None or side.cost_n.sum() == 0:
+        return {}
+    overall = side.cost_sum.sum() / side.cost_n.sum()
+    drgs = side.values["drg"].to_pylist()
+    return {drgs[i]: float(side.cost_sum[i] / side.cost_n[i] / overall) for i in np.flatnonzero(side.cost_n)}
+
+
+def _summary(rows, seconds, sides, pair_counts, mat, pdx_moves, hospital_drg, has_cost, top) -> dict:
+    out: dict = {"rows": rows, "seconds": round(seconds, 3), "rows_per_second": rows / seconds if seconds else None}
+    for side in ("from", "to"):
+        c = sides[side].g.compiled
+        out[side] = {"ruleset": c.name, "version": c.version, "fingerprint": c.fingerprint}
+    by_level = {lv: mat.filter(pc.equal(mat["level"], lv)) for lv in LEVELS}
+    for lv in ("mdc", "adrg", "drg"):
+        t = by_level[lv]
+        changed = pc.sum(pc.if_else(pc.not_equal(t["from"], t["to"]), t["cases"], 0)).as_py() or 0
+        out[f"share_{lv}_changed"] = changed / rows if rows else 0.0
+    st = by_level["status"]
+    for side, col in (("from", "from"), ("to", "to")):
+        counts: dict[str, int] = {}
+        for s, n in zip(st[col].to_pylist(), st["cases"].to_pylist()):
+            counts[s] = counts.get(s, 0) + n
+        out[side]["status_rates"] = {s: n / rows for s, n in sorted(counts.items())} if rows else {}
+        out[side]["status_counts"] = dict(sorted(counts.items()))
+    out["status_moves"] = [{"from": f, "to": t, "cases": n} for f, t, n in
+                           zip(st["from"].to_pylist(), st["to"].to_pylist(), st["cases"].to_pylist()) if f != t]
+    out["top_principal_dx_of_cases_leaving_grouped"] = {
+        s: dict(sorted(m.items(), key=lambda kv: -kv[1])[:top]) for s, m in pdx_moves.items() if m}
+    drg_t = by_level["drg"]
+    used_from = set(drg_t["from"].to_pylist())
+    used_to = set(drg_t["to"].to_pylist())
+    out["new_groups"] = sorted(used_to - used_from - {"0000"})
+    out["vanished_groups"] = sorted(used_from - used_to - {"0000"})
+    moves = drg_t.filter(pc.not_equal(drg_t["from"], drg_t["to"])).slice(0, top)
+    out["largest_drg_moves"] = moves.select(["from", "to", "cases"]).to_pylist()
+    if has_cost:
+        w = {side: _weights(sides[side]) for side in ("from", "to")}
+        out["weights"] = w
+        if hospital_drg:
+            cmi = {}
+            for side in ("from", "to"):
+                drgs = sides[side].values["drg"].to_pylist()
+                rw = np.array([w[side].get(d, 0.0) for d in drgs])
+                for h, counts in hospital_drg.get(side, {}).items():
+                    grouped = counts[rw > 0].sum()
+                    cmi.setdefault(h, {})[side] = float((counts * rw).sum() / grouped) if grouped else None
+            out["hospital_cmi"] = dict(sorted(cmi.items()))
+    return out

@@ -1,0 +1,100 @@
+"""Regrouping from 1.1 to 2.0: per-case results equal two separate runs; matrix and summary add up."""
+
+import json
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+import grouper
+from grouper.cli import main
+from grouper.io import group_file, open_source
+from grouper.regroup import regroup
+from grouper.synth import SynthSpec, write_synthetic
+
+from conftest import DATA
+
+
+@pytest.fixture(scope="module")
+def province(tmp_path_factory):
+    path = tmp_path_factory.mktemp("prov") / "province.parquet"
+    write_synthetic(SynthSpec(cases=30_000, hospitals=12, seed=5), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def both():
+    return grouper.Grouper("chs-drg-1.1"), grouper.Grouper("chs-drg-2.0")
+
+
+def single(g, path):
+    _, table = group_file(g, open_source(path), None)
+    return table
+
+
+@pytest.mark.parametrize("source", ["province", "edge"])
+def test_per_case_results_equal_two_separate_runs(tmp_path, both, province, source):
+    path = province if source == "province" else DATA / "chs-drg-2.0" / "golden_edge.csv"
+    g1, g2 = both
+    out = tmp_path / "rg.parquet"
+    r = regroup([path], g1, g2, out, matrix=tmp_path / "m.csv", summary=tmp_path / "s.json")
+    t = pq.read_table(out)
+    a, b = single(g1, path), single(g2, path)
+    assert t.num_rows == a.num_rows == r.rows
+    for c in ("status", "mdc", "adrg", "drg", "cc_level"):
+        assert t[f"from_{c}"].to_pylist() == a[c].to_pylist(), c
+        assert t[f"to_{c}"].to_pylist() == b[c].to_pylist(), c
+    # the matrix adds up to the rows at every level, and agrees with the per-case pairs
+    m = r.matrix
+    for level in ("status", "mdc", "adrg", "drg"):
+        assert pc.sum(m.filter(pc.equal(m["level"], level))["cases"]).as_py() == t.num_rows
+    pairs = {}
+    for f, to in zip(t["from_drg"].to_pylist(), t["to_drg"].to_pylist()):
+        pairs[(f, to)] = pairs.get((f, to), 0) + 1
+    drg = m.filter(pc.equal(m["level"], "drg"))
+    assert dict(zip(zip(drg["from"].to_pylist(), drg["to"].to_pylist()), drg["cases"].to_pylist())) == pairs
+    s = json.loads((tmp_path / "s.json").read_text())
+    changed = sum(n for (f, to), n in pairs.items() if f != to) / t.num_rows
+    assert s["share_drg_changed"] == pytest.approx(changed)
+    assert sum(s["to"]["status_counts"].values()) == t.num_rows
+
+
+def test_summary_has_weights_cmi_and_group_changes(tmp_path, both, province):
+    g1, g2 = both
+    r = regroup([province], g1, g2, tmp_path / "rg.parquet")
+    s = r.summary
+    assert s["to"]["status_rates"].get("ambiguous", 0) > 0  # 2.0 has ambiguous groups, 1.1 none
+    assert "ambiguous" not in s["from"]["status_rates"]
+    assert s["new_groups"] and s["vanished_groups"]
+    drg = r.matrix.filter(pc.equal(r.matrix["level"], "drg")).to_pylist()
+    for side in ("from", "to"):  # case-weighted mean RW over grouped cases is exactly 1
+        w = s["weights"][side]
+        n = {}
+        for row in drg:
+            if row[side] in w:
+                n[row[side]] = n.get(row[side], 0) + row["cases"]
+        assert all(v > 0 for v in w.values())
+        assert sum(n[d] * w[d] for d in n) / sum(n.values()) == pytest.approx(1.0)
+    t = pq.read_table(tmp_path / "rg.parquet")
+    assert len(s["hospital_cmi"]) == 12 and all(0.2 < v["from"] < 5 for v in s["hospital_cmi"].values())
+    assert t.schema.metadata[b"drg.regroup_to"].startswith(b"chs-drg-2.0 2.0")
+
+
+def test_regroup_command(tmp_path, province):
+    runner = CliRunner()
+    args = ["regroup", str(province), "--from", "chs-drg-1.1", "--to", "chs-drg-2.0", "-o", str(tmp_path / "o.parquet"),
+            "--matrix", str(tmp_path / "m.parquet"), "--summary", str(tmp_path / "s.json")]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "DRG changed for" in result.stderr
+    assert pq.read_table(tmp_path / "m.parquet").column_names == ["level", "from", "to", "cases"]
+    again = runner.invoke(main, args)
+    assert again.exit_code == 1 and "won't be overwritten" in again.stderr
+    bad = runner.invoke(main, ["regroup", str(province), "--to", "chs-drg-9", "-o", str(tmp_path / "x.csv")])
+    assert bad.exit_code == 1 and "chs-drg-9" in bad.stderr
+    table = pq.read_table(province).drop_columns(["px"])
+    pq.write_table(table, tmp_path / "nopx.parquet")
+    missing = runner.invoke(main, ["regroup", str(tmp_path / "nopx.parquet"), "-o", str(tmp_path / "y.csv")])
+    assert missing.exit_code == 2 and "px" in missing.stderr
