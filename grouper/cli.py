@@ -242,8 +242,12 @@ def synth(cases, hospitals, year, seed, ruleset, output, overwrite):
               help="Cost column: when present, relative weights under each version are computed.")
 @click.option("--hospital-column", default="hospital_id", show_default=True,
               help="Hospital column: when present with costs, each hospital's CMI under each version.")
+@click.option("--convert-codes", is_flag=True,
+              help="Convert codes through the target ruleset's mapping tables first (exports coded in "
+                   "another edition); codes without a mapping are counted in the summary.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
-def regroup(inputs, from_, to, output, matrix, summary, threads, keep, cost_column, hospital_column, overwrite):
+def regroup(inputs, from_, to, output, matrix, summary, threads, keep, cost_column, hospital_column,
+            convert_codes, overwrite):
     """Regroup INPUTS from one ruleset to another in one pass: both results per case, the
     migration matrix and a summary of who moves where."""
     from .regroup import regroup as run
@@ -251,7 +255,7 @@ def regroup(inputs, from_, to, output, matrix, summary, threads, keep, cost_colu
     g_from, g_to = _grouper(from_, threads), _grouper(to, threads)
     try:
         r = run(inputs, g_from, g_to, output, matrix=matrix, summary=summary, overwrite=overwrite,
-                keep=keep, cost_column=cost_column, hospital_column=hospital_column)
+                keep=keep, cost_column=cost_column, hospital_column=hospital_column, convert_codes=convert_codes)
     except InputError as exc:
         raise click.UsageError(str(exc)) from None
     except (OSError, ValueError) as exc:

@@ -55,9 +55,10 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
             matrix: str | os.PathLike | None = None, summary: str | os.PathLike | None = None,
             overwrite: bool = False, n_threads: int | None = None, keep: Iterable[str] = (),
             batch_size: int = DEFAULT_BATCH, cost_column: str = "total_cost",
-            hospital_column: str = "hospital_id", top: int = 20) -> RegroupResult:
+            hospital_column: str = "hospital_id", top: int = 20, convert_codes: bool = False) -> RegroupResult:
     """Group ``inputs`` under ``g_from`` and ``g_to``; write per-case results to ``output``, the
-    migration matrix to ``matrix`` and the summary JSON to ``summary`` (all atomically)."""
+    migration matrix to ``matrix`` and the summary JSON to ``summary`` (all atomically).
+    ``convert_codes`` first rewrites codes through the target ruleset's mapping tables."""
     paths = expand_inputs(inputs)
     sources = [open_source(p, batch_size=batch_size) for p in paths]
     keep = list(keep)
@@ -76,6 +77,11 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
     # by a table lookup (a code known to only one scheme stays known to that one)
     shared = Encoder(sorted(set(g_from.encoder.dx.codes) | set(g_to.encoder.dx.codes)),
                      sorted(set(g_from.encoder.px.codes) | set(g_to.encoder.px.codes)))
+    converter = None
+    if convert_codes:
+        from .convert import CodeConverter
+
+        converter = CodeConverter(g_to.ruleset.dx_map, g_to.ruleset.px_map)
     sides = {"from": _Side(g_from), "to": _Side(g_to)}
     pair_counts: dict[str, np.ndarray] = {}
     pdx_moves: dict[str, dict[str, int]] = {s: {} for s in NOT_GROUPED}
@@ -91,6 +97,8 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
             plan = plan_columns(s.schema, None, "auto", s.path)
             for raw in s.batches:
                 b = plan.apply(raw)
+                if converter is not None:
+                    b = converter.convert(b)
                 enc = shared.encode(b)
                 enc_from = g_from.encoder.translate(enc, shared, b)
                 enc_to = g_to.encoder.translate(enc, shared, b)
@@ -116,6 +124,8 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
     seconds = time.perf_counter() - start
     mat = _matrix(sides, pair_counts)
     summ = _summary(done, seconds, sides, pair_counts, mat, pdx_moves, hospital_drg, has_cost, top)
+    if converter is not None:
+        summ["unmapped_codes"] = converter.report(top)
     if matrix is not None:
         write_batches(matrix, mat.to_batches(), overwrite=overwrite, empty_schema=mat.schema)
     if summary is not None:

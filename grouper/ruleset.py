@@ -127,6 +127,8 @@ class Ruleset:
     pdx_excl: dict[str, str]  # principal dx code -> its exclusion table
     dx_names: dict[str, str]
     px_names: dict[str, str]
+    dx_map: dict[str, str] = field(default_factory=dict)  # optional code conversion (other edition -> this one)
+    px_map: dict[str, str] = field(default_factory=dict)
 
     # ---- list resolution shared by the compiler and the reference interpreter ----
     def resolve_list(self, name: str, owner: str) -> CodeList:
@@ -335,7 +337,8 @@ _SCHEMA = {
     "dx_dict.csv": ["dx_code", "dx_name"],
     "px_dict.csv": ["px_code", "px_name"],
 }
-_OPTIONAL = {"named_lists.csv": ["list", "code"], "qy_rules.csv": ["mdc", "qy_drg", "rule"]}
+_OPTIONAL = {"named_lists.csv": ["list", "code"], "qy_rules.csv": ["mdc", "qy_drg", "rule"],
+             "dx_map.csv": ["from_code", "to_code"], "px_map.csv": ["from_code", "to_code"]}
 
 _ENGINE_DEFAULTS = {"cc_scope": "secondary", "fail_retry": "none"}
 _VALIDATION_DEFAULTS = {"sex_values": [1, 2], "newborn_max_age_days": 28, "max_age_years": 150,
@@ -378,6 +381,8 @@ class _Loader:
             pdx_excl=pdx_excl,
             dx_names=dx_names,
             px_names=px_names,
+            dx_map=self._code_map(t["dx_map.csv"], DX_CODE_RE),
+            px_map=self._code_map(t["px_map.csv"], PX_CODE_RE),
         )
         self._check_conditions(rs, t)
         undeclared = sorted(rs.fields - set(manifest["input_fields"]))
@@ -443,6 +448,18 @@ class _Loader:
             if code in out:
                 raise RulesetError(tab.fname, line, f"duplicate code {code!r}")
             out[code] = r[name_col]
+        return out
+
+    @staticmethod
+    def _code_map(tab: _Table, rx: re.Pattern) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for line, r in tab.rows:
+            src, dst = r["from_code"], r["to_code"]
+            if not src or not rx.match(dst):
+                raise RulesetError(tab.fname, line, f"malformed mapping {src!r} -> {dst!r}")
+            if src in out and out[src] != dst:
+                raise RulesetError(tab.fname, line, f"code {src!r} mapped twice")
+            out[src] = dst
         return out
 
     @staticmethod

@@ -98,3 +98,20 @@ def test_regroup_command(tmp_path, province):
     pq.write_table(table, tmp_path / "nopx.parquet")
     missing = runner.invoke(main, ["regroup", str(tmp_path / "nopx.parquet"), "-o", str(tmp_path / "y.csv")])
     assert missing.exit_code == 2 and "px" in missing.stderr
+
+
+def test_convert_codes_maps_old_codes_and_reports_unmapped(tmp_path, both):
+    g1, g2 = both
+    rs = g2.ruleset
+    old, new = next((a, b) for a, b in rs.dx_map.items() if a != b and b in g2.compiled.dx_codes)
+    t = pa.table({"case_id": ["1", "2", "3"], "sex": [1, 1, 2], "age": [50, 60, 70],
+                  "dx": [[old], [new, "NOT.A.CODE"], []], "px": [[], [], []]})
+    src = tmp_path / "old.parquet"
+    pq.write_table(t, src)
+    r = regroup([src], g1, g2, tmp_path / "o.parquet", convert_codes=True)
+    out = pq.read_table(tmp_path / "o.parquet")
+    converted_alone = g2.group_one(sex=1, age=50, dx=[new])
+    assert out["to_drg"].to_pylist()[0] == converted_alone.drg
+    assert r.summary["unmapped_codes"]["dx"]["top"] == {"NOT.A.CODE": 1}
+    with pytest.raises(ValueError, match="no code mapping"):
+        regroup([src], g1, grouper.Grouper("anyang-2021"), tmp_path / "x.parquet", convert_codes=True)
