@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -242,23 +243,31 @@ def synth(cases, hospitals, year, seed, ruleset, output, overwrite):
               help="Cost column: when present, relative weights under each version are computed.")
 @click.option("--hospital-column", default="hospital_id", show_default=True,
               help="Hospital column: when present with costs, each hospital's CMI under each version.")
+@click.option("--report", type=click.Path(dir_okay=False),
+              help="HTML report with plots (MDC flows, largest DRG moves, status classes, hospital CMI).")
 @click.option("--convert-codes", is_flag=True,
               help="Convert codes through the target ruleset's mapping tables first (exports coded in "
                    "another edition); codes without a mapping are counted in the summary.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 def regroup(inputs, from_, to, output, matrix, summary, threads, keep, cost_column, hospital_column,
-            convert_codes, overwrite):
+            report, convert_codes, overwrite):
     """Regroup INPUTS from one ruleset to another in one pass: both results per case, the
     migration matrix and a summary of who moves where."""
     from .regroup import regroup as run
 
     g_from, g_to = _grouper(from_, threads), _grouper(to, threads)
+    if report is not None and Path(report).exists() and not overwrite:
+        raise click.ClickException(f"{report}: file exists and won't be overwritten without --overwrite")
     try:
         r = run(inputs, g_from, g_to, output, matrix=matrix, summary=summary, overwrite=overwrite,
                 keep=keep, cost_column=cost_column, hospital_column=hospital_column, convert_codes=convert_codes)
+        if report is not None:
+            from .report import write_regroup_report
+
+            write_regroup_report(r.summary, r.matrix, report, overwrite=overwrite)
     except InputError as exc:
         raise click.UsageError(str(exc)) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     s = r.summary
     click.echo(f"{r.rows} cases regrouped {g_from.compiled.name} -> {g_to.compiled.name} in {r.seconds:.2f} s: "

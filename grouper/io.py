@@ -322,6 +322,9 @@ def _atomic(path: Path, overwrite: bool):
     os.close(fd)
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the output private
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -85,11 +85,14 @@ def test_summary_has_weights_cmi_and_group_changes(tmp_path, both, province):
 def test_regroup_command(tmp_path, province):
     runner = CliRunner()
     args = ["regroup", str(province), "--from", "chs-drg-1.1", "--to", "chs-drg-2.0", "-o", str(tmp_path / "o.parquet"),
-            "--matrix", str(tmp_path / "m.parquet"), "--summary", str(tmp_path / "s.json")]
+            "--matrix", str(tmp_path / "m.parquet"), "--summary", str(tmp_path / "s.json"),
+            "--report", str(tmp_path / "r.html")]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "DRG changed for" in result.stderr
     assert pq.read_table(tmp_path / "m.parquet").column_names == ["level", "from", "to", "cases"]
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "chs-drg-2.0" in html and html.count("data:image/png;base64,") >= 4
     again = runner.invoke(main, args)
     assert again.exit_code == 1 and "won't be overwritten" in again.stderr
     bad = runner.invoke(main, ["regroup", str(province), "--to", "chs-drg-9", "-o", str(tmp_path / "x.csv")])
