@@ -25,20 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import grouper  # noqa: E402
 from grouper.core import default_threads  # noqa: E402
 from grouper.reference import ReferenceGrouper  # noqa: E402
-from workload import build_table, cases, records  # noqa: E402
+from workload import best, build_table, cases, records  # noqa: E402
 
 RULESET = "chs-drg-1.1"
 TARGETS = {"kernel_1t": 10e6, "group_1t": 1e6, "group_one_us": 20.0}  # one thread
 
 
-def best(fn, repeats: int) -> float:
-    """Best wall time of ``repeats`` calls: the least disturbed by other load."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def kernel_runner(g: grouper.Grouper, table: pa.Table, threads: int):

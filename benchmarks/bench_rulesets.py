@@ -19,16 +19,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import grouper  # noqa: E402
-from workload import build_table  # noqa: E402
+from workload import best, build_table  # noqa: E402
 
 
-def best(fn, repeats: int = 5) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:

@@ -23,6 +23,18 @@ CODES = ("discharge", "dept")  # read by local schemes
 SEED = 20240601
 
 
+def best(fn, repeats: int = 5) -> float:
+    """Best wall time of ``repeats`` calls: the least disturbed by other load."""
+    import time
+
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
 def load_pool() -> pa.Table:
     """The source rows: numbers as int32 (null where blank), dx/px as list<string>."""
     types = {c: pa.int32() for c in NUMERIC} | {c: pa.string() for c in ("dx", "px", *CODES)}

@@ -13,6 +13,10 @@ from libc.string cimport memcmp
 
 import numpy as np
 
+ctypedef fused offset_t:
+    int32_t
+    int64_t
+
 cdef enum:
     ID_UNKNOWN = -1
     ID_EMPTY = -2
@@ -120,14 +124,12 @@ cdef class CodeTable:
         its buffers and slice offset."""
         cdef int32_t[::1] out = np.empty(length, dtype=np.int32)
         cdef const uint8_t[::1] vbits
-        cdef const int32_t[::1] off32
-        cdef const int64_t[::1] off64
         cdef const uint8_t[::1] chars
         cdef const uint8_t* vp = NULL
         cdef const uint8_t* cp
         cdef uint8_t empty_byte = 0
-        cdef Py_ssize_t i, j
-        cdef int64_t s, e
+        cdef const int32_t[::1] off32
+        cdef const int64_t[::1] off64
         if length == 0:
             return np.asarray(out)
         if validity is not None:
@@ -142,25 +144,25 @@ cdef class CodeTable:
             off64 = np.frombuffer(offsets, dtype=np.int64)
             if off64.shape[0] < offset + length + 1:
                 raise ValueError("offsets buffer too short")
-            with nogil:
-                for i in range(length):
-                    j = offset + i
-                    if vp != NULL and not ((vp[j >> 3] >> (j & 7)) & 1):
-                        out[i] = ID_EMPTY
-                    else:
-                        out[i] = self.lookup(cp + off64[j], off64[j + 1] - off64[j])
+            self._map(off64, vp, cp, offset, out)
         else:
             off32 = np.frombuffer(offsets, dtype=np.int32)
             if off32.shape[0] < offset + length + 1:
                 raise ValueError("offsets buffer too short")
-            with nogil:
-                for i in range(length):
-                    j = offset + i
-                    if vp != NULL and not ((vp[j >> 3] >> (j & 7)) & 1):
-                        out[i] = ID_EMPTY
-                    else:
-                        out[i] = self.lookup(cp + off32[j], off32[j + 1] - off32[j])
+            self._map(off32, vp, cp, offset, out)
         return np.asarray(out)
+
+    cdef void _map(self, const offset_t[::1] offs, const uint8_t* vp, const uint8_t* cp, Py_ssize_t offset,
+                   int32_t[::1] out) noexcept:
+        """The lookup loop, for 32- and 64-bit string offsets alike."""
+        cdef Py_ssize_t i, j
+        with nogil:
+            for i in range(out.shape[0]):
+                j = offset + i
+                if vp != NULL and not ((vp[j >> 3] >> (j & 7)) & 1):
+                    out[i] = ID_EMPTY
+                else:
+                    out[i] = self.lookup(cp + offs[j], offs[j + 1] - offs[j])
 
     def __reduce__(self):
         codes = [self.blob[self.starts[i]:self.starts[i + 1]].decode("utf-8") for i in range(self.size)]

@@ -353,10 +353,22 @@ cdef inline bint group_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, c
     return group_in_mdc(m, c, md, a_pdx, a_ppx, o)
 
 
+cdef inline uint64_t any_code_mask(const uint64_t* table, int32_t none_row, const int32_t* ids,
+                                   int32_t n) noexcept nogil:
+    """OR of the rows of a case's known codes (and the row for 'no code'): the MDCs that some
+    code of the case allows."""
+    cdef uint64_t mask = table[none_row]
+    cdef int32_t i
+    for i in range(n):
+        if ids[i] >= 0:
+            mask |= table[ids[i]]
+    return mask
+
+
 cdef bint group_mdcs(const Model* m, const CaseCtx* c, Outcome* o) noexcept nogil:
     """MDCs in evaluation order, only those the prefilters allow; True when a result is set."""
     cdef int32_t i, pdx_row, ppx_row
-    cdef uint64_t mdc_ok, any_mask
+    cdef uint64_t mdc_ok
     cdef const uint64_t* a_pdx
     cdef const uint64_t* a_ppx
     # prefilter rows: the principal codes' ids, or the last row when unknown/absent
@@ -366,17 +378,9 @@ cdef bint group_mdcs(const Model* m, const CaseCtx* c, Outcome* o) noexcept nogi
         ppx_row = c.px[c.ppx]
     mdc_ok = m.mdc_by_pdx[pdx_row] & m.mdc_by_ppx[ppx_row] & m.mdc_bits
     if m.use_anydx:
-        any_mask = m.mdc_by_anydx[m.n_dx_codes]
-        for i in range(c.ndx_raw):
-            if c.dx[i] >= 0:
-                any_mask |= m.mdc_by_anydx[c.dx[i]]
-        mdc_ok &= any_mask
+        mdc_ok &= any_code_mask(m.mdc_by_anydx, m.n_dx_codes, c.dx, c.ndx_raw)
     if m.use_anypx:
-        any_mask = m.mdc_by_anypx[m.n_px_codes]
-        for i in range(c.npx_raw):
-            if c.px[i] >= 0:
-                any_mask |= m.mdc_by_anypx[c.px[i]]
-        mdc_ok &= any_mask
+        mdc_ok &= any_code_mask(m.mdc_by_anypx, m.n_px_codes, c.px, c.npx_raw)
     a_pdx = m.adrg_by_pdx + <Py_ssize_t>pdx_row * m.adrg_words
     a_ppx = m.adrg_by_ppx + <Py_ssize_t>ppx_row * m.adrg_words
     while mdc_ok:  # bit = position in the evaluation order

@@ -21,6 +21,11 @@ def read_cases(path: Path) -> pa.Table:
         column_types={c: pa.string() for c in header}, strings_can_be_null=False))
 
 
+def split_codes(col) -> list[list[str]]:
+    """'|'-joined code text -> lists (a blank cell is an empty list)."""
+    return [s.split("|") if s.strip() else [] for s in col.to_pylist()]
+
+
 @pytest.fixture(scope="session")
 def ruleset11():
     return grouper.load_ruleset("chs-drg-1.1")

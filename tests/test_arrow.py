@@ -18,6 +18,8 @@ import grouper
 from grouper.arrow import InputError
 from grouper.flags import CHECK_FLAGS, Flag
 
+from conftest import read_cases as read_text_csv, split_codes
+
 DATA = Path(__file__).parent / "data" / "chs-drg-1.1"
 INPUT_COLUMNS = ["case_id", "sex", "age", "age_days", "birth_weight", "dept", "los", "discharge", "dx", "px"]
 KEY = ["status", "mdc", "adrg", "drg", "cc_level", "flags", "reason"]
@@ -25,16 +27,6 @@ STATUS = {"SUCCESS": "grouped", "CHECK_FAILED": "invalid", "FAIL": "ungroupable"
 N_GOLDEN = 200
 
 
-def read_text_csv(path: Path) -> pa.Table:
-    """A CSV with every column as text ('' for empty), as the file reader delivers it."""
-    with open(path, encoding="utf-8") as fh:
-        names = fh.readline().strip().split(",")
-    return pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(
-        column_types={c: pa.string() for c in names}, strings_can_be_null=False))
-
-
-def split_codes(col) -> list[list[str]]:
-    return [s.split("|") if s.strip() else [] for s in col.to_pylist()]
 
 
 def with_columns(table: pa.Table, **cols) -> pa.Table:

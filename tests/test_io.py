@@ -24,21 +24,14 @@ from grouper.flags import Flag
 from grouper.io import (CANONICAL_COLUMNS, MappingError, code_list, expand_inputs, format_of, group_file,
                         group_files, load_mapping, open_source, plan_columns, write_batches)
 
+from conftest import read_cases as read_text_csv, split_codes
+
 DATA = Path(__file__).parent / "data" / "chs-drg-1.1"
 GOLDEN = DATA / "golden_random.csv"
 KEY = ["case_id", "status", "mdc", "adrg", "drg", "cc_level", "flags", "reason"]
 HEADER = "case_id,sex,age,age_days,birth_weight,dept,los,discharge,dx,px\n"
 
 
-def read_text_csv(path: Path) -> pa.Table:
-    with open(path, encoding="utf-8") as fh:
-        names = fh.readline().strip().split(",")
-    return pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(
-        column_types={c: pa.string() for c in names}, strings_can_be_null=False))
-
-
-def split_codes(col) -> list[list[str]]:
-    return [s.split("|") if s.strip() else [] for s in col.to_pylist()]
 
 
 def replace(table: pa.Table, name: str, arr) -> pa.Table:
