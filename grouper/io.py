@@ -102,8 +102,13 @@ class Source:
 
     path: str
     schema: pa.Schema
-    batches: Iterator[pa.RecordBatch]
+    read: Callable[[list[str] | None], Iterator[pa.RecordBatch]]  # columns -> batches
     num_rows: int | None
+    columns: list[str] | None = None  # read only these (None: all); set before reading
+
+    @property
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        return self.read(self.columns)
 
 
 def open_source(path: str | os.PathLike, batch_size: int = DEFAULT_BATCH) -> Source:
@@ -135,16 +140,17 @@ def _open_csv(p: Path, batch_size: int) -> Source:
         raise ValueError(f"{p}: empty CSV file (no header row)")
     schema = pa.schema([(name, pa.string()) for name in header])
 
-    def batches() -> Iterator[pa.RecordBatch]:
+    def batches(columns: list[str] | None) -> Iterator[pa.RecordBatch]:
         try:
             yield from pcsv.open_csv(
                 p, read_options=pcsv.ReadOptions(block_size=max(1 << 20, batch_size * 128)),
                 convert_options=pcsv.ConvertOptions(column_types={f.name: f.type for f in schema},
+                                                    include_columns=columns or [],
                                                     strings_can_be_null=False, quoted_strings_can_be_null=False))
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             raise ValueError(f"{p}: malformed CSV ({_first_line(exc)})") from None
 
-    return Source(str(p), schema, batches(), None)
+    return Source(str(p), schema, batches, None)
 
 
 def _open_parquet(p: Path, batch_size: int) -> Source:
@@ -157,15 +163,15 @@ def _open_parquet(p: Path, batch_size: int) -> Source:
     with pq.ParquetFile(p, read_dictionary=dict_cols or None) as probe:
         schema, num_rows = probe.schema_arrow, probe.metadata.num_rows
 
-    def batches() -> Iterator[pa.RecordBatch]:
+    def batches(columns: list[str] | None) -> Iterator[pa.RecordBatch]:
         try:
             with pq.ParquetFile(p, read_dictionary=dict_cols or None) as pf:
                 for rg in range(pf.num_row_groups):
-                    yield from pf.iter_batches(batch_size=batch_size, row_groups=[rg])
+                    yield from pf.iter_batches(batch_size=batch_size, row_groups=[rg], columns=columns)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
             raise ValueError(f"{p}: corrupt Parquet data ({_first_line(exc)})") from None
 
-    return Source(str(p), schema, batches(), num_rows)
+    return Source(str(p), schema, batches, num_rows)
 
 
 def _open_ipc(p: Path) -> Source:
@@ -177,17 +183,18 @@ def _open_ipc(p: Path) -> Source:
     except pa.ArrowInvalid:
         schema, num_rows, stream = ipc.open_stream(p).schema, None, True
 
-    def batches() -> Iterator[pa.RecordBatch]:
+    def batches(columns: list[str] | None) -> Iterator[pa.RecordBatch]:
         try:
             if stream:
-                yield from ipc.open_stream(p)
+                raw = iter(ipc.open_stream(p))
             else:
                 f = ipc.open_file(pa.memory_map(str(p)))
-                yield from (f.get_batch(i) for i in range(f.num_record_batches))
+                raw = (f.get_batch(i) for i in range(f.num_record_batches))
+            yield from (b.select(columns) for b in raw) if columns else raw
         except (pa.ArrowInvalid, OSError) as exc:
             raise ValueError(f"{p}: corrupt Arrow data ({_first_line(exc)})") from None
 
-    return Source(str(p), schema, batches(), num_rows)
+    return Source(str(p), schema, batches, num_rows)
 
 
 # ----------------------------------------------------------------------------- column mapping
@@ -253,6 +260,19 @@ class ColumnPlan:
 
     def schema(self, schema: pa.Schema) -> pa.Schema:
         return self.apply(_empty(schema)).schema
+
+
+def read_columns(schema: pa.Schema, plan: "ColumnPlan", wanted: Iterable[str]) -> list[str]:
+    """The input columns worth reading: those that become a ``wanted`` canonical column (directly,
+    through the mapping or as part of a wide code list). Columns nobody uses are never decoded."""
+    wanted = set(wanted)
+    list_sources = {c for sources in plan.lists.values() for c in sources}
+    out = []
+    for name in schema.names:
+        if name in list_sources or (name in plan.rename and wanted & set(plan.rename[name])) or (
+                name in wanted and name not in plan.drop and name not in plan.rename):
+            out.append(name)
+    return out
 
 
 def plan_columns(schema: pa.Schema, mapping: Mapping[str, str] | None = None, layout: str = "auto",
@@ -546,6 +566,9 @@ def _run(grouper, sources: list[Source], plans: list[ColumnPlan], output, *, ove
     for path in (output, report):
         if path is not None and Path(path).exists() and not overwrite:
             raise FileExistsError(f"{path}: file exists and won't be overwritten without --overwrite")
+    wanted = {*CANONICAL_COLUMNS, *keep}
+    for s, plan in zip(sources, plans):
+        s.columns = read_columns(s.schema, plan, wanted)
     totals = [s.num_rows for s in sources]
     bar = _Progress(progress, None if None in totals else sum(totals)) if progress is not None else None
     counts = _Counts()

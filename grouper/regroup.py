@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 
 from .arrow import Encoder, InputError, check_columns
 from .core import Grouper
-from .io import DEFAULT_BATCH, _atomic, expand_inputs, open_source, plan_columns, write_batches
+from .io import (CANONICAL_COLUMNS, DEFAULT_BATCH, _atomic, expand_inputs, open_source, plan_columns, read_columns,
+                 write_batches)
 
 __all__ = ["regroup", "RegroupResult"]
 
@@ -88,6 +89,9 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
     hospital_drg: dict[str, dict[str, np.ndarray]] = {}  # side -> hospital -> counts per drg index
     has_cost = all(cost_column in s.schema.names for s in sources)
     has_hosp = all(hospital_column in s.schema.names for s in sources)
+    for s in sources:
+        s.columns = read_columns(s.schema, plan_columns(s.schema, None, "auto", s.path),
+                                 {*CANONICAL_COLUMNS, *keep, cost_column, hospital_column})
     start = time.perf_counter()
     done = 0
 
