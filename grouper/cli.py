@@ -276,5 +276,55 @@ def regroup(inputs, from_, to, output, matrix, summary, threads, keep, cost_colu
                + ", ".join(f"{k} {v:.2%}" for k, v in s["to"]["status_rates"].items()), err=True)
 
 
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="Weights table (.csv/.parquet): drg, adrg, n, n_trimmed, mean_cost, rw, cv, mean_los, stable, flags.")
+@click.option("-r", "--ruleset", default="chs-drg-1.1", show_default=True, help=RULESET_HELP)
+@click.option("--trim", default="iqr:1.5", show_default=True, help="none, iqr:K (Tukey), sdlog:K or pct:LO-HI.")
+@click.option("--min-cases", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Groups with fewer kept cases are flagged thin and take their ADRG's pooled weight.")
+@click.option("--cost-column", default="total_cost", show_default=True)
+@click.option("--los-column", default="los", show_default=True)
+@click.option("--year-column", default=None, help="Column with the case's year, for --year-weights.")
+@click.option("--year-weights", default=None, metavar="Y=W,...", help="E.g. 2022=1,2023=2,2024=7 (oldest to newest).")
+@click.option("--summary", type=click.Path(dir_okay=False), help="JSON with RIV, mean cost and exclusions.")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, year_column, year_weights,
+            summary, overwrite):
+    """Relative weights (RW) per DRG from case files with costs: trimmed group mean cost over the
+    trimmed overall mean, renormalised so that the base data's CMI is 1; CV, RIV, stability."""
+    from .io import _atomic, write_batches
+    from .weights import WeightOptions, weights_from_files
+
+    try:
+        yw = {int(k): float(v) for k, v in (p.split("=") for p in year_weights.split(","))} if year_weights else {}
+    except ValueError:
+        raise click.BadParameter("use YEAR=WEIGHT,... e.g. 2022=1,2023=2,2024=7", param_hint="--year-weights") from None
+    opts = WeightOptions(trim=trim, min_cases=min_cases, year_weights=yw)
+    try:
+        opts.trim_rule()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--trim") from None
+    g = _grouper(ruleset, None)
+    try:
+        r = weights_from_files(g, inputs, opts, cost=cost_column, los=los_column, year=year_column)
+        write_batches(output, r.table.to_batches(), overwrite=overwrite, empty_schema=r.table.schema)
+        if summary:
+            with _atomic(Path(summary), overwrite) as tmp:
+                Path(tmp).write_text(json.dumps({"ruleset": g.compiled.name, "fingerprint": g.compiled.fingerprint,
+                                                 "trim": trim, "mean_cost": r.mean_cost, "riv": r.riv,
+                                                 "groups": r.table.num_rows, "excluded": r.excluded},
+                                                ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from None
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    kept = sum(r.table["n"].to_pylist())
+    trimmed = sum(r.table["n_trimmed"].to_pylist())
+    click.echo(f"{r.table.num_rows} DRG weights from {kept} cases ({trimmed} trimmed, {trim}); RIV {r.riv:.3f}; "
+               f"excluded: " + ", ".join(f"{k} {v}" for k, v in r.excluded.items()), err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
