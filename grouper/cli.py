@@ -274,6 +274,9 @@ def regroup(inputs, from_, to, output, matrix, summary, threads, keep, cost_colu
                f"DRG changed for {s['share_drg_changed']:.1%}, ADRG for {s['share_adrg_changed']:.1%}; "
                f"status under {g_to.compiled.name}: "
                + ", ".join(f"{k} {v:.2%}" for k, v in s["to"]["status_rates"].items()), err=True)
+    if s["principal_dx_unknown_share"] > 0.2 and not convert_codes:
+        click.echo(f"warning: {s['principal_dx_unknown_share']:.0%} of principal diagnoses are unknown to both "
+                   "rulesets: the export may be coded in another edition (try --convert-codes)", err=True)
 
 
 @main.command()

@@ -86,6 +86,7 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
     sides = {"from": _Side(g_from), "to": _Side(g_to)}
     pair_counts: dict[str, np.ndarray] = {}
     pdx_moves: dict[str, dict[str, int]] = {s: {} for s in NOT_GROUPED}
+    unknown = {"principal_dx_unknown": 0}  # to either scheme: a sign of codes from another edition
     hospital_drg: dict[str, dict[str, np.ndarray]] = {}  # side -> hospital -> counts per drg index
     has_cost = all(cost_column in s.schema.names for s in sources)
     has_hosp = all(hospital_column in s.schema.names for s in sources)
@@ -111,6 +112,8 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
                            "to": g_to.group_batch(b, encoded=enc_to, **lean)}
                 _count(results, sides, pair_counts)
                 _count_pdx(results, b, g_to, enc_to, pdx_moves)
+                first = enc.dx_off[:-1][enc.dx_off[1:] > enc.dx_off[:-1]]
+                unknown["principal_dx_unknown"] += int((enc.dx_ids[first] == -1).sum())
                 if has_cost:
                     _count_cost(results, sides, b.column(cost_column))
                 if has_hosp:
@@ -128,6 +131,8 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
     seconds = time.perf_counter() - start
     mat = _matrix(sides, pair_counts)
     summ = _summary(done, seconds, sides, pair_counts, mat, pdx_moves, hospital_drg, has_cost, top)
+    summ["principal_dx_unknown"] = unknown["principal_dx_unknown"]
+    summ["principal_dx_unknown_share"] = unknown["principal_dx_unknown"] / done if done else 0.0
     if converter is not None:
         summ["unmapped_codes"] = converter.report(top)
     if matrix is not None:

@@ -116,5 +116,16 @@ def test_convert_codes_maps_old_codes_and_reports_unmapped(tmp_path, both):
     converted_alone = g2.group_one(sex=1, age=50, dx=[new])
     assert out["to_drg"].to_pylist()[0] == converted_alone.drg
     assert r.summary["unmapped_codes"]["dx"]["top"] == {"NOT.A.CODE": 1}
+    assert r.summary["principal_dx_unknown"] == 0  # after conversion every principal is known
+    unconverted = regroup([src], g1, g2, tmp_path / "u.parquet")
+    assert unconverted.summary["principal_dx_unknown"] == int(old not in g2.compiled.dx_codes)
     with pytest.raises(ValueError, match="no code mapping"):
         regroup([src], g1, grouper.Grouper("anyang-2021"), tmp_path / "x.parquet", convert_codes=True)
+
+
+def test_codes_of_another_edition_get_a_clear_warning(tmp_path):
+    t = pa.table({"sex": [1, 2, 1], "age": [40, 50, 60], "dx": [["X1"], ["X2"], ["X3"]], "px": [[], [], []]})
+    src = tmp_path / "other.parquet"
+    pq.write_table(t, src)
+    r = CliRunner().invoke(main, ["regroup", str(src), "-o", str(tmp_path / "o.csv")])
+    assert r.exit_code == 0 and "another edition" in r.stderr and "--convert-codes" in r.stderr
