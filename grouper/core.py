@@ -10,7 +10,7 @@ from __future__ import annotations
 import array
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
