@@ -329,5 +329,48 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
                f"excluded: " + ", ".join(f"{k} {v}" for k, v in r.excluded.items()), err=True)
 
 
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-w", "--weights", "weights_file", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="Weights table from `drg weights` (drg, rw).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Indices table (.csv/.parquet).")
+@click.option("-r", "--ruleset", default="chs-drg-1.1", show_default=True, help=RULESET_HELP)
+@click.option("--hospital-column", default="hospital_id", show_default=True)
+@click.option("--department-column", default=None, help="Also break down by department.")
+@click.option("--cost-column", default="total_cost", show_default=True)
+@click.option("--los-column", default="los", show_default=True)
+@click.option("--discharge-column", default="discharge", show_default=True)
+@click.option("--death-code", multiple=True, default=("5",), show_default=True, help="Discharge codes meaning death.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+def indices(inputs, weights_file, output, ruleset, hospital_column, department_column, cost_column, los_column,
+            discharge_column, death_code, overwrite):
+    """Hospital indices: cases, DRG count, total weight, CMI, cost and time consumption indices,
+    low-risk and mid-low-risk group mortality (risk tiers from the data's own group mortality)."""
+    from .indices import indices_from_files
+    from .io import open_source, write_batches
+
+    g = _grouper(ruleset, None)
+    try:
+        wt = pa_table(open_source(weights_file))
+        weights = dict(zip(wt["drg"].to_pylist(), wt["rw"].to_pylist()))
+        table, excluded = indices_from_files(g, inputs, weights, hospital=hospital_column, cost=cost_column,
+                                             los=los_column, discharge=discharge_column,
+                                             department=department_column, death_codes=tuple(death_code))
+        write_batches(output, table.to_batches(), overwrite=overwrite, empty_schema=table.schema)
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"indices for {table.num_rows} units written to {output}; excluded rows: "
+               + ", ".join(f"{k} {v}" for k, v in excluded.items()), err=True)
+
+
+def pa_table(source):
+    """All batches of an opened source as one table (small files: a weights table)."""
+    import pyarrow as pa
+
+    return pa.Table.from_batches(list(source.batches), schema=source.schema)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
