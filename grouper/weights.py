@@ -109,8 +109,12 @@ def compute_weights(table: pa.Table, options: WeightOptions = WeightOptions(), *
     c, w = c[keep], w[keep]
     stay = stay[keep] if stay is not None else None
     names, gid = np.unique(codes, return_inverse=True)
-    order = np.lexsort((c, gid))  # by group, then cost
-    gid_s, c_s = gid[order], c[order]
+    # one sort (group, cost, weight): every sum below then runs in the same order whatever the
+    # row order of the input, so results do not depend on it even in the last bit
+    order = np.lexsort((w, c, gid))
+    gid, c, w, adrgs = gid[order], c[order], w[order], adrgs[order]
+    stay = stay[order] if stay is not None else None
+    gid_s, c_s = gid, c
     counts = np.bincount(gid_s, minlength=len(names))
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
 
@@ -127,8 +131,14 @@ def compute_weights(table: pa.Table, options: WeightOptions = WeightOptions(), *
         mu = np.bincount(gid, lc, len(names)) / n
         var = np.bincount(gid, (lc - mu[gid]) ** 2, len(names)) / np.maximum(n - 1, 1)
         sd = np.sqrt(var)
-        lo, hi = np.exp(mu - params[0] * sd), np.exp(mu + params[0] * sd)
-    inside = (c >= lo[gid]) & (c <= hi[gid])
+        # compared in log space, with a hair of tolerance: equal costs must stay in
+        inside = np.abs(lc - mu[gid]) <= params[0] * sd[gid] + 1e-9
+    if kind != "sdlog":  # a relative hair of tolerance: a cost equal to a fence stays in at any scale
+        tol = 1e-12 * np.abs(c)
+        inside = (c >= lo[gid] - tol) & (c <= hi[gid] + tol)
+    # a rule that would trim a whole (tiny) group away keeps it untrimmed instead
+    emptied = np.flatnonzero((np.bincount(gid[inside], minlength=len(names)) == 0) & (np.bincount(gid, minlength=len(names)) > 0))
+    inside |= np.isin(gid, emptied)
 
     n_all = np.bincount(gid, minlength=len(names))
     g_in, c_in, w_in = gid[inside], c[inside], w[inside]
@@ -143,7 +153,7 @@ def compute_weights(table: pa.Table, options: WeightOptions = WeightOptions(), *
                 if stay is not None else np.full(len(names), np.nan))
 
     # thin groups take their ADRG's pooled weight where the pool is large enough
-    flags = [[] for _ in names]
+    flags = [["untrimmed_all_outside"] if i in set(emptied.tolist()) else [] for i in range(len(names))]
     adrg_of = {}
     for g, a in zip(gid, adrgs):
         adrg_of.setdefault(int(g), a)
