@@ -185,3 +185,16 @@ def indices_from_files(grouper, inputs, weights, *, hospital: str = "hospital_id
     table = pa.Table.from_batches(parts)
     return hospital_indices(table, weights, hospital=hospital, cost=cost, los=los, discharge=discharge,
                             death_codes=death_codes, department=department)
+
+
+def cmi_shift(table: pa.Table, weights_a, weights_b, *, hospital: str = "hospital_id", **kw) -> pa.Table:
+    """A recalibration experiment per hospital: CMI and total weight under two weight sets
+    (e.g. two trimming rules, or two years), and the change."""
+    a, _ = hospital_indices(table, weights_a, hospital=hospital, **kw)
+    b, _ = hospital_indices(table, weights_b, hospital=hospital, **kw)
+    return pa.table({
+        "hospital": a["hospital"], "cases": a["cases"],
+        "cmi_a": a["cmi"], "cmi_b": b["cmi"], "cmi_change": pc.subtract(b["cmi"], a["cmi"]),
+        "total_weight_a": a["total_weight"], "total_weight_b": b["total_weight"],
+        "total_weight_change": pc.subtract(b["total_weight"], a["total_weight"]),
+    })

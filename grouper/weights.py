@@ -64,6 +64,24 @@ def _col(table: pa.Table, name: str) -> pa.ChunkedArray:
     return col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col
 
 
+def _codes(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(int codes per row, distinct values): dictionary indices, never a string per row."""
+    if name not in table.column_names:
+        raise ValueError(f"no column {name!r} in the grouped data")
+    col = table.column(name)
+    if not pa.types.is_dictionary(col.type):
+        col = pc.dictionary_encode(col)
+    col = col.unify_dictionaries() if isinstance(col, pa.ChunkedArray) else pa.chunked_array([col])
+    if col.num_chunks == 0:
+        return np.zeros(0, np.int64), np.array([], dtype=object)
+    values = np.array(col.chunk(0).dictionary.cast(pa.string()).to_pylist(), dtype=object)
+    idx = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in col.chunks]).astype(np.int64)
+    order = np.argsort(values.astype(str), kind="stable")  # codes in sorted-value order: row order never matters
+    rank = np.empty(len(values), np.int64)
+    rank[order] = np.arange(len(values))
+    return np.where(idx >= 0, rank[np.maximum(idx, 0)], -1), values[order]
+
+
 def _quantiles(sorted_vals: np.ndarray, starts: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
     """Per-group quantile with linear interpolation (numpy's default) on group-sorted values."""
     pos = q * (counts - 1)
@@ -79,7 +97,8 @@ def compute_weights(table: pa.Table, options: WeightOptions = WeightOptions(), *
     """Weights from grouped cases (the output of ``Grouper.group`` with cost columns kept)."""
     kind, params = options.trim_rule()
     n_rows = table.num_rows
-    keep = pc.equal(_col(table, status), "grouped").to_numpy(zero_copy_only=False)
+    st_idx, st_values = _codes(table, status)
+    keep = st_idx == (list(st_values).index("grouped") if "grouped" in st_values else -2)
     excluded = {"not_grouped": int((~keep).sum())}
     c = pc.cast(_col(table, cost), pa.float64()).to_numpy(zero_copy_only=False)
     missing = np.isnan(c) & keep
@@ -104,11 +123,14 @@ def compute_weights(table: pa.Table, options: WeightOptions = WeightOptions(), *
         excluded["year_without_weight"] = int(other_year.sum())
         keep &= ~other_year
 
-    codes = _col(table, drg).to_numpy(zero_copy_only=False)[keep]
-    adrgs = _col(table, adrg).to_numpy(zero_copy_only=False)[keep] if adrg in table.column_names else codes
+    d_idx, d_values = _codes(table, drg)
+    a_idx, a_values = _codes(table, adrg) if adrg in table.column_names else (d_idx, d_values)
+    d_idx, a_idx = d_idx[keep], a_idx[keep]
     c, w = c[keep], w[keep]
     stay = stay[keep] if stay is not None else None
-    names, gid = np.unique(codes, return_inverse=True)
+    used, gid = np.unique(d_idx, return_inverse=True)  # integer work; names looked up per group
+    names = d_values[used] if len(used) else np.array([], dtype=object)
+    adrgs = a_idx
     # one sort (group, cost, weight): every sum below then runs in the same order whatever the
     # row order of the input, so results do not depend on it even in the last bit
     order = np.lexsort((w, c, gid))
@@ -154,9 +176,8 @@ def compute_weights(table: pa.Table, options: WeightOptions = WeightOptions(), *
 
     # thin groups take their ADRG's pooled weight where the pool is large enough
     flags = [["untrimmed_all_outside"] if i in set(emptied.tolist()) else [] for i in range(len(names))]
-    adrg_of = {}
-    for g, a in zip(gid, adrgs):
-        adrg_of.setdefault(int(g), a)
+    first = np.unique(gid, return_index=True)[1]  # the ADRG of each DRG: that of its first case
+    adrg_of = {int(g): a_values[adrgs[i]] for g, i in zip(gid[first], first)}
     adrg_names, agid = np.unique([adrg_of[i] for i in range(len(names))], return_inverse=True)
     a_n = np.bincount(agid[g_in], minlength=len(adrg_names))
     a_w = np.bincount(agid[g_in], w_in, len(adrg_names))

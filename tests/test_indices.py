@@ -275,3 +275,14 @@ def test_weights_then_indices_commands(tmp_path):
     bad = runner.invoke(main, ["indices", str(src), "-w", str(tmp_path / "w.csv"), "-o", str(tmp_path / "x.csv"),
                                "--hospital-column", "nope"])
     assert bad.exit_code == 1 and "nope" in bad.stderr
+
+
+def test_cmi_shift_between_two_weight_sets():
+    from grouper.indices import cmi_shift
+
+    t = pa.table({"hospital_id": ["H1", "H1", "H2"], "drg": ["AA11", "BB11", "BB11"], "status": ["grouped"] * 3,
+                  "total_cost": [100.0, 200.0, 300.0], "los": [3, 4, 5], "discharge": ["1", "1", "1"]})
+    s = cmi_shift(t, {"AA11": 1.0, "BB11": 1.0}, {"AA11": 2.0, "BB11": 1.0})
+    rows = {r["hospital"]: r for r in s.to_pylist()}
+    assert rows["H1"]["cmi_change"] == pytest.approx(0.5) and rows["H2"]["cmi_change"] == pytest.approx(0.0)
+    assert rows["H1"]["total_weight_b"] == pytest.approx(3.0)

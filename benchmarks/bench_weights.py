@@ -1,0 +1,57 @@
+"""Weights and hospital indices at provincial scale: time and peak memory of `drg weights` and
+`drg indices` on a synthetic province, each in a fresh process, in one run.
+
+    python benchmarks/bench_weights.py [--cases 20000000] [--dir DIR]
+
+Reports only; never fails on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHILD = """
+import resource, sys
+from grouper.cli import main
+try:
+    main(sys.argv[1:], standalone_mode=False)
+finally:
+    print("MAXRSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
+def run(*args: str) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"drg {' '.join(args)} failed:\n{p.stderr}")
+    kb = next(int(x.split()[1]) for x in p.stderr.splitlines() if x.startswith("MAXRSS_KB"))
+    return time.perf_counter() - t0, kb / 1024
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", type=int, default=20_000_000)
+    ap.add_argument("--dir", type=Path)
+    a = ap.parse_args(argv)
+    d = Path(a.dir or tempfile.mkdtemp(prefix="drg-weights-"))
+    d.mkdir(parents=True, exist_ok=True)
+    src = d / f"province_{a.cases}.parquet"
+    if not src.exists():
+        run("synth", "--cases", str(a.cases), "--hospitals", "200", "--seed", "1", "-o", str(src))
+    tw, mw = run("weights", str(src), "-o", str(d / "weights.csv"), "--overwrite")
+    ti, mi = run("indices", str(src), "-w", str(d / "weights.csv"), "-o", str(d / "indices.csv"), "--overwrite")
+    print(f"{a.cases:,} synthetic cases (200 hospitals), each command in a fresh process\n")
+    print(f"{'command':<14}{'seconds':>9}{'cases/s':>14}{'peak RSS MiB':>14}")
+    for name, t, m in (("drg weights", tw, mw), ("drg indices", ti, mi)):
+        print(f"{name:<14}{t:>9.1f}{a.cases / t:>14,.0f}{m:>14,.0f}")
+    return {"weights": (tw, mw), "indices": (ti, mi)}
+
+
+if __name__ == "__main__":
+    main()
