@@ -292,9 +292,11 @@ def regroup(inputs, from_, to, output, matrix, summary, threads, keep, cost_colu
 @click.option("--year-column", default=None, help="Column with the case's year, for --year-weights.")
 @click.option("--year-weights", default=None, metavar="Y=W,...", help="E.g. 2022=1,2023=2,2024=7 (oldest to newest).")
 @click.option("--summary", type=click.Path(dir_okay=False), help="JSON with RIV, mean cost and exclusions.")
+@click.option("--report", type=click.Path(dir_okay=False),
+              help="HTML report with plots (RW distribution, CV by group, RW vs LOS).")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, year_column, year_weights,
-            summary, overwrite):
+            summary, report, overwrite):
     """Relative weights (RW) per DRG from case files with costs: trimmed group mean cost over the
     trimmed overall mean, renormalised so that the base data's CMI is 1; CV, RIV, stability."""
     from .io import _atomic, write_batches
@@ -313,6 +315,10 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
     try:
         r = weights_from_files(g, inputs, opts, cost=cost_column, los=los_column, year=year_column)
         write_batches(output, r.table.to_batches(), overwrite=overwrite, empty_schema=r.table.schema)
+        if report:
+            from .report import write_weights_report
+
+            write_weights_report(r, report, title=f"{g.compiled.name} weights", trim=trim, overwrite=overwrite)
         if summary:
             with _atomic(Path(summary), overwrite) as tmp:
                 Path(tmp).write_text(json.dumps({"ruleset": g.compiled.name, "fingerprint": g.compiled.fingerprint,
@@ -321,7 +327,7 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
                                                 ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     except InputError as exc:
         raise click.UsageError(str(exc)) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     kept = sum(r.table["n"].to_pylist())
     trimmed = sum(r.table["n_trimmed"].to_pylist())

@@ -233,3 +233,438 @@ line-height:1.6}} .note{{color:#888}} code{{font-size:.85em}}</style></head><bod
 <h2>消失组 / Vanished groups ({len(s["vanished_groups"])})</h2>{_codes(s["vanished_groups"])}
 </body></html>
 """
+
+
+# ----------------------------------------------------------------------------- weights and indices report
+# A second one-file report: relative weights (which groups are heavy, which are unstable) and,
+# with the hospital indices, which hospitals stand out. Same conventions as above: PNGs embedded
+# as base64, ASCII in the plots (a name that is not ASCII is shown there as its row number "#k"
+# of the hospital table), Chinese only in the HTML, every text escaped, written atomically.
+
+__all__ += ["write_weights_report"]
+
+RIV_GUIDE = 0.70  # CHS-DRG: a grouping with RIV >= 0.70 separates costs well
+WEIGHTS_TOP = 20  # rows of the highest-RW table
+FLAGGED_LIMIT = 100  # rows of the unstable / thin groups table
+UNITS_LIMIT = 300  # rows of the hospital table
+BARS_LIMIT = 40  # hospitals in the low-risk mortality chart
+FLAG_NAMES_ZH = {"thin": "病例过少", "pooled_adrg": "取 ADRG 合并权重", "unstable": "不稳定",
+                 "untrimmed_all_outside": "全部落在截尾界外，未截尾"}
+_STABLE, _UNSTABLE, _THIN = "#4c72b0", "#dd8452", "#9a9a9a"
+
+
+def write_weights_report(result, path: str | os.PathLike, *, indices=None, title: str = "",
+                         trim: str | None = None, overwrite: bool = False) -> Path:
+    """Write an HTML report of ``result`` (a ``weights.WeightResult``) to ``path`` atomically.
+
+    ``indices``: the table of ``indices.hospital_indices`` (or the ``(table, excluded)`` pair it
+    returns), for the hospital plots and table; ``trim``: the trimming rule the weights were
+    computed with (``WeightOptions.trim``), shown in words. An existing file is refused unless
+    ``overwrite``. Needs matplotlib (RuntimeError otherwise)."""
+    try:
+        plt = _pyplot()
+    except RuntimeError:
+        raise RuntimeError("the weights report needs matplotlib: pip install 'drg-grouper[report]'") from None
+    path = Path(path)
+    indices_excluded = None
+    if isinstance(indices, tuple):  # hospital_indices(...) passed as it comes
+        indices, indices_excluded = indices
+    groups = result.table.to_pylist()
+    units = _units(indices) if indices is not None else None
+    with _atomic(path, overwrite) as tmp:  # refuses before any plotting
+        figures = [
+            ("相对权重分布 / Distribution of relative weights (RW)", _w_rw_hist(plt, groups)),
+            ("组内变异系数 / Within-group CV vs number of cases", _w_cv_scatter(plt, groups)),
+            ("相对权重与平均住院日 / RW vs mean length of stay", _w_rw_los(plt, groups)),
+        ]
+        if units:
+            figures += [
+                ("医院 CMI 与费用消耗指数 / Hospital CMI vs cost consumption index",
+                 _w_cmi_index(plt, units, "cost_index", "cost consumption index")),
+                ("医院 CMI 与时间消耗指数 / Hospital CMI vs time consumption index",
+                 _w_cmi_index(plt, units, "time_index", "time consumption index")),
+                ("低风险组死亡率 / Low-risk group mortality per hospital", _w_low_risk(plt, units)),
+            ]
+        text = _w_document(result, groups, units, indices_excluded, [(t, f) for t, f in figures if f],
+                           title=title, trim=trim, by_department=indices is not None
+                           and "department" in indices.column_names)
+        Path(tmp).write_text(text, encoding="utf-8")
+    return path
+
+
+def _units(indices: pa.Table) -> list[dict]:
+    """Rows of the indices table, numbered in CMI order (the order of the HTML table), each with
+    a plot label: its name when ASCII, else "#k"."""
+    rows = indices.to_pylist()
+    rows.sort(key=lambda r: (-(r["cmi"] if r["cmi"] is not None and r["cmi"] == r["cmi"] else -np.inf),
+                             str(r["hospital"]), str(r.get("department"))))
+    for k, r in enumerate(rows, 1):
+        name = str(r["hospital"]) + (f"/{r['department']}" if r.get("department") is not None else "")
+        r["no"], r["name"], r["label"] = k, name, _ascii(name, f"#{k}")
+    return rows
+
+
+def _ascii(text: str, fallback: str) -> str:
+    """A plot label: ASCII only (default fonts may lack other glyphs), no mathtext."""
+    return text.replace("$", r"\$") if text.isascii() and text.isprintable() else fallback
+
+
+def _finite(*xs) -> np.ndarray:
+    ok = np.ones(len(xs[0]), bool)
+    for x in xs:
+        ok &= np.isfinite(x)
+    return ok
+
+
+def _col_of(rows: list[dict], key: str) -> np.ndarray:
+    return np.array([np.nan if r.get(key) is None else r[key] for r in rows], float)
+
+
+def _kind(r: dict) -> str:
+    flags = (r["flags"] or "").split(";")
+    return "thin" if "thin" in flags else ("stable" if r["stable"] else "unstable")
+
+
+def _plain_log(axis, lo: float, hi: float) -> None:
+    """A log axis with plain numbers at 1-2-5 steps (the default 2x10^-1 labels collide)."""
+    from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
+    steps = [m * 10.0 ** e for e in range(-4, 7) for m in (1, 2, 5)]
+    ticks = [t for t in steps if lo <= t <= hi]
+    if len(ticks) > 9:
+        ticks = [t for t in ticks if str(t).lstrip("0.").startswith("1")]  # decades only
+    if len(ticks) >= 2:
+        axis.set_major_locator(FixedLocator(ticks))
+        axis.set_major_formatter(FormatStrFormatter("%g"))
+        axis.set_minor_formatter(NullFormatter())
+
+
+def _place_labels(fig, ax, points: list[tuple[float, float, str]], fontsize: float = 7.5) -> None:
+    """Label points without labels covering each other: each label takes the first of a few
+    offsets around its point whose box is free, with a leader line when it had to move away."""
+    renderer = fig.canvas.get_renderer()
+    offsets = [(5, 4), (5, -11), (-5, 4), (-5, -11), (8, 16), (8, -22), (-8, 16), (-8, -22),
+               (14, 28), (14, -34), (-14, 28), (-14, -34), (24, 0), (-24, 0), (20, 42), (20, -48)]
+    taken = []
+    for x, y, text in points:
+        for k, (dx, dy) in enumerate(offsets):
+            far = k >= 4
+            a = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                            ha="left" if dx > 0 else "right", va="bottom" if dy >= 0 else "top",
+                            arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if far else None)
+            box = a.get_window_extent(renderer).expanded(1.05, 1.1)
+            if not any(box.overlaps(b) for b in taken) or k == len(offsets) - 1:
+                taken.append(box)
+                break
+            a.remove()
+
+
+def _wide(x: np.ndarray, ratio: float = 20.0) -> bool:
+    x = x[np.isfinite(x) & (x > 0)]
+    return len(x) > 1 and x.max() / x.min() > ratio
+
+
+def _w_rw_hist(plt, groups: list[dict]) -> str | None:
+    """Stacked by stability, so one sees where the unreliable weights sit."""
+    rw = _col_of(groups, "rw")
+    ok = _finite(rw) & (rw > 0)
+    if not ok.any():
+        return None
+    log = _wide(rw[ok])
+    lo, hi = rw[ok].min(), rw[ok].max()
+    bins = np.geomspace(lo, hi * 1.0001, 41) if log else np.linspace(lo, hi * 1.0001, 41)
+    kinds = np.array([_kind(r) for r in groups])
+    fig, ax = plt.subplots(figsize=(8, 4))
+    parts = [(k, c) for k, c in (("stable", _STABLE), ("unstable", _UNSTABLE), ("thin", _THIN))
+             if (ok & (kinds == k)).any()]
+    ax.hist([rw[ok & (kinds == k)] for k, _ in parts], bins=bins, stacked=True, color=[c for _, c in parts],
+            label=[f"{k} ({int((ok & (kinds == k)).sum())} DRGs)" for k, _ in parts])
+    ax.axvline(1, color="black", lw=1, ls="--", label="RW = 1 (mean case)")
+    med = float(np.median(rw[ok]))
+    ax.axvline(med, color="grey", lw=1, ls=":", label=f"median {med:.2f}")
+    if log:
+        ax.set_xscale("log")
+        _plain_log(ax.xaxis, lo, hi)
+    ax.set(xlabel="relative weight (RW)" + (", log scale" if log else ""), ylabel="DRGs",
+           title=f"{int(ok.sum())} DRGs, RW {lo:.3g} to {hi:.3g}")
+    ax.legend(fontsize=8)
+    return _png(plt, fig)
+
+
+def _w_cv_scatter(plt, groups: list[dict], label: int = 8) -> str | None:
+    n, cv = _col_of(groups, "n"), _col_of(groups, "cv")
+    ok = _finite(n, cv) & (n > 0)
+    if not ok.any():
+        return None
+    kinds = np.array([_kind(r) for r in groups])
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for k, c, m in (("stable", _STABLE, "o"), ("unstable", _UNSTABLE, "o"), ("thin", _THIN, "^")):
+        sel = ok & (kinds == k)
+        if sel.any():
+            ax.scatter(n[sel], cv[sel], s=16, color=c, marker=m, alpha=0.8, label=f"{k} ({int(sel.sum())})",
+                       edgecolors="none")
+    ax.axhline(1, color="#c44e52", lw=1, ls="--", label="CV = 1")
+    ax.set_xscale("log")
+    # the highest CVs among the groups large enough to matter (thin ones are unstable anyway)
+    cand = np.flatnonzero(ok & (kinds != "thin"))
+    ax.set(xlabel="cases kept after trimming (log scale)", ylabel="coefficient of variation (CV) of cost",
+           ylim=(0, max(1.1, float(np.nanmax(cv[ok])) * 1.08)))
+    _plain_log(ax.xaxis, n[ok].min(), n[ok].max() * 1.5)
+    ax.legend(fontsize=8, loc="upper right")
+    _place_labels(fig, ax, [(n[i], cv[i], _ascii(str(groups[i]["drg"]), "?"))
+                            for i in sorted(cand, key=lambda i: -cv[i])[:label]])
+    return _png(plt, fig)
+
+
+def _w_rw_los(plt, groups: list[dict]) -> str | None:
+    """Weight against stay, with the log-log trend: far above it are expensive short stays
+    (procedures, devices), far below cheap long ones."""
+    rw, los = _col_of(groups, "rw"), _col_of(groups, "mean_los")
+    ok = _finite(rw, los) & (rw > 0) & (los > 0)
+    if not ok.any():
+        return None
+    kinds = np.array([_kind(r) for r in groups])
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for k, c, m in (("stable", _STABLE, "o"), ("unstable", _UNSTABLE, "o"), ("thin", _THIN, "^")):
+        sel = ok & (kinds == k)
+        if sel.any():
+            ax.scatter(los[sel], rw[sel], s=16, color=c, marker=m, alpha=0.8, label=f"{k} ({int(sel.sum())})",
+                       edgecolors="none")
+    fit = ok & (kinds != "thin")
+    labels = []
+    if fit.sum() >= 3 and np.ptp(np.log(los[fit])) > 0:
+        b, a = np.polyfit(np.log(los[fit]), np.log(rw[fit]), 1)
+        xs = np.geomspace(los[fit].min(), los[fit].max(), 50)
+        ax.plot(xs, np.exp(a) * xs ** b, color="black", lw=1, ls=":", label=f"trend (RW ~ LOS^{b:.2f})")
+        resid = np.log(rw) - (a + b * np.log(np.where(ok, los, 1)))
+        idx = np.flatnonzero(fit)
+        picks = list(idx[np.argsort(-resid[idx])][:5]) + list(idx[np.argsort(resid[idx])][:3])
+        labels = [(los[i], rw[i], _ascii(str(groups[i]["drg"]), "?")) for i in dict.fromkeys(picks)]
+    ax.axhline(1, color="grey", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    _plain_log(ax.xaxis, los[ok].min() / 1.1, los[ok].max() * 1.1)
+    _plain_log(ax.yaxis, rw[ok].min() / 1.1, rw[ok].max() * 1.1)
+    ax.set(xlabel="mean length of stay, days (log scale)", ylabel="relative weight (RW, log scale)",
+           title="labelled: farthest above and below the trend (non-thin groups)")
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=8, loc="upper left")
+    _place_labels(fig, ax, labels, fontsize=7)
+    return _png(plt, fig)
+
+
+def _extremes(x: np.ndarray, y: np.ndarray, k: int) -> list[int]:
+    """Indices of the k points farthest from (1, 1), each axis in units of its spread."""
+    sx = np.std(x) or 1.0
+    sy = np.std(y) or 1.0
+    d = ((x - 1) / sx) ** 2 + ((y - 1) / sy) ** 2
+    return list(np.argsort(-d)[:k])
+
+
+def _w_cmi_index(plt, units: list[dict], key: str, name: str) -> str | None:
+    rows = [u for u in units if u["cmi"] is not None and u[key] is not None
+            and np.isfinite(u["cmi"]) and np.isfinite(u[key])]
+    if not rows:
+        return None
+    x, y = _col_of(rows, "cmi"), _col_of(rows, key)
+    cases = _col_of(rows, "cases")
+    size = 15 + 285 * np.sqrt(cases / max(cases.max(), 1))
+    label = range(len(rows)) if len(rows) <= 15 else _extremes(x, y, 10)
+    fig, ax = plt.subplots(figsize=(8, 6))
+    ax.axvline(1, color="grey", lw=1, ls="--")
+    ax.axhline(1, color="grey", lw=1, ls="--")
+    ax.scatter(x, y, s=size, color=_STABLE, alpha=0.55, edgecolors="white", linewidths=0.5)
+    pad_x = max(np.ptp(np.append(x, 1)) * 0.12, 0.02)
+    pad_y = max(np.ptp(np.append(y, 1)) * 0.12, 0.02)
+    ax.set(xlim=(min(x.min(), 1) - pad_x, max(x.max(), 1) + pad_x),
+           ylim=(min(y.min(), 1) - pad_y, max(y.max(), 1) + pad_y),
+           xlabel="CMI (case mix index)", ylabel=f"{name} (1 = regional level for the same DRGs)")
+    corner = {"transform": ax.transAxes, "fontsize": 8, "color": "#777777"}
+    what = "cost" if key == "cost_index" else "stay"
+    ax.text(0.01, 0.99, f"simpler cases, higher {what}", va="top", ha="left", **corner)
+    ax.text(0.99, 0.99, f"complex cases, higher {what}", va="top", ha="right", **corner)
+    ax.text(0.01, 0.01, f"simpler cases, lower {what}", va="bottom", ha="left", **corner)
+    ax.text(0.99, 0.01, f"complex cases, lower {what}", va="bottom", ha="right", **corner)
+    ax.set_title(f"{len(rows)} units; point area ~ cases (max {int(cases.max()):,})"
+                 + ("" if len(rows) <= 15 else "; labelled: the 10 farthest from (1, 1)"), fontsize=9)
+    _place_labels(fig, ax, [(x[i], y[i], rows[i]["label"]) for i in label])
+    return _png(plt, fig)
+
+
+def _regional_low_risk(units: list[dict]) -> tuple[int, int]:
+    return (sum(u["low_risk_deaths"] or 0 for u in units), sum(u["low_risk_cases"] or 0 for u in units))
+
+
+def _w_low_risk(plt, units: list[dict]) -> str | None:
+    rows = [u for u in units if (u.get("low_risk_cases") or 0) > 0]
+    if not rows:
+        return None
+    deaths, cases = _regional_low_risk(rows)
+    regional = deaths / cases
+    if len(rows) > BARS_LIMIT:  # the units with most deaths above the regional rate, not 1 death in 6 cases
+        excess = lambda u: u["low_risk_deaths"] - regional * u["low_risk_cases"]
+        rows = sorted([u for u in rows if excess(u) > 0] or rows, key=lambda u: (-excess(u), u["no"]))
+    shown = sorted(rows[:BARS_LIMIT], key=lambda u: (u["low_risk_mortality"], u["low_risk_deaths"], -u["no"]))
+    fig, ax = plt.subplots(figsize=(8, 0.28 * len(shown) + 1.6))
+    colors = [_UNSTABLE if u["low_risk_mortality"] > regional else _STABLE for u in shown]
+    ax.barh([u["label"] for u in shown], [100 * u["low_risk_mortality"] for u in shown], color=colors)
+    for yy, u in enumerate(shown):
+        ax.text(100 * u["low_risk_mortality"], yy, f" {u['low_risk_deaths']}/{u['low_risk_cases']:,}",
+                va="center", fontsize=7)
+    ax.axvline(100 * regional, color="black", lw=1, ls="--",
+               label=f"regional {100 * regional:.2f}% ({deaths}/{cases:,})")
+    ax.set_xlabel("deaths per 100 cases in low-risk DRGs (%)")
+    ax.margins(x=0.15)
+    ax.tick_params(axis="y", labelsize=8)
+    total = sum((u.get("low_risk_cases") or 0) > 0 for u in units)
+    more = (f"\n{len(shown)} of {total} units shown: those with most deaths above the regional rate"
+            if total > len(shown) else "")
+    ax.set_title(f"bar labels: deaths / low-risk cases; orange: above the regional rate{more}", fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    return _png(plt, fig)
+
+
+def _cells(head: list[str], rows: list[list]) -> str:
+    """Like ``_table``, but a cell may be ``(value, css class)`` to shade it."""
+    def td(c):
+        v, cls = c if isinstance(c, tuple) else (c, "")
+        return f"<td class={cls}>{esc(str(v))}</td>" if cls else f"<td>{esc(str(v))}</td>"
+    th = "".join(f"<th>{esc(str(h))}</th>" for h in head)
+    body = "".join("<tr>" + "".join(td(c) for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{th}</tr>{body}</table>" if rows else "<p class=note>无 / none</p>"
+
+
+def _num(v, fmt: str) -> str:
+    return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, fmt)
+
+
+def _flags_text(flags: str) -> str:
+    parts = [f for f in (flags or "").split(";") if f]
+    return "; ".join(f"{f} {FLAG_NAMES_ZH.get(f, '')}".strip() for f in parts)
+
+
+def _trim_text(trim: str | None) -> str:
+    if not trim:
+        return "未说明 / not given"
+    from .weights import WeightOptions
+    try:
+        kind, p = WeightOptions(trim=trim).trim_rule()
+    except ValueError:
+        return trim
+    g = lambda v: f"{v:g}"
+    return {
+        "none": "none：不截尾 / no trimming",
+        "iqr": f"{trim}：每组 Q1 − {g(p[0])}×IQR 至 Q3 + {g(p[0])}×IQR 之外的病例剔除 / "
+               f"per DRG, Tukey fences at {g(p[0])} IQR",
+        "sdlog": f"{trim}：每组 ln(费用) 均值 ± {g(p[0])} 倍标准差之外剔除 / per DRG, mean ± {g(p[0])} SD of ln(cost)",
+        "pct": f"{trim}：每组 P{g(p[0])} 至 P{g(p[-1])} 之外剔除 / per DRG, outside percentiles "
+               f"{g(p[0])} to {g(p[-1])}",
+    }[kind]
+
+
+def _group_row(r: dict) -> list:
+    return [r["drg"], r["adrg"], f"{r['n']:,}", f"{r['n_trimmed']:,}", _num(r["mean_cost"], ",.2f"),
+            _num(r["rw"], ".4f"), (_num(r["cv"], ".3f"), "hi" if (r["cv"] or 0) > 1 else ""),
+            _num(r["mean_los"], ".1f"), _flags_text(r["flags"])]
+
+
+GROUP_HEAD = ["DRG", "ADRG", "病例 / cases", "截尾 / trimmed", "平均费用 / mean cost", "RW", "CV",
+              "平均住院日 / mean LOS", "标记 / flags"]
+
+
+def _index_cell(v, fmt: str = ".3f"):
+    if v is None or not np.isfinite(v):
+        return "–"
+    return (format(v, fmt), "hi" if v >= 1.1 else ("lo" if v <= 0.9 else ""))
+
+
+def _w_document(result, groups: list[dict], units: list[dict] | None, units_excluded: dict | None,
+                figures: list[tuple[str, str]], *, title: str, trim: str | None, by_department: bool) -> str:
+    kept = sum(r["n"] for r in groups)
+    trimmed = sum(r["n_trimmed"] for r in groups)
+    kinds = [_kind(r) for r in groups]
+    flag_counts = {f: sum(f in (r["flags"] or "").split(";") for r in groups) for f in FLAG_NAMES_ZH}
+    riv = result.riv
+    if riv is None or not np.isfinite(riv):
+        riv_text, riv_cls = "–", ""
+    else:
+        ok = riv >= RIV_GUIDE
+        riv_text = (f"{riv:.4f}（{'达到' if ok else '低于'} 0.70 参考值 / "
+                    f"{'meets' if ok else 'below'} the 0.70 guide）")
+        riv_cls = "ok" if ok else "hi"
+    key = [["DRG 组数 / groups", f"{len(groups):,}"],
+           ["稳定组 / stable groups", f"{kinds.count('stable'):,}"],
+           ["不稳定组 / unstable groups (not thin)", f"{kinds.count('unstable'):,}"],
+           ["病例过少组 / thin groups", f"{kinds.count('thin'):,}"
+            + (f"（其中 {flag_counts['pooled_adrg']} 个取 ADRG 合并权重 / pooled at ADRG）"
+               if flag_counts["pooled_adrg"] else "")],
+           ["CV > 1 的组 / groups with CV > 1", f"{sum((r['cv'] or 0) > 1 for r in groups):,}"],
+           ["入选病例 / cases kept", f"{kept:,}"],
+           ["截尾剔除 / cases trimmed", f"{trimmed:,}" + (f" ({trimmed / (kept + trimmed):.2%})" if kept + trimmed else "")],
+           ["截尾规则 / trimming rule", _trim_text(trim)],
+           ["总体例均费用 / overall mean cost per case", _num(result.mean_cost, ",.2f")],
+           ["RIV（变异减少系数 / reduction in variance）", (riv_text, riv_cls)]]
+    excluded = [[f"{reason}", f"{count:,}"] for reason, count in result.excluded.items()]
+    imgs = "".join(f"<h2>{esc(t)}</h2><img src=\"data:image/png;base64,{png}\" alt=\"{esc(t)}\">"
+                   for t, png in figures)
+    top = sorted(groups, key=lambda r: (-(r["rw"] or 0), r["drg"]))[:WEIGHTS_TOP]
+    flagged = sorted((r for r in groups if r["flags"]), key=lambda r: (-r["n"], -(r["cv"] or 0), r["drg"]))
+    more = len(flagged) - FLAGGED_LIMIT
+    flagged_more = f"<p class=note>另有 {more} 组未列出 / and {more} more groups</p>" if more > 0 else ""
+    head_title = title or "DRG 相对权重与医院指标报告"
+    parts = [f"""<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<title>{esc(head_title)}</title>
+<style>body{{font-family:"PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif;max-width:1100px;margin:2em auto;
+color:#222}} table{{border-collapse:collapse;margin:.5em 0}} td,th{{border:1px solid #ccc;padding:3px 9px;
+text-align:left}} th{{background:#f2f2f2}} img{{max-width:100%;display:block}} .note{{color:#888}}
+td.hi{{background:#fbe3d6}} td.lo{{background:#dcebf7}} td.ok{{background:#e2f0d9}}</style></head><body>
+<h1>{esc(head_title)}</h1>
+<p class=note>相对权重与分组质量{"、医院评价指标" if units else ""} / Relative weights and grouping quality
+{"and hospital evaluation indices" if units else ""}</p>
+<h2>关键数字 / Key numbers</h2>{_cells(["指标 / measure", "值 / value"], key)}
+<h3>计算前剔除的记录 / Rows left out before trimming</h3>{_table(["原因 / reason", "记录 / rows"], excluded)}"""]
+    if units is not None:
+        deaths, cases = _regional_low_risk(units)
+        ukey = [["单位数 / units" + ("（医院×科室 / hospital × department）" if by_department else "（医院 / hospitals）"),
+                 f"{len(units):,}"],
+                ["病例 / cases", f"{sum(u['cases'] for u in units):,}"],
+                ["地区低风险组死亡率 / regional low-risk mortality",
+                 f"{deaths / cases:.3%} ({deaths:,}/{cases:,})" if cases else "–"]]
+        parts.append(f"<h3>医院指标 / Hospital indices</h3>{_table(['指标 / measure', '值 / value'], ukey)}")
+        if units_excluded:
+            parts.append("<h3>指标计算剔除的记录 / Rows left out of the indices</h3>"
+                         + _table(["原因 / reason", "记录 / rows"], [[k, f"{v:,}"] for k, v in units_excluded.items()]))
+    parts.append(imgs)
+    parts.append(f"<h2>相对权重最高的 {len(top)} 组 / The {len(top)} highest-weight groups</h2>"
+                 + _cells(GROUP_HEAD, [_group_row(r) for r in top]))
+    parts.append(f"<h2>不稳定或病例过少的组 / Unstable and thin groups ({len(flagged)})</h2>"
+                 "<p class=note>按病例数从多到少：病例多而不稳定的组最值得关注。CV &gt; 1 标为红色。 / "
+                 "Most cases first: a large unstable group matters most. CV &gt; 1 shaded.</p>"
+                 + _cells(GROUP_HEAD, [_group_row(r) for r in flagged[:FLAGGED_LIMIT]]) + flagged_more)
+    if units is not None:
+        regional = deaths / cases if cases else None
+        head = (["#", "医院 / hospital"] + (["科室 / department"] if by_department else [])
+                + ["病例 / cases", "DRG 组数 / DRGs", "总权重 / total weight", "CMI", "费用消耗指数 / cost index",
+                   "时间消耗指数 / time index", "低风险 病例/死亡 / low-risk cases/deaths", "低风险死亡率 / low-risk mortality",
+                   "中低风险 病例/死亡 / mid-low cases/deaths", "中低风险死亡率 / mid-low mortality"])
+
+        def mort(v):
+            if v is None:
+                return "–"
+            return (f"{v:.2%}", "hi" if regional is not None and v > regional else "")
+
+        rows = [[u["no"], u["hospital"]] + ([u.get("department")] if by_department else [])
+                + [f"{u['cases']:,}", u["drg_count"], _num(u["total_weight"], ",.1f"), _num(u["cmi"], ".4f"),
+                   _index_cell(u["cost_index"]), _index_cell(u["time_index"]),
+                   f"{u['low_risk_cases']:,}/{u['low_risk_deaths']}", mort(u["low_risk_mortality"]),
+                   f"{u['midlow_risk_cases']:,}/{u['midlow_risk_deaths']}", _num(u["midlow_risk_mortality"], ".2%")]
+                for u in units[:UNITS_LIMIT]]
+        more = len(units) - UNITS_LIMIT
+        parts.append("<h2>医院指标（按 CMI 排序）/ Hospitals by CMI</h2>"
+                     "<p class=note>消耗指数 ≥ 1.10 标红、≤ 0.90 标蓝；低风险组死亡率高于地区水平标红。“#”为图中非 ASCII "
+                     "名称的编号。 / Indices ≥ 1.10 shaded red, ≤ 0.90 blue; low-risk mortality above the regional "
+                     "rate red. Plots show a name that is not ASCII as its number #.</p>"
+                     + _cells(head, rows)
+                     + (f"<p class=note>另有 {more} 个单位未列出 / and {more} more units</p>" if more > 0 else ""))
+    parts.append("</body></html>\n")
+    return "\n".join(parts)

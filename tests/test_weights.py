@@ -129,8 +129,10 @@ def test_weights_command_on_a_synthetic_province(tmp_path):
     src = tmp_path / "p.parquet"
     write_synthetic(SynthSpec(cases=20_000, hospitals=5, seed=2), src)
     out, summ = tmp_path / "w.csv", tmp_path / "w.json"
-    r = CliRunner().invoke(main, ["weights", str(src), "-o", str(out), "--summary", str(summ), "--trim", "sdlog:3"])
+    r = CliRunner().invoke(main, ["weights", str(src), "-o", str(out), "--summary", str(summ), "--trim", "sdlog:3",
+                                  "--report", str(tmp_path / "w.html")])
     assert r.exit_code == 0, r.output
+    assert (tmp_path / "w.html").read_text(encoding="utf-8").count("data:image/png;base64,") >= 3
     import pyarrow.csv as pcsv
 
     assert pcsv.read_csv(out).column_names[:6] == ["drg", "adrg", "n", "n_trimmed", "mean_cost", "rw"]
