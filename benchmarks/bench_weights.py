@@ -9,29 +9,12 @@ Reports only; never fails on time.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-CHILD = """
-import resource, sys
-from grouper.cli import main
-try:
-    main(sys.argv[1:], standalone_mode=False)
-finally:
-    print("MAXRSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
-"""
-
-
-def run(*args: str) -> tuple[float, float]:
-    t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True)
-    if p.returncode != 0:
-        raise SystemExit(f"drg {' '.join(args)} failed:\n{p.stderr}")
-    kb = next(int(x.split()[1]) for x in p.stderr.splitlines() if x.startswith("MAXRSS_KB"))
-    return time.perf_counter() - t0, kb / 1024
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_end_to_end import run_cli as run  # noqa: E402  (fresh process, peak RSS)
 
 
 def main(argv=None) -> dict:
