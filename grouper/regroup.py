@@ -5,7 +5,8 @@ ids through a lookup table), and the run writes per case both results, a migrati
 (from x to counts at status, MDC, ADRG and DRG level) and a summary: shares of cases whose
 group changes, status-class rates under each version, the principal diagnoses behind cases that
 become ambiguous or ungroupable, groups that appear or vanish, and, when a cost column is
-present, relative weights under each version and each hospital's CMI under each. All counting
+present, relative weights under each version (by the weights layer: trimmed, renormalised) and each
+hospital's CMI under each. All counting
 is vectorised per batch (indices of the dictionary-encoded outputs), never per row in Python.
 """
 
@@ -24,6 +25,7 @@ import pyarrow.compute as pc
 
 from .arrow import Encoder, InputError, check_columns
 from .core import Grouper
+from .weights import WeightOptions
 from .io import (CANONICAL_COLUMNS, DEFAULT_BATCH, _atomic, expand_inputs, open_source, plan_columns, read_columns,
                  write_batches)
 
@@ -40,8 +42,8 @@ class _Side:
 
     g: Grouper
     values: dict = field(default_factory=dict)  # level -> dictionary values (pa.Array)
-    cost_sum: np.ndarray | None = None
-    cost_n: np.ndarray | None = None
+    drg_idx: list = field(default_factory=list)  # per batch: DRG dictionary index of grouped cases
+    costs: list = field(default_factory=list)  # per batch: their costs
 
 
 @dataclass
@@ -56,7 +58,8 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
             matrix: str | os.PathLike | None = None, summary: str | os.PathLike | None = None,
             overwrite: bool = False, n_threads: int | None = None, keep: Iterable[str] = (),
             batch_size: int = DEFAULT_BATCH, cost_column: str = "total_cost",
-            hospital_column: str = "hospital_id", top: int = 20, convert_codes: bool = False) -> RegroupResult:
+            hospital_column: str = "hospital_id", top: int = 20, convert_codes: bool = False,
+            weight_options=None) -> RegroupResult:
     """Group ``inputs`` under ``g_from`` and ``g_to``; write per-case results to ``output``, the
     migration matrix to ``matrix`` and the summary JSON to ``summary`` (all atomically).
     ``convert_codes`` first rewrites codes through the target ruleset's mapping tables."""
@@ -130,7 +133,8 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
     write_batches(output, batches(), overwrite=overwrite)
     seconds = time.perf_counter() - start
     mat = _matrix(sides, pair_counts)
-    summ = _summary(done, seconds, sides, pair_counts, mat, pdx_moves, hospital_drg, has_cost, top)
+    summ = _summary(done, seconds, sides, pair_counts, mat, pdx_moves, hospital_drg, has_cost, top,
+                    weight_options or WeightOptions())
     summ["principal_dx_unknown"] = unknown["principal_dx_unknown"]
     summ["principal_dx_unknown_share"] = unknown["principal_dx_unknown"] / done if done else 0.0
     if converter is not None:
@@ -190,16 +194,13 @@ def _count_pdx(results: dict, batch: pa.RecordBatch, g_to: Grouper, enc, moves: 
 
 
 def _count_cost(results: dict, sides: dict, cost_col) -> None:
+    """Keep each side's grouped cases' DRG index and cost (12 bytes a case) for the weights."""
     cost = pc.cast(cost_col, pa.float64()).to_numpy(zero_copy_only=False)
-    ok = ~np.isnan(cost)
     for side in ("from", "to"):
         r = results[side]
-        drg = _indices(r.column("drg"))
-        grouped = _is(r, "grouped") & ok
-        n = len(r.column("drg").dictionary)
-        s = sides[side]
-        s.cost_sum = (s.cost_sum if s.cost_sum is not None else 0) + np.bincount(drg[grouped], cost[grouped], n)
-        s.cost_n = (s.cost_n if s.cost_n is not None else 0) + np.bincount(drg[grouped], minlength=n)
+        grouped = _is(r, "grouped") & ~np.isnan(cost)
+        sides[side].drg_idx.append(_indices(r.column("drg"))[grouped].astype(np.int32))
+        sides[side].costs.append(cost[grouped])
 
 
 def _count_hospitals(results: dict, sides: dict, hosp_col, acc: dict) -> None:
@@ -233,16 +234,20 @@ def _matrix(sides: dict, pair_counts: dict) -> pa.Table:
     return pa.concat_tables(parts).sort_by([("level", "ascending"), ("cases", "descending")])
 
 
-def _weights(side: _Side) -> dict[str, float]:
-    """RW per DRG = mean cost of the group / mean cost of all grouped cases (untrimmed)."""
-    if side.cost_n is None or side.cost_n.sum() == 0:
+def _weights(side: _Side, options) -> dict[str, float]:
+    """RW per DRG under this side's scheme, by the weights layer (trimmed, renormalised)."""
+    from .weights import compute_weights
+
+    if not side.costs or not sum(len(c) for c in side.costs):
         return {}
-    overall = side.cost_sum.sum() / side.cost_n.sum()
-    drgs = side.values["drg"].to_pylist()
-    return {drgs[i]: float(side.cost_sum[i] / side.cost_n[i] / overall) for i in np.flatnonzero(side.cost_n)}
+    idx = np.concatenate(side.drg_idx)
+    table = pa.table({"drg": pa.DictionaryArray.from_arrays(idx, side.values["drg"]),
+                      "status": pa.DictionaryArray.from_arrays(np.zeros(len(idx), np.int32), pa.array(["grouped"])),
+                      "total_cost": np.concatenate(side.costs)})
+    return compute_weights(table, options, adrg="drg", los=None).weights()
 
 
-def _summary(rows, seconds, sides, pair_counts, mat, pdx_moves, hospital_drg, has_cost, top) -> dict:
+def _summary(rows, seconds, sides, pair_counts, mat, pdx_moves, hospital_drg, has_cost, top, weight_options) -> dict:
     out: dict = {"rows": rows, "seconds": round(seconds, 3), "rows_per_second": rows / seconds if seconds else None}
     for side in ("from", "to"):
         c = sides[side].g.compiled
@@ -271,7 +276,8 @@ def _summary(rows, seconds, sides, pair_counts, mat, pdx_moves, hospital_drg, ha
     moves = drg_t.filter(pc.not_equal(drg_t["from"], drg_t["to"])).slice(0, top)
     out["largest_drg_moves"] = moves.select(["from", "to", "cases"]).to_pylist()
     if has_cost:
-        w = {side: _weights(sides[side]) for side in ("from", "to")}
+        w = {side: _weights(sides[side], weight_options) for side in ("from", "to")}
+        out["weight_options"] = {"trim": weight_options.trim, "min_cases": weight_options.min_cases}
         out["weights"] = w
         if hospital_drg:
             cmi = {}

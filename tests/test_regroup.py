@@ -69,14 +69,15 @@ def test_summary_has_weights_cmi_and_group_changes(tmp_path, both, province):
     assert "ambiguous" not in s["from"]["status_rates"]
     assert s["new_groups"] and s["vanished_groups"]
     drg = r.matrix.filter(pc.equal(r.matrix["level"], "drg")).to_pylist()
-    for side in ("from", "to"):  # case-weighted mean RW over grouped cases is exactly 1
+    for side in ("from", "to"):  # renormalised on the cases kept after trimming: about 1 over all
         w = s["weights"][side]
         n = {}
         for row in drg:
             if row[side] in w:
                 n[row[side]] = n.get(row[side], 0) + row["cases"]
         assert all(v > 0 for v in w.values())
-        assert sum(n[d] * w[d] for d in n) / sum(n.values()) == pytest.approx(1.0)
+        assert sum(n[d] * w[d] for d in n) / sum(n.values()) == pytest.approx(1.0, rel=0.01)
+    assert s["weight_options"]["trim"] == "iqr:1.5"
     t = pq.read_table(tmp_path / "rg.parquet")
     assert len(s["hospital_cmi"]) == 12 and all(0.2 < v["from"] < 5 for v in s["hospital_cmi"].values())
     assert t.schema.metadata[b"drg.regroup_to"].startswith(b"chs-drg-2.0 2.0")
