@@ -245,22 +245,33 @@ def synth(cases, hospitals, year, seed, ruleset, output, overwrite):
               help="Hospital column: when present with costs, each hospital's CMI under each version.")
 @click.option("--report", type=click.Path(dir_okay=False),
               help="HTML report with plots (MDC flows, largest DRG moves, status classes, hospital CMI).")
+@click.option("--trim", default="iqr:1.5", show_default=True,
+              help="Trimming of the weights computed under each version (see `drg weights`).")
+@click.option("--min-cases", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Thin-group threshold of those weights.")
 @click.option("--convert-codes", is_flag=True,
               help="Convert codes through the target ruleset's mapping tables first (exports coded in "
                    "another edition); codes without a mapping are counted in the summary.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 def regroup(inputs, from_, to, output, matrix, summary, threads, keep, cost_column, hospital_column,
-            report, convert_codes, overwrite):
+            report, trim, min_cases, convert_codes, overwrite):
     """Regroup INPUTS from one ruleset to another in one pass: both results per case, the
     migration matrix and a summary of who moves where."""
     from .regroup import regroup as run
+    from .weights import WeightOptions
 
+    opts = WeightOptions(trim=trim, min_cases=min_cases)
+    try:
+        opts.trim_rule()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--trim") from None
     g_from, g_to = _grouper(from_, threads), _grouper(to, threads)
     if report is not None and Path(report).exists() and not overwrite:
         raise click.ClickException(f"{report}: file exists and won't be overwritten without --overwrite")
     try:
         r = run(inputs, g_from, g_to, output, matrix=matrix, summary=summary, overwrite=overwrite,
-                keep=keep, cost_column=cost_column, hospital_column=hospital_column, convert_codes=convert_codes)
+                keep=keep, cost_column=cost_column, hospital_column=hospital_column, convert_codes=convert_codes,
+                weight_options=opts)
         if report is not None:
             from .report import write_regroup_report
 

@@ -390,6 +390,15 @@ def _w_rw_hist(plt, groups: list[dict]) -> str | None:
     return _png(plt, fig)
 
 
+def _scatter_by_kind(ax, x, y, ok, kinds) -> None:
+    """One point series per group kind (stable, unstable, thin), with its count in the legend."""
+    for k, c, m in (("stable", _STABLE, "o"), ("unstable", _UNSTABLE, "o"), ("thin", _THIN, "^")):
+        sel = ok & (kinds == k)
+        if sel.any():
+            ax.scatter(x[sel], y[sel], s=16, color=c, marker=m, alpha=0.8, label=f"{k} ({int(sel.sum())})",
+                       edgecolors="none")
+
+
 def _w_cv_scatter(plt, groups: list[dict], label: int = 8) -> str | None:
     n, cv = _col_of(groups, "n"), _col_of(groups, "cv")
     ok = _finite(n, cv) & (n > 0)
@@ -397,11 +406,7 @@ def _w_cv_scatter(plt, groups: list[dict], label: int = 8) -> str | None:
         return None
     kinds = np.array([_kind(r) for r in groups])
     fig, ax = plt.subplots(figsize=(8, 5))
-    for k, c, m in (("stable", _STABLE, "o"), ("unstable", _UNSTABLE, "o"), ("thin", _THIN, "^")):
-        sel = ok & (kinds == k)
-        if sel.any():
-            ax.scatter(n[sel], cv[sel], s=16, color=c, marker=m, alpha=0.8, label=f"{k} ({int(sel.sum())})",
-                       edgecolors="none")
+    _scatter_by_kind(ax, n, cv, ok, kinds)
     ax.axhline(1, color="#c44e52", lw=1, ls="--", label="CV = 1")
     ax.set_xscale("log")
     # the highest CVs among the groups large enough to matter (thin ones are unstable anyway)
@@ -424,11 +429,7 @@ def _w_rw_los(plt, groups: list[dict]) -> str | None:
         return None
     kinds = np.array([_kind(r) for r in groups])
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for k, c, m in (("stable", _STABLE, "o"), ("unstable", _UNSTABLE, "o"), ("thin", _THIN, "^")):
-        sel = ok & (kinds == k)
-        if sel.any():
-            ax.scatter(los[sel], rw[sel], s=16, color=c, marker=m, alpha=0.8, label=f"{k} ({int(sel.sum())})",
-                       edgecolors="none")
+    _scatter_by_kind(ax, los, rw, ok, kinds)
     fit = ok & (kinds != "thin")
     labels = []
     if fit.sum() >= 3 and np.ptp(np.log(los[fit])) > 0:

@@ -92,6 +92,10 @@ def test_regroup_command(tmp_path, province):
     assert result.exit_code == 0, result.output
     assert "DRG changed for" in result.stderr
     assert pq.read_table(tmp_path / "m.parquet").column_names == ["level", "from", "to", "cases"]
+    assert json.loads((tmp_path / "s.json").read_text())["weight_options"]["trim"] == "iqr:1.5"
+    trimmed = runner.invoke(main, [*args, "--overwrite", "--trim", "pct:1-99", "--min-cases", "10"])
+    assert trimmed.exit_code == 0 and json.loads((tmp_path / "s.json").read_text())["weight_options"] == {
+        "trim": "pct:1-99", "min_cases": 10}
     html = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "chs-drg-2.0" in html and html.count("data:image/png;base64,") >= 4
     again = runner.invoke(main, args)
