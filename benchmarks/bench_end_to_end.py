@@ -44,6 +44,16 @@ def run_cli(*args: str) -> tuple[float, float]:
     return seconds, kb / 1024
 
 
+def province(folder: Path, cases: int) -> tuple[Path, float]:
+    """The synthetic province of ``cases`` cases in ``folder`` (made once; seconds it took, or nan)."""
+    src = folder / f"province_{cases}.parquet"
+    if src.exists():
+        return src, float("nan")
+    seconds, _ = run_cli("synth", "--cases", str(cases), "--hospitals", "200", "--year", "2025", "--seed", "1",
+                         "-o", str(src))
+    return src, seconds
+
+
 def reference_rate(path: Path, n: int) -> float:
     import grouper
     from grouper.reference import Case, ReferenceGrouper
@@ -71,12 +81,7 @@ def main(argv=None) -> dict:
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     folder = Path(a.dir or tempfile.mkdtemp(prefix="drg-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
-    src = folder / f"province_{n}.parquet"
-    if not src.exists():
-        t_synth, _ = run_cli("synth", "--cases", str(n), "--hospitals", "200", "--year", "2025", "--seed", "1",
-                             "-o", str(src))
-    else:
-        t_synth = float("nan")
+    src, t_synth = province(folder, n)
     results = {"cases": n, "synth_seconds": t_synth, "file_mib": src.stat().st_size / 2**20}
     for t in sorted({1, threads}):
         out = folder / f"grouped_{t}.parquet"

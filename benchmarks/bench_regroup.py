@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_end_to_end import run_cli  # noqa: E402
+from bench_end_to_end import province, run_cli  # noqa: E402
 
 
 def drg(*args: str) -> float:
@@ -31,9 +31,7 @@ def main(argv=None) -> dict:
     a = ap.parse_args(argv)
     d = Path(a.dir or tempfile.mkdtemp(prefix="drg-regroup-"))
     d.mkdir(parents=True, exist_ok=True)
-    src = d / f"province_{a.cases}.parquet"
-    if not src.exists():
-        drg("synth", "--cases", str(a.cases), "--hospitals", "200", "--seed", "1", "-o", str(src))
+    src, _ = province(d, a.cases)
     t_from = drg("group", str(src), "-o", str(d / "from.parquet"), "-r", a.src_rs, "-t", "1", "--overwrite")
     t_to = drg("group", str(src), "-o", str(d / "to.parquet"), "-r", a.dst_rs, "-t", "1", "--overwrite")
     t_both = drg("regroup", str(src), "--from", a.src_rs, "--to", a.dst_rs, "-o", str(d / "both.parquet"), "-t", "1",

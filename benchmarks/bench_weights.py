@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_end_to_end import run_cli as run  # noqa: E402  (fresh process, peak RSS)
+from bench_end_to_end import province, run_cli as run  # noqa: E402  (fresh process, peak RSS)
 
 
 def main(argv=None) -> dict:
@@ -24,9 +24,7 @@ def main(argv=None) -> dict:
     a = ap.parse_args(argv)
     d = Path(a.dir or tempfile.mkdtemp(prefix="drg-weights-"))
     d.mkdir(parents=True, exist_ok=True)
-    src = d / f"province_{a.cases}.parquet"
-    if not src.exists():
-        run("synth", "--cases", str(a.cases), "--hospitals", "200", "--seed", "1", "-o", str(src))
+    src, _ = province(d, a.cases)
     tw, mw = run("weights", str(src), "-o", str(d / "weights.csv"), "--overwrite")
     ti, mi = run("indices", str(src), "-w", str(d / "weights.csv"), "-o", str(d / "indices.csv"), "--overwrite")
     print(f"{a.cases:,} synthetic cases (200 hospitals), each command in a fresh process\n")

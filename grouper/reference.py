@@ -65,9 +65,6 @@ class Result:
     flags: int = 0
     trace: list[dict] = field(default_factory=list)
 
-    def key(self) -> tuple:
-        return (int(self.status), self.mdc, self.adrg, self.drg, int(self.cc_level), int(self.flags))
-
 
 class _Ctx:
     """The facts about one case that predicates read."""

@@ -114,9 +114,7 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
                 results = {"from": g_from.group_batch(b, encoded=enc_from, **lean),
                            "to": g_to.group_batch(b, encoded=enc_to, **lean)}
                 _count(results, sides, pair_counts)
-                _count_pdx(results, b, g_to, enc_to, pdx_moves)
-                first = enc.dx_off[:-1][enc.dx_off[1:] > enc.dx_off[:-1]]
-                unknown["principal_dx_unknown"] += int((enc.dx_ids[first] == -1).sum())
+                unknown["principal_dx_unknown"] += _count_pdx(results, enc, shared.dx.codes, pdx_moves)
                 if has_cost:
                     _count_cost(results, sides, b.column(cost_column))
                 if has_hosp:
@@ -177,20 +175,21 @@ def _count(results: dict, sides: dict, pair_counts: dict) -> None:
         pair_counts[level] = pair_counts.get(level, 0) + counts
 
 
-def _count_pdx(results: dict, batch: pa.RecordBatch, g_to: Grouper, enc, moves: dict) -> None:
-    """Principal diagnoses of cases grouped before and not grouped (by status) after."""
+def _count_pdx(results: dict, enc, codes: list[str], moves: dict) -> int:
+    """Principal diagnoses of cases grouped before and not grouped (by status) after; returns
+    how many principal diagnoses neither scheme knows (``enc`` is in the shared code ids)."""
     was_grouped = _is(results["from"], "grouped")
     first = enc.dx_off[:-1]
     has_dx = enc.dx_off[1:] > first
-    pdx = np.full(enc.n, -1, np.int64)
+    pdx = np.full(enc.n, -2, np.int64)
     pdx[has_dx] = enc.dx_ids[first[has_dx]]
-    codes = g_to.encoder.dx.codes
     for status in NOT_GROUPED:
         sel = was_grouped & _is(results["to"], status) & (pdx >= 0)
         if sel.any():
             ids, n = np.unique(pdx[sel], return_counts=True)
             for i, k in zip(ids, n):
                 moves[status][codes[i]] = moves[status].get(codes[i], 0) + int(k)
+    return int((pdx == -1).sum())
 
 
 def _count_cost(results: dict, sides: dict, cost_col) -> None:
