@@ -127,15 +127,25 @@ def parse_int_column(name: str, col: pa.Array | None, n: int) -> tuple[np.ndarra
         bad = np.zeros(n, dtype=bool)
     else:
         raise InputError(f"column {name!r} has type {t}, expected integers (or text holding them)")
-    # range check in the column's own type (a uint64 above 2^63 must not fail a cast)
-    valid = arr.is_valid().to_numpy(zero_copy_only=False)
-    raw = arr.fill_null(0).to_numpy(zero_copy_only=False)
-    out_of_range = raw > INT32_MAX
-    if raw.dtype.kind == "i":
-        out_of_range |= raw < -INT32_MAX
-    out_of_range &= valid
-    v = np.where(valid & ~out_of_range, raw, MISSING).astype(np.int32)
-    return v, bad | out_of_range
+    # range check in the column's own type (a uint64 above 2^63 must not fail a cast); the
+    # narrow types (int8/16, uint8/16) always fit, and a column without nulls needs no mask
+    raw = (arr.fill_null(0) if arr.null_count else arr).to_numpy(zero_copy_only=False)
+    keep = arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else None
+    limits = np.iinfo(raw.dtype)
+    if limits.max > INT32_MAX or limits.min < -INT32_MAX:
+        out_of_range = raw > INT32_MAX
+        if raw.dtype.kind == "i":
+            out_of_range |= raw < -INT32_MAX
+        if keep is not None:
+            out_of_range &= keep
+        keep = ~out_of_range if keep is None else keep & ~out_of_range
+        bad = bad | out_of_range
+    v = raw.astype(np.int32)  # wraps only where ``keep`` is False, and those become MISSING
+    if keep is not None:
+        # in int32, not in the column's type: MISSING does not fit an int8 (a null int8 age
+        # used to come out as 0, a newborn)
+        v[~keep] = MISSING
+    return v, bad
 
 
 def parse_int(value) -> tuple[int | None, bool]:
@@ -179,6 +189,10 @@ class CodeMapper:
     def __init__(self, codes: list[str]):
         self.codes = list(codes)
         self.table = CodeTable(codes)
+        # the last dictionary mapped and its ids: a Parquet reader hands every batch of a row
+        # group the whole row-group dictionary again (a fresh copy of tens of thousands of
+        # codes); comparing it with the previous one is a memcmp, mapping it again is hashing
+        self._last: tuple[pa.Array, np.ndarray] | None = None
 
     def map_strings(self, values: pa.Array) -> np.ndarray:
         """ids for a flat utf8 / large_utf8 / string_view array (trimmed; unknown -1; blank -2)."""
@@ -203,17 +217,26 @@ class CodeMapper:
         if pa.types.is_dictionary(t):
             if not _is_text(t.value_type):
                 raise TypeError(str(t))
-            mapped = self.map_strings(flat.dictionary)  # each distinct code mapped once
+            mapped = self._map_dictionary(flat.dictionary)  # each distinct code mapped once
             idx = flat.indices
             if idx.null_count:
                 idx = idx.fill_null(len(mapped))
                 mapped = np.append(mapped, np.int32(ID_EMPTY))
-            return mapped[idx.to_numpy(zero_copy_only=False)]
+            return np.take(mapped, idx.to_numpy(zero_copy_only=False))
         if _is_text(t):
             return self.map_strings(flat)
         if pa.types.is_null(t):
             return np.full(len(flat), ID_EMPTY, dtype=np.int32)
         raise TypeError(str(t))
+
+    def _map_dictionary(self, dictionary: pa.Array) -> np.ndarray:
+        last = self._last  # one read: another thread may replace it meanwhile
+        if last is not None and len(last[0]) == len(dictionary) and last[0].equals(dictionary):
+            return last[1]
+        mapped = self.map_strings(dictionary)
+        mapped.flags.writeable = False  # shared between batches
+        self._last = (dictionary, mapped)
+        return mapped
 
     def get(self, code) -> int:
         """Id of one code, by the same rules (single-case callers)."""
@@ -308,6 +331,11 @@ class Encoder:
         self.px = CodeMapper(px_codes)
         self.values = {k: CodeMapper(list((values or {}).get(k, []))) for k in VALUE_COLUMNS}
         self.required = (*REQUIRED_COLUMNS, *input_fields)
+        # discharge/department codes only matter to schemes whose conditions name some; for the
+        # others the column is never read (nor decoded from a file). Numbers are always parsed:
+        # a bad one is flagged whichever scheme runs, as the reference interpreter does.
+        self.columns = tuple(c for c in (*FIELD_ROWS, *CODE_COLUMNS)
+                             if c not in VALUE_COLUMNS or self.values[c].codes)
         self._translations: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def translate(self, enc: Encoded, other: "Encoder", batch: pa.RecordBatch) -> Encoded:
@@ -337,7 +365,7 @@ class Encoder:
         fields = np.empty((len(FIELD_ROWS), n), dtype=np.int32)
         bad = np.zeros(n, dtype=bool)
         for row, name in enumerate(FIELD_ROWS):
-            col = batch.column(name) if name in names else None
+            col = batch.column(name) if name in names and name in self.columns else None
             if name in VALUE_COLUMNS:
                 fields[row] = self._value_ids(name, col, n)
             else:

@@ -8,8 +8,13 @@ order; ``group_batches`` streams; ``group_one`` serves single requests without A
 from __future__ import annotations
 
 import array
+import hashlib
+import json
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -29,6 +34,7 @@ OUTPUT_COLUMNS = ("case_id", "status", "mdc", "adrg", "drg", "cc_level", "mdc_na
 _COMPILED: dict[str, CompiledRuleset] = {}
 _BAD_NUMBER = int(Flag.BAD_NUMBER)
 _CC_TEXT = {-1: None, 0: CC_LABELS[CcLevel.NONE], 1: CC_LABELS[CcLevel.CC], 2: CC_LABELS[CcLevel.MCC]}
+_MIN_SLICE = 4096  # cases per kernel thread; smaller batches are grouped by one thread
 
 
 def default_threads() -> int:
@@ -105,6 +111,19 @@ class Explanation:
         return "\n".join(lines)
 
 
+def _compiled(rs: Ruleset) -> CompiledRuleset:
+    """The compiled arrays of ``rs``, from the on-disk cache when this very compiler and kernel
+    built them before (keyed by the ruleset's fingerprint and the two files' size and mtime):
+    compiling takes about 0.1 s, loading the pickle a few ms, which matters to a CLI run."""
+    from . import _kernel, compile as compile_module
+    from .ruleset import _disk_cached
+
+    stamp = [(os.path.basename(f), os.stat(f).st_size, os.stat(f).st_mtime_ns)
+             for f in (compile_module.__file__, _kernel.__file__)]
+    key = hashlib.sha256(json.dumps(["compiled-1", rs.fingerprint, stamp]).encode()).hexdigest()
+    return _disk_cached(key, lambda: compile_ruleset(rs), CompiledRuleset)
+
+
 class Grouper:
     """Groups cases under one ruleset. Thread-safe; picklable (ships compiled arrays)."""
 
@@ -114,7 +133,7 @@ class Grouper:
         if fp not in _COMPILED:
             if len(_COMPILED) >= 8:  # bounded: a process rarely uses many schemes
                 _COMPILED.pop(next(iter(_COMPILED)))
-            _COMPILED[fp] = compile_ruleset(self.ruleset)
+            _COMPILED[fp] = _compiled(self.ruleset)
         self._setup(_COMPILED[fp], n_threads)
 
     def _setup(self, compiled: CompiledRuleset, n_threads: int | None) -> None:
@@ -128,6 +147,9 @@ class Grouper:
         self._status = _dictionary(STATUS_LABELS)
         self._cc = _dictionary([CC_LABELS[CcLevel.NONE], CC_LABELS[CcLevel.CC], CC_LABELS[CcLevel.MCC]])
         self._reference: ReferenceGrouper | None = None
+        self._pool: ThreadPoolExecutor | None = None  # kernel threads beyond the caller's
+        self._pool_key = (0, 0)  # (its size, the process that made it: a fork child needs its own)
+        self._pool_lock = threading.Lock()
         self.metadata = {
             b"drg.ruleset": compiled.name.encode(),
             b"drg.ruleset_version": compiled.version.encode(),
@@ -180,9 +202,9 @@ class Grouper:
         drg = np.empty(n, np.int32)
         cc = np.empty(n, np.int8)
         flags = np.empty(n, np.int32)
-        self._program.group_batch(enc.fields, enc.dx_off, enc.dx_ids, enc.px_off, enc.px_ids,
-                                  status, mdc, adrg, drg, cc, flags, n_threads or self.n_threads)
-        flags |= np.where(enc.bad_number, int(Flag.BAD_NUMBER), 0).astype(np.int32)
+        self._kernel(enc, (status, mdc, adrg, drg, cc, flags), n_threads or self.n_threads)
+        if enc.bad_number.any():  # rare: no per-row pass when no number was bad
+            flags[enc.bad_number] |= _BAD_NUMBER
         if "case_id" in batch.schema.names:
             case_id = batch.column("case_id")
         else:
@@ -205,6 +227,41 @@ class Grouper:
         for c in keep:
             cols[c] = batch.column(c)
         return pa.RecordBatch.from_pydict(cols).replace_schema_metadata(self.metadata)
+
+    def _kernel(self, enc, out: tuple[np.ndarray, ...], n_threads: int) -> None:
+        """The kernel over one batch; with several threads each takes a contiguous slice (the
+        results are the same for any split). The helpers are pool threads that sleep when idle:
+        OpenMP's own workers spin for milliseconds after every parallel region, and in the
+        read-group-write pipeline that spinning takes the cores the reader and writer need."""
+        n = enc.n
+        k = max(1, min(n_threads, n // _MIN_SLICE))
+
+        def part(a: int, b: int) -> None:
+            fields = enc.fields if k == 1 else np.ascontiguousarray(enc.fields[:, a:b])
+            self._program.group_batch(fields, enc.dx_off[a:b + 1], enc.dx_ids, enc.px_off[a:b + 1], enc.px_ids,
+                                      *(o[a:b] for o in out), 1)
+
+        if k == 1:
+            part(0, n)
+            return
+        bounds = [n * j // k for j in range(k + 1)]
+        pool = self._kernel_pool(k - 1)
+        futures = [pool.submit(part, a, b) for a, b in pairwise(bounds[1:])]
+        try:
+            part(bounds[0], bounds[1])  # the calling thread takes the first slice
+        finally:
+            for f in futures:  # all slices finish before the outputs are read (or an error raised)
+                f.result()
+
+    def _kernel_pool(self, workers: int) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            size, pid = self._pool_key
+            if size < workers or pid != os.getpid():
+                if self._pool is not None and pid == os.getpid():
+                    self._pool.shutdown(wait=False)
+                self._pool = ThreadPoolExecutor(workers, thread_name_prefix="drg-kernel")
+                self._pool_key = (workers, os.getpid())
+            return self._pool
 
     # ------------------------------------------------------------------ one case
     def group_one(self, sex=None, age=None, age_days=None, birth_weight=None,
@@ -281,7 +338,7 @@ def _dictionary(values: Sequence[str]) -> tuple[pa.Array, np.ndarray]:
 def _encode(table: tuple[pa.Array, np.ndarray], idx: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
     """Result indices -> a dictionary-encoded string column (no strings copied per row)."""
     values, pos = table
-    return pa.DictionaryArray.from_arrays(pos[idx], values, mask=mask)
+    return pa.DictionaryArray.from_arrays(np.take(pos, idx), values, mask=mask)
 
 
 def _reasons(flags: np.ndarray) -> pa.Array:
@@ -311,3 +368,28 @@ class _LazyRuleset:
                 raise RuntimeError(f"ruleset at {self.path} changed since this grouper was compiled")
             self._rs = rs
         return getattr(self._rs, name)
+
+
+_ENGINE_GROUPERS: dict[str, Grouper] = {}
+
+
+def group_batch(batch: pa.RecordBatch, grouper: Grouper | Ruleset | str | os.PathLike, *, n_threads: int = 1,
+                dictionary: bool = True, **kw) -> pa.RecordBatch:
+    """Group one RecordBatch: the pure per-batch function for other engines (Spark
+    ``mapInArrow``, Ray ``map_batches``, Dask). One output row per input row, in order.
+
+    One kernel thread by default: engines already run one task per core, and more would
+    oversubscribe. ``grouper`` may be a ruleset name or path, compiled once per process (an
+    executor then never receives the compiled arrays at all). ``dictionary=False`` decodes the
+    dictionary-encoded text columns, for engines whose schemas have no dictionary type (Spark).
+    Other keywords (``keep``, ``columns``, ``row_offset``) are ``Grouper.group_batch``'s."""
+    if not isinstance(grouper, Grouper):
+        key = grouper.fingerprint if isinstance(grouper, Ruleset) else os.fspath(grouper)
+        if key not in _ENGINE_GROUPERS:
+            _ENGINE_GROUPERS[key] = Grouper(grouper)
+        grouper = _ENGINE_GROUPERS[key]
+    out = grouper.group_batch(batch, n_threads=n_threads, **kw)
+    if dictionary:
+        return out
+    cols = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in out.columns]
+    return pa.RecordBatch.from_arrays(cols, names=out.schema.names).replace_schema_metadata(out.schema.metadata)

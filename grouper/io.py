@@ -1,8 +1,10 @@
 """Files in and out: CSV / Parquet / Arrow IPC read batch by batch, outputs written atomically.
 
 Readers stream, so memory is bounded by the batch size, not the file. Parquet code columns are
-read dictionary-encoded, so each distinct code string is mapped once per batch. Outputs go to a
-temporary file beside the target and are renamed into place only when complete.
+read dictionary-encoded, so each distinct code string is mapped once per row group. A run is a
+pipeline: a thread reads ahead, the caller groups, a thread writes behind (Arrow decodes and
+encodes without the GIL), with a few batches in flight at most. Outputs go to a temporary file
+beside the target and are renamed into place only when complete.
 ``group_files`` is what ``drg group`` runs: several inputs into one output, column mapping,
 the wide 病案首页 layout, a JSON report, a data-quality threshold and a progress line.
 """
@@ -17,16 +19,19 @@ import re
 import tempfile
 import time
 import tomllib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, TextIO
+from typing import Callable, Iterable, Iterator, Mapping, TextIO, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.ipc as ipc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from . import __version__
@@ -34,11 +39,16 @@ from .arrow import CODE_COLUMNS, InputError, check_columns
 from .flags import STATUS_LABELS, Flag
 
 __all__ = ["Source", "open_source", "write_batches", "FORMATS", "format_of", "expand_inputs", "load_mapping",
-           "group_file", "group_files", "RunSummary", "CANONICAL_COLUMNS", "WIDE_LAYOUTS", "MappingError"]
+           "group_file", "group_files", "RunSummary", "CANONICAL_COLUMNS", "WIDE_LAYOUTS", "MappingError",
+           "prefetch"]
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".arrow": "arrow",
            ".feather": "arrow", ".ipc": "arrow"}
 DEFAULT_BATCH = 65_536
+#: Batches read ahead of the grouping, and grouped batches waiting for the writer: the work
+#: overlaps (Arrow decodes and encodes files without the GIL) while memory stays bounded.
+PIPELINE_DEPTH = 2
+T = TypeVar("T")
 #: Column names the grouper reads; ``--map`` / ``--map-file`` may only name these.
 CANONICAL_COLUMNS = ("case_id", "sex", "age", "age_days", "birth_weight", "dx", "px", "los", "discharge", "dept")
 #: Wide hospital exports (病案首页 / 医保结算清单): one column per code. ``dx``/``px`` name the
@@ -111,8 +121,11 @@ class Source:
         return self.read(self.columns)
 
 
-def open_source(path: str | os.PathLike, batch_size: int = DEFAULT_BATCH) -> Source:
-    """Open CSV/Parquet/Arrow for streaming. Raises OSError/ValueError with a one-line reason."""
+def open_source(path: str | os.PathLike, batch_size: int = DEFAULT_BATCH, filesystem=None) -> Source:
+    """Open CSV/Parquet/Arrow for streaming. Raises OSError/ValueError with a one-line reason.
+    ``filesystem``: a ``pyarrow.fs.FileSystem`` holding ``path`` (Parquet only; e.g. S3)."""
+    if filesystem is not None and not isinstance(filesystem, pafs.LocalFileSystem):
+        return _open_parquet(str(path), batch_size, filesystem)
     p = Path(path)
     if not p.is_file():
         raise OSError(f"{path}: no such file")
@@ -153,19 +166,19 @@ def _open_csv(p: Path, batch_size: int) -> Source:
     return Source(str(p), schema, batches, None)
 
 
-def _open_parquet(p: Path, batch_size: int) -> Source:
+def _open_parquet(p: Path | str, batch_size: int, filesystem=None) -> Source:
     """Code columns are read dictionary-encoded (the leaf of a list column is 'dx.list.element'),
     one row group at a time: Arrow cannot yet return a nested dictionary column that spans
     row groups as one batch."""
-    with pq.ParquetFile(p) as probe:
+    with pq.ParquetFile(p, filesystem=filesystem) as probe:
         paths = [probe.metadata.schema.column(i).path for i in range(probe.metadata.num_columns)]
         dict_cols = [path for path in paths for col in CODE_COLUMNS if path == col or path.startswith(col + ".")]
-    with pq.ParquetFile(p, read_dictionary=dict_cols or None) as probe:
+    with pq.ParquetFile(p, read_dictionary=dict_cols or None, filesystem=filesystem) as probe:
         schema, num_rows = probe.schema_arrow, probe.metadata.num_rows
 
     def batches(columns: list[str] | None) -> Iterator[pa.RecordBatch]:
         try:
-            with pq.ParquetFile(p, read_dictionary=dict_cols or None) as pf:
+            with pq.ParquetFile(p, read_dictionary=dict_cols or None, filesystem=filesystem) as pf:
                 for rg in range(pf.num_row_groups):
                     yield from pf.iter_batches(batch_size=batch_size, row_groups=[rg], columns=columns)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
@@ -363,16 +376,32 @@ def write_batches(path: str | os.PathLike, batches: Iterable[pa.RecordBatch], *,
     path = Path(path)
     kind = format_of(path)
     rows = 0
+
+    def write(w, b: pa.RecordBatch) -> None:
+        w.write_batch(b) if kind != "parquet" else w.write_batch(b, row_group_size=1 << 20)
+
     with _atomic(path, overwrite) as tmp:
         writer = None
         try:
-            for b in batches:
-                if kind == "csv":
-                    b = _joined_lists(b)
-                if writer is None:
-                    writer = _writer(kind, tmp, b.schema)
-                writer.write_batch(b) if kind != "parquet" else writer.write_batch(b, row_group_size=1 << 20)
-                rows += b.num_rows
+            # one writer thread, fed in order: while it encodes and compresses batch k, this
+            # thread makes batch k+1 (the work inside ``batches``); at most PIPELINE_DEPTH wait
+            with ThreadPoolExecutor(1, thread_name_prefix="drg-write") as pool:
+                pending: deque = deque()
+                try:
+                    for b in batches:
+                        if kind == "csv":
+                            b = _joined_lists(b)
+                        if writer is None:
+                            writer = _writer(kind, tmp, b.schema)
+                        pending.append(pool.submit(write, writer, b))
+                        rows += b.num_rows
+                        while len(pending) > PIPELINE_DEPTH:
+                            pending.popleft().result()
+                    while pending:
+                        pending.popleft().result()
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
             if writer is None:
                 schema = empty_schema or pa.schema([])
                 writer = _writer(kind, tmp, _joined_lists(_empty(schema)).schema if kind == "csv" else schema)
@@ -380,6 +409,31 @@ def write_batches(path: str | os.PathLike, batches: Iterable[pa.RecordBatch], *,
             if writer is not None:
                 writer.close()
     return rows
+
+
+def prefetch(items: Iterable[T], depth: int = PIPELINE_DEPTH) -> Iterator[T]:
+    """``items`` produced by a background thread, up to ``depth`` ahead, in order.
+
+    Reading a file is mostly Arrow decoding with the GIL released, so it overlaps the caller's
+    work on the previous batch. Errors are raised here, where the failing item would have been;
+    the source is closed (by the thread that ran it) when the consumer stops early."""
+    it = iter(items)
+    end = object()
+    with ThreadPoolExecutor(1, thread_name_prefix="drg-read") as pool:
+        ahead = deque(pool.submit(next, it, end) for _ in range(max(1, depth)))
+        try:
+            while True:
+                item = ahead.popleft().result()
+                if item is end:
+                    return
+                ahead.append(pool.submit(next, it, end))
+                yield item
+        finally:
+            for f in ahead:
+                f.cancel()
+            close = getattr(it, "close", None)
+            if close is not None:
+                pool.submit(close).result()
 
 
 def _joined_lists(b: pa.RecordBatch) -> pa.RecordBatch:
@@ -395,10 +449,28 @@ def _writer(kind: str, tmp: str, schema: pa.Schema):
         return pcsv.CSVWriter(tmp, schema)
     if kind == "parquet":
         # min/max statistics of dictionary-encoded text columns cost more than the rest of the
-        # write together and help no query; keep them for plain columns (ids, numbers, dates)
+        # write together and help no query; keep them for plain columns (ids, numbers, dates).
+        # case_id is an identifier, one distinct value per row: a Parquet dictionary of it is
+        # hashed and then abandoned at the page-size limit, so it is written without one
+        # (integer ids as deltas, which sequential ids shrink to almost nothing).
         stats = [f.name for f in schema if not pa.types.is_dictionary(f.type)]
-        return pq.ParquetWriter(tmp, schema, compression="zstd", write_statistics=stats)
+        options: dict = {}
+        if "case_id" in schema.names:
+            case_id = schema.field("case_id")
+            options["use_dictionary"] = [p for p in _leaf_paths(schema) if p != "case_id"]
+            if pa.types.is_integer(case_id.type):
+                options["column_encoding"] = {"case_id": "DELTA_BINARY_PACKED"}
+        return pq.ParquetWriter(tmp, schema, compression="zstd", write_statistics=stats, **options)
     return ipc.new_file(tmp, schema)
+
+
+def _leaf_paths(schema: pa.Schema) -> list[str]:
+    """Parquet column paths of ``schema`` ('dx.list.element' for a list column), which is how
+    per-column writer options name nested columns; taken from an empty file written in memory."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_batches([], schema), sink)
+    meta = pq.read_metadata(pa.BufferReader(sink.getvalue()))
+    return [meta.schema.column(i).path for i in range(meta.num_columns)]
 
 
 # ----------------------------------------------------------------------------- runs
@@ -457,8 +529,9 @@ class RunSummary:
         }
 
 
-class _Counts:
-    """Per-status / MDC / DRG / flag-bit counts, added up batch by batch with vector ops."""
+class BatchCounts:
+    """Per-status / MDC / DRG / flag-bit counts of grouped batches, added up with vector ops
+    (used by ``drg group`` and by each task of ``distributed.group_dataset``)."""
 
     def __init__(self):
         self.status = dict.fromkeys(STATUS_LABELS, 0)
@@ -469,11 +542,23 @@ class _Counts:
 
     def add(self, b: pa.RecordBatch) -> None:
         for name, into in (("status", self.status), ("mdc", self.mdc), ("drg", self.drg)):
-            vc = pc.value_counts(b.column(name))  # one entry per distinct value
-            for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+            col = b.column(name)
+            if pa.types.is_dictionary(col.type) and col.null_count == 0:
+                # the grouper's output: count dictionary positions, then name the used ones
+                n = np.bincount(col.indices.to_numpy(), minlength=len(col.dictionary))
+                used = np.flatnonzero(n)
+                values, counts = col.dictionary.take(used).to_pylist(), n[used].tolist()
+            else:
+                vc = pc.value_counts(col)  # one entry per distinct value
+                values, counts = vc.field("values").to_pylist(), vc.field("counts").to_pylist()
+            for v, c in zip(values, counts):
                 into[v] = into.get(v, 0) + c
         flags = b.column("flags").to_numpy(zero_copy_only=False)
-        self.flags += [np.count_nonzero(flags & bit) for _, bit in self.bits]
+        if flags.any():
+            self.flags += [np.count_nonzero(flags & bit) for _, bit in self.bits]
+
+    def flag_counts(self) -> dict[str, int]:
+        return {name: int(c) for (name, _), c in zip(self.bits, self.flags)}
 
 
 class _Progress:
@@ -566,19 +651,19 @@ def _run(grouper, sources: list[Source], plans: list[ColumnPlan], output, *, ove
     for path in (output, report):
         if path is not None and Path(path).exists() and not overwrite:
             raise FileExistsError(f"{path}: file exists and won't be overwritten without --overwrite")
-    wanted = {*CANONICAL_COLUMNS, *keep}
+    wanted = {"case_id", *grouper.encoder.columns, *keep}  # columns the scheme ignores stay undecoded
     for s, plan in zip(sources, plans):
         s.columns = read_columns(s.schema, plan, wanted)
     totals = [s.num_rows for s in sources]
     bar = _Progress(progress, None if None in totals else sum(totals)) if progress is not None else None
-    counts = _Counts()
+    counts = BatchCounts()
     start = time.perf_counter()
     done = 0
 
     def batches() -> Iterator[pa.RecordBatch]:
         nonlocal done
         for s, plan in zip(sources, plans):
-            for b in s.batches:
+            for b in prefetch(s.batches):
                 try:
                     out = grouper.group_batch(plan.apply(b), n_threads=n_threads, keep=keep, row_offset=done)
                 except InputError as exc:
@@ -601,10 +686,30 @@ def _run(grouper, sources: list[Source], plans: list[ColumnPlan], output, *, ove
     summary = RunSummary(done, time.perf_counter() - start, counts.status, grouper.compiled.name,
                          grouper.compiled.fingerprint, grouper.compiled.version, dict(sorted(counts.mdc.items())),
                          dict(sorted(counts.drg.items())),
-                         {name: int(c) for (name, _), c in zip(counts.bits, counts.flags)},
+                         counts.flag_counts(),
                          [s.path for s in sources], None if output is None else str(output), max_error_rate)
     if report is not None:
         with _atomic(Path(report), overwrite) as tmp:
             Path(tmp).write_text(json.dumps(summary.report(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     table = pa.Table.from_batches(collected, schema=target) if output is None else None
     return summary, table
+
+
+def grouped_batches(grouper, inputs, keep: list[str], *, optional: list[str] = (), columns=("status", "drg"),
+                    batch_size: int = DEFAULT_BATCH, what: str = "this computation",
+                    filesystem=None) -> Iterator[pa.RecordBatch]:
+    """Group case files batch by batch for an aggregate (weights, indices, settlement), reading
+    only the grouper's columns and ``keep`` (required: a missing one is an error naming the file)
+    plus whichever of ``optional`` the file has; only ``columns`` of the result are built."""
+    remote = filesystem is not None and not isinstance(filesystem, pafs.LocalFileSystem)
+    for path in list(inputs) if remote else expand_inputs(inputs):
+        s = open_source(path, batch_size=batch_size, filesystem=filesystem)
+        plan = plan_columns(s.schema, None, "auto", s.path)
+        names = plan.schema(s.schema).names
+        missing = [c for c in keep if c not in names]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) for {what}: {', '.join(missing)}")
+        present = list(dict.fromkeys([*keep, *(c for c in optional if c in names)]))
+        s.columns = read_columns(s.schema, plan, {"case_id", *grouper.encoder.columns, *present})
+        for b in prefetch(s.batches):  # the next batch is read while this one is grouped
+            yield grouper.group_batch(plan.apply(b), columns=columns, keep=present)

@@ -26,8 +26,8 @@ import pyarrow.compute as pc
 from .arrow import Encoder, InputError, check_columns
 from .core import Grouper
 from .weights import WeightOptions
-from .io import (CANONICAL_COLUMNS, DEFAULT_BATCH, _atomic, expand_inputs, open_source, plan_columns, read_columns,
-                 write_batches)
+from .io import (CANONICAL_COLUMNS, DEFAULT_BATCH, _atomic, expand_inputs, open_source, plan_columns, prefetch,
+                 read_columns, write_batches)
 
 __all__ = ["regroup", "RegroupResult"]
 
@@ -103,7 +103,7 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
         nonlocal done
         for s in sources:
             plan = plan_columns(s.schema, None, "auto", s.path)
-            for raw in s.batches:
+            for raw in prefetch(s.batches):  # read the next batch while this one is grouped
                 b = plan.apply(raw)
                 if converter is not None:
                     b = converter.convert(b)

@@ -103,3 +103,25 @@ def test_concurrent_calls_from_python_threads(grouper11):
 def test_input_without_required_column_names_it(grouper11):
     with pytest.raises(grouper.InputError, match="missing required column.*px"):
         grouper11.group(pa.table({"sex": [1], "age": [3], "dx": [["A00.000"]]}))
+
+
+def test_compiled_arrays_come_from_the_disk_cache_the_second_time(tmp_path, monkeypatch):
+    import grouper.core as core
+
+    monkeypatch.setenv("DRG_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(core, "_COMPILED", {})
+    first = core.Grouper("chs-drg-1.1")
+    assert any(tmp_path.iterdir())
+    monkeypatch.setattr(core, "_COMPILED", {})
+
+    def boom(rs):
+        raise AssertionError("compiled again although cached")
+
+    monkeypatch.setattr(core, "compile_ruleset", boom)
+    again = core.Grouper("chs-drg-1.1")
+    assert again.group_one(sex=1, age=65, dx=["C61.x00"], px=["60.5x02"]).drg == \
+        first.group_one(sex=1, age=65, dx=["C61.x00"], px=["60.5x02"]).drg
+    monkeypatch.setenv("DRG_NO_CACHE", "1")
+    monkeypatch.setattr(core, "_COMPILED", {})
+    with pytest.raises(AssertionError, match="compiled again"):
+        core.Grouper("chs-drg-1.1")
