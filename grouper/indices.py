@@ -20,13 +20,14 @@ every sum is an ``np.bincount``: no Python loop per case (one per distinct DRG, 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["EXCLUSION_REASONS", "TIERS", "hospital_indices", "risk_tiers"]
+__all__ = ["EXCLUSION_REASONS", "TIERS", "ExactSum", "IndexCells", "hospital_indices", "risk_tiers"]
 
 TIERS = ("low", "mid-low", "mid-high", "high")
 EXCLUSION_REASONS = ("not_grouped", "null_cost", "null_or_negative_los", "no_weight")
@@ -54,12 +55,18 @@ def _deaths(col, death_codes: Sequence[str]) -> np.ndarray:
     return pc.is_in(_text(col), value_set=codes).to_numpy(zero_copy_only=False)
 
 
-def _grouped(table: pa.Table, status: str) -> np.ndarray:
-    return pc.fill_null(pc.equal(_text(table[status]), "grouped"), False).to_numpy(zero_copy_only=False)
+def _grouped_mask(col) -> np.ndarray:
+    """Rows whose status is 'grouped', comparing a dictionary's values once, not each row."""
+    if isinstance(col, pa.ChunkedArray):
+        return np.concatenate([_grouped_mask(c) for c in col.chunks]) if col.num_chunks else np.zeros(0, bool)
+    if pa.types.is_dictionary(col.type):
+        hit = pc.fill_null(pc.equal(col.dictionary.cast(pa.string()), "grouped"), False)
+        return pc.fill_null(pc.take(hit, col.indices), False).to_numpy(zero_copy_only=False)
+    return pc.fill_null(pc.equal(col.cast(pa.string()), "grouped"), False).to_numpy(zero_copy_only=False)
 
 
 def _numbers(col) -> np.ndarray:
-    return pc.cast(col, pa.float64()).to_numpy()  # nulls become NaN
+    return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)  # nulls become NaN
 
 
 def risk_tiers(table: pa.Table, *, drg: str = "drg", discharge: str = "discharge",
@@ -76,15 +83,26 @@ def risk_tiers(table: pa.Table, *, drg: str = "drg", discharge: str = "discharge
     Only rows with status 'grouped' count (``status=None``: every row).
     Columns: drg, cases, deaths, mortality, z, tier.
     """
+    _check_tier_options(cuts, zero_death_tier)
+    if status is not None:
+        table = table.filter(_grouped_mask(table[status]))
+    labels, g = _codes(table[drg])
+    cases = np.bincount(g, minlength=len(labels))
+    deaths = np.bincount(g, _deaths(table[discharge], death_codes), len(labels)).astype(np.int64)
+    return _tiers(labels, cases, deaths, cuts=cuts, ddof=ddof, zero_death_tier=zero_death_tier)
+
+
+def _check_tier_options(cuts, zero_death_tier) -> None:
     if zero_death_tier not in (*TIERS, "exclude"):
         raise ValueError(f"zero_death_tier must be one of {TIERS} or 'exclude', not {zero_death_tier!r}")
     if len(cuts) != 3 or list(cuts) != sorted(cuts):
         raise ValueError(f"cuts must be three increasing z values, not {cuts!r}")
-    if status is not None:
-        table = table.filter(_grouped(table, status))
-    labels, g = _codes(table[drg])
-    cases = np.bincount(g, minlength=len(labels))
-    deaths = np.bincount(g, _deaths(table[discharge], death_codes), len(labels)).astype(np.int64)
+
+
+def _tiers(labels: pa.Array, cases: np.ndarray, deaths: np.ndarray, *, cuts=(-1.0, 0.0, 1.0), ddof: int = 0,
+           zero_death_tier: str = "low") -> pa.Table:
+    """The tier table from per-DRG counts (see ``risk_tiers``)."""
+    _check_tier_options(cuts, zero_death_tier)
     mortality = deaths / np.maximum(cases, 1)
     pos = deaths > 0
     z = np.full(len(labels), np.nan)
@@ -94,7 +112,7 @@ def risk_tiers(table: pa.Table, *, drg: str = "drg", discharge: str = "discharge
         z[pos] = (lm - lm.mean()) / sd if sd > 0 else 0.0
     tier = np.array(TIERS, object)[np.digitize(np.nan_to_num(z), cuts)]
     tier[~pos] = None if zero_death_tier == "exclude" else zero_death_tier
-    return pa.table({"drg": labels, "cases": cases, "deaths": deaths, "mortality": mortality,
+    return pa.table({"drg": labels, "cases": np.asarray(cases, np.int64), "deaths": deaths, "mortality": mortality,
                      "z": pa.array(z, mask=~pos), "tier": pa.array(tier, pa.string())})
 
 
@@ -117,74 +135,282 @@ def hospital_indices(table: pa.Table, weights: Mapping[str, float], *, hospital:
     mid-low tiers {low,midlow}_risk_{cases,deaths,mortality} (mortality null without such cases);
     and the rows left out, by reason (``EXCLUSION_REASONS``: each row under its first reason).
     """
-    drgs, g = _codes(table[drg])
-    w = np.array([weights.get(code) for code in drgs.to_pylist()], np.float64)  # None -> NaN
-    c, t = _numbers(table[cost]), _numbers(table[los])
-    bad = (~_grouped(table, status), np.isnan(c), ~(t >= 0), np.isnan(w[g]))
-    excluded, keep = {}, np.ones(table.num_rows, bool)
-    for reason, rows in zip(EXCLUSION_REASONS, bad):
-        excluded[reason] = int((keep & rows).sum())
-        keep &= ~rows
-    kept = table.filter(keep)
-    g, c, t = g[keep], c[keep], t[keep]
+    cells = IndexCells(hospital=hospital, drg=drg, cost=cost, los=los, discharge=discharge,
+                       death_codes=death_codes, status=status, department=department)
+    return cells.add(table).indices(weights, tiers)
 
-    hospitals, u = _codes(kept[hospital])
-    width = 1
-    if department is not None:
-        departments, d = _codes(kept[department])
-        width = max(len(departments), 1)
-        u = u * width + d  # lexicographic: hospital, then department
-    units, u = np.unique(u, return_inverse=True)
-    n_units, n_drgs = len(units), len(drgs)
-    cases = np.bincount(u, minlength=n_units)
-    per_case = np.maximum(cases, 1)
-    out = {"hospital": hospitals.take(units // width)}
-    if department is not None:
-        out["department"] = departments.take(units % width)
-    total_weight = np.bincount(u, w[g], n_units)
-    out |= {"cases": cases, "drg_count": np.bincount(np.unique(u * n_drgs + g) // n_drgs, minlength=n_units),
-            "total_weight": total_weight, "cmi": total_weight / per_case}
-    drg_cases = np.maximum(np.bincount(g, minlength=n_drgs), 1)
-    for name, x in (("cost_index", c), ("time_index", t)):
-        peer = (np.bincount(g, x, n_drgs) / drg_cases)[g]  # E_g or T_g, per case
-        ratio = np.divide(x, peer, out=np.ones_like(x), where=peer > 0)
-        out[name] = np.bincount(u, ratio, n_units) / per_case  # Σ_g (e/E)·n = Σ_cases x/E
 
-    if tiers is None:
-        tiers = risk_tiers(kept, drg=drg, discharge=discharge, death_codes=death_codes, status=None)
-    dead = _deaths(kept[discharge], death_codes)
-    tier_of = _text(tiers["tier"])
-    for prefix, tier in (("low_risk", "low"), ("midlow_risk", "mid-low")):
-        members = _text(tiers["drg"]).filter(pc.fill_null(pc.equal(tier_of, tier), False))
-        inside = pc.is_in(drgs, value_set=members).to_numpy(zero_copy_only=False)[g]
-        n = np.bincount(u, inside, n_units).astype(np.int64)
-        k = np.bincount(u, inside & dead, n_units).astype(np.int64)
-        out |= {f"{prefix}_cases": n, f"{prefix}_deaths": k,
-                f"{prefix}_mortality": pa.array(k / np.maximum(n, 1), mask=n == 0)}
-    return pa.table(out), excluded
+class ExactSum:
+    """Sums of float64 values that are exact, so independent of order and of how the rows were
+    split into batches, files or dataset fragments: each |x| is cut into five 32-bit integer limbs
+    at fixed binary positions (2^-96 .. 2^64, so exact for every |x| in 2^-43 .. 2^64, costs and
+    stays included), limbs are summed as integers, and the total is rounded to float64 once.
+    """
+
+    LIMBS, LOW = 5, -96
+
+    @classmethod
+    def limbs(cls, x: np.ndarray) -> np.ndarray:
+        """(LIMBS, n) int64 limbs of |x|, signed like x (each |limb| < 2^32): the 53-bit integer
+        mantissa shifted into place, bits below 2^-96 dropped."""
+        ax = np.abs(x)
+        if len(x) and not (ax.max() < 2.0 ** 64):  # also catches inf and NaN
+            raise ValueError("values must be finite and below 2^64 to be summed exactly")
+        m, e = np.frexp(ax)  # |x| = m * 2^e, m in [0.5, 1)
+        mant = np.ldexp(m, 53).astype(np.int64)
+        pos = e.astype(np.int64) - 53 - cls.LOW  # where the mantissa's lowest bit sits
+        out = np.empty((cls.LIMBS, len(x)), np.int64)
+        for j in range(cls.LIMBS):
+            t = pos - 32 * j
+            out[j] = np.where(t >= 0, np.left_shift(mant, np.clip(t, 0, 63)),
+                              np.right_shift(mant, np.clip(-t, 0, 63))) & 0xFFFFFFFF
+        return out * np.sign(x).astype(np.int64)
+
+    @classmethod
+    def by_key(cls, key: np.ndarray, x: np.ndarray, n_keys: int) -> np.ndarray:
+        """(LIMBS, n_keys) int64 limb sums per key. Float bincount is exact here: integers below
+        2^32 times fewer than 2^21 rows stay below 2^53."""
+        if len(x) >= 1 << 21:
+            parts = [cls.by_key(key[i:i + (1 << 20)], x[i:i + (1 << 20)], n_keys) for i in range(0, len(x), 1 << 20)]
+            return np.sum(parts, axis=0)
+        return np.stack([np.bincount(key, w.astype(np.float64), n_keys) for w in cls.limbs(x)]).astype(np.int64)
+
+    @classmethod
+    def to_float(cls, limb_sums: np.ndarray) -> np.ndarray:
+        """Round each column's exact total to the nearest float64 (a Python int per key, not per case)."""
+        cols = limb_sums.T.tolist()
+        return np.array([math.ldexp(float(sum(v << (32 * j) for j, v in enumerate(c))), cls.LOW) for c in cols],
+                        np.float64)
+
+
+class IndexCells:
+    """Per (hospital[, department], DRG) cell: cases, deaths and exact sums of cost and stay.
+
+    Every index is a function of these cells, so case files (or dataset fragments) are reduced
+    one batch at a time and memory follows the number of cells, never the number of cases; cells
+    from different fragments add up exactly (``merge``), giving the same indices to the last bit.
+    """
+
+    def __init__(self, *, hospital: str = "hospital_id", drg: str = "drg", cost: str = "total_cost",
+                 los: str = "los", discharge: str = "discharge", death_codes: Sequence[str] = ("5",),
+                 status: str = "status", department: str | None = None):
+        self.columns = dict(hospital=hospital, drg=drg, cost=cost, los=los, discharge=discharge, status=status,
+                            department=department)
+        self.death_codes = tuple(str(c) for c in death_codes)
+        self.units: dict[tuple, int] = {}  # (hospital, department) -> id
+        self.drgs: dict[str, int] = {}
+        self.excluded = dict.fromkeys(EXCLUSION_REASONS[:3], 0)
+        self._hospitals: dict = {}
+        self._departments: dict = {}
+        self._parts: list[tuple[np.ndarray, ...]] = []  # key, n, deaths, cost limbs, los limbs
+        self._rows = 0
+
+    def add(self, data: pa.Table | pa.RecordBatch) -> "IndexCells":
+        """Add the rows of a table or batch of grouped cases."""
+        for b in data.to_batches() if isinstance(data, pa.Table) else [data]:
+            self._add_batch(b)
+        if isinstance(data, pa.Table) and data.num_rows == 0:
+            self._need(data.schema.names)
+        return self
+
+    def _need(self, names) -> None:
+        missing = [c for c in self.columns.values() if c and c not in names]
+        if missing:
+            raise ValueError(f"missing column(s) for the indices: {', '.join(missing)}")
+
+    def _ids(self, col: pa.Array, vocab: dict, rows: np.ndarray) -> np.ndarray:
+        """Global ids of ``col[rows]``: the column's dictionary is looked up once per value."""
+        col = col.take(pa.array(rows))
+        if not pa.types.is_dictionary(col.type):
+            col = pc.dictionary_encode(col, null_encoding="encode")
+        values = col.dictionary.cast(pa.string()).to_pylist()
+        indices = col.indices
+        if indices.null_count:
+            indices = indices.fill_null(len(values))
+            values.append(None)
+        ids = np.array([vocab.setdefault(v, len(vocab)) for v in values] or [0], np.int64)
+        return ids[indices.to_numpy(zero_copy_only=False)]
+
+    def _add_batch(self, b: pa.RecordBatch) -> None:
+        k = self.columns
+        self._need(b.schema.names)
+        c, t = _numbers(b.column(k["cost"])), _numbers(b.column(k["los"]))
+        keep = np.ones(b.num_rows, bool)
+        for reason, bad in zip(EXCLUSION_REASONS, (~_grouped_mask(b.column(k["status"])), np.isnan(c), ~(t >= 0))):
+            self.excluded[reason] += int((keep & bad).sum())  # each row under its first reason
+            keep &= ~bad
+        rows = np.flatnonzero(keep)
+        if not len(rows):
+            return
+        hosp = self._ids(b.column(k["hospital"]), self._hospitals, rows)
+        dept = self._ids(b.column(k["department"]), self._departments, rows) if k["department"] else np.zeros_like(hosp)
+        pair = hosp * (1 << 31) + dept
+        upair, inv = np.unique(pair, return_inverse=True)
+        names_h = {v: key for key, v in self._hospitals.items()}
+        names_d = {v: key for key, v in self._departments.items()}
+        unit_ids = np.array([self.units.setdefault((names_h[int(p) >> 31], names_d.get(int(p) & ((1 << 31) - 1))),
+                                                   len(self.units)) for p in upair], np.int64)
+        drg = self._ids(b.column(k["drg"]), self.drgs, rows)
+        if len(self.drgs) >= 1 << 24:
+            raise ValueError("more than 16 million distinct DRG codes")
+        key = unit_ids[inv] * (1 << 24) + drg
+        ukey, cell = np.unique(key, return_inverse=True)
+        dead = _deaths(b.column(k["discharge"]).take(pa.array(rows)), self.death_codes)
+        m = len(ukey)
+        sums = []
+        for name, x in ((k["cost"], c), (k["los"], t)):
+            try:
+                sums.append(ExactSum.by_key(cell, x[rows], m))
+            except ValueError as exc:
+                raise ValueError(f"column {name!r}: {exc}") from None
+        self._parts.append((ukey, np.bincount(cell, minlength=m), np.bincount(cell, dead, m).astype(np.int64), *sums))
+        self._rows += len(rows)
+        if len(self._parts) >= 8:  # bounded: a batch has up to one cell per row
+            self._parts = [self._reduced()]
+
+    def _reduced(self) -> tuple[np.ndarray, ...]:
+        """The parts added so far as one set of cells, sorted by key (integer sums: exact)."""
+        if not self._parts:
+            z = np.zeros(0, np.int64)
+            return z, z, z, np.zeros((ExactSum.LIMBS, 0), np.int64), np.zeros((ExactSum.LIMBS, 0), np.int64)
+        key = np.concatenate([p[0] for p in self._parts])
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        def red(i):
+            if self._parts[0][i].ndim == 2:
+                return np.add.reduceat(np.concatenate([p[i] for p in self._parts], axis=1)[:, order], starts, axis=1)
+            return np.add.reduceat(np.concatenate([p[i] for p in self._parts])[order], starts)
+        return (key[starts], *(red(i) for i in range(1, 5)))
+
+    def merge(self, other: "IndexCells") -> "IndexCells":
+        """Add another set of cells (e.g. from another dataset fragment); exact."""
+        if other.columns["department"] != self.columns["department"] and (other.columns["department"] is None
+                                                                             or self.columns["department"] is None):
+            raise ValueError("cannot merge cells with and without departments")
+        key, n, deaths, cl, tl = other._reduced()
+        unit_map = np.array([self.units.setdefault(u, len(self.units)) for u in
+                             sorted(other.units, key=other.units.get)] or [0], np.int64)
+        drg_map = np.array([self.drgs.setdefault(d, len(self.drgs)) for d in
+                            sorted(other.drgs, key=other.drgs.get)] or [0], np.int64)
+        newkey = unit_map[key >> 24] * (1 << 24) + drg_map[key & ((1 << 24) - 1)] if len(key) else key
+        self._parts.append((newkey, n, deaths, cl, tl))
+        self._parts = [self._reduced()]
+        for reason, v in other.excluded.items():
+            self.excluded[reason] = self.excluded.get(reason, 0) + v
+        self._rows += other._rows
+        return self
+
+    def drg_counts(self) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+        """(DRG codes sorted, cases, deaths) over every cell."""
+        key, n, deaths, _, _ = self._reduced()
+        names = np.array(sorted(self.drgs, key=self.drgs.get) or [""], dtype=object)
+        g = key & ((1 << 24) - 1)
+        return _per_drg(names, g, n, deaths)
+
+    def indices(self, weights: Mapping[str, float], tiers: pa.Table | None = None) -> tuple[pa.Table, dict[str, int]]:
+        """The indices of every unit (see ``hospital_indices``) and the exclusions by reason."""
+        key, n, deaths, cl, tl = self._reduced()
+        drg_names = sorted(self.drgs, key=self.drgs.get)
+        w_by_id = np.array([np.nan if weights.get(d) is None else float(weights.get(d)) for d in drg_names] or [np.nan])
+        g_id = key & ((1 << 24) - 1)
+        has_w = ~np.isnan(w_by_id[g_id]) if len(key) else np.zeros(0, bool)
+        excluded = dict(self.excluded)
+        excluded["no_weight"] = int(n[~has_w].sum())
+        key, n, deaths, cl, tl, g_id = key[has_w], n[has_w], deaths[has_w], cl[:, has_w], tl[:, has_w], g_id[has_w]
+
+        # units in sorted order (hospital, then department; missing last), DRGs in sorted code order
+        unit_names = sorted(self.units, key=self.units.get)
+        order_u = sorted(range(len(unit_names)), key=lambda i: tuple((v is None, v or "") for v in unit_names[i]))
+        urank = np.empty(max(len(unit_names), 1), np.int64)
+        urank[order_u] = np.arange(len(order_u))
+        used_u = np.unique(urank[key >> 24]) if len(key) else np.zeros(0, np.int64)
+        u_of_rank = np.full(max(len(unit_names), 1), -1, np.int64)
+        u_of_rank[used_u] = np.arange(len(used_u))
+        u = u_of_rank[urank[key >> 24]] if len(key) else np.zeros(0, np.int64)
+        sorted_units = [unit_names[order_u[r]] for r in used_u.tolist()]
+        by_code = sorted(range(len(drg_names)), key=lambda i: (drg_names[i] is None, drg_names[i] or ""))
+        drg_sorted = np.array([drg_names[i] for i in by_code], dtype=object)
+        grank = np.zeros(max(len(drg_names), 1), np.int64)
+        grank[by_code] = np.arange(len(by_code))
+        g = grank[g_id] if len(key) else np.zeros(0, np.int64)
+        # one canonical order of the cells (unit, DRG): every float sum below runs in it
+        order = np.lexsort((g, u))
+        u, g, n, deaths, cl, tl = u[order], g[order], n[order], deaths[order], cl[:, order], tl[:, order]
+        n_units, n_drgs = len(sorted_units), len(drg_sorted)
+        cost_cell, los_cell = ExactSum.to_float(cl), ExactSum.to_float(tl)
+        drg_cases = np.bincount(g, n, n_drgs).astype(np.int64)
+        drg_cost = _exact_by(g, cl, n_drgs)
+        drg_los = _exact_by(g, tl, n_drgs)
+
+        cases = np.bincount(u, n, n_units).astype(np.int64)
+        per_case = np.maximum(cases, 1)
+        out = {"hospital": pa.array([s[0] for s in sorted_units], pa.string())}
+        if self.columns["department"] is not None:
+            out["department"] = pa.array([s[1] for s in sorted_units], pa.string())
+        w = w_by_id[g_id[order]] if len(key) else np.zeros(0)
+        total_weight = np.bincount(u, w * n, n_units)
+        out |= {"cases": cases, "drg_count": np.bincount(u, minlength=n_units).astype(np.int64),
+                "total_weight": total_weight, "cmi": total_weight / per_case}
+        for name, cell_sum, drg_sum in (("cost_index", cost_cell, drg_cost), ("time_index", los_cell, drg_los)):
+            peer = drg_sum / np.maximum(drg_cases, 1)  # E_g or T_g
+            ratio = np.divide(cell_sum, peer[g], out=n.astype(np.float64), where=peer[g] > 0)  # Σ_cases x / E_g
+            out[name] = np.bincount(u, ratio, n_units) / per_case
+
+        if tiers is None:
+            tiers = _tiers(*_per_drg(drg_sorted, g, n, deaths))
+        tier_of = _text(tiers["tier"])
+        for prefix, tier in (("low_risk", "low"), ("midlow_risk", "mid-low")):
+            members = _text(tiers["drg"]).filter(pc.fill_null(pc.equal(tier_of, tier), False))
+            inside = pc.is_in(pa.array(drg_sorted.tolist(), pa.string()), value_set=members).to_numpy(zero_copy_only=False)[g]
+            k = np.bincount(u, n * inside, n_units).astype(np.int64)
+            d = np.bincount(u, deaths * inside, n_units).astype(np.int64)
+            out |= {f"{prefix}_cases": k, f"{prefix}_deaths": d,
+                    f"{prefix}_mortality": pa.array(d / np.maximum(k, 1), mask=k == 0)}
+        return pa.table(out), excluded
+
+
+def _exact_by(g: np.ndarray, limbs: np.ndarray, n: int) -> np.ndarray:
+    """Exact per-group totals of cell limb sums (int64 additions), rounded once."""
+    out = np.zeros((limbs.shape[0], n), np.int64)
+    for j in range(limbs.shape[0]):
+        np.add.at(out[j], g, limbs[j])
+    return ExactSum.to_float(out)
+
+
+def _per_drg(names: np.ndarray, g: np.ndarray, n: np.ndarray, deaths: np.ndarray):
+    """(DRG codes, cases, deaths) of the DRGs that have cells, codes sorted."""
+    cases = np.bincount(g, n, len(names)).astype(np.int64)
+    dead = np.bincount(g, deaths, len(names)).astype(np.int64)
+    used = np.flatnonzero(cases > 0)
+    labels = np.asarray(names, dtype=object)[used]
+    order = sorted(range(len(labels)), key=lambda i: (labels[i] is None, labels[i] or ""))
+    return pa.array(labels[order].tolist(), pa.string()), cases[used][order], dead[used][order]
 
 
 def indices_from_files(grouper, inputs, weights, *, hospital: str = "hospital_id", cost: str = "total_cost",
                        los: str = "los", discharge: str = "discharge", department: str | None = None,
-                       death_codes=("5",), batch_size: int = 65_536):
-    """Group case files (streamed) and compute the indices; keeps only the columns needed."""
-    from .io import CANONICAL_COLUMNS, expand_inputs, open_source, plan_columns, read_columns
+                       death_codes=("5",), batch_size: int = 65_536, tiers: pa.Table | None = None):
+    """Group case files (streamed) and compute the indices; see ``cells_from_files``."""
+    return cells_from_files(grouper, inputs, hospital=hospital, cost=cost, los=los, discharge=discharge,
+                            department=department, death_codes=death_codes,
+                            batch_size=batch_size).indices(weights, tiers)
 
+
+def cells_from_files(grouper, inputs, *, hospital: str = "hospital_id", cost: str = "total_cost",
+                     los: str = "los", discharge: str = "discharge", department: str | None = None,
+                     death_codes=("5",), batch_size: int = 65_536, filesystem=None) -> IndexCells:
+    """Stream case files through the grouper into ``IndexCells``: each batch is reduced to its
+    cells before the next is read, so memory follows hospitals x DRGs, not the number of cases."""
+    from .io import grouped_batches
+
+    cells = IndexCells(hospital=hospital, cost=cost, los=los, discharge=discharge, department=department,
+                       death_codes=death_codes)
     need = [c for c in (hospital, cost, los, discharge, department) if c]
-    parts = []
-    for path in expand_inputs(inputs):
-        s = open_source(path, batch_size=batch_size)
-        plan = plan_columns(s.schema, None, "auto", s.path)
-        names = plan.schema(s.schema).names
-        missing = [c for c in need if c not in names]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) for the indices: {', '.join(missing)}")
-        s.columns = read_columns(s.schema, plan, {*CANONICAL_COLUMNS, *need})
-        for b in s.batches:
-            parts.append(grouper.group_batch(plan.apply(b), columns=("status", "drg"), keep=need))
-    table = pa.Table.from_batches(parts)
-    return hospital_indices(table, weights, hospital=hospital, cost=cost, los=los, discharge=discharge,
-                            death_codes=death_codes, department=department)
+    for b in grouped_batches(grouper, inputs, need, columns=("status", "drg"), batch_size=batch_size,
+                             what="the indices", filesystem=filesystem):
+        cells.add(b)
+    return cells
 
 
 def cmi_shift(table: pa.Table, weights_a, weights_b, *, hospital: str = "hospital_id", **kw) -> pa.Table:

@@ -241,7 +241,7 @@ line-height:1.6}} .note{{color:#888}} code{{font-size:.85em}}</style></head><bod
 # as base64, ASCII in the plots (a name that is not ASCII is shown there as its row number "#k"
 # of the hospital table), Chinese only in the HTML, every text escaped, written atomically.
 
-__all__ += ["write_weights_report"]
+__all__ += ["write_weights_report", "write_indices_report", "write_recalibration_report"]
 
 RIV_GUIDE = 0.70  # CHS-DRG: a grouping with RIV >= 0.70 separates costs well
 WEIGHTS_TOP = 20  # rows of the highest-RW table
@@ -278,18 +278,205 @@ def write_weights_report(result, path: str | os.PathLike, *, indices=None, title
             ("相对权重与平均住院日 / RW vs mean length of stay", _w_rw_los(plt, groups)),
         ]
         if units:
-            figures += [
-                ("医院 CMI 与费用消耗指数 / Hospital CMI vs cost consumption index",
-                 _w_cmi_index(plt, units, "cost_index", "cost consumption index")),
-                ("医院 CMI 与时间消耗指数 / Hospital CMI vs time consumption index",
-                 _w_cmi_index(plt, units, "time_index", "time consumption index")),
-                ("低风险组死亡率 / Low-risk group mortality per hospital", _w_low_risk(plt, units)),
-            ]
+            figures += _hospital_figures(plt, units)
         text = _w_document(result, groups, units, indices_excluded, [(t, f) for t, f in figures if f],
                            title=title, trim=trim, by_department=indices is not None
                            and "department" in indices.column_names)
         Path(tmp).write_text(text, encoding="utf-8")
     return path
+
+
+
+def _hospital_figures(plt, units: list[dict]) -> list[tuple[str, str | None]]:
+    """The three hospital plots: CMI against each consumption index, low-risk mortality."""
+    return [
+        ("医院 CMI 与费用消耗指数 / Hospital CMI vs cost consumption index",
+         _w_cmi_index(plt, units, "cost_index", "cost consumption index")),
+        ("医院 CMI 与时间消耗指数 / Hospital CMI vs time consumption index",
+         _w_cmi_index(plt, units, "time_index", "time consumption index")),
+        ("低风险组死亡率 / Low-risk group mortality per hospital", _w_low_risk(plt, units)),
+    ]
+
+
+def write_indices_report(indices, path: str | os.PathLike, *, title: str = "", overwrite: bool = False) -> Path:
+    """Write an HTML report of the hospital indices alone (``hospital_indices`` output, or its
+    ``(table, excluded)`` pair): CMI against the cost and time indices, low-risk mortality, and
+    the hospital table, so the hospitals that stand out can be seen at a glance."""
+    try:
+        plt = _pyplot()
+    except RuntimeError:
+        raise RuntimeError("the indices report needs matplotlib: pip install 'drg-grouper[report]'") from None
+    path = Path(path)
+    excluded = None
+    if isinstance(indices, tuple):
+        indices, excluded = indices
+    units = _units(indices)
+    by_department = "department" in indices.column_names
+    with _atomic(path, overwrite) as tmp:
+        figures = _hospital_figures(plt, units)
+        head_title = title or "医院 DRG 评价指标报告 / Hospital evaluation indices"
+        imgs = "".join(f"<h2>{esc(t)}</h2><img src=\"data:image/png;base64,{png}\" alt=\"{esc(t)}\">"
+                       for t, png in figures if png)
+        Path(tmp).write_text("\n".join([_head(head_title), _units_summary(units, excluded, by_department), imgs,
+                                         _units_table(units, by_department), "</body></html>\n"]), encoding="utf-8")
+    return path
+
+
+def write_recalibration_report(comparison: pa.Table, shift: pa.Table | None, path: str | os.PathLike, *,
+                               labels: tuple[str, str] = ("a", "b"), title: str = "",
+                               overwrite: bool = False) -> Path:
+    """Write an HTML report of a recalibration experiment: two weight sets side by side
+    (``weights.compare_weights``), their budget impact, and each hospital's CMI under both
+    (``indices.cmi_shift``)."""
+    try:
+        plt = _pyplot()
+    except RuntimeError:
+        raise RuntimeError("the recalibration report needs matplotlib: pip install 'drg-grouper[report]'") from None
+    path = Path(path)
+    rows = comparison.to_pylist()
+    a, b = labels
+    with _atomic(path, overwrite) as tmp:
+        figures = [(f"各组权重 {a} 与 {b} / RW under {a} vs {b}", _r_scatter(plt, rows, a, b)),
+                   ("权重变化最大的组 / Largest relative changes", _r_changes(plt, rows))]
+        if shift is not None:
+            figures.append((f"医院 CMI 变化 / Change of each hospital's CMI ({a} → {b})",
+                            _r_cmi(plt, shift.to_pylist(), a, b)))
+        key = [["两边都有权重的组 / groups in both", f"{sum(r['rw_a'] is not None and r['rw_b'] is not None for r in rows):,}"],
+               [f"仅 {a} / only in {a}", f"{sum(r['rw_b'] is None for r in rows):,}"],
+               [f"仅 {b} / only in {b}", f"{sum(r['rw_a'] is None for r in rows):,}"]]
+        if "cases" in comparison.column_names:
+            ta, tb = (float(np.nansum(_col_of(rows, k))) for k in ("total_weight_a", "total_weight_b"))
+            key += [[f"总权重 {a} / total weight {a}", f"{ta:,.1f}"], [f"总权重 {b} / total weight {b}", f"{tb:,.1f}"],
+                    ["预算影响（总权重变化）/ budget impact (change in total weight)",
+                     f"{tb - ta:+,.1f}" + (f" ({(tb - ta) / ta:+.2%})" if ta else "")]]
+        moved = sorted((r for r in rows if r["relative_change"] is not None and np.isfinite(r["relative_change"])),
+                       key=lambda r: (-abs(r["relative_change"]), r["drg"]))[:WEIGHTS_TOP * 2]
+        table = _table(["DRG", f"RW {a}", f"RW {b}", "变化 / change", "相对变化 / relative"]
+                       + (["病例 / cases"] if "cases" in comparison.column_names else []),
+                       [[r["drg"], _num(r["rw_a"], ".4f"), _num(r["rw_b"], ".4f"), _num(r["change"], "+.4f"),
+                         _num(r["relative_change"], "+.2%")] + ([f"{int(r['cases']):,}"] if "cases" in r else [])
+                        for r in moved])
+        parts = [_head(title or f"权重重算对比 / Recalibration: {a} vs {b}"),
+                 f"<h2>关键数字 / Key numbers</h2>{_table(['指标 / measure', '值 / value'], key)}",
+                 "".join(f"<h2>{esc(t)}</h2><img src=\"data:image/png;base64,{png}\" alt=\"{esc(t)}\">"
+                         for t, png in figures if png),
+                 f"<h2>相对变化最大的组 / Groups that move most</h2>{table}"]
+        if shift is not None:
+            srt = sorted(shift.to_pylist(), key=lambda r: (-abs(r["cmi_change"] or 0), str(r["hospital"])))
+            parts.append("<h2>CMI 变化最大的医院 / Hospitals whose CMI moves most</h2>" + _table(
+                ["医院 / hospital", "病例 / cases", f"CMI {a}", f"CMI {b}", "变化 / change", "总权重变化 / total weight change"],
+                [[r["hospital"], f"{r['cases']:,}", _num(r["cmi_a"], ".4f"), _num(r["cmi_b"], ".4f"),
+                  _num(r["cmi_change"], "+.4f"), _num(r["total_weight_change"], "+,.1f")] for r in srt[:UNITS_LIMIT]]))
+        parts.append("</body></html>\n")
+        Path(tmp).write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+def _head(title: str) -> str:
+    return f"""<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<title>{esc(title)}</title>
+<style>body{{font-family:"PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif;max-width:1100px;margin:2em auto;
+color:#222}} table{{border-collapse:collapse;margin:.5em 0}} td,th{{border:1px solid #ccc;padding:3px 9px;
+text-align:left}} th{{background:#f2f2f2}} img{{max-width:100%;display:block}} .note{{color:#888}}
+td.hi{{background:#fbe3d6}} td.lo{{background:#dcebf7}} td.ok{{background:#e2f0d9}}</style></head><body>
+<h1>{esc(title)}</h1>"""
+
+
+def _r_scatter(plt, rows: list[dict], a: str, b: str) -> str | None:
+    x, y = _col_of(rows, "rw_a"), _col_of(rows, "rw_b")
+    ok = _finite(x, y) & (x > 0) & (y > 0)
+    if not ok.any():
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    ax.scatter(x[ok], y[ok], s=9, alpha=0.6, color=_STABLE)
+    lo, hi = min(x[ok].min(), y[ok].min()), max(x[ok].max(), y[ok].max())
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--", label="no change")
+    if _wide(np.r_[x[ok], y[ok]]):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel(f"RW ({_ascii(a, 'a')})")
+    ax.set_ylabel(f"RW ({_ascii(b, 'b')})")
+    ax.legend(loc="upper left")
+    return _png(plt, fig)
+
+
+def _r_changes(plt, rows: list[dict], n: int = 25) -> str | None:
+    rel = [(r["drg"], r["relative_change"]) for r in rows
+           if r["relative_change"] is not None and np.isfinite(r["relative_change"])]
+    rel = sorted(rel, key=lambda t: (-abs(t[1]), t[0]))[:n][::-1]
+    if not rel:
+        return None
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.28 * len(rel) + 1)))
+    ax.barh([_ascii(d, "?") for d, _ in rel], [100 * v for _, v in rel],
+            color=[_UNSTABLE if v > 0 else _STABLE for _, v in rel])
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xlabel("relative change of RW (%)")
+    return _png(plt, fig)
+
+
+def _r_cmi(plt, units: list[dict], a: str, b: str, label: int = 8) -> str | None:
+    """CMI change against CMI: who gains and who loses, and whether it follows the case mix."""
+    x, y = _col_of(units, "cmi_a"), _col_of(units, "cmi_b")
+    ok = _finite(x, y)
+    if not ok.any():
+        return None
+    d = y - x
+    fig, ax = plt.subplots(figsize=(7, 5))
+    n = _col_of(units, "cases")
+    ax.scatter(x[ok], d[ok], s=10 + 60 * n[ok] / max(n[ok].max(), 1), alpha=0.6,
+               color=np.where(d[ok] >= 0, _UNSTABLE, _STABLE))
+    ax.axhline(0, color="grey", lw=0.8, ls="--")
+    idx = np.flatnonzero(ok)
+    top = idx[np.argsort(-np.abs(d[ok]), kind="stable")[:label]]
+    _place_labels(fig, ax, [(x[i], d[i], _ascii(str(units[i]["hospital"]), f"#{i + 1}")) for i in top])
+    ax.set_xlabel(f"CMI ({_ascii(a, 'a')})")
+    ax.set_ylabel(f"CMI change ({_ascii(b, 'b')} - {_ascii(a, 'a')})")
+    return _png(plt, fig)
+
+
+def _units_summary(units: list[dict], units_excluded: dict | None, by_department: bool) -> str:
+    """Key numbers of the hospital indices and the rows they left out."""
+    deaths, cases = _regional_low_risk(units)
+    ukey = [["单位数 / units" + ("（医院×科室 / hospital × department）" if by_department else "（医院 / hospitals）"),
+             f"{len(units):,}"],
+            ["病例 / cases", f"{sum(u['cases'] for u in units):,}"],
+            ["地区低风险组死亡率 / regional low-risk mortality",
+             f"{deaths / cases:.3%} ({deaths:,}/{cases:,})" if cases else "–"]]
+    out = f"<h3>医院指标 / Hospital indices</h3>{_table(['指标 / measure', '值 / value'], ukey)}"
+    if units_excluded:
+        out += ("<h3>指标计算剔除的记录 / Rows left out of the indices</h3>"
+                + _table(["原因 / reason", "记录 / rows"], [[k, f"{v:,}"] for k, v in units_excluded.items()]))
+    return out
+
+
+def _units_table(units: list[dict], by_department: bool) -> str:
+    """The hospital table, in CMI order, with outlying indices shaded."""
+    deaths, cases = _regional_low_risk(units)
+    regional = deaths / cases if cases else None
+    head = (["#", "医院 / hospital"] + (["科室 / department"] if by_department else [])
+            + ["病例 / cases", "DRG 组数 / DRGs", "总权重 / total weight", "CMI", "费用消耗指数 / cost index",
+               "时间消耗指数 / time index", "低风险 病例/死亡 / low-risk cases/deaths", "低风险死亡率 / low-risk mortality",
+               "中低风险 病例/死亡 / mid-low cases/deaths", "中低风险死亡率 / mid-low mortality"])
+
+    def mort(v):
+        if v is None:
+            return "–"
+        return (f"{v:.2%}", "hi" if regional is not None and v > regional else "")
+
+    rows = [[u["no"], u["hospital"]] + ([u.get("department")] if by_department else [])
+            + [f"{u['cases']:,}", u["drg_count"], _num(u["total_weight"], ",.1f"), _num(u["cmi"], ".4f"),
+               _index_cell(u["cost_index"]), _index_cell(u["time_index"]),
+               f"{u['low_risk_cases']:,}/{u['low_risk_deaths']}", mort(u["low_risk_mortality"]),
+               f"{u['midlow_risk_cases']:,}/{u['midlow_risk_deaths']}", _num(u["midlow_risk_mortality"], ".2%")]
+            for u in units[:UNITS_LIMIT]]
+    more = len(units) - UNITS_LIMIT
+    return ("<h2>医院指标（按 CMI 排序）/ Hospitals by CMI</h2>"
+            "<p class=note>消耗指数 ≥ 1.10 标红、≤ 0.90 标蓝；低风险组死亡率高于地区水平标红。“#”为图中非 ASCII "
+            "名称的编号。 / Indices ≥ 1.10 shaded red, ≤ 0.90 blue; low-risk mortality above the regional "
+            "rate red. Plots show a name that is not ASCII as its number #.</p>"
+            + _cells(head, rows)
+            + (f"<p class=note>另有 {more} 个单位未列出 / and {more} more units</p>" if more > 0 else ""))
 
 
 def _units(indices: pa.Table) -> list[dict]:
@@ -625,16 +812,7 @@ td.hi{{background:#fbe3d6}} td.lo{{background:#dcebf7}} td.ok{{background:#e2f0d
 <h2>关键数字 / Key numbers</h2>{_cells(["指标 / measure", "值 / value"], key)}
 <h3>计算前剔除的记录 / Rows left out before trimming</h3>{_table(["原因 / reason", "记录 / rows"], excluded)}"""]
     if units is not None:
-        deaths, cases = _regional_low_risk(units)
-        ukey = [["单位数 / units" + ("（医院×科室 / hospital × department）" if by_department else "（医院 / hospitals）"),
-                 f"{len(units):,}"],
-                ["病例 / cases", f"{sum(u['cases'] for u in units):,}"],
-                ["地区低风险组死亡率 / regional low-risk mortality",
-                 f"{deaths / cases:.3%} ({deaths:,}/{cases:,})" if cases else "–"]]
-        parts.append(f"<h3>医院指标 / Hospital indices</h3>{_table(['指标 / measure', '值 / value'], ukey)}")
-        if units_excluded:
-            parts.append("<h3>指标计算剔除的记录 / Rows left out of the indices</h3>"
-                         + _table(["原因 / reason", "记录 / rows"], [[k, f"{v:,}"] for k, v in units_excluded.items()]))
+        parts.append(_units_summary(units, units_excluded, by_department))
     parts.append(imgs)
     parts.append(f"<h2>相对权重最高的 {len(top)} 组 / The {len(top)} highest-weight groups</h2>"
                  + _cells(GROUP_HEAD, [_group_row(r) for r in top]))
@@ -643,29 +821,172 @@ td.hi{{background:#fbe3d6}} td.lo{{background:#dcebf7}} td.ok{{background:#e2f0d
                  "Most cases first: a large unstable group matters most. CV &gt; 1 shaded.</p>"
                  + _cells(GROUP_HEAD, [_group_row(r) for r in flagged[:FLAGGED_LIMIT]]) + flagged_more)
     if units is not None:
-        regional = deaths / cases if cases else None
-        head = (["#", "医院 / hospital"] + (["科室 / department"] if by_department else [])
-                + ["病例 / cases", "DRG 组数 / DRGs", "总权重 / total weight", "CMI", "费用消耗指数 / cost index",
-                   "时间消耗指数 / time index", "低风险 病例/死亡 / low-risk cases/deaths", "低风险死亡率 / low-risk mortality",
-                   "中低风险 病例/死亡 / mid-low cases/deaths", "中低风险死亡率 / mid-low mortality"])
-
-        def mort(v):
-            if v is None:
-                return "–"
-            return (f"{v:.2%}", "hi" if regional is not None and v > regional else "")
-
-        rows = [[u["no"], u["hospital"]] + ([u.get("department")] if by_department else [])
-                + [f"{u['cases']:,}", u["drg_count"], _num(u["total_weight"], ",.1f"), _num(u["cmi"], ".4f"),
-                   _index_cell(u["cost_index"]), _index_cell(u["time_index"]),
-                   f"{u['low_risk_cases']:,}/{u['low_risk_deaths']}", mort(u["low_risk_mortality"]),
-                   f"{u['midlow_risk_cases']:,}/{u['midlow_risk_deaths']}", _num(u["midlow_risk_mortality"], ".2%")]
-                for u in units[:UNITS_LIMIT]]
-        more = len(units) - UNITS_LIMIT
-        parts.append("<h2>医院指标（按 CMI 排序）/ Hospitals by CMI</h2>"
-                     "<p class=note>消耗指数 ≥ 1.10 标红、≤ 0.90 标蓝；低风险组死亡率高于地区水平标红。“#”为图中非 ASCII "
-                     "名称的编号。 / Indices ≥ 1.10 shaded red, ≤ 0.90 blue; low-risk mortality above the regional "
-                     "rate red. Plots show a name that is not ASCII as its number #.</p>"
-                     + _cells(head, rows)
-                     + (f"<p class=note>另有 {more} 个单位未列出 / and {more} more units</p>" if more > 0 else ""))
+        parts.append(_units_table(units, by_department))
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------- settlement report
+# A one-file report of a `drg settle` run: what the pack is, where the money went (cases by type,
+# hospital margins), what each value-based knob did per hospital, and the monthly pre-settlement.
+# Same conventions as above: PNGs embedded, ASCII in plots (non-ASCII hospital names become "#k",
+# their row in the table), Chinese only in the HTML, every text escaped, written atomically.
+
+__all__ += ["write_settlement_report"]
+
+SETTLE_LIMIT = 300  # rows of the hospital table
+SETTLE_TYPES_ZH = {"normal": "正常病例", "high": "高倍率", "low": "低倍率", "short_stay": "短住院/死亡/转院",
+                   "special_review": "特例单议", "per_diem": "床日/按项目 (非DRG)", "ungroupable": "无法入组 0000",
+                   "ambiguous": "歧义组 QY", "invalid": "校验不通过"}
+
+
+def write_settlement_report(result, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write an HTML report of ``result`` (a ``settlement.SettlementResult``) to ``path`` atomically.
+    Needs matplotlib (RuntimeError otherwise); an existing file is refused unless ``overwrite``."""
+    try:
+        plt = _pyplot()
+    except RuntimeError:
+        raise RuntimeError("the settlement report needs matplotlib: pip install 'drg-grouper[report]'") from None
+    path = Path(path)
+    rows = sorted(result.hospitals.to_pylist(), key=lambda r: (-(r["payment"] or 0), str(r["hospital"])))
+    for i, r in enumerate(rows, 1):
+        r["no"], r["label"] = i, _s_label(r["hospital"], i)
+    effects = [c for c in result.hospitals.column_names if c.startswith("effect_")]
+    with _atomic(path, overwrite) as tmp:
+        figures = [("医院结余/超支 / Hospital margin (payment - cost)", _s_margins(plt, rows)),
+                   ("病例类型 / Cases by type per hospital", _s_types(plt, rows)),
+                   ("政策旋钮的影响 / Effect of each knob per hospital (yuan)", _s_effects(plt, rows, effects)),
+                   ("月度预结算 / Monthly pre-settlement (fund)", _s_months(plt, result.months))]
+        Path(tmp).write_text(_s_document(result, rows, effects, [(t, f) for t, f in figures if f]), encoding="utf-8")
+    return path
+
+
+def _s_label(name, i: int) -> str:
+    s = "" if name is None else str(name)
+    return s if s and s.isascii() and len(s) <= 12 else f"#{i}"
+
+
+def _s_margins(plt, rows: list[dict], limit: int = 60) -> str | None:
+    if not rows:
+        return None
+    shown = sorted(rows, key=lambda r: r["margin"])
+    if len(shown) > limit:  # the largest overspends and surpluses
+        shown = shown[:limit // 2] + shown[-limit // 2:]
+    fig, ax = plt.subplots(figsize=(10, max(3, 0.18 * len(shown) + 1)))
+    m = np.array([r["margin"] for r in shown]) / 1e4
+    ax.barh(range(len(shown)), m, color=np.where(m >= 0, "#55a868", "#c44e52"))
+    ax.set_yticks(range(len(shown)), [r["label"] for r in shown], fontsize=7)
+    ax.axvline(0, color="#444", lw=0.8)
+    ax.set_xlabel("margin, 10,000 yuan (green: surplus kept, red: overspend borne)")
+    return _png(plt, fig)
+
+
+def _s_types(plt, rows: list[dict], limit: int = 40) -> str | None:
+    from .settlement import CASE_TYPES
+
+    shown = rows[:limit]
+    if not shown:
+        return None
+    fig, ax = plt.subplots(figsize=(10, max(3, 0.2 * len(shown) + 1)))
+    left = np.zeros(len(shown))
+    for t in CASE_TYPES:
+        share = np.array([r[f"n_{t}"] / max(r["cases"], 1) for r in shown])
+        if share.any():
+            ax.barh(range(len(shown)), share, left=left, label=t)
+            left += share
+    ax.set_yticks(range(len(shown)), [r["label"] for r in shown], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("share of the hospital's cases" + (f" ({limit} largest hospitals)" if len(rows) > limit else ""))
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
+    return _png(plt, fig)
+
+
+def _s_effects(plt, rows: list[dict], effects: list[str], limit: int = 40) -> str | None:
+    used = [e for e in effects if any(r[e] for r in rows)]
+    if not used or not rows:
+        return None
+    shown = sorted(rows, key=lambda r: -sum(abs(r[e]) for e in used))[:limit]
+    fig, ax = plt.subplots(figsize=(10, max(3, 0.22 * len(shown) + 1)))
+    h = 0.8 / len(used)
+    for j, e in enumerate(used):
+        ax.barh(np.arange(len(shown)) + j * h, [r[e] / 1e4 for r in shown], height=h, label=e[len("effect_"):])
+    ax.set_yticks(np.arange(len(shown)) + 0.4 - h / 2, [r["label"] for r in shown], fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(0, color="#444", lw=0.8)
+    ax.set_xlabel("effect on the hospital's payment, 10,000 yuan (steps of the waterfall)")
+    ax.legend(fontsize=7)
+    return _png(plt, fig)
+
+
+def _s_months(plt, months: pa.Table) -> str | None:
+    if months.num_rows == 0 or months["month"].null_count == months.num_rows:
+        return None
+    t = months.group_by("month").aggregate([("fund_payment", "sum"), ("reserve_withheld", "sum")]).sort_by("month")
+    labels = t["month"].to_pylist()
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    x = np.arange(len(labels))
+    ax.bar(x, np.array(t["fund_payment_sum"].to_pylist()) / 1e4, color="#4c72b0", label="pre-settled fund")
+    ax.bar(x, np.array(t["reserve_withheld_sum"].to_pylist()) / 1e4, color="#dd8452", label="reserve withheld")
+    ax.set_xticks(x, [str(v) for v in labels], rotation=45, fontsize=7)
+    ax.set_ylabel("10,000 yuan")
+    ax.legend(fontsize=8)
+    return _png(plt, fig)
+
+
+def _s_document(result, rows: list[dict], effects: list[str], figures: list[tuple[str, str]]) -> str:
+    from .settlement import CASE_TYPES
+
+    s = result.summary
+    pk, rate, tot = s["pack"], s["rate"], s["totals"]
+    title = f"DRG 结算报告 / DRG settlement: {pk['name']} ({pk['region']}, {pk['year']})"
+    banner = ("<p class=warn>示例支付包：数字仅为示例，并非任何统筹区的规定。 / ILLUSTRATIVE pack: the numbers are "
+              "examples, not a region's rules.</p>" if pk["illustrative"] else "")
+    money = lambda v: _num(v, ",.2f")  # noqa: E731
+    key = [["口径 / basis", pk["basis"]],
+           ["费率（预结算）/ provisional rate", money(rate["provisional_base"]) + " 元/RW"],
+           ["费率（清算）/ final rate", money(rate["final_base"]) + f" 元/RW (renormalize: {rate['renormalize']}, "
+                                                                    f"scale {rate['scale']:.6f})"],
+           ["病例 / cases", f"{s['rows']:,}"], ["医院 / hospitals", f"{s['hospitals']:,}"],
+           ["总费用 / total cost", money(tot["cost"])], ["支付 / payment", money(tot["payment"])],
+           ["基金支付 / fund", money(tot["fund_payment"])], ["个人负担 / patient share", money(tot["patient_share"])],
+           ["结余(+)/超支(-) / margin", money(tot["margin"])],
+           ["预结算基金 / pre-settled fund", money(tot["presettled_fund"])],
+           ["预留金 / reserve withheld", money(tot["reserve_withheld"])],
+           ["清算后基金 / final fund", money(tot["final_fund"])]]
+    if rate.get("target") is not None:
+        key.append(["目标 / renormalisation target", f"{money(rate['target'])} (residual {money(rate['residual'])})"])
+    status = [[k, f"{v:,}"] for k, v in s["settle_status"].items()]
+    types = [[t, SETTLE_TYPES_ZH.get(t, ""), f"{s['case_types'][t]:,}",
+              f"{s['case_types'][t] / s['rows']:.2%}" if s["rows"] else "–"] for t in CASE_TYPES]
+    knobs = [[k, money(v)] for k, v in s["knob_effects"].items()]
+    counts = [[k, f"{v:,}"] for k, v in s.get("counts", {}).items()]
+    head = (["#", "医院 / hospital", "级别 / level", "病例 / cases", "未结算 / not settled", "高倍率 / high",
+             "低倍率 / low", "费用 / cost", "支付 / payment", "基金 / fund", "结余/超支 / margin",
+             "分担调整 / sharing", "清算 / clearance"] + [e[len("effect_"):] for e in effects])
+    table = [[r["no"], r["hospital"], r["level"] or "–", f"{r['cases']:,}", f"{r['not_settled']:,}", f"{r['n_high']:,}",
+              f"{r['n_low']:,}", money(r["cost"]), money(r["payment"]), money(r["fund_payment"]),
+              (money(r["margin"]), "lo" if r["margin"] >= 0 else "hi"), money(r["sharing_adjustment"]),
+              money(r["clearance"])] + [money(r[e]) for e in effects] for r in rows[:SETTLE_LIMIT]]
+    more = len(rows) - SETTLE_LIMIT
+    imgs = "".join(f"<h2>{esc(t)}</h2><img src=\"data:image/png;base64,{png}\" alt=\"{esc(t)}\">"
+                   for t, png in figures)
+    return f"""<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>body{{font-family:"PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif;max-width:1100px;margin:2em auto;
+color:#222}} table{{border-collapse:collapse;margin:.5em 0}} td,th{{border:1px solid #ccc;padding:3px 9px;
+text-align:left}} th{{background:#f2f2f2}} img{{max-width:100%;display:block}} .note{{color:#888}}
+.warn{{background:#fff3cd;padding:.5em}} td.hi{{background:#fbe3d6}} td.lo{{background:#e2f0d9}}</style></head><body>
+<h1>{esc(title)}</h1>{banner}
+<h2>关键数字 / Key numbers</h2>{_cells(["指标 / measure", "值 / value"], key)}
+<h2>结算状态 / Settle status</h2>{_cells(["状态 / status", "病例 / rows"], status)}
+<h2>病例类型 / Case types</h2>{_cells(["type", "类型", "病例 / cases", "占比 / share"], types)}
+<h2>政策旋钮合计 / Knob effects, all hospitals</h2>
+<p class=note>依次计算：无旋钮 → 转诊加成 → 各质量规则 → 重新标化 → 结余/超支分担。 / Computed as a waterfall: no knobs
+→ referral uplift → each quality rule → renormalisation → surplus/overspend sharing.</p>{_cells(["knob", "元 / yuan"], knobs)}
+<h3>计数 / Counts</h3>{_cells(["", ""], counts)}
+{imgs}
+<h2>医院 / Hospitals (by payment)</h2>{_cells(head, table)}
+{f"<p class=note>另有 {more} 家未列出 / and {more} more</p>" if more > 0 else ""}
+</body></html>
+"""

@@ -259,7 +259,10 @@ def load_ruleset(name_or_path: str | os.PathLike) -> Ruleset:
 _CACHE_FORMAT = "ruleset-cache-1"
 
 
-def _disk_cached(key: str, load) -> Ruleset:
+def _disk_cached(key: str, load, kind: type = None):
+    """``load()``'s result, pickled under the cache folder by ``key`` (an instance of ``kind``,
+    by default a Ruleset); also used by ``core`` for compiled rulesets."""
+    kind = kind or Ruleset
     if os.environ.get("DRG_NO_CACHE") == "1":
         return load()
     import pickle
@@ -272,7 +275,7 @@ def _disk_cached(key: str, load) -> Ruleset:
     try:
         with open(path, "rb") as fh:
             rs = pickle.load(fh)
-        if isinstance(rs, Ruleset):
+        if isinstance(rs, kind):
             return rs
     except Exception:  # absent, unreadable or from another version: load from the tables
         pass

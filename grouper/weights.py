@@ -12,6 +12,7 @@ is exactly 1. Everything is vectorised: one sort, then per-group reductions with
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -20,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["WeightOptions", "WeightResult", "compute_weights", "renormalize", "compare_weights", "attach_weights"]
+__all__ = ["CostSample", "WeightOptions", "WeightResult", "compute_weights", "renormalize", "compare_weights", "attach_weights"]
 
 
 @dataclass(frozen=True)
@@ -57,131 +58,373 @@ class WeightResult:
         return dict(zip(self.table["drg"].to_pylist(), self.table["rw"].to_pylist()))
 
 
-def _col(table: pa.Table, name: str) -> pa.ChunkedArray:
-    if name not in table.column_names:
-        raise ValueError(f"no column {name!r} in the grouped data")
-    col = table.column(name)
-    return col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col
+def _text_mask(col: pa.Array, value: str) -> np.ndarray:
+    """Rows equal to ``value`` (nulls never), comparing a dictionary's values once, not each row."""
+    if pa.types.is_dictionary(col.type):
+        hit = pc.fill_null(pc.equal(col.dictionary.cast(pa.string()), value), False)
+        return pc.fill_null(pc.take(hit, col.indices), False).to_numpy(zero_copy_only=False)
+    return pc.fill_null(pc.equal(col.cast(pa.string()), value), False).to_numpy(zero_copy_only=False)
 
 
-def _codes(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(int codes per row, distinct values): dictionary indices, never a string per row."""
-    if name not in table.column_names:
+def _numbers(col: pa.Array) -> np.ndarray:
+    return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)  # nulls become NaN
+
+
+def _column(batch: pa.RecordBatch, name: str) -> pa.Array:
+    if name not in batch.schema.names:
         raise ValueError(f"no column {name!r} in the grouped data")
-    col = table.column(name)
-    if not pa.types.is_dictionary(col.type):
-        col = pc.dictionary_encode(col)
-    col = col.unify_dictionaries() if isinstance(col, pa.ChunkedArray) else pa.chunked_array([col])
-    if col.num_chunks == 0:
-        return np.zeros(0, np.int64), np.array([], dtype=object)
-    values = np.array(col.chunk(0).dictionary.cast(pa.string()).to_pylist(), dtype=object)
-    idx = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in col.chunks]).astype(np.int64)
-    order = np.argsort(values.astype(str), kind="stable")  # codes in sorted-value order: row order never matters
-    rank = np.empty(len(values), np.int64)
-    rank[order] = np.arange(len(values))
-    return np.where(idx >= 0, rank[np.maximum(idx, 0)], -1), values[order]
+    return batch.column(name)
+
+
+class CostSample:
+    """What the weights need of each grouped case, kept compact: a DRG id (int32), the cost,
+    the length of stay and the year, about 24 bytes a case and no string per case. Batches are
+    added one at a time (rows that cannot count are counted by reason and dropped at once), and
+    samples from several files or dataset fragments merge exactly: the weights depend only on
+    the multiset of cases, never on their order or on how they were split. Beyond ``spill_rows``
+    cases (default ``SPILL_ROWS``) the cases go to bucket files in a temporary folder (under
+    ``spill_dir``), so memory stays bounded; the weights are the same either way.
+    """
+
+    def __init__(self, *, drg: str = "drg", adrg: str = "adrg", cost: str = "total_cost",
+                 los: str | None = "los", year: str | None = None, status: str = "status",
+                 spill_rows: int | None = None, spill_dir: str | os.PathLike | None = None):
+        self.columns = dict(drg=drg, adrg=adrg, cost=cost, los=los, year=year, status=status)
+        self.spill_rows = SPILL_ROWS if spill_rows is None else spill_rows
+        self.spill_dir = spill_dir
+        self._spill = None  # a temporary folder of bucket files once the cases were spilled
+        self._in_memory = 0
+        self.drgs: dict[str, int] = {}  # DRG code -> id
+        self.adrg_of: dict[str, str] = {}
+        self._adrg_ids: set[int] = set()
+        self._sorted = False
+        self.parts: list[tuple[np.ndarray, ...]] = []
+        self.has_los: bool | None = None
+        self.excluded = {"not_grouped": 0, "missing_cost": 0, "non_positive_cost": 0}
+
+    def add(self, data: pa.Table | pa.RecordBatch) -> "CostSample":
+        """Add the rows of a table or batch (grouped output with the cost columns kept)."""
+        batches = data.to_batches() if isinstance(data, pa.Table) else [data]
+        for b in batches:
+            self._add_batch(b)
+        if isinstance(data, pa.Table) and data.num_rows == 0 and self.has_los is None:
+            self._check(data.schema.names)
+        return self
+
+    def _check(self, names) -> bool:
+        k = self.columns
+        for c in (k["status"], k["drg"], k["cost"]) + ((k["year"],) if k["year"] else ()):
+            if c not in names:
+                raise ValueError(f"no column {c!r} in the grouped data")
+        has_los = bool(k["los"]) and k["los"] in names
+        if self.has_los is None:
+            self.has_los = has_los
+            if has_los:
+                self.excluded["non_positive_or_missing_los"] = 0
+        elif self.has_los != has_los:
+            raise ValueError(f"length of stay column {k['los']!r} is in some inputs but not in others")
+        return has_los
+
+    def _add_batch(self, b: pa.RecordBatch) -> None:
+        k = self.columns
+        has_los = self._check(b.schema.names)
+        keep = _text_mask(_column(b, k["status"]), "grouped")
+        self.excluded["not_grouped"] += int((~keep).sum())
+        c = _numbers(_column(b, k["cost"]))
+        missing = np.isnan(c) & keep
+        nonpos = keep & ~missing & (c <= 0)
+        self.excluded["missing_cost"] += int(missing.sum())
+        self.excluded["non_positive_cost"] += int(nonpos.sum())
+        keep &= ~missing & ~nonpos
+        stay = None
+        if has_los:
+            stay = _numbers(b.column(k["los"]))
+            bad = keep & ~(stay > 0)
+            self.excluded["non_positive_or_missing_los"] += int(bad.sum())
+            keep &= ~bad
+        rows = np.flatnonzero(keep)
+        drg = _column(b, k["drg"]).take(pa.array(rows))
+        if not pa.types.is_dictionary(drg.type):
+            drg = pc.dictionary_encode(drg)
+        names = drg.dictionary.cast(pa.string()).to_pylist()
+        ids = np.array([self.drgs.setdefault(v, len(self.drgs)) for v in names] or [0], np.int32)
+        gid = ids[drg.indices.fill_null(0).to_numpy(zero_copy_only=False)] if len(rows) else np.zeros(0, np.int32)
+        if drg.null_count:
+            raise ValueError("grouped rows without a DRG code")
+        self._learn_adrgs(b, rows, gid)
+        year = None
+        if k["year"]:
+            year = pc.cast(b.column(k["year"]), pa.int64()).fill_null(-1).to_numpy(zero_copy_only=False)[rows]
+        self._append((gid, c[rows], stay[rows] if stay is not None else None, year))
+
+    def _learn_adrgs(self, b: pa.RecordBatch, rows: np.ndarray, gid: np.ndarray) -> None:
+        """The ADRG of each DRG (that of its first case), looked up once per new DRG."""
+        uniq, first = np.unique(gid, return_index=True)
+        new = [(g, j) for g, j in zip(uniq.tolist(), first.tolist()) if g not in self._adrg_ids]
+        if not new:
+            return
+        names = {v: key for key, v in self.drgs.items()}
+        col = b.column(self.columns["adrg"]) if self.columns["adrg"] in b.schema.names else None
+        for g, j in new:
+            v = col[int(rows[j])].as_py() if col is not None else None
+            self.adrg_of[names[g]] = str(v) if v is not None else names[g]
+            self._adrg_ids.add(g)
+
+    def merge(self, other: "CostSample") -> "CostSample":
+        """Add another sample's cases (e.g. from another dataset fragment)."""
+        if other.has_los is not None and self.has_los is not None and other.has_los != self.has_los:
+            raise ValueError("cannot merge samples with and without a length of stay")
+        remap = np.array([self.drgs.setdefault(d, len(self.drgs)) for d in other.drgs] or [0], np.int32)
+        for d, a in other.adrg_of.items():
+            self.adrg_of.setdefault(d, a)
+            self._adrg_ids.add(self.drgs[d])
+        for gid, c, stay, year in other._all_parts():
+            self._append((remap[gid] if len(gid) else gid, c, stay, year))
+        for key, v in other.excluded.items():
+            self.excluded[key] = self.excluded.get(key, 0) + v
+        if self.has_los is None:
+            self.has_los = other.has_los
+        return self
+
+    @property
+    def cases(self) -> int:
+        return self._in_memory + (self._spilled_rows if self._spill is not None else 0)
+
+    # --- storage: parts in memory, spilled to bucket files beyond ``spill_rows`` cases
+
+    def _append(self, part: tuple) -> None:
+        self.parts.append(part)
+        self._in_memory += len(part[0])
+        self._sorted = False
+        if self.spill_rows and self._in_memory > self.spill_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Move the parts in memory to bucket files (DRG id modulo BUCKETS): every DRG's cases
+        end up in one bucket, and the weights are then computed one bucket at a time."""
+        import tempfile
+
+        if self._spill is None:
+            self._spill = tempfile.TemporaryDirectory(prefix="drg-weights-", dir=self.spill_dir)
+            self._spilled_rows = 0
+        for gid, c, stay, year in self.parts:
+            rec = np.zeros(len(gid), SPILL_DTYPE)
+            rec["g"], rec["c"] = gid, c
+            if stay is not None:
+                rec["s"] = stay
+            if year is not None:
+                rec["y"] = year
+            bucket = gid % BUCKETS
+            order = np.argsort(bucket, kind="stable")
+            bounds = np.searchsorted(bucket[order], np.arange(BUCKETS + 1))
+            for k in np.flatnonzero(np.diff(bounds)):
+                with open(os.path.join(self._spill.name, f"{k:03d}.bin"), "ab") as fh:
+                    rec[order[bounds[k]:bounds[k + 1]]].tofile(fh)
+            self._spilled_rows += len(gid)
+        self.parts, self._in_memory, self._sorted = [], 0, False
+
+    def _bucket(self, k: int) -> tuple:
+        path = os.path.join(self._spill.name, f"{k:03d}.bin")
+        rec = np.fromfile(path, SPILL_DTYPE) if os.path.exists(path) else np.zeros(0, SPILL_DTYPE)
+        return (rec["g"].copy(), rec["c"].copy(), rec["s"].copy() if self.has_los else None,
+                rec["y"].copy() if self.columns["year"] else None)
+
+    def _all_parts(self):
+        yield from self.parts
+        if self._spill is not None:
+            for k in range(BUCKETS):
+                yield self._bucket(k)
+
+    def __getstate__(self) -> dict:
+        """Pickled (e.g. returned by a Dask task) with every case in memory: a spill folder is
+        local to its machine."""
+        state = dict(self.__dict__)
+        if self._spill is not None:
+            state["parts"] = list(self._all_parts())
+            state["_in_memory"] = sum(len(p[0]) for p in state["parts"])
+            state["_spill"], state["_sorted"] = None, False
+        return state
+
+    def _names(self) -> tuple[np.ndarray, np.ndarray]:
+        """(DRG codes sorted, each stored DRG id's rank among them)."""
+        names_by_id = np.array(sorted(self.drgs, key=self.drgs.get), dtype=object)
+        order_names = np.argsort(names_by_id.astype(str), kind="stable")
+        rank = np.zeros(max(len(names_by_id), 1), np.int32)
+        rank[order_names] = np.arange(len(names_by_id))
+        return names_by_id[order_names], rank
+
+    @staticmethod
+    def _sorted_block(gid, c, stay, year, rank) -> tuple:
+        """The cases sorted by (DRG rank, cost, year, stay), one column at a time."""
+        keys = [k for k in (stay, year, c) if k is not None] + [rank[gid] if len(gid) else gid]
+        order = np.lexsort(keys)
+        del keys
+        return tuple(col[order] if col is not None else None for col in (gid, c, stay, year))
+
+    def _blocks(self, rank):
+        """Sorted blocks of whole DRGs: all the cases in memory (kept sorted for the next call,
+        one copy), or one spilled bucket at a time."""
+        if self._spill is None:
+            if len(self.parts) != 1 or not self._sorted:
+                cols = [np.concatenate([p[i] for p in self.parts]) if self.parts and self.parts[0][i] is not None
+                        else None for i in range(4)]
+                if not self.parts:
+                    cols[0], cols[1] = np.zeros(0, np.int32), np.zeros(0)
+                self.parts = []
+                self.parts = [self._sorted_block(*cols, rank)]
+                self._sorted = True
+            yield self.parts[0]
+            return
+        self._flush()
+        for k in range(BUCKETS):
+            yield self._sorted_block(*self._bucket(k), rank)
+
+    def weights(self, options: WeightOptions = WeightOptions()) -> WeightResult:
+        """The weights of the cases added so far."""
+        kind, params = options.trim_rule()
+        if options.year_weights and self.columns["year"] is None:
+            raise ValueError("year_weights given without a year column")
+        names, rank = self._names()
+        G = len(names)
+        stats = _Stats(G)
+        excluded = dict(self.excluded)
+        if options.year_weights:
+            excluded["year_without_weight"] = 0
+        for gid, c, stay, year in self._blocks(rank):
+            w = None
+            if options.year_weights:
+                years, inv = np.unique(year, return_inverse=True)  # a lookup per distinct year
+                w = np.array([float(options.year_weights.get(int(v), 0.0)) for v in years])[inv]
+                ok = w > 0
+                excluded["year_without_weight"] += int((~ok).sum())
+                if not ok.all():
+                    gid, c, w = gid[ok], c[ok], w[ok]
+                    stay = stay[ok] if stay is not None else None
+            g = rank[gid] if len(gid) else np.zeros(0, np.int32)
+            stats.add(g, c, w, stay, kind, params)
+        used = np.flatnonzero(stats.counts)  # DRGs whose every case was left out drop out here
+        adrgs = np.array([self.adrg_of.get(d, d) for d in names[used]], dtype=object)
+        return _finish(names[used], adrgs, stats.take(used), stay_known=bool(self.has_los), options=options,
+                       excluded=excluded)
 
 
 def _quantiles(sorted_vals: np.ndarray, starts: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
     """Per-group quantile with linear interpolation (numpy's default) on group-sorted values."""
-    pos = q * (counts - 1)
+    out = np.full(len(counts), np.nan)
+    has = counts > 0  # a group without cases in this block has no quantile
+    pos = q * (counts[has] - 1)
     lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, counts - 1)
+    hi = np.minimum(lo + 1, counts[has] - 1)
     frac = pos - lo
-    return sorted_vals[starts + lo] * (1 - frac) + sorted_vals[starts + hi] * frac
+    out[has] = sorted_vals[starts[has] + lo] * (1 - frac) + sorted_vals[starts[has] + hi] * frac
+    return out
 
 
 def compute_weights(table: pa.Table, options: WeightOptions = WeightOptions(), *, drg: str = "drg",
                     adrg: str = "adrg", cost: str = "total_cost", los: str | None = "los",
                     year: str | None = None, status: str = "status") -> WeightResult:
     """Weights from grouped cases (the output of ``Grouper.group`` with cost columns kept)."""
-    kind, params = options.trim_rule()
-    n_rows = table.num_rows
-    st_idx, st_values = _codes(table, status)
-    keep = st_idx == (list(st_values).index("grouped") if "grouped" in st_values else -2)
-    excluded = {"not_grouped": int((~keep).sum())}
-    c = pc.cast(_col(table, cost), pa.float64()).to_numpy(zero_copy_only=False)
-    missing = np.isnan(c) & keep
-    excluded["missing_cost"] = int(missing.sum())
-    nonpos = (c <= 0) & keep & ~missing
-    excluded["non_positive_cost"] = int(nonpos.sum())
-    keep &= ~missing & ~nonpos
-    stay = None
-    if los is not None and los in table.column_names:
-        stay = pc.cast(_col(table, los), pa.float64()).to_numpy(zero_copy_only=False)
-        bad_los = keep & ~(stay > 0)
-        excluded["non_positive_or_missing_los"] = int(bad_los.sum())
-        keep &= ~bad_los
-    w = np.ones(n_rows)
-    if options.year_weights:
-        if year is None:
-            raise ValueError("year_weights given without a year column")
-        y = pc.cast(_col(table, year), pa.int64()).fill_null(-1).to_numpy(zero_copy_only=False)
-        years, inv = np.unique(y, return_inverse=True)  # a lookup per distinct year
-        w = np.array([float(options.year_weights.get(int(v), 0.0)) for v in years])[inv]
-        other_year = keep & (w == 0)
-        excluded["year_without_weight"] = int(other_year.sum())
-        keep &= ~other_year
+    options.trim_rule()
+    sample = CostSample(drg=drg, adrg=adrg, cost=cost, los=los, year=year, status=status)
+    return sample.add(table).weights(options)
 
-    d_idx, d_values = _codes(table, drg)
-    a_idx, a_values = _codes(table, adrg) if adrg in table.column_names else (d_idx, d_values)
-    d_idx, a_idx = d_idx[keep], a_idx[keep]
-    c, w = c[keep], w[keep]
-    stay = stay[keep] if stay is not None else None
-    used, gid = np.unique(d_idx, return_inverse=True)  # integer work; names looked up per group
-    names = d_values[used] if len(used) else np.array([], dtype=object)
-    adrgs = a_idx
-    # one sort (group, cost, weight): every sum below then runs in the same order whatever the
-    # row order of the input, so results do not depend on it even in the last bit
-    order = np.lexsort((w, c, gid))
-    gid, c, w, adrgs = gid[order], c[order], w[order], adrgs[order]
-    stay = stay[order] if stay is not None else None
-    gid_s, c_s = gid, c
-    counts = np.bincount(gid_s, minlength=len(names))
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
 
-    lo = np.full(len(names), -np.inf)
-    hi = np.full(len(names), np.inf)
-    if kind == "iqr":
-        q1, q3 = _quantiles(c_s, starts, counts, 0.25), _quantiles(c_s, starts, counts, 0.75)
-        lo, hi = q1 - params[0] * (q3 - q1), q3 + params[0] * (q3 - q1)
-    elif kind == "pct":
-        lo, hi = _quantiles(c_s, starts, counts, params[0] / 100), _quantiles(c_s, starts, counts, params[1] / 100)
-    elif kind == "sdlog":
-        lc = np.log(c)
-        n = np.bincount(gid, minlength=len(names))
-        mu = np.bincount(gid, lc, len(names)) / n
-        var = np.bincount(gid, (lc - mu[gid]) ** 2, len(names)) / np.maximum(n - 1, 1)
-        sd = np.sqrt(var)
-        # compared in log space, with a hair of tolerance: equal costs must stay in
-        inside = np.abs(lc - mu[gid]) <= params[0] * sd[gid] + 1e-9
-    if kind != "sdlog":  # a relative hair of tolerance: a cost equal to a fence stays in at any scale
-        tol = 1e-12 * np.abs(c)
-        inside = (c >= lo[gid] - tol) & (c <= hi[gid] + tol)
-    # a rule that would trim a whole (tiny) group away keeps it untrimmed instead
-    emptied = np.flatnonzero((np.bincount(gid[inside], minlength=len(names)) == 0) & (np.bincount(gid, minlength=len(names)) > 0))
-    inside |= np.isin(gid, emptied)
+CHUNK = 1 << 20  # rows per step of the per-group passes: temporaries stay this size
+SPILL_ROWS = 1 << 22  # cases a CostSample keeps in memory (about 85 MB) before it spills them to disk
+BUCKETS = 64  # spill files; a DRG's cases all go to one (DRG id modulo BUCKETS)
+SPILL_DTYPE = np.dtype([("g", "<i4"), ("c", "<f8"), ("s", "<f8"), ("y", "<i8")])
 
-    n_all = np.bincount(gid, minlength=len(names))
-    g_in, c_in, w_in = gid[inside], c[inside], w[inside]
-    n_in = np.bincount(g_in, minlength=len(names))
-    wsum = np.bincount(g_in, w_in, len(names))
-    mean_g = np.bincount(g_in, w_in * c_in, len(names)) / np.where(wsum > 0, wsum, 1)
-    var_g = np.bincount(g_in, w_in * (c_in - mean_g[g_in]) ** 2, len(names)) / np.where(wsum > 0, wsum, 1)
-    cv = np.sqrt(var_g) / np.where(mean_g > 0, mean_g, 1)  # population SD, as the worked example
-    overall = float((w_in * c_in).sum() / w_in.sum()) if len(c_in) else float("nan")
+
+def _chunks(starts: np.ndarray, counts: np.ndarray, n: int):
+    """Row ranges of about CHUNK rows that hold whole groups (a group bigger than CHUNK alone)."""
+    ends = starts + counts
+    lo = 0
+    while lo < n:
+        k = np.searchsorted(ends, lo + CHUNK, side="right")  # groups ending within the chunk
+        hi = int(ends[k - 1]) if k > 0 and ends[k - 1] > lo else int(ends[np.searchsorted(ends, lo, side="right")])
+        yield lo, hi
+        lo = hi
+
+
+class _Stats:
+    """Per-DRG sums of the kept (inside the fences) cases. Each DRG's cases arrive in one sorted
+    block, so every sum runs in the same order whatever order the cases came in or however they
+    were split or spilled: results are identical to the last bit."""
+
+    FIELDS = ("counts", "n_in", "wsum", "csum", "lsum", "ssw", "emptied")
+
+    def __init__(self, G: int):
+        self.G = G
+        for f in self.FIELDS:
+            setattr(self, f, np.zeros(G))
+
+    def add(self, gid, c, w, stay, kind, params) -> None:
+        """One sorted block (whole DRGs): fences, then the sums, CHUNK rows at a time."""
+        G = self.G
+        counts = np.bincount(gid, minlength=G)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+        lo = np.full(G, -np.inf)
+        hi = np.full(G, np.inf)
+        if kind in ("iqr", "pct"):
+            qs = (0.25, 0.75) if kind == "iqr" else (params[0] / 100, params[1] / 100)
+            q_lo, q_hi = (_quantiles(c, starts, counts, q) for q in qs)
+            if kind == "iqr":
+                lo, hi = q_lo - params[0] * (q_hi - q_lo), q_hi + params[0] * (q_hi - q_lo)
+            else:
+                lo, hi = q_lo, q_hi
+        self.counts += counts
+        for s, e in _chunks(starts, counts, len(c)):
+            g, x = gid[s:e], c[s:e]
+            wx = w[s:e] if w is not None else np.ones(e - s)
+            if kind == "sdlog":
+                lx = np.log(x)
+                n = np.bincount(g, minlength=G)
+                mu = np.bincount(g, lx, G) / np.maximum(n, 1)
+                sd = np.sqrt(np.bincount(g, (lx - mu[g]) ** 2, G) / np.maximum(n - 1, 1))
+                # compared in log space, with a hair of tolerance: equal costs must stay in
+                inside = np.abs(lx - mu[g]) <= params[0] * sd[g] + 1e-9
+            else:  # a relative hair of tolerance: a cost equal to a fence stays in at any scale
+                tol = 1e-12 * np.abs(x)
+                inside = (x >= lo[g] - tol) & (x <= hi[g] + tol)
+            # a rule that would trim a whole (tiny) group away keeps it untrimmed instead
+            gone = np.flatnonzero((np.bincount(g[inside], minlength=G) == 0) & (np.bincount(g, minlength=G) > 0))
+            if len(gone):
+                inside |= np.isin(g, gone)
+                self.emptied[gone] = 1
+            g, x, wx = g[inside], x[inside], wx[inside]
+            self.n_in += np.bincount(g, minlength=G)
+            self.wsum += np.bincount(g, wx, G)
+            self.csum += np.bincount(g, wx * x, G)
+            if stay is not None:
+                self.lsum += np.bincount(g, wx * stay[s:e][inside], G)
+            mean = self.csum / np.where(self.wsum > 0, self.wsum, 1)  # final for this chunk's groups
+            self.ssw += np.bincount(g, wx * (x - mean[g]) ** 2, G)
+
+    def take(self, idx: np.ndarray) -> "_Stats":
+        out = _Stats(len(idx))
+        for f in self.FIELDS:
+            setattr(out, f, getattr(self, f)[idx])
+        return out
+
+
+def _finish(names, adrg_names, st: _Stats, *, stay_known: bool, options: WeightOptions, excluded) -> WeightResult:
+    """Weights, pooling, renormalisation and quality from the per-DRG sums."""
+    G = len(names)
+    n_in = st.n_in.astype(np.int64)
+    W = np.where(st.wsum > 0, st.wsum, 1)
+    mean_g = st.csum / W
+    cv = np.sqrt(st.ssw / W) / np.where(mean_g > 0, mean_g, 1)  # population SD, as the worked example
+    total_w = st.wsum.sum()
+    overall = float(st.csum.sum() / total_w) if total_w > 0 else float("nan")
     rw = mean_g / overall
-    mean_los = (np.bincount(g_in, w_in * stay[inside], len(names)) / np.where(wsum > 0, wsum, 1)
-                if stay is not None else np.full(len(names), np.nan))
+    mean_los = st.lsum / W if stay_known else np.full(G, np.nan)
 
     # thin groups take their ADRG's pooled weight where the pool is large enough
-    flags = [["untrimmed_all_outside"] if i in set(emptied.tolist()) else [] for i in range(len(names))]
-    first = np.unique(gid, return_index=True)[1]  # the ADRG of each DRG: that of its first case
-    adrg_of = {int(g): a_values[adrgs[i]] for g, i in zip(gid[first], first)}
-    adrg_names, agid = np.unique([adrg_of[i] for i in range(len(names))], return_inverse=True)
-    a_n = np.bincount(agid[g_in], minlength=len(adrg_names))
-    a_w = np.bincount(agid[g_in], w_in, len(adrg_names))
-    a_mean = np.bincount(agid[g_in], w_in * c_in, len(adrg_names)) / np.where(a_w > 0, a_w, 1)
+    flags = [["untrimmed_all_outside"] if st.emptied[i] else [] for i in range(G)]
+    adrg_list, agid = np.unique(adrg_names.astype(str), return_inverse=True) if G else (np.array([]), np.zeros(0, np.int64))
+    a_n = np.bincount(agid, n_in, len(adrg_list))
+    a_w = np.bincount(agid, st.wsum, len(adrg_list))
+    a_mean = np.bincount(agid, st.csum, len(adrg_list)) / np.where(a_w > 0, a_w, 1)
     for i in np.flatnonzero(n_in < options.min_cases):
         flags[i].append("thin")
         if a_n[agid[i]] >= options.min_cases:
@@ -190,18 +433,18 @@ def compute_weights(table: pa.Table, options: WeightOptions = WeightOptions(), *
     if options.renormalize:
         rw = renormalize(rw, n_in)
 
-    # grouping quality: RIV over kept cases (year-weighted sums of squares)
-    sst = float((w_in * (c_in - overall) ** 2).sum())
-    ssw = float((w_in * (c_in - mean_g[g_in]) ** 2).sum())
-    riv = 1 - ssw / sst if sst > 0 else float("nan")
+    # grouping quality: RIV = 1 - SSW/SST over kept cases (year-weighted), SST = SSW + SSB
+    ssw_total = float(st.ssw.sum())
+    sst = ssw_total + float((st.wsum * (mean_g - overall) ** 2).sum())
+    riv = 1 - ssw_total / sst if sst > 0 else float("nan")
     stable = (n_in > options.stable_min_n) & (cv <= options.cv_max)
     for i in np.flatnonzero(~stable):
         flags[i].append("unstable")
     out = pa.table({
         "drg": pa.array(names.astype(object).tolist(), pa.string()),
-        "adrg": pa.array([adrg_of[i] for i in range(len(names))], pa.string()),
-        "n": pa.array(n_in.astype(np.int64)),
-        "n_trimmed": pa.array((n_all - n_in).astype(np.int64)),
+        "adrg": pa.array(adrg_names.astype(object).tolist(), pa.string()),
+        "n": pa.array(n_in),
+        "n_trimmed": pa.array((st.counts - n_in).astype(np.int64)),
         "mean_cost": pa.array(np.round(mean_g, 2)),
         "rw": pa.array(np.round(rw, 4)),
         "cv": pa.array(np.round(cv, 4)),
@@ -237,12 +480,19 @@ def compare_weights(a: pa.Table, b: pa.Table, counts: Mapping[str, int] | None =
     wa = dict(zip(a["drg"].to_pylist(), a["rw"].to_pylist()))
     wb = dict(zip(b["drg"].to_pylist(), b["rw"].to_pylist()))
     drgs = sorted(set(wa) | set(wb))
-    ra = np.array([wa.get(d, np.nan) for d in drgs])
-    rb = np.array([wb.get(d, np.nan) for d in drgs])
-    cols = {"drg": drgs, "rw_a": ra, "rw_b": rb, "change": rb - ra, "relative_change": (rb - ra) / ra}
+    ra = np.array([np.nan if wa.get(d) is None else wa[d] for d in drgs], float)
+    rb = np.array([np.nan if wb.get(d) is None else wb[d] for d in drgs], float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = (rb - ra) / ra
+
+    def col(x):  # a DRG missing on one side: null, not NaN
+        return pa.array(x, pa.float64(), mask=np.isnan(x))
+
+    cols = {"drg": pa.array(drgs, pa.string()), "rw_a": col(ra), "rw_b": col(rb), "change": col(rb - ra),
+            "relative_change": col(rel)}
     if counts is not None:
         n = np.array([counts.get(d, 0) for d in drgs], float)
-        cols["cases"] = n
+        cols["cases"] = n.astype(np.int64)
         cols["total_weight_a"] = np.nan_to_num(ra) * n
         cols["total_weight_b"] = np.nan_to_num(rb) * n
     return pa.table(cols)
@@ -250,22 +500,19 @@ def compare_weights(a: pa.Table, b: pa.Table, counts: Mapping[str, int] | None =
 
 def weights_from_files(grouper, inputs, options: WeightOptions = WeightOptions(), *, cost: str = "total_cost",
                        los: str | None = "los", year: str | None = None, batch_size: int = 65_536) -> WeightResult:
-    """Group case files (CSV/Parquet/Arrow, streamed) and compute weights from them. Only the
-    status, ADRG and DRG (dictionary indices) and the cost/LOS/year columns are kept in memory."""
-    from .io import CANONICAL_COLUMNS, expand_inputs, open_source, plan_columns, read_columns
+    """Group case files (CSV/Parquet/Arrow, streamed) and compute weights from them."""
+    return sample_files(grouper, inputs, cost=cost, los=los, year=year, batch_size=batch_size).weights(options)
 
-    parts = []
-    for path in expand_inputs(inputs):
-        s = open_source(path, batch_size=batch_size)
-        plan = plan_columns(s.schema, None, "auto", s.path)
-        names = plan.schema(s.schema).names
-        extra = [c for c in (cost, los, year) if c and c in names]
-        if cost not in names:
-            raise ValueError(f"{path}: no cost column {cost!r} (choose it with --cost-column)")
-        if year and year not in names:
-            raise ValueError(f"{path}: no year column {year!r}")
-        s.columns = read_columns(s.schema, plan, {*CANONICAL_COLUMNS, *extra})
-        for b in s.batches:
-            parts.append(grouper.group_batch(plan.apply(b), columns=("status", "adrg", "drg"), keep=extra))
-    table = pa.Table.from_batches(parts) if parts else pa.table({"status": [], "adrg": [], "drg": [], cost: []})
-    return compute_weights(table, options, cost=cost, los=los if los in table.column_names else None, year=year)
+
+def sample_files(grouper, inputs, *, cost: str = "total_cost", los: str | None = "los", year: str | None = None,
+                 batch_size: int = 65_536, filesystem=None) -> CostSample:
+    """Stream case files through the grouper into a ``CostSample``: each batch is grouped and
+    reduced to a DRG id, cost, stay and year per case before the next is read."""
+    from .io import grouped_batches
+
+    sample = CostSample(cost=cost, los=los, year=year)
+    for b in grouped_batches(grouper, inputs, [cost] + ([year] if year else []), optional=[los] if los else [],
+                             columns=("status", "adrg", "drg"), batch_size=batch_size, what="the weights",
+                             filesystem=filesystem):
+        sample.add(b)
+    return sample

@@ -286,3 +286,43 @@ def test_cmi_shift_between_two_weight_sets():
     rows = {r["hospital"]: r for r in s.to_pylist()}
     assert rows["H1"]["cmi_change"] == pytest.approx(0.5) and rows["H2"]["cmi_change"] == pytest.approx(0.0)
     assert rows["H1"]["total_weight_b"] == pytest.approx(3.0)
+
+
+# --- (7) exact sums and partial aggregation ----------------------------------------------------
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.floats(-1e12, 1e12).filter(lambda v: v == 0 or abs(v) > 1e-12)),
+                min_size=1, max_size=80))
+def test_exact_sums_are_correctly_rounded(pairs):
+    from grouper.indices import ExactSum
+
+    key = np.array([k for k, _ in pairs])
+    x = np.array([v for _, v in pairs])
+    got = ExactSum.to_float(ExactSum.by_key(key, x, 4))
+    assert got.tolist() == [math.fsum(x[key == k]) for k in range(4)]  # fsum: the exact sum, rounded once
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows, st.lists(st.integers(1, 59), max_size=4), st.booleans())
+def test_cells_merged_from_parts_equal_the_whole_exactly(rs, cuts, by_dept):
+    from grouper.indices import IndexCells
+
+    table = cases([(*r, f"D{i % 2}") for i, r in enumerate(rs)])
+    dept = "dept" if by_dept else None
+    whole = IndexCells(department=dept).add(table).indices(WEIGHTS)
+    bounds = sorted({0, len(rs), *(c for c in cuts if c < len(rs))})
+    parts = [IndexCells(department=dept).add(table.slice(a, b - a)) for a, b in zip(bounds, bounds[1:])]
+    merged = parts[0]
+    for p in parts[1:]:
+        merged.merge(p)
+    got = merged.indices(WEIGHTS)
+    assert got[1] == whole[1] and got[0].equals(whole[0])  # bit for bit, not approximately
+    shuffled = hospital_indices(table.take(pa.array(np.random.default_rng(len(rs)).permutation(len(rs)))),
+                                WEIGHTS, department=dept)
+    assert shuffled[0].equals(whole[0])
+
+
+def test_an_infinite_cost_is_an_error_naming_the_column():
+    t = cases([("H1", "D1", float("inf"), 3, "1")])
+    with pytest.raises(ValueError, match="total_cost.*finite"):
+        hospital_indices(t, WEIGHTS)

@@ -141,3 +141,62 @@ def test_weights_command_on_a_synthetic_province(tmp_path):
     bad = CliRunner().invoke(main, ["weights", str(src), "-o", str(tmp_path / "x.csv"), "--cost-column", "nope"])
     assert bad.exit_code == 1 and "nope" in bad.stderr
     assert CliRunner().invoke(main, ["weights", str(src), "-o", str(tmp_path / "y.csv"), "--trim", "x"]).exit_code == 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(groups=st.dictionaries(st.sampled_from(["AA11", "AA13", "BB11", "CC15"]), costs, min_size=1),
+       cuts=st.lists(st.integers(1, 100), max_size=3), trim=st.sampled_from(["none", "iqr:1.5", "pct:5-95"]))
+def test_samples_merged_from_parts_equal_the_whole(groups, cuts, trim):
+    from grouper.weights import CostSample
+
+    t = grouped(groups)
+    opts = WeightOptions(trim=trim, min_cases=2)
+    bounds = sorted({0, t.num_rows, *(c for c in cuts if c < t.num_rows)})
+    parts = [CostSample().add(t.slice(a, b - a)) for a, b in zip(bounds, bounds[1:])]
+    merged = parts[-1]  # merge in another order than the rows came in
+    for p in parts[:-1]:
+        merged.merge(p)
+    assert merged.cases == t.num_rows
+    whole = compute_weights(t, opts)
+    got = merged.weights(opts)
+    assert got.table.equals(whole.table) and got.excluded == whole.excluded and got.riv == whole.riv or (
+        np.isnan(got.riv) and np.isnan(whole.riv))
+
+
+@settings(max_examples=40, deadline=None)
+@given(groups=st.dictionaries(st.sampled_from(["AA11", "AA13", "BB11", "CC15"]), costs, min_size=1),
+       chunk=st.integers(1, 40), trim=st.sampled_from(["none", "iqr:1.5", "sdlog:2", "pct:5-95"]))
+def test_chunked_passes_give_the_same_weights(groups, chunk, trim):
+    import grouper.weights as gw
+
+    t = grouped(groups)
+    opts = WeightOptions(trim=trim, min_cases=2)
+    whole = compute_weights(t, opts)
+    old, gw.CHUNK = gw.CHUNK, chunk  # whole groups per chunk, whatever its size
+    try:
+        small = compute_weights(t, opts)
+    finally:
+        gw.CHUNK = old
+    assert small.table.equals(whole.table) and small.excluded == whole.excluded
+
+
+@settings(max_examples=40, deadline=None)
+@given(groups=st.dictionaries(st.sampled_from(["AA11", "AA13", "BB11", "CC15"]), costs, min_size=1),
+       spill=st.integers(1, 30), trim=st.sampled_from(["none", "iqr:1.5", "sdlog:2", "pct:5-95"]))
+def test_spilling_to_disk_gives_the_same_weights(groups, spill, trim):
+    import pickle
+
+    from grouper.weights import CostSample
+
+    t = grouped(groups, {"year": [2023 + i % 2 for i in range(sum(map(len, groups.values())))]})
+    for opts in (WeightOptions(trim=trim, min_cases=2), WeightOptions(trim=trim, min_cases=2,
+                                                                       year_weights={2023: 1, 2024: 3})):
+        whole = CostSample(year="year").add(t).weights(opts)
+        half = t.num_rows // 2
+        spilled = CostSample(year="year", spill_rows=spill).add(t.slice(0, half))
+        other = CostSample(year="year", spill_rows=spill).add(t.slice(half))
+        spilled.merge(pickle.loads(pickle.dumps(other)))  # a spilled sample travels with its cases
+        assert spilled.cases == t.num_rows
+        got = spilled.weights(opts)
+        assert got.table.equals(whole.table) and got.excluded == whole.excluded and got.riv == whole.riv or (
+            np.isnan(got.riv) and np.isnan(whole.riv))
