@@ -12,7 +12,8 @@ scenarios; 0 to 20+ secondary diagnoses (mean about 4.5) drawn from a pool where
 appear at plausible rates; age and sex consistent with the MDC (newborns with age in days and
 birth weight); a latent relative weight per scenario from which length of stay and total cost are
 drawn with log-normal noise and a few high/low-cost outliers; deaths at scenario- and age-dependent
-rates; dates within the year; patient ids that repeat for readmissions.
+rates; dates within the year; patient ids that repeat for readmissions; for settlement, the
+insurance type (职工/居民), the patient's share of the bill and referrals from primary care.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ LEVEL_SHARE = np.array([0.35, 0.45, 0.20])  # of hospitals
 LEVEL_VOLUME = np.array([1.0, 4.0, 15.0])  # relative cases per hospital
 LEVEL_SURGICAL = np.array([0.18, 0.30, 0.40])  # share of surgical scenarios
 LEVEL_BASE_COST = np.array([5200.0, 7800.0, 11500.0])  # yuan per unit of weight
+INSURANCE_TYPES = np.array(["职工", "居民"])  # 职工医保 (employees), 城乡居民医保 (residents)
+INSURANCE_EMPLOYEE = np.array([0.30, 0.40, 0.55])  # share of employees among the cases, by level
+REFERRED_RATE = 0.015  # referred up from primary care, per unit of latent weight (capped at 3)
 RARE_MDC = {"MDCA": 0.02, "MDCP": 0.3, "MDCY": 0.05, "MDCZ": 0.2, "MDCW": 0.2}
 COMMON_SECONDARY = ["I10.x00x002", "I10.x05", "E11.900", "I25.103", "E78.500", "K76.000", "J18.900",
                     "N18.900", "I48.x01", "E87.600", "D64.900", "J44.900", "I63.900", "K29.700"]
@@ -200,6 +204,13 @@ def _chunk(spec: SynthSpec, cat: _Catalogue, hosp: dict, start: int, n: int, rng
     admit_date = discharge_date - los.astype("timedelta64[D]")
     patients = max(1, int((start + n) / 1.15))
     patient = rng.integers(0, patients, n)
+    # for settlement (drawn last, so the columns above do not change): insurance type, employees
+    # (职工) more common at higher levels; the patient's FFS share of the bill, lower for employees;
+    # complex cases referred up from primary care to 二级/三级 hospitals
+    total_cost = np.round(cost, 2)
+    employee = rng.random(n) < INSURANCE_EMPLOYEE[level]
+    share = np.round(total_cost * np.where(employee, rng.uniform(0.15, 0.25, n), rng.uniform(0.25, 0.35, n)), 2)
+    referred = (level > 0) & (rng.random(n) < REFERRED_RATE * np.minimum(rw, 3.0))
 
     dx_dict, px_dict = hosp["dx_dict"], hosp["px_dict"]
     cols = {
@@ -216,9 +227,13 @@ def _chunk(spec: SynthSpec, cat: _Catalogue, hosp: dict, start: int, n: int, rng
         "discharge_date": pa.array(discharge_date),
         "los": pa.array(los),
         "discharge": pa.array(discharge),
-        "total_cost": pa.array(np.round(cost, 2)),
+        "total_cost": pa.array(total_cost),
         "dx": pa.ListArray.from_arrays(pa.array(dx_off), pa.DictionaryArray.from_arrays(pa.array(dx_flat), dx_dict)),
         "px": pa.ListArray.from_arrays(pa.array(px_off), pa.DictionaryArray.from_arrays(pa.array(px_flat), px_dict)),
+        "insurance_type": pa.DictionaryArray.from_arrays(pa.array(np.where(employee, 0, 1).astype(np.int32)),
+                                                         pa.array(INSURANCE_TYPES)),
+        "patient_share": pa.array(share),
+        "referred_from_primary": pa.array(referred),
     }
     return pa.RecordBatch.from_pydict(cols)
 
@@ -265,7 +280,7 @@ def write_synthetic(spec: SynthSpec, path: str | os.PathLike, *, overwrite: bool
         for b in generate(spec):
             if kind == "csv":
                 cols = {name: b.column(name) for name in b.schema.names}
-                for c in ("dx", "px", "hospital_id", "hospital_level"):
+                for c in ("dx", "px", "hospital_id", "hospital_level", "insurance_type"):
                     arr = cols[c]
                     if pa.types.is_list(arr.type):
                         arr = pc.binary_join(pa.ListArray.from_arrays(arr.offsets, arr.values.cast(pa.string())), "|")
