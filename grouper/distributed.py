@@ -1,0 +1,892 @@
+"""Grouping a partitioned Parquet dataset on a Dask cluster or a local process pool.
+
+Dask is used as a scheduler of files, not through its DataFrame: each task streams one Parquet
+file (or a run of row groups of a big one) through the kernel with one thread and writes its own
+part file, so the work parallelises over pieces while every piece keeps its row order, and no
+row ever crosses the network. The compiled ruleset is shipped once per worker (scattered, or
+passed to each pool process when it starts), never recompiled per task.
+
+A run is resumable: each finished piece leaves a small marker beside the output, written after
+its part file is renamed into place, so rerunning the same call skips what is complete and a
+crash midway loses at most the pieces that were in flight. ``_manifest.json`` in the output
+folder records every piece (rows in, rows out, status counts, ruleset fingerprint).
+
+``list_fragments`` and ``map_fragments`` are the reusable halves: any picklable per-file function
+(an aggregation, a check) can run over a dataset the same way.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import ctypes
+import fnmatch
+import json
+import multiprocessing
+import os
+import posixpath
+import socket
+import sys
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from . import __version__
+from .arrow import CODE_COLUMNS, InputError, check_columns
+from .flags import STATUS_LABELS, Flag
+from .io import (
+    CANONICAL_COLUMNS,
+    DEFAULT_BATCH,
+    BatchCounts,
+    ColumnPlan,
+    RunSummary,
+    load_mapping,
+    plan_columns,
+    read_columns,
+)
+
+__all__ = ["list_fragments", "map_fragments", "group_dataset", "DatasetResult", "resolve_filesystem",
+           "MANIFEST", "PARQUET_SUFFIXES", "weights_dataset", "sample_dataset", "indices_dataset", "cells_dataset"]
+
+#: The run's record in the output folder; names starting with '_' or '.' are skipped by
+#: Parquet dataset readers (pyarrow, Dask, Spark), so the folder reads as the grouped cases only.
+MANIFEST = "_manifest.json"
+PROGRESS = "_progress"  # one marker per finished piece
+PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+DEFAULT_SPLIT_ROWS = 1 << 22  # files larger than this are split at row-group boundaries
+_MANIFEST_FORMAT = "drg-grouper dataset manifest 1"
+_TMP_TAG = ".drg-"  # part of every temporary name, so debris of killed workers can be swept
+_MAGIC = set("*?[")
+
+
+# ----------------------------------------------------------------------------- listing
+
+def resolve_filesystem(path: str | os.PathLike, filesystem: pafs.FileSystem | None = None
+                       ) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, path on it): ``filesystem`` as given, a URI's (``s3://bucket/x``,
+    ``file:///x``, any scheme pyarrow knows), or the local one with the path made absolute."""
+    s = os.fspath(path)
+    if filesystem is not None:
+        return filesystem, s
+    if "://" in s:
+        try:
+            return pafs.FileSystem.from_uri(s)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+            raise ValueError(f"{s}: {_first_line(exc)}") from None
+    return pafs.LocalFileSystem(), os.path.abspath(s)
+
+
+def list_fragments(src: str | os.PathLike | Sequence[str | os.PathLike],
+                   filesystem: pafs.FileSystem | None = None) -> list[str]:
+    """The Parquet files of ``src`` in a stable order: a folder's files (recursively, partition
+    folders included) sorted by path, a glob's matches (``*``, ``?``, ``[..]`` within a name,
+    ``**`` across folders) sorted, a file itself; several sources in the order given.
+
+    Files are those ending .parquet/.pq/.parq; names starting with '.' or '_' (temporary files,
+    ``_SUCCESS`` markers, this package's manifests) are skipped, as dataset readers do. Paths are
+    on ``filesystem`` (or the URI's, or local absolute paths). Nothing found is an OSError."""
+    return [path for path, _ in _fragments(src, filesystem)[1]]
+
+
+def _fragments(src, filesystem) -> tuple[pafs.FileSystem, list[tuple[str, str]], list[str]]:
+    """(filesystem, [(path, path relative to its source root)], the folders given as sources)."""
+    items = [src] if isinstance(src, (str, os.PathLike)) else list(src)
+    if not items:
+        raise OSError("no input given")
+    fs, out, roots = None, [], []
+    for item in items:
+        item_fs, path = resolve_filesystem(item, filesystem)
+        if fs is None:
+            fs = item_fs
+        elif not fs.equals(item_fs):
+            raise ValueError(f"{os.fspath(item)}: all inputs must be on one filesystem")
+        root, found = _expand(fs, path, os.fspath(item))
+        if fs.get_file_info(path).type == pafs.FileType.Directory:
+            roots.append(path)
+        out += [(p, posixpath.relpath(p, root) if root else p) for p in found]
+    return fs, out, roots
+
+
+def _expand(fs: pafs.FileSystem, path: str, shown: str) -> tuple[str, list[str]]:
+    parts = path.split("/")
+    magic = next((i for i, p in enumerate(parts) if _MAGIC & set(p)), None)
+    if magic is not None:
+        root = "/".join(parts[:magic]) or ("/" if path.startswith("/") else "")
+        pattern = parts[magic:]
+        found = sorted(p for p in _listing(fs, root)
+                       if _glob_match(posixpath.relpath(p, root).split("/") if root else p.split("/"), pattern))
+        if not found:
+            raise OSError(f"{shown}: no files match")
+        return root, found
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.File:
+        return posixpath.dirname(path), [path]
+    if info.type == pafs.FileType.Directory:
+        found = sorted(p for p in _listing(fs, path) if p.lower().endswith(PARQUET_SUFFIXES))
+        if not found:
+            raise OSError(f"{shown}: no Parquet files ({'/'.join(PARQUET_SUFFIXES)}) in this folder")
+        return path, found
+    raise OSError(f"{shown}: no such file or folder")
+
+
+def _listing(fs: pafs.FileSystem, root: str) -> list[str]:
+    """Every file under ``root``, hidden ones ('.' or '_' in any name below it) left out."""
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    except (OSError, pa.ArrowInvalid):
+        return []
+    out = []
+    for info in infos:
+        rel = posixpath.relpath(info.path, root) if root else info.path
+        if info.type == pafs.FileType.File and not any(n[:1] in "._" for n in rel.split("/")):
+            out.append(info.path)
+    return out
+
+
+def _glob_match(names: list[str], pattern: list[str]) -> bool:
+    """Path components against pattern components: fnmatch within a name, '**' any depth."""
+    if not pattern:
+        return not names
+    if pattern[0] == "**":
+        return any(_glob_match(names[i:], pattern[1:]) for i in range(len(names) + 1))
+    return bool(names) and fnmatch.fnmatchcase(names[0], pattern[0]) and _glob_match(names[1:], pattern[1:])
+
+
+# ----------------------------------------------------------------------------- mapping
+
+class _NoShared:
+    """Marker for 'no shared object' that survives pickling by value (compared by type)."""
+
+
+def map_fragments(fn: Callable, fragments: Sequence, client=None, workers: int | None = None, *,
+                  shared: Any = _NoShared, retries: int = 2, errors: str = "raise",
+                  on_result: Callable[[int, Any], None] | None = None) -> list:
+    """Run the picklable ``fn`` once per item of ``fragments`` and return the results in
+    fragment order: on the Dask ``client`` when given, else on a pool of ``workers`` local
+    processes (default: the CPUs this process may use). ``shared`` is shipped once per worker
+    (scattered to every Dask worker, or given to each pool process at start) and passed as
+    ``fn(fragment, shared)``; without it, ``fn(fragment)``.
+
+    A task that raises is retried ``retries`` times, and so are tasks lost with a worker (Dask
+    reschedules them; a broken local pool is restarted). ``errors="return"`` puts a task's final
+    exception in its slot instead of raising it. ``on_result(i, value)`` is called as each
+    result arrives (in completion order), for progress and partial records."""
+    if errors not in ("raise", "return"):
+        raise ValueError("errors must be 'raise' or 'return'")
+    items = list(fragments)
+    if not items:
+        return []
+    if client is not None:
+        return _map_dask(fn, items, client, shared, retries, errors, on_result)
+    if workers is None:
+        from .core import default_threads
+
+        workers = default_threads()
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    return _map_pool(fn, items, workers, shared, retries, errors, on_result)
+
+
+def _map_dask(fn, items, client, shared, retries, errors, on_result) -> list:
+    from distributed import as_completed
+
+    token = uuid.uuid4().hex[:8]
+    name = getattr(fn, "__name__", "task").strip("_") or "task"
+    kw = {} if shared is _NoShared else {"shared": client.scatter(shared, broadcast=True, hash=False)}
+    futures = client.map(_call, items, fn=fn, key=[f"drg-{name}-{token}-{i}" for i in range(len(items))],
+                         pure=False, retries=retries, **kw)
+    index = {f.key: i for i, f in enumerate(futures)}
+    results: list = [None] * len(items)
+    try:
+        for f in as_completed(futures):
+            i = index[f.key]
+            try:
+                value = f.result()
+            except Exception as exc:  # the task's own error after its retries, or KilledWorker
+                if errors == "raise":
+                    raise
+                value = exc
+            results[i] = value
+            if on_result is not None:
+                on_result(i, value)
+    finally:
+        unfinished = [f for f in futures if not f.done()]
+        if unfinished:
+            with contextlib.suppress(Exception):  # a closed client has nothing left to cancel
+                client.cancel(unfinished)
+    return results
+
+
+def _call(item, fn, shared=_NoShared):
+    return fn(item) if shared is _NoShared else fn(item, shared)
+
+
+_POOL_SHARED: Any = _NoShared
+
+
+def _pool_init(has_shared: bool, shared: Any) -> None:
+    global _POOL_SHARED
+    _POOL_SHARED = shared if has_shared else _NoShared
+    pa.set_cpu_count(1)  # one core per process: no Arrow thread pool competing with the others
+
+
+def _pool_call(fn, item):
+    return _call(item, fn, _POOL_SHARED)
+
+
+def _map_pool(fn, items, workers, shared, retries, errors, on_result) -> list:
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding OpenMP/Arrow threads
+    results: list = [None] * len(items)
+    attempts = [0] * len(items)
+    todo = deque(range(len(items)))
+    restarts = 0
+    has_shared = shared is not _NoShared
+    while todo:
+        running: dict[cf.Future, int] = {}
+        broken: BaseException | None = None
+        with cf.ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_pool_init,
+                                    initargs=(has_shared, shared if has_shared else None)) as ex:
+            try:
+                while todo or running:
+                    while todo and broken is None:
+                        i = todo.popleft()
+                        running[ex.submit(_pool_call, fn, items[i])] = i
+                    if not running:
+                        break
+                    done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                    for f in done:
+                        i = running.pop(f)
+                        try:
+                            value = f.result()
+                        except cf.process.BrokenProcessPool as exc:  # a worker died: the pool is gone
+                            broken = exc
+                            todo.append(i)
+                            continue
+                        except Exception as exc:
+                            attempts[i] += 1
+                            if attempts[i] <= retries and broken is None:
+                                todo.append(i)
+                                continue
+                            if errors == "raise":
+                                raise
+                            value = exc
+                        results[i] = value
+                        if on_result is not None:
+                            on_result(i, value)
+            except BaseException:
+                ex.shutdown(wait=False, cancel_futures=True)
+                raise
+        if broken is not None:
+            restarts += 1
+            if restarts > retries:
+                if errors == "raise":
+                    raise broken
+                for i in todo:
+                    results[i] = broken
+                    if on_result is not None:
+                        on_result(i, broken)
+                todo.clear()
+    return results
+
+
+# ----------------------------------------------------------------------------- one piece
+
+@dataclass(frozen=True)
+class _Piece:
+    """One task: a run of row groups of one file, written to one part file."""
+
+    index: int
+    fragment: str
+    output: str  # relative to the output folder
+    row_groups: tuple[int, int]  # [first, stop)
+    row_offset: int  # rows before this piece in the whole input (row numbers when no case_id)
+    rows: int
+    size: int
+    mtime_ns: int | None
+    dict_cols: tuple[str, ...]
+    columns: tuple[str, ...]
+    plan: ColumnPlan
+
+    def source(self) -> dict:
+        return {"fragment": self.fragment, "row_groups": list(self.row_groups), "rows": self.rows,
+                "size": self.size, "mtime_ns": self.mtime_ns}
+
+
+@dataclass
+class _Job:
+    """What every task needs, shipped once per worker: the grouper (compiled arrays) and options."""
+
+    grouper: Any
+    src_fs: pafs.FileSystem
+    dst_fs: pafs.FileSystem
+    dst: str
+    keep: list[str]
+    target: pa.Schema
+    batch_size: int
+    run_key: dict
+    writer_options: dict = field(default_factory=dict)
+
+
+_MALLOC_CHECKED = False
+
+
+def _tune_malloc() -> None:
+    """Dask starts its workers with MALLOC_TRIM_THRESHOLD_ set, and any such setting turns off
+    glibc's adaptive mmap threshold: every array over 128 KiB (a batch's result columns) is then
+    a fresh mmap, page-faulted in and unmapped again. Measured here, grouping tasks ran about
+    25 % slower that way. Blocks up to 32 MiB (glibc's own adaptive ceiling) come from the heap
+    again; the trim threshold, and so memory returned to the system, is left as configured.
+    Nothing is changed without that variable, or when MALLOC_MMAP_THRESHOLD_ is set too."""
+    global _MALLOC_CHECKED
+    if _MALLOC_CHECKED:
+        return
+    _MALLOC_CHECKED = True
+    if "MALLOC_TRIM_THRESHOLD_" in os.environ and "MALLOC_MMAP_THRESHOLD_" not in os.environ \
+            and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to tune
+            ctypes.CDLL("libc.so.6").mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+
+
+def _group_piece(piece: _Piece, job: _Job) -> dict:
+    """Group one piece into ``job.dst/piece.output`` (temporary name, renamed when complete),
+    then leave its marker. Bad data is reported in the returned row (retrying cannot help);
+    other errors (I/O, a lost connection) propagate so that the scheduler retries the task."""
+    _tune_malloc()
+    t0 = time.perf_counter()
+    row = {"fragment": piece.fragment, "row_groups": list(piece.row_groups), "output": piece.output,
+           "rows_in": 0, "rows_out": 0, "status": {}, "fingerprint": job.grouper.compiled.fingerprint,
+           "state": "failed", "seconds": 0.0, "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    fs = job.dst_fs
+    final = posixpath.join(job.dst, piece.output)
+    tmp = posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}{_TMP_TAG}{uuid.uuid4().hex[:8]}.tmp")
+    counts = BatchCounts()
+    try:
+        fs.create_dir(posixpath.dirname(final), recursive=True)
+        with job.src_fs.open_input_file(piece.fragment) as fh, \
+                pq.ParquetFile(fh, read_dictionary=list(piece.dict_cols) or None) as pf, \
+                pq.ParquetWriter(tmp, job.target, filesystem=fs, **job.writer_options) as writer:
+            offset = piece.row_offset
+            for rg in range(*piece.row_groups):
+                for b in pf.iter_batches(batch_size=job.batch_size, row_groups=[rg], columns=list(piece.columns),
+                                         use_threads=False):
+                    out = job.grouper.group_batch(piece.plan.apply(b), n_threads=1, keep=job.keep, row_offset=offset)
+                    out = _conform(out, job.target)
+                    writer.write_batch(out, row_group_size=1 << 20)
+                    counts.add(out)
+                    offset += b.num_rows
+                    row["rows_in"] += b.num_rows
+                    row["rows_out"] += out.num_rows
+        if row["rows_in"] != piece.rows or row["rows_out"] != row["rows_in"]:
+            raise InputError(f"read {row['rows_in']} rows where the file's metadata says {piece.rows}: "
+                             "it changed while being grouped")
+        fs.move(tmp, final)
+    except (InputError, ValueError, pa.ArrowNotImplementedError) as exc:  # ArrowInvalid is a ValueError
+        _remove(fs, tmp)
+        msg = _first_line(exc)
+        row["error"] = msg if msg.startswith(piece.fragment) else f"{piece.fragment}: {msg}"
+        row["seconds"] = round(time.perf_counter() - t0, 6)
+        return row
+    except BaseException:
+        _remove(fs, tmp)
+        raise
+    row.update(state="complete", status=counts.status, seconds=round(time.perf_counter() - t0, 6))
+    marker = {"run": job.run_key, "source": piece.source(), "output_bytes": fs.get_file_info(final).size,
+              "row": row, "mdc": counts.mdc, "drg": counts.drg, "flags": counts.flag_counts()}
+    _write_json(fs, posixpath.join(job.dst, PROGRESS, piece.output + ".json"), marker)
+    return row
+
+
+def _conform(b: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """Cast to the run's output schema (a column typed differently in some input becomes text)."""
+    if b.schema.types == schema.types:
+        return b.replace_schema_metadata(schema.metadata)
+    cols = [c if c.type == f.type else c.cast(f.type) for c, f in zip(b.columns, schema)]
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+
+def _unified(schemas: list[pa.Schema], metadata) -> pa.Schema:
+    """The output schema of every part: as ``drg group`` does over several inputs, a column
+    whose type differs between inputs is text, so all parts read as one dataset."""
+    first = schemas[0]
+    fields = [f if all(s.field(i).type == f.type for s in schemas) else pa.field(f.name, pa.string())
+              for i, f in enumerate(first)]
+    return pa.schema(fields, metadata=metadata)
+
+
+def _writer_options(schema: pa.Schema) -> dict:
+    """Parquet settings of the parts, as ``drg group`` writes its output: zstd; statistics only
+    for plain columns (those of dictionary text cost more than they help); case_id, one value
+    per row, without a Parquet dictionary (hashed and then abandoned) and integers as deltas."""
+    opts: dict = {"compression": "zstd",
+                  "write_statistics": [f.name for f in schema if not pa.types.is_dictionary(f.type)]}
+    if "case_id" in schema.names:
+        sink = pa.BufferOutputStream()  # leaf paths ('dx.list.element') name nested columns
+        pq.write_table(pa.Table.from_batches([], schema), sink)
+        meta = pq.read_metadata(pa.BufferReader(sink.getvalue()))
+        opts["use_dictionary"] = [p for p in (meta.schema.column(i).path for i in range(meta.num_columns))
+                                  if p != "case_id"]
+        if pa.types.is_integer(schema.field("case_id").type):
+            opts["column_encoding"] = {"case_id": "DELTA_BINARY_PACKED"}
+    return opts
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _remove(fs: pafs.FileSystem, path: str) -> None:
+    try:
+        fs.delete_file(path)
+    except (OSError, pa.ArrowException):
+        pass
+
+
+def _write_json(fs: pafs.FileSystem, path: str, doc: dict, indent: int = 1) -> None:
+    """All or nothing: a reader sees the old document or the new one, never half of one."""
+    tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}{_TMP_TAG}{uuid.uuid4().hex[:8]}.tmp")
+    fs.create_dir(posixpath.dirname(path), recursive=True)
+    with fs.open_output_stream(tmp) as out:
+        out.write((json.dumps(doc, ensure_ascii=False, indent=indent) + "\n").encode())
+    fs.move(tmp, path)
+
+
+def _read_json(fs: pafs.FileSystem, path: str) -> dict | None:
+    try:
+        with fs.open_input_stream(path) as fh:
+            doc = json.loads(fh.read().decode())
+        return doc if isinstance(doc, dict) else None
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+
+
+# ----------------------------------------------------------------------------- the run
+
+@dataclass
+class DatasetResult:
+    """What ``group_dataset`` did: the ``summary`` (as ``drg group`` reports it), the
+    ``manifest`` document, and the pieces that ``failed`` (rerun to retry just those)."""
+
+    summary: RunSummary
+    manifest: dict
+    failed: list[dict] = field(default_factory=list)
+    resumed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def parts(self) -> list[str]:
+        """Output part files in input order (read them in this order to get the input's order)."""
+        return [r["output"] for r in self.manifest["fragments"]]
+
+    def line(self) -> str:
+        """One line for people: cases and status counts, rate of the pieces grouped in this run."""
+        s, frags = self.summary, self.manifest["fragments"]
+        new = sum(r.get("rows_out", 0) for r in frags if r.get("state") == "complete" and not r.get("resumed"))
+        counts = ", ".join(f"{k} {v}" for k, v in s.status_counts.items() if v) or "no cases"
+        done = []
+        if new or not self.resumed:
+            done.append(f"{new} grouped in {s.seconds:.3f} s ({new / s.seconds if s.seconds > 0 else 0:,.0f} cases/s)")
+        if self.resumed:
+            done.append(f"{self.resumed} parts already complete")
+        text = f"{s.rows} cases in {len(frags)} parts under {s.ruleset}: {counts}; {', '.join(done)}"
+        return text + (f"; {len(self.failed)} parts FAILED" if self.failed else "")
+
+
+def group_dataset(src, dst: str | os.PathLike, ruleset: Any = "chs-drg-1.1", client=None, *,
+                  workers: int | None = None, filesystem: pafs.FileSystem | None = None,
+                  dst_filesystem: pafs.FileSystem | None = None, keep: Sequence[str] | bool = (),
+                  mapping: Mapping[str, str] | Iterable[str] = (), map_file: str | os.PathLike | None = None,
+                  layout: str = "auto", batch_size: int = DEFAULT_BATCH, split_rows: int | None = DEFAULT_SPLIT_ROWS,
+                  overwrite: bool = False, retries: int = 2, report: str | os.PathLike | None = None,
+                  max_error_rate: float | None = None, progress: TextIO | None = None) -> DatasetResult:
+    """Group the Parquet dataset ``src`` into the folder ``dst``, one task per piece, on the
+    Dask ``client`` or (without one) a pool of ``workers`` local processes.
+
+    ``src``: a folder, glob, file, URI or a list of them (see ``list_fragments``), on
+    ``filesystem`` when given (any ``pyarrow.fs.FileSystem``, S3-compatible storage included);
+    ``dst`` likewise on ``dst_filesystem``. ``ruleset``: a name, path, Ruleset or Grouper.
+    Each input file becomes ``dst/<its folder>/part-<name>.parquet`` (files over ``split_rows``
+    rows with several row groups: ``part-<name>-00000.parquet``, ... at row-group boundaries),
+    rows in input order; the parts read in manifest order are exactly what ``drg group`` writes
+    for the files in listing order. ``keep``, ``mapping``/``map_file``, ``layout`` and
+    ``batch_size`` are ``drg group``'s.
+
+    Rerunning with the same arguments skips the pieces already complete; ``overwrite`` starts
+    afresh; a folder holding another run (other ruleset or options) or other files is refused.
+    Pieces whose data is bad are reported in ``result.failed`` (the others are still written);
+    tasks lost with a worker or failing on I/O are retried ``retries`` times."""
+    from .core import Grouper
+
+    t0 = time.perf_counter()
+    g = ruleset if isinstance(ruleset, Grouper) else Grouper(ruleset)
+    if layout not in ("auto", "canonical", "wide"):
+        raise ValueError(f"layout {layout!r}: use one of auto, canonical, wide")
+    if split_rows is not None and split_rows < 1:
+        raise ValueError("split_rows must be at least 1 (or None: one task per file)")
+    columns_map = load_mapping(mapping, map_file)
+    src_fs, frags, roots = _fragments(src, filesystem)
+    dst_fs, dst_path = resolve_filesystem(dst, dst_filesystem)
+    dst_path = dst_path.rstrip("/") or "/"
+    if src_fs.equals(dst_fs):  # outputs must never become inputs of a rerun, nor inputs be overwritten
+        for path in roots + [p for p, _ in frags]:
+            if _inside(dst_path, path) or _inside(path, dst_path):
+                raise ValueError(f"{dst}: the output folder overlaps the input {path}")
+
+    files = _inspect_all(src_fs, [p for p, _ in frags])
+    plans = [plan_columns(f["schema"], columns_map, layout, f["path"]) for f in files]
+    schemas = [plan.schema(f["schema"]) for plan, f in zip(plans, files)]
+    if keep is True:
+        from .core import OUTPUT_COLUMNS
+
+        keep = [c for c in schemas[0].names if c not in OUTPUT_COLUMNS]
+    keep = list(keep)
+    for f, schema in zip(files, schemas):  # fail before any work, naming the file
+        try:
+            check_columns(schema.names, g.encoder.required)
+            check_columns(schema.names, keep)
+        except InputError as exc:
+            raise InputError(f"{f['path']}: {exc}") from None
+    outs: dict[pa.Schema, pa.Schema] = {}
+    for f, schema in zip(files, schemas):  # also refuses unusable column types, before any work
+        if schema not in outs:
+            try:
+                outs[schema] = g.group_batch(_empty(schema), keep=keep).schema
+            except InputError as exc:
+                raise InputError(f"{f['path']}: {exc}") from None
+    target = _unified([outs[s] for s in schemas], g.metadata)
+    run_key = {"grouper_version": __version__, "ruleset": g.compiled.name, "fingerprint": g.compiled.fingerprint,
+               "keep": keep, "mapping": columns_map, "layout": layout, "split_rows": split_rows}
+    pieces = _pieces(files, [rel for _, rel in frags], plans, {*CANONICAL_COLUMNS, *keep}, split_rows)
+
+    # the output folder: new, empty, or holding this run (resume) or an older one (overwrite)
+    old, resuming = _prepare_dst(dst_fs, dst_path, run_key, overwrite, dst)
+    if report is not None and Path(report).exists() and not (overwrite or resuming):
+        raise FileExistsError(f"{report}: file exists and won't be overwritten without --overwrite")
+    current = {p.output for p in pieces}
+    for stale in old - current:  # parts of an earlier run over other inputs: not part of this dataset
+        _remove(dst_fs, posixpath.join(dst_path, stale))
+        _remove(dst_fs, posixpath.join(dst_path, PROGRESS, stale + ".json"))
+    rows: list[dict | None] = [None] * len(pieces)
+    extra: list[dict | None] = [None] * len(pieces)
+    if not overwrite:
+        for i, done in enumerate(_completed(dst_fs, dst_path, pieces, run_key)):
+            if done is not None:
+                rows[i] = {**done["row"], "resumed": True}
+                extra[i] = done
+    resumed = sum(r is not None for r in rows)
+    manifest = {"format": _MANIFEST_FORMAT, "grouper_version": __version__,
+                "ruleset": {"name": g.compiled.name, "version": g.compiled.version,
+                            "fingerprint": g.compiled.fingerprint},
+                "source": [os.fspath(s) for s in ([src] if isinstance(src, (str, os.PathLike)) else src)],
+                "run": run_key, "state": "running", "rows_in": 0, "rows_out": 0,
+                "status": dict.fromkeys(STATUS_LABELS, 0), "seconds": None, "fragments": []}
+
+    def pending(p: _Piece) -> dict:
+        return {"fragment": p.fragment, "row_groups": list(p.row_groups), "output": p.output, "state": "pending"}
+
+    def save(final: bool = False) -> None:
+        manifest["fragments"] = [r if r is not None else pending(p) for r, p in zip(rows, pieces)]
+        done = [r for r in rows if r is not None and r["state"] == "complete"]
+        manifest["rows_in"] = sum(r["rows_in"] for r in done)
+        manifest["rows_out"] = sum(r["rows_out"] for r in done)
+        manifest["status"] = {s: sum(r["status"].get(s, 0) for r in done) for s in STATUS_LABELS}
+        if final:
+            manifest["state"] = "complete" if len(done) == len(pieces) else "incomplete"
+            manifest["seconds"] = round(time.perf_counter() - t0, 6)
+        _write_json(dst_fs, posixpath.join(dst_path, MANIFEST), manifest)
+
+    save()
+    todo = [p for p, r in zip(pieces, rows) if r is None]
+    job = _Job(g, src_fs, dst_fs, dst_path, keep, target, batch_size, run_key, _writer_options(target))
+    last_save = [time.perf_counter()]
+    bar = _Bar(progress, len(pieces), resumed, sum(r["rows_in"] for r in rows if r is not None))
+
+    def arrived(k: int, value) -> None:
+        p = todo[k]
+        if isinstance(value, BaseException):
+            value = {**pending(p), "state": "failed", "rows_in": 0, "rows_out": 0, "status": {},
+                     "error": f"{p.fragment}: {type(value).__name__}: {_first_line(value)}"}
+        rows[p.index] = value
+        bar.update(value.get("rows_out", 0))
+        if time.perf_counter() - last_save[0] > 2.0:  # readable progress, without a write per piece
+            save()
+            last_save[0] = time.perf_counter()
+
+    try:
+        map_fragments(_group_piece, todo, client=client, workers=workers, shared=job, retries=retries,
+                      errors="return", on_result=arrived)
+    finally:
+        bar.close()
+        save(final=True)
+        _sweep(dst_fs, dst_path)
+    for i, p in enumerate(pieces):  # counts of this run's pieces from their markers
+        if extra[i] is None and rows[i] is not None and rows[i]["state"] == "complete":
+            extra[i] = _read_json(dst_fs, posixpath.join(dst_path, PROGRESS, p.output + ".json")) or {}
+    failed = [r for r in rows if r is None or r["state"] != "complete"]
+    summary = _summary(g, manifest, extra, [p for p, _ in frags], dst, time.perf_counter() - t0, max_error_rate)
+    if report is not None:
+        doc = {**summary.report(), "parts": len(pieces), "resumed": resumed,
+               "failed": [{"fragment": r["fragment"], "error": r.get("error", "")} for r in failed]}
+        _write_json(pafs.LocalFileSystem(), os.path.abspath(report), doc, indent=2)
+    return DatasetResult(summary, manifest, failed, resumed)
+
+
+def _inside(path: str, root: str) -> bool:
+    path, root = path.rstrip("/") or "/", root.rstrip("/") or "/"
+    return path == root or path.startswith(root if root.endswith("/") else root + "/")
+
+
+def _empty(schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in schema], schema=schema)
+
+
+def _inspect(fs: pafs.FileSystem, path: str) -> dict:
+    """One footer read: schema (code columns as dictionaries, as they will be read), rows per
+    row group, and the file's size and modification time (to recognise it on a rerun)."""
+    try:
+        info = fs.get_file_info(path)
+        with fs.open_input_file(path) as fh:
+            md = pq.read_metadata(fh)
+            leaves = [md.schema.column(i).path for i in range(md.num_columns)]
+            dict_cols = tuple(p for p in leaves for c in CODE_COLUMNS if p == c or p.startswith(c + "."))
+            schema = pq.ParquetFile(fh, metadata=md, read_dictionary=list(dict_cols) or None).schema_arrow
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        raise ValueError(f"{path}: unreadable Parquet file ({_first_line(exc)})") from None
+    return {"path": path, "schema": schema, "row_groups": [md.row_group(i).num_rows for i in range(md.num_row_groups)],
+            "size": info.size, "mtime_ns": info.mtime_ns, "dict_cols": dict_cols}
+
+
+def _inspect_all(fs: pafs.FileSystem, paths: list[str]) -> list[dict]:
+    """Footers read concurrently: on object storage each is a round trip."""
+    if len(paths) == 1:
+        return [_inspect(fs, paths[0])]
+    with cf.ThreadPoolExecutor(min(16, len(paths))) as ex:
+        return list(ex.map(lambda p: _inspect(fs, p), paths))
+
+
+def _pieces(files: list[dict], rels: list[str], plans: list[ColumnPlan], wanted: set[str],
+            split_rows: int | None) -> list[_Piece]:
+    pieces, offset = [], 0
+    for f, rel, plan in zip(files, rels, plans):
+        groups = f["row_groups"]
+        runs = [(0, len(groups))]
+        if split_rows is not None and len(groups) > 1 and sum(groups) > split_rows:
+            runs, start, acc = [], 0, 0
+            for i, n in enumerate(groups):
+                acc += n
+                if acc >= split_rows:
+                    runs.append((start, i + 1))
+                    start, acc = i + 1, 0
+            if start < len(groups):
+                runs.append((start, len(groups)))
+        folder, name = posixpath.split(rel)
+        stem = name[: -len(s)] if (s := next((x for x in PARQUET_SUFFIXES if name.lower().endswith(x)), "")) else name
+        columns = tuple(read_columns(f["schema"], plan, wanted))
+        for k, (a, b) in enumerate(runs):
+            out = f"part-{stem}.parquet" if len(runs) == 1 else f"part-{stem}-{k:05d}.parquet"
+            rows = sum(groups[a:b])
+            pieces.append(_Piece(len(pieces), f["path"], posixpath.join(folder, out), (a, b), offset, rows,
+                                 f["size"], f["mtime_ns"], f["dict_cols"], columns, plan))
+            offset += rows
+    seen: dict[str, str] = {}
+    for p in pieces:
+        if seen.setdefault(p.output, p.fragment) != p.fragment:
+            raise ValueError(f"{p.fragment}: would be written to {p.output} like {seen[p.output]}; "
+                             "give the inputs as one folder or glob, or rename one")
+    return pieces
+
+
+def _prepare_dst(fs: pafs.FileSystem, dst: str, run_key: dict, overwrite: bool, shown) -> tuple[set[str], bool]:
+    """Check the output folder; return the part files an earlier run there recorded and whether
+    this run resumes it (same ruleset and options, no overwrite)."""
+    info = fs.get_file_info(dst)
+    if info.type == pafs.FileType.File:
+        raise FileExistsError(f"{shown}: is a file; the output of a dataset run is a folder")
+    if info.type == pafs.FileType.NotFound:
+        fs.create_dir(dst, recursive=True)
+        return set(), False
+    old = _read_json(fs, posixpath.join(dst, MANIFEST))
+    if old is None or old.get("format") != _MANIFEST_FORMAT:
+        if fs.get_file_info(pafs.FileSelector(dst, recursive=False)):
+            raise FileExistsError(f"{shown}: folder is not empty and holds no {MANIFEST} of an earlier run; "
+                                  "give a new or empty folder")
+        return set(), False
+    if old.get("run") != run_key and not overwrite:
+        r = old.get("run") or {}
+        raise FileExistsError(f"{shown}: holds a run under {r.get('ruleset')} ({str(r.get('fingerprint'))[:12]}) "
+                              f"with other options; use --overwrite (overwrite=True) or another folder")
+    parts = {r["output"] for r in old.get("fragments", []) if isinstance(r, dict) and "output" in r}
+    if overwrite:
+        for part in parts:
+            _remove(fs, posixpath.join(dst, part))
+        try:
+            fs.delete_dir(posixpath.join(dst, PROGRESS))
+        except (OSError, pa.ArrowException):
+            pass
+        return set(), False
+    return parts, True
+
+
+def _completed(fs: pafs.FileSystem, dst: str, pieces: list[_Piece], run_key: dict) -> list[dict | None]:
+    """The markers of pieces an earlier run finished with the same ruleset, options and input
+    file (size, modification time) and whose part file is still there, whole."""
+    def check(p: _Piece) -> dict | None:
+        m = _read_json(fs, posixpath.join(dst, PROGRESS, p.output + ".json"))
+        if m is None or m.get("run") != run_key or m.get("source") != p.source():
+            return None
+        info = fs.get_file_info(posixpath.join(dst, p.output))
+        return m if info.type == pafs.FileType.File and info.size == m.get("output_bytes") else None
+
+    if not pieces:
+        return []
+    with cf.ThreadPoolExecutor(min(16, len(pieces))) as ex:
+        return list(ex.map(check, pieces))
+
+
+def _sweep(fs: pafs.FileSystem, dst: str) -> None:
+    """Remove temporary files that workers killed midway left behind."""
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(dst, recursive=True, allow_not_found=True))
+    except (OSError, pa.ArrowException):
+        return
+    for info in infos:
+        name = posixpath.basename(info.path)
+        if info.type == pafs.FileType.File and name.startswith(".") and _TMP_TAG in name and name.endswith(".tmp"):
+            _remove(fs, info.path)
+
+
+def _summary(g, manifest: dict, extra: list, inputs: list[str], dst, seconds: float,
+             max_error_rate: float | None) -> RunSummary:
+    mdc: dict[str, int] = {}
+    drg: dict[str, int] = {}
+    flags: dict[str, int] = {f.name: 0 for f in Flag}
+    for e in extra:
+        for into, part in ((mdc, (e or {}).get("mdc", {})), (drg, (e or {}).get("drg", {})),
+                           (flags, (e or {}).get("flags", {}))):
+            for k, v in part.items():
+                into[k] = into.get(k, 0) + v
+    return RunSummary(manifest["rows_out"], seconds, dict(manifest["status"]), g.compiled.name,
+                      g.compiled.fingerprint, g.compiled.version, dict(sorted(mdc.items())), dict(sorted(drg.items())),
+                      flags, inputs, os.fspath(dst), max_error_rate)
+
+
+class _Bar:
+    """'parts done / total, rows' on a terminal line, redrawn at most five times a second."""
+
+    def __init__(self, stream: TextIO | None, total: int, done: int, rows: int):
+        self.stream, self.total, self.done, self.rows, self.new = stream, total, done, rows, 0
+        self.start, self.shown, self.width = time.perf_counter(), 0.0, 0
+
+    def update(self, rows: int) -> None:
+        self.done += 1
+        self.rows += rows
+        self.new += rows
+        now = time.perf_counter()
+        if self.stream is None or (now - self.shown < 0.2 and self.done < self.total):
+            return
+        self.shown = now
+        rate = self.new / max(now - self.start, 1e-9)
+        text = f"{self.done}/{self.total} parts  {self.rows:,} rows  {rate:,.0f} rows/s"
+        self.stream.write("\r" + text.ljust(self.width))
+        self.stream.flush()
+        self.width = len(text)
+
+    def close(self) -> None:
+        if self.stream is not None and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+
+
+
+# ----------------------------------------------------------------------------- aggregates over a dataset
+# Weights and indices of a partitioned dataset, computed where the data is: each task groups one
+# file and returns its partial result (a CostSample of the kept cases, or IndexCells), and the
+# driver merges them. Both merge exactly, so the result is bit-identical to the single-process
+# computation over the same files (tests/test_distributed.py), whatever the number of workers.
+
+@dataclass
+class _AggJob:
+    grouper: Any
+    filesystem: pafs.FileSystem | None
+    options: dict
+    batch_size: int
+
+
+def _sample_fragment(path: str, job: _AggJob):
+    from .weights import sample_files
+
+    return sample_files(job.grouper, [path], batch_size=job.batch_size, filesystem=job.filesystem, **job.options)
+
+
+def _cells_fragment(path: str, job: _AggJob):
+    from .indices import cells_from_files
+
+    return cells_from_files(job.grouper, [path], batch_size=job.batch_size, filesystem=job.filesystem, **job.options)
+
+
+def _aggregate(fn, src, ruleset, client, workers, filesystem, options, batch_size, merge):
+    from .core import Grouper
+
+    g = ruleset if isinstance(ruleset, Grouper) else Grouper(ruleset)
+    fs, files, _ = _fragments(src, filesystem)
+    local = isinstance(fs, pafs.LocalFileSystem)
+    job = _AggJob(g, None if local else fs, options, batch_size)
+    parts = map_fragments(fn, [p for p, _ in files], client, workers, shared=job)
+    total = parts[0]
+    for p in parts[1:]:
+        merge(total, p)
+    return total
+
+
+def sample_dataset(src, ruleset: Any = "chs-drg-1.1", client=None, *, workers: int | None = None,
+                   filesystem: pafs.FileSystem | None = None, cost: str = "total_cost", los: str | None = "los",
+                   year: str | None = None, batch_size: int = DEFAULT_BATCH):
+    """The ``weights.CostSample`` of a Parquet dataset, one task per file (see ``weights_dataset``)."""
+    return _aggregate(_sample_fragment, src, ruleset, client, workers, filesystem,
+                      {"cost": cost, "los": los, "year": year}, batch_size, lambda a, b: a.merge(b))
+
+
+def weights_dataset(src, ruleset: Any = "chs-drg-1.1", options=None, client=None, *, workers: int | None = None,
+                    filesystem: pafs.FileSystem | None = None, cost: str = "total_cost", los: str | None = "los",
+                    year: str | None = None, batch_size: int = DEFAULT_BATCH):
+    """Relative weights of a partitioned Parquet dataset (``src`` as in ``list_fragments``): each
+    task groups one file and keeps its kept cases' DRG, cost and stay (about 20 bytes a case,
+    returned to the driver, which spills them to disk beyond ``weights.SPILL_ROWS``); the samples
+    merge exactly. Equal to ``weights.weights_from_files`` over the same files, to the last bit."""
+    from .weights import WeightOptions
+
+    sample = sample_dataset(src, ruleset, client, workers=workers, filesystem=filesystem, cost=cost, los=los,
+                            year=year, batch_size=batch_size)
+    return sample.weights(options if options is not None else WeightOptions())
+
+
+def cells_dataset(src, ruleset: Any = "chs-drg-1.1", client=None, *, workers: int | None = None,
+                  filesystem: pafs.FileSystem | None = None, hospital: str = "hospital_id",
+                  cost: str = "total_cost", los: str = "los", discharge: str = "discharge",
+                  department: str | None = None, death_codes: Sequence[str] = ("5",),
+                  batch_size: int = DEFAULT_BATCH):
+    """The ``indices.IndexCells`` of a Parquet dataset, one task per file: each task returns only
+    its (hospital, DRG) cells, so nothing per case crosses the network."""
+    opts = {"hospital": hospital, "cost": cost, "los": los, "discharge": discharge, "department": department,
+            "death_codes": tuple(death_codes)}
+    return _aggregate(_cells_fragment, src, ruleset, client, workers, filesystem, opts, batch_size,
+                      lambda a, b: a.merge(b))
+
+
+def indices_dataset(src, weights: Mapping[str, float], ruleset: Any = "chs-drg-1.1", client=None, *,
+                    workers: int | None = None, filesystem: pafs.FileSystem | None = None, tiers=None, **kw):
+    """Hospital indices of a partitioned Parquet dataset: ``(table, excluded)`` as
+    ``indices.hospital_indices``, equal to the single-process result to the last bit."""
+    cells = cells_dataset(src, ruleset, client, workers=workers, filesystem=filesystem, **kw)
+    return cells.indices(weights, tiers)
