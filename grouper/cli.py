@@ -38,13 +38,14 @@ def main() -> None:
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
+@click.option("-o", "--output", type=click.Path(),
               help="Output file; format from the extension (.csv, .parquet, .arrow). "
-                   "Without it, a readable table is printed.")
+                   "Without it, a readable table is printed. With --workers/--scheduler: an output FOLDER.")
 @click.option("-r", "--ruleset", default="chs-drg-1.1", show_default=True, help=RULESET_HELP)
 @click.option("-t", "--threads", type=click.IntRange(min=1), default=None,
               help="Kernel threads (default: the CPUs this process may use).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output (and report) file.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output (and report) file; with "
+              "--workers/--scheduler, regroup every part instead of resuming.")
 @click.option("--keep", multiple=True, metavar="COL", help="Input column to copy to the output (repeatable).")
 @click.option("--keep-all", is_flag=True, help="Copy every input column (of the first input) to the output.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=65_536, show_default=True,
@@ -65,8 +66,15 @@ def main() -> None:
                    "is invalid or ungroupable.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress line on stderr (default: only when stderr is a terminal).")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Group a Parquet dataset with N local processes, one kernel thread each, one task per "
+                   "file (big files: per run of row groups). -o is then a folder of part-<file>.parquet "
+                   "files in input order, with _manifest.json; rerunning resumes, skipping finished parts.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Like --workers, on the Dask cluster at ADDRESS (e.g. tcp://host:8786); every worker "
+                   "needs drg-grouper installed and the inputs and -o folder reachable. Needs drg-grouper[dask].")
 def group(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, limit, maps, map_file,
-          layout, report, max_error_rate, progress):
+          layout, report, max_error_rate, progress, workers, scheduler):
     """Group the cases of INPUT... (CSV, Parquet or Arrow IPC files, folders, glob patterns)
     into one output, in order.
 
@@ -76,9 +84,18 @@ def group(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_siz
 
     Exit codes: 0 done; 1 runtime or I/O error; 2 usage error (bad option, missing column);
     3 output written but the share of invalid/ungroupable cases is above --max-error-rate.
+
+    With --workers N or --scheduler ADDRESS, INPUT... are Parquet files, folders (searched
+    recursively), globs or URIs (s3://...), and -o names an output folder; a part that fails
+    is reported (exit 1) and rerunning the same command retries only the unfinished parts.
     """
     from .io import group_files
 
+    if workers is not None or scheduler is not None:
+        return _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, maps,
+                              map_file, layout, report, max_error_rate, progress, workers, scheduler)
+    if output is not None and Path(output).is_dir():
+        raise click.UsageError(f"-o {output}: is a folder; folders are written with --workers or --scheduler")
     g = _grouper(ruleset, threads)
     try:
         summary, table = group_files(
@@ -95,6 +112,68 @@ def group(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_siz
     click.echo(summary.line(), err=True)
     if summary.breach:
         click.echo(f"Error: {summary.breach}", err=True)
+        sys.exit(3)
+
+
+def _dask_client(scheduler: str | None):
+    """A Dask client for --scheduler ADDRESS (None without it); the caller closes it."""
+    if scheduler is None:
+        return None
+    try:
+        from distributed import Client
+    except ImportError:
+        raise click.ClickException("--scheduler needs Dask: pip install 'drg-grouper[dask]'") from None
+    try:
+        return Client(scheduler, timeout="30s")
+    except (OSError, ValueError, TimeoutError) as exc:
+        raise click.ClickException(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+
+
+def _parallel_options(f):
+    """--workers / --scheduler for the aggregate commands (weights, indices)."""
+    f = click.option("--scheduler", metavar="ADDRESS",
+                     help="Run one task per Parquet file of INPUT on this Dask scheduler and merge the partial "
+                          "results (exactly equal to one process).")(f)
+    return click.option("--workers", type=click.IntRange(min=1), default=None,
+                        help="Run one task per Parquet file of INPUT on N local processes, partial results merged "
+                             "(exactly equal to one process).")(f)
+
+
+def _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, maps, map_file,
+                   layout, report, max_error_rate, progress, workers, scheduler):
+    """``drg group --workers/--scheduler``: grouper.distributed.group_dataset into a folder."""
+    from .distributed import group_dataset
+
+    if workers is not None and scheduler is not None:
+        raise click.UsageError("give --workers (local processes) or --scheduler (a Dask cluster), not both")
+    if output is None:
+        raise click.UsageError("--workers/--scheduler write a folder of part files: name it with -o DIR")
+    if threads is not None:
+        raise click.UsageError("--threads does not apply with --workers/--scheduler: "
+                               "each worker runs one kernel thread")
+    client = _dask_client(scheduler)
+    g = _grouper(ruleset, None)
+    try:
+        result = group_dataset(
+            list(inputs), output, g, client, workers=workers, keep=True if keep_all else keep, mapping=maps,
+            map_file=map_file, layout=layout, batch_size=batch_size, overwrite=overwrite, report=report,
+            max_error_rate=max_error_rate,
+            progress=sys.stderr if (sys.stderr.isatty() if progress is None else progress) else None)
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from None
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        if client is not None:
+            client.close()
+    click.echo(result.line(), err=True)
+    if result.failed:
+        for row in result.failed[:10]:
+            click.echo(f"failed: {row.get('error') or row['fragment']}", err=True)
+        raise click.ClickException(f"{len(result.failed)} of {len(result.manifest['fragments'])} parts failed "
+                                   f"(the others are in {output}); rerun the same command to retry only those")
+    if result.summary.breach:
+        click.echo(f"Error: {result.summary.breach}", err=True)
         sys.exit(3)
 
 
@@ -306,8 +385,9 @@ def regroup(inputs, from_, to, output, matrix, summary, threads, keep, cost_colu
 @click.option("--report", type=click.Path(dir_okay=False),
               help="HTML report with plots (RW distribution, CV by group, RW vs LOS).")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@_parallel_options
 def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, year_column, year_weights,
-            summary, report, overwrite):
+            summary, report, overwrite, workers, scheduler):
     """Relative weights (RW) per DRG from case files with costs: trimmed group mean cost over the
     trimmed overall mean, renormalised so that the base data's CMI is 1; CV, RIV, stability."""
     from .io import _atomic, write_batches
@@ -323,8 +403,15 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--trim") from None
     g = _grouper(ruleset, None)
+    client = _dask_client(scheduler)
     try:
-        r = weights_from_files(g, inputs, opts, cost=cost_column, los=los_column, year=year_column)
+        if workers is not None or client is not None:
+            from .distributed import weights_dataset
+
+            r = weights_dataset(list(inputs), g, opts, client, workers=workers, cost=cost_column, los=los_column,
+                                year=year_column)
+        else:
+            r = weights_from_files(g, inputs, opts, cost=cost_column, los=los_column, year=year_column)
         write_batches(output, r.table.to_batches(), overwrite=overwrite, empty_schema=r.table.schema)
         if report:
             from .report import write_weights_report
@@ -340,6 +427,9 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
         raise click.UsageError(str(exc)) from None
     except (OSError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        if client is not None:
+            client.close()
     kept = sum(r.table["n"].to_pylist())
     trimmed = sum(r.table["n_trimmed"].to_pylist())
     click.echo(f"{r.table.num_rows} DRG weights from {kept} cases ({trimmed} trimmed, {trim}); RIV {r.riv:.3f}; "
@@ -358,28 +448,402 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
 @click.option("--los-column", default="los", show_default=True)
 @click.option("--discharge-column", default="discharge", show_default=True)
 @click.option("--death-code", multiple=True, default=("5",), show_default=True, help="Discharge codes meaning death.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--report", type=click.Path(dir_okay=False),
+              help="HTML report with plots: CMI vs cost and time indices, low-risk mortality, the hospital table.")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@_parallel_options
 def indices(inputs, weights_file, output, ruleset, hospital_column, department_column, cost_column, los_column,
-            discharge_column, death_code, overwrite):
+            discharge_column, death_code, report, overwrite, workers, scheduler):
     """Hospital indices: cases, DRG count, total weight, CMI, cost and time consumption indices,
     low-risk and mid-low-risk group mortality (risk tiers from the data's own group mortality)."""
     from .indices import indices_from_files
     from .io import open_source, write_batches
 
     g = _grouper(ruleset, None)
+    client = _dask_client(scheduler)
     try:
         wt = pa_table(open_source(weights_file))
         weights = dict(zip(wt["drg"].to_pylist(), wt["rw"].to_pylist()))
-        table, excluded = indices_from_files(g, inputs, weights, hospital=hospital_column, cost=cost_column,
-                                             los=los_column, discharge=discharge_column,
-                                             department=department_column, death_codes=tuple(death_code))
+        kw = dict(hospital=hospital_column, cost=cost_column, los=los_column, discharge=discharge_column,
+                  department=department_column, death_codes=tuple(death_code))
+        if workers is not None or client is not None:
+            from .distributed import indices_dataset
+
+            table, excluded = indices_dataset(list(inputs), weights, g, client, workers=workers, **kw)
+        else:
+            table, excluded = indices_from_files(g, inputs, weights, **kw)
         write_batches(output, table.to_batches(), overwrite=overwrite, empty_schema=table.schema)
+        if report:
+            from .report import write_indices_report
+
+            write_indices_report((table, excluded), report, overwrite=overwrite,
+                                 title=f"{g.compiled.name} 医院评价指标 / hospital indices")
     except InputError as exc:
         raise click.UsageError(str(exc)) from None
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        if client is not None:
+            client.close()
     click.echo(f"indices for {table.num_rows} units written to {output}; excluded rows: "
                + ", ".join(f"{k} {v}" for k, v in excluded.items()), err=True)
+
+
+def _side(value: str, min_cases: int):
+    """A recalibration side: a weights file when the path exists, else a trimming rule."""
+    from .io import open_source
+    from .weights import WeightOptions
+
+    if Path(value).is_file():
+        try:
+            return pa_table(open_source(value))
+        except (OSError, ValueError) as exc:
+            raise click.ClickException(f"{value}: {exc}") from None
+    opts = WeightOptions(trim=value, min_cases=min_cases)
+    try:
+        opts.trim_rule()
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither a weights file nor a trimming rule "
+                                 "(none, iqr:K, sdlog:K, pct:LO-HI)") from None
+    return opts
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-a", "side_a", required=True, metavar="WEIGHTS|TRIM",
+              help="Side a: a weights table (from `drg weights`, e.g. last year's) or a trimming rule computed "
+                   "from INPUT (none, iqr:K, sdlog:K, pct:LO-HI).")
+@click.option("-b", "side_b", required=True, metavar="WEIGHTS|TRIM", help="Side b, the same way.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="Per-DRG comparison (.csv/.parquet): drg, rw_a, rw_b, change, relative_change, cases, "
+                   "total_weight_a, total_weight_b.")
+@click.option("--hospitals", type=click.Path(dir_okay=False),
+              help="Per-hospital CMI and total weight under a and b (.csv/.parquet).")
+@click.option("--summary", type=click.Path(dir_okay=False), help="JSON: budget impact and exclusions.")
+@click.option("--report", type=click.Path(dir_okay=False), help="HTML report with plots.")
+@click.option("-r", "--ruleset", default="chs-drg-1.1", show_default=True, help=RULESET_HELP)
+@click.option("--min-cases", type=click.IntRange(min=1), default=5, show_default=True,
+              help="For a side computed from INPUT: thin-group threshold, as in `drg weights`.")
+@click.option("--hospital-column", default="hospital_id", show_default=True)
+@click.option("--cost-column", default="total_cost", show_default=True)
+@click.option("--los-column", default="los", show_default=True)
+@click.option("--discharge-column", default="discharge", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+def recalibrate(inputs, side_a, side_b, output, hospitals, summary, report, ruleset, min_cases, hospital_column,
+                cost_column, los_column, discharge_column, overwrite):
+    """A recalibration experiment: two weight sets (files, or trimming rules computed from the
+    cases) side by side on the same cases: per-DRG change, budget impact (total weight under each)
+    and each hospital's CMI shift. The cases are read once."""
+    from .io import _atomic, write_batches
+    from .recalibrate import recalibrate_files
+
+    a, b = _side(side_a, min_cases), _side(side_b, min_cases)
+    g = _grouper(ruleset, None)
+    try:
+        r = recalibrate_files(g, inputs, a, b, hospital=hospital_column, cost=cost_column, los=los_column,
+                              discharge=discharge_column)
+        write_batches(output, r.comparison.to_batches(), overwrite=overwrite, empty_schema=r.comparison.schema)
+        if hospitals:
+            write_batches(hospitals, r.hospitals.to_batches(), overwrite=overwrite, empty_schema=r.hospitals.schema)
+        budget = r.budget()
+        if summary:
+            with _atomic(Path(summary), overwrite) as tmp:
+                Path(tmp).write_text(json.dumps({"a": side_a, "b": side_b, "ruleset": g.compiled.name,
+                                                 "fingerprint": g.compiled.fingerprint, "budget": budget,
+                                                 "excluded": r.excluded}, ensure_ascii=False, indent=2) + "\n",
+                                     encoding="utf-8")
+        if report:
+            from .report import write_recalibration_report
+
+            write_recalibration_report(r.comparison, r.hospitals, report, labels=(side_a, side_b), overwrite=overwrite)
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from None
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    rel = budget["relative_change"]
+    click.echo(f"{r.comparison.num_rows} DRGs compared; total weight {budget['total_weight_a']:,.1f} -> "
+               f"{budget['total_weight_b']:,.1f}" + (f" ({rel:+.2%})" if rel is not None else "")
+               + f"; {r.hospitals.num_rows} hospitals", err=True)
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-p", "--pack", required=True,
+              help="Payment pack: a TOML file, or the name of a bundled one (e.g. illustrative-2024).")
+@click.option("-w", "--weights", "weights_file", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="Weights table from `drg weights` (drg, rw, mean_cost, mean_los, n).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="Per-case settlement (.parquet/.csv/.arrow), one row per input row, in order.")
+@click.option("--hospitals", "hospitals_file", type=click.Path(exists=True, dir_okay=False),
+              help="Hospital table (hospital_id or hospital, optional level, and the columns the pack's knobs "
+                   "read, e.g. the output of `drg indices` plus satisfaction).")
+@click.option("--summary", type=click.Path(dir_okay=False),
+              help="Per-hospital settlement (.csv/.parquet): totals, cases by type, surplus/overspend, "
+                   "pre-settlement, reserve, clearance, knob effects.")
+@click.option("--months", type=click.Path(dir_okay=False),
+              help="Monthly pre-settlement per hospital and discharge month (.csv/.parquet).")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False),
+              help="JSON run summary: counts by status and type, totals, rate, renormalisation, knob effects.")
+@click.option("--report", type=click.Path(dir_okay=False), help="HTML report with plots.")
+@click.option("-r", "--ruleset", default="chs-drg-1.1", show_default=True,
+              help=RULESET_HELP + " Used only for inputs that are not grouped yet (no status/drg columns).")
+@click.option("-t", "--threads", type=click.IntRange(min=1), default=None, help="Kernel threads (grouping).")
+@click.option("--column", "column_map", multiple=True, metavar="ROLE=NAME",
+              help="Read a role from another column, e.g. --column cost=zfy (repeatable). Roles: "
+                   "case_id, hospital, level, insurance_type, cost, patient_share, los, discharge, date, "
+                   "referred, status, drg.")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+def settle(inputs, pack, weights_file, output, hospitals_file, summary, months, json_file, report, ruleset, threads,
+           column_map, overwrite):
+    """DRG settlement of INPUT... under a payment pack: per case the payment standard, case type,
+    payment, fund and patient share and the hospital's margin; per hospital the totals, surplus
+    kept / overspend borne, monthly pre-settlement with the reserve and year-end clearance, and
+    the effect of each value-based knob.
+
+    INPUT are grouped files (with status and drg columns, e.g. from `drg group --keep ...`) or raw
+    case files, grouped here under --ruleset. Rows that cannot be settled keep their row with a
+    settle_status and are counted. The input is read twice, in bounded memory (raw files are
+    grouped on each read). Exit codes: 0 done; 1 invalid pack, missing column or I/O error;
+    2 usage error.
+    """
+    from .payment_pack import PackError, load_pack
+    from .settlement import Columns, settle_files
+
+    roles = {}
+    for item in column_map:
+        role, sep, name = item.partition("=")
+        if not sep or not name or role not in Columns.roles():
+            raise click.BadParameter(f"{item!r}: use ROLE=NAME with ROLE one of {', '.join(Columns.roles())}",
+                                     param_hint="--column")
+        roles[role] = name
+    try:
+        p = load_pack(pack)
+    except PackError as exc:
+        raise click.ClickException(str(exc)) from None
+    if p.illustrative:
+        click.echo(f"warning: pack {p.name} is ILLUSTRATIVE: its numbers are examples, not a region's rules",
+                   err=True)
+    try:
+        r = settle_files(inputs, p, weights_file, output, hospitals_path=hospitals_file, summary=summary,
+                         months=months, json_path=json_file, report=report, columns=Columns(**roles),
+                         grouper=lambda: _grouper(ruleset, threads), overwrite=overwrite)
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from None
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    s = r.summary
+    st, tot = s["settle_status"], s["totals"]
+    not_settled = {k: v for k, v in st.items() if k != "settled" and v}
+    click.echo(f"{s['rows']} cases under {p.name}: {st['settled']} settled"
+               + (" (not settled: " + ", ".join(f"{k} {v}" for k, v in not_settled.items()) + ")" if not_settled else "")
+               + "; types: " + ", ".join(f"{k} {v}" for k, v in s["case_types"].items() if v)
+               + f"; payment {tot['payment']:,.2f}, fund {tot['fund_payment']:,.2f}, margin {tot['margin']:,.2f}; "
+               f"rate {s['rate']['final_base']:,.2f}/RW; {s['hospitals']} hospitals; {s['seconds']:.1f} s", err=True)
+
+
+@main.group("dip")
+def dip_group():
+    """DIP (按病种分值付费): build a catalogue of groups and scores from historical cases, assign
+    cases to it, settle cases under a payment pack's [dip] table. See docs/dip.md."""
+
+
+DIP_RULESET_HELP = ("Ruleset whose operating-room procedure list (or_procedures.csv) marks procedures as "
+                    "相关手术 (name or folder).")
+
+
+def _dip_pack(pack: str | None) -> dict:
+    """The [dip] table of a payment pack: a TOML file or the name of a bundled pack."""
+    import tomllib
+
+    from .ruleset import rules_dirs
+
+    if pack is None:
+        return {}
+    path = Path(pack)
+    if not path.is_file():
+        found = [d / "payment" / f"{pack}.toml" for d in rules_dirs() if (d / "payment" / f"{pack}.toml").is_file()]
+        if not found:
+            raise click.ClickException(f"{pack}: no such pack file and no bundled pack of that name")
+        path = found[0]
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise click.ClickException(f"{path}: unreadable pack ({exc})") from None
+    if not isinstance(doc.get("dip"), dict):
+        raise click.ClickException(f"{path}: no [dip] table")
+    return doc["dip"]
+
+
+def _dip_params(table: dict, **overrides):
+    from .dip import DipParams
+
+    try:
+        return DipParams.from_mapping({**table, **{k: v for k, v in overrides.items() if v is not None}})
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _year_weights(text: str | None):
+    """'2022:1,2023:2,2024:7' (or '=') -> {year: w}; '1,2,7' -> (1, 2, 7), oldest to newest."""
+    if not text:
+        return None
+    try:
+        parts = [p.replace("=", ":").split(":") for p in text.split(",")]
+        if all(len(p) == 1 for p in parts):
+            return tuple(float(p[0]) for p in parts)
+        return {int(y): float(w) for y, w in parts}
+    except ValueError:
+        raise click.BadParameter("use YEAR:WEIGHT,... (2022:1,2023:2,2024:7) or weights oldest to newest (1,2,7)",
+                                 param_hint="--year-weights") from None
+
+
+@dip_group.command("catalogue")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="Catalogue table (.parquet keeps the build information; .csv, .arrow).")
+@click.option("-p", "--pack", help="Payment pack (TOML file or bundled name) whose [dip] table gives the "
+                                   "defaults; the options below win.")
+@click.option("-r", "--ruleset", default="chs-drg-1.1", show_default=True, help=DIP_RULESET_HELP)
+@click.option("--year-column", default=None,
+              help="Column with the year or discharge date of each case [default: discharge_date when every "
+                   "input has it, otherwise all cases are one period].")
+@click.option("--year-weights", default=None, metavar="Y:W,...",
+              help="2022:1,2023:2,2024:7, or 1,2,7 aligned to the newest year [default: the pack's, else 1,2,7].")
+@click.option("--core-min-n", type=click.IntRange(min=1), default=None,
+              help="Cases a 亚目 x procedure combination needs to be a core group [default: 15].")
+@click.option("--comprehensive-min-n", type=click.IntRange(min=1), default=None,
+              help="Cases a category x treatment-type pool needs before falling back to the chapter "
+                   "[default: --core-min-n].")
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Score scale: score = RW x scale [default: 1000].")
+@click.option("--trim", default=None, help="Trim costs per group before the means: none, iqr:K, sdlog:K, "
+                                           "pct:LO-HI [default: none].")
+@click.option("--cost-column", default="total_cost", show_default=True)
+@click.option("--level-column", default="hospital_level", show_default=True,
+              help="Hospital level, for the level means (outlier denominators, derived level coefficients).")
+@click.option("--summary", type=click.Path(dir_okay=False), help="JSON with the build information.")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+def dip_catalogue(inputs, output, pack, ruleset, year_column, year_weights, core_min_n, comprehensive_min_n,
+                  scale, trim, cost_column, level_column, summary, overwrite):
+    """Build a DIP catalogue from historical cases: core groups (亚目 x principal procedure with
+    enough cases), comprehensive groups (category, then chapter, x treatment type) for the rest,
+    scores from year-weighted mean costs, level means and the budget point value."""
+    from .dip import Columns, ProcedureTypes, catalogue_from_files
+    from .io import _atomic, expand_inputs, open_source
+
+    params = _dip_params(_dip_pack(pack), year_weights=_year_weights(year_weights), core_min_n=core_min_n,
+                         comprehensive_min_n=comprehensive_min_n, score_scale=scale, trim=trim)
+    try:
+        files = expand_inputs(inputs)
+        if year_column is None:
+            has = [("discharge_date" in open_source(f).schema.names) for f in files]
+            year_column = "discharge_date" if all(has) else None
+        types = ProcedureTypes.from_ruleset(ruleset)
+        cat = catalogue_from_files(files, params, procedure_types=types,
+                                   columns=Columns(cost=cost_column, level=level_column, year=year_column))
+        cat.save(output, overwrite=overwrite)
+        if summary:
+            with _atomic(Path(summary), overwrite) as tmp:
+                Path(tmp).write_text(json.dumps(cat.info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from None
+    except RulesetError as exc:
+        raise click.ClickException(f"ruleset {ruleset}: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    i = cat.info
+    g = i["groups"]
+    click.echo(f"{sum(g.values())} DIP groups ({g['core']} core, {g['comprehensive']} comprehensive, "
+               f"{g['comprehensive_chapter']} by chapter) from {i['cases']} cases"
+               + (f" of years {', '.join(i['years'])}" if year_column else " (one period)")
+               + f"; mean cost {i['mean_cost']:,.2f}, budget point value {i['budget_point_value']:.4f}; excluded: "
+               + (", ".join(f"{k} {v}" for k, v in i["excluded"].items() if v) or "none"), err=True)
+
+
+@dip_group.command("assign")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-c", "--catalogue", "catalogue_file", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="Catalogue from `drg dip catalogue`.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="Per case, in order: case_id, status, group, group_type, score.")
+@click.option("-r", "--ruleset", default=None, help=DIP_RULESET_HELP + " [default: the catalogue's, else chs-drg-1.1]")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+def dip_assign(inputs, catalogue_file, output, ruleset, overwrite):
+    """Assign cases to the groups of a DIP catalogue (no payment)."""
+    from .dip import Catalogue, ProcedureTypes, assign_files
+
+    try:
+        cat = Catalogue.load(catalogue_file)
+        ruleset = ruleset or cat.info.get("ruleset") or "chs-drg-1.1"
+        counts = assign_files(inputs, cat, output, procedure_types=ProcedureTypes.from_ruleset(ruleset),
+                              overwrite=overwrite)
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from None
+    except RulesetError as exc:
+        raise click.ClickException(f"ruleset {ruleset}: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{sum(counts.values())} cases: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v), err=True)
+
+
+@dip_group.command("settle")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-c", "--catalogue", "catalogue_file", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="Catalogue from `drg dip catalogue`.")
+@click.option("-p", "--pack", required=True, help="Payment pack (TOML file or bundled name) with a [dip] table.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="Per case, in order: group, score, x, case type, points, amount, fund, margin (.parquet/.csv/.arrow).")
+@click.option("--summary", type=click.Path(dir_okay=False),
+              help="Per hospital (.csv/.parquet): points, amount, fund, cost, margin, cases by type, review cases "
+                   "against the 特例单议 cap.")
+@click.option("--totals", type=click.Path(dir_okay=False),
+              help="JSON: point value, totals, counts by status and case type, level coefficients used.")
+@click.option("--point-value", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Use this point value instead of PV_s = (fund_budget / fund_ratio) / total points.")
+@click.option("-r", "--ruleset", default=None, help=DIP_RULESET_HELP + " [default: the catalogue's, else chs-drg-1.1]")
+@click.option("--cost-column", default="total_cost", show_default=True)
+@click.option("--hospital-column", default="hospital_id", show_default=True)
+@click.option("--level-column", default="hospital_level", show_default=True)
+@click.option("--patient-share-column", default=None,
+              help="Patient's share per case: fund = amount - share (else amount x dip.fund_ratio).")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+def dip_settle(inputs, catalogue_file, pack, output, summary, totals, point_value, ruleset, cost_column,
+               hospital_column, level_column, patient_share_column, overwrite):
+    """Settle cases under DIP: group, score, cost ratio x and case type (low < dip.low_x, high >
+    dip.high_x, extreme > dip.extreme_x for review), points with the level coefficient, amount =
+    points x point value, fund and margin; per-hospital totals with --summary."""
+    from .dip import Catalogue, Columns, ProcedureTypes, settle_files
+    from .io import _atomic, write_batches
+
+    params = _dip_params(_dip_pack(pack))
+    for f in (output, summary, totals):
+        if f and Path(f).exists() and not overwrite:
+            raise click.ClickException(f"{f}: file exists and won't be overwritten without --overwrite")
+    try:
+        cat = Catalogue.load(catalogue_file)
+        ruleset = ruleset or cat.info.get("ruleset") or "chs-drg-1.1"
+        cols = Columns(cost=cost_column, hospital=hospital_column, level=level_column,
+                       patient_share=patient_share_column)
+        r = settle_files(inputs, cat, params, output, procedure_types=ProcedureTypes.from_ruleset(ruleset),
+                         columns=cols, point_value=point_value, overwrite=overwrite)
+        if summary:
+            write_batches(summary, r.hospitals.to_batches(), overwrite=overwrite, empty_schema=r.hospitals.schema)
+        if totals:
+            with _atomic(Path(totals), overwrite) as tmp:
+                Path(tmp).write_text(json.dumps(r.summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from None
+    except RulesetError as exc:
+        raise click.ClickException(f"ruleset {ruleset}: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    s = r.summary
+    not_settled = {k: v for k, v in s["statuses"].items() if k != "settled" and v}
+    click.echo(f"{s['cases']} cases: {s['statuses']['settled']} settled"
+               + (" (not settled: " + ", ".join(f"{k} {v}" for k, v in not_settled.items()) + ")" if not_settled else "")
+               + "; " + ", ".join(f"{k} {v}" for k, v in s["case_types"].items())
+               + f"; point value {r.point_value:.4f} ({r.point_value_source}); points {s['total_points']:,.1f}; "
+               f"amount {s['amount']:,.2f}; review cases {s['review_cases']} "
+               f"({s['hospitals_over_review_cap']} hospitals over the cap)", err=True)
 
 
 def pa_table(source):
