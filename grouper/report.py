@@ -46,6 +46,14 @@ def write_regroup_report(summary: dict, matrix: pa.Table, path: str | os.PathLik
     return path
 
 
+def _pyplot_for(what: str):
+    """matplotlib's pyplot, or a RuntimeError saying that ``what`` needs the report extra."""
+    try:
+        return _pyplot()
+    except RuntimeError:
+        raise RuntimeError(f"{what} needs matplotlib: pip install 'drg-grouper[report]'") from None
+
+
 def _pyplot():
     try:
         import matplotlib
@@ -261,10 +269,7 @@ def write_weights_report(result, path: str | os.PathLike, *, indices=None, title
     returns), for the hospital plots and table; ``trim``: the trimming rule the weights were
     computed with (``WeightOptions.trim``), shown in words. An existing file is refused unless
     ``overwrite``. Needs matplotlib (RuntimeError otherwise)."""
-    try:
-        plt = _pyplot()
-    except RuntimeError:
-        raise RuntimeError("the weights report needs matplotlib: pip install 'drg-grouper[report]'") from None
+    plt = _pyplot_for("the weights report")
     path = Path(path)
     indices_excluded = None
     if isinstance(indices, tuple):  # hospital_indices(...) passed as it comes
@@ -286,7 +291,6 @@ def write_weights_report(result, path: str | os.PathLike, *, indices=None, title
     return path
 
 
-
 def _hospital_figures(plt, units: list[dict]) -> list[tuple[str, str | None]]:
     """The three hospital plots: CMI against each consumption index, low-risk mortality."""
     return [
@@ -302,10 +306,7 @@ def write_indices_report(indices, path: str | os.PathLike, *, title: str = "", o
     """Write an HTML report of the hospital indices alone (``hospital_indices`` output, or its
     ``(table, excluded)`` pair): CMI against the cost and time indices, low-risk mortality, and
     the hospital table, so the hospitals that stand out can be seen at a glance."""
-    try:
-        plt = _pyplot()
-    except RuntimeError:
-        raise RuntimeError("the indices report needs matplotlib: pip install 'drg-grouper[report]'") from None
+    plt = _pyplot_for("the indices report")
     path = Path(path)
     excluded = None
     if isinstance(indices, tuple):
@@ -328,10 +329,7 @@ def write_recalibration_report(comparison: pa.Table, shift: pa.Table | None, pat
     """Write an HTML report of a recalibration experiment: two weight sets side by side
     (``weights.compare_weights``), their budget impact, and each hospital's CMI under both
     (``indices.cmi_shift``)."""
-    try:
-        plt = _pyplot()
-    except RuntimeError:
-        raise RuntimeError("the recalibration report needs matplotlib: pip install 'drg-grouper[report]'") from None
+    plt = _pyplot_for("the recalibration report")
     path = Path(path)
     rows = comparison.to_pylist()
     a, b = labels
@@ -843,10 +841,7 @@ SETTLE_TYPES_ZH = {"normal": "正常病例", "high": "高倍率", "low": "低倍
 def write_settlement_report(result, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write an HTML report of ``result`` (a ``settlement.SettlementResult``) to ``path`` atomically.
     Needs matplotlib (RuntimeError otherwise); an existing file is refused unless ``overwrite``."""
-    try:
-        plt = _pyplot()
-    except RuntimeError:
-        raise RuntimeError("the settlement report needs matplotlib: pip install 'drg-grouper[report]'") from None
+    plt = _pyplot_for("the settlement report")
     path = Path(path)
     rows = sorted(result.hospitals.to_pylist(), key=lambda r: (-(r["payment"] or 0), str(r["hospital"])))
     for i, r in enumerate(rows, 1):
