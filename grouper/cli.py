@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -19,6 +21,23 @@ from .arrow import InputError
 from .ruleset import RulesetError, available_rulesets, describe, load_ruleset
 
 RULESET_HELP = "Ruleset name (see `drg rulesets`) or path to a ruleset folder."
+
+
+@contextmanager
+def _command_errors(*also: type[Exception], ruleset: Callable[[], str] | None = None):
+    """A command's failures as exit codes: a missing input column or a bad mapping is a usage
+    error (2); a broken ruleset (named by ``ruleset()`` when given), I/O or bad data, and the
+    exception types in ``also``, one line and exit 1."""
+    try:
+        yield
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from None
+    except RulesetError as exc:
+        if ruleset is None:
+            raise click.ClickException(str(exc)) from None
+        raise click.ClickException(f"ruleset {ruleset()}: {exc}") from None
+    except (OSError, ValueError, *also) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _grouper(ruleset: str, threads: int | None):
@@ -97,16 +116,12 @@ def group(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_siz
     if output is not None and Path(output).is_dir():
         raise click.UsageError(f"-o {output}: is a folder; folders are written with --workers or --scheduler")
     g = _grouper(ruleset, threads)
-    try:
+    with _command_errors():
         summary, table = group_files(
             g, inputs, output, overwrite=overwrite, keep=True if keep_all else keep, batch_size=batch_size,
             mapping=maps, map_file=map_file, layout=layout, report=report, max_error_rate=max_error_rate,
             progress=sys.stderr if (sys.stderr.isatty() if progress is None else progress) else None,
             log=lambda msg: click.echo(msg, err=True))
-    except InputError as exc:
-        raise click.UsageError(str(exc)) from None
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
     if table is not None:
         click.echo(format_table(table, limit))
     click.echo(summary.line(), err=True)
@@ -115,18 +130,24 @@ def group(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_siz
         sys.exit(3)
 
 
+@contextmanager
 def _dask_client(scheduler: str | None):
-    """A Dask client for --scheduler ADDRESS (None without it); the caller closes it."""
+    """A Dask client for --scheduler ADDRESS (None without it), closed when the block ends."""
     if scheduler is None:
-        return None
+        yield None
+        return
     try:
         from distributed import Client
     except ImportError:
         raise click.ClickException("--scheduler needs Dask: pip install 'drg-grouper[dask]'") from None
     try:
-        return Client(scheduler, timeout="30s")
+        client = Client(scheduler, timeout="30s")
     except (OSError, ValueError, TimeoutError) as exc:
         raise click.ClickException(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def _parallel_options(f):
@@ -151,21 +172,13 @@ def _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, 
     if threads is not None:
         raise click.UsageError("--threads does not apply with --workers/--scheduler: "
                                "each worker runs one kernel thread")
-    client = _dask_client(scheduler)
     g = _grouper(ruleset, None)
-    try:
+    with _dask_client(scheduler) as client, _command_errors():
         result = group_dataset(
             list(inputs), output, g, client, workers=workers, keep=True if keep_all else keep, mapping=maps,
             map_file=map_file, layout=layout, batch_size=batch_size, overwrite=overwrite, report=report,
             max_error_rate=max_error_rate,
             progress=sys.stderr if (sys.stderr.isatty() if progress is None else progress) else None)
-    except InputError as exc:
-        raise click.UsageError(str(exc)) from None
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        if client is not None:
-            client.close()
     click.echo(result.line(), err=True)
     if result.failed:
         for row in result.failed[:10]:
@@ -347,7 +360,7 @@ def regroup(inputs, from_, to, output, matrix, summary, threads, keep, cost_colu
     g_from, g_to = _grouper(from_, threads), _grouper(to, threads)
     if report is not None and Path(report).exists() and not overwrite:
         raise click.ClickException(f"{report}: file exists and won't be overwritten without --overwrite")
-    try:
+    with _command_errors(RuntimeError):
         r = run(inputs, g_from, g_to, output, matrix=matrix, summary=summary, overwrite=overwrite,
                 keep=keep, cost_column=cost_column, hospital_column=hospital_column, convert_codes=convert_codes,
                 weight_options=opts)
@@ -355,10 +368,6 @@ def regroup(inputs, from_, to, output, matrix, summary, threads, keep, cost_colu
             from .report import write_regroup_report
 
             write_regroup_report(r.summary, r.matrix, report, overwrite=overwrite)
-    except InputError as exc:
-        raise click.UsageError(str(exc)) from None
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise click.ClickException(str(exc)) from None
     s = r.summary
     click.echo(f"{r.rows} cases regrouped {g_from.compiled.name} -> {g_to.compiled.name} in {r.seconds:.2f} s: "
                f"DRG changed for {s['share_drg_changed']:.1%}, ADRG for {s['share_adrg_changed']:.1%}; "
@@ -403,8 +412,7 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--trim") from None
     g = _grouper(ruleset, None)
-    client = _dask_client(scheduler)
-    try:
+    with _dask_client(scheduler) as client, _command_errors(RuntimeError):
         if workers is not None or client is not None:
             from .distributed import weights_dataset
 
@@ -423,13 +431,6 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
                                                  "trim": trim, "mean_cost": r.mean_cost, "riv": r.riv,
                                                  "groups": r.table.num_rows, "excluded": r.excluded},
                                                 ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    except InputError as exc:
-        raise click.UsageError(str(exc)) from None
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        if client is not None:
-            client.close()
     kept = sum(r.table["n"].to_pylist())
     trimmed = sum(r.table["n_trimmed"].to_pylist())
     click.echo(f"{r.table.num_rows} DRG weights from {kept} cases ({trimmed} trimmed, {trim}); RIV {r.riv:.3f}; "
@@ -460,8 +461,7 @@ def indices(inputs, weights_file, output, ruleset, hospital_column, department_c
     from .io import open_source, write_batches
 
     g = _grouper(ruleset, None)
-    client = _dask_client(scheduler)
-    try:
+    with _dask_client(scheduler) as client, _command_errors(KeyError, RuntimeError):
         wt = pa_table(open_source(weights_file))
         weights = dict(zip(wt["drg"].to_pylist(), wt["rw"].to_pylist()))
         kw = dict(hospital=hospital_column, cost=cost_column, los=los_column, discharge=discharge_column,
@@ -478,13 +478,6 @@ def indices(inputs, weights_file, output, ruleset, hospital_column, department_c
 
             write_indices_report((table, excluded), report, overwrite=overwrite,
                                  title=f"{g.compiled.name} 医院评价指标 / hospital indices")
-    except InputError as exc:
-        raise click.UsageError(str(exc)) from None
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        if client is not None:
-            client.close()
     click.echo(f"indices for {table.num_rows} units written to {output}; excluded rows: "
                + ", ".join(f"{k} {v}" for k, v in excluded.items()), err=True)
 
@@ -539,7 +532,7 @@ def recalibrate(inputs, side_a, side_b, output, hospitals, summary, report, rule
 
     a, b = _side(side_a, min_cases), _side(side_b, min_cases)
     g = _grouper(ruleset, None)
-    try:
+    with _command_errors(KeyError, RuntimeError):
         r = recalibrate_files(g, inputs, a, b, hospital=hospital_column, cost=cost_column, los=los_column,
                               discharge=discharge_column)
         write_batches(output, r.comparison.to_batches(), overwrite=overwrite, empty_schema=r.comparison.schema)
@@ -556,10 +549,6 @@ def recalibrate(inputs, side_a, side_b, output, hospitals, summary, report, rule
             from .report import write_recalibration_report
 
             write_recalibration_report(r.comparison, r.hospitals, report, labels=(side_a, side_b), overwrite=overwrite)
-    except InputError as exc:
-        raise click.UsageError(str(exc)) from None
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise click.ClickException(str(exc)) from None
     rel = budget["relative_change"]
     click.echo(f"{r.comparison.num_rows} DRGs compared; total weight {budget['total_weight_a']:,.1f} -> "
                f"{budget['total_weight_b']:,.1f}" + (f" ({rel:+.2%})" if rel is not None else "")
@@ -622,14 +611,10 @@ def settle(inputs, pack, weights_file, output, hospitals_file, summary, months, 
     if p.illustrative:
         click.echo(f"warning: pack {p.name} is ILLUSTRATIVE: its numbers are examples, not a region's rules",
                    err=True)
-    try:
+    with _command_errors(KeyError, RuntimeError):
         r = settle_files(inputs, p, weights_file, output, hospitals_path=hospitals_file, summary=summary,
                          months=months, json_path=json_file, report=report, columns=Columns(**roles),
                          grouper=lambda: _grouper(ruleset, threads), overwrite=overwrite)
-    except InputError as exc:
-        raise click.UsageError(str(exc)) from None
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise click.ClickException(str(exc)) from None
     s = r.summary
     st, tot = s["settle_status"], s["totals"]
     not_settled = {k: v for k, v in st.items() if k != "settled" and v}
@@ -732,7 +717,7 @@ def dip_catalogue(inputs, output, pack, ruleset, year_column, year_weights, core
 
     params = _dip_params(_dip_pack(pack), year_weights=_year_weights(year_weights), core_min_n=core_min_n,
                          comprehensive_min_n=comprehensive_min_n, score_scale=scale, trim=trim)
-    try:
+    with _command_errors(ruleset=lambda: ruleset):
         files = expand_inputs(inputs)
         if year_column is None:
             has = [("discharge_date" in open_source(f).schema.names) for f in files]
@@ -744,12 +729,6 @@ def dip_catalogue(inputs, output, pack, ruleset, year_column, year_weights, core
         if summary:
             with _atomic(Path(summary), overwrite) as tmp:
                 Path(tmp).write_text(json.dumps(cat.info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    except InputError as exc:
-        raise click.UsageError(str(exc)) from None
-    except RulesetError as exc:
-        raise click.ClickException(f"ruleset {ruleset}: {exc}") from None
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
     i = cat.info
     g = i["groups"]
     click.echo(f"{sum(g.values())} DIP groups ({g['core']} core, {g['comprehensive']} comprehensive, "
@@ -771,17 +750,11 @@ def dip_assign(inputs, catalogue_file, output, ruleset, overwrite):
     """Assign cases to the groups of a DIP catalogue (no payment)."""
     from .dip import Catalogue, ProcedureTypes, assign_files
 
-    try:
+    with _command_errors(ruleset=lambda: ruleset):
         cat = Catalogue.load(catalogue_file)
         ruleset = ruleset or cat.info.get("ruleset") or "chs-drg-1.1"
         counts = assign_files(inputs, cat, output, procedure_types=ProcedureTypes.from_ruleset(ruleset),
                               overwrite=overwrite)
-    except InputError as exc:
-        raise click.UsageError(str(exc)) from None
-    except RulesetError as exc:
-        raise click.ClickException(f"ruleset {ruleset}: {exc}") from None
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
     click.echo(f"{sum(counts.values())} cases: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v), err=True)
 
 
@@ -818,7 +791,7 @@ def dip_settle(inputs, catalogue_file, pack, output, summary, totals, point_valu
     for f in (output, summary, totals):
         if f and Path(f).exists() and not overwrite:
             raise click.ClickException(f"{f}: file exists and won't be overwritten without --overwrite")
-    try:
+    with _command_errors(ruleset=lambda: ruleset):
         cat = Catalogue.load(catalogue_file)
         ruleset = ruleset or cat.info.get("ruleset") or "chs-drg-1.1"
         cols = Columns(cost=cost_column, hospital=hospital_column, level=level_column,
@@ -830,12 +803,6 @@ def dip_settle(inputs, catalogue_file, pack, output, summary, totals, point_valu
         if totals:
             with _atomic(Path(totals), overwrite) as tmp:
                 Path(tmp).write_text(json.dumps(r.summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    except InputError as exc:
-        raise click.UsageError(str(exc)) from None
-    except RulesetError as exc:
-        raise click.ClickException(f"ruleset {ruleset}: {exc}") from None
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
     s = r.summary
     not_settled = {k: v for k, v in s["statuses"].items() if k != "settled" and v}
     click.echo(f"{s['cases']} cases: {s['statuses']['settled']} settled"
