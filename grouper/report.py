@@ -197,6 +197,27 @@ def _codes(codes: list[str]) -> str:
     return f"<p class=codes>{esc(' '.join(codes[:LIST_LIMIT]) + more)}</p>"
 
 
+# One page frame for every report: the base style plus each report's own classes.
+BASE_CSS = """body{font-family:"PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif;max-width:1100px;margin:2em auto;
+color:#222} table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ccc;padding:3px 9px;
+text-align:left} th{background:#f2f2f2} img{max-width:100%;display:block} .note{color:#888}"""
+SHADES_CSS = "td.hi{background:#fbe3d6} td.lo{background:#dcebf7} td.ok{background:#e2f0d9}"
+CODES_CSS = ".codes{font-family:monospace;line-height:1.6} code{font-size:.85em}"
+SETTLEMENT_CSS = ".warn{background:#fff3cd;padding:.5em} td.hi{background:#fbe3d6} td.lo{background:#e2f0d9}"
+
+
+def _head(title: str, css: str = SHADES_CSS, *, heading: str | None = None) -> str:
+    """The page up to its <h1> (``heading``, by default the title)."""
+    return (f'<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8">\n<title>{esc(title)}</title>\n'
+            f"<style>{BASE_CSS}\n{css}</style></head><body>\n<h1>{esc(heading or title)}</h1>")
+
+
+def _figures_html(figures) -> str:
+    """Each (title, PNG as base64) as a heading and an embedded image; missing plots left out."""
+    return "".join(f"<h2>{esc(t)}</h2><img src=\"data:image/png;base64,{png}\" alt=\"{esc(t)}\">"
+                   for t, png in figures if png)
+
+
 def _document(s: dict, figures: list[tuple[str, str]]) -> str:
     f, t, rows = s["from"], s["to"], s["rows"]
     statuses = _statuses(s)
@@ -211,17 +232,10 @@ def _document(s: dict, figures: list[tuple[str, str]]) -> str:
                   + _table(["主要诊断 / principal dx", "病例 / cases"], list(m.items()))
                   for st, m in s.get("top_principal_dx_of_cases_leaving_grouped", {}).items())
     cmi = sorted(_cmi_pairs(s), key=lambda p: -abs(p[2] - p[1]))[:10]
-    imgs = "".join(f"<h2>{esc(title)}</h2><img src=\"data:image/png;base64,{png}\" alt=\"{esc(title)}\">"
-                   for title, png in figures)
+    imgs = _figures_html(figures)
     seconds = f"{s['seconds']:.2f} s" + (f" ({s['rows_per_second']:,.0f} 例/秒)" if s.get("rows_per_second") else "")
-    return f"""<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8">
-<title>{esc(f"DRG 版本迁移报告 {f['ruleset']} → {t['ruleset']}")}</title>
-<style>body{{font-family:"PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif;max-width:1100px;margin:2em auto;
-color:#222}} table{{border-collapse:collapse;margin:.5em 0}} td,th{{border:1px solid #ccc;padding:3px 9px;
-text-align:left}} th{{background:#f2f2f2}} img{{max-width:100%;display:block}} .codes{{font-family:monospace;
-line-height:1.6}} .note{{color:#888}} code{{font-size:.85em}}</style></head><body>
-<h1>DRG 分组版本迁移报告 / Regrouping report</h1>
+    return f"""{_head(f"DRG 版本迁移报告 {f['ruleset']} → {t['ruleset']}", CODES_CSS,
+                      heading="DRG 分组版本迁移报告 / Regrouping report")}
 {_table(["", "原版本 / from", "新版本 / to"], [
         ["分组方案 / ruleset", f["ruleset"], t["ruleset"]], ["版本 / version", f["version"], t["version"]],
         ["指纹 / fingerprint", f["fingerprint"], t["fingerprint"]]])}
@@ -316,8 +330,7 @@ def write_indices_report(indices, path: str | os.PathLike, *, title: str = "", o
     with _atomic(path, overwrite) as tmp:
         figures = _hospital_figures(plt, units)
         head_title = title or "医院 DRG 评价指标报告 / Hospital evaluation indices"
-        imgs = "".join(f"<h2>{esc(t)}</h2><img src=\"data:image/png;base64,{png}\" alt=\"{esc(t)}\">"
-                       for t, png in figures if png)
+        imgs = _figures_html(figures)
         Path(tmp).write_text("\n".join([_head(head_title), _units_summary(units, excluded, by_department), imgs,
                                          _units_table(units, by_department), "</body></html>\n"]), encoding="utf-8")
     return path
@@ -356,8 +369,7 @@ def write_recalibration_report(comparison: pa.Table, shift: pa.Table | None, pat
                         for r in moved])
         parts = [_head(title or f"权重重算对比 / Recalibration: {a} vs {b}"),
                  f"<h2>关键数字 / Key numbers</h2>{_table(['指标 / measure', '值 / value'], key)}",
-                 "".join(f"<h2>{esc(t)}</h2><img src=\"data:image/png;base64,{png}\" alt=\"{esc(t)}\">"
-                         for t, png in figures if png),
+                 _figures_html(figures),
                  f"<h2>相对变化最大的组 / Groups that move most</h2>{table}"]
         if shift is not None:
             srt = sorted(shift.to_pylist(), key=lambda r: (-abs(r["cmi_change"] or 0), str(r["hospital"])))
@@ -368,17 +380,6 @@ def write_recalibration_report(comparison: pa.Table, shift: pa.Table | None, pat
         parts.append("</body></html>\n")
         Path(tmp).write_text("\n".join(parts), encoding="utf-8")
     return path
-
-
-def _head(title: str) -> str:
-    return f"""<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8">
-<title>{esc(title)}</title>
-<style>body{{font-family:"PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif;max-width:1100px;margin:2em auto;
-color:#222}} table{{border-collapse:collapse;margin:.5em 0}} td,th{{border:1px solid #ccc;padding:3px 9px;
-text-align:left}} th{{background:#f2f2f2}} img{{max-width:100%;display:block}} .note{{color:#888}}
-td.hi{{background:#fbe3d6}} td.lo{{background:#dcebf7}} td.ok{{background:#e2f0d9}}</style></head><body>
-<h1>{esc(title)}</h1>"""
 
 
 def _r_scatter(plt, rows: list[dict], a: str, b: str) -> str | None:
@@ -790,21 +791,13 @@ def _w_document(result, groups: list[dict], units: list[dict] | None, units_excl
            ["总体例均费用 / overall mean cost per case", _num(result.mean_cost, ",.2f")],
            ["RIV（变异减少系数 / reduction in variance）", (riv_text, riv_cls)]]
     excluded = [[f"{reason}", f"{count:,}"] for reason, count in result.excluded.items()]
-    imgs = "".join(f"<h2>{esc(t)}</h2><img src=\"data:image/png;base64,{png}\" alt=\"{esc(t)}\">"
-                   for t, png in figures)
+    imgs = _figures_html(figures)
     top = sorted(groups, key=lambda r: (-(r["rw"] or 0), r["drg"]))[:WEIGHTS_TOP]
     flagged = sorted((r for r in groups if r["flags"]), key=lambda r: (-r["n"], -(r["cv"] or 0), r["drg"]))
     more = len(flagged) - FLAGGED_LIMIT
     flagged_more = f"<p class=note>另有 {more} 组未列出 / and {more} more groups</p>" if more > 0 else ""
     head_title = title or "DRG 相对权重与医院指标报告"
-    parts = [f"""<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8">
-<title>{esc(head_title)}</title>
-<style>body{{font-family:"PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif;max-width:1100px;margin:2em auto;
-color:#222}} table{{border-collapse:collapse;margin:.5em 0}} td,th{{border:1px solid #ccc;padding:3px 9px;
-text-align:left}} th{{background:#f2f2f2}} img{{max-width:100%;display:block}} .note{{color:#888}}
-td.hi{{background:#fbe3d6}} td.lo{{background:#dcebf7}} td.ok{{background:#e2f0d9}}</style></head><body>
-<h1>{esc(head_title)}</h1>
+    parts = [f"""{_head(head_title)}
 <p class=note>相对权重与分组质量{"、医院评价指标" if units else ""} / Relative weights and grouping quality
 {"and hospital evaluation indices" if units else ""}</p>
 <h2>关键数字 / Key numbers</h2>{_cells(["指标 / measure", "值 / value"], key)}
@@ -964,15 +957,8 @@ def _s_document(result, rows: list[dict], effects: list[str], figures: list[tupl
               (money(r["margin"]), "lo" if r["margin"] >= 0 else "hi"), money(r["sharing_adjustment"]),
               money(r["clearance"])] + [money(r[e]) for e in effects] for r in rows[:SETTLE_LIMIT]]
     more = len(rows) - SETTLE_LIMIT
-    imgs = "".join(f"<h2>{esc(t)}</h2><img src=\"data:image/png;base64,{png}\" alt=\"{esc(t)}\">"
-                   for t, png in figures)
-    return f"""<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>{esc(title)}</title>
-<style>body{{font-family:"PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif;max-width:1100px;margin:2em auto;
-color:#222}} table{{border-collapse:collapse;margin:.5em 0}} td,th{{border:1px solid #ccc;padding:3px 9px;
-text-align:left}} th{{background:#f2f2f2}} img{{max-width:100%;display:block}} .note{{color:#888}}
-.warn{{background:#fff3cd;padding:.5em}} td.hi{{background:#fbe3d6}} td.lo{{background:#e2f0d9}}</style></head><body>
-<h1>{esc(title)}</h1>{banner}
+    imgs = _figures_html(figures)
+    return f"""{_head(title, SETTLEMENT_CSS)}{banner}
 <h2>关键数字 / Key numbers</h2>{_cells(["指标 / measure", "值 / value"], key)}
 <h2>结算状态 / Settle status</h2>{_cells(["状态 / status", "病例 / rows"], status)}
 <h2>病例类型 / Case types</h2>{_cells(["type", "类型", "病例 / cases", "占比 / share"], types)}
