@@ -27,6 +27,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .weights import as_floats, equals_mask, vocabulary_ids
+
 __all__ = ["EXCLUSION_REASONS", "TIERS", "ExactSum", "IndexCells", "hospital_indices", "risk_tiers"]
 
 TIERS = ("low", "mid-low", "mid-high", "high")
@@ -55,20 +57,6 @@ def _deaths(col, death_codes: Sequence[str]) -> np.ndarray:
     return pc.is_in(_text(col), value_set=codes).to_numpy(zero_copy_only=False)
 
 
-def _grouped_mask(col) -> np.ndarray:
-    """Rows whose status is 'grouped', comparing a dictionary's values once, not each row."""
-    if isinstance(col, pa.ChunkedArray):
-        return np.concatenate([_grouped_mask(c) for c in col.chunks]) if col.num_chunks else np.zeros(0, bool)
-    if pa.types.is_dictionary(col.type):
-        hit = pc.fill_null(pc.equal(col.dictionary.cast(pa.string()), "grouped"), False)
-        return pc.fill_null(pc.take(hit, col.indices), False).to_numpy(zero_copy_only=False)
-    return pc.fill_null(pc.equal(col.cast(pa.string()), "grouped"), False).to_numpy(zero_copy_only=False)
-
-
-def _numbers(col) -> np.ndarray:
-    return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)  # nulls become NaN
-
-
 def risk_tiers(table: pa.Table, *, drg: str = "drg", discharge: str = "discharge",
                death_codes: Sequence[str] = ("5",), status: str | None = "status",
                cuts: Sequence[float] = (-1.0, 0.0, 1.0), ddof: int = 0,
@@ -85,7 +73,7 @@ def risk_tiers(table: pa.Table, *, drg: str = "drg", discharge: str = "discharge
     """
     _check_tier_options(cuts, zero_death_tier)
     if status is not None:
-        table = table.filter(_grouped_mask(table[status]))
+        table = table.filter(equals_mask(table[status], "grouped"))
     labels, g = _codes(table[drg])
     cases = np.bincount(g, minlength=len(labels))
     deaths = np.bincount(g, _deaths(table[discharge], death_codes), len(labels)).astype(np.int64)
@@ -218,25 +206,17 @@ class IndexCells:
         if missing:
             raise ValueError(f"missing column(s) for the indices: {', '.join(missing)}")
 
-    def _ids(self, col: pa.Array, vocab: dict, rows: np.ndarray) -> np.ndarray:
-        """Global ids of ``col[rows]``: the column's dictionary is looked up once per value."""
-        col = col.take(pa.array(rows))
-        if not pa.types.is_dictionary(col.type):
-            col = pc.dictionary_encode(col, null_encoding="encode")
-        values = col.dictionary.cast(pa.string()).to_pylist()
-        indices = col.indices
-        if indices.null_count:
-            indices = indices.fill_null(len(values))
-            values.append(None)
-        ids = np.array([vocab.setdefault(v, len(vocab)) for v in values] or [0], np.int64)
-        return ids[indices.to_numpy(zero_copy_only=False)]
+    @staticmethod
+    def _ids(col: pa.Array, vocab: dict, rows: np.ndarray) -> np.ndarray:
+        return vocabulary_ids(col.take(pa.array(rows)), vocab)
 
     def _add_batch(self, b: pa.RecordBatch) -> None:
         k = self.columns
         self._need(b.schema.names)
-        c, t = _numbers(b.column(k["cost"])), _numbers(b.column(k["los"]))
+        c, t = as_floats(b.column(k["cost"])), as_floats(b.column(k["los"]))
         keep = np.ones(b.num_rows, bool)
-        for reason, bad in zip(EXCLUSION_REASONS, (~_grouped_mask(b.column(k["status"])), np.isnan(c), ~(t >= 0))):
+        not_grouped = ~equals_mask(b.column(k["status"]), "grouped")
+        for reason, bad in zip(EXCLUSION_REASONS, (not_grouped, np.isnan(c), ~(t >= 0))):
             self.excluded[reason] += int((keep & bad).sum())  # each row under its first reason
             keep &= ~bad
         rows = np.flatnonzero(keep)

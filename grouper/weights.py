@@ -58,16 +58,34 @@ class WeightResult:
         return dict(zip(self.table["drg"].to_pylist(), self.table["rw"].to_pylist()))
 
 
-def _text_mask(col: pa.Array, value: str) -> np.ndarray:
-    """Rows equal to ``value`` (nulls never), comparing a dictionary's values once, not each row."""
+def equals_mask(col: pa.Array | pa.ChunkedArray, value: str) -> np.ndarray:
+    """Rows equal to ``value`` (nulls never), comparing a dictionary's values once, not each row.
+    Shared with ``indices``."""
+    if isinstance(col, pa.ChunkedArray):
+        return np.concatenate([equals_mask(c, value) for c in col.chunks]) if col.num_chunks else np.zeros(0, bool)
     if pa.types.is_dictionary(col.type):
         hit = pc.fill_null(pc.equal(col.dictionary.cast(pa.string()), value), False)
         return pc.fill_null(pc.take(hit, col.indices), False).to_numpy(zero_copy_only=False)
     return pc.fill_null(pc.equal(col.cast(pa.string()), value), False).to_numpy(zero_copy_only=False)
 
 
-def _numbers(col: pa.Array) -> np.ndarray:
-    return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)  # nulls become NaN
+def as_floats(col) -> np.ndarray:
+    """A numeric column as float64, nulls as NaN."""
+    return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def vocabulary_ids(col: pa.Array, vocab: dict) -> np.ndarray:
+    """Each row's id in ``vocab`` (text value -> id, grown as new values appear; a null is the
+    value None): the column's dictionary is looked up once per distinct value, never per row."""
+    if not pa.types.is_dictionary(col.type):
+        col = pc.dictionary_encode(col, null_encoding="encode")
+    values = col.dictionary.cast(pa.string()).to_pylist()
+    indices = col.indices
+    if indices.null_count:
+        indices = indices.fill_null(len(values))
+        values.append(None)
+    ids = np.array([vocab.setdefault(v, len(vocab)) for v in values] or [0], np.int64)
+    return ids[indices.to_numpy(zero_copy_only=False)]
 
 
 def _column(batch: pa.RecordBatch, name: str) -> pa.Array:
@@ -128,9 +146,9 @@ class CostSample:
     def _add_batch(self, b: pa.RecordBatch) -> None:
         k = self.columns
         has_los = self._check(b.schema.names)
-        keep = _text_mask(_column(b, k["status"]), "grouped")
+        keep = equals_mask(_column(b, k["status"]), "grouped")
         self.excluded["not_grouped"] += int((~keep).sum())
-        c = _numbers(_column(b, k["cost"]))
+        c = as_floats(_column(b, k["cost"]))
         missing = np.isnan(c) & keep
         nonpos = keep & ~missing & (c <= 0)
         self.excluded["missing_cost"] += int(missing.sum())
@@ -138,19 +156,15 @@ class CostSample:
         keep &= ~missing & ~nonpos
         stay = None
         if has_los:
-            stay = _numbers(b.column(k["los"]))
+            stay = as_floats(b.column(k["los"]))
             bad = keep & ~(stay > 0)
             self.excluded["non_positive_or_missing_los"] += int(bad.sum())
             keep &= ~bad
         rows = np.flatnonzero(keep)
         drg = _column(b, k["drg"]).take(pa.array(rows))
-        if not pa.types.is_dictionary(drg.type):
-            drg = pc.dictionary_encode(drg)
-        names = drg.dictionary.cast(pa.string()).to_pylist()
-        ids = np.array([self.drgs.setdefault(v, len(self.drgs)) for v in names] or [0], np.int32)
-        gid = ids[drg.indices.fill_null(0).to_numpy(zero_copy_only=False)] if len(rows) else np.zeros(0, np.int32)
         if drg.null_count:
             raise ValueError("grouped rows without a DRG code")
+        gid = vocabulary_ids(drg, self.drgs).astype(np.int32)
         self._learn_adrgs(b, rows, gid)
         year = None
         if k["year"]:
