@@ -710,6 +710,6 @@ def grouped_batches(grouper, inputs, keep: list[str], *, optional: list[str] = (
         if missing:
             raise ValueError(f"{path}: missing column(s) for {what}: {', '.join(missing)}")
         present = list(dict.fromkeys([*keep, *(c for c in optional if c in names)]))
-        s.columns = read_columns(s.schema, plan, {"case_id", *grouper.encoder.columns, *present})
+        s.columns = read_columns(s.schema, plan, {*grouper.encoder.columns, *present})  # no case_id: not needed
         for b in prefetch(s.batches):  # the next batch is read while this one is grouped
             yield grouper.group_batch(plan.apply(b), columns=columns, keep=present)

@@ -57,11 +57,11 @@ def recalibrate(cells: IndexCells, a: Side, b: Side, sample: CostSample | None =
     drgs, cases, _ = cells.drg_counts()
     counts = dict(zip(drgs.to_pylist(), cases.tolist()))
     comparison = compare_weights(tables[0], tables[1], counts)
-    ia, excluded = cells.indices(_both(wa, wb))  # the same cases on both sides: those weighted in both
-    ta, _ = cells.indices(_restricted(wa, wb))
+    # both sides over the same cases: those whose DRG both sides weigh
+    ta, excluded = cells.indices(_restricted(wa, wb))
     tb, _ = cells.indices(_restricted(wb, wa))
     hospitals = pa.table({
-        "hospital": ia["hospital"], "cases": ia["cases"],
+        "hospital": ta["hospital"], "cases": ta["cases"],
         "cmi_a": ta["cmi"], "cmi_b": tb["cmi"], "cmi_change": pc.subtract(tb["cmi"], ta["cmi"]),
         "total_weight_a": ta["total_weight"], "total_weight_b": tb["total_weight"],
         "total_weight_change": pc.subtract(tb["total_weight"], ta["total_weight"]),
@@ -71,10 +71,6 @@ def recalibrate(cells: IndexCells, a: Side, b: Side, sample: CostSample | None =
 
 def _weights(t: pa.Table) -> dict[str, float]:
     return {d: w for d, w in zip(t["drg"].to_pylist(), t["rw"].to_pylist()) if w is not None}
-
-
-def _both(wa: Mapping[str, float], wb: Mapping[str, float]) -> dict[str, float]:
-    return {d: 1.0 for d in wa.keys() & wb.keys()}
 
 
 def _restricted(w: Mapping[str, float], other: Mapping[str, float]) -> dict[str, float]:
