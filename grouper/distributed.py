@@ -835,7 +835,8 @@ def _cells_fragment(path: str, job: _AggJob):
     return cells_from_files(job.grouper, [path], batch_size=job.batch_size, filesystem=job.filesystem, **job.options)
 
 
-def _aggregate(fn, src, ruleset, client, workers, filesystem, options, batch_size, merge):
+def _aggregate(fn, src, ruleset, client, workers, filesystem, options, batch_size):
+    """Run ``fn`` per file and merge the partial results (CostSample or IndexCells) in file order."""
     from .core import Grouper
 
     g = ruleset if isinstance(ruleset, Grouper) else Grouper(ruleset)
@@ -845,7 +846,7 @@ def _aggregate(fn, src, ruleset, client, workers, filesystem, options, batch_siz
     parts = map_fragments(fn, [p for p, _ in files], client, workers, shared=job)
     total = parts[0]
     for p in parts[1:]:
-        merge(total, p)
+        total.merge(p)
     return total
 
 
@@ -854,7 +855,7 @@ def sample_dataset(src, ruleset: Any = "chs-drg-1.1", client=None, *, workers: i
                    year: str | None = None, batch_size: int = DEFAULT_BATCH):
     """The ``weights.CostSample`` of a Parquet dataset, one task per file (see ``weights_dataset``)."""
     return _aggregate(_sample_fragment, src, ruleset, client, workers, filesystem,
-                      {"cost": cost, "los": los, "year": year}, batch_size, lambda a, b: a.merge(b))
+                      {"cost": cost, "los": los, "year": year}, batch_size)
 
 
 def weights_dataset(src, ruleset: Any = "chs-drg-1.1", options=None, client=None, *, workers: int | None = None,
@@ -880,8 +881,7 @@ def cells_dataset(src, ruleset: Any = "chs-drg-1.1", client=None, *, workers: in
     its (hospital, DRG) cells, so nothing per case crosses the network."""
     opts = {"hospital": hospital, "cost": cost, "los": los, "discharge": discharge, "department": department,
             "death_codes": tuple(death_codes)}
-    return _aggregate(_cells_fragment, src, ruleset, client, workers, filesystem, opts, batch_size,
-                      lambda a, b: a.merge(b))
+    return _aggregate(_cells_fragment, src, ruleset, client, workers, filesystem, opts, batch_size)
 
 
 def indices_dataset(src, weights: Mapping[str, float], ruleset: Any = "chs-drg-1.1", client=None, *,
