@@ -16,13 +16,14 @@ A ``CompiledRuleset`` is plain data: picklable, and rebuilt in well under a seco
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import _kernel
 from .conditions import COMPARISONS
-from .ruleset import Ruleset
+from .ruleset import Ruleset, RulesetError
 
 __all__ = ["CompiledRuleset", "compile_ruleset", "COND_DTYPE", "MDC_DTYPE", "ADRG_DTYPE", "SPLIT_DTYPE"]
 
@@ -388,5 +389,11 @@ class _Compiler:
 
 
 def compile_ruleset(rs: Ruleset) -> CompiledRuleset:
-    """Lower a validated ruleset to the kernel's flat arrays."""
-    return _Compiler(rs).compile()
+    """Lower a validated ruleset to the kernel's flat arrays. A setting or value that does not
+    fit the kernel's fields (the loader refuses those it knows of) is a RulesetError too."""
+    try:
+        compiled = _Compiler(rs).compile()
+        compiled.program()  # the kernel takes every array and setting: no surprise at group time
+        return compiled
+    except (ValueError, OverflowError, TypeError, NotImplementedError) as exc:
+        raise RulesetError(os.path.basename(rs.path) or rs.name, None, f"does not compile: {exc}") from None

@@ -112,16 +112,16 @@ class Explanation:
 
 
 def _compiled(rs: Ruleset) -> CompiledRuleset:
-    """The compiled arrays of ``rs``, from the on-disk cache when this very compiler and kernel
-    built them before (keyed by the ruleset's fingerprint and the two files' size and mtime):
-    compiling takes about 0.1 s, loading the pickle a few ms, which matters to a CLI run."""
-    from . import _kernel, compile as compile_module
-    from .ruleset import _disk_cached
+    """The compiled arrays of ``rs``, from the on-disk cache when this very code built them
+    before: keyed by the ruleset's fingerprint (every byte its loader read) and the sha256 of
+    the loader, compiler and kernel modules' files, so neither a table edit nor a rebuilt kernel
+    is ever served stale. Compiling takes about 0.1 s, a cache hit a few ms (a CLI run)."""
+    from .ruleset import _code_hash, _disk_cached
 
-    stamp = [(os.path.basename(f), os.stat(f).st_size, os.stat(f).st_mtime_ns)
-             for f in (compile_module.__file__, _kernel.__file__)]
-    key = hashlib.sha256(json.dumps(["compiled-1", rs.fingerprint, stamp]).encode()).hexdigest()
-    return _disk_cached(key, lambda: compile_ruleset(rs), CompiledRuleset)
+    code = _code_hash(("ruleset", "conditions", "compile", "_kernel"))
+    key = hashlib.sha256(json.dumps(["compiled-2", rs.fingerprint, code]).encode()).hexdigest()
+    return _disk_cached(key if code else None, lambda: compile_ruleset(rs), CompiledRuleset,
+                        valid=lambda c: c.fingerprint == rs.fingerprint)
 
 
 class Grouper:

@@ -10,8 +10,11 @@ find its mistake, not a traceback.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
+import io
 import json
+import operator
 import os
 import re
 import tomllib
@@ -236,97 +239,7 @@ def _find(name_or_path: str | os.PathLike) -> Path:
     )
 
 
-_CACHE: dict[tuple[str, float], Ruleset] = {}  # small: a process rarely uses many schemes
-_CACHE_SIZE = 8
-
-
-def load_ruleset(name_or_path: str | os.PathLike) -> Ruleset:
-    """Load and validate a ruleset by registry name (``"chs-drg-1.1"``) or folder path.
-
-    Parsing the tables takes most of a second, so a validated ruleset is also kept on disk
-    (``$DRG_CACHE_DIR``, default ``~/.cache/drg-grouper``; ``DRG_NO_CACHE=1`` turns it off),
-    keyed by the files' names, sizes and modification times: any edit reloads from the tables."""
-    folder = _find(name_or_path).resolve()
-    stamp = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in folder.iterdir() if f.is_file())
-    key = hashlib.sha256(json.dumps([str(folder), stamp, _CACHE_FORMAT]).encode()).hexdigest()
-    if key not in _CACHE:
-        if len(_CACHE) >= _CACHE_SIZE:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = _disk_cached(key, lambda: _Loader(folder).load())
-    return _CACHE[key]
-
-
-_CACHE_FORMAT = "ruleset-cache-1"
-
-
-def _disk_cached(key: str, load, kind: type = None):
-    """``load()``'s result, pickled under the cache folder by ``key`` (an instance of ``kind``,
-    by default a Ruleset); also used by ``core`` for compiled rulesets."""
-    kind = kind or Ruleset
-    if os.environ.get("DRG_NO_CACHE") == "1":
-        return load()
-    import pickle
-    import tempfile
-
-    from . import __version__
-
-    folder = Path(os.environ.get("DRG_CACHE_DIR") or Path.home() / ".cache" / "drg-grouper")
-    path = folder / f"{key[:32]}-{__version__}.pkl"
-    try:
-        with open(path, "rb") as fh:
-            rs = pickle.load(fh)
-        if isinstance(rs, kind):
-            return rs
-    except Exception:  # absent, unreadable or from another version: load from the tables
-        pass
-    rs = load()
-    try:  # best effort: a read-only home only costs the next process a second
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(rs, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except OSError:
-        pass
-    return rs
-
-
-# --------------------------------------------------------------------------- loading
-
-class _Table:
-    """Rows of one CSV file with their line numbers, for error messages."""
-
-    def __init__(self, folder: Path, fname: str, columns: Iterable[str], required: bool = True):
-        self.fname = fname
-        self.rows: list[tuple[int, dict[str, str]]] = []
-        path = folder / fname
-        self.present = path.is_file()
-        if not self.present:
-            if required:
-                raise RulesetError(fname, None, "file is missing")
-            return
-        try:
-            with open(path, encoding="utf-8-sig", newline="") as fh:
-                reader = csv.DictReader(fh)
-                header = reader.fieldnames or []
-                missing = [c for c in columns if c not in header]
-                if missing:
-                    raise RulesetError(fname, 1, f"missing column(s): {', '.join(missing)}")
-                for row in reader:
-                    if None in row:
-                        raise RulesetError(fname, reader.line_num, "more fields than the header")
-                    clean = {k: (v or "").strip() for k, v in row.items()}
-                    self.rows.append((reader.line_num, clean))
-        except UnicodeDecodeError as exc:
-            raise RulesetError(fname, None, f"not UTF-8 ({exc.reason})") from None
-        except csv.Error as exc:
-            raise RulesetError(fname, None, f"malformed CSV: {exc}") from None
-
-    def canonical(self, columns: list[str]) -> str:
-        """Normalised content for the fingerprint: fixed columns, stripped, LF-joined."""
-        return "\n".join("\x1f".join(r[c] for c in columns) for _, r in self.rows)
-
-
+#: Tables and the columns each must have (a table may have more; the fingerprint covers all).
 _SCHEMA = {
     "mdc.csv": ["mdc", "mdc_name", "eval_order", "entry_rule", "adrg_order", "qy_after", "qy_rule"],
     "mdc_dx.csv": ["mdc", "dx_code", "trauma_region"],
@@ -343,20 +256,260 @@ _SCHEMA = {
 _OPTIONAL = {"named_lists.csv": ["list", "code"], "qy_rules.csv": ["mdc", "qy_drg", "rule"],
              "dx_map.csv": ["from_code", "to_code"], "px_map.csv": ["from_code", "to_code"]}
 
+_CACHE: dict[str, Ruleset] = {}  # small: a process rarely uses many schemes
+_CACHE_SIZE = 8
+
+#: Every file the loader reads (tables it does not know are never opened).
+_FILES = ("ruleset.toml", *_SCHEMA, *_OPTIONAL)
+#: The modules whose code turns the files into a Ruleset: part of the disk-cache key.
+_LOADER_MODULES = ("ruleset", "conditions")
+
+
+def load_ruleset(name_or_path: str | os.PathLike) -> Ruleset:
+    """Load and validate a ruleset by registry name (``"chs-drg-1.1"``) or folder path.
+
+    Parsing the tables takes most of a second, so a validated ruleset is also kept on disk
+    (``$DRG_CACHE_DIR``, default ``~/.cache/drg-grouper``; ``DRG_NO_CACHE=1`` turns it off),
+    keyed by the sha256 of every byte of every file the loader reads (about 4 ms for 5 MB),
+    the folder and the loader's own code: any edit reloads from the tables, whatever the
+    files' sizes and modification times say. The loader parses exactly the bytes it hashed."""
+    folder = _find(name_or_path).resolve()
+    files = _read_files(folder)
+    code = _code_hash(_LOADER_MODULES)
+    h = hashlib.sha256(json.dumps([_CACHE_FORMAT, str(folder), code]).encode())
+    for name in sorted(files):
+        h.update(b"\0%s\0%d\0" % (name.encode(), len(files[name])))
+        h.update(files[name])
+    key = h.hexdigest()
+    if key not in _CACHE:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = _disk_cached(key if code else None, lambda: _Loader(folder, files).load())
+    return _CACHE[key]
+
+
+def _read_files(folder: Path) -> dict[str, bytes]:
+    """The bytes of every file of ``folder`` that the loader reads; absent ones are left out."""
+    out: dict[str, bytes] = {}
+    for name in _FILES:
+        try:
+            out[name] = (folder / name).read_bytes()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise RulesetError(name, None, f"unreadable: {exc.strerror or exc}") from None
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _code_hash(modules: tuple[str, ...]) -> str | None:
+    """sha256 of the files of the named ``grouper`` modules (sources or built extensions) and
+    the package version; None when one cannot be read (then nothing is cached on disk)."""
+    import importlib
+
+    from . import __version__
+
+    h = hashlib.sha256(__version__.encode())
+    for name in modules:
+        try:
+            h.update(b"\0" + name.encode() + b"\0")
+            h.update(Path(importlib.import_module(f"{__package__}.{name}").__file__).read_bytes())
+        except (OSError, TypeError, ImportError):
+            return None
+    return h.hexdigest()
+
+
+# ---- the on-disk cache: content-keyed, verified, bounded, written atomically
+
+_CACHE_FORMAT = "ruleset-cache-2"
+_CACHE_MAGIC = b"drg-grouper cache 2\n"
+_CACHE_SUFFIX = ".drgc"
+#: Bounds of the cache folder: the most recently used entries are kept. A bundled scheme
+#: takes two entries (ruleset about 5.5 MB, compiled arrays about 4 MB).
+CACHE_MAX_ENTRIES = 32
+CACHE_MAX_BYTES = 256 * 2**20
+_LEGACY = re.compile(r"[0-9a-f]{32}-.+\.pkl")  # ruleset-cache-1 files
+_TEMP_PREFIX = ".drgc-"
+_TEMP_MAX_AGE_S = 3600  # a temporary file older than this was left by a killed writer
+
+
+def cache_dir() -> Path:
+    """The cache folder: ``$DRG_CACHE_DIR``, default ``~/.cache/drg-grouper``."""
+    return Path(os.environ.get("DRG_CACHE_DIR") or Path.home() / ".cache" / "drg-grouper")
+
+
+def _disk_cached(key: str | None, load, kind: type | None = None, valid=None):
+    """``load()``'s result (an instance of ``kind``, by default a Ruleset), kept under the cache
+    folder by ``key`` (None: not cached); also used by ``core`` for compiled rulesets.
+
+    An entry is a header (its key, the sha256 and size of the payload) and a pickled payload.
+    It is unpickled only when the header names this key, the payload's hash matches and the file
+    belongs to this user and is writable by no one else; anything else (absent, truncated,
+    corrupt, another format, another key, ``valid(obj)`` false) is ignored and rebuilt.
+    Writes go to a temporary file renamed into place, so readers and concurrent writers only
+    ever see whole entries; the folder keeps the ``CACHE_MAX_ENTRIES`` most recently used."""
+    kind = kind or Ruleset
+    if key is None or os.environ.get("DRG_NO_CACHE") == "1":
+        return load()
+    folder = cache_dir()
+    path = folder / f"{key}{_CACHE_SUFFIX}"
+    obj = _cache_read(path, key)
+    if isinstance(obj, kind) and (valid is None or valid(obj)):
+        return obj
+    obj = load()
+    _cache_write(folder, path, key, obj)
+    return obj
+
+
+def _cache_read(path: Path, key: str):
+    import pickle
+
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+                return None  # someone else could have written it
+            data = fh.read()
+        if not data.startswith(_CACHE_MAGIC):
+            return None
+        end = data.index(b"\n", len(_CACHE_MAGIC))
+        head = json.loads(data[len(_CACHE_MAGIC):end])
+        payload = memoryview(data)[end + 1:]
+        if (not isinstance(head, dict) or head.get("key") != key or head.get("size") != len(payload)
+                or head.get("sha256") != hashlib.sha256(payload).hexdigest()):
+            return None
+        obj = pickle.loads(payload)
+    except Exception:  # absent, unreadable, truncated or corrupt: rebuilt by the caller
+        return None
+    try:
+        os.utime(path)  # most recently used: the last to be evicted
+    except OSError:
+        pass
+    return obj
+
+
+def _cache_write(folder: Path, path: Path, key: str, obj) -> None:
+    import pickle
+    import tempfile
+
+    tmp = None
+    try:  # best effort: a read-only home only costs the next process a second
+        payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        head = json.dumps({"key": key, "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest(),
+                           "type": type(obj).__name__}).encode()
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=_TEMP_PREFIX, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(_CACHE_MAGIC + head + b"\n")
+            fh.write(payload)
+        os.replace(tmp, path)
+        tmp = None
+        _cache_evict(folder)
+    except (OSError, pickle.PicklingError):
+        pass
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _cache_evict(folder: Path, max_entries: int | None = None, max_bytes: int | None = None) -> None:
+    """Remove the least recently used entries beyond the bounds, old-format entries and the
+    temporary files of killed writers. Only this cache's own file names are touched."""
+    import time
+
+    max_entries = CACHE_MAX_ENTRIES if max_entries is None else max_entries
+    max_bytes = CACHE_MAX_BYTES if max_bytes is None else max_bytes
+    entries, now = [], time.time()
+    for p in folder.iterdir():
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        name = p.name
+        if name.endswith(_CACHE_SUFFIX):
+            entries.append((st.st_mtime, st.st_size, p))
+        elif _LEGACY.fullmatch(name) or (name.startswith(_TEMP_PREFIX) and now - st.st_mtime > _TEMP_MAX_AGE_S):
+            _unlink(p)
+    entries.sort(key=lambda e: e[0], reverse=True)
+    total = 0
+    for i, (_, size, p) in enumerate(entries):
+        total += size
+        if i >= max_entries or (i > 0 and total > max_bytes):
+            _unlink(p)
+
+
+def _unlink(p: Path) -> None:
+    try:
+        p.unlink()
+    except OSError:  # another process removed it first
+        pass
+
+
+# --------------------------------------------------------------------------- loading
+
+class _Table:
+    """Rows of one CSV file with their line numbers, for error messages."""
+
+    def __init__(self, files: dict[str, bytes], fname: str, columns: Iterable[str], required: bool = True):
+        self.fname = fname
+        self.header: list[str] = []
+        self.rows: list[tuple[int, dict[str, str]]] = []
+        data = files.get(fname)
+        self.present = data is not None
+        if not self.present:
+            if required:
+                raise RulesetError(fname, None, "file is missing")
+            return
+        try:
+            reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline=""))
+            self.header = list(reader.fieldnames or [])
+            missing = [c for c in columns if c not in self.header]
+            if missing:
+                raise RulesetError(fname, 1, f"missing column(s): {', '.join(missing)}")
+            for row in reader:
+                if None in row:
+                    raise RulesetError(fname, reader.line_num, "more fields than the header")
+                clean = {k: (v or "").strip() for k, v in row.items()}
+                self.rows.append((reader.line_num, clean))
+        except UnicodeDecodeError as exc:
+            raise RulesetError(fname, None, f"not UTF-8 ({exc.reason})") from None
+        except csv.Error as exc:
+            raise RulesetError(fname, None, f"malformed CSV: {exc}") from None
+
+    def canonical(self) -> str:
+        """Normalised content for the fingerprint: every column of the file (the ones the loader
+        reads and any others, by name: their order does not matter), each row's values as the
+        loader sees them (stripped), rows in file order. JSON, so the encoding is injective."""
+        cols = sorted(set(self.header))
+        get = operator.itemgetter(*cols) if len(cols) > 1 else lambda r: tuple(r[c] for c in cols)
+        return json.dumps([self.fname, cols, [get(r) for _, r in self.rows]], ensure_ascii=False,
+                          separators=(",", ":"))
+
+
 _ENGINE_DEFAULTS = {"cc_scope": "secondary", "fail_retry": "none"}
 _VALIDATION_DEFAULTS = {"sex_values": [1, 2], "newborn_max_age_days": 28, "max_age_years": 150,
                         "require_los": False, "allow_empty_lists": []}
 FAIL_RETRY = ("none", "each_secondary_px_alone")
 
+# Widths of what the kernel stores (cext/_records.pxd, cext/_kernel.pyx); wider settings are refused.
+INT32_MAX = 2**31 - 1  # ages, day limits and condition values are int32
+MAX_SEX_VALUE = 30  # valid sex codes are bits of an int32 mask
+MAX_FIELD_VALUES = 64  # distinct codes of one value field (discharge, dept) in conditions: a 64-bit mask
+MAX_TRAUMA_REGIONS = 64  # distinct body regions of one list: a 64-bit mask (int8 region ids)
+
 
 class _Loader:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, files: dict[str, bytes] | None = None):
         self.folder = folder
+        self.files = _read_files(folder) if files is None else files
 
     def load(self) -> Ruleset:
         manifest = self._manifest()
-        t = {f: _Table(self.folder, f, cols) for f, cols in _SCHEMA.items()}
-        t.update({f: _Table(self.folder, f, cols, required=False) for f, cols in _OPTIONAL.items()})
+        t = {f: _Table(self.files, f, cols) for f, cols in _SCHEMA.items()}
+        t.update({f: _Table(self.files, f, cols, required=False) for f, cols in _OPTIONAL.items()})
 
         dx_names = self._dictionary(t["dx_dict.csv"], "dx_code", "dx_name", DX_CODE_RE)
         px_names = self._dictionary(t["px_dict.csv"], "px_code", "px_name", PX_CODE_RE)
@@ -398,14 +551,19 @@ class _Loader:
 
     # -- manifest
     def _manifest(self) -> dict:
-        path = self.folder / "ruleset.toml"
         try:
-            m = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            m = tomllib.loads(self.files["ruleset.toml"].decode("utf-8"))
+        except (KeyError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise RulesetError("ruleset.toml", None, f"unreadable: {exc}") from None
         for key in ("name", "version"):
             if not m.get(key):
                 raise RulesetError("ruleset.toml", None, f"missing key '{key}'")
+        if not isinstance(m["name"], str) or not isinstance(m["version"], (str, int)) or isinstance(
+                m["version"], bool) or not isinstance(m.get("title", ""), str):
+            raise RulesetError("ruleset.toml", None, "name and title must be strings, version a string or integer")
+        for key in ("engine", "validation", "input"):
+            if not isinstance(m.get(key, {}), dict):
+                raise RulesetError("ruleset.toml", None, f"[{key}] must be a table")
         engine = {**_ENGINE_DEFAULTS, **m.get("engine", {})}
         if engine["cc_scope"] not in ("secondary", "all"):
             raise RulesetError(
@@ -420,9 +578,11 @@ class _Loader:
         unknown = set(validation) - set(_VALIDATION_DEFAULTS)
         if unknown:
             raise RulesetError("ruleset.toml", None, f"unknown validation key(s): {', '.join(sorted(unknown))}")
-        for key in ("newborn_max_age_days", "max_age_years"):
-            if not isinstance(validation[key], int) or validation[key] < 0:
-                raise RulesetError("ruleset.toml", None, f"validation.{key} must be a non-negative integer")
+        for key in ("newborn_max_age_days", "max_age_years"):  # int32 in the kernel
+            v = validation[key]
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= INT32_MAX:
+                raise RulesetError("ruleset.toml", None,
+                                   f"validation.{key} = {json.dumps(v, default=str)}: must be an integer in 0..{INT32_MAX}")
         ael = validation["allow_empty_lists"]
         if not (isinstance(ael, list) and all(isinstance(x, str) and "." in x for x in ael)):
             raise RulesetError("ruleset.toml", None, "validation.allow_empty_lists must list OWNER.name strings")
@@ -435,8 +595,12 @@ class _Loader:
                                f"input.fields must list some of {', '.join(conditions.OPTIONAL_FIELDS)}")
         m["input_fields"] = tuple(fields)
         sv = validation["sex_values"]
-        if not (isinstance(sv, list) and sv and all(isinstance(v, int) for v in sv)):
+        if not (isinstance(sv, list) and sv and all(isinstance(v, int) and not isinstance(v, bool) for v in sv)):
             raise RulesetError("ruleset.toml", None, "validation.sex_values must be a list of integers")
+        for v in sv:  # the kernel keeps the valid codes as bits of a 32-bit mask
+            if not 0 <= v <= MAX_SEX_VALUE:
+                raise RulesetError("ruleset.toml", None,
+                                   f"validation.sex_values: {v} is outside 0..{MAX_SEX_VALUE}")
         m["engine"], m["validation"] = engine, validation
         return m
 
@@ -661,10 +825,19 @@ class _Loader:
     def _check_conditions(self, rs: Ruleset, t: dict[str, _Table]) -> None:
         """Every list a condition names exists, is non-empty and holds the right kind."""
 
-        def check(tree: dict, owner: str, fname: str, key_col: str):
-            line = next((ln for ln, r in t[fname].rows if r[key_col] == owner), None)
+        field_values: dict[str, set[str]] = {}
+
+        def check(tree: dict, owner: str, fname: str, key_col: str, drg: str = ""):
+            line = next((ln for ln, r in t[fname].rows if r[key_col] == owner and (not drg or r["drg"] == drg)), None)
             for pred in conditions.predicates(tree):
                 spec = conditions.PREDICATES[pred["pred"]]
+                if "values" in spec.params and spec.field:
+                    seen = field_values.setdefault(spec.field, set())
+                    seen.update(pred["values"])
+                    if len(seen) > MAX_FIELD_VALUES:
+                        raise RulesetError(fname, line, f"{owner}: the conditions name more than {MAX_FIELD_VALUES} "
+                                           f"distinct {spec.field} codes (the kernel holds at most "
+                                           f"{MAX_FIELD_VALUES} per field)")
                 try:
                     if "list" in spec.params:
                         lst = rs.resolve_list(pred["list"], owner)
@@ -674,6 +847,8 @@ class _Loader:
                             raise KeyError(f"list {pred['list']!r} is empty")
                         if pred["pred"] == "trauma_regions_ge" and not lst.regions:
                             raise KeyError(f"list {pred['list']!r} has no trauma regions")
+                        if pred["pred"] == "trauma_regions_ge" and len(set(lst.regions.values())) > MAX_TRAUMA_REGIONS:
+                            raise KeyError(f"list {pred['list']!r} has more than {MAX_TRAUMA_REGIONS} trauma regions")
                     if pred["pred"] == "px_label_present" and not rs.px_label_list(pred["label"], owner):
                         raise KeyError(f"no procedure of the px list carries label {pred['label']!r}")
                     if pred["pred"] == "any_dx_prefix" and not rs.dx_prefix_list(pred["prefix"]):
@@ -692,18 +867,24 @@ class _Loader:
         for a in rs.adrgs.values():
             check(a.entry_rule, a.code, "adrg.csv", "adrg")
         for d in rs.drgs.values():
-            check(d.split_rule, d.adrg, "drg.csv", "adrg")
+            check(d.split_rule, d.adrg, "drg.csv", "adrg", d.code)
 
     @staticmethod
     def _fingerprint(manifest: dict, t: dict[str, _Table]) -> str:
-        h = hashlib.sha256()
-        ident = {k: manifest[k] for k in ("name", "version", "engine", "validation", "input_fields")}
-        h.update(json.dumps(ident, sort_keys=True, ensure_ascii=False).encode())
+        """sha256 of everything the loader read: the whole manifest (with the defaults filled in)
+        and every column of every table present, as parsed (see ``_Table.canonical``). Not a
+        list of the columns some version of the loader happens to use: a column it reads is
+        always covered. Only what parsing normalises away keeps it: surrounding whitespace of
+        a cell, a BOM, line endings and CSV quoting, column order, missing trailing cells."""
+        h = hashlib.sha256(_FINGERPRINT_FORMAT.encode())
+        h.update(b"\0" + json.dumps(manifest, sort_keys=True, ensure_ascii=False, default=str,
+                                     separators=(",", ":")).encode())
         for fname in sorted(f for f in t if t[f].present):  # absent optional tables add nothing
-            cols = (_SCHEMA | _OPTIONAL)[fname]
-            h.update(b"\x1e" + fname.encode() + b"\x1e")
-            h.update(t[fname].canonical(cols).encode())
+            h.update(b"\0" + t[fname].canonical().encode())
         return h.hexdigest()
+
+
+_FINGERPRINT_FORMAT = "drg-ruleset-fingerprint-2"
 
 
 def describe(rs: Ruleset) -> dict[str, Any]:

@@ -144,7 +144,7 @@ def test_disk_cache_serves_the_same_ruleset_and_follows_edits(copy11, tmp_path, 
 
     monkeypatch.setenv("DRG_CACHE_DIR", str(tmp_path / "cache"))
     first = load_ruleset(copy11)
-    assert list((tmp_path / "cache").glob("*.pkl"))
+    assert list((tmp_path / "cache").glob("*.drgc"))
     mod._CACHE.clear()
     again = load_ruleset(copy11)  # from the disk cache
     assert again.fingerprint == first.fingerprint and again.counts() == first.counts()
