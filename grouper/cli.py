@@ -245,7 +245,8 @@ def explain(case_json, ruleset, sex, age, age_days, birth_weight, dx, px, los, d
     if unknown:
         raise click.UsageError(f"unknown case field(s): {', '.join(sorted(unknown))}")
     g = _grouper(ruleset, 1)
-    e = g.explain(case)
+    with _command_errors():  # a wrongly typed field is a usage error (2), named
+        e = g.explain(case)
     if as_json:
         click.echo(json.dumps(e.as_dict(), ensure_ascii=False, indent=2))
     else:
