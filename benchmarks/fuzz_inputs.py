@@ -17,14 +17,14 @@ fault is seen as the child dying, with the case it was running named::
     .venv/bin/python benchmarks/fuzz_inputs.py --quick         # what benchmarks/test_fuzz_inputs.py runs
 
 Under AddressSanitizer (not in CI: a separate build, several times slower), reads just outside
-a buffer that do not crash are found too. Build the extensions with ASAN and preload its runtime
-into the (uninstrumented) Python interpreter::
+a buffer that do not crash are found too. Build the extensions with ASAN into a folder of their
+own (the editable install stays as it is) and preload ASAN's runtime into the uninstrumented
+Python interpreter; the child process inherits both::
 
     CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g" LDFLAGS="-fsanitize=address" \\
-        .venv/bin/pip install -e . --no-build-isolation --force-reinstall --no-deps
-    LD_PRELOAD="$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0 \\
+        .venv/bin/python -m pip install --no-deps -t /tmp/drg-asan .
+    LD_PRELOAD="$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0 PYTHONPATH=/tmp/drg-asan \\
         .venv/bin/python benchmarks/fuzz_inputs.py --seeds 500
-    .venv/bin/pip install -e . --no-build-isolation --force-reinstall --no-deps   # back to normal
 
 (pyarrow itself is not instrumented: ASAN then checks the grouper's own Cython code, where
 issue 18's reads out of bounds were, ``fnv1a`` in ``_codes`` and ``severity`` in ``_kernel``.)
