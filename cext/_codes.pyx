@@ -4,7 +4,8 @@
 Private module (``grouper._codes``). A ``CodeTable`` is an open-addressing hash of a scheme's
 code dictionary, built once. ``map_utf8`` maps an Arrow utf8 / large_utf8 array (its validity,
 offsets and data buffers) to int32 ids without the GIL: surrounding whitespace trimmed, unknown
-codes -1, null or blank -2. Building the table once matters: ``pyarrow.compute.index_in``
+codes -1, null or blank -2, and each value's offsets checked against the buffers (a corrupt
+array raises ValueError, never reads out of bounds). Building the table once matters: ``pyarrow.compute.index_in``
 rebuilds its hash of the 35k-code dictionary on every call, about 1 ms per batch.
 """
 
@@ -121,48 +122,74 @@ cdef class CodeTable:
 
     def map_utf8(self, validity, offsets, data, Py_ssize_t offset, Py_ssize_t length, bint large):
         """ids (int32[length]) for an Arrow utf8 (``large`` False) or large_utf8 array given by
-        its buffers and slice offset."""
+        its buffers and slice offset.
+
+        The buffers are not trusted: an array from a file or another library may be corrupt
+        (a crafted IPC file, a C-stream producer's bug). Every value's offsets are checked
+        (0 <= start <= end <= data length) in the same pass, so a bad array raises ValueError
+        instead of reading outside its buffers; the check costs two comparisons per value."""
         cdef int32_t[::1] out = np.empty(length, dtype=np.int32)
         cdef const uint8_t[::1] vbits
         cdef const uint8_t[::1] chars
         cdef const uint8_t* vp = NULL
         cdef const uint8_t* cp
         cdef uint8_t empty_byte = 0
+        cdef int64_t nbytes = 0
+        cdef Py_ssize_t bad
         cdef const int32_t[::1] off32
         cdef const int64_t[::1] off64
+        if offset < 0 or length < 0:
+            raise ValueError("negative array offset or length")
         if length == 0:
             return np.asarray(out)
         if validity is not None:
             vbits = memoryview(validity).cast("B")
+            if vbits.shape[0] < (offset + length + 7) // 8:
+                raise ValueError("validity bitmap too short for the array")
             vp = &vbits[0]
         if data is not None and len(data):
             chars = memoryview(data).cast("B")
             cp = &chars[0]
+            nbytes = chars.shape[0]
         else:
             cp = &empty_byte
+        if offsets is None:
+            raise ValueError("string array without an offsets buffer")
         if large:
             off64 = np.frombuffer(offsets, dtype=np.int64)
             if off64.shape[0] < offset + length + 1:
                 raise ValueError("offsets buffer too short")
-            self._map(off64, vp, cp, offset, out)
+            bad = self._map(off64, vp, cp, nbytes, offset, out)
         else:
             off32 = np.frombuffer(offsets, dtype=np.int32)
             if off32.shape[0] < offset + length + 1:
                 raise ValueError("offsets buffer too short")
-            self._map(off32, vp, cp, offset, out)
+            bad = self._map(off32, vp, cp, nbytes, offset, out)
+        if bad >= 0:
+            raise ValueError(f"string offsets of value {bad} are out of order or outside the data buffer")
         return np.asarray(out)
 
-    cdef void _map(self, const offset_t[::1] offs, const uint8_t* vp, const uint8_t* cp, Py_ssize_t offset,
-                   int32_t[::1] out) noexcept:
-        """The lookup loop, for 32- and 64-bit string offsets alike."""
+    cdef Py_ssize_t _map(self, const offset_t[::1] offs, const uint8_t* vp, const uint8_t* cp, int64_t nbytes,
+                         Py_ssize_t offset, int32_t[::1] out) noexcept:
+        """The lookup loop, for 32- and 64-bit string offsets alike. Returns the index of the
+        first value whose offsets are not 0 <= start <= end <= nbytes (-1 when all are), and
+        looks nothing up from there on. Null values are not read, so their offsets are not checked."""
         cdef Py_ssize_t i, j
+        cdef int64_t a, b
+        cdef Py_ssize_t bad = -1
         with nogil:
             for i in range(out.shape[0]):
                 j = offset + i
                 if vp != NULL and not ((vp[j >> 3] >> (j & 7)) & 1):
                     out[i] = ID_EMPTY
                 else:
-                    out[i] = self.lookup(cp + offs[j], offs[j + 1] - offs[j])
+                    a = offs[j]
+                    b = offs[j + 1]
+                    if a < 0 or b < a or b > nbytes:
+                        bad = i
+                        break
+                    out[i] = self.lookup(cp + a, b - a)
+        return bad
 
     def __reduce__(self):
         codes = [self.blob[self.starts[i]:self.starts[i + 1]].decode("utf-8") for i in range(self.size)]

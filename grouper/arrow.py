@@ -20,6 +20,7 @@ from ._codes import CodeTable
 
 __all__ = [
     "CODE_COLUMNS",
+    "CorruptInputError",
     "InputError",
     "NUMERIC_COLUMNS",
     "REQUIRED_COLUMNS",
@@ -46,7 +47,47 @@ INT32_MAX = 2**31 - 1
 
 
 class InputError(ValueError):
-    """Input that cannot be grouped at all (missing column, wrong column type)."""
+    """Input that cannot be grouped at all (missing or repeated column, wrong column type)."""
+
+
+class CorruptInputError(ValueError):
+    """Arrow data whose buffers contradict themselves: offsets out of order or outside their
+    buffer, a dictionary index out of range, invalid UTF-8 where text is parsed. Raised before
+    anything reads outside an array (a crafted IPC file, a buggy C-stream producer); not an
+    ``InputError``: the file is broken, not the way it was called (``drg`` exits 1)."""
+
+
+def _corrupt(name: str, exc: BaseException) -> CorruptInputError:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return CorruptInputError(f"column {name!r}: corrupt Arrow data ({text})")
+
+
+def _checked(name: str, arr: pa.Array) -> pa.Array:
+    """``arr`` once it is safe to hand to Arrow compute functions and NumPy: its buffers are
+    large enough, text values have in-bounds increasing offsets and valid UTF-8, dictionary
+    indices are within the dictionary. Flat and dictionary columns only (lists are checked in
+    ``encode_code_column``); the cost follows the slice, not the buffers it shares."""
+    t = arr.type
+    try:
+        arr.validate()  # structural: buffer sizes, the last offset (cheap)
+        if pa.types.is_dictionary(t):
+            arr.dictionary.validate(full=True)  # the distinct values: small
+            _check_indices(arr)
+        elif _is_text(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+            arr.validate(full=True)  # this slice's offsets and bytes only
+    except (pa.ArrowInvalid, pa.ArrowIndexError) as exc:
+        raise _corrupt(name, exc) from None
+    return arr
+
+
+def _check_indices(arr: pa.DictionaryArray) -> None:
+    """Every (non-null) index of ``arr`` is a position in its dictionary."""
+    if len(arr) == arr.indices.null_count:
+        return
+    lo, hi = pc.min_max(arr.indices).values()
+    if lo.as_py() < 0 or hi.as_py() >= len(arr.dictionary):
+        raise pa.ArrowIndexError(f"dictionary index out of range (indices {lo}..{hi}, "
+                                 f"{len(arr.dictionary)} dictionary values)")
 
 
 # ----------------------------------------------------------------------------- sources
@@ -99,7 +140,7 @@ def parse_int_column(name: str, col: pa.Array | None, n: int) -> tuple[np.ndarra
     a whole number in int32 range (those are read as MISSING and flagged BAD_NUMBER)."""
     if col is None:
         return np.full(n, MISSING, dtype=np.int32), np.zeros(n, dtype=bool)
-    arr = _as_array(col)
+    arr = _checked(name, _as_array(col))
     t = arr.type
     if pa.types.is_dictionary(t):
         arr = arr.dictionary_decode()
@@ -198,19 +239,20 @@ class CodeMapper:
         """ids for a flat utf8 / large_utf8 / string_view array (trimmed; unknown -1; blank -2)."""
         t = values.type
         if pa.types.is_string_view(t):
+            try:
+                values.validate(full=True)  # views point into other buffers: check before the cast
+            except pa.ArrowInvalid as exc:
+                raise CorruptInputError(str(exc)) from None
             values = values.cast(pa.string())
             t = values.type
         large = pa.types.is_large_string(t)
         validity, offsets, data = values.buffers()[:3]
         if values.null_count == 0:
             validity = None
-        n, off = len(values), values.offset
-        if n:
-            width = 8 if large else 4
-            end = int.from_bytes(offsets[(off + n) * width:(off + n + 1) * width], "little", signed=True)
-            if end > (len(data) if data is not None else 0):
-                raise ValueError("string offsets point past the data buffer")
-        return self.table.map_utf8(validity, offsets, data, off, n, large)
+        try:  # each value's offsets are checked against the buffers as it is looked up
+            return self.table.map_utf8(validity, offsets, data, values.offset, len(values), large)
+        except ValueError as exc:
+            raise CorruptInputError(str(exc)) from None
 
     def map_flat(self, flat: pa.Array) -> np.ndarray:
         t = flat.type
@@ -218,6 +260,11 @@ class CodeMapper:
             if not _is_text(t.value_type):
                 raise TypeError(str(t))
             mapped = self._map_dictionary(flat.dictionary)  # each distinct code mapped once
+            try:
+                flat.validate()
+                _check_indices(flat)  # np.take below would wrap a negative index silently
+            except (pa.ArrowInvalid, pa.ArrowIndexError) as exc:
+                raise CorruptInputError(str(exc)) from None
             idx = flat.indices
             if idx.null_count:
                 idx = idx.fill_null(len(mapped))
@@ -231,8 +278,13 @@ class CodeMapper:
 
     def _map_dictionary(self, dictionary: pa.Array) -> np.ndarray:
         last = self._last  # one read: another thread may replace it meanwhile
-        if last is not None and len(last[0]) == len(dictionary) and last[0].equals(dictionary):
-            return last[1]
+        if last is not None and len(last[0]) == len(dictionary):
+            try:  # before comparing: ``equals`` trusts the offsets (the distinct values: cheap)
+                dictionary.validate(full=True)
+            except pa.ArrowInvalid as exc:
+                raise CorruptInputError(str(exc)) from None
+            if last[0].equals(dictionary):
+                return last[1]
         mapped = self.map_strings(dictionary)
         mapped.flags.writeable = False  # shared between batches
         self._last = (dictionary, mapped)
@@ -261,32 +313,61 @@ def _split_joined(values: pa.Array) -> pa.Array:
     return pc.split_pattern(values, "|")
 
 
+def _check_list(name: str, arr: pa.Array) -> None:
+    """The list level of a code column is safe to flatten: offsets that start at or after 0,
+    never decrease and end within the values (Arrow's cheap validation checks only the last).
+    The values are checked as they are mapped (``CodeMapper.map_flat``)."""
+    t = arr.type
+    try:
+        arr.validate()
+        if pa.types.is_list(t) or pa.types.is_large_list(t):
+            if len(arr):
+                width = np.int64 if pa.types.is_large_list(t) else np.int32
+                off = np.frombuffer(arr.buffers()[1], dtype=width)[arr.offset:arr.offset + len(arr) + 1]
+                if off[0] < 0 or off[-1] > len(arr.values) or (np.diff(off) < 0).any():
+                    raise pa.ArrowInvalid("list offsets out of order or outside the values")
+        elif pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
+            arr.validate(full=True)  # rare: views may overlap, Arrow checks each one
+    except pa.ArrowInvalid as exc:
+        raise _corrupt(name, exc) from None
+
+
 def encode_code_column(name: str, col, n: int, mapper: CodeMapper) -> tuple[np.ndarray, np.ndarray]:
     """(offsets[n+1], ids[m]) for a list<string> column, or a '|'-joined string column."""
     arr = _as_array(col)
     t = arr.type
     try:
         if pa.types.is_dictionary(t) and _is_text(t.value_type):
-            # split each distinct value once, then expand by the indices
-            arr = pc.take(_split_joined(arr.dictionary), arr.indices)
+            _checked(name, arr)
+            if len(arr.dictionary) <= len(arr):
+                # split each distinct value once, then expand by the indices
+                arr = pc.take(_split_joined(arr.dictionary), arr.indices)
+            else:
+                # a dictionary larger than the batch (a Parquet row group's, of joined strings
+                # that are nearly all distinct): splitting it would cost the row group per batch
+                arr = _split_joined(arr.dictionary_decode())
             t = arr.type
         elif _is_text(t):
-            arr = _split_joined(arr)
+            arr = _split_joined(_checked(name, arr))
             t = arr.type
         elif pa.types.is_null(t):
             return np.zeros(n + 1, dtype=np.int32), np.zeros(0, dtype=np.int32)
         if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
                 or pa.types.is_list_view(t) or pa.types.is_large_list_view(t)):
             raise TypeError(str(t))
+        _check_list(name, arr)
         lengths = pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False)
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         if offsets[-1] >= 2**31:
             raise InputError(f"column {name!r}: more than 2^31 codes in one batch; use smaller batches")
         flat = arr.flatten()  # honours slices, skips null lists, logical order for list views
-        ids = mapper.map_flat(flat)
+        try:
+            ids = mapper.map_flat(flat)
+        except CorruptInputError as exc:
+            raise CorruptInputError(f"column {name!r}: corrupt Arrow data ({exc})") from None
         if len(ids) != offsets[-1]:
-            raise InputError(f"column {name!r}: list lengths do not add up to its values (corrupt array)")
+            raise CorruptInputError(f"column {name!r}: list lengths do not add up to its values (corrupt array)")
     except TypeError as exc:
         raise InputError(
             f"column {name!r} has type {t}, expected list<string> (principal first) "
@@ -315,11 +396,21 @@ FIELD_ROWS = ("age", "age_days", "birth_weight", "los", "discharge", "dept", "se
 VALUE_COLUMNS = ("discharge", "dept")  # compared as exact codes, mapped to the scheme's value ids
 
 
-def check_columns(names: Iterable[str], required: Iterable[str] = REQUIRED_COLUMNS) -> None:
-    names = set(names)
-    missing = [c for c in required if c not in names]
+def check_columns(names: Iterable[str], required: Iterable[str] = REQUIRED_COLUMNS,
+                  optional: Iterable[str] = ()) -> None:
+    """Every ``required`` column is in ``names``, and neither they nor the ``optional`` ones
+    (read when present) appear more than once: a repeated name is ambiguous, not a choice."""
+    names = list(names)
+    have = set(names)
+    missing = [c for c in dict.fromkeys(required) if c not in have]
     if missing:
         raise InputError(f"missing required column(s): {', '.join(missing)}")
+    if len(have) < len(names):
+        counts = {c: names.count(c) for c in dict.fromkeys([*required, *optional]) if c in have}
+        repeated = [f"{c!r} ({k} times)" for c, k in counts.items() if k > 1]
+        if repeated:
+            raise InputError(f"repeated column name(s): {', '.join(repeated)}; each column read must "
+                             "have a unique name (rename the others)")
 
 
 class Encoder:
@@ -341,7 +432,7 @@ class Encoder:
     def translate(self, enc: Encoded, other: "Encoder", batch: pa.RecordBatch) -> Encoded:
         """``enc`` (made by ``other`` from ``batch``) in this scheme's code ids: the strings are
         mapped once for two schemes, the second gets a table lookup (regrouping)."""
-        check_columns(batch.schema.names, self.required)
+        check_columns(batch.schema.names, self.required, self.columns)
         key = id(other)
         if key not in self._translations:
             def table(mine: CodeMapper, theirs: CodeMapper) -> np.ndarray:
@@ -360,19 +451,27 @@ class Encoder:
 
     def encode(self, batch: pa.RecordBatch) -> Encoded:
         names = batch.schema.names
-        check_columns(names, self.required)
+        check_columns(names, self.required, self.columns)
         n = batch.num_rows
         fields = np.empty((len(FIELD_ROWS), n), dtype=np.int32)
         bad = np.zeros(n, dtype=bool)
-        for row, name in enumerate(FIELD_ROWS):
-            col = batch.column(name) if name in names and name in self.columns else None
-            if name in VALUE_COLUMNS:
-                fields[row] = self._value_ids(name, col, n)
-            else:
-                fields[row], b = parse_int_column(name, col, n)
-                bad |= b
-        dx_off, dx_ids = encode_code_column("dx", batch.column("dx"), n, self.dx)
-        px_off, px_ids = encode_code_column("px", batch.column("px"), n, self.px)
+        name = ""
+        try:
+            for row, name in enumerate(FIELD_ROWS):
+                col = batch.column(name) if name in names and name in self.columns else None
+                if col is not None and len(col) != n:
+                    raise CorruptInputError(f"column {name!r} has {len(col)} rows, the batch {n}")
+                if name in VALUE_COLUMNS:
+                    fields[row] = self._value_ids(name, col, n)
+                else:
+                    fields[row], b = parse_int_column(name, col, n)
+                    bad |= b
+            name = "dx"
+            dx_off, dx_ids = encode_code_column("dx", batch.column("dx"), n, self.dx)
+            name = "px"
+            px_off, px_ids = encode_code_column("px", batch.column("px"), n, self.px)
+        except (pa.ArrowInvalid, pa.ArrowIndexError) as exc:  # past the checks: still no traceback
+            raise _corrupt(name, exc) from None
         return Encoded(n, fields, dx_off, dx_ids, px_off, px_ids, bad)
 
     def _value_ids(self, name: str, col, n: int) -> np.ndarray:
@@ -380,7 +479,7 @@ class Encoder:
         (-1 another code, MISSING absent). Integer columns are read as their decimal text."""
         if col is None:
             return np.full(n, MISSING, dtype=np.int32)
-        arr = _as_array(col)
+        arr = _checked(name, _as_array(col))
         if pa.types.is_dictionary(arr.type):
             arr = arr.dictionary_decode()
         t = arr.type
@@ -391,7 +490,10 @@ class Encoder:
             return np.full(n, MISSING, dtype=np.int32)
         elif not _is_text(t):
             raise InputError(f"column {name!r} has type {t}, expected text codes")
-        ids = self.values[name].map_strings(arr)
+        try:
+            ids = self.values[name].map_strings(arr)
+        except CorruptInputError as exc:
+            raise _corrupt(name, exc) from None
         return np.where(ids == ID_EMPTY, MISSING, ids).astype(np.int32)
 
     def case_fields(self, **values) -> np.ndarray:

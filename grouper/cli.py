@@ -65,8 +65,10 @@ def main() -> None:
               help="Kernel threads (default: the CPUs this process may use).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output (and report) file; with "
               "--workers/--scheduler, regroup every part instead of resuming.")
-@click.option("--keep", multiple=True, metavar="COL", help="Input column to copy to the output (repeatable).")
-@click.option("--keep-all", is_flag=True, help="Copy every input column (of the first input) to the output.")
+@click.option("--keep", multiple=True, metavar="COL", help="Input column to copy to the output (repeatable); "
+              "one named like an output column (status, drg, ...) is written as input_<name>.")
+@click.option("--keep-all", is_flag=True, help="Copy every input column (of the first input) to the output, "
+              "except those named like output columns.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=65_536, show_default=True,
               help="Rows per batch; memory use follows this, not the file size.")
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
@@ -245,7 +247,8 @@ def explain(case_json, ruleset, sex, age, age_days, birth_weight, dx, px, los, d
     if unknown:
         raise click.UsageError(f"unknown case field(s): {', '.join(sorted(unknown))}")
     g = _grouper(ruleset, 1)
-    e = g.explain(case)
+    with _command_errors():  # a wrongly typed field is a usage error (2), named
+        e = g.explain(case)
     if as_json:
         click.echo(json.dumps(e.as_dict(), ensure_ascii=False, indent=2))
     else:

@@ -21,16 +21,41 @@ import numpy as np
 import pyarrow as pa
 
 from . import __version__
-from .arrow import CodeMapper, Encoder, check_columns, iter_batches
+from .arrow import ID_EMPTY, CodeMapper, Encoded, Encoder, InputError, check_columns, iter_batches
 from .compile import CompiledRuleset, compile_ruleset
 from .flags import CC_LABELS, STATUS_LABELS, STATUS_NAMES_ZH, CcLevel, Flag, Status, describe_flags
 from .reference import Case, ReferenceGrouper
 from .ruleset import Ruleset, load_ruleset
 
-__all__ = ["Grouper", "GroupResult", "default_threads", "OUTPUT_COLUMNS"]
+__all__ = ["Grouper", "GroupResult", "default_threads", "kept_name", "OUTPUT_COLUMNS"]
 
 OUTPUT_COLUMNS = ("case_id", "status", "mdc", "adrg", "drg", "cc_level", "mdc_name", "adrg_name",
                   "drg_name", "flags", "reason")
+#: Prefix of a kept input column that has an output column's name (``keep=["status"]`` gives
+#: ``input_status``): the grouper's result is never replaced by a column of the input.
+KEPT_PREFIX = "input_"
+
+
+def kept_name(column: str) -> str:
+    """The output name of kept input ``column``: itself, or ``input_<name>`` for an output
+    column's name. ``case_id`` is the output's case_id already and keeps its name."""
+    return KEPT_PREFIX + column if column in OUTPUT_COLUMNS and column != "case_id" else column
+
+
+def _kept_names(keep: Sequence[str], columns: Sequence[str]) -> dict[str, str]:
+    """input column -> output name for ``keep``; a clash with another output is an InputError."""
+    names: dict[str, str] = {}
+    taken = {c: c for c in columns}
+    for c in dict.fromkeys(keep):
+        if c == "case_id" and "case_id" in columns:
+            continue  # the output's case_id is this column
+        out = kept_name(c)
+        if out in taken:
+            by = "an output column" if taken[out] == out and out in columns else f"kept column {taken[out]!r}"
+            raise InputError(f"keep {c!r}: its output name {out!r} is already used by {by}; keep one of them")
+        taken[out] = c
+        names[c] = out
+    return names
 _COMPILED: dict[str, CompiledRuleset] = {}
 _BAD_NUMBER = int(Flag.BAD_NUMBER)
 _CC_TEXT = {-1: None, 0: CC_LABELS[CcLevel.NONE], 1: CC_LABELS[CcLevel.CC], 2: CC_LABELS[CcLevel.MCC]}
@@ -190,10 +215,14 @@ class Grouper:
                     columns: Sequence[str] = OUTPUT_COLUMNS) -> pa.RecordBatch:
         """Group one RecordBatch: the pure function distributed engines call. ``encoded`` is the
         batch already in this scheme's ids (``Encoder.encode``/``translate``), when at hand;
-        ``columns`` picks output columns (building fewer is cheaper)."""
+        ``columns`` picks output columns (building fewer is cheaper). A kept column with an output
+        column's name is written as ``input_<name>`` (``keep=True`` leaves those out)."""
         if keep is True:
             keep = [c for c in batch.schema.names if c not in OUTPUT_COLUMNS]
-        check_columns(batch.schema.names, [*keep])
+        kept = _kept_names(keep, columns)
+        check_columns(batch.schema.names, [*keep], ["case_id"])
+        if encoded is not None:
+            self._check_encoded(encoded, batch.num_rows)
         enc = encoded if encoded is not None else self.encoder.encode(batch)
         n = enc.n
         status = np.empty(n, np.int8)
@@ -224,9 +253,32 @@ class Grouper:
             "reason": lambda: _reasons(flags),
         }
         cols = {c: build[c]() for c in columns}
-        for c in keep:
-            cols[c] = batch.column(c)
+        for c, out in kept.items():
+            cols[out] = batch.column(c)
         return pa.RecordBatch.from_pydict(cols).replace_schema_metadata(self.metadata)
+
+    def _check_encoded(self, enc: Encoded, n: int) -> None:
+        """A caller's ``encoded`` batch is safe for the kernel: shapes agree with the batch and
+        every code id is a position in this scheme's code lists (or unknown/empty). The kernel
+        checks offsets itself; ids it uses as indices, so a stray one would read out of bounds."""
+        from ._kernel import CONSTANTS
+
+        if enc.n != n:
+            raise ValueError(f"encoded batch has {enc.n} rows, the record batch {n}")
+        fields = np.asarray(enc.fields)
+        if fields.dtype != np.int32 or fields.shape != (CONSTANTS["N_FIELDS"], n):
+            raise ValueError(f"encoded fields must be int32[{CONSTANTS['N_FIELDS']}, {n}], "
+                             f"got {fields.dtype}{list(fields.shape)}")
+        if np.shape(enc.bad_number) != (n,):
+            raise ValueError(f"encoded bad_number must have {n} entries")
+        for what, ids, size in (("dx", enc.dx_ids, len(self.compiled.dx_codes)),
+                                ("px", enc.px_ids, len(self.compiled.px_codes))):
+            ids = np.asarray(ids)
+            if ids.dtype != np.int32 or ids.ndim != 1:
+                raise ValueError(f"encoded {what} ids must be a 1-d int32 array, got {ids.dtype}{list(ids.shape)}")
+            if ids.size and (ids.min() < ID_EMPTY or ids.max() >= size):
+                raise ValueError(f"encoded {what} ids must lie in {ID_EMPTY}..{size - 1} (this scheme's "
+                                 f"{size} codes), got {ids.min()}..{ids.max()}")
 
     def _kernel(self, enc, out: tuple[np.ndarray, ...], n_threads: int) -> None:
         """The kernel over one batch; with several threads each takes a contiguous slice (the
@@ -288,6 +340,7 @@ class Grouper:
         if case is None:
             case = fields
         if isinstance(case, dict):
+            _check_case_types(case)
             raw = {k: case.get(k) for k in ("sex", "age", "age_days", "birth_weight", "los", "discharge", "dept")}
             case = Case.from_raw(dx=case.get("dx") or (), px=case.get("px") or (), **raw)
         if self._reference is None:
@@ -321,6 +374,33 @@ class Grouper:
         if self._reference is None:
             self._reference = ReferenceGrouper(self.ruleset)
         return self._reference
+
+
+def _check_case_types(case: dict) -> None:
+    """InputError naming the field when a case given as a mapping (JSON) has a value of the
+    wrong kind: codes must be text (a list, principal first, or '|'-separated), the other
+    fields a number or text. A wrong *value* (age "abc") is data, flagged as usual."""
+    def kind(v) -> str:  # as the JSON a person typed says it
+        name = {bool: "boolean", int: "number", float: "number", dict: "object", list: "list", tuple: "list"}
+        try:
+            text = json.dumps(v, ensure_ascii=False)
+        except (TypeError, ValueError):
+            text = repr(v)
+        return f"{name.get(type(v), type(v).__name__)} {text}"
+
+    for k in ("dx", "px"):
+        v = case.get(k)
+        if v is None or isinstance(v, str):
+            continue
+        bad = (v,) if not isinstance(v, (list, tuple)) else [c for c in v if c is not None and not isinstance(c, str)]
+        if bad:
+            raise InputError(f"case field {k!r}: expected a list of code strings (principal first) or a "
+                             f"'|'-separated string, got {kind(bad[0])}"
+                             + (" in the list" if isinstance(v, (list, tuple)) else ""))
+    for k in ("sex", "age", "age_days", "birth_weight", "los", "discharge", "dept"):
+        v = case.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, str))):
+            raise InputError(f"case field {k!r}: expected a number or text, got {kind(v)}")
 
 
 def _ids(codes: Sequence[str] | str, mapper: CodeMapper) -> array.array:

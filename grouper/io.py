@@ -35,7 +35,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from . import __version__
-from .arrow import CODE_COLUMNS, InputError, check_columns
+from .arrow import CODE_COLUMNS, CorruptInputError, InputError, check_columns
 from .flags import STATUS_LABELS, Flag
 
 __all__ = ["Source", "open_source", "write_batches", "FORMATS", "format_of", "expand_inputs", "load_mapping",
@@ -118,7 +118,21 @@ class Source:
 
     @property
     def batches(self) -> Iterator[pa.RecordBatch]:
+        self.check_unique(self.columns)
         return self.read(self.columns)
+
+    def check_unique(self, columns: Iterable[str] | None = None) -> None:
+        """InputError when a column to be read (all of them for None) has a repeated name:
+        which of the two is meant cannot be told. Repeated names nobody reads are harmless."""
+        names = self.schema.names
+        if len(set(names)) == len(names):
+            return
+        wanted = set(names if columns is None else columns)
+        repeated = [f"{c!r} ({names.count(c)} times)" for c in dict.fromkeys(names)
+                    if c in wanted and names.count(c) > 1]
+        if repeated:
+            raise InputError(f"{self.path}: repeated column name(s): {', '.join(repeated)}; each column read "
+                             "must have a unique name (rename the others)")
 
 
 def open_source(path: str | os.PathLike, batch_size: int = DEFAULT_BATCH, filesystem=None) -> Source:
@@ -133,9 +147,9 @@ def open_source(path: str | os.PathLike, batch_size: int = DEFAULT_BATCH, filesy
     try:
         if kind == "csv":
             return _open_csv(p, batch_size)
-        if kind == "parquet":
-            return _open_parquet(p, batch_size)
-        return _open_ipc(p)
+        source = _open_parquet(p, batch_size) if kind == "parquet" else _open_ipc(p)
+        source.schema.names  # column names are decoded here, where a bad one names the file
+        return source
     except (pa.ArrowInvalid, pa.ArrowIOError, pa.ArrowNotImplementedError, UnicodeDecodeError, csv.Error) as exc:
         raise ValueError(f"{path}: unreadable {kind} file ({_first_line(exc)})") from None
 
@@ -155,8 +169,12 @@ def _open_csv(p: Path, batch_size: int) -> Source:
 
     def batches(columns: list[str] | None) -> Iterator[pa.RecordBatch]:
         try:
+            # quoted values may hold line breaks (a note, an address): without newlines_in_values
+            # a block boundary inside one splits the row, so whether a file reads would depend
+            # on the batch size (the option costs about 1 % of read time, docs/performance.md)
             yield from pcsv.open_csv(
                 p, read_options=pcsv.ReadOptions(block_size=max(1 << 20, batch_size * 128)),
+                parse_options=pcsv.ParseOptions(newlines_in_values=True),
                 convert_options=pcsv.ConvertOptions(column_types={f.name: f.type for f in schema},
                                                     include_columns=columns or [],
                                                     strings_can_be_null=False, quoted_strings_can_be_null=False))
@@ -167,12 +185,14 @@ def _open_csv(p: Path, batch_size: int) -> Source:
 
 
 def _open_parquet(p: Path | str, batch_size: int, filesystem=None) -> Source:
-    """Code columns are read dictionary-encoded (the leaf of a list column is 'dx.list.element'),
-    one row group at a time: Arrow cannot yet return a nested dictionary column that spans
-    row groups as one batch."""
+    """The codes of list code columns are read dictionary-encoded (the leaf 'dx.list.element'),
+    in batches of ``batch_size`` rows within one row group at a time: Arrow cannot yet return a
+    nested dictionary column that spans row groups as one batch. '|'-joined text code columns
+    are read as plain text: their values are nearly all distinct, and as a dictionary every
+    batch would carry the whole row group's (a 1 M-row group: 0.8 GB instead of 0.3 GB)."""
     with pq.ParquetFile(p, filesystem=filesystem) as probe:
         paths = [probe.metadata.schema.column(i).path for i in range(probe.metadata.num_columns)]
-        dict_cols = [path for path in paths for col in CODE_COLUMNS if path == col or path.startswith(col + ".")]
+        dict_cols = [path for path in paths for col in CODE_COLUMNS if path.startswith(col + ".")]
     with pq.ParquetFile(p, read_dictionary=dict_cols or None, filesystem=filesystem) as probe:
         schema, num_rows = probe.schema_arrow, probe.metadata.num_rows
 
@@ -188,7 +208,12 @@ def _open_parquet(p: Path | str, batch_size: int, filesystem=None) -> Source:
 
 
 def _open_ipc(p: Path) -> Source:
-    """IPC file format (row count from its footer, memory-mapped) or, failing that, stream format."""
+    """IPC file format (row count from its footer, memory-mapped) or, failing that, stream format.
+
+    Each batch is fully validated (``validate(full=True)``: offsets, dictionary indices, UTF-8)
+    before anything reads it: an IPC file's buffers are taken as they are on disk, and a crafted
+    one would otherwise make code read outside them. About 35 ms per million cases of the
+    columns read, in the read-ahead thread (docs/performance.md)."""
     try:
         f = ipc.open_file(pa.memory_map(str(p)))
         schema, num_rows = f.schema, sum(f.get_batch(i).num_rows for i in range(f.num_record_batches))
@@ -203,8 +228,16 @@ def _open_ipc(p: Path) -> Source:
             else:
                 f = ipc.open_file(pa.memory_map(str(p)))
                 raw = (f.get_batch(i) for i in range(f.num_record_batches))
-            yield from (b.select(columns) for b in raw) if columns else raw
-        except (pa.ArrowInvalid, OSError) as exc:
+            for b in raw:
+                if columns:
+                    b = b.select(columns)
+                for name, col in zip(b.schema.names, b.columns):
+                    try:
+                        col.validate(full=True)
+                    except (pa.ArrowInvalid, pa.ArrowIndexError) as exc:
+                        raise ValueError(f"{p}: corrupt Arrow data in column {name!r} ({_first_line(exc)})") from None
+                yield b
+        except (pa.ArrowInvalid, pa.ArrowIndexError, OSError) as exc:
             raise ValueError(f"{p}: corrupt Arrow data ({_first_line(exc)})") from None
 
     return Source(str(p), schema, batches, num_rows)
@@ -641,19 +674,22 @@ def _run(grouper, sources: list[Source], plans: list[ColumnPlan], output, *, ove
     schemas = [plan.schema(s.schema) for s, plan in zip(sources, plans)]
     if keep is True:  # every other column of the first input, which the others must have too
         keep = [c for c in schemas[0].names if c not in OUTPUT_COLUMNS]
+    outs = []
     for s, schema in zip(sources, schemas):  # fail before any work
         try:
-            check_columns(schema.names, grouper.encoder.required)
+            check_columns(schema.names, grouper.encoder.required, ["case_id", *grouper.encoder.columns])
             check_columns(schema.names, keep)
+            outs.append(grouper.group_batch(_empty(schema), keep=keep).schema)
         except InputError as exc:
             raise InputError(f"{s.path}: {exc}") from None
-    target = _unified_schema([grouper.group_batch(_empty(s), keep=keep).schema for s in schemas], grouper.metadata)
+    target = _unified_schema(outs, grouper.metadata)
     for path in (output, report):
         if path is not None and Path(path).exists() and not overwrite:
             raise FileExistsError(f"{path}: file exists and won't be overwritten without --overwrite")
     wanted = {"case_id", *grouper.encoder.columns, *keep}  # columns the scheme ignores stay undecoded
     for s, plan in zip(sources, plans):
         s.columns = read_columns(s.schema, plan, wanted)
+        s.check_unique(s.columns)
     totals = [s.num_rows for s in sources]
     bar = _Progress(progress, None if None in totals else sum(totals)) if progress is not None else None
     counts = BatchCounts()
@@ -666,8 +702,8 @@ def _run(grouper, sources: list[Source], plans: list[ColumnPlan], output, *, ove
             for b in prefetch(s.batches):
                 try:
                     out = grouper.group_batch(plan.apply(b), n_threads=n_threads, keep=keep, row_offset=done)
-                except InputError as exc:
-                    raise InputError(f"{s.path}: {exc}") from None
+                except (InputError, CorruptInputError) as exc:
+                    raise type(exc)(f"{s.path}: {exc}") from None
                 out = _conform(out, target)
                 counts.add(out)
                 done += out.num_rows

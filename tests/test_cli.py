@@ -67,6 +67,16 @@ def one_line_error(result) -> str:
     return lines[0]
 
 
+def usage_error(result) -> str:
+    """The one 'Error:' line of a usage error (exit 2; click prints the usage line above it)."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("Error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
 # ----------------------------------------------------------------------------- group
 
 @pytest.mark.parametrize("name", ["sample", "golden_random", "golden_edge"])
@@ -551,3 +561,104 @@ def test_group_progress_only_on_a_terminal(runner, tmp_path):
     assert result.exit_code == 0 and "rows/s" in result.stderr and "\r" in result.stderr
     result = invoke(runner, "group", DATA / "sample.csv", "-o", tmp_path / "c.csv", "--no-progress")
     assert result.exit_code == 0 and "\r" not in result.stderr
+
+
+# ----------------------------------------------------------------------------- issue 18
+
+def test_group_keep_of_output_column_names_renames_them_and_report_counts_the_grouper(runner, tmp_path):
+    """--keep status --keep drg of a file that has them (an older grouping): the output's status
+    and drg are this grouping's, the input's come as input_status / input_drg, and the report
+    counts the grouper's column (the case groups to MA19; the input said invalid/ZZ99)."""
+    src = tmp_path / "regroup-me.csv"
+    src.write_text("case_id,sex,age,dx,px,status,drg\n1,1,65,C61.x00,60.5x02,invalid,ZZ99\n", encoding="utf-8")
+    out, report = tmp_path / "out.csv", tmp_path / "report.json"
+    result = invoke(runner, "group", src, "-o", out, "--keep", "status", "--keep", "drg", "--report", report)
+    assert result.exit_code == 0, result.output
+    table = read_text_csv(out)
+    assert table.column_names == [*OUTPUT_COLUMNS, "input_status", "input_drg"]
+    row = table.to_pylist()[0]
+    assert (row["status"], row["drg"], row["input_status"], row["input_drg"]) == ("grouped", "MA19", "invalid", "ZZ99")
+    doc = json.loads(report.read_text(encoding="utf-8"))
+    assert doc["status"]["grouped"] == 1 and doc["status"]["invalid"] == 0 and doc["drg"] == {"MA19": 1}
+    assert "grouped 1" in result.stderr
+
+
+def test_group_keep_whose_new_name_is_taken_exits_2(runner, tmp_path):
+    src = tmp_path / "both.csv"
+    src.write_text("sex,age,dx,px,status,input_status\n1,65,C61.x00,,invalid,x\n", encoding="utf-8")
+    result = invoke(runner, "group", src, "--keep", "status", "--keep", "input_status")
+    assert "both.csv: keep 'input_status': its output name 'input_status' is already used" in usage_error(result)
+
+
+def _write_duplicate_columns(path: Path, names: list[str]) -> None:
+    rows = {"sex": 1, "age": 65, "dx": "C61.x00", "px": "60.5x02", "": "x"}
+    if path.suffix == ".csv":
+        path.write_text(",".join(names) + "\n" + ",".join(str(rows.get(n, 70)) for n in names) + "\n",
+                        encoding="utf-8")
+        return
+    t = pa.Table.from_arrays([pa.array([rows.get(n, 70)]) for n in names], names=names)
+    if path.suffix == ".parquet":
+        pq.write_table(t, path)
+    else:
+        with pa.ipc.new_file(str(path), t.schema) as w:
+            w.write_table(t)
+
+
+@pytest.mark.parametrize("ext", [".csv", ".parquet", ".arrow"])
+@pytest.mark.parametrize("names, repeated", [
+    (["sex", "age", "dx", "px", "age"], "age"),
+    (["sex", "age", "dx", "px", "dx"], "dx"),
+    (["sex", "age", "age_days", "dx", "px", "age_days"], "age_days"),  # optional, read when present
+])
+def test_group_repeated_column_names_exit_2_naming_file_and_column(runner, tmp_path, ext, names, repeated):
+    src = tmp_path / f"dup{ext}"
+    _write_duplicate_columns(src, names)
+    out = tmp_path / "out.parquet"
+    result = invoke(runner, "group", src, "-o", out)
+    line = usage_error(result)
+    assert f"dup{ext}" in line and f"repeated column name(s): '{repeated}' (2 times)" in line
+    assert not out.exists() and not list(tmp_path.glob(".*.part"))
+
+
+@pytest.mark.parametrize("command", ["regroup", "weights"])
+def test_other_commands_refuse_repeated_columns_they_read(runner, tmp_path, command):
+    src = tmp_path / "dup.csv"
+    _write_duplicate_columns(src, ["sex", "age", "dx", "px", "age", "total_cost"])
+    result = invoke(runner, command, src, "-o", tmp_path / "o.parquet")
+    line = usage_error(result)
+    assert "dup.csv" in line and "'age' (2 times)" in line
+
+
+def test_two_empty_headers_group_but_keep_all_refuses_them(runner, tmp_path):
+    src = tmp_path / "export.csv"
+    src.write_text("sex,age,dx,px,,\n1,65,C61.x00,60.5x02,a,b\n", encoding="utf-8")
+    result = invoke(runner, "group", src)  # columns nobody reads may share a name
+    assert result.exit_code == 0, result.output
+    result = invoke(runner, "group", src, "--keep-all")
+    assert "export.csv: repeated column name(s): '' (2 times)" in usage_error(result)
+
+
+def test_arrow_dictionary_index_out_of_range_exits_1(runner, tmp_path):
+    dx = pa.DictionaryArray.from_arrays(pa.array([0, 5], pa.int32()), pa.array(["C61.x00", "I10.x00"]), safe=False)
+    b = pa.record_batch({"sex": [1, 1], "age": [65, 70], "dx": dx, "px": ["", ""]})
+    src = tmp_path / "idx.arrow"
+    with pa.ipc.new_file(str(src), b.schema) as w:
+        w.write_batch(b)
+    out = tmp_path / "out.parquet"
+    result = invoke(runner, "group", src, "-o", out)
+    assert result.exit_code == 1, result.output
+    assert "idx.arrow: corrupt Arrow data in column 'dx'" in one_line_error(result)
+    assert "out of bounds" in one_line_error(result)
+    assert not out.exists() and not list(tmp_path.glob(".*.part"))
+
+
+@pytest.mark.parametrize("case, field", [
+    ({"sex": 1, "age": 65, "dx": [1, 2]}, "dx"),
+    ({"sex": 1, "age": 65, "dx": ["C61.x00"], "px": 5}, "px"),
+    ({"sex": [1], "age": 65, "dx": ["C61.x00"]}, "sex"),
+    ({"sex": 1, "age": {"years": 65}, "dx": ["C61.x00"]}, "age"),
+    ({"sex": 1, "age": 65, "dx": ["C61.x00"], "dept": [1]}, "dept"),
+])
+def test_explain_wrongly_typed_json_exits_2_naming_the_field(runner, case, field):
+    result = invoke(runner, "explain", json.dumps(case))
+    assert f"case field '{field}'" in usage_error(result)

@@ -7,6 +7,8 @@ import pyarrow as pa
 import pytest
 
 import grouper
+from grouper.arrow import InputError
+from grouper.core import OUTPUT_COLUMNS, kept_name
 from grouper.flags import Flag
 
 from conftest import DATA, read_cases
@@ -125,3 +127,57 @@ def test_compiled_arrays_come_from_the_disk_cache_the_second_time(tmp_path, monk
     monkeypatch.setattr(core, "_COMPILED", {})
     with pytest.raises(AssertionError, match="compiled again"):
         core.Grouper("chs-drg-1.1")
+
+
+# ----------------------------------------------------------------------------- keep (issue 18, item 3)
+
+def _grouped_before(status="invalid", drg="ZZ99") -> pa.Table:
+    """A case that groups to MA19, carrying an older grouping's status and drg columns."""
+    return pa.table({"case_id": ["1"], "sex": [1], "age": [65], "dx": [["C61.x00"]], "px": [["60.5x02"]],
+                     "status": [status], "drg": [drg], "hospital_id": ["H1"]})
+
+
+def test_keeping_an_output_column_name_never_replaces_the_result(grouper11):
+    out = grouper11.group(_grouped_before(), keep=["status", "drg", "hospital_id"])
+    row = out.to_pylist()[0]
+    assert (row["status"], row["drg"]) == ("grouped", "MA19")  # the grouper's, not the input's
+    assert (row["input_status"], row["input_drg"], row["hospital_id"]) == ("invalid", "ZZ99", "H1")
+    assert out.column_names == [*OUTPUT_COLUMNS, "input_status", "input_drg", "hospital_id"]
+    assert kept_name("status") == "input_status" and kept_name("hospital_id") == "hospital_id"
+
+
+def test_keep_all_leaves_output_names_out_and_case_id_is_kept_as_itself(grouper11):
+    out = grouper11.group(_grouped_before(), keep=True)
+    assert out.column_names == [*OUTPUT_COLUMNS, "sex", "age", "dx", "px", "hospital_id"]
+    assert out["status"].to_pylist() == ["grouped"]
+    assert grouper11.group(_grouped_before(), keep=["case_id"]).column_names == list(OUTPUT_COLUMNS)
+
+
+def test_keep_whose_new_name_is_taken_is_refused(grouper11):
+    t = _grouped_before().append_column("input_status", pa.array(["x"]))
+    with pytest.raises(InputError, match="keep 'status': its output name 'input_status' is already used by "
+                                         "kept column 'input_status'"):
+        grouper11.group(t, keep=["input_status", "status"])
+    with pytest.raises(InputError, match="keep 'input_status'.*already used by kept column 'status'"):
+        grouper11.group(t, keep=["status", "input_status"])
+    assert grouper11.group(t, keep=["input_status"])["input_status"].to_pylist() == ["x"]
+
+
+# ----------------------------------------------------------------------------- explain types (item 7)
+
+@pytest.mark.parametrize("case, message", [
+    ({"sex": 1, "age": 65, "dx": [1, 2]}, "case field 'dx': expected a list of code strings .* got number 1 in the list"),
+    ({"sex": 1, "age": 65, "dx": ["C61.x00"], "px": 5}, "case field 'px': .* got number 5$"),
+    ({"sex": 1, "age": 65, "dx": {"a": 1}}, "case field 'dx': .* got object"),
+    ({"sex": [1], "age": 65, "dx": ["C61.x00"]}, "case field 'sex': expected a number or text, got list \\[1\\]"),
+    ({"sex": 1, "age": True, "dx": ["C61.x00"]}, "case field 'age': .* got boolean true"),
+    ({"sex": 1, "age": 65, "dx": ["C61.x00"], "dept": {"x": 1}}, "case field 'dept'"),
+])
+def test_explain_wrongly_typed_fields_are_input_errors(grouper11, case, message):
+    with pytest.raises(InputError, match=message):
+        grouper11.explain(case)
+
+
+def test_explain_accepts_text_numbers_and_joined_codes(grouper11):
+    e = grouper11.explain({"sex": "1", "age": 65.0, "dx": "C61.x00", "px": ["60.5x02", None]})
+    assert e.result.drg == "MA19"

@@ -629,3 +629,89 @@ def test_wide_output_to_csv_joins_kept_lists(g, tmp_path):
     sample = {r["case_id"]: r for r in read_text_csv(SAMPLE).to_pylist()}
     assert back["dx"].to_pylist() == [sample[str(i)]["dx"] for i in back["case_id"].to_pylist()]
     assert back["px"].to_pylist()[5] == ""  # 22084737: no procedure
+
+
+# ----------------------------------------------------------------------------- issue 18
+
+def test_csv_quoted_values_with_line_breaks_read_at_any_batch_size(g, tmp_path):
+    """Quoted fields holding line breaks (a note, an address) are one value wherever a read
+    block ends: the file reads whole at every batch size (item 5: "Expected 6 columns, got 1")."""
+    n = 30_000  # about 2.4 MB: several 1 MB read blocks, their boundaries inside quoted values
+    path = tmp_path / "notes.csv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write("case_id,sex,age,dx,px,note\n")
+        for i in range(n):
+            fh.write(f'{i},1,65,"C61.x00|I10.x00",60.5x02,"first line {i}\nsecond line, with a comma\r\nthird"\n')
+    expected_note = lambda i: f"first line {i}\nsecond line, with a comma\r\nthird"  # noqa: E731
+    for batch_size in (1, 997, 9_000, 20_000, 65_536):
+        summary, table = group_files(g, [path], None, keep=["note"], batch_size=batch_size)
+        assert summary.rows == n, batch_size
+        assert table["case_id"].to_pylist() == [str(i) for i in range(n)]
+        assert set(table["drg"].to_pylist()) == {"MA19"}
+        notes = table["note"].to_pylist()
+        assert notes[0] == expected_note(0) and notes[-1] == expected_note(n - 1) and len(set(notes)) == n
+
+
+def test_parquet_text_codes_in_one_big_row_group_stream_in_batch_size_slices(g, tmp_path, golden, from_csv):
+    """'|'-joined text codes come as plain text batches of --batch-size rows, whatever the row
+    group: a dictionary would carry the whole row group's distinct values into every batch
+    (item 10: 1.1 GB for 1 M-row groups). List code columns keep their dictionary elements."""
+    text = tmp_path / "text.parquet"
+    pq.write_table(golden, text, row_group_size=len(golden))
+    source = open_source(text, batch_size=300)
+    source.columns = ["case_id", "sex", "age", "age_days", "birth_weight", "dx", "px"]
+    batches = list(source.batches)
+    assert [b.num_rows for b in batches] == [300] * 6 + [200]
+    assert all(b.schema.field("dx").type == pa.string() for b in batches)
+    summary, table = group_files(g, [text], None, batch_size=300)
+    assert keys(table) == keys(from_csv)
+    lists = tmp_path / "lists.parquet"
+    pq.write_table(replace(golden, "dx", pa.array(split_codes(golden["dx"]), pa.list_(pa.string()))), lists,
+                   row_group_size=len(golden))
+    b = next(iter(open_source(lists, batch_size=300).batches))
+    assert b.num_rows == 300 and pa.types.is_dictionary(b.schema.field("dx").type.value_type)
+
+
+def test_stored_dictionary_text_codes_larger_than_the_batch(g, tmp_path, golden, from_csv, parquet_files):
+    """A file that stores joined text codes as a dictionary (read back as one) in a big row
+    group: each batch carries the row group's whole dictionary, and is split row by row
+    instead of splitting that dictionary again per batch; the results are the same."""
+    path = tmp_path / "dict_joined_one_group.parquet"
+    pq.write_table(pq.read_table(parquet_files["dict_joined"]), path, row_group_size=len(golden))
+    source = open_source(path, batch_size=64)
+    first = next(iter(source.batches))
+    assert pa.types.is_dictionary(first.schema.field("dx").type) and len(first["dx"].dictionary) > 64
+    summary, table = group_files(g, [path], None, batch_size=64)
+    assert keys(table) == keys(from_csv)
+
+
+@pytest.mark.parametrize("ext", [".csv", ".parquet", ".arrow"])
+def test_repeated_column_names_are_an_input_error_naming_file_and_column(g, tmp_path, ext):
+    t = pa.Table.from_arrays([pa.array(["1"]), pa.array(["65"]), pa.array(["C61.x00"]), pa.array([""]),
+                              pa.array(["70"]), pa.array(["x"]), pa.array(["y"])],
+                             names=["sex", "age", "dx", "px", "age", "note", "note"])
+    path = tmp_path / f"dup{ext}"
+    if ext == ".csv":
+        pcsv.write_csv(t, path)
+    elif ext == ".parquet":
+        pq.write_table(t, path)
+    else:
+        with ipc.new_file(str(path), t.schema) as w:
+            w.write_table(t)
+    with pytest.raises(grouper.InputError, match=rf"dup\{ext}: repeated column name\(s\): 'age' \(2 times\)"):
+        group_files(g, [path], None)
+    with pytest.raises(grouper.InputError, match=r"repeated column name\(s\): 'age' \(2 times\), 'note' \(2 times\)"):
+        list(open_source(path).batches)  # reading every column
+    fine = t.select([0, 1, 2, 3, 5, 6])  # only 'note' repeats: nobody reads it
+    path2 = tmp_path / f"notes{ext}"
+    if ext == ".csv":
+        pcsv.write_csv(fine, path2)
+    elif ext == ".parquet":
+        pq.write_table(fine, path2)
+    else:
+        with ipc.new_file(str(path2), fine.schema) as w:
+            w.write_table(fine)
+    summary, table = group_files(g, [path2], None)
+    assert table["drg"].to_pylist() == [g.group_one(sex=1, age=65, dx=["C61.x00"]).drg]
+    with pytest.raises(grouper.InputError, match=r"'note' \(2 times\)"):
+        group_files(g, [path2], None, keep=["note"])
