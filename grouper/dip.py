@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 
@@ -520,8 +521,9 @@ def assign(data, catalogue: Catalogue, *, procedure_types: ProcedureTypes, colum
 def assign_files(inputs, catalogue: Catalogue, output, *, procedure_types: ProcedureTypes,
                  columns: Columns = DEFAULT_COLUMNS, overwrite: bool = False, batch_size: int = 65_536) -> dict[str, int]:
     """``assign`` streamed from case files into ``output``; returns the count per status."""
-    from .io import write_batches
+    from .io import check_outputs, write_batches
 
+    check_outputs([output], [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs, overwrite=overwrite)
     a = Assigner(catalogue, procedure_types, columns)
     counts = np.zeros(len(ASSIGN_STATUSES), np.int64)
 
@@ -790,9 +792,10 @@ def settle_files(inputs, catalogue: Catalogue, params: DipParams, output, *, pro
                  columns: Columns = DEFAULT_COLUMNS, point_value: float | None = None, overwrite: bool = False,
                  batch_size: int = 65_536) -> Settlement:
     """Settle case files (streamed, read twice when PV_s is computed) into ``output``."""
-    from .io import expand_inputs, write_batches
+    from .io import check_outputs, expand_inputs, write_batches
 
     files = expand_inputs(inputs)
+    check_outputs([output], files, overwrite=overwrite)
     need = [columns.cost] + ([columns.patient_share] if columns.patient_share else []) + \
         ([columns.level] if params.level_coef != "none" and columns.level else [])
     optional = [columns.case_id, columns.hospital, columns.level]

@@ -28,6 +28,8 @@ case. Rows that cannot be settled keep their row with a ``settle_status`` and ar
 from __future__ import annotations
 
 import math
+import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -843,8 +845,14 @@ class _Spool:
 
     NUM = ("rw", "alos", "cost", "los", "share", "rate", "unit", "fund_ratio", "factor")
 
+    #: spool folders of runs that were killed (their process is gone): removed by the next run
+    STALE = re.compile(r"drg-settle-(?P<pid>\d+)-[a-z0-9_]{8}")
+
     def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="drg-settle-")
+        from .io import sweep_stale
+
+        sweep_stale(tempfile.gettempdir(), self.STALE)
+        self.dir = tempfile.mkdtemp(prefix=f"drg-settle-{os.getpid()}-")
         self.path = Path(self.dir) / "priced.arrow"
         self.writer = None
         self.schema = None
@@ -1562,11 +1570,10 @@ def settle_files(inputs, pack: PaymentPack, weights_path, output, *, hospitals_p
     import json
     import time
 
-    from .io import _atomic, format_of, write_batches
+    from .io import OutputSet, check_outputs, format_of, write_batches
 
-    for o in (output, summary, months, json_path, report):
-        if o is not None and Path(o).exists() and not overwrite:
-            raise FileExistsError(f"{o}: file exists and won't be overwritten without --overwrite")
+    check_outputs([output, summary, months, json_path, report], [*_as_list(inputs), weights_path, hospitals_path,
+                                                                 pack.path or None], overwrite=overwrite)
     for o in (output, summary, months):
         if o is not None:
             format_of(o)
@@ -1574,23 +1581,27 @@ def settle_files(inputs, pack: PaymentPack, weights_path, output, *, hospitals_p
     weights = read_table(weights_path)
     hospitals = read_table(hospitals_path) if hospitals_path is not None else None
     source = CaseFiles(inputs, pack, columns, grouper, batch_size=batch_size)
-    r = settle_batches(source, pack, weights, hospitals, columns=columns, schema=source.schema,
-                       sink=lambda it: write_batches(output, it, overwrite=overwrite),
-                       plain_dictionaries=format_of(output) == "arrow", require_rows=True)
-    r.summary["input"] = source.info
-    r.summary["seconds"] = time.perf_counter() - t0
-    for path, t in ((summary, r.hospitals), (months, r.months)):
-        if path is not None:
-            write_batches(path, t.to_batches(), overwrite=overwrite, empty_schema=t.schema)
-    if json_path is not None:
-        with _atomic(Path(json_path), overwrite) as tmp:
-            Path(tmp).write_text(json.dumps(r.summary, ensure_ascii=False, indent=2, default=_jsonable) + "\n",
-                                 encoding="utf-8")
-    if report is not None:
-        from .report import write_settlement_report
+    with OutputSet(overwrite) as outs:  # every output published together at the end, or none
+        r = settle_batches(source, pack, weights, hospitals, columns=columns, schema=source.schema,
+                           sink=lambda it: write_batches(output, it, into=outs),
+                           plain_dictionaries=format_of(output) == "arrow", require_rows=True)
+        r.summary["input"] = source.info
+        r.summary["seconds"] = time.perf_counter() - t0
+        for path, t in ((summary, r.hospitals), (months, r.months)):
+            if path is not None:
+                write_batches(path, t.to_batches(), empty_schema=t.schema, into=outs)
+        if json_path is not None:
+            Path(outs.add(json_path)).write_text(
+                json.dumps(r.summary, ensure_ascii=False, indent=2, default=_jsonable) + "\n", encoding="utf-8")
+        if report is not None:
+            from .report import write_settlement_report
 
-        write_settlement_report(r, report, overwrite=overwrite)
+            write_settlement_report(r, outs.add(report), overwrite=True)  # replaces the set's temporary file
     return r
+
+
+def _as_list(inputs) -> list:
+    return [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
 
 
 def _jsonable(v):
