@@ -582,6 +582,14 @@ def write_batches(path: str | os.PathLike, batches: Iterable[pa.RecordBatch], *,
         return _write_batches(path, tmp, kind, batches, empty_schema)
 
 
+def _refuse_infinite(path: Path, b: pa.RecordBatch) -> None:
+    """No command writes an infinite number (an amount of inf yuan is a bug or a bad input that
+    got through, never a result)."""
+    for name, col in zip(b.schema.names, b.columns):
+        if pa.types.is_floating(col.type) and len(col) > col.null_count and pc.any(pc.is_inf(col)).as_py():
+            raise ValueError(f"{path}: column {name!r} would hold an infinite value; nothing was written")
+
+
 def _write_batches(path: Path, tmp: str, kind: str, batches: Iterable[pa.RecordBatch],
                    empty_schema: pa.Schema | None) -> int:
     rows = 0
@@ -604,6 +612,7 @@ def _write_batches(path: Path, tmp: str, kind: str, batches: Iterable[pa.RecordB
             pending: deque = deque()
             try:
                 for b in it:
+                    _refuse_infinite(path, b)
                     if kind == "csv":
                         b = _joined_lists(b)
                     if writer is None:
