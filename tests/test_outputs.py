@@ -64,6 +64,7 @@ def _cases(prov: Path) -> list[list[str]]:
         (["regroup", p, "-o", o, "--matrix", p, "--overwrite"], p),
         (["group", p, "-o", o, "--report", p, "--overwrite"], p),
         (["group", str(prov), "-o", o, "--report", w, "--overwrite"], w),  # a folder holding the input
+        (["group", p, "-o", str(prov / "parts"), "--workers", "1", "--report", p, "--overwrite"], p),
         (["weights", p, "-o", p, "--overwrite"], p),
         (["indices", p, "-w", w, "-o", w, "--overwrite"], w),
         (["recalibrate", p, "-a", w, "-b", "iqr:2", "-o", o, "--hospitals", w, "--overwrite"], w),
@@ -119,6 +120,23 @@ def test_a_file_written_meanwhile_by_another_run_is_never_replaced(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temporary file left
     gio.write_batches(target, table.to_batches(), overwrite=True)  # --overwrite replaces it
     assert pa.csv.read_csv(target).equals(table)
+
+
+def test_of_two_concurrent_runs_writing_one_new_file_exactly_one_succeeds(prov, tmp_path):
+    out = tmp_path / "grouped.parquet"
+    drg = Path(sys.executable).with_name("drg")
+    runs = [subprocess.Popen([str(drg), "group", str(prov / "p.parquet"), "-o", str(out), "--keep", k],
+                             stderr=subprocess.PIPE, text=True) for k in ("hospital_id", "total_cost")]
+    codes = []
+    for r in runs:
+        _, err = r.communicate(timeout=120)
+        codes.append((r.returncode, err))
+    assert sorted(c for c, _ in codes) == [0, 1], codes  # before: both 0, the later replacing the earlier
+    loser = next(err for c, err in codes if c == 1)
+    assert "won't be overwritten" in loser and "Traceback" not in loser
+    winner = ("hospital_id", "total_cost")[[c for c, _ in codes].index(0)]
+    assert winner in pq.read_schema(out).names  # the file is the successful run's, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["grouped.parquet"]
 
 
 def test_exclusive_publishing_where_hard_links_are_unsupported(tmp_path, monkeypatch):
