@@ -40,6 +40,17 @@ def _command_errors(*also: type[Exception], ruleset: Callable[[], str] | None = 
         raise click.ClickException(str(exc)) from None
 
 
+def _check_outputs(outputs, inputs=(), overwrite: bool = False) -> None:
+    """Refuse, before any work, an output that is one of the command's inputs or another of its
+    outputs (even with --overwrite), or that exists without --overwrite (grouper.io.check_outputs)."""
+    from .io import check_outputs
+
+    try:
+        check_outputs(outputs, inputs, overwrite=overwrite)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _grouper(ruleset: str, threads: int | None):
     from .core import Grouper
 
@@ -313,6 +324,7 @@ def synth(cases, hospitals, year, seed, ruleset, output, overwrite):
 
     from .synth import SynthSpec, write_synthetic
 
+    _check_outputs([output], [], overwrite)
     t0 = time.perf_counter()
     try:
         rows = write_synthetic(SynthSpec(cases, hospitals, year, seed, ruleset), output, overwrite=overwrite)
@@ -360,17 +372,12 @@ def regroup(inputs, from_, to, output, matrix, summary, threads, keep, cost_colu
         opts.trim_rule()
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--trim") from None
+    _check_outputs([output, matrix, summary, report], inputs, overwrite)
     g_from, g_to = _grouper(from_, threads), _grouper(to, threads)
-    if report is not None and Path(report).exists() and not overwrite:
-        raise click.ClickException(f"{report}: file exists and won't be overwritten without --overwrite")
     with _command_errors(RuntimeError):
-        r = run(inputs, g_from, g_to, output, matrix=matrix, summary=summary, overwrite=overwrite,
+        r = run(inputs, g_from, g_to, output, matrix=matrix, summary=summary, report=report, overwrite=overwrite,
                 keep=keep, cost_column=cost_column, hospital_column=hospital_column, convert_codes=convert_codes,
                 weight_options=opts)
-        if report is not None:
-            from .report import write_regroup_report
-
-            write_regroup_report(r.summary, r.matrix, report, overwrite=overwrite)
     s = r.summary
     click.echo(f"{r.rows} cases regrouped {g_from.compiled.name} -> {g_to.compiled.name} in {r.seconds:.2f} s: "
                f"DRG changed for {s['share_drg_changed']:.1%}, ADRG for {s['share_adrg_changed']:.1%}; "
@@ -402,7 +409,7 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
             summary, report, overwrite, workers, scheduler):
     """Relative weights (RW) per DRG from case files with costs: trimmed group mean cost over the
     trimmed overall mean, renormalised so that the base data's CMI is 1; CV, RIV, stability."""
-    from .io import _atomic, write_batches
+    from .io import write_batches, write_text
     from .weights import WeightOptions, weights_from_files
 
     try:
@@ -414,6 +421,7 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
         opts.trim_rule()
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--trim") from None
+    _check_outputs([output, summary, report], inputs, overwrite)
     g = _grouper(ruleset, None)
     with _dask_client(scheduler) as client, _command_errors(RuntimeError):
         if workers is not None or client is not None:
@@ -429,11 +437,10 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
 
             write_weights_report(r, report, title=f"{g.compiled.name} weights", trim=trim, overwrite=overwrite)
         if summary:
-            with _atomic(Path(summary), overwrite) as tmp:
-                Path(tmp).write_text(json.dumps({"ruleset": g.compiled.name, "fingerprint": g.compiled.fingerprint,
-                                                 "trim": trim, "mean_cost": r.mean_cost, "riv": r.riv,
-                                                 "groups": r.table.num_rows, "excluded": r.excluded},
-                                                ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            write_text(summary, json.dumps({"ruleset": g.compiled.name, "fingerprint": g.compiled.fingerprint,
+                                            "trim": trim, "mean_cost": r.mean_cost, "riv": r.riv,
+                                            "groups": r.table.num_rows, "excluded": r.excluded},
+                                           ensure_ascii=False, indent=2) + "\n", overwrite=overwrite)
     kept = sum(r.table["n"].to_pylist())
     trimmed = sum(r.table["n_trimmed"].to_pylist())
     click.echo(f"{r.table.num_rows} DRG weights from {kept} cases ({trimmed} trimmed, {trim}); RIV {r.riv:.3f}; "
@@ -463,6 +470,7 @@ def indices(inputs, weights_file, output, ruleset, hospital_column, department_c
     from .indices import indices_from_files
     from .io import open_source, write_batches
 
+    _check_outputs([output, report], [*inputs, weights_file], overwrite)
     g = _grouper(ruleset, None)
     with _dask_client(scheduler) as client, _command_errors(KeyError, RuntimeError):
         wt = pa_table(open_source(weights_file))
@@ -530,9 +538,11 @@ def recalibrate(inputs, side_a, side_b, output, hospitals, summary, report, rule
     """A recalibration experiment: two weight sets (files, or trimming rules computed from the
     cases) side by side on the same cases: per-DRG change, budget impact (total weight under each)
     and each hospital's CMI shift. The cases are read once."""
-    from .io import _atomic, write_batches
+    from .io import write_batches, write_text
     from .recalibrate import recalibrate_files
 
+    _check_outputs([output, hospitals, summary, report],
+                   [*inputs, *(v for v in (side_a, side_b) if Path(v).exists())], overwrite)
     a, b = _side(side_a, min_cases), _side(side_b, min_cases)
     g = _grouper(ruleset, None)
     with _command_errors(KeyError, RuntimeError):
@@ -543,11 +553,10 @@ def recalibrate(inputs, side_a, side_b, output, hospitals, summary, report, rule
             write_batches(hospitals, r.hospitals.to_batches(), overwrite=overwrite, empty_schema=r.hospitals.schema)
         budget = r.budget()
         if summary:
-            with _atomic(Path(summary), overwrite) as tmp:
-                Path(tmp).write_text(json.dumps({"a": side_a, "b": side_b, "ruleset": g.compiled.name,
-                                                 "fingerprint": g.compiled.fingerprint, "budget": budget,
-                                                 "excluded": r.excluded}, ensure_ascii=False, indent=2) + "\n",
-                                     encoding="utf-8")
+            write_text(summary, json.dumps({"a": side_a, "b": side_b, "ruleset": g.compiled.name,
+                                            "fingerprint": g.compiled.fingerprint, "budget": budget,
+                                            "excluded": r.excluded}, ensure_ascii=False, indent=2) + "\n",
+                       overwrite=overwrite)
         if report:
             from .report import write_recalibration_report
 
@@ -611,6 +620,8 @@ def settle(inputs, pack, weights_file, output, hospitals_file, summary, months, 
         p = load_pack(pack)
     except PackError as exc:
         raise click.ClickException(str(exc)) from None
+    _check_outputs([output, summary, months, json_file, report],
+                   [*inputs, weights_file, hospitals_file, pack if Path(pack).is_file() else p.path], overwrite)
     if p.illustrative:
         click.echo(f"warning: pack {p.name} is ILLUSTRATIVE: its numbers are examples, not a region's rules",
                    err=True)
@@ -716,8 +727,9 @@ def dip_catalogue(inputs, output, pack, ruleset, year_column, year_weights, core
     enough cases), comprehensive groups (category, then chapter, x treatment type) for the rest,
     scores from year-weighted mean costs, level means and the budget point value."""
     from .dip import Columns, ProcedureTypes, catalogue_from_files
-    from .io import _atomic, expand_inputs, open_source
+    from .io import expand_inputs, open_source, write_text
 
+    _check_outputs([output, summary], [*inputs, pack if pack and Path(pack).is_file() else None], overwrite)
     params = _dip_params(_dip_pack(pack), year_weights=_year_weights(year_weights), core_min_n=core_min_n,
                          comprehensive_min_n=comprehensive_min_n, score_scale=scale, trim=trim)
     with _command_errors(ruleset=lambda: ruleset):
@@ -730,8 +742,7 @@ def dip_catalogue(inputs, output, pack, ruleset, year_column, year_weights, core
                                    columns=Columns(cost=cost_column, level=level_column, year=year_column))
         cat.save(output, overwrite=overwrite)
         if summary:
-            with _atomic(Path(summary), overwrite) as tmp:
-                Path(tmp).write_text(json.dumps(cat.info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            write_text(summary, json.dumps(cat.info, ensure_ascii=False, indent=2) + "\n", overwrite=overwrite)
     i = cat.info
     g = i["groups"]
     click.echo(f"{sum(g.values())} DIP groups ({g['core']} core, {g['comprehensive']} comprehensive, "
@@ -753,6 +764,7 @@ def dip_assign(inputs, catalogue_file, output, ruleset, overwrite):
     """Assign cases to the groups of a DIP catalogue (no payment)."""
     from .dip import Catalogue, ProcedureTypes, assign_files
 
+    _check_outputs([output], [*inputs, catalogue_file], overwrite)
     with _command_errors(ruleset=lambda: ruleset):
         cat = Catalogue.load(catalogue_file)
         ruleset = ruleset or cat.info.get("ruleset") or "chs-drg-1.1"
@@ -788,12 +800,11 @@ def dip_settle(inputs, catalogue_file, pack, output, summary, totals, point_valu
     dip.high_x, extreme > dip.extreme_x for review), points with the level coefficient, amount =
     points x point value, fund and margin; per-hospital totals with --summary."""
     from .dip import Catalogue, Columns, ProcedureTypes, settle_files
-    from .io import _atomic, write_batches
+    from .io import write_batches, write_text
 
     params = _dip_params(_dip_pack(pack))
-    for f in (output, summary, totals):
-        if f and Path(f).exists() and not overwrite:
-            raise click.ClickException(f"{f}: file exists and won't be overwritten without --overwrite")
+    _check_outputs([output, summary, totals], [*inputs, catalogue_file, pack if Path(pack).is_file() else None],
+                   overwrite)
     with _command_errors(ruleset=lambda: ruleset):
         cat = Catalogue.load(catalogue_file)
         ruleset = ruleset or cat.info.get("ruleset") or "chs-drg-1.1"
@@ -804,8 +815,7 @@ def dip_settle(inputs, catalogue_file, pack, output, summary, totals, point_valu
         if summary:
             write_batches(summary, r.hospitals.to_batches(), overwrite=overwrite, empty_schema=r.hospitals.schema)
         if totals:
-            with _atomic(Path(totals), overwrite) as tmp:
-                Path(tmp).write_text(json.dumps(r.summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            write_text(totals, json.dumps(r.summary, ensure_ascii=False, indent=2) + "\n", overwrite=overwrite)
     s = r.summary
     not_settled = {k: v for k, v in s["statuses"].items() if k != "settled" and v}
     click.echo(f"{s['cases']} cases: {s['statuses']['settled']} settled"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 
@@ -59,6 +60,7 @@ __all__ = ["DipParams", "Columns", "Catalogue", "ProcedureTypes", "build_catalog
 
 CASE_TYPES = ("normal", "low", "high", "extreme")  # 正常, 费用超低, 费用超高, 极端异常 (expert review)
 GROUP_TYPES = ("core", "comprehensive", "comprehensive_chapter")
+_MAX_AMOUNT = 1e12  # payment_pack.MAX_AMOUNT: no case costs more (yuan)
 _UNIT = 10_000  # points are kept to 4 decimals and summed as integers of 1e-4 points
 DEFAULT_COLUMNS = Columns()
 
@@ -96,7 +98,9 @@ class DipParams:
 
     def __post_init__(self):
         k = "dip."
-        _num(self.score_scale, k + "score_scale", lo=0, lo_open=True)
+        from .payment_pack import MAX_AMOUNT, MAX_FACTOR, MAX_RATE
+
+        _num(self.score_scale, k + "score_scale", lo=0, lo_open=True, hi=MAX_RATE)
         for name in ("core_min_n", "comprehensive_min_n"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
@@ -108,10 +112,10 @@ class DipParams:
             for y, w in yw.items():
                 if isinstance(y, bool) or not isinstance(y, int):
                     raise ValueError(f"{k}year_weights: year {y!r} is not a whole number")
-                _num(w, f"{k}year_weights.{y}", lo=0, lo_open=True)
+                _num(w, f"{k}year_weights.{y}", lo=0, lo_open=True, hi=MAX_FACTOR)
         elif isinstance(yw, (list, tuple)) and yw:
             for i, w in enumerate(yw):
-                _num(w, f"{k}year_weights[{i}]", lo=0, lo_open=True)
+                _num(w, f"{k}year_weights[{i}]", lo=0, lo_open=True, hi=MAX_FACTOR)
             object.__setattr__(self, "year_weights", tuple(float(w) for w in yw))
         else:
             raise ValueError(f"{k}year_weights: expected a list of weights (oldest to newest) "
@@ -123,17 +127,17 @@ class DipParams:
         except ValueError as exc:
             raise ValueError(f"{k}trim: {exc}") from None
         low = _num(self.low_x, k + "low_x", lo=0, lo_open=True)
-        high = _num(self.high_x, k + "high_x", lo=1)
-        _num(self.extreme_x, k + "extreme_x", lo=high)
+        high = _num(self.high_x, k + "high_x", lo=1, hi=MAX_FACTOR)
+        _num(self.extreme_x, k + "extreme_x", lo=high, hi=MAX_FACTOR)
         if low > 1:
             raise ValueError(f"{k}low_x: {low} must be <= 1")
         for name, allowed in (("extreme_payment", ("high", "score", "hold")),
                               ("outlier_base", ("level_mean", "group_mean"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{k}{name}: {getattr(self, name)!r}, expected one of {', '.join(allowed)}")
-        for name in ("fund_budget", "point_value"):
+        for name, hi in (("fund_budget", MAX_AMOUNT), ("point_value", MAX_RATE)):
             if getattr(self, name) is not None:
-                _num(getattr(self, name), k + name, lo=0, lo_open=True)
+                _num(getattr(self, name), k + name, lo=0, lo_open=True, hi=hi)
         if self.fund_ratio is not None:
             _num(self.fund_ratio, k + "fund_ratio", lo=0, lo_open=True, hi=1)
         _num(self.special_review_cap, k + "special_review_cap", lo=0, hi=1)
@@ -142,7 +146,7 @@ class DipParams:
                 raise ValueError(f"{k}level_coef: {self.level_coef!r}, expected a table, \"derived\" or \"none\"")
         elif isinstance(self.level_coef, Mapping):
             for lv, c in self.level_coef.items():
-                _num(c, f"{k}level_coef.{lv}", lo=0, lo_open=True)
+                _num(c, f"{k}level_coef.{lv}", lo=0, lo_open=True, hi=MAX_FACTOR)
         else:
             raise ValueError(f"{k}level_coef: expected a table of level = coefficient")
         if isinstance(self.basic_groups, str) or not all(isinstance(g, str) for g in self.basic_groups):
@@ -520,8 +524,9 @@ def assign(data, catalogue: Catalogue, *, procedure_types: ProcedureTypes, colum
 def assign_files(inputs, catalogue: Catalogue, output, *, procedure_types: ProcedureTypes,
                  columns: Columns = DEFAULT_COLUMNS, overwrite: bool = False, batch_size: int = 65_536) -> dict[str, int]:
     """``assign`` streamed from case files into ``output``; returns the count per status."""
-    from .io import write_batches
+    from .io import check_outputs, write_batches
 
+    check_outputs([output], [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs, overwrite=overwrite)
     a = Assigner(catalogue, procedure_types, columns)
     counts = np.zeros(len(ASSIGN_STATUSES), np.int64)
 
@@ -614,7 +619,8 @@ class _Settler:
         c, p, cat = self.cols, self.p, self.cat
         n = batch.num_rows
         status, gid = self.assign(batch)
-        cost, _ = numbers(column(batch, c.cost, "cost"))  # unreadable: missing
+        cost, _ = numbers(column(batch, c.cost, "cost"))  # unreadable, not finite: missing
+        cost[~(np.abs(cost) <= _MAX_AMOUNT)] = np.nan  # an absurd cost (beyond MAX_AMOUNT yuan) too
         has_level = bool(c.level) and c.level in batch.schema.names
         if self.use_coef and not has_level:
             raise ValueError(f"no hospital level column {c.level!r}, needed for the level coefficients "
@@ -727,13 +733,19 @@ class _Settler:
 
 
 def _pv(params: DipParams, point_value: float | None, units: int | None) -> tuple[float, str]:
+    from .payment_pack import MAX_RATE
+
     fixed = point_value if point_value is not None else params.point_value
     if fixed is not None:
-        return float(fixed), "fixed"
+        return _num(fixed, "point_value", lo=0, lo_open=True, hi=MAX_RATE), "fixed"
     missing = [k for k in ("fund_budget", "fund_ratio") if getattr(params, k) is None]
     if missing:
         raise ValueError(f"dip.{missing[0]} is needed for the settlement point value (or give dip.point_value)")
-    return settlement_point_value(params.fund_budget, params.fund_ratio, (units or 0) / _UNIT), "computed"
+    pv = settlement_point_value(params.fund_budget, params.fund_ratio, (units or 0) / _UNIT)
+    if not pv <= MAX_RATE:
+        raise ValueError(f"settlement point value {pv:g} (dip.fund_budget / dip.fund_ratio / {(units or 0) / _UNIT:g} "
+                         f"points) is above the bound {MAX_RATE:g}: too few points for the fund")
+    return pv, "computed"
 
 
 def settle(batches: Callable[[], Iterable[pa.RecordBatch]], catalogue: Catalogue, params: DipParams, *,
@@ -790,9 +802,10 @@ def settle_files(inputs, catalogue: Catalogue, params: DipParams, output, *, pro
                  columns: Columns = DEFAULT_COLUMNS, point_value: float | None = None, overwrite: bool = False,
                  batch_size: int = 65_536) -> Settlement:
     """Settle case files (streamed, read twice when PV_s is computed) into ``output``."""
-    from .io import expand_inputs, write_batches
+    from .io import check_outputs, expand_inputs, write_batches
 
     files = expand_inputs(inputs)
+    check_outputs([output], files, overwrite=overwrite)
     need = [columns.cost] + ([columns.patient_share] if columns.patient_share else []) + \
         ([columns.level] if params.level_coef != "none" and columns.level else [])
     optional = [columns.case_id, columns.hospital, columns.level]

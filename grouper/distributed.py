@@ -24,9 +24,12 @@ import fnmatch
 import json
 import multiprocessing
 import os
+import pickle
 import posixpath
+import re
 import socket
 import sys
+import tempfile
 import time
 import uuid
 from collections import deque
@@ -48,6 +51,7 @@ from .io import (
     BatchCounts,
     ColumnPlan,
     RunSummary,
+    check_outputs,
     load_mapping,
     plan_columns,
     read_columns,
@@ -230,35 +234,77 @@ def _call(item, fn, shared=_NoShared):
 
 
 _POOL_SHARED: Any = _NoShared
+#: job files of pools whose parent was killed (its process is gone): removed by the next pool
+_JOB_FILE = re.compile(r"drg-job-(?P<pid>\d+)-[a-z0-9_]{8}\.pickle")
 
 
-def _pool_init(has_shared: bool, shared: Any) -> None:
+def _pool_init(job_file: str | None) -> None:
+    """Each pool process reads the shared object from the job file its parent wrote. Passing the
+    object itself (megabytes: the compiled ruleset) in the process's start-up data made the parent
+    write it into the new process's pipe, and block forever when that process died before
+    reading it; a path is a few bytes, and a worker that dies only breaks the pool."""
     global _POOL_SHARED
-    _POOL_SHARED = shared if has_shared else _NoShared
     pa.set_cpu_count(1)  # one core per process: no Arrow thread pool competing with the others
+    if job_file is None:
+        _POOL_SHARED = _NoShared
+        return
+    with open(job_file, "rb") as fh:
+        _POOL_SHARED = pickle.load(fh)  # written by this process's parent, readable by its user only
 
 
 def _pool_call(fn, item):
     return _call(item, fn, _POOL_SHARED)
 
 
+class WorkersDied(RuntimeError):
+    """The local pool's processes kept dying (killed, out of memory, failing at start-up)."""
+
+
+def _job_file(shared) -> str:
+    from .io import sweep_stale
+
+    folder = tempfile.gettempdir()
+    sweep_stale(folder, _JOB_FILE)
+    fd, path = tempfile.mkstemp(prefix=f"drg-job-{os.getpid()}-", suffix=".pickle", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(shared, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
 def _map_pool(fn, items, workers, shared, retries, errors, on_result) -> list:
+    job_file = _job_file(shared) if shared is not _NoShared else None
+    try:
+        return _run_pool(fn, items, workers, job_file, retries, errors, on_result)
+    finally:
+        if job_file is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(job_file)
+
+
+def _run_pool(fn, items, workers, job_file, retries, errors, on_result) -> list:
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding OpenMP/Arrow threads
     results: list = [None] * len(items)
     attempts = [0] * len(items)
     todo = deque(range(len(items)))
     restarts = 0
-    has_shared = shared is not _NoShared
     while todo:
         running: dict[cf.Future, int] = {}
         broken: BaseException | None = None
         with cf.ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_pool_init,
-                                    initargs=(has_shared, shared if has_shared else None)) as ex:
+                                    initargs=(job_file,)) as ex:
             try:
                 while todo or running:
                     while todo and broken is None:
                         i = todo.popleft()
-                        running[ex.submit(_pool_call, fn, items[i])] = i
+                        try:
+                            running[ex.submit(_pool_call, fn, items[i])] = i
+                        except cf.process.BrokenProcessPool as exc:  # a worker died while tasks were queued
+                            broken = exc
+                            todo.appendleft(i)
                     if not running:
                         break
                     done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
@@ -287,13 +333,17 @@ def _map_pool(fn, items, workers, shared, retries, errors, on_result) -> list:
         if broken is not None:
             restarts += 1
             if restarts > retries:
+                died = WorkersDied(f"worker processes died {restarts} times ({_first_line(broken)}); "
+                                   f"{len(todo)} task(s) not run")
                 if errors == "raise":
-                    raise broken
-                for i in todo:
-                    results[i] = broken
+                    raise died from None
+                for i in sorted(todo):
+                    results[i] = died
                     if on_result is not None:
-                        on_result(i, broken)
+                        on_result(i, died)
                 todo.clear()
+            else:
+                todo = deque(sorted(todo))
     return results
 
 
@@ -569,10 +619,13 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = "chs-drg-1.1", cli
                "keep": keep, "mapping": columns_map, "layout": layout, "split_rows": split_rows}
     pieces = _pieces(files, [rel for _, rel in frags], plans, {*CANONICAL_COLUMNS, *keep}, split_rows)
 
+    if report is not None:  # never one of the inputs, even with overwrite
+        check_outputs([report], [p for p, _ in frags] if isinstance(src_fs, pafs.LocalFileSystem) else [],
+                      overwrite=True)
     # the output folder: new, empty, or holding this run (resume) or an older one (overwrite)
     old, resuming = _prepare_dst(dst_fs, dst_path, run_key, overwrite, dst)
-    if report is not None and Path(report).exists() and not (overwrite or resuming):
-        raise FileExistsError(f"{report}: file exists and won't be overwritten without --overwrite")
+    if report is not None:  # an existing report is replaced only when overwriting or resuming
+        check_outputs([report], overwrite=overwrite or resuming)
     current = {p.output for p in pieces}
     for stale in old - current:  # parts of an earlier run over other inputs: not part of this dataset
         _remove(dst_fs, posixpath.join(dst_path, stale))

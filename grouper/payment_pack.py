@@ -44,6 +44,17 @@ __all__ = [
 ]
 
 
+#: Upper bounds of a pack's numbers (README "Bounds"). Money is settled in whole fen in int64
+#: (at most 9.2e18 fen): a budget or any amount up to MAX_AMOUNT yuan (1e14 fen) leaves room
+#: for 90,000 of them in one sum. Rates are per unit of weight or per bed day; factors are
+#: coefficients, outlier multiples and ratios. Every number must be finite.
+MAX_AMOUNT = 1e12
+MAX_RATE = 1e8
+MAX_FACTOR = 1e3
+#: The smallest C̄ (overall mean cost per unit of weight, a denominator): one fen.
+MIN_MEAN_COST = 0.01
+
+
 class PackError(ValueError):
     """A payment pack that cannot be used; the message names the file and the dotted key."""
 
@@ -78,6 +89,9 @@ class Rate:
         w = data_weight if self.expected_weight == "data" else self.expected_weight
         if w is None or not w > 0:
             raise ValueError("rate: expected_weight = \"data\" but the data hold no weight to divide the budget by")
+        if not self.budget / w <= MAX_RATE:
+            raise ValueError(f"rate: budget / expected_weight = {self.budget / w:g} yuan per unit of weight "
+                             f"(expected_weight {w:g}), above the bound {MAX_RATE:g}")
         return self.budget / w
 
 
@@ -296,13 +310,13 @@ class _Table:
         return _Table(self.file, self.where(name), self.data[name])
 
     def number(self, name: str, default=None, *, lo: float | None = None, hi: float | None = None,
-               lo_open: bool = False, required: bool = False, integer: bool = False):
+               lo_open: bool = False, required: bool = False, integer: bool = False, inf: bool = False):
         self.seen.add(name)
         if name not in self.data:
             if required:
                 self.fail(name, "missing")
             return default
-        return _number(self, name, self.data[name], lo=lo, hi=hi, lo_open=lo_open, integer=integer)
+        return _number(self, name, self.data[name], lo=lo, hi=hi, lo_open=lo_open, integer=integer, inf=inf)
 
     def text(self, name: str, default=None, *, choices=None, required: bool = False):
         self.seen.add(name)
@@ -334,10 +348,11 @@ class _Table:
                 self.fail(f"{name}[{i}]", f"must be non-empty text, not {_kind(x)}")
         return tuple(v)
 
-    def numbers_by_name(self, name: str, *, lo: float = 0.0, lo_open: bool = True) -> dict[str, float]:
+    def numbers_by_name(self, name: str, *, lo: float = 0.0, lo_open: bool = True,
+                        hi: float | None = None) -> dict[str, float]:
         """A table of name = number (rates, coefficients by level or hospital)."""
         t = self.sub(name)
-        return {k: t.number(k, lo=lo, lo_open=lo_open) for k in list(t.data)}
+        return {k: t.number(k, lo=lo, lo_open=lo_open, hi=hi) for k in list(t.data)}
 
     def done(self) -> None:
         unknown = [k for k in self.data if k not in self.seen]
@@ -350,13 +365,15 @@ def _kind(v) -> str:
             dict: "a table"}.get(type(v), type(v).__name__)
 
 
-def _number(t: _Table, name: str, v, *, lo=None, hi=None, lo_open=False, integer=False):
+def _number(t: _Table, name: str, v, *, lo=None, hi=None, lo_open=False, integer=False, inf=False):
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         t.fail(name, f"must be a number, not {_kind(v)}")
-    if integer and not (isinstance(v, int) or float(v).is_integer()):
-        t.fail(name, f"must be a whole number, not {v}")
     if isinstance(v, float) and math.isnan(v):
         t.fail(name, "must be a number, not nan")
+    if isinstance(v, float) and math.isinf(v) and not (inf and v > 0):
+        t.fail(name, f"must be finite, not {v}")
+    if integer and not (isinstance(v, int) or float(v).is_integer()):
+        t.fail(name, f"must be a whole number, not {v}")
     if lo is not None and (v <= lo if lo_open else v < lo):
         t.fail(name, f"must be {'>' if lo_open else '>='} {lo:g}, not {v:g}")
     if hi is not None and v > hi:
@@ -365,11 +382,14 @@ def _number(t: _Table, name: str, v, *, lo=None, hi=None, lo_open=False, integer
 
 
 def _rate(t: _Table) -> Rate:
-    value = t.number("value", lo=0, lo_open=True)
-    budget = t.number("budget", lo=0, lo_open=True)
+    value = t.number("value", lo=0, lo_open=True, hi=MAX_RATE)
+    budget = t.number("budget", lo=0, lo_open=True, hi=MAX_AMOUNT)
     ew = t.raw("expected_weight")
     if ew is not None and ew != "data":
-        ew = _number(t, "expected_weight", ew, lo=0, lo_open=True)
+        ew = _number(t, "expected_weight", ew, lo=0, lo_open=True, hi=MAX_AMOUNT)
+        if budget is not None and not budget / ew <= MAX_RATE:
+            t.fail("expected_weight", f"budget / expected_weight = {budget / ew:g} yuan per unit of weight, "
+                                      f"above the bound {MAX_RATE:g}")
     if value is None and budget is None:
         t.fail("value", "give the rate as value = yuan per unit of weight, or budget and expected_weight")
     if value is not None and budget is None and ew is not None:
@@ -380,19 +400,20 @@ def _rate(t: _Table) -> Rate:
     lv = t.sub("by_level")
     for k in list(lv.data):
         v = lv.data[k]
-        by_level[k] = lv.numbers_by_name(k) if isinstance(v, dict) else lv.number(k, lo=0, lo_open=True)
+        by_level[k] = lv.numbers_by_name(k, hi=MAX_RATE) if isinstance(v, dict) else \
+            lv.number(k, lo=0, lo_open=True, hi=MAX_RATE)
     lv.done()
     renorm = t.text("renormalize", "none", choices=("none", "budget", "knobs"))
     if renorm == "budget" and budget is None:
         t.fail("renormalize", "\"budget\" needs rate.budget")
-    out = Rate(value, budget, ew, t.numbers_by_name("by_insurance_type"), by_level, renorm)
+    out = Rate(value, budget, ew, t.numbers_by_name("by_insurance_type", hi=MAX_RATE), by_level, renorm)
     t.done()
     return out
 
 
 def _coefficients(t: _Table) -> Coefficients:
-    out = Coefficients(t.number("default", 1.0, lo=0, lo_open=True), t.numbers_by_name("by_level"),
-                       t.numbers_by_name("by_hospital"))
+    out = Coefficients(t.number("default", 1.0, lo=0, lo_open=True, hi=MAX_FACTOR),
+                       t.numbers_by_name("by_level", hi=MAX_FACTOR), t.numbers_by_name("by_hospital", hi=MAX_FACTOR))
     t.done()
     return out
 
@@ -407,8 +428,8 @@ def _outlier(t: _Table) -> Outlier:
         key = f"high_bands[{i}]"
         if not isinstance(b, list) or len(b) != 2:
             t.fail(key, "must be a pair [rw_upper, multiple]")
-        upper = _number(t, key, b[0], lo=0, lo_open=True)
-        mult = _number(t, key, b[1], lo=0, lo_open=True)
+        upper = _number(t, key, b[0], lo=0, lo_open=True, inf=True)
+        mult = _number(t, key, b[1], lo=0, lo_open=True, hi=MAX_FACTOR)
         if parsed and upper <= parsed[-1][0]:
             t.fail(key, f"RW upper bounds must increase ({upper:g} after {parsed[-1][0]:g})")
         parsed.append((upper, mult))
@@ -419,7 +440,7 @@ def _outlier(t: _Table) -> Outlier:
         t.fail("low_multiple", f"must be below every high multiple ({low:g} >= {min(m for _, m in parsed):g})")
     mean = t.raw("overall_mean_cost", d.overall_mean_cost)
     if mean != "weights":
-        mean = _number(t, "overall_mean_cost", mean, lo=0, lo_open=True)
+        mean = _number(t, "overall_mean_cost", mean, lo=MIN_MEAN_COST, hi=MAX_RATE)
     out = Outlier(t.text("base", d.base, choices=("group_mean_cost", "payment_standard")), tuple(parsed), low,
                   t.text("high_method", d.high_method, choices=("H1", "H2", "H3")),
                   t.number("h2_alpha", d.h2_alpha, lo=0, lo_open=True, hi=1.0),
@@ -461,7 +482,8 @@ def _per_diem(t: _Table) -> PerDiem:
                   t.number("los_max_excl", lo=1, integer=True), t.texts("drg_prefixes"),
                   t.text("method", d.method, choices=("bed_day", "ffs")),
                   t.text("short_method", d.short_method, choices=("bed_day", "ffs")),
-                  t.number("bed_day_rate", lo=0, lo_open=True), t.numbers_by_name("bed_day_rate_by_level"))
+                  t.number("bed_day_rate", lo=0, lo_open=True, hi=MAX_RATE),
+                  t.numbers_by_name("bed_day_rate_by_level", hi=MAX_RATE))
     if out.los_min_excl is not None and out.los_max_excl is not None and out.los_min_excl >= out.los_max_excl:
         t.fail("los_max_excl", f"must be above los_min_excl ({out.los_max_excl} <= {out.los_min_excl})")
     uses_bed_day = (out.method == "bed_day" and (out.los_max_excl is not None or out.drg_prefixes)) or (
@@ -477,7 +499,7 @@ def _special_review(t: _Table) -> SpecialReview:
     col = t.text("application_column")
     out = SpecialReview(t.flag("enabled"), t.number("cap", d.cap, lo=0, hi=1.0),
                         t.text("scope", d.scope, choices=("hospital", "region")),
-                        t.number("min_cost_ratio", d.min_cost_ratio, lo=0, lo_open=True), col,
+                        t.number("min_cost_ratio", d.min_cost_ratio, lo=0, lo_open=True, hi=MAX_FACTOR), col,
                         t.number("ffs_ratio", d.ffs_ratio, lo=0, lo_open=True, hi=1.0))
     t.done()
     return out
@@ -517,7 +539,7 @@ def _quality(t: _Table) -> QualityKnob:
         if test in ("top_share", "bottom_share") and share is None:
             rt.fail("share", f"missing: test {test!r} needs the share of hospitals (0..1)")
         rules.append(QualityRule(rt.text("name", f"rule{i + 1}"), rt.text("column", required=True), test,
-                                 rt.number("delta", required=True, lo=-1, lo_open=True), share,
+                                 rt.number("delta", required=True, lo=-1, lo_open=True, hi=MAX_FACTOR), share,
                                  rt.text("weight_column")))
         rt.done()
     if enabled and not rules:
@@ -528,8 +550,8 @@ def _quality(t: _Table) -> QualityKnob:
 
 def _referral(t: _Table) -> ReferralKnob:
     d = ReferralKnob()
-    out = ReferralKnob(t.flag("enabled"), t.number("uplift", d.uplift, lo=-1, lo_open=True),
-                       t.number("min_rw", d.min_rw, lo=0), t.texts("levels"))
+    out = ReferralKnob(t.flag("enabled"), t.number("uplift", d.uplift, lo=-1, lo_open=True, hi=MAX_FACTOR),
+                       t.number("min_rw", d.min_rw, lo=0, hi=MAX_FACTOR), t.texts("levels"))
     t.done()
     return out
 

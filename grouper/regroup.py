@@ -26,8 +26,8 @@ import pyarrow.compute as pc
 from .arrow import Encoder, InputError, check_columns
 from .core import Grouper
 from .weights import WeightOptions
-from .io import (CANONICAL_COLUMNS, DEFAULT_BATCH, _atomic, expand_inputs, open_source, plan_columns, prefetch,
-                 read_columns, write_batches)
+from .io import (CANONICAL_COLUMNS, DEFAULT_BATCH, OutputSet, check_outputs, expand_inputs, open_source, plan_columns,
+                 prefetch, read_columns, write_batches)
 
 __all__ = ["regroup", "RegroupResult"]
 
@@ -59,11 +59,14 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
             overwrite: bool = False, n_threads: int | None = None, keep: Iterable[str] = (),
             batch_size: int = DEFAULT_BATCH, cost_column: str = "total_cost",
             hospital_column: str = "hospital_id", top: int = 20, convert_codes: bool = False,
-            weight_options=None) -> RegroupResult:
+            weight_options=None, report: str | os.PathLike | None = None) -> RegroupResult:
     """Group ``inputs`` under ``g_from`` and ``g_to``; write per-case results to ``output``, the
-    migration matrix to ``matrix`` and the summary JSON to ``summary`` (all atomically).
-    ``convert_codes`` first rewrites codes through the target ruleset's mapping tables."""
+    migration matrix to ``matrix``, the summary JSON to ``summary`` and the HTML ``report``, as
+    one set: all are written to temporary files and published together at the end, so a run
+    that fails or is killed leaves none of them. ``convert_codes`` first rewrites codes through
+    the target ruleset's mapping tables."""
     paths = expand_inputs(inputs)
+    check_outputs([output, matrix, summary, report], paths, overwrite=overwrite)
     sources = [open_source(p, batch_size=batch_size) for p in paths]
     keep = list(keep)
     for s in sources:
@@ -73,9 +76,6 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
                               [*g.encoder.required, *keep])
             except InputError as exc:
                 raise InputError(f"{s.path}: {exc}") from None
-    for p in (output, matrix, summary):
-        if p is not None and Path(p).exists() and not overwrite:
-            raise FileExistsError(f"{p}: file exists and won't be overwritten without --overwrite")
 
     # one encoder over both code dictionaries: strings are mapped once, each scheme gets its ids
     # by a table lookup (a code known to only one scheme stays known to that one)
@@ -128,7 +128,16 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
                 done += b.num_rows
                 yield pa.RecordBatch.from_pydict(cols).replace_schema_metadata(_metadata(g_from, g_to))
 
-    write_batches(output, batches(), overwrite=overwrite)
+    with OutputSet(overwrite) as outs:
+        write_batches(output, batches(), into=outs)
+        result = _finish(outs, done, start, sides, pair_counts, pdx_moves, hospital_drg, has_cost, top,
+                         weight_options, unknown, converter, matrix, summary, report)
+    return result
+
+
+def _finish(outs: OutputSet, done, start, sides, pair_counts, pdx_moves, hospital_drg, has_cost, top, weight_options,
+            unknown, converter, matrix, summary, report) -> RegroupResult:
+    """The matrix, the summary and the report, into the temporary files of ``outs``."""
     seconds = time.perf_counter() - start
     mat = _matrix(sides, pair_counts)
     summ = _summary(done, seconds, sides, pair_counts, mat, pdx_moves, hospital_drg, has_cost, top,
@@ -138,10 +147,13 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
     if converter is not None:
         summ["unmapped_codes"] = converter.report(top)
     if matrix is not None:
-        write_batches(matrix, mat.to_batches(), overwrite=overwrite, empty_schema=mat.schema)
+        write_batches(matrix, mat.to_batches(), empty_schema=mat.schema, into=outs)
     if summary is not None:
-        with _atomic(Path(summary), overwrite) as tmp:
-            Path(tmp).write_text(json.dumps(summ, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        Path(outs.add(summary)).write_text(json.dumps(summ, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    if report is not None:
+        from .report import write_regroup_report
+
+        write_regroup_report(summ, mat, outs.add(report), overwrite=True)  # replaces the set's temporary file
     return RegroupResult(done, seconds, summ, mat)
 
 

@@ -28,6 +28,8 @@ case. Rows that cannot be settled keep their row with a ``settle_status`` and ar
 from __future__ import annotations
 
 import math
+import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -39,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .indices import ExactSum
-from .payment_pack import PaymentPack
+from .payment_pack import MAX_AMOUNT, MAX_RATE, MIN_MEAN_COST, PaymentPack
 
 __all__ = ["CASE_TYPES", "SETTLE_STATUSES", "CaseFiles", "Columns", "SettlementResult", "settle", "settle_batches",
            "settle_files"]
@@ -107,9 +109,19 @@ def _encode(col) -> tuple[np.ndarray, np.ndarray]:
     return values[order], np.where(idx >= 0, rank[np.maximum(idx, 0)], -1)
 
 
+def _finite(x: np.ndarray) -> np.ndarray:
+    """Values as float64, with NaN for non-finite ones and for any beyond MAX_AMOUNT in size
+    (no amount, length of stay or weight is that large): they read as missing, never as money."""
+    x = np.array(x, np.float64)
+    x[~(np.abs(x) <= MAX_AMOUNT)] = np.nan
+    return x
+
+
 def _numbers(table: pa.Table, name: str) -> np.ndarray:
+    """A numeric column as float64: nulls, non-finite and absurd values (beyond MAX_AMOUNT) are NaN,
+    so a case cost of inf or 1e400 is ``no_cost`` (counted), never a high outlier."""
     try:
-        return pc.cast(table[name], pa.float64()).to_numpy()  # nulls -> NaN
+        return _finite(pc.cast(table[name], pa.float64()).to_numpy(zero_copy_only=False))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise ValueError(f"column {name!r} is not numeric ({str(exc).splitlines()[0]})") from None
 
@@ -174,6 +186,32 @@ def _sum(x: np.ndarray) -> float:
 def _cents(x: np.ndarray) -> np.ndarray:
     """Money rounded to the fen as float whole cents: sums of these are exact in any order."""
     return np.rint(np.asarray(x, float) * 100.0)
+
+
+_EXACT_CENTS = 2.0 ** 53  # whole cents up to this size are exact in float64
+_INT64_ROOM = 2.0 ** 62  # sums stay below this, so int64 never wraps
+
+
+def _cent_sums(key: np.ndarray, x: np.ndarray, size: int, into: np.ndarray, what: str) -> None:
+    """Add the whole cents ``x`` per ``key`` to the int64 ``into``, exactly: the same totals in
+    any row order, however the rows were batched. Each value is split into 26-bit halves whose
+    float sums are exact (batches below 2^26 rows); a value that is not finite or beyond 2^53
+    cents, or a total that would not fit in int64, is an error naming ``what``."""
+    x = np.asarray(x, np.float64)
+    if len(x) and not (np.abs(x) < _EXACT_CENTS).all():
+        bad = x[~(np.abs(x) < _EXACT_CENTS)][0]
+        raise _Overflow(f"cannot settle {what} exactly: an amount is {bad / 100:g} yuan (not finite, or "
+                        f"{_EXACT_CENTS / 100:g} yuan or more)")
+    step = 1 << 25
+    for a in range(0, len(x), step):
+        k, v = key[a:a + step], x[a:a + step]
+        approx = np.bincount(k, v, size)
+        if not (np.abs(into + approx) < _INT64_ROOM).all():
+            raise _Overflow(f"cannot add up {what}: a total reaches {np.max(np.abs(into + approx)) / 100:g} yuan, "
+                            "beyond what is summed exactly (int64 fen)")
+        hi = np.floor(v / 67_108_864.0)  # 2^26
+        lo = v - hi * 67_108_864.0
+        into += (np.bincount(k, hi, size).astype(np.int64) << 26) + np.bincount(k, lo, size).astype(np.int64)
 
 
 def _lookup(values: np.ndarray, table: dict, default: float) -> np.ndarray:
@@ -263,16 +301,19 @@ class _Weights:
         if pc.count_distinct(keys).as_py() != len(keys):
             raise ValueError("weights table: a DRG appears more than once")
         self.keys = keys.combine_chunks()
-        self.cols = {c: pc.cast(weights[c], pa.float64()).to_numpy() if c in weights.column_names
+        self.cols = {c: _finite(pc.cast(weights[c], pa.float64()).to_numpy()) if c in weights.column_names
                      else np.full(len(keys), np.nan) for c in ("rw", "mean_cost", "mean_los")}
         cbar = pack.outlier.overall_mean_cost
         if cbar == "weights":
-            rw, mc, n = (pc.cast(weights[c], pa.float64()).to_numpy() for c in ("rw", "mean_cost", "n"))
+            rw, mc, n = (_finite(pc.cast(weights[c], pa.float64()).to_numpy()) for c in ("rw", "mean_cost", "n"))
             ok = ~(np.isnan(rw) | np.isnan(mc) | np.isnan(n))
             den = _sum(n[ok] * rw[ok])
             if not den > 0:
                 raise ValueError("weights table: cannot derive the overall mean cost (no rows with n, rw and mean_cost)")
             cbar = _sum(n[ok] * mc[ok]) / den  # the cost of one unit of weight
+            if not MIN_MEAN_COST <= cbar <= MAX_RATE:
+                raise ValueError(f"weights table: the overall mean cost per unit of weight (Σ n·mean_cost / Σ n·rw) "
+                                 f"is {cbar:g}, outside {MIN_MEAN_COST:g}..{MAX_RATE:g}")
         self.cbar = float(cbar)
 
     def lookup(self, drg_values: np.ndarray) -> dict[str, np.ndarray]:
@@ -843,8 +884,14 @@ class _Spool:
 
     NUM = ("rw", "alos", "cost", "los", "share", "rate", "unit", "fund_ratio", "factor")
 
+    #: spool folders of runs that were killed (their process is gone): removed by the next run
+    STALE = re.compile(r"drg-settle-(?P<pid>\d+)-[a-z0-9_]{8}")
+
     def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="drg-settle-")
+        from .io import sweep_stale
+
+        sweep_stale(tempfile.gettempdir(), self.STALE)
+        self.dir = tempfile.mkdtemp(prefix=f"drg-settle-{os.getpid()}-")
         self.path = Path(self.dir) / "priced.arrow"
         self.writer = None
         self.schema = None
@@ -1082,12 +1129,14 @@ class _Pass2:
         if self.month_lut is not None:
             self.month_lut[self.months - lo] = np.arange(len(self.months))
         ns = self.nslots = len(run.vocab.values) + 1
-        self.m = np.zeros((3, ns * len(self.months)))  # cases, pre-settled payment, pre-settled fund
+        self.m = np.zeros((3, ns * len(self.months)), np.int64)  # cases, pre-settled payment, pre-settled fund (fen)
         self.cases = np.zeros(ns, np.int64)
         self.settled = np.zeros(ns, np.int64)
         self.types = np.zeros((ns, len(CASE_TYPES)), np.int64)
-        self.money = {k: np.zeros(ns) for k in ("cost", "payment", "fund_payment", "patient_share", "presettled")}
-        self.step_pay = np.zeros((len(steps), ns))
+        # sums in whole fen, int64: exact in any order (float sums beyond 2^53 fen are not)
+        self.money = {k: np.zeros(ns, np.int64) for k in ("cost", "payment", "fund_payment", "patient_share",
+                                                          "presettled")}
+        self.step_pay = np.zeros((len(steps), ns), np.int64)
         self.status = np.zeros(len(SETTLE_STATUSES), np.int64)
         self.fallback = self.no_month = self.referral = self.negative = 0
 
@@ -1110,8 +1159,8 @@ class _Pass2:
         slot = p.hid + 1
         ns = self.nslots
 
-        def by_h(x):
-            return np.bincount(slot[settled], x[settled], ns)
+        def by_h(x, into, what):
+            _cent_sums(slot[settled], x[settled], ns, into, what)
 
         self.cases += np.bincount(slot, minlength=ns)
         self.settled += np.bincount(slot[settled], minlength=ns)
@@ -1119,11 +1168,11 @@ class _Pass2:
         self.types += np.bincount(slot[typed] * len(CASE_TYPES) + q.types[typed],
                                   minlength=ns * len(CASE_TYPES)).reshape(ns, len(CASE_TYPES))
         for key, x in (("cost", cost_c), ("payment", pay_c), ("fund_payment", fund_c), ("patient_share", share_c)):
-            self.money[key] += by_h(x)
+            by_h(x, self.money[key], f"the {key.replace('_', ' ')} per hospital")
         for i, (pay_i, _, _) in enumerate(results):
-            self.step_pay[i] += by_h(pay_i)
+            by_h(pay_i, self.step_pay[i], "the payment per hospital")
         pre_pay, pre_fund, _ = results[self.presettle_step]
-        self.money["presettled"] += by_h(pre_fund)
+        by_h(pre_fund, self.money["presettled"], "the pre-settled fund per hospital")
         self.status += np.bincount(p.status, minlength=len(SETTLE_STATUSES))
         self.fallback += int((p.fallback & p.priced).sum())
         if p.month is not None:
@@ -1136,8 +1185,8 @@ class _Pass2:
         key = slot[settled] * len(self.months) + mi
         size = self.m.shape[1]
         self.m[0] += np.bincount(key, minlength=size)
-        self.m[1] += np.bincount(key, pre_pay[settled], size)
-        self.m[2] += np.bincount(key, pre_fund[settled], size)
+        _cent_sums(key, pre_pay[settled], size, self.m[1], "the monthly payment")
+        _cent_sums(key, pre_fund[settled], size, self.m[2], "the monthly fund payment")
         return self._output(p, q, factor, pay_c, fund_c, share_c, cost_c, settled)
 
     def _output(self, p, q, factor, pay_c, fund_c, share_c, cost_c, settled) -> pa.RecordBatch:
@@ -1562,11 +1611,10 @@ def settle_files(inputs, pack: PaymentPack, weights_path, output, *, hospitals_p
     import json
     import time
 
-    from .io import _atomic, format_of, write_batches
+    from .io import OutputSet, check_outputs, format_of, write_batches
 
-    for o in (output, summary, months, json_path, report):
-        if o is not None and Path(o).exists() and not overwrite:
-            raise FileExistsError(f"{o}: file exists and won't be overwritten without --overwrite")
+    check_outputs([output, summary, months, json_path, report], [*_as_list(inputs), weights_path, hospitals_path,
+                                                                 pack.path or None], overwrite=overwrite)
     for o in (output, summary, months):
         if o is not None:
             format_of(o)
@@ -1574,23 +1622,27 @@ def settle_files(inputs, pack: PaymentPack, weights_path, output, *, hospitals_p
     weights = read_table(weights_path)
     hospitals = read_table(hospitals_path) if hospitals_path is not None else None
     source = CaseFiles(inputs, pack, columns, grouper, batch_size=batch_size)
-    r = settle_batches(source, pack, weights, hospitals, columns=columns, schema=source.schema,
-                       sink=lambda it: write_batches(output, it, overwrite=overwrite),
-                       plain_dictionaries=format_of(output) == "arrow", require_rows=True)
-    r.summary["input"] = source.info
-    r.summary["seconds"] = time.perf_counter() - t0
-    for path, t in ((summary, r.hospitals), (months, r.months)):
-        if path is not None:
-            write_batches(path, t.to_batches(), overwrite=overwrite, empty_schema=t.schema)
-    if json_path is not None:
-        with _atomic(Path(json_path), overwrite) as tmp:
-            Path(tmp).write_text(json.dumps(r.summary, ensure_ascii=False, indent=2, default=_jsonable) + "\n",
-                                 encoding="utf-8")
-    if report is not None:
-        from .report import write_settlement_report
+    with OutputSet(overwrite) as outs:  # every output published together at the end, or none
+        r = settle_batches(source, pack, weights, hospitals, columns=columns, schema=source.schema,
+                           sink=lambda it: write_batches(output, it, into=outs),
+                           plain_dictionaries=format_of(output) == "arrow", require_rows=True)
+        r.summary["input"] = source.info
+        r.summary["seconds"] = time.perf_counter() - t0
+        for path, t in ((summary, r.hospitals), (months, r.months)):
+            if path is not None:
+                write_batches(path, t.to_batches(), empty_schema=t.schema, into=outs)
+        if json_path is not None:
+            Path(outs.add(json_path)).write_text(
+                json.dumps(r.summary, ensure_ascii=False, indent=2, default=_jsonable) + "\n", encoding="utf-8")
+        if report is not None:
+            from .report import write_settlement_report
 
-        write_settlement_report(r, report, overwrite=overwrite)
+            write_settlement_report(r, outs.add(report), overwrite=True)  # replaces the set's temporary file
     return r
+
+
+def _as_list(inputs) -> list:
+    return [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
 
 
 def _jsonable(v):

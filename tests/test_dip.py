@@ -551,3 +551,39 @@ def test_case_types_are_documented():
     doc = (ROOT / "docs" / "dip.md").read_text(encoding="utf-8")
     for name in (*CASE_TYPES, "no_principal_dx", "invalid_principal_px", "no_group", "missing_level"):
         assert f"`{name}`" in doc
+
+
+# --- infinite money (issue 18, item 6) -----------------------------------------------------------
+
+@pytest.mark.parametrize("key,value,message", [
+    ("score_scale", float("inf"), "dip.score_scale: expected a number"),
+    ("score_scale", 1e300, "dip.score_scale: 1e+300 must be between"),
+    ("fund_budget", float("inf"), "dip.fund_budget: expected a number"),
+    ("fund_budget", 1e308, "dip.fund_budget: 1e+308 must be between"),
+    ("point_value", 1e300, "dip.point_value: 1e+300 must be between"),
+    ("level_coef", {"三级": float("inf")}, "dip.level_coef.三级: expected a number"),
+    ("level_coef", {"三级": 1e9}, "dip.level_coef.三级: 1000000000.0 must be between"),
+    ("year_weights", [1, 2, 1e300], "dip.year_weights[2]: 1e+300 must be between"),
+    ("high_x", 1e300, "dip.high_x: 1e+300 must be between"),
+])
+def test_dip_keys_refuse_non_finite_and_absurd_numbers(key, value, message):
+    with pytest.raises(ValueError) as e:
+        DipParams.from_mapping({key: value})
+    assert message in str(e.value)
+
+
+def test_dip_costs_that_are_not_finite_are_no_cost_and_point_values_are_bounded():
+    cat = example_catalogue()
+    params = DipParams(fund_budget=1.2e9, fund_ratio=0.70, level_coef={"三级": 1.05})
+    cases = table(rep(1, "K80.1", "51.2300", float("inf")) + rep(1, "K80.1", "51.2300", float("nan"))
+                  + rep(1, "K80.1", "51.2300", 1e300) + rep(1, "K80.1", "51.2300", 11000.0))
+    s = settle_table(cases, cat, params, procedure_types=TYPES, point_value=9.5)
+    out = s.cases.to_pylist()
+    assert [r["status"] for r in out] == ["missing_cost"] * 3 + ["settled"]  # not a high (or extreme) case
+    assert out[3]["amount"] == 1200 * 1.05 * 9.5 and out[0]["amount"] is None
+    for pv in (float("inf"), 1e300):  # --point-value: no settlement at an absurd point value
+        with pytest.raises(ValueError, match="point_value"):
+            settle_table(cases, cat, params, procedure_types=TYPES, point_value=pv)
+    tiny = DipParams(fund_budget=1e12, fund_ratio=1e-9 + 1e-12, level_coef={"三级": 1.05})
+    with pytest.raises(ValueError, match="above the bound"):  # PV_s = 1e21 / 1,260 points
+        settle_table(cases, cat, tiny, procedure_types=TYPES)

@@ -532,3 +532,52 @@ def test_weights_and_indices_commands_with_workers(tmp_path, province):
                        str(tmp_path / f"i{k}.csv"), *extra])
         assert r.exit_code == 0, r.output
     assert (tmp_path / "i1.csv").read_bytes() == (tmp_path / "i2.csv").read_bytes()
+
+
+# ----------------------------------------------------------------------------- workers dying at start-up
+
+_STARTUP_KILLER = '''
+import os, sys
+# test hook (issue 18 item 4): spawned pool workers die at interpreter start, before they read
+# the job from their pipe; DRG_TEST_KILL_WORKERS=N kills the first N of them (a marker file each)
+if any("spawn_main" in a for a in getattr(sys, "orig_argv", ())) and os.environ.get("DRG_TEST_KILL_WORKERS"):
+    folder, n = os.environ["DRG_TEST_KILL_DIR"], int(os.environ["DRG_TEST_KILL_WORKERS"])
+    for k in range(n):
+        try:
+            os.close(os.open(os.path.join(folder, f"killed-{k}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue
+        os._exit(1)
+'''
+
+
+def _run_with_dying_workers(tmp_path, kills: int, *args) -> "subprocess.CompletedProcess":
+    import subprocess
+
+    hook = tmp_path / "hook"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(_STARTUP_KILLER)
+    marks = tmp_path / "marks"
+    marks.mkdir(exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]),
+           "DRG_TEST_KILL_WORKERS": str(kills), "DRG_TEST_KILL_DIR": str(marks)}
+    drg = Path(sys.executable).with_name("drg")
+    try:  # the guard: before the fix the parent blocked forever writing the job into a dead pipe
+        return subprocess.run([str(drg), "group", *args], env=env, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("drg group --workers hung after a worker died at start-up")
+
+
+def test_workers_dying_at_startup_neither_hang_nor_traceback(tmp_path, g, province):
+    paths = write_dataset(tmp_path / "src", province, [3_000, 3_000, 3_000])
+    res = _run_with_dying_workers(tmp_path, 1, str(tmp_path / "src"), "-o", str(tmp_path / "out"), "--workers", "2")
+    assert (tmp_path / "marks" / "killed-0").exists()  # a worker did die
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr and "9000 cases in 3 parts" in res.stderr
+    assert_same(read_parts(tmp_path / "out"), expected_of(g, paths))
+    # every start fails: a bounded number of restarts, then a clear error and exit 1
+    res = _run_with_dying_workers(tmp_path, 1000, str(tmp_path / "src"), "-o", str(tmp_path / "out2"),
+                                  "--workers", "2")
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    assert "worker processes died" in res.stderr and "3 of 3 parts failed" in res.stderr

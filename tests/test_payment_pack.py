@@ -149,3 +149,73 @@ def test_cli_refuses_an_invalid_pack_with_one_line(tmp_path):
     assert r.exit_code == 1
     assert f"{pack}: outlier.high_bands[1]: RW upper bounds must increase" in r.output
     assert not (tmp_path / "o.csv").exists()
+
+
+# ----------------------------------------------------------------------------- infinite money (issue 18, item 6)
+
+INF = math.inf
+ABSURD = [
+    ("rate.value", INF, "rate.value: must be finite"),
+    ("rate.value", 1e12, "rate.value: must be <= 1e+08"),
+    ("rate.budget", INF, "rate.budget: must be finite"),
+    ("rate.budget", 1e308, "rate.budget: must be <= 1e+12"),
+    ("rate.budget", math.nan, "rate.budget: must be a number, not nan"),
+    ("rate.expected_weight", 1e-300, "rate.expected_weight: budget / expected_weight = "),
+    ("rate.expected_weight", INF, "rate.expected_weight: must be finite"),
+    ("rate.by_insurance_type", {"职工": INF}, "rate.by_insurance_type.职工: must be finite"),
+    ("rate.by_level", {"三级": {"职工": 1e300}}, "rate.by_level.三级.职工: must be <= 1e+08"),
+    ("hospital_coefficients.default", INF, "hospital_coefficients.default: must be finite"),
+    ("hospital_coefficients.by_level", {"三级": INF}, "hospital_coefficients.by_level.三级: must be finite"),
+    ("hospital_coefficients.by_hospital", {"H1": 1e9}, "hospital_coefficients.by_hospital.H1: must be <= 1000"),
+    ("outlier.high_bands", [[1.0, INF], [INF, 2.0]], "outlier.high_bands[0]: must be finite"),
+    ("outlier.high_bands", [[-INF, 3.0], [INF, 2.0]], "outlier.high_bands[0]: must be finite"),
+    ("outlier.overall_mean_cost", 1e-300, "outlier.overall_mean_cost: must be >= 0.01"),
+    ("outlier.overall_mean_cost", INF, "outlier.overall_mean_cost: must be finite"),
+    ("per_diem.bed_day_rate", INF, "per_diem.bed_day_rate: must be finite"),
+    ("per_diem.bed_day_rate_by_level", {"三级": 1e200}, "per_diem.bed_day_rate_by_level.三级: must be <= 1e+08"),
+    ("special_review.min_cost_ratio", INF, "special_review.min_cost_ratio: must be finite"),
+    ("knobs.referral.uplift", INF, "knobs.referral.uplift: must be finite"),
+    ("knobs.referral.min_rw", 1e300, "knobs.referral.min_rw: must be <= 1000"),
+    ("short_stay.death_within_days", INF, "short_stay.death_within_days: must be finite"),
+]
+
+
+@pytest.mark.parametrize("key,value,message", ABSURD, ids=[f"{a[0]}={a[1]!r}" for a in ABSURD])
+def test_non_finite_and_absurd_numbers_are_refused_with_the_key(raw, key, value, message):
+    with pytest.raises(PackError) as e:
+        parse_pack(set_key(raw, key, value), "region.toml")
+    assert str(e.value).startswith("region.toml: ") and message in str(e.value)
+
+
+def test_quality_delta_must_be_finite(raw):
+    rules = copy.deepcopy(raw["knobs"]["quality"]["rules"])
+    rules[0]["delta"] = INF
+    with pytest.raises(PackError, match=r"knobs\.quality\.rules\[0\]\.delta: must be finite"):
+        parse_pack(set_key(raw, "knobs.quality.rules", rules), "x.toml")
+
+
+def test_expected_weight_from_the_data_may_not_make_an_absurd_rate(raw):
+    p = parse_pack(set_key(raw, "rate.expected_weight", "data"), "x.toml")
+    assert p.rate.base(200_000.0) == 10_500.0
+    with pytest.raises(ValueError, match="above the bound"):
+        p.rate.base(1e-9)
+
+
+@pytest.mark.parametrize("line", ["value = inf", "budget = inf", "budget = 1e308", "expected_weight = 1e-300"])
+def test_settle_refuses_an_infinite_pack_instead_of_paying_inf(tmp_path, line):
+    key, _, v = line.partition(" = ")
+    text = PACK.read_text(encoding="utf-8").replace("budget = 2.1e9 ", "budget = 2.1e9\n" if key != "budget"
+                                                    else "budget = " + v + "\n#")
+    if key == "value":
+        text = text.replace("[rate]\n", "[rate]\nvalue = inf\n")
+    if key == "expected_weight":
+        text = text.replace("expected_weight = 200000.0", "expected_weight = 1e-300")
+    pack = tmp_path / "inf.toml"
+    pack.write_text(text, encoding="utf-8")
+    (tmp_path / "w.csv").write_text("drg,rw,mean_cost,mean_los,n\nFR25,0.8,8000,7,10\n")
+    (tmp_path / "c.csv").write_text("case_id,status,drg,total_cost,patient_share,los,discharge\n1,grouped,FR25,7000,100,7,1\n")
+    r = CliRunner().invoke(main, ["settle", str(tmp_path / "c.csv"), "--pack", str(pack), "-w",
+                                  str(tmp_path / "w.csv"), "-o", str(tmp_path / "o.csv")])
+    assert r.exit_code == 1, r.output
+    assert f"{pack}: rate.{key}:" in r.output
+    assert not (tmp_path / "o.csv").exists()

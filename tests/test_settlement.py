@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv  # noqa: F401  (pa.csv)
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -628,3 +629,80 @@ def test_memory_does_not_grow_with_the_number_of_cases(tmp_path):
 
     small, large = peak(40_000), peak(160_000)
     assert large < 1.5 * small, (small, large)  # holding every case: about 4x (15 MB -> 57 MB)
+
+
+# ----------------------------------------------------------------------------- infinite money (issue 18, item 6)
+
+@pytest.mark.parametrize("cost", [float("inf"), float("-inf"), float("nan"), "1e400", "inf", "NaN", 1e300])
+def test_a_non_finite_or_absurd_cost_is_no_cost_not_a_high_outlier(cost):
+    col = pa.array([cost, "7200"] if isinstance(cost, str) else [cost, 7200.0])
+    r = settle(cases(drg=["FR25", "FR25"], total_cost=col, patient_share=[100.0, 1900.0]), PACK, WEIGHTS)
+    first, second = one(r.cases, 0), one(r.cases, 1)
+    assert first["settle_status"] == "no_cost" and first["case_type"] is None and first["payment"] is None
+    assert second["settle_status"] == "settled" and second["payment"] == 8400.0
+    assert r.summary["settle_status"]["no_cost"] == 1
+    assert r.summary["totals"]["payment"] == 8400.0
+
+
+def test_infinite_weights_read_as_no_weight():
+    w = WEIGHTS.set_column(2, "rw", pa.array([float("inf"), 2.5, 1.5, 1.2]))
+    r = settle(cases(drg=["FR25"], total_cost=[7200.0], patient_share=[1900.0]), PACK, w)
+    assert one(r.cases)["settle_status"] == "no_weight"
+
+
+def test_hospital_sums_beyond_2_53_cents_are_exact_in_any_order():
+    # beyond 2^53 fen float sums depend on the order of the rows; int64 fen sums do not
+    costs = [1e12] * 100 + [0.01] * 50  # yuan: the largest amount a case may have, and one fen
+    n = len(costs)
+    t = cases(drg=["FR25"] * n, status=["ungroupable"] * n, total_cost=costs, patient_share=[0.0] * n)
+    rng = np.random.default_rng(3)
+    totals = set()
+    for order in [np.arange(n), np.arange(n)[::-1], *(rng.permutation(n) for _ in range(4))]:
+        r = settle(t.take(pa.array(order)), PACK, WEIGHTS)
+        h = r.hospitals.to_pylist()[0]
+        totals.add((h["cost"], h["payment"], r.summary["totals"]["cost"], r.summary["totals"]["payment"]))
+    assert len(totals) == 1
+    assert next(iter(totals))[0] == (100 * 10**14 + 50) / 100  # exact in fen, then yuan
+
+
+def test_a_total_that_would_not_fit_in_int64_fen_is_an_error():
+    n = 50_000  # 1e14 fen each: together beyond 2^62 fen
+    t = cases(drg=["FR25"] * n, status=["ungroupable"] * n, total_cost=[1e12] * n, patient_share=[0.0] * n)
+    with pytest.raises(ValueError, match="cannot add up"):
+        settle(t, PACK, WEIGHTS)
+
+
+def test_no_output_file_holds_an_infinite_number(tmp_path):
+    from grouper.io import write_batches
+
+    bad = pa.table({"payment": [1.0, float("inf")]})
+    with pytest.raises(ValueError, match="'payment' would hold an infinite value"):
+        write_batches(tmp_path / "x.parquet", bad.to_batches())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_settle_command_with_infinite_costs_exits_0_with_finite_money(tmp_path):
+    (tmp_path / "w.csv").write_text("drg,rw,mean_cost,mean_los,n\nFR25,0.8,8000,7,10\n")
+    (tmp_path / "c.csv").write_text("case_id,status,drg,total_cost,patient_share,los,discharge,hospital_id\n"
+                                    "1,grouped,FR25,inf,100,7,1,H1\n2,grouped,FR25,1e400,100,7,1,H1\n"
+                                    "3,grouped,FR25,7200,1900,7,1,H1\n")
+    r = CliRunner().invoke(main, ["settle", str(tmp_path / "c.csv"), "-p", "illustrative-2024", "-w",
+                                  str(tmp_path / "w.csv"), "-o", str(tmp_path / "o.parquet"),
+                                  "--summary", str(tmp_path / "h.csv"), "--json", str(tmp_path / "s.json")])
+    assert r.exit_code == 0, r.output
+    out = pq.read_table(tmp_path / "o.parquet")
+    assert out["settle_status"].to_pylist() == ["no_cost", "no_cost", "settled"]
+    for t in (out, pa.csv.read_csv(tmp_path / "h.csv")):
+        for c in t.columns:
+            if pa.types.is_floating(c.type):
+                assert all(v is None or np.isfinite(v) for v in c.to_pylist())
+    import json
+
+    def numbers(v):
+        if isinstance(v, dict):
+            return [x for u in v.values() for x in numbers(u)]
+        if isinstance(v, list):
+            return [x for u in v for x in numbers(u)]
+        return [v] if isinstance(v, float) else []
+
+    assert all(np.isfinite(numbers(json.loads((tmp_path / "s.json").read_text()))))
