@@ -103,7 +103,10 @@ class Explanation:
                 lines.append(f"  ADRG {s['adrg']} {s.get('name', '')} {mark}{why}")
             elif kind == "drg":
                 mark = "选定" if s["matched"] else "条件不成立"
-                lines.append(f"    DRG {s['drg']} {s.get('name', '')} {mark}")
+                why = f": {'; '.join(s['why'])}" if s["matched"] and s["why"] else ""
+                lines.append(f"    DRG {s['drg']} {s.get('name', '')} {mark}{why}")
+            elif kind == "fail":
+                lines.append("无法入组: " + "; ".join(s["why"]))
         lines.append(f"结果: {STATUS_NAMES_ZH[r.status]} MDC {r.mdc} ADRG {r.adrg} DRG {r.drg} "
                      f"{r.drg_name}".rstrip())
         if r.reason:
