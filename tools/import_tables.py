@@ -46,6 +46,7 @@ COPIED = ["mdc_dx.csv", "adrg_dx.csv", "adrg_px.csv", "cc_mcc.csv", "cc_exclusio
           "dx_dict.csv", "px_dict.csv", "named_lists.csv", "dx_map.csv", "px_map.csv"]
 
 
+OPTIONAL = {"named_lists.csv", "dx_map.csv", "px_map.csv"}  # left out when the source has no rows
 PROVENANCE = ["sets.csv", "quirks.jsonl", "workbook_rules.txt"]  # set index, interpretations, rule text
 
 
@@ -116,7 +117,7 @@ def convert(src: Path, dst: Path, name: str, version: str, title: str) -> None:
             (dst / f).write_text(text, encoding="utf-8")
 
     for f in COPIED:
-        if (src / f).is_file() and len(read(src / f)) > 0:
+        if (src / f).is_file() and (f not in OPTIONAL or len(read(src / f)) > 0):  # required tables even if empty
             shutil.copyfile(src / f, dst / f)
             text = (dst / f).read_text(encoding="utf-8-sig").replace("\r\n", "\n")
             (dst / f).write_text(text, encoding="utf-8")
