@@ -447,7 +447,6 @@ cdef Outcome group_case(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept
             if group_mdcs(m, &alone, &o):
                 return o
     o.status = ST_UNGROUPABLE
-    o.flags |= F_NO_GROUP
     return o
 
 
@@ -679,7 +678,7 @@ CONSTANTS = {
     "OP_N_DX_GT": OP_N_DX_GT, "OP_TRAUMA_GE": OP_TRAUMA_GE, "OP_HAS_MCC": OP_HAS_MCC,
     "OP_HAS_CC": OP_HAS_CC, "OP_HAS_PX": OP_HAS_PX, "OP_PPX_IN": OP_PPX_IN,
     "OP_ANY_PX_IN": OP_ANY_PX_IN, "OP_SPX_IN": OP_SPX_IN, "OP_N_PX_GT": OP_N_PX_GT,
-    "OP_N_PX_IN_GE": OP_N_PX_IN_GE, "F_MDC_FAIL": F_MDC_FAIL, "F_NO_GROUP": F_NO_GROUP,
+    "OP_N_PX_IN_GE": OP_N_PX_IN_GE, "F_MDC_FAIL": F_MDC_FAIL,
     "OP_SEX_EQ": OP_SEX_EQ, "OP_CMP": OP_CMP, "OP_KNOWN": OP_KNOWN, "OP_VALUE_IN": OP_VALUE_IN,
     "FIELD_AGE": FIELD_AGE, "FIELD_AGE_DAYS": FIELD_AGE_DAYS, "FIELD_WEIGHT": FIELD_WEIGHT,
     "FIELD_LOS": FIELD_LOS, "FIELD_DISCHARGE": FIELD_DISCHARGE, "FIELD_DEPT": FIELD_DEPT,

@@ -30,7 +30,6 @@ cdef enum:
     F_EMPTY_CODE = 2048
     F_LOS_INVALID = 8192
     F_MDC_FAIL = 16384      # a fail rule inside an MDC decided the case (X00 / X000 placeholder)
-    F_NO_GROUP = 32768      # no rule of any MDC gave a result
     F_CHECKS = 8447     # the bits that make a case invalid input
 
 # condition opcodes (grouper.compile lowers predicates to these)

@@ -96,7 +96,8 @@ class Explanation:
             elif kind == "mdc":
                 lines.append(f"  MDC {s['mdc']} 未入组")
             elif kind == "qy":
-                lines.append(f"  歧义组检查 {s['mdc']}: {'成立' if s['matched'] else '不成立'}")
+                why = f": {'; '.join(s['why'])}" if s["matched"] and s["why"] else ""
+                lines.append(f"  歧义组检查 {s['mdc']}: {'成立' if s['matched'] else '不成立'}{why}")
             elif kind == "adrg":
                 mark = "入组" if s["matched"] else "不符"
                 why = f": {'; '.join(s['why'])}" if s["matched"] and s["why"] else ""

@@ -131,7 +131,7 @@ class ReferenceGrouper:
         if result is None:
             if trace:
                 steps.append({"step": "fail", "mdc": NO_MDC, "why": ["没有任何 MDC 的分组规则符合"]})
-            return Result(Status.UNGROUPABLE, cc_level=cc_level, flags=int(flags | Flag.NO_GROUP), trace=steps)
+            return Result(Status.UNGROUPABLE, cc_level=cc_level, flags=int(flags), trace=steps)
         status, mdc_code, adrg_code, drg_code = result
         if status == Status.UNGROUPABLE:  # a fail rule inside the MDC (X00 placeholder)
             flags |= Flag.MDC_FAIL

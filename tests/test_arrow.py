@@ -421,7 +421,7 @@ def test_unknown_codes_are_flagged_with_reasons(g):
         dx=pa.array([["XXX.999"], ["C61.x00", "XXX.999"], ["C61.x00"]], L),
         px=pa.array([["60.5x02"], ["60.5x02"], ["60.5x02", "99.9999x999"]], L),
     )).to_pylist()
-    assert Flag(out[0]["flags"]) == Flag.UNKNOWN_PDX | Flag.NO_GROUP
+    assert Flag(out[0]["flags"]) == Flag.UNKNOWN_PDX
     assert out[0]["status"] == "ungroupable" and out[0]["drg"] == "0000"
     assert Flag(out[1]["flags"]) == Flag.UNKNOWN_SDX
     assert (out[1]["status"], out[1]["drg"]) == ("grouped", "MA19")
@@ -434,7 +434,7 @@ def test_unknown_codes_are_flagged_with_reasons(g):
 def test_unknown_codes_in_dictionary_columns(g):
     D = pa.list_(pa.dictionary(pa.int32(), pa.string()))
     r = row(g, dx=pa.array([["XXX.999", "C61.x00"]], D), px=pa.array([["99.9999x999"]], D))
-    assert Flag(r["flags"]) == Flag.UNKNOWN_PDX | Flag.UNKNOWN_PX | Flag.NO_GROUP
+    assert Flag(r["flags"]) == Flag.UNKNOWN_PDX | Flag.UNKNOWN_PX
 
 
 @pytest.mark.parametrize("dx,px", [

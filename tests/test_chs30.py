@@ -105,8 +105,8 @@ def test_placeholder_fails_inside_its_mdc_and_does_not_fall_through(tmp_path):
     assert (rr.status.label, rr.mdc, rr.adrg, rr.drg, rr.flags) == ("ungroupable", "MDCB", "B00", "B000", Flag.MDC_FAIL)
     # a principal no MDC takes: a different flag and reason
     none = g.group_one(sex=1, age=40, dx=[DX[5]])
-    assert (none.status, none.mdc, none.flags) == ("ungroupable", "0000", Flag.NO_GROUP)
-    assert none.reason != r.reason
+    assert (none.status, none.mdc, none.flags, none.reason) == ("ungroupable", "0000", 0, "")
+    assert "没有任何 MDC" in g.explain(sex=1, age=40, dx=[DX[5]]).text()
     # the same placeholder without the switch is an ordinary group
     plain = grouper.Grouper(grouper.load_ruleset(write_scheme(tmp_path / "plain", placeholder_scheme(False))))
     assert plain.group_one(sex=1, age=40, dx=[DX[0]], px=[PX[1]]).status == "grouped"
@@ -157,7 +157,7 @@ def test_30_placeholder_fail_is_reported_and_explained():
                 dx=["D32.000x021", "Q04.500", "K62.822", "Z46.800x002", "J44.807", "I49.805"])
     r = g.group_one(**case)
     assert (r.status, r.mdc, r.adrg, r.drg) == ("ungroupable", "MDCP", "P00", "P000")
-    assert Flag.MDC_FAIL in Flag(r.flags) and Flag.NO_GROUP not in Flag(r.flags)
+    assert Flag.MDC_FAIL in Flag(r.flags)
     text = g.explain(**case).text()
     assert "无法入组: 已进入 MDCP" in text and "P00 / P000" in text
 
@@ -167,7 +167,7 @@ def test_30_edge_file_has_fails_of_both_kinds():
     fails = [r for r in out if r["status"] == "ungroupable"]
     inside = [r for r in fails if r["mdc"] != "0000"]
     assert inside and all(r["drg"].endswith("000") and r["flags"] & Flag.MDC_FAIL for r in inside)
-    assert all(r["flags"] & Flag.NO_GROUP and not r["flags"] & Flag.MDC_FAIL for r in fails if r["mdc"] == "0000")
+    assert all(not r["flags"] & Flag.MDC_FAIL and r["adrg"] == "00" for r in fails if r["mdc"] == "0000")
 
 
 def test_import_tool_moves_placeholders_last_and_lists_them(tmp_path):

@@ -75,7 +75,7 @@ def test_hand_built_program_follows_first_match_order():
     assert one(70, [70]) == (Status.GROUPED, 0, 0, 1, 0, 0)  # one diagnosis, age 70 -> second
     assert one(40, [70]) == (Status.GROUPED, 0, 0, 2, 0, 0)  # else the unconditional third
     assert one(40, [4])[0] == Status.UNGROUPABLE  # pdx not in the MDC's list
-    assert one(40, [-1])[0] == Status.UNGROUPABLE and one(40, [-1])[5] == Flag.UNKNOWN_PDX | Flag.NO_GROUP
+    assert one(40, [-1])[0] == Status.UNGROUPABLE and one(40, [-1])[5] == Flag.UNKNOWN_PDX
     assert one(-2**31, [3])[0] == Status.INVALID  # missing age
 
 

@@ -48,7 +48,7 @@ def test_unknown_codes_are_reported_not_dropped(grouper11):
     assert r.flags == Flag.UNKNOWN_SDX | Flag.UNKNOWN_PX
     assert "secondary diagnosis not in the scheme's dictionary" in r.reason
     bad = grouper11.group_one(sex=1, age=65, dx=["NOT-A-CODE"])
-    assert (bad.status, bad.flags) == ("ungroupable", Flag.UNKNOWN_PDX | Flag.NO_GROUP)
+    assert (bad.status, bad.flags) == ("ungroupable", Flag.UNKNOWN_PDX)
 
 
 def test_invalid_input_is_explained(grouper11):
