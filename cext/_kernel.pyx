@@ -141,6 +141,24 @@ cdef inline int32_t field_value(const CaseCtx* c, int32_t f) noexcept nogil:
     return c.dept
 
 
+cdef int32_t n_px_in(const Model* m, const CaseCtx* c, int32_t row) noexcept nogil:
+    """Distinct procedure codes of the case in px set ``row`` (a code listed twice counts once)."""
+    cdef int32_t i, j, k, found = 0
+    cdef bint seen
+    for i in range(c.npx_raw):
+        k = c.px[i]
+        if not in_set(m.px_sets, m.px_words, row, k):
+            continue
+        seen = False
+        for j in range(i):
+            if c.px[j] == k:
+                seen = True
+                break
+        if not seen:
+            found += 1
+    return found
+
+
 cdef inline bint eval_leaf(const Model* m, const CaseCtx* c, const CondNode* n) noexcept nogil:
     """A predicate node; one if/elif chain over the opcode, which Cython turns into a C switch."""
     cdef int32_t op = n.op, i, k, r
@@ -177,6 +195,8 @@ cdef inline bint eval_leaf(const Model* m, const CaseCtx* c, const CondNode* n) 
         return False
     elif op == OP_N_PX_GT:
         return c.npx > n.a
+    elif op == OP_N_PX_IN_GE:
+        return n_px_in(m, c, n.a) >= n.b
     elif op == OP_SEX_EQ:
         return c.sex == n.a
     elif op == OP_CMP:
@@ -325,16 +345,20 @@ cdef bint group_in_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, const
         if ad.entry_cond < 0 or eval_cond(m, c, ad.entry_cond):
             for s in range(ad.split_start, ad.split_end):
                 if eval_cond(m, c, m.split[s].cond):
-                    o.status = ST_GROUPED
+                    o.status = ad.status
                     o.mdc = md.code
                     o.adrg = ad.code
                     o.drg = m.split[s].drg
+                    if ad.status == ST_UNGROUPABLE:
+                        o.flags |= F_MDC_FAIL
                     return True
             if ad.nosplit_drg >= 0:
-                o.status = ST_GROUPED
+                o.status = ad.status
                 o.mdc = md.code
                 o.adrg = ad.code
                 o.drg = ad.nosplit_drg
+                if ad.status == ST_UNGROUPABLE:
+                    o.flags |= F_MDC_FAIL
                 return True
         j += 1
 
@@ -654,6 +678,7 @@ CONSTANTS = {
     "OP_N_DX_GT": OP_N_DX_GT, "OP_TRAUMA_GE": OP_TRAUMA_GE, "OP_HAS_MCC": OP_HAS_MCC,
     "OP_HAS_CC": OP_HAS_CC, "OP_HAS_PX": OP_HAS_PX, "OP_PPX_IN": OP_PPX_IN,
     "OP_ANY_PX_IN": OP_ANY_PX_IN, "OP_SPX_IN": OP_SPX_IN, "OP_N_PX_GT": OP_N_PX_GT,
+    "OP_N_PX_IN_GE": OP_N_PX_IN_GE, "F_MDC_FAIL": F_MDC_FAIL,
     "OP_SEX_EQ": OP_SEX_EQ, "OP_CMP": OP_CMP, "OP_KNOWN": OP_KNOWN, "OP_VALUE_IN": OP_VALUE_IN,
     "FIELD_AGE": FIELD_AGE, "FIELD_AGE_DAYS": FIELD_AGE_DAYS, "FIELD_WEIGHT": FIELD_WEIGHT,
     "FIELD_LOS": FIELD_LOS, "FIELD_DISCHARGE": FIELD_DISCHARGE, "FIELD_DEPT": FIELD_DEPT,

@@ -29,6 +29,7 @@ cdef enum:
     F_UNKNOWN_PX = 1024
     F_EMPTY_CODE = 2048
     F_LOS_INVALID = 8192
+    F_MDC_FAIL = 16384      # a fail rule inside an MDC decided the case (X00 / X000 placeholder)
     F_CHECKS = 8447     # the bits that make a case invalid input
 
 # condition opcodes (grouper.compile lowers predicates to these)
@@ -50,6 +51,7 @@ cdef enum:
     OP_ANY_PX_IN = 22
     OP_SPX_IN = 23
     OP_N_PX_GT = 24     # a = value
+    OP_N_PX_IN_GE = 25  # a = px set, b = value: distinct procedure codes in the set >= value
     OP_SEX_EQ = 30      # a = value
     OP_CMP = 31         # a = field, b = comparator, c = value
     OP_KNOWN = 32       # a = field
@@ -97,6 +99,7 @@ cdef packed struct AdrgRec:
     int32_t split_end
     int32_t code
     int32_t nosplit_drg  # -1: no split holds -> continue with the next ADRG
+    int32_t status       # ST_GROUPED, or ST_UNGROUPABLE for a fail rule (X00 placeholder)
 
 cdef packed struct SplitRec:
     int32_t cond

@@ -209,6 +209,9 @@ class _Compiler:
             low, high = mask & 0xFFFFFFFF, mask >> 32
             as_i32 = lambda x: x - (1 << 32) if x >= 1 << 31 else x  # noqa: E731  (bit pattern)
             return (K["OP_VALUE_IN"], K["FIELD_" + fld.upper()], as_i32(low), as_i32(high))
+        if name == "n_px_in_ge":
+            lst = self.rs.resolve_list(p["list"], owner)
+            return (K["OP_N_PX_IN_GE"], self._set("px", (lst.owner, lst.name), lst.codes), p["value"], 0)
         if name == "trauma_regions_ge":
             lst = self.rs.resolve_list(p["list"], owner)
             key = (lst.owner, lst.name)
@@ -226,7 +229,7 @@ class _Compiler:
     #: which prefilter kinds a predicate constrains: principal dx/procedure, or some dx/procedure
     _KINDS = {"pdx_in": ("pdx", "anydx"), "any_dx_in": ("anydx",), "sdx_in": ("anydx",),
               "any_dx_prefix": ("anydx",), "ppx_in": ("ppx", "anypx"), "any_px_in": ("anypx",),
-              "spx_in": ("anypx",), "px_label_present": ("anypx",)}
+              "spx_in": ("anypx",), "px_label_present": ("anypx",), "n_px_in_ge": ("anypx",)}
 
     def _necessary(self, tree: dict, owner: str, kind: str) -> frozenset[str] | None:
         """Codes that the principal dx ('pdx'), principal procedure ('ppx'), some dx ('anydx')
@@ -236,6 +239,8 @@ class _Compiler:
         name = tree.get("pred")
         if name is not None:
             if kind not in self._KINDS.get(name, ()):
+                return None
+            if name == "n_px_in_ge" and tree["value"] < 1:  # holds for every case
                 return None
             if name == "any_dx_prefix":
                 return frozenset(self.rs.dx_prefix_list(tree["prefix"]))
@@ -293,6 +298,7 @@ class _Compiler:
             return index[code]
 
         mdc_recs, adrg_recs, split_recs = [], [], []
+        fail_rules = set(rs.engine["fail_adrgs"])  # their result is a FAIL inside their MDC
         rs_names = {m.code: m.name for m in rs.mdcs}
         for mi, m in enumerate(rs.mdcs):
             start = len(adrg_recs)
@@ -306,7 +312,8 @@ class _Compiler:
                 entry = -1 if self._exact(a.entry_rule) else self.node(a.entry_rule, a.code)
                 nosplit = result(drg_codes, drg_names, drg_index, a.no_split_result, a.name) if a.no_split_result else -1
                 adrg_recs.append((entry, s0, len(split_recs),
-                                  result(adrg_codes, adrg_names, adrg_index, a.report_code, a.name), nosplit))
+                                  result(adrg_codes, adrg_names, adrg_index, a.report_code, a.name), nosplit,
+                                  K["ST_UNGROUPABLE"] if a.code in fail_rules else K["ST_GROUPED"]))
             qy_cond, qy_pos, qy_drg, pre = -1, -1, -1, (-1, -1, -1)
             qy_adrg = result(adrg_codes, adrg_names, adrg_index, "QY", "歧义组") if (
                 m.qy_rule is not None or m.pre_qy_rule is not None) else -1
@@ -336,7 +343,8 @@ class _Compiler:
         for code, (level, table) in rs.cc.items():
             i = self.dx_id[code]
             cc_level[i] = sum({"CC": 1, "MCC": 2}[lv] for lv in level.split("+"))  # bit 1 CC, bit 2 MCC
-            cc_table[i] = tables.setdefault(table, len(tables))
+            if table:  # "": excluded by no principal
+                cc_table[i] = tables.setdefault(table, len(tables))
         for code, table in rs.pdx_excl.items():
             pdx_table[self.dx_id[code]] = tables.setdefault(table, len(tables))
         regions = np.full((len(self.region_rows), n_dx), -1, dtype=np.int8)

@@ -49,6 +49,8 @@ PREDICATES: dict[str, Predicate] = {
     "spx_in": Predicate(("list",), "px", "some secondary procedure (positions 2..n) in list"),
     "px_label_present": Predicate(("label",), doc="some procedure of the owner's px list carries label"),
     "n_px_gt": Predicate(("value",), doc="more than value procedures in total"),
+    "n_px_in_ge": Predicate(("list", "value"), "px",
+                            "at least value DISTINCT procedure codes of the case are in list"),
     # demographics (a missing value makes every comparison false)
     "sex_eq": Predicate(("value",), doc="sex equals value (1 male, 2 female)"),
     "age_years_eq": _cmp("age", "==", "age in years"),
@@ -63,6 +65,8 @@ PREDICATES: dict[str, Predicate] = {
     "age_days_ge": _cmp("age_days", ">=", "age in days"),
     "weight_known": Predicate((), doc="birth weight present and non-zero"),
     "weight_lt": _cmp("weight", "<", "non-zero birth weight (g)"),
+    "weight_le": _cmp("weight", "<=", "non-zero birth weight (g)"),
+    "weight_gt": _cmp("weight", ">", "non-zero birth weight (g)"),
     "weight_ge": _cmp("weight", ">=", "non-zero birth weight (g)"),
     # local (city) schemes
     "los_eq": _cmp("los", "==", "length of stay (days)"),

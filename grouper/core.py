@@ -121,14 +121,18 @@ class Explanation:
             elif kind == "mdc":
                 lines.append(f"  MDC {s['mdc']} 未入组")
             elif kind == "qy":
-                lines.append(f"  歧义组检查 {s['mdc']}: {'成立' if s['matched'] else '不成立'}")
+                why = f": {'; '.join(s['why'])}" if s["matched"] and s["why"] else ""
+                lines.append(f"  歧义组检查 {s['mdc']}: {'成立' if s['matched'] else '不成立'}{why}")
             elif kind == "adrg":
                 mark = "入组" if s["matched"] else "不符"
                 why = f": {'; '.join(s['why'])}" if s["matched"] and s["why"] else ""
                 lines.append(f"  ADRG {s['adrg']} {s.get('name', '')} {mark}{why}")
             elif kind == "drg":
                 mark = "选定" if s["matched"] else "条件不成立"
-                lines.append(f"    DRG {s['drg']} {s.get('name', '')} {mark}")
+                why = f": {'; '.join(s['why'])}" if s["matched"] and s["why"] else ""
+                lines.append(f"    DRG {s['drg']} {s.get('name', '')} {mark}{why}")
+            elif kind == "fail":
+                lines.append("无法入组: " + "; ".join(s["why"]))
         lines.append(f"结果: {STATUS_NAMES_ZH[r.status]} MDC {r.mdc} ADRG {r.adrg} DRG {r.drg} "
                      f"{r.drg_name}".rstrip())
         if r.reason:

@@ -62,6 +62,9 @@ class Flag(IntFlag):
     BAD_NUMBER = 1 << 12
     # check, for schemes that require a length of stay
     LOS_INVALID = 1 << 13
+    # an ungroupable case that a fail rule inside its MDC decided (the 3.0 workbook's X00 / X000
+    # placeholder), as opposed to one that no MDC's rules gave a result (mdc 0000, no such flag)
+    MDC_FAIL = 1 << 14
 
 
 CHECK_FLAGS = (
@@ -85,6 +88,7 @@ FLAG_MESSAGES = {
     Flag.EMPTY_CODE: "empty code in a diagnosis/procedure list ignored",
     Flag.BAD_NUMBER: "a numeric field is not a whole number (read as missing)",
     Flag.LOS_INVALID: "length of stay missing or negative (the scheme requires it)",
+    Flag.MDC_FAIL: "已进入该 MDC，但其 ADRG 均不符合：由该 MDC 的占位组（X00 / X000）判为无法入组",
 }
 
 

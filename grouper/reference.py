@@ -129,8 +129,15 @@ class ReferenceGrouper:
                 if result is not None:
                     break
         if result is None:
+            if trace:
+                steps.append({"step": "fail", "mdc": NO_MDC, "why": ["没有任何 MDC 的分组规则符合"]})
             return Result(Status.UNGROUPABLE, cc_level=cc_level, flags=int(flags), trace=steps)
         status, mdc_code, adrg_code, drg_code = result
+        if status == Status.UNGROUPABLE:  # a fail rule inside the MDC (X00 placeholder)
+            flags |= Flag.MDC_FAIL
+            if trace:
+                steps.append({"step": "fail", "mdc": mdc_code, "adrg": adrg_code, "drg": drg_code,
+                              "why": [f"已进入 {mdc_code}，其 ADRG 均不符合，占位组 {adrg_code} / {drg_code} 判为无法入组"]})
         return Result(status, mdc_code, adrg_code, drg_code, cc_level, int(flags), steps)
 
     def _mdcs(self, ctx: _Ctx, steps: list[dict], trace: bool) -> tuple | None:
@@ -174,13 +181,17 @@ class ReferenceGrouper:
                     if trace:
                         steps.append({"step": "drg", "drg": d, "matched": ok, "why": why})
                     if ok:
-                        return Status.GROUPED, mdc.code, adrg.report_code, d
+                        return self._status(adrg), mdc.code, adrg.report_code, d
                 if adrg.no_split_result:  # no split holds: the rule's own result, else the next rule
                     if trace:
                         steps.append({"step": "drg", "drg": adrg.no_split_result, "matched": True,
                                       "why": ["no split holds: the ADRG rule's own result"]})
-                    return Status.GROUPED, mdc.code, adrg.report_code, adrg.no_split_result
+                    return self._status(adrg), mdc.code, adrg.report_code, adrg.no_split_result
         return None
+
+    def _status(self, adrg) -> Status:
+        """GROUPED, or UNGROUPABLE for the scheme's fail rules (engine.fail_adrgs: X00 placeholders)."""
+        return Status.UNGROUPABLE if adrg.code in self.rs.engine["fail_adrgs"] else Status.GROUPED
 
     # ------------------------------------------------------------------ steps
     def _codes(self, case: Case) -> tuple[list[str], list[str], Flag]:
@@ -271,25 +282,25 @@ class ReferenceGrouper:
             lst = self._set(p["list"], owner)
             hit = next((c for c in codes if c in lst), None)
             if hit is not None:
-                why.append(f"{what} {hit} in list {p['list']}")
+                why.append(f"{what} {hit} 在列表 {p['list']} 中")
             return hit is not None
 
         if name == "pdx_in":
-            return codes_in(ctx.dx[:1], "principal diagnosis")
+            return codes_in(ctx.dx[:1], "主要诊断")
         if name == "any_dx_in":
-            return codes_in(ctx.dx, "diagnosis")
+            return codes_in(ctx.dx, "诊断")
         if name == "sdx_in":
-            return codes_in(ctx.dx[1:], "secondary diagnosis")
+            return codes_in(ctx.dx[1:], "其他诊断")
         if name == "ppx_in":
-            return codes_in(ctx.px[:1], "principal procedure")
+            return codes_in(ctx.px[:1], "主要手术操作")
         if name == "any_px_in":
-            return codes_in(ctx.px, "procedure")
+            return codes_in(ctx.px, "手术操作")
         if name == "spx_in":
-            return codes_in(ctx.px[1:], "secondary procedure")
+            return codes_in(ctx.px[1:], "其他手术操作")
         if name == "any_dx_prefix":
             hit = next((c for c in ctx.dx if c.startswith(p["prefix"]) and c in self._known()[0]), None)
             if hit is not None:
-                why.append(f"diagnosis {hit} starts with {p['prefix']}")
+                why.append(f"诊断 {hit} 以 {p['prefix']} 开头")
             return hit is not None
         if name in ("discharge_in", "dept_in"):
             value = ctx.discharge if name == "discharge_in" else ctx.dept
@@ -302,23 +313,32 @@ class ReferenceGrouper:
             labelled = set(rs.px_label_list(p["label"], owner))
             hit = next((c for c in ctx.px if c in labelled), None)
             if hit is not None:
-                why.append(f"procedure {hit} carries label {p['label']}")
+                why.append(f"手术操作 {hit} 带组合标记 {p['label']}")
             return hit is not None
         if name == "n_dx_gt":
             return len(ctx.dx) > p["value"]
         if name == "n_px_gt":
             return len(ctx.px) > p["value"]
+        if name == "n_px_in_ge":
+            lst = self._set(p["list"], owner)
+            hits = sorted({c for c in ctx.px if c in lst})  # distinct codes: a repeated code counts once
+            if len(hits) >= p["value"]:
+                why.append(f"{len(hits)} 个不同手术操作在列表 {p['list']} 中 ({', '.join(hits)}) >= {p['value']}")
+            return len(hits) >= p["value"]
         if name == "trauma_regions_ge":
             regions = rs.resolve_list(p["list"], owner).regions
             found = {regions[c] for c in ctx.dx if c in regions}
             if len(found) >= p["value"]:
-                why.append("trauma regions: " + ", ".join(sorted(found)))
+                why.append("创伤部位: " + ", ".join(sorted(found)))
             return len(found) >= p["value"]
-        if name == "has_mcc":
-            return bool(ctx.mcc)
-        if name == "has_cc":
-            return bool(ctx.cc)
+        if name in ("has_mcc", "has_cc"):
+            found = ctx.mcc if name == "has_mcc" else ctx.cc
+            if found:
+                why.append(f"{'MCC' if name == 'has_mcc' else 'CC'}: {', '.join(found)}")
+            return bool(found)
         if name == "sex_eq":
+            if ctx.sex == p["value"]:
+                why.append(f"性别 = {p['value']}")
             return ctx.sex == p["value"]
         if name == "age_days_known":
             return ctx.age_days is not None
@@ -331,4 +351,14 @@ class ReferenceGrouper:
         if value is None:
             return False
         v = p["value"]
-        return {"eq": value == v, "lt": value < v, "le": value <= v, "gt": value > v, "ge": value >= v}[cmp]
+        hit = {"eq": value == v, "lt": value < v, "le": value <= v, "gt": value > v, "ge": value >= v}[cmp]
+        if hit:
+            what, unit = _FIELD_ZH[field_name]
+            why.append(f"{what} {value}{unit} {_CMP_SIGN[cmp]} {v}{unit}")
+        return hit
+
+
+#: how explain names a compared field, and the comparison signs
+_FIELD_ZH = {"age_years": ("年龄", " 岁"), "age_days": ("日龄", " 天"), "weight": ("出生体重", " 克"),
+             "los": ("住院天数", " 天")}
+_CMP_SIGN = {"eq": "=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}

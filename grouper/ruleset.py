@@ -126,7 +126,7 @@ class Ruleset:
     adrgs: dict[str, Adrg]  # by rule id
     drgs: dict[tuple[str, str], Drg]  # by (ADRG rule, DRG code)
     lists: dict[tuple[str, str], CodeList]
-    cc: dict[str, tuple[str, str]]  # dx code -> (level "MCC"/"CC"/"MCC+CC", exclusion table)
+    cc: dict[str, tuple[str, str]]  # dx code -> (level "MCC"/"CC"/"MCC+CC", exclusion table; "" none)
     pdx_excl: dict[str, str]  # principal dx code -> its exclusion table
     dx_names: dict[str, str]
     px_names: dict[str, str]
@@ -137,11 +137,14 @@ class Ruleset:
     def resolve_list(self, name: str, owner: str) -> CodeList:
         """The list a condition means by ``name`` when written in ``owner``'s rule.
 
-        Unqualified names are looked up at the owner (an ADRG, or an MDC for its rules);
+        Unqualified names are looked up at the owner (an ADRG, or an MDC for its rules), then
+        among the scheme-wide named lists (``named_lists.csv`` rows without ``OWNER.``);
         ``mdc_dx`` in an ADRG rule means the ADRG's MDC list; ``VALID_OR`` is scheme-wide;
         ``OWNER.name`` is an explicit reference to another owner's list.
         """
         key = _list_key(name, owner, self.adrgs)
+        if key not in self.lists and "." not in name and (GLOBAL, name) in self.lists:
+            key = (GLOBAL, name)  # a scheme-wide named list (named_lists.csv without OWNER.)
         if key not in self.lists and f"{key[0]}.{key[1]}" in self.validation["allow_empty_lists"]:
             return CodeList(key[0], key[1], "any", ())  # declared empty on purpose: matches nothing
         return self.lists[key]
@@ -489,7 +492,7 @@ class _Table:
                           separators=(",", ":"))
 
 
-_ENGINE_DEFAULTS = {"cc_scope": "secondary", "fail_retry": "none"}
+_ENGINE_DEFAULTS = {"cc_scope": "secondary", "fail_retry": "none", "fail_adrgs": []}
 _VALIDATION_DEFAULTS = {"sex_values": [1, 2], "newborn_max_age_days": 28, "max_age_years": 150,
                         "require_los": False, "allow_empty_lists": []}
 FAIL_RETRY = ("none", "each_secondary_px_alone")
@@ -515,6 +518,9 @@ class _Loader:
         px_names = self._dictionary(t["px_dict.csv"], "px_code", "px_name", PX_CODE_RE)
         drgs = self._drgs(t["drg.csv"])
         adrgs = self._adrgs(t["adrg.csv"], drgs)
+        for a in manifest["engine"]["fail_adrgs"]:
+            if a not in adrgs:
+                raise RulesetError("ruleset.toml", None, f"engine.fail_adrgs names unknown ADRG rule {a!r}")
         mdcs = self._mdcs(t["mdc.csv"], adrgs)
         mdcs = self._pre_qy(t["qy_rules.csv"], mdcs)
         lists = self._lists(t, adrgs, mdcs)
@@ -571,6 +577,10 @@ class _Loader:
             )
         if engine["fail_retry"] not in FAIL_RETRY:
             raise RulesetError("ruleset.toml", None, f"engine.fail_retry must be one of {', '.join(FAIL_RETRY)}")
+        fa = engine["fail_adrgs"]
+        if not (isinstance(fa, list) and all(isinstance(x, str) and x for x in fa)):
+            raise RulesetError("ruleset.toml", None, "engine.fail_adrgs must list ADRG rule ids")
+        engine["fail_adrgs"] = sorted(fa)
         unknown = set(engine) - set(_ENGINE_DEFAULTS)
         if unknown:
             raise RulesetError("ruleset.toml", None, f"unknown engine key(s): {', '.join(sorted(unknown))}")
@@ -772,9 +782,10 @@ class _Loader:
             for line, r in tab.rows:
                 if r["adrg"] not in adrgs:
                     raise RulesetError(fname, line, f"unknown ADRG {r['adrg']!r}")
-                if not re.fullmatch(r"[a-z]+[0-9]*", r["list"]):
+                # dx, dx2, px, ... or a set id of the scheme's own (DI_BB2, OP1_AC1)
+                if not re.fullmatch(r"[a-z]+[0-9]*|[A-Z][A-Z0-9_]*", r["list"]):
                     raise RulesetError(fname, line, f"malformed list name {r['list']!r}")
-                if not r["list"].startswith(kind):
+                if r["list"].islower() and not r["list"].startswith(kind):
                     raise RulesetError(fname, line, f"list {r['list']!r} in {fname} must be named {kind}, {kind}2, ...")
                 add((r["adrg"], r["list"]), kind, r[col], tab, line, label=r.get("label", ""))
         tab = t["or_procedures.csv"]
@@ -782,9 +793,10 @@ class _Loader:
             add((GLOBAL, "VALID_OR"), "px", r["px_code"], tab, line)
         tab = t["named_lists.csv"]
         for line, r in tab.rows:
-            if "." not in r["list"]:
-                raise RulesetError(tab.fname, line, f"named list {r['list']!r} must be written OWNER.name")
-            o, n = r["list"].split(".", 1)
+            # OWNER.name, or a scheme-wide list name (DI_OBD, OP_ARB) that rules write unqualified
+            if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?", r["list"]) or r["list"] in ("VALID_OR", "mdc_dx"):
+                raise RulesetError(tab.fname, line, f"named list {r['list']!r} must be OWNER.name or a scheme-wide name")
+            o, n = r["list"].split(".", 1) if "." in r["list"] else (GLOBAL, r["list"])
             add((o, n), "any", r["code"], tab, line)
         return {
             k: CodeList(k[0], k[1], e["kind"], tuple(e["codes"]), e["labels"], e["regions"])
@@ -800,8 +812,7 @@ class _Loader:
                 raise RulesetError(cc_tab.fname, line, f"malformed code {code!r}")
             if r["level"] not in ("MCC", "CC"):
                 raise RulesetError(cc_tab.fname, line, f"level must be MCC or CC, not {r['level']!r}")
-            if not r["excl_table"]:
-                raise RulesetError(cc_tab.fname, line, "empty excl_table")
+            # an empty excl_table: no principal diagnosis excludes this CC/MCC
             if code in cc:
                 # a code listed as both MCC and CC (same exclusion table) counts as both
                 old_level, old_table = cc[code]

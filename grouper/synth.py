@@ -66,8 +66,8 @@ class _Catalogue:
             mdc_list = rs.lists.get((m.code, "mdc_dx"))
             for a_code in m.adrgs:
                 a = rs.adrgs[a_code]
-                dx_list = rs.lists.get((a.code, "dx"))
-                px_list = rs.lists.get((a.code, "px"))
+                dx_list = rs.lists.get((a.code, "dx")) or _own_entry_list(rs, a, "pdx_in")
+                px_list = rs.lists.get((a.code, "px")) or _own_entry_list(rs, a, "ppx_in")
                 pool = dx_list.codes if dx_list else (mdc_list.codes if mdc_list else ())
                 if not pool:
                     continue
@@ -105,6 +105,19 @@ class _Catalogue:
         valid_or = set(rs.lists[("", "VALID_OR")].codes) if ("", "VALID_OR") in rs.lists else set()
         non_or = [px_id[c] for c in self.px_codes if c not in valid_or]
         self.non_or = np.array(non_or or list(range(len(self.px_codes))), np.int32)
+
+
+def _own_entry_list(rs: Ruleset, adrg, pred: str):
+    """The first list of the ADRG's own that its entry rule tests with ``pred``, for schemes
+    that name lists by set id (3.0: ``DI_BB2``, ``OP1_AC1``) instead of dx / px."""
+    from .conditions import predicates
+
+    for p in predicates(adrg.entry_rule):
+        if p["pred"] == pred:
+            lst = rs.resolve_list(p["list"], adrg.code)
+            if lst.owner == adrg.code and lst.codes:
+                return lst
+    return None
 
 
 def _flatten(pools: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,9 @@
 """Write small grouping schemes as ruleset folders, and Hypothesis strategies for them.
 
 The property tests generate whole schemes (MDC/ADRG/DRG structure, condition trees over the
-full vocabulary, CC/MCC and exclusion tables, trauma regions, ambiguous-group tests) and cases,
+full vocabulary, CC/MCC and exclusion tables, trauma regions, ambiguous-group tests, scheme-wide
+named lists, MDC evaluation orders that differ from the file order, and fail rules inside an MDC
+such as the 3.0 workbook's X00 / X000 placeholders) and cases,
 then check that the compiled kernel and the reference interpreter agree on every field.
 """
 
@@ -27,7 +29,7 @@ def write_scheme(folder: Path, spec: dict) -> Path:
     engine = spec.get("engine", {"cc_scope": "secondary"})
     (folder / "ruleset.toml").write_text(
         f'name = "{spec.get("name", "generated")}"\nversion = "0"\n\n[engine]\n'
-        + "".join(f'{k} = "{v}"\n' for k, v in engine.items())
+        + "".join(f"{k} = {json.dumps(v)}\n" for k, v in engine.items())
         + '\n[input]\nfields = ["los", "discharge", "dept"]\n'
         + f'\n[validation]\nrequire_los = {"true" if spec.get("require_los") else "false"}\n',
         encoding="utf-8",
@@ -41,8 +43,9 @@ def write_scheme(folder: Path, spec: dict) -> Path:
 
     j = lambda t: json.dumps(t) if t is not None else ""  # noqa: E731
     mdc_rows, mdc_dx, adrg_rows, adrg_dx, adrg_px, drg_rows = [], [], [], [], [], []
+    order = spec.get("eval_order") or list(range(1, len(spec["mdcs"]) + 1))
     for i, m in enumerate(spec["mdcs"]):
-        mdc_rows.append([m["code"], f"name {m['code']}", i + 1, j(m["entry"]),
+        mdc_rows.append([m["code"], f"name {m['code']}", order[i], j(m["entry"]),
                          "|".join(a["code"] for a in m["adrgs"]), m.get("qy_after", ""), j(m.get("qy_rule"))])
         for code in m["list"]:
             mdc_dx.append([m["code"], code, m.get("regions", {}).get(code, "")])
@@ -73,10 +76,15 @@ def write_scheme(folder: Path, spec: dict) -> Path:
     table("or_procedures.csv", ["px_code", "px_name"], [[c, "op"] for c in spec["valid_or"]])
     table("dx_dict.csv", ["dx_code", "dx_name"], [[c, "dx"] for c in ALL_DX])
     table("px_dict.csv", ["px_code", "px_name"], [[c, "px"] for c in PX])
+    table("named_lists.csv", ["list", "code"], [[n, c] for n, codes in spec.get("named", {}).items() for c in codes])
     return folder
 
 
 # ------------------------------------------------------------------ strategies
+
+#: scheme-wide named lists (named_lists.csv rows without OWNER.), as the 3.0 workbook's OP_ARB
+NAMED_DX, NAMED_PX = "DI_NAMED", "OP_NAMED"
+
 
 def _subset(codes):
     return st.lists(st.sampled_from(codes), min_size=1, max_size=len(codes), unique=True)
@@ -84,8 +92,8 @@ def _subset(codes):
 
 def _trees(context: str, has_labels: bool):
     """Condition trees valid in ``context`` ('mdc', 'adrg' or 'drg')."""
-    lists_dx = ["mdc_dx"] if context == "mdc" else ["dx", "mdc_dx"]
-    lists_px = ["VALID_OR"] if context == "mdc" else ["px", "VALID_OR"]
+    lists_dx = ["mdc_dx", NAMED_DX] if context == "mdc" else ["dx", "mdc_dx", NAMED_DX]
+    lists_px = ["VALID_OR", NAMED_PX] if context == "mdc" else ["px", "VALID_OR", NAMED_PX]
     small = st.sampled_from([0, 1, 2, 3])
     leaves = [
         st.builds(lambda p, lst: {"pred": p, "list": lst},
@@ -97,11 +105,14 @@ def _trees(context: str, has_labels: bool):
         st.builds(lambda v: {"pred": "sex_eq", "value": v}, st.sampled_from([1, 2])),
         st.builds(lambda p, v: {"pred": p, "value": v},
                   st.sampled_from([f"age_years_{c}" for c in ("eq", "lt", "le", "gt", "ge")]),
-                  st.sampled_from([0, 1, 14, 17, 65])),
+                  st.sampled_from([0, 1, 6, 7, 14, 17, 65, 70])),
         st.builds(lambda p, v: {"pred": p, "value": v},
                   st.sampled_from([f"age_days_{c}" for c in ("lt", "le", "gt", "ge")]), st.sampled_from([0, 28, 29])),
         st.builds(lambda p, v: {"pred": p, "value": v},
-                  st.sampled_from(["weight_lt", "weight_ge"]), st.sampled_from([1500, 2000, 2500])),
+                  st.sampled_from(["weight_lt", "weight_le", "weight_gt", "weight_ge"]),
+                  st.sampled_from([1499, 1500, 2000, 2500])),
+        st.builds(lambda lst, v: {"pred": "n_px_in_ge", "list": lst, "value": v},
+                  st.sampled_from(lists_px), st.sampled_from([0, 1, 2, 3])),
         st.builds(lambda v: {"pred": "trauma_regions_ge", "value": v, "list": "mdc_dx"}, st.sampled_from([1, 2, 3])),
         st.sampled_from([{"const": True}, {"const": False}]),
         st.builds(lambda v: {"pred": "any_dx_prefix", "prefix": v}, st.sampled_from(["A", "A01.", "C03.0", "A18.3"])),
@@ -168,6 +179,9 @@ def schemes(draw) -> dict:
                 entry = draw(_entries(bool(labels)))
                 adrgs.append({"code": rule, "report": code, "nosplit": nosplit, "entry": entry,
                               "lists": lists, "labels": labels, "drgs": drgs})
+        if draw(st.booleans()):  # a placeholder last in the MDC: its result is a FAIL inside the MDC
+            adrgs.append({"code": f"{letter}00", "report": "", "nosplit": "", "entry": {"const": True},
+                          "lists": {}, "labels": {}, "drgs": [(f"{letter}000", {"const": True})], "fail": True})
         mdc_list = draw(_subset(ALL_DX))
         regions = {c: draw(st.sampled_from(["head", "chest", "limb"])) for c in mdc_list}
         qy = draw(st.booleans())
@@ -183,11 +197,16 @@ def schemes(draw) -> dict:
     cc = {c: (draw(st.sampled_from(["MCC", "CC"])), draw(st.sampled_from(["1", "2", "3"]))) for c in cc_codes}
     excl_codes = draw(st.lists(st.sampled_from(ALL_DX), unique=True, max_size=6))
     excl = {c: draw(st.sampled_from(["1", "2", "3"])) for c in excl_codes}
+    engine = {"cc_scope": draw(st.sampled_from(["secondary", "all"])),
+              "fail_retry": draw(st.sampled_from(["none", "each_secondary_px_alone"]))}
+    fail = [a["code"] for m in mdcs for a in m["adrgs"] if a.get("fail")]
+    if fail:
+        engine["fail_adrgs"] = fail
     return {"mdcs": mdcs, "cc": cc, "excl": excl, "valid_or": draw(_subset(PX)),
+            "eval_order": draw(st.permutations(range(1, len(mdcs) + 1))),
+            "named": {NAMED_DX: draw(_subset(ALL_DX)), NAMED_PX: draw(_subset(PX))},
             "cc_both": draw(st.lists(st.sampled_from(cc_codes), unique=True)) if cc_codes else [],
-            "require_los": draw(st.booleans()),
-            "engine": {"cc_scope": draw(st.sampled_from(["secondary", "all"])),
-                       "fail_retry": draw(st.sampled_from(["none", "each_secondary_px_alone"]))}}
+            "require_los": draw(st.booleans()), "engine": engine}
 
 
 _dx_item = st.one_of(st.sampled_from(ALL_DX), st.sampled_from([UNKNOWN_DX, "", None, f" {DX[0]} "]))
@@ -195,11 +214,12 @@ _px_item = st.one_of(st.sampled_from(PX), st.sampled_from([UNKNOWN_PX, "", None]
 
 cases = st.fixed_dictionaries({
     "sex": st.sampled_from([None, 0, 1, 2, 3]),
-    "age": st.sampled_from([None, -1, 0, 1, 14, 15, 17, 65, 150, 151]),
+    "age": st.sampled_from([None, -1, 0, 1, 6, 7, 14, 15, 17, 65, 69, 70, 150, 151]),
     "age_days": st.sampled_from([None, -3, 0, 1, 28, 29, 365]),
     "birth_weight": st.sampled_from([None, -1, 0, 1499, 1500, 1999, 2000, 2500]),
     "dx": st.lists(_dx_item, max_size=6),
-    "px": st.lists(_px_item, max_size=5),
+    # half the time few distinct codes, repeated: n_px_in_ge counts a repeated code once
+    "px": st.one_of(st.lists(_px_item, max_size=5), st.lists(st.sampled_from(PX[:3]), min_size=2, max_size=5)),
     "los": st.sampled_from([None, -1, 0, 5, 7, 8, 30, 31, 61]),
     "discharge": st.sampled_from([None, "", "1", "2", "5", "9", " 5 "]),
     "dept": st.sampled_from([None, "", "ICU", "icu", "03"]),

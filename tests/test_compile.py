@@ -33,13 +33,13 @@ def test_python_flags_and_statuses_mirror_the_kernel():
 
 def test_record_dtypes_are_the_kernel_structs():
     assert COND_DTYPE.names == ("op", "a", "b", "c") and COND_DTYPE.itemsize == 16
-    assert MDC_DTYPE.itemsize == 11 * 4 and ADRG_DTYPE.itemsize == 5 * 4 and SPLIT_DTYPE.itemsize == 8
+    assert MDC_DTYPE.itemsize == 11 * 4 and ADRG_DTYPE.itemsize == 6 * 4 and SPLIT_DTYPE.itemsize == 8
 
 
 def tiny_program(cond, cond_args, dx_sets, n_dx=128, n_px=64, mdc=None, adrg=None, split=None):
     """A program over hand-built arrays: one MDC, one ADRG, DRGs given by ``split``."""
     mdc = mdc if mdc is not None else np.array([(0, -1, -1, 0, 1, 0, -1, -1, -1, -1, -1)], MDC_DTYPE)
-    adrg = adrg if adrg is not None else np.array([(0, 0, len(split), 0, -1)], ADRG_DTYPE)
+    adrg = adrg if adrg is not None else np.array([(0, 0, len(split), 0, -1, K["ST_GROUPED"])], ADRG_DTYPE)
     all_bits = np.full(1, np.uint64(2**64 - 1), np.uint64)
     return _kernel.Program(
         np.array(cond, COND_DTYPE), np.array(cond_args, np.int32), np.array(dx_sets, np.uint64).reshape(len(dx_sets), -1),
@@ -84,7 +84,7 @@ def test_and_or_not_nodes_use_their_child_slots():
     cond = [(K["OP_HAS_PX"], 0, 0, 0), (K["OP_SEX_EQ"], 2, 0, 0), (K["OP_NOT"], 1, 0, 0),
             (K["OP_AND"], 0, 2, 0), (K["OP_OR"], 2, 2, 0), (K["OP_TRUE"], 0, 0, 0)]
     mdc = np.array([(5, -1, -1, 0, 1, 0, -1, -1, -1, -1, -1)], MDC_DTYPE)
-    adrg = np.array([(5, 0, 2, 0, -1)], ADRG_DTYPE)
+    adrg = np.array([(5, 0, 2, 0, -1, K["ST_GROUPED"])], ADRG_DTYPE)
     p = tiny_program(cond, [0, 2, 0, 1], [np.zeros(2, np.uint64)], mdc=mdc, adrg=adrg, split=[(3, 0), (4, 1)])
     px = array.array("i", [7])
     f1, f2 = fields(sex=1, age=30), fields(sex=2, age=30)

@@ -16,6 +16,7 @@ from conftest import DATA, EXPECTED_STATUS, read_cases
 
 FILES = [("chs-drg-1.1", "sample"), ("chs-drg-1.1", "golden_random"), ("chs-drg-1.1", "golden_edge"),
          ("chs-drg-2.0", "golden_random"), ("chs-drg-2.0", "golden_edge"),
+         ("chs-drg-3.0", "golden_random"), ("chs-drg-3.0", "golden_edge"),
          ("changzhou-2022", "golden"), ("zhejiang-2022", "golden"), ("anyang-2021", "golden")]
 
 
@@ -55,6 +56,7 @@ def test_reference_interpreter_matches_reference_grouper(ruleset, name):
 @pytest.mark.parametrize("ruleset,name,classes", [
     ("chs-drg-1.1", "golden_edge", {"grouped", "invalid", "ungroupable"}),
     ("chs-drg-2.0", "golden_edge", {"grouped", "invalid", "ungroupable", "ambiguous"}),
+    ("chs-drg-3.0", "golden_edge", {"grouped", "ungroupable", "ambiguous"}),
     ("changzhou-2022", "golden", {"grouped", "invalid", "ungroupable", "ambiguous"}),
 ])
 def test_edge_file_exercises_every_status_class(ruleset, name, classes):

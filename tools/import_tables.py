@@ -9,6 +9,13 @@ the `qy_rule` condition (from a source `qy_rule`, or from `qy_enabled`, whose te
 2.0 README defines as "a valid principal procedure"), canonicalises JSON and line endings, and
 writes `ruleset.toml` from the source's `scheme.json` switches. Provenance notes are written by
 hand into the folder's README.md.
+
+Schemes with placeholder ADRGs (scheme.json `placeholder_result`, the CHS-DRG 3.0 workbook's
+`X00` / `X000` rows: an always-true rule whose result is a FAIL inside its MDC) get those rules
+moved to the end of their MDC's order (the workbook evaluates them last whatever their sort
+number) and listed in `[engine] fail_adrgs`. A placeholder is an ADRG rule reported as the MDC's
+letter followed by `00`. Named lists are copied as written: `OWNER.name`, or a bare name (`DI_OBD`,
+`OP_ARB`) for a scheme-wide list; ADRG lists keep the source's set ids as list names.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -35,7 +43,11 @@ MDC_NAMES = {
 }
 VALID_PRINCIPAL_PROCEDURE = {"op": "and", "args": [{"pred": "has_px"}, {"pred": "ppx_in", "list": "VALID_OR"}]}
 COPIED = ["mdc_dx.csv", "adrg_dx.csv", "adrg_px.csv", "cc_mcc.csv", "cc_exclusion.csv", "or_procedures.csv",
-          "dx_dict.csv", "px_dict.csv", "named_lists.csv"]
+          "dx_dict.csv", "px_dict.csv", "named_lists.csv", "dx_map.csv", "px_map.csv"]
+
+
+OPTIONAL = {"named_lists.csv", "dx_map.csv", "px_map.csv"}  # left out when the source has no rows
+PROVENANCE = ["sets.csv", "quirks.jsonl", "workbook_rules.txt"]  # set index, interpretations, rule text
 
 
 def read(path: Path) -> list[dict]:
@@ -55,8 +67,19 @@ def canon(text: str) -> str:
     return json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":")) if text else ""
 
 
+def placeholders(adrg: list[dict], scheme: dict) -> list[str]:
+    """ADRG rule ids of the scheme's placeholder rules (reported as '<MDC letter>00')."""
+    if not scheme.get("placeholder_result"):
+        return []
+    return [r["adrg"] for r in adrg
+            if re.fullmatch(r"[A-Z]00", r.get("adrg_code") or r["adrg"]) and r["mdc"] == "MDC" + (r.get("adrg_code") or r["adrg"])[0]]
+
+
 def convert(src: Path, dst: Path, name: str, version: str, title: str) -> None:
     dst.mkdir(parents=True, exist_ok=True)
+    scheme = json.loads((src / "scheme.json").read_text(encoding="utf-8")) if (src / "scheme.json").is_file() else {}
+    adrg = read(src / "adrg.csv")
+    fail = placeholders(adrg, scheme)
     mdc = read(src / "mdc.csv")
     for r in mdc:
         r["mdc_name"] = MDC_NAMES[r["mdc"]]
@@ -67,9 +90,10 @@ def convert(src: Path, dst: Path, name: str, version: str, title: str) -> None:
             r["qy_rule"] = canon(json.dumps(VALID_PRINCIPAL_PROCEDURE))
         else:
             r["qy_rule"] = ""
+        order = [a for a in r["adrg_order"].split("|") if a]
+        r["adrg_order"] = "|".join([a for a in order if a not in fail] + [a for a in order if a in fail])
     write(dst / "mdc.csv", ["mdc", "mdc_name", "eval_order", "entry_rule", "adrg_order", "qy_after", "qy_rule"], mdc)
 
-    adrg = read(src / "adrg.csv")
     for r in adrg:
         r["entry_rule"] = canon(r["entry_rule"])
     cols = ["adrg", "adrg_name", "mdc", "section", "entry_rule", "drg_order"]
@@ -81,28 +105,34 @@ def convert(src: Path, dst: Path, name: str, version: str, title: str) -> None:
         r["split_rule"] = canon(r["split_rule_tree"])
     write(dst / "drg.csv", ["drg", "drg_name", "adrg", "split_rule"], drg)
 
-    if (src / "qy_rules.csv").is_file():
+    if (src / "qy_rules.csv").is_file() and read(src / "qy_rules.csv"):
         qy = read(src / "qy_rules.csv")
         for r in qy:
             r["rule"] = canon(r["rule"])
         write(dst / "qy_rules.csv", ["mdc", "qy_drg", "rule", "note"], qy)
 
+    for f in PROVENANCE:  # documentation only: the loader does not read them
+        if (src / f).is_file():
+            text = (src / f).read_text(encoding="utf-8-sig").replace("\r\n", "\n")
+            (dst / f).write_text(text, encoding="utf-8")
+
     for f in COPIED:
-        if (src / f).is_file() and len(read(src / f)) > 0:
+        if (src / f).is_file() and (f not in OPTIONAL or len(read(src / f)) > 0):  # required tables even if empty
             shutil.copyfile(src / f, dst / f)
             text = (dst / f).read_text(encoding="utf-8-sig").replace("\r\n", "\n")
             (dst / f).write_text(text, encoding="utf-8")
 
-    scheme = json.loads((src / "scheme.json").read_text(encoding="utf-8")) if (src / "scheme.json").is_file() else {}
     engine = {"cc_scope": "all" if scheme.get("cc_counts_principal") else "secondary"}
     if scheme.get("fail_retry"):
         engine["fail_retry"] = scheme["fail_retry"]
+    if fail:
+        engine["fail_adrgs"] = fail
     fields = [f for f in ("los", "discharge", "dept") if f in scheme.get("split_fields_used", [])]
     lines = [
         "# Manifest of a grouping scheme: identity and the engine switches its tables rely on.",
         "# The tables beside this file are the scheme; nothing scheme-specific lives in code.",
         f'name = "{name}"', f'version = "{version}"', f'title = "{title}"', "", "[engine]",
-        *(f'{k} = "{v}"' for k, v in engine.items()),
+        *(f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in engine.items()),
     ]
     if fields:
         lines += ["", "[input]", "# optional input columns this scheme reads", f"fields = {json.dumps(fields)}"]
