@@ -17,7 +17,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
-	$(BIN)/drg group tests/data/chs-drg-1.1/sample.csv --ruleset chs-drg-1.1
+	$(BIN)/drg group tests/data/chs-drg-1.1/sample.csv
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_group.py

@@ -123,7 +123,7 @@ def main(argv=None) -> dict:
         import grouper
         from grouper.distributed import group_dataset
 
-        g = grouper.Grouper("chs-drg-1.1")
+        g = grouper.Grouper()
         t0, cpu0 = time.perf_counter(), children_cpu()
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                           silence_logs=40) as cluster, Client(cluster) as client:

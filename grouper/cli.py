@@ -18,7 +18,8 @@ import click
 
 from . import __version__
 from .arrow import InputError
-from .ruleset import RulesetError, available_rulesets, describe, load_ruleset
+from .ruleset import (DEFAULT_RULESET, NEXT_RULESET, STATUSES, RulesetError, available_rulesets, describe,
+                      load_ruleset)
 
 RULESET_HELP = "Ruleset name (see `drg rulesets`) or path to a ruleset folder."
 
@@ -71,7 +72,7 @@ def main() -> None:
 @click.option("-o", "--output", type=click.Path(),
               help="Output file; format from the extension (.csv, .parquet, .arrow). "
                    "Without it, a readable table is printed. With --workers/--scheduler: an output FOLDER.")
-@click.option("-r", "--ruleset", default="chs-drg-1.1", show_default=True, help=RULESET_HELP)
+@click.option("-r", "--ruleset", default=DEFAULT_RULESET, show_default=True, help=RULESET_HELP)
 @click.option("-t", "--threads", type=click.IntRange(min=1), default=None,
               help="Kernel threads (default: the CPUs this process may use).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output (and report) file; with "
@@ -224,7 +225,7 @@ def format_table(table, limit: int) -> str:
 
 @main.command()
 @click.argument("case_json", required=False)
-@click.option("-r", "--ruleset", default="chs-drg-1.1", show_default=True, help=RULESET_HELP)
+@click.option("-r", "--ruleset", default=DEFAULT_RULESET, show_default=True, help=RULESET_HELP)
 @click.option("--sex", help="1 male, 2 female.")
 @click.option("--age", help="Age in whole years.")
 @click.option("--age-days", help="Age in days (needed when age is 0).")
@@ -269,7 +270,8 @@ def explain(case_json, ruleset, sex, age, age_days, birth_weight, dx, px, los, d
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def rulesets(as_json):
-    """List the rulesets this installation knows (name, version, fingerprint, group counts)."""
+    """List the rulesets this installation knows: name, status (national current / next, local,
+    historic), version, group counts and fingerprint; * marks the default."""
     rows = []
     for name, path in available_rulesets().items():
         try:
@@ -281,10 +283,14 @@ def rulesets(as_json):
         return
     for r in rows:
         if "error" in r:
-            click.echo(f"{r['name']:<16} BROKEN: {r['error']}")
+            click.echo(f"  {r['name']:<16} BROKEN: {r['error']}")
         else:
-            click.echo(f"{r['name']:<16} version {r['version']:<6} {r['mdc']} MDC {r['adrg']} ADRG "
-                       f"{r['drg']} DRG  sha256 {r['fingerprint'][:16]}  {r['path']}")
+            mark = "*" if r["default"] else " "
+            click.echo(f"{mark} {r['name']:<16} {r['status']:<16} version {r['version']:<5} {r['mdc']} MDC "
+                       f"{r['adrg']:>3} ADRG {r['drg']:>4} DRG  sha256 {r['fingerprint'][:16]}  "
+                       f"{STATUSES[r['status']]}  {r['path']}")
+    click.echo(f"* default when no --ruleset is given ({DEFAULT_RULESET}); regroup goes to {NEXT_RULESET} "
+               "unless --to says otherwise")
 
 
 @main.command("validate-ruleset")
@@ -309,7 +315,7 @@ def validate_ruleset(path):
 @click.option("--hospitals", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--year", type=click.IntRange(1900, 2200), default=2025, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same file.")
-@click.option("-r", "--ruleset", default="chs-drg-1.1", show_default=True, help=RULESET_HELP)
+@click.option("-r", "--ruleset", default=DEFAULT_RULESET, show_default=True, help=RULESET_HELP)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
               help="Output file (.parquet, .csv or .arrow).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
@@ -338,8 +344,8 @@ def synth(cases, hospitals, year, seed, ruleset, output, overwrite):
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--from", "from_", default="chs-drg-1.1", show_default=True, help="Ruleset the data was grouped under.")
-@click.option("--to", "to", default="chs-drg-2.0", show_default=True, help="Ruleset to regroup into.")
+@click.option("--from", "from_", default=DEFAULT_RULESET, show_default=True, help="Ruleset the data was grouped under.")
+@click.option("--to", "to", default=NEXT_RULESET, show_default=True, help="Ruleset to regroup into.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
               help="Per-case results under both rulesets (.parquet, .csv or .arrow).")
 @click.option("--matrix", type=click.Path(dir_okay=False), help="Migration matrix: level, from, to, cases.")
@@ -392,7 +398,7 @@ def regroup(inputs, from_, to, output, matrix, summary, threads, keep, cost_colu
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
               help="Weights table (.csv/.parquet): drg, adrg, n, n_trimmed, mean_cost, rw, cv, mean_los, stable, flags.")
-@click.option("-r", "--ruleset", default="chs-drg-1.1", show_default=True, help=RULESET_HELP)
+@click.option("-r", "--ruleset", default=DEFAULT_RULESET, show_default=True, help=RULESET_HELP)
 @click.option("--trim", default="iqr:1.5", show_default=True, help="none, iqr:K (Tukey), sdlog:K or pct:LO-HI.")
 @click.option("--min-cases", type=click.IntRange(min=1), default=5, show_default=True,
               help="Groups with fewer kept cases are flagged thin and take their ADRG's pooled weight.")
@@ -452,7 +458,7 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
 @click.option("-w", "--weights", "weights_file", type=click.Path(exists=True, dir_okay=False), required=True,
               help="Weights table from `drg weights` (drg, rw).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Indices table (.csv/.parquet).")
-@click.option("-r", "--ruleset", default="chs-drg-1.1", show_default=True, help=RULESET_HELP)
+@click.option("-r", "--ruleset", default=DEFAULT_RULESET, show_default=True, help=RULESET_HELP)
 @click.option("--hospital-column", default="hospital_id", show_default=True)
 @click.option("--department-column", default=None, help="Also break down by department.")
 @click.option("--cost-column", default="total_cost", show_default=True)
@@ -525,7 +531,7 @@ def _side(value: str, min_cases: int):
               help="Per-hospital CMI and total weight under a and b (.csv/.parquet).")
 @click.option("--summary", type=click.Path(dir_okay=False), help="JSON: budget impact and exclusions.")
 @click.option("--report", type=click.Path(dir_okay=False), help="HTML report with plots.")
-@click.option("-r", "--ruleset", default="chs-drg-1.1", show_default=True, help=RULESET_HELP)
+@click.option("-r", "--ruleset", default=DEFAULT_RULESET, show_default=True, help=RULESET_HELP)
 @click.option("--min-cases", type=click.IntRange(min=1), default=5, show_default=True,
               help="For a side computed from INPUT: thin-group threshold, as in `drg weights`.")
 @click.option("--hospital-column", default="hospital_id", show_default=True)
@@ -585,7 +591,7 @@ def recalibrate(inputs, side_a, side_b, output, hospitals, summary, report, rule
 @click.option("--json", "json_file", type=click.Path(dir_okay=False),
               help="JSON run summary: counts by status and type, totals, rate, renormalisation, knob effects.")
 @click.option("--report", type=click.Path(dir_okay=False), help="HTML report with plots.")
-@click.option("-r", "--ruleset", default="chs-drg-1.1", show_default=True,
+@click.option("-r", "--ruleset", default=DEFAULT_RULESET, show_default=True,
               help=RULESET_HELP + " Used only for inputs that are not grouped yet (no status/drg columns).")
 @click.option("-t", "--threads", type=click.IntRange(min=1), default=None, help="Kernel threads (grouping).")
 @click.option("--column", "column_map", multiple=True, metavar="ROLE=NAME",
@@ -701,7 +707,7 @@ def _year_weights(text: str | None):
               help="Catalogue table (.parquet keeps the build information; .csv, .arrow).")
 @click.option("-p", "--pack", help="Payment pack (TOML file or bundled name) whose [dip] table gives the "
                                    "defaults; the options below win.")
-@click.option("-r", "--ruleset", default="chs-drg-1.1", show_default=True, help=DIP_RULESET_HELP)
+@click.option("-r", "--ruleset", default=DEFAULT_RULESET, show_default=True, help=DIP_RULESET_HELP)
 @click.option("--year-column", default=None,
               help="Column with the year or discharge date of each case [default: discharge_date when every "
                    "input has it, otherwise all cases are one period].")
@@ -758,7 +764,7 @@ def dip_catalogue(inputs, output, pack, ruleset, year_column, year_weights, core
               help="Catalogue from `drg dip catalogue`.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
               help="Per case, in order: case_id, status, group, group_type, score.")
-@click.option("-r", "--ruleset", default=None, help=DIP_RULESET_HELP + " [default: the catalogue's, else chs-drg-1.1]")
+@click.option("-r", "--ruleset", default=None, help=DIP_RULESET_HELP + " [default: the catalogue's, else " + DEFAULT_RULESET + "]")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 def dip_assign(inputs, catalogue_file, output, ruleset, overwrite):
     """Assign cases to the groups of a DIP catalogue (no payment)."""
@@ -767,7 +773,7 @@ def dip_assign(inputs, catalogue_file, output, ruleset, overwrite):
     _check_outputs([output], [*inputs, catalogue_file], overwrite)
     with _command_errors(ruleset=lambda: ruleset):
         cat = Catalogue.load(catalogue_file)
-        ruleset = ruleset or cat.info.get("ruleset") or "chs-drg-1.1"
+        ruleset = ruleset or cat.info.get("ruleset") or DEFAULT_RULESET
         counts = assign_files(inputs, cat, output, procedure_types=ProcedureTypes.from_ruleset(ruleset),
                               overwrite=overwrite)
     click.echo(f"{sum(counts.values())} cases: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v), err=True)
@@ -787,7 +793,7 @@ def dip_assign(inputs, catalogue_file, output, ruleset, overwrite):
               help="JSON: point value, totals, counts by status and case type, level coefficients used.")
 @click.option("--point-value", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Use this point value instead of PV_s = (fund_budget / fund_ratio) / total points.")
-@click.option("-r", "--ruleset", default=None, help=DIP_RULESET_HELP + " [default: the catalogue's, else chs-drg-1.1]")
+@click.option("-r", "--ruleset", default=None, help=DIP_RULESET_HELP + " [default: the catalogue's, else " + DEFAULT_RULESET + "]")
 @click.option("--cost-column", default="total_cost", show_default=True)
 @click.option("--hospital-column", default="hospital_id", show_default=True)
 @click.option("--level-column", default="hospital_level", show_default=True)
@@ -807,7 +813,7 @@ def dip_settle(inputs, catalogue_file, pack, output, summary, totals, point_valu
                    overwrite)
     with _command_errors(ruleset=lambda: ruleset):
         cat = Catalogue.load(catalogue_file)
-        ruleset = ruleset or cat.info.get("ruleset") or "chs-drg-1.1"
+        ruleset = ruleset or cat.info.get("ruleset") or DEFAULT_RULESET
         cols = Columns(cost=cost_column, hospital=hospital_column, level=level_column,
                        patient_share=patient_share_column)
         r = settle_files(inputs, cat, params, output, procedure_types=ProcedureTypes.from_ruleset(ruleset),

@@ -25,7 +25,7 @@ from .arrow import ID_EMPTY, CodeMapper, Encoded, Encoder, InputError, check_col
 from .compile import CompiledRuleset, compile_ruleset
 from .flags import CC_LABELS, STATUS_LABELS, STATUS_NAMES_ZH, CcLevel, Flag, Status, describe_flags
 from .reference import Case, ReferenceGrouper
-from .ruleset import Ruleset, load_ruleset
+from .ruleset import DEFAULT_RULESET, Ruleset, load_ruleset
 
 __all__ = ["Grouper", "GroupResult", "default_threads", "kept_name", "OUTPUT_COLUMNS"]
 
@@ -156,7 +156,7 @@ def _compiled(rs: Ruleset) -> CompiledRuleset:
 class Grouper:
     """Groups cases under one ruleset. Thread-safe; picklable (ships compiled arrays)."""
 
-    def __init__(self, ruleset: Ruleset | str | os.PathLike = "chs-drg-1.1", n_threads: int | None = None):
+    def __init__(self, ruleset: Ruleset | str | os.PathLike = DEFAULT_RULESET, n_threads: int | None = None):
         self.ruleset = ruleset if isinstance(ruleset, Ruleset) else load_ruleset(ruleset)
         fp = self.ruleset.fingerprint
         if fp not in _COMPILED:

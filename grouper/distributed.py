@@ -45,6 +45,7 @@ import pyarrow.parquet as pq
 from . import __version__
 from .arrow import CODE_COLUMNS, InputError, check_columns
 from .flags import STATUS_LABELS, Flag
+from .ruleset import DEFAULT_RULESET
 from .io import (
     CANONICAL_COLUMNS,
     DEFAULT_BATCH,
@@ -553,7 +554,7 @@ class DatasetResult:
         return text + (f"; {len(self.failed)} parts FAILED" if self.failed else "")
 
 
-def group_dataset(src, dst: str | os.PathLike, ruleset: Any = "chs-drg-1.1", client=None, *,
+def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, client=None, *,
                   workers: int | None = None, filesystem: pafs.FileSystem | None = None,
                   dst_filesystem: pafs.FileSystem | None = None, keep: Sequence[str] | bool = (),
                   mapping: Mapping[str, str] | Iterable[str] = (), map_file: str | os.PathLike | None = None,
@@ -903,7 +904,7 @@ def _aggregate(fn, src, ruleset, client, workers, filesystem, options, batch_siz
     return total
 
 
-def sample_dataset(src, ruleset: Any = "chs-drg-1.1", client=None, *, workers: int | None = None,
+def sample_dataset(src, ruleset: Any = DEFAULT_RULESET, client=None, *, workers: int | None = None,
                    filesystem: pafs.FileSystem | None = None, cost: str = "total_cost", los: str | None = "los",
                    year: str | None = None, batch_size: int = DEFAULT_BATCH):
     """The ``weights.CostSample`` of a Parquet dataset, one task per file (see ``weights_dataset``)."""
@@ -911,7 +912,7 @@ def sample_dataset(src, ruleset: Any = "chs-drg-1.1", client=None, *, workers: i
                       {"cost": cost, "los": los, "year": year}, batch_size)
 
 
-def weights_dataset(src, ruleset: Any = "chs-drg-1.1", options=None, client=None, *, workers: int | None = None,
+def weights_dataset(src, ruleset: Any = DEFAULT_RULESET, options=None, client=None, *, workers: int | None = None,
                     filesystem: pafs.FileSystem | None = None, cost: str = "total_cost", los: str | None = "los",
                     year: str | None = None, batch_size: int = DEFAULT_BATCH):
     """Relative weights of a partitioned Parquet dataset (``src`` as in ``list_fragments``): each
@@ -925,7 +926,7 @@ def weights_dataset(src, ruleset: Any = "chs-drg-1.1", options=None, client=None
     return sample.weights(options if options is not None else WeightOptions())
 
 
-def cells_dataset(src, ruleset: Any = "chs-drg-1.1", client=None, *, workers: int | None = None,
+def cells_dataset(src, ruleset: Any = DEFAULT_RULESET, client=None, *, workers: int | None = None,
                   filesystem: pafs.FileSystem | None = None, hospital: str = "hospital_id",
                   cost: str = "total_cost", los: str = "los", discharge: str = "discharge",
                   department: str | None = None, death_codes: Sequence[str] = ("5",),
@@ -937,7 +938,7 @@ def cells_dataset(src, ruleset: Any = "chs-drg-1.1", client=None, *, workers: in
     return _aggregate(_cells_fragment, src, ruleset, client, workers, filesystem, opts, batch_size)
 
 
-def indices_dataset(src, weights: Mapping[str, float], ruleset: Any = "chs-drg-1.1", client=None, *,
+def indices_dataset(src, weights: Mapping[str, float], ruleset: Any = DEFAULT_RULESET, client=None, *,
                     workers: int | None = None, filesystem: pafs.FileSystem | None = None, tiers=None, **kw):
     """Hospital indices of a partitioned Parquet dataset: ``(table, excluded)`` as
     ``indices.hospital_indices``, equal to the single-process result to the last bit."""

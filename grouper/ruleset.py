@@ -130,6 +130,7 @@ class Ruleset:
     pdx_excl: dict[str, str]  # principal dx code -> its exclusion table
     dx_names: dict[str, str]
     px_names: dict[str, str]
+    status: str = "local"  # one of STATUSES
     dx_map: dict[str, str] = field(default_factory=dict)  # optional code conversion (other edition -> this one)
     px_map: dict[str, str] = field(default_factory=dict)
 
@@ -178,8 +179,12 @@ class Ruleset:
         return sorted(codes)
 
     def counts(self) -> dict[str, int]:
-        return {"mdc": len(self.mdcs), "adrg": len({a.report_code for a in self.adrgs.values()}),
-                "drg": len({code for _, code in self.drgs})}
+        """Groups as the scheme publishes them: fail placeholders (engine.fail_adrgs) are rules,
+        not groups, and are not counted."""
+        fail = set(self.engine.get("fail_adrgs", ()))
+        return {"mdc": len(self.mdcs),
+                "adrg": len({a.report_code for a in self.adrgs.values() if a.code not in fail}),
+                "drg": len({code for rule, code in self.drgs if rule not in fail})}
 
     @cached_property
     def fields(self) -> frozenset[str]:
@@ -258,6 +263,15 @@ _SCHEMA = {
 }
 _OPTIONAL = {"named_lists.csv": ["list", "code"], "qy_rules.csv": ["mdc", "qy_drg", "rule"],
              "dx_map.csv": ["from_code", "to_code"], "px_map.csv": ["from_code", "to_code"]}
+
+#: What a scheme is to its users (``status`` in ruleset.toml; ``drg rulesets`` shows it).
+STATUSES = {"national-current": "国家现行版", "national-next": "国家新版（待实施）",
+            "local": "地方版", "historic": "国家旧版"}
+#: The scheme a command uses when none is named: the national version most regions run today
+#: (its ruleset.toml says ``status = "national-current"``; a test keeps the two in step), and
+#: the one a bureau regroups into next.
+DEFAULT_RULESET = "chs-drg-2.0"
+NEXT_RULESET = "chs-drg-3.0"
 
 _CACHE: dict[str, Ruleset] = {}  # small: a process rarely uses many schemes
 _CACHE_SIZE = 8
@@ -530,6 +544,7 @@ class _Loader:
             name=manifest["name"],
             version=str(manifest["version"]),
             title=manifest.get("title", manifest["name"]),
+            status=manifest.get("status", "local"),
             path=str(self.folder),
             fingerprint=self._fingerprint(manifest, t),
             engine=manifest["engine"],
@@ -567,6 +582,8 @@ class _Loader:
         if not isinstance(m["name"], str) or not isinstance(m["version"], (str, int)) or isinstance(
                 m["version"], bool) or not isinstance(m.get("title", ""), str):
             raise RulesetError("ruleset.toml", None, "name and title must be strings, version a string or integer")
+        if m.get("status", "local") not in STATUSES:
+            raise RulesetError("ruleset.toml", None, f"status must be one of {', '.join(STATUSES)}")
         for key in ("engine", "validation", "input"):
             if not isinstance(m.get(key, {}), dict):
                 raise RulesetError("ruleset.toml", None, f"[{key}] must be a table")
@@ -900,5 +917,5 @@ _FINGERPRINT_FORMAT = "drg-ruleset-fingerprint-2"
 
 def describe(rs: Ruleset) -> dict[str, Any]:
     """Identity and size of a ruleset, as listed by ``drg rulesets``."""
-    return {"name": rs.name, "version": rs.version, "title": rs.title,
-            "fingerprint": rs.fingerprint, **rs.counts(), "path": rs.path}
+    return {"name": rs.name, "version": rs.version, "title": rs.title, "status": rs.status,
+            "default": rs.name == DEFAULT_RULESET, "fingerprint": rs.fingerprint, **rs.counts(), "path": rs.path}

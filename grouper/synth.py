@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import __version__
-from .ruleset import Ruleset, load_ruleset
+from .ruleset import DEFAULT_RULESET, Ruleset, load_ruleset
 
 __all__ = ["SynthSpec", "generate", "write_synthetic"]
 
@@ -50,7 +50,7 @@ class SynthSpec:
     hospitals: int = 50
     year: int = 2025
     seed: int = 0
-    ruleset: str = "chs-drg-1.1"
+    ruleset: str = DEFAULT_RULESET
 
 
 class _Catalogue:

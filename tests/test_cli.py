@@ -55,8 +55,26 @@ def runner(monkeypatch, g):
     return CliRunner()
 
 
+#: Commands that group; this file's cases are CHS-DRG 1.1 cases (tests/data/chs-drg-1.1), so they
+#: run under chs-drg-1.1 unless a test names a ruleset (test_default_ruleset_is_the_national_current).
+_GROUPING = {"group", "explain"}
+
+
 def invoke(runner, *args, **kw):
-    return runner.invoke(main, [str(a) for a in args], **kw)
+    args = [str(a) for a in args]
+    if args and args[0] in _GROUPING and not {"-r", "--ruleset", "--help", "-h"} & set(args):
+        args += ["-r", "chs-drg-1.1"]
+    return runner.invoke(main, args, **kw)
+
+
+def test_default_ruleset_is_the_national_current(tmp_path):
+    out = tmp_path / "o.parquet"
+    result = CliRunner().invoke(main, ["group", str(DATA / "sample.csv"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert pq.read_schema(out).metadata[b"drg.ruleset"].startswith(b"chs-drg-2.0")
+    assert "[default: chs-drg-2.0]" in " ".join(CliRunner().invoke(main, ["group", "--help"]).stdout.split())
+    regroup_help = " ".join(CliRunner().invoke(main, ["regroup", "--help"]).stdout.split())
+    assert "[default: chs-drg-2.0]" in regroup_help and "[default: chs-drg-3.0]" in regroup_help
 
 
 def one_line_error(result) -> str:
@@ -248,7 +266,7 @@ def test_broken_ruleset_folder_exits_1_with_one_line(runner, tmp_path, broken_ru
 def test_rulesets_lists_bundled_ruleset(runner):
     result = invoke(runner, "rulesets")
     assert result.exit_code == 0, result.output
-    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("chs-drg-1.1"))
+    line = next(ln for ln in result.stdout.splitlines() if ln[2:].startswith("chs-drg-1.1 "))
     assert "26 MDC" in line and "376 ADRG" in line and "628 DRG" in line
     assert grouper.Grouper("chs-drg-1.1").compiled.fingerprint[:16] in line
 
@@ -268,9 +286,9 @@ def test_rulesets_reports_a_broken_ruleset_on_the_path(runner, monkeypatch, brok
     monkeypatch.setenv("DRG_RULES_PATH", str(folder.parent))
     result = invoke(runner, "rulesets")
     assert result.exit_code == 0, result.output
-    broken = next(ln for ln in result.stdout.splitlines() if ln.startswith("chs-drg-broken"))
+    broken = next(ln for ln in result.stdout.splitlines() if ln[2:].startswith("chs-drg-broken"))
     assert "BROKEN" in broken and drg in broken
-    assert any(ln.startswith("chs-drg-1.1") and "628 DRG" in ln for ln in result.stdout.splitlines())
+    assert any(ln[2:].startswith("chs-drg-1.1 ") and "628 DRG" in ln for ln in result.stdout.splitlines())
     rows = json.loads(invoke(runner, "rulesets", "--json").stdout)
     status = {r["name"]: "error" in r for r in rows}
     assert status["chs-drg-broken"] is True and status["chs-drg-1.1"] is False and status["chs-drg-2.0"] is False

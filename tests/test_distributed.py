@@ -41,7 +41,7 @@ def g():
 @pytest.fixture(scope="module")
 def province() -> pa.Table:
     """24,000 synthetic cases (dictionary-encoded dx/px lists, as `drg synth` writes them)."""
-    return pa.Table.from_batches(list(generate(SynthSpec(24_000, 20, 2025, 7))))
+    return pa.Table.from_batches(list(generate(SynthSpec(24_000, 20, 2025, 7, ruleset="chs-drg-1.1"))))
 
 
 def write_dataset(folder: Path, table: pa.Table, sizes: list[int], row_group: int = 2_000,
@@ -361,31 +361,31 @@ def test_malloc_is_tuned_only_under_dask_style_environments(monkeypatch):
 def test_cli_workers_and_errors(tmp_path, g, province):
     paths = write_dataset(tmp_path / "src", province, [5_000, 5_000])
     runner = CliRunner()
-    res = runner.invoke(main, ["group", str(tmp_path / "src"), "-o", str(tmp_path / "out"), "--workers", "2",
+    res = runner.invoke(main, ["group", "-r", "chs-drg-1.1", str(tmp_path / "src"), "-o", str(tmp_path / "out"), "--workers", "2",
                                "--keep", "dept", "--report", str(tmp_path / "r.json")])
     assert res.exit_code == 0, res.output
     assert "10000 cases in 2 parts under chs-drg-1.1" in res.stderr
-    ref = runner.invoke(main, ["group", *map(str, paths), "-o", str(tmp_path / "one.parquet"), "--keep", "dept"])
+    ref = runner.invoke(main, ["group", "-r", "chs-drg-1.1", *map(str, paths), "-o", str(tmp_path / "one.parquet"), "--keep", "dept"])
     assert ref.exit_code == 0, ref.output
     assert_same(read_parts(tmp_path / "out"), pq.read_table(tmp_path / "one.parquet"))
     assert json.loads((tmp_path / "r.json").read_text())["rows"] == 10_000
-    again = runner.invoke(main, ["group", str(tmp_path / "src"), "-o", str(tmp_path / "out"), "--workers", "1",
+    again = runner.invoke(main, ["group", "-r", "chs-drg-1.1", str(tmp_path / "src"), "-o", str(tmp_path / "out"), "--workers", "1",
                                  "--keep", "dept", "--report", str(tmp_path / "r.json")])
     assert again.exit_code == 0 and "2 parts already complete" in again.stderr
     for args, msg in [([], "name it with -o DIR"),
                       (["-o", str(tmp_path / "x"), "-t", "2"], "--threads does not apply"),
                       (["-o", str(tmp_path / "x"), "--scheduler", "tcp://127.0.0.1:1"], "not both")]:
-        res = runner.invoke(main, ["group", str(tmp_path / "src"), "--workers", "1", *args])
+        res = runner.invoke(main, ["group", "-r", "chs-drg-1.1", str(tmp_path / "src"), "--workers", "1", *args])
         assert res.exit_code == 2 and msg in res.stderr, res.output
-    res = runner.invoke(main, ["group", str(paths[0]), "-o", str(tmp_path / "out")])
+    res = runner.invoke(main, ["group", "-r", "chs-drg-1.1", str(paths[0]), "-o", str(tmp_path / "out")])
     assert res.exit_code == 2 and "is a folder" in res.stderr
     pq.write_table(pq.read_table(paths[1]), paths[1], row_group_size=2_000)
     corrupt(paths[1], 1)
-    res = runner.invoke(main, ["group", str(tmp_path / "src"), "-o", str(tmp_path / "out4"), "--workers", "2"])
+    res = runner.invoke(main, ["group", "-r", "chs-drg-1.1", str(tmp_path / "src"), "-o", str(tmp_path / "out4"), "--workers", "2"])
     assert res.exit_code == 1
     assert "failed: " + str(paths[1]) in res.stderr and "1 of 2 parts failed" in res.stderr
     assert "rerun the same command" in res.stderr
-    res = runner.invoke(main, ["group", str(tmp_path / "src"), "-o", str(tmp_path / "out5"), "--workers", "1",
+    res = runner.invoke(main, ["group", "-r", "chs-drg-1.1", str(tmp_path / "src"), "-o", str(tmp_path / "out5"), "--workers", "1",
                                "--map", "sex=nope"])
     assert res.exit_code == 2 and "no column 'nope'" in res.stderr
 
@@ -411,7 +411,7 @@ def test_dask_local_cluster_equals_drg_group(tmp_path, g, province, cluster):
     assert [x[0] for x in got] == [i * 10 for i in range(6)]
     assert len({(pid, obj) for _, pid, obj, _, _ in got}) <= 2
     # the command line, on the same cluster
-    res = CliRunner().invoke(main, ["group", str(tmp_path / "src"), "-o", str(tmp_path / "cli"),
+    res = CliRunner().invoke(main, ["group", "-r", "chs-drg-1.1", str(tmp_path / "src"), "-o", str(tmp_path / "cli"),
                                     "--scheduler", cluster.scheduler.address])
     assert res.exit_code == 0, res.output
     assert_same(read_parts(tmp_path / "cli"), expected_of(g, paths))
@@ -523,12 +523,12 @@ def test_partitioned_weights_and_indices_equal_the_single_process_results_exactl
 def test_weights_and_indices_commands_with_workers(tmp_path, province):
     write_dataset(tmp_path / "src", province, [5_000, 6_000])
     run = CliRunner().invoke
-    assert run(main, ["weights", str(tmp_path / "src"), "-o", str(tmp_path / "w1.csv")]).exit_code == 0
-    r = run(main, ["weights", str(tmp_path / "src"), "-o", str(tmp_path / "w2.csv"), "--workers", "2"])
+    assert run(main, ["weights", "-r", "chs-drg-1.1", str(tmp_path / "src"), "-o", str(tmp_path / "w1.csv")]).exit_code == 0
+    r = run(main, ["weights", "-r", "chs-drg-1.1", str(tmp_path / "src"), "-o", str(tmp_path / "w2.csv"), "--workers", "2"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "w1.csv").read_bytes() == (tmp_path / "w2.csv").read_bytes()
     for k, extra in ((1, []), (2, ["--workers", "2"])):
-        r = run(main, ["indices", str(tmp_path / "src"), "-w", str(tmp_path / "w1.csv"), "-o",
+        r = run(main, ["indices", "-r", "chs-drg-1.1", str(tmp_path / "src"), "-w", str(tmp_path / "w1.csv"), "-o",
                        str(tmp_path / f"i{k}.csv"), *extra])
         assert r.exit_code == 0, r.output
     assert (tmp_path / "i1.csv").read_bytes() == (tmp_path / "i2.csv").read_bytes()
@@ -570,7 +570,8 @@ def _run_with_dying_workers(tmp_path, kills: int, *args) -> "subprocess.Complete
 
 def test_workers_dying_at_startup_neither_hang_nor_traceback(tmp_path, g, province):
     paths = write_dataset(tmp_path / "src", province, [3_000, 3_000, 3_000])
-    res = _run_with_dying_workers(tmp_path, 1, str(tmp_path / "src"), "-o", str(tmp_path / "out"), "--workers", "2")
+    res = _run_with_dying_workers(tmp_path, 1, str(tmp_path / "src"), "-o", str(tmp_path / "out"), "--workers", "2",
+                                  "-r", "chs-drg-1.1")
     assert (tmp_path / "marks" / "killed-0").exists()  # a worker did die
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr and "9000 cases in 3 parts" in res.stderr

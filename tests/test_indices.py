@@ -195,7 +195,7 @@ def test_a_hospital_at_the_region_mean_has_indices_one(rs, k):
 
 @pytest.fixture(scope="module")
 def province():
-    data = pa.Table.from_batches(list(generate(SynthSpec(cases=50_000, hospitals=15, seed=3))))
+    data = pa.Table.from_batches(list(generate(SynthSpec(cases=50_000, hospitals=15, seed=3, ruleset="chs-drg-1.1"))))
     return grouper.Grouper("chs-drg-1.1").group(data, keep=["hospital_id", "total_cost", "los", "discharge", "dept"])
 
 
@@ -261,10 +261,10 @@ def test_weights_then_indices_commands(tmp_path):
     from grouper.synth import SynthSpec, write_synthetic
 
     src = tmp_path / "p.parquet"
-    write_synthetic(SynthSpec(cases=20_000, hospitals=6, seed=4), src)
+    write_synthetic(SynthSpec(cases=20_000, hospitals=6, seed=4, ruleset="chs-drg-1.1"), src)
     runner = CliRunner()
-    assert runner.invoke(main, ["weights", str(src), "-o", str(tmp_path / "w.csv")]).exit_code == 0
-    r = runner.invoke(main, ["indices", str(src), "-w", str(tmp_path / "w.csv"), "-o", str(tmp_path / "i.parquet"),
+    assert runner.invoke(main, ["weights", "-r", "chs-drg-1.1", str(src), "-o", str(tmp_path / "w.csv")]).exit_code == 0
+    r = runner.invoke(main, ["indices", "-r", "chs-drg-1.1", str(src), "-w", str(tmp_path / "w.csv"), "-o", str(tmp_path / "i.parquet"),
                              "--department-column", "dept"])
     assert r.exit_code == 0, r.output
     import pyarrow.parquet as pq
@@ -272,7 +272,7 @@ def test_weights_then_indices_commands(tmp_path):
     t = pq.read_table(tmp_path / "i.parquet")
     assert {"hospital", "department", "cmi", "cost_index", "time_index", "low_risk_mortality"} <= set(t.column_names)
     assert sum(t["cases"].to_pylist()) + 100 > 19_900  # every grouped case is counted once
-    bad = runner.invoke(main, ["indices", str(src), "-w", str(tmp_path / "w.csv"), "-o", str(tmp_path / "x.csv"),
+    bad = runner.invoke(main, ["indices", "-r", "chs-drg-1.1", str(src), "-w", str(tmp_path / "w.csv"), "-o", str(tmp_path / "x.csv"),
                                "--hospital-column", "nope"])
     assert bad.exit_code == 1 and "nope" in bad.stderr
 

@@ -22,7 +22,7 @@ IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 @pytest.fixture(scope="module")
 def grouped():
-    prov = pa.Table.from_batches(list(generate(SynthSpec(cases=20_000, hospitals=12, seed=3))))
+    prov = pa.Table.from_batches(list(generate(SynthSpec(cases=20_000, hospitals=12, seed=3, ruleset="chs-drg-1.1"))))
     return grouper.Grouper("chs-drg-1.1").group(prov, keep=["hospital_id", "total_cost", "los", "discharge", "dept"])
 
 

@@ -151,3 +151,48 @@ def test_disk_cache_serves_the_same_ruleset_and_follows_edits(copy11, tmp_path, 
     edit(copy11, "drg.csv", lambda rows: [rows[0], [rows[1][0], "改名", *rows[1][2:]], *rows[2:]])
     mod._CACHE.clear()
     assert load_ruleset(copy11).drgs[("AA1", "AA19")].name == "改名"
+
+
+def test_default_and_next_rulesets_are_the_schemes_their_manifests_say():
+    """The default is the national scheme most regions run today, the regroup target the next one."""
+    from grouper.ruleset import DEFAULT_RULESET, NEXT_RULESET, STATUSES
+
+    by_status = {}
+    for name in grouper.available_rulesets():
+        by_status.setdefault(grouper.load_ruleset(name).status, []).append(name)
+    assert set(by_status) <= set(STATUSES)
+    assert by_status["national-current"] == [DEFAULT_RULESET] == ["chs-drg-2.0"]
+    assert by_status["national-next"] == [NEXT_RULESET] == ["chs-drg-3.0"]
+    assert by_status["historic"] == ["chs-drg-1.1"]
+    assert grouper.Grouper().compiled.name == DEFAULT_RULESET
+
+
+def test_published_group_counts_leave_fail_placeholders_out():
+    counts = grouper.load_ruleset("chs-drg-3.0").counts()
+    assert counts == {"mdc": 26, "adrg": 492, "drg": 825}  # the workbook's own figures
+    assert grouper.load_ruleset("chs-drg-2.0").counts() == {"mdc": 26, "adrg": 409, "drg": 634}
+
+
+def test_unknown_status_is_refused(tmp_path):
+    import shutil
+
+    folder = tmp_path / "x"
+    shutil.copytree(RULES / "chs-drg-1.1", folder)
+    toml = folder / "ruleset.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace('status = "historic"', 'status = "current"'),
+                    encoding="utf-8")
+    with pytest.raises(grouper.RulesetError, match="status must be one of"):
+        grouper.load_ruleset(folder)
+
+
+def test_drg_rulesets_shows_status_and_default():
+    from click.testing import CliRunner
+
+    from grouper.cli import main
+
+    res = CliRunner().invoke(main, ["rulesets"])
+    assert res.exit_code == 0, res.output
+    line = {ln[2:].split()[0]: ln for ln in res.output.splitlines() if ln[2:3].strip()}
+    assert line["chs-drg-2.0"].startswith("* ") and "national-current" in line["chs-drg-2.0"]
+    assert "national-next" in line["chs-drg-3.0"] and "492 ADRG" in line["chs-drg-3.0"]
+    assert "historic" in line["chs-drg-1.1"] and not line["chs-drg-1.1"].startswith("*")

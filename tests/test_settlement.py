@@ -395,8 +395,8 @@ def province(tmp_path_factory):
     from grouper.weights import WeightOptions, weights_from_files
 
     d = tmp_path_factory.mktemp("settle")
-    write_synthetic(SynthSpec(cases=20_000, hospitals=12, seed=5), d / "p.parquet")
-    w = weights_from_files(grouper.Grouper(), [d / "p.parquet"], WeightOptions())
+    write_synthetic(SynthSpec(cases=20_000, hospitals=12, seed=5, ruleset="chs-drg-1.1"), d / "p.parquet")
+    w = weights_from_files(grouper.Grouper("chs-drg-1.1"), [d / "p.parquet"], WeightOptions())
     pq.write_table(w.table, d / "w.parquet")
     return d
 
@@ -434,7 +434,7 @@ def test_cli_settle_writes_every_output(province):
                     .replace('renormalize = "none"', 'renormalize = "knobs"'), encoding="utf-8")
     args = ["settle", str(d / "p.parquet"), "--pack", str(pack), "-w", str(d / "w.parquet"),
             "-o", str(d / "cli.parquet"), "--hospitals", str(d / "hosp.parquet"), "--summary", str(d / "h.csv"),
-            "--months", str(d / "m.csv"), "--json", str(d / "run.json"), "--report", str(d / "r.html")]
+            "--months", str(d / "m.csv"), "--json", str(d / "run.json"), "--report", str(d / "r.html"), "-r", "chs-drg-1.1"]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     assert "20000 cases under illustrative-2024: 20000 settled" in r.output
@@ -686,7 +686,7 @@ def test_settle_command_with_infinite_costs_exits_0_with_finite_money(tmp_path):
     (tmp_path / "c.csv").write_text("case_id,status,drg,total_cost,patient_share,los,discharge,hospital_id\n"
                                     "1,grouped,FR25,inf,100,7,1,H1\n2,grouped,FR25,1e400,100,7,1,H1\n"
                                     "3,grouped,FR25,7200,1900,7,1,H1\n")
-    r = CliRunner().invoke(main, ["settle", str(tmp_path / "c.csv"), "-p", "illustrative-2024", "-w",
+    r = CliRunner().invoke(main, ["settle", "-r", "chs-drg-1.1", str(tmp_path / "c.csv"), "-p", "illustrative-2024", "-w",
                                   str(tmp_path / "w.csv"), "-o", str(tmp_path / "o.parquet"),
                                   "--summary", str(tmp_path / "h.csv"), "--json", str(tmp_path / "s.json")])
     assert r.exit_code == 0, r.output

@@ -9,7 +9,7 @@ import pytest
 import grouper
 from grouper.synth import SynthSpec, generate, write_synthetic
 
-SPEC = SynthSpec(cases=60_000, hospitals=30, year=2025, seed=7)
+SPEC = SynthSpec(cases=60_000, hospitals=30, year=2025, seed=7, ruleset="chs-drg-1.1")
 
 
 @pytest.fixture(scope="module")
@@ -24,28 +24,28 @@ def grouped(province, grouper11):
 
 def test_same_seed_same_data_other_seed_other_data(province):
     assert pa.Table.from_batches(list(generate(SPEC))).equals(province)
-    other = pa.Table.from_batches(list(generate(SynthSpec(cases=60_000, hospitals=30, year=2025, seed=8))))
+    other = pa.Table.from_batches(list(generate(SynthSpec(cases=60_000, hospitals=30, year=2025, seed=8, ruleset="chs-drg-1.1"))))
     assert not other.equals(province)
 
 
 def test_parquet_file_is_labelled_synthetic_and_dictionary_encoded(tmp_path):
     path = tmp_path / "p.parquet"
-    assert write_synthetic(SynthSpec(cases=5_000, seed=1), path) == 5_000
+    assert write_synthetic(SynthSpec(cases=5_000, seed=1, ruleset="chs-drg-1.1"), path) == 5_000
     pf = pq.ParquetFile(path)
     meta = pf.schema_arrow.metadata
     assert meta[b"drg.synthetic"] == b"true" and b"SYNTHETIC" in meta[b"drg.description"]
     col = next(i for i in range(pf.metadata.num_columns) if pf.metadata.schema.column(i).path.startswith("dx."))
     assert any("DICTIONARY" in e for e in pf.metadata.row_group(0).column(col).encodings)
     with pytest.raises(FileExistsError):
-        write_synthetic(SynthSpec(cases=10), path)
+        write_synthetic(SynthSpec(cases=10, ruleset="chs-drg-1.1"), path)
 
 
 def test_csv_output_is_groupable_text(tmp_path):
     path = tmp_path / "p.csv"
-    write_synthetic(SynthSpec(cases=2_000, seed=3), path)
+    write_synthetic(SynthSpec(cases=2_000, seed=3, ruleset="chs-drg-1.1"), path)
     from grouper.io import group_file, open_source
 
-    summary, table = group_file(grouper.Grouper(), open_source(path), None)
+    summary, table = group_file(grouper.Grouper("chs-drg-1.1"), open_source(path), None)
     assert summary.rows == 2_000 and summary.status_counts["grouped"] > 1_950
 
 
