@@ -44,6 +44,7 @@ class _Side:
     values: dict = field(default_factory=dict)  # level -> dictionary values (pa.Array)
     drg_idx: list = field(default_factory=list)  # per batch: DRG dictionary index of grouped cases
     costs: list = field(default_factory=list)  # per batch: their costs
+    not_grouped: dict = field(default_factory=dict)  # (status, MDC) -> cases, for statuses in NOT_GROUPED
 
 
 @dataclass
@@ -114,6 +115,7 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
                 results = {"from": g_from.group_batch(b, encoded=enc_from, **lean),
                            "to": g_to.group_batch(b, encoded=enc_to, **lean)}
                 _count(results, sides, pair_counts)
+                _count_status_mdc(results, sides)
                 unknown["principal_dx_unknown"] += _count_pdx(results, enc, shared.dx.codes, pdx_moves)
                 if has_cost:
                     _count_cost(results, sides, b.column(cost_column))
@@ -142,6 +144,7 @@ def _finish(outs: OutputSet, done, start, sides, pair_counts, pdx_moves, hospita
     mat = _matrix(sides, pair_counts)
     summ = _summary(done, seconds, sides, pair_counts, mat, pdx_moves, hospital_drg, has_cost, top,
                     weight_options or WeightOptions())
+    summ.update(_version_changes(sides, _drg_level(mat), done, top))
     summ["principal_dx_unknown"] = unknown["principal_dx_unknown"]
     summ["principal_dx_unknown_share"] = unknown["principal_dx_unknown"] / done if done else 0.0
     if converter is not None:
@@ -185,6 +188,22 @@ def _count(results: dict, sides: dict, pair_counts: dict) -> None:
         key = _indices(a) * n_to + _indices(b)
         counts = np.bincount(key, minlength=len(a.dictionary) * n_to)
         pair_counts[level] = pair_counts.get(level, 0) + counts
+
+
+def _count_status_mdc(results: dict, sides: dict) -> None:
+    """Cases not grouped, by (status, MDC) on each side: a fail inside an MDC (3.0's X000) keeps
+    its MDC, a case no MDC took has 0000, and ambiguous (QY) cases are counted per MDC."""
+    for side, r in results.items():
+        st, mdc = r.column("status"), r.column("mdc")
+        n_mdc = len(mdc.dictionary)
+        counts = np.bincount(_indices(st) * n_mdc + _indices(mdc), minlength=len(st.dictionary) * n_mdc)
+        labels, mdcs = st.dictionary.to_pylist(), mdc.dictionary.to_pylist()
+        for k in np.flatnonzero(counts):
+            label = labels[k // n_mdc]
+            if label in NOT_GROUPED:
+                key = (label, mdcs[k % n_mdc])
+                acc = sides[side].not_grouped
+                acc[key] = acc.get(key, 0) + int(counts[k])
 
 
 def _count_pdx(results: dict, enc, codes: list[str], moves: dict) -> int:
@@ -300,3 +319,68 @@ def _summary(rows, seconds, sides, pair_counts, mat, pdx_moves, hospital_drg, ha
                     cmi.setdefault(h, {})[side] = float((counts * rw).sum() / grouped) if grouped else None
             out["hospital_cmi"] = dict(sorted(cmi.items()))
     return out
+
+
+def _drg_level(mat: pa.Table) -> pa.Table:
+    return mat.filter(pc.equal(mat["level"], "drg"))
+
+
+def _split_reads(rs) -> dict[str, tuple[str, ...]]:
+    """What each DRG's split condition reads, as labels: ``age``, ``birth weight``, ``CC/MCC``,
+    ``<predicate> <list>`` for list predicates (3.0's robot list: ``any_px_in OP_ARB``), else the
+    predicate's name. Read from the tables, so any scheme's new splits show up without code."""
+    from .conditions import predicates
+
+    out: dict[str, set[str]] = {}
+    for (_, code), drg in rs.drgs.items():
+        labels = out.setdefault(code, set())
+        for p in predicates(drg.split_rule):
+            name = p["pred"]
+            if name.startswith("age_"):
+                labels.add("age")
+            elif name.startswith("weight_"):
+                labels.add("birth weight")
+            elif name in ("has_mcc", "has_cc"):
+                labels.add("CC/MCC")
+            elif "list" in p:
+                labels.add(f"{name} {p['list']}")
+            else:
+                labels.add(name)
+    return {code: tuple(sorted(labels)) for code, labels in out.items()}
+
+
+def _published_drgs(rs) -> set[str]:
+    fail = set(rs.engine.get("fail_adrgs", ()))
+    return {code for rule, code in rs.drgs if rule not in fail}
+
+
+def _version_changes(sides: dict, drg_t: pa.Table, rows: int, top: int) -> dict:
+    """What a version change does beyond the counts: DRGs defined in one version only (from the
+    tables, whether or not cases used them) and the cases moving into the new ones; cases moving
+    into DRGs whose split reads age, a procedure list, ...; not-grouped cases by MDC under each
+    version (fails inside an MDC, ambiguous groups)."""
+    rs_from, rs_to = sides["from"].g.ruleset, sides["to"].g.ruleset
+    only_from = sorted(_published_drgs(rs_from) - _published_drgs(rs_to))
+    only_to = sorted(_published_drgs(rs_to) - _published_drgs(rs_from))
+    new = set(only_to)
+    reads = _split_reads(rs_to)
+    into_new = 0
+    by_label: dict[str, dict[str, int]] = {}
+    for f, t, n in zip(drg_t["from"].to_pylist(), drg_t["to"].to_pylist(), drg_t["cases"].to_pylist()):
+        if f == t:
+            continue
+        into_new += n if t in new else 0
+        for label in reads.get(t, ()):
+            per = by_label.setdefault(label, {})
+            per[t] = per.get(t, 0) + n
+    moves = {label: {"cases": sum(per.values()), "share": sum(per.values()) / rows if rows else 0.0,
+                     "top": [{"drg": d, "cases": c} for d, c in sorted(per.items(), key=lambda kv: -kv[1])[:top]]}
+             for label, per in sorted(by_label.items(), key=lambda kv: -sum(kv[1].values()))}
+    not_grouped = {side: {st: dict(sorted(((m, n) for (s2, m), n in acc.items() if s2 == st),
+                                          key=lambda kv: (-kv[1], kv[0])))
+                          for st in NOT_GROUPED if any(s2 == st for s2, _ in acc)}
+                   for side, acc in ((side, sides[side].not_grouped) for side in ("from", "to"))}
+    return {"drgs_only_in_from": only_from, "drgs_only_in_to": only_to,
+            "cases_into_drgs_only_in_to": into_new,
+            "moves_into_splits": moves,
+            "not_grouped_by_mdc": not_grouped}

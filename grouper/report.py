@@ -253,8 +253,38 @@ def _document(s: dict, figures: list[tuple[str, str]]) -> str:
         [[h, f"{x:.4f}", f"{y:.4f}", f"{y - x:+.4f}"] for h, x, y in cmi]) if cmi else ""}
 <h2>新增组 / New groups ({len(s["new_groups"])})</h2>{_codes(s["new_groups"])}
 <h2>消失组 / Vanished groups ({len(s["vanished_groups"])})</h2>{_codes(s["vanished_groups"])}
+{_version_section(s)}
 </body></html>
 """
+
+
+SPLIT_LABELS_ZH = {"age": "年龄", "birth weight": "出生体重", "CC/MCC": "并发症或合并症 CC/MCC"}
+
+
+def _version_section(s: dict) -> str:
+    """What the new version itself adds: groups defined in one version only, cases moving into
+    groups split by age, procedure lists (robot surgery), ...; not-grouped cases per MDC."""
+    if "moves_into_splits" not in s:
+        return ""
+    f, t, rows = s["from"]["ruleset"], s["to"]["ruleset"], s["rows"]
+    splits = _table(["拆分条件 / split reads", "迁入病例 / cases moving in", "占比 / share", "主要 DRG / top DRGs"], [
+        [f"{k} {SPLIT_LABELS_ZH.get(k, '')}".strip(), f"{v['cases']:,}", f"{v['share']:.2%}",
+         ", ".join(f"{d['drg']} ({d['cases']:,})" for d in v["top"][:8])] for k, v in s["moves_into_splits"].items()])
+    ng = s["not_grouped_by_mdc"]
+    mdcs = sorted({m for side in ng.values() for per in side.values() for m in per})
+    cols = [(side, st) for st in ("ungroupable", "ambiguous") for side in ("from", "to")]
+    by_mdc = _table(["MDC"] + [f"{STATUS_NAMES_ZH.get(st, st)} {f if side == 'from' else t}" for side, st in cols],
+                    [[m if m != "0000" else "0000 (无 MDC / no MDC)"]
+                     + [f"{ng.get(side, {}).get(st, {}).get(m, 0):,}" for side, st in cols] for m in mdcs])
+    return f"""<h2>版本变化 / What changes with the version</h2>
+<p>仅 {esc(t)} 有的 DRG / DRGs only in {esc(t)}: <b>{len(s["drgs_only_in_to"])}</b>,
+迁入病例 / cases moving into them: <b>{s["cases_into_drgs_only_in_to"]:,}</b>
+({s["cases_into_drgs_only_in_to"] / rows if rows else 0:.2%});
+仅 {esc(f)} 有的 DRG / DRGs only in {esc(f)}: <b>{len(s["drgs_only_in_from"])}</b></p>
+<h3>迁入按拆分条件 / Cases moving into DRGs by what their split reads</h3>{splits}
+<h3>未入组病例按 MDC / Cases not grouped, by MDC (MDC 内失败 such as X000 keep their MDC)</h3>{by_mdc}
+<h3>仅 {esc(t)} 有的 DRG / DRGs only in {esc(t)}</h3>{_codes(s["drgs_only_in_to"])}
+<h3>仅 {esc(f)} 有的 DRG / DRGs only in {esc(f)}</h3>{_codes(s["drgs_only_in_from"])}"""
 
 
 # ----------------------------------------------------------------------------- weights and indices report

@@ -134,3 +134,49 @@ def test_codes_of_another_edition_get_a_clear_warning(tmp_path):
     pq.write_table(t, src)
     r = CliRunner().invoke(main, ["regroup", str(src), "-o", str(tmp_path / "o.csv")])
     assert r.exit_code == 0 and "another edition" in r.stderr and "--convert-codes" in r.stderr
+
+
+def test_version_changes_20_to_30_agree_with_the_per_case_results(tmp_path):
+    """2.0 -> 3.0 on the 3.0 edge cases (fails inside MDCP, QY, age and robot splits): every new
+    summary figure recomputed from the per-case output and the two schemes' tables."""
+    g20, g30 = grouper.Grouper("chs-drg-2.0"), grouper.Grouper("chs-drg-3.0")
+    src = DATA / "chs-drg-3.0" / "golden_edge.csv"
+    out = tmp_path / "both.parquet"
+    res = regroup([src], g20, g30, out, summary=tmp_path / "s.json", report=tmp_path / "r.html")
+    s = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))
+    t = pq.read_table(out).to_pylist()
+
+    # not grouped, by MDC: the X000-style fails keep their MDC, a case no MDC took has 0000
+    expected = {}
+    for r in t:
+        if r["to_status"] != "grouped":
+            key = (r["to_status"], r["to_mdc"])
+            expected[key] = expected.get(key, 0) + 1
+    got = {(st, m): n for st, per in s["not_grouped_by_mdc"]["to"].items() for m, n in per.items()}
+    assert got == expected
+    assert got[("ungroupable", "MDCP")] == 7  # the edge file's fails inside MDCP
+    assert all(r["to_drg"] == "P000" for r in t if r["to_status"] == "ungroupable" and r["to_mdc"] == "MDCP")
+
+    # DRGs defined in one version only, from the tables
+    def published(g):
+        fail = set(g.ruleset.engine.get("fail_adrgs", ()))
+        return {code for rule, code in g.ruleset.drgs if rule not in fail}
+    assert s["drgs_only_in_to"] == sorted(published(g30) - published(g20))
+    assert s["drgs_only_in_from"] == sorted(published(g20) - published(g30))
+    assert "BV1E" in s["drgs_only_in_to"] and not any(d.endswith("000") for d in s["drgs_only_in_to"])
+    only_to = set(s["drgs_only_in_to"])
+    assert s["cases_into_drgs_only_in_to"] == sum(
+        1 for r in t if r["from_drg"] != r["to_drg"] and r["to_drg"] in only_to)
+
+    # cases moving into DRGs whose split reads age / the robot list
+    def moved_into(test):
+        return sum(1 for r in t if r["from_drg"] != r["to_drg"] and test(r["to_drg"]))
+    age = s["moves_into_splits"]["age"]
+    assert age["cases"] == moved_into(lambda d: d[-1] in "CDEFGH") > 0  # 3.0's age-split suffixes
+    robot = s["moves_into_splits"]["any_px_in OP_ARB"]
+    assert robot["cases"] == moved_into(lambda d: d.endswith("0") and not d.endswith("000")) > 0
+    assert sum(d["cases"] for d in robot["top"]) <= robot["cases"]
+    assert res.rows == len(t)
+
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "What changes with the version" in html and "any_px_in OP_ARB" in html and "MDCP" in html
