@@ -345,7 +345,9 @@ def synth(cases, hospitals, year, seed, ruleset, output, overwrite):
 @click.option("--matrix", type=click.Path(dir_okay=False), help="Migration matrix: level, from, to, cases.")
 @click.option("--summary", type=click.Path(dir_okay=False), help="Summary JSON (changes, status rates, weights, CMI).")
 @click.option("-t", "--threads", type=click.IntRange(min=1), default=None, help="Kernel threads.")
-@click.option("--keep", multiple=True, metavar="COL", help="Input column to copy to the output (repeatable).")
+@click.option("--keep", multiple=True, metavar="COL",
+              help="Input column to copy to the output (repeatable); one named like an output column "
+                   "(from_status, to_drg, ...) is written as input_<name>.")
 @click.option("--cost-column", default="total_cost", show_default=True,
               help="Cost column: when present, relative weights under each version are computed.")
 @click.option("--hospital-column", default="hospital_id", show_default=True,
