@@ -605,8 +605,8 @@ def settle(inputs, pack, weights_file, output, hospitals_file, summary, months, 
     INPUT are grouped files (with status and drg columns, e.g. from `drg group --keep ...`) or raw
     case files, grouped here under --ruleset. Rows that cannot be settled keep their row with a
     settle_status and are counted. The input is read twice, in bounded memory (raw files are
-    grouped on each read). Exit codes: 0 done; 1 invalid pack, missing column or I/O error;
-    2 usage error.
+    grouped on each read). Exit codes: 0 done; 1 invalid pack or I/O error; 2 usage error,
+    including a case file without a column the pack needs.
     """
     from .payment_pack import PackError, load_pack
     from .settlement import Columns, settle_files

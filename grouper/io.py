@@ -1002,10 +1002,14 @@ def grouped_batches(grouper, inputs, keep: list[str], *, optional: list[str] = (
         s = open_source(path, batch_size=batch_size, filesystem=filesystem)
         plan = plan_columns(s.schema, None, "auto", s.path)
         names = plan.schema(s.schema).names
-        missing = [c for c in keep if c not in names]
+        missing = [c for c in dict.fromkeys([*grouper.encoder.required, *keep]) if c not in names]
         if missing:
-            raise ValueError(f"{path}: missing column(s) for {what}: {', '.join(missing)}")
+            raise InputError(f"{path}: missing column(s) for {what}: {', '.join(missing)}")
         present = list(dict.fromkeys([*keep, *(c for c in optional if c in names)]))
         s.columns = read_columns(s.schema, plan, {*grouper.encoder.columns, *present})  # no case_id: not needed
         for b in prefetch(s.batches):  # the next batch is read while this one is grouped
-            yield grouper.group_batch(plan.apply(b), columns=columns, keep=present)
+            try:
+                out = grouper.group_batch(plan.apply(b), columns=columns, keep=present)
+            except (InputError, CorruptInputError) as exc:
+                raise type(exc)(f"{path}: {exc}") from None
+            yield out
