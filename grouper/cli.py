@@ -351,7 +351,9 @@ def synth(cases, hospitals, year, seed, ruleset, output, overwrite):
 @click.option("--matrix", type=click.Path(dir_okay=False), help="Migration matrix: level, from, to, cases.")
 @click.option("--summary", type=click.Path(dir_okay=False), help="Summary JSON (changes, status rates, weights, CMI).")
 @click.option("-t", "--threads", type=click.IntRange(min=1), default=None, help="Kernel threads.")
-@click.option("--keep", multiple=True, metavar="COL", help="Input column to copy to the output (repeatable).")
+@click.option("--keep", multiple=True, metavar="COL",
+              help="Input column to copy to the output (repeatable); one named like an output column "
+                   "(from_status, to_drg, ...) is written as input_<name>.")
 @click.option("--cost-column", default="total_cost", show_default=True,
               help="Cost column: when present, relative weights under each version are computed.")
 @click.option("--hospital-column", default="hospital_id", show_default=True,
@@ -609,8 +611,8 @@ def settle(inputs, pack, weights_file, output, hospitals_file, summary, months, 
     INPUT are grouped files (with status and drg columns, e.g. from `drg group --keep ...`) or raw
     case files, grouped here under --ruleset. Rows that cannot be settled keep their row with a
     settle_status and are counted. The input is read twice, in bounded memory (raw files are
-    grouped on each read). Exit codes: 0 done; 1 invalid pack, missing column or I/O error;
-    2 usage error.
+    grouped on each read). Exit codes: 0 done; 1 invalid pack or I/O error; 2 usage error,
+    including a case file without a column the pack needs.
     """
     from .payment_pack import PackError, load_pack
     from .settlement import Columns, settle_files

@@ -27,7 +27,7 @@ from .flags import CC_LABELS, STATUS_LABELS, STATUS_NAMES_ZH, CcLevel, Flag, Sta
 from .reference import Case, ReferenceGrouper
 from .ruleset import DEFAULT_RULESET, Ruleset, load_ruleset
 
-__all__ = ["Grouper", "GroupResult", "default_threads", "kept_name", "OUTPUT_COLUMNS"]
+__all__ = ["Grouper", "GroupResult", "default_threads", "kept_name", "kept_names", "OUTPUT_COLUMNS"]
 
 OUTPUT_COLUMNS = ("case_id", "status", "mdc", "adrg", "drg", "cc_level", "mdc_name", "adrg_name",
                   "drg_name", "flags", "reason")
@@ -36,20 +36,23 @@ OUTPUT_COLUMNS = ("case_id", "status", "mdc", "adrg", "drg", "cc_level", "mdc_na
 KEPT_PREFIX = "input_"
 
 
-def kept_name(column: str) -> str:
-    """The output name of kept input ``column``: itself, or ``input_<name>`` for an output
-    column's name. ``case_id`` is the output's case_id already and keeps its name."""
-    return KEPT_PREFIX + column if column in OUTPUT_COLUMNS and column != "case_id" else column
+def kept_name(column: str, outputs: Sequence[str] = OUTPUT_COLUMNS) -> str:
+    """The output name of kept input ``column``: itself, or ``input_<name>`` for the name of one
+    of ``outputs`` (a command's result columns). ``case_id`` is the output's case_id already and
+    keeps its name."""
+    return KEPT_PREFIX + column if column in outputs and column != "case_id" else column
 
 
-def _kept_names(keep: Sequence[str], columns: Sequence[str]) -> dict[str, str]:
-    """input column -> output name for ``keep``; a clash with another output is an InputError."""
+def kept_names(keep: Sequence[str], columns: Sequence[str],
+               outputs: Sequence[str] = OUTPUT_COLUMNS) -> dict[str, str]:
+    """input column -> output name for ``keep`` beside the result ``columns`` (named by
+    ``kept_name`` against ``outputs``); a clash with another output is an InputError."""
     names: dict[str, str] = {}
     taken = {c: c for c in columns}
     for c in dict.fromkeys(keep):
         if c == "case_id" and "case_id" in columns:
             continue  # the output's case_id is this column
-        out = kept_name(c)
+        out = kept_name(c, outputs)
         if out in taken:
             by = "an output column" if taken[out] == out and out in columns else f"kept column {taken[out]!r}"
             raise InputError(f"keep {c!r}: its output name {out!r} is already used by {by}; keep one of them")
@@ -223,7 +226,7 @@ class Grouper:
         column's name is written as ``input_<name>`` (``keep=True`` leaves those out)."""
         if keep is True:
             keep = [c for c in batch.schema.names if c not in OUTPUT_COLUMNS]
-        kept = _kept_names(keep, columns)
+        kept = kept_names(keep, columns)
         check_columns(batch.schema.names, [*keep], ["case_id"])
         if encoded is not None:
             self._check_encoded(encoded, batch.num_rows)

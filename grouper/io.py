@@ -648,6 +648,8 @@ def _write_batches(path: Path, tmp: str, kind: str, batches: Iterable[pa.RecordB
                     _refuse_infinite(path, b)
                     if kind == "csv":
                         b = _joined_lists(b)
+                    elif kind == "arrow":
+                        b = _plain_dictionaries(b)
                     if writer is None:
                         writer = writing(_writer, kind, tmp, b.schema)
                     pending.append(pool.submit(writing, write, writer, b))
@@ -661,7 +663,8 @@ def _write_batches(path: Path, tmp: str, kind: str, batches: Iterable[pa.RecordB
                 raise
         if writer is None:
             schema = empty_schema or pa.schema([])
-            writer = writing(_writer, kind, tmp, _joined_lists(_empty(schema)).schema if kind == "csv" else schema)
+            plain = {"csv": _joined_lists, "arrow": _plain_dictionaries}.get(kind)
+            writer = writing(_writer, kind, tmp, plain(_empty(schema)).schema if plain else schema)
     except BaseException:
         close = getattr(it, "close", None)
         if close is not None:  # stop the producer (and its read-ahead thread) now, not at garbage collection
@@ -706,6 +709,30 @@ def _joined_lists(b: pa.RecordBatch) -> pa.RecordBatch:
     cols = [pc.binary_join(c.cast(pa.list_(pa.string())), "|") if pa.types.is_list(c.type)
             or pa.types.is_large_list(c.type) else c for c in b.columns]
     return pa.RecordBatch.from_arrays(cols, names=b.schema.names).replace_schema_metadata(b.schema.metadata)
+
+
+def _plain_type(t: pa.DataType) -> pa.DataType:
+    """``t`` with every dictionary type (also inside lists and structs) replaced by its values' type."""
+    if pa.types.is_dictionary(t):
+        return _plain_type(t.value_type)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        item = t.value_field.with_type(_plain_type(t.value_type))
+        return pa.list_(item) if pa.types.is_list(t) else pa.large_list(item)
+    if pa.types.is_struct(t):
+        return pa.struct([f.with_type(_plain_type(f.type)) for f in t])
+    return t
+
+
+def _plain_dictionaries(b: pa.RecordBatch) -> pa.RecordBatch:
+    """Dictionary columns decoded, for an Arrow IPC file: the file format allows one dictionary
+    per column (no replacement), every batch brings its own (``reason``, kept columns) and
+    deltas are beyond many readers (polars), so the file holds their values."""
+    types = [_plain_type(t) for t in b.schema.types]
+    if types == b.schema.types:
+        return b
+    schema = pa.schema([f.with_type(t) for f, t in zip(b.schema, types)], metadata=b.schema.metadata)
+    return pa.RecordBatch.from_arrays([c if c.type == t else c.cast(t) for c, t in zip(b.columns, types)],
+                                      schema=schema)
 
 
 def _writer(kind: str, tmp: str, schema: pa.Schema):
@@ -975,10 +1002,14 @@ def grouped_batches(grouper, inputs, keep: list[str], *, optional: list[str] = (
         s = open_source(path, batch_size=batch_size, filesystem=filesystem)
         plan = plan_columns(s.schema, None, "auto", s.path)
         names = plan.schema(s.schema).names
-        missing = [c for c in keep if c not in names]
+        missing = [c for c in dict.fromkeys([*grouper.encoder.required, *keep]) if c not in names]
         if missing:
-            raise ValueError(f"{path}: missing column(s) for {what}: {', '.join(missing)}")
+            raise InputError(f"{path}: missing column(s) for {what}: {', '.join(missing)}")
         present = list(dict.fromkeys([*keep, *(c for c in optional if c in names)]))
         s.columns = read_columns(s.schema, plan, {*grouper.encoder.columns, *present})  # no case_id: not needed
         for b in prefetch(s.batches):  # the next batch is read while this one is grouped
-            yield grouper.group_batch(plan.apply(b), columns=columns, keep=present)
+            try:
+                out = grouper.group_batch(plan.apply(b), columns=columns, keep=present)
+            except (InputError, CorruptInputError) as exc:
+                raise type(exc)(f"{path}: {exc}") from None
+            yield out

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .arrow import Encoder, InputError, check_columns
-from .core import Grouper
+from .core import Grouper, kept_names
 from .weights import WeightOptions
 from .io import (CANONICAL_COLUMNS, DEFAULT_BATCH, OutputSet, check_outputs, expand_inputs, open_source, plan_columns,
                  prefetch, read_columns, write_batches)
@@ -33,6 +33,8 @@ __all__ = ["regroup", "RegroupResult"]
 
 LEVELS = ("status", "mdc", "adrg", "drg")
 RESULT_COLUMNS = ("status", "mdc", "adrg", "drg", "cc_level")
+#: the output's own columns; a kept input column with one of these names comes as input_<name>
+OUTPUT_COLUMNS = ("case_id", *(f"{side}_{c}" for side in ("from", "to") for c in RESULT_COLUMNS))
 NOT_GROUPED = ("invalid", "ungroupable", "ambiguous")
 
 
@@ -71,12 +73,13 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
     sources = [open_source(p, batch_size=batch_size) for p in paths]
     keep = list(keep)
     for s in sources:
-        for g in (g_from, g_to):
-            try:
+        try:
+            kept = kept_names(keep, OUTPUT_COLUMNS, OUTPUT_COLUMNS)  # input column -> output name
+            for g in (g_from, g_to):
                 check_columns(plan_columns(s.schema, None, "auto", s.path).schema(s.schema).names,
                               [*g.encoder.required, *keep])
-            except InputError as exc:
-                raise InputError(f"{s.path}: {exc}") from None
+        except InputError as exc:
+            raise InputError(f"{s.path}: {exc}") from None
 
     # one encoder over both code dictionaries: strings are mapped once, each scheme gets its ids
     # by a table lookup (a code known to only one scheme stays known to that one)
@@ -125,8 +128,8 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
                 for side in ("from", "to"):
                     for c in RESULT_COLUMNS:
                         cols[f"{side}_{c}"] = results[side].column(c)
-                for c in keep:
-                    cols[c] = b.column(c)
+                for c, name in kept.items():
+                    cols[name] = b.column(c)
                 done += b.num_rows
                 yield pa.RecordBatch.from_pydict(cols).replace_schema_metadata(_metadata(g_from, g_to))
 

@@ -40,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .arrow import CorruptInputError, InputError
 from .indices import ExactSum
 from .payment_pack import MAX_AMOUNT, MAX_RATE, MIN_MEAN_COST, PaymentPack
 
@@ -472,7 +473,31 @@ class _Prep:
 
 def _need(table: pa.Table, name: str, why: str) -> None:
     if name not in table.column_names:
-        raise ValueError(f"no column {name!r} in the cases ({why})")
+        raise InputError(f"no column {name!r} in the cases ({why})")
+
+
+def _uses_insurance_type(pack: PaymentPack) -> bool:
+    return bool(pack.rate.by_insurance_type or pack.fund.fund_ratio_by_insurance_type
+                or any(isinstance(v, dict) for v in pack.rate.by_level.values()))
+
+
+def needed_columns(pack: PaymentPack, cols: Columns) -> list[tuple[str, str]]:
+    """(column, why) of every case column a settlement under ``pack`` cannot do without."""
+    need = [(cols.cost, "cost of each case"), (cols.hospital, "hospital of each case")]
+    if _uses_insurance_type(pack):
+        need.append((cols.insurance_type, "the pack sets values by insurance type"))
+    if pack.per_diem.enabled or pack.short_stay.enabled:
+        need.append((cols.los, "per-diem and short-stay rules read the length of stay"))
+    if pack.fund.patient_share in ("column", "column_ratio"):
+        need.append((cols.patient_share, f"fund.patient_share = {pack.fund.patient_share!r}"))
+    ss = pack.short_stay
+    if ss.enabled and (ss.death_within_days is not None or ss.transfer_within_days is not None):
+        need.append((cols.discharge, "short-stay death/transfer rules read the discharge status"))
+    if pack.special_review.enabled and pack.special_review.application_column:
+        need.append((pack.special_review.application_column, "special_review.application_column"))
+    if pack.knobs.referral.enabled:
+        need.append((cols.referred, "knobs.referral reads whether the case was referred from primary care"))
+    return need
 
 
 def _uses_level(pack: PaymentPack) -> bool:
@@ -501,8 +526,8 @@ class _Run:
         if cols.status not in table.column_names or cols.drg not in table.column_names:
             raise ValueError(f"the cases are not grouped: no {cols.status!r}/{cols.drg!r} column "
                              "(group them first, or give raw cases with a ruleset)")
-        _need(table, cols.cost, "cost of each case")
-        _need(table, cols.hospital, "hospital of each case")
+        for name, why in needed_columns(pack, cols):
+            _need(table, name, why)
         st_values, st = _encode(table[cols.status])
         kind_of = np.array([GROUP_STATUS.index(v) if v in GROUP_STATUS else -1 for v in st_values] + [-1], np.int64)
         kind = kind_of[st]
@@ -525,19 +550,13 @@ class _Run:
             level_values, level = np.array([], dtype=object), np.full(n, -1, np.int64)
         self.level_seen |= len(level_values) > 0
         ins_values, ins = np.array([], object), np.full(n, -1, np.int64)
-        uses_ins = bool(pack.rate.by_insurance_type or pack.fund.fund_ratio_by_insurance_type
-                        or any(isinstance(v, dict) for v in pack.rate.by_level.values()))
-        if uses_ins:
-            _need(table, cols.insurance_type, "the pack sets values by insurance type")
+        if _uses_insurance_type(pack):
             ins_values, ins = _encode(table[cols.insurance_type])
 
         needs_los = pack.per_diem.enabled or pack.short_stay.enabled
-        if needs_los:
-            _need(table, cols.los, "per-diem and short-stay rules read the length of stay")
         los = _numbers(table, cols.los) if needs_los else np.full(n, np.nan)
         share = np.full(n, np.nan)
         if pack.fund.patient_share in ("column", "column_ratio"):
-            _need(table, cols.patient_share, f"fund.patient_share = {pack.fund.patient_share!r}")
             share = _numbers(table, cols.patient_share)
 
         rate, fallback = _rates(pack, self.base, level_values, level, ins_values, ins)
@@ -586,7 +605,6 @@ class _Run:
             if ss.los_ratio_below is not None:
                 short |= los < ss.los_ratio_below * alos  # false where the group has no ALOS
             if ss.death_within_days is not None or ss.transfer_within_days is not None:
-                _need(table, cols.discharge, "short-stay death/transfer rules read the discharge status")
                 dis = pc.cast(table[cols.discharge], pa.string())
                 for codes, days in ((ss.death_codes, ss.death_within_days),
                                     (ss.transfer_codes, ss.transfer_within_days)):
@@ -607,7 +625,6 @@ class _Run:
         applied = None
         sr = pack.special_review
         if sr.enabled and sr.application_column:
-            _need(table, sr.application_column, "special_review.application_column")
             applied = _flags(table[sr.application_column])
         fund_ratio = None
         if pack.fund.patient_share == "ratio":
@@ -629,7 +646,6 @@ class _Run:
         self.hosp.knobs(pack)
         kr = pack.knobs.referral
         if kr.enabled:
-            _need(table, cols.referred, "knobs.referral reads whether the case was referred from primary care")
             hit = _flags(table[cols.referred]) & priced & (np.nan_to_num(rw) >= kr.min_rw)
             if kr.levels:
                 ok = np.array([v in kr.levels for v in level_values] + [False])
@@ -1558,9 +1574,11 @@ class CaseFiles:
         want = case_columns(pack, cols)
         self.parts = []  # (source, plan or None for grouped files, keep)
         schemas = []
+        seen: set[str] = set()  # columns of any file (a file without one reads it as null)
         for path in expand_inputs(inputs):
             s = open_source(path, batch_size=batch_size)
             names = s.schema.names
+            seen.update(plan_columns(s.schema, None, "auto", s.path).schema(s.schema).names)
             if cols.status in names and cols.drg in names:
                 s.columns = [c for c in names if c in {cols.status, cols.drg, *want}]
                 self.parts.append((s, None, None))
@@ -1576,8 +1594,16 @@ class CaseFiles:
                 keep = [c for c in dict.fromkeys(want) if c in planned.names and c not in ("case_id",)]
                 s.columns = read_columns(s.schema, plan, {*CANONICAL_COLUMNS, *keep})
                 self.parts.append((s, plan, keep))
-                schemas.append(grouper.group_batch(_empty(planned), columns=("case_id", "status", "drg"),
-                                                   keep=keep).schema)
+                try:
+                    schemas.append(grouper.group_batch(_empty(planned), columns=("case_id", "status", "drg"),
+                                                       keep=keep).schema)
+                except InputError as exc:
+                    raise InputError(f"{path}: {exc}") from None
+        files = [s.path for s, _, _ in self.parts]
+        for name, why in needed_columns(pack, cols):  # before any work
+            if name not in seen:
+                where = files[0] if len(files) == 1 else f"{files[0]} and the {len(files) - 1} other input file(s)"
+                raise InputError(f"{where}: no column {name!r} in the cases ({why})")
         self.grouper = grouper
         self.schema = _unified_schema(schemas)
         self.info = {"grouped_here": 0, "pre_grouped": 0, "files": [s.path for s, _, _ in self.parts]}
@@ -1590,8 +1616,11 @@ class CaseFiles:
         for s, plan, keep in self.parts:
             for b in prefetch(s.batches):
                 if plan is not None:
-                    b = self.grouper.group_batch(plan.apply(b), columns=("case_id", "status", "drg"), keep=keep,
-                                                 row_offset=rows)
+                    try:
+                        b = self.grouper.group_batch(plan.apply(b), columns=("case_id", "status", "drg"),
+                                                     keep=keep, row_offset=rows)
+                    except (InputError, CorruptInputError) as exc:
+                        raise type(exc)(f"{s.path}: {exc}") from None
                     info["grouped_here"] += b.num_rows
                 else:
                     info["pre_grouped"] += b.num_rows

@@ -43,7 +43,8 @@ def batch(**over) -> pa.RecordBatch:
             "sex": pa.array([1, 1], pa.int8()), "age": pa.array([65, 70], pa.int16()),
             "dx": pa.array([["C61.x00", "I10.x00"]] * 2), "px": pa.array([["60.5x02"], []]),
             "los": pa.array([5, 6], pa.int32()), "total_cost": pa.array([10000.0, 9000.0]),
-            "patient_share": pa.array([2000.0, 1000.0])}
+            "patient_share": pa.array([2000.0, 1000.0]),
+            "discharge": pa.array(["1", "1"])}  # settle checks the columns its pack needs first
     cols.update(over)
     return pa.RecordBatch.from_arrays(list(cols.values()), names=list(cols))
 
@@ -203,7 +204,8 @@ def test_crafted_arrow_file_is_a_one_line_error_not_a_segfault(tmp_path, command
 
 def test_settle_of_a_grouped_arrow_file_with_a_corrupt_pass_through_column(tmp_path):
     b = pa.RecordBatch.from_pydict({"case_id": ["1", "2"], "status": ["grouped"] * 2, "drg": ["MA19"] * 2,
-                                    "total_cost": [1.0, 2.0], "patient_share": [0.0, 0.0], "los": [3, 4]})
+                                    "total_cost": [1.0, 2.0], "patient_share": [0.0, 0.0], "los": [3, 4],
+                                    "discharge": ["1", "1"]})
     b = b.append_column("hospital_id", strings([0, -100_000_000, 2], b"H1"))
     write_ipc(tmp_path / "grouped.arrow", b)
     (tmp_path / "w.csv").write_text("drg,rw,mean_cost,mean_los,n\nMA19,1.2,12000,6,30\n")

@@ -274,7 +274,7 @@ def test_weights_then_indices_commands(tmp_path):
     assert sum(t["cases"].to_pylist()) + 100 > 19_900  # every grouped case is counted once
     bad = runner.invoke(main, ["indices", "-r", "chs-drg-1.1", str(src), "-w", str(tmp_path / "w.csv"), "-o", str(tmp_path / "x.csv"),
                                "--hospital-column", "nope"])
-    assert bad.exit_code == 1 and "nope" in bad.stderr
+    assert bad.exit_code == 2 and "nope" in bad.stderr  # a missing column is a usage error
 
 
 def test_cmi_shift_between_two_weight_sets():

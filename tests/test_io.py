@@ -715,3 +715,53 @@ def test_repeated_column_names_are_an_input_error_naming_file_and_column(g, tmp_
     assert table["drg"].to_pylist() == [g.group_one(sex=1, age=65, dx=["C61.x00"]).drg]
     with pytest.raises(grouper.InputError, match=r"'note' \(2 times\)"):
         group_files(g, [path2], None, keep=["note"])
+
+
+# ----------------------------------------------------------------------------- issue 18 leftovers
+
+def _as_text(table: pa.Table) -> list[tuple]:
+    """Rows as text whatever the format kept of the types (CSV: all text, no nulls)."""
+    def text(v):
+        return "" if v is None else str(v)
+    return [tuple(text(v) for v in row.values()) for row in table.to_pylist()]
+
+
+_READ_BACK = {".parquet": pq.read_table, ".arrow": lambda p: ipc.open_file(p).read_all(), ".csv": read_text_csv}
+
+
+@pytest.mark.parametrize("ext", [".parquet", ".csv", ".arrow"])
+def test_batches_with_different_dictionaries_write_to_every_format(g, tmp_path, ext):
+    """A CSV and its Parquet copy (a dictionary-encoded hospital_id, one row group per case)
+    read one case per batch: each batch's ``reason`` and kept hospital_id come with their own
+    dictionary. An Arrow IPC file allows one dictionary per column (no replacement): the run
+    used to stop with 'Dictionary replacement detected'. Every format now reads back equal to
+    grouping the concatenated input."""
+    csv = tmp_path / "cases.csv"
+    csv.write_text("case_id,sex,age,dx,px,hospital_id\n"
+                   "1,1,65,C61.x00|NOT.A.CODE,60.5x02,H1\n"  # unknown secondary code: a reason
+                   "2,1,65,C61.x00,60.5x02,H2\n"  # no reason: another dictionary
+                   "3,1,abc,C61.x00,60.5x02,H1\n"  # a bad number: a third
+                   "4,1,65,NOT.A.CODE,,H3\n", encoding="utf-8")
+    t = read_text_csv(csv)
+    parquet = tmp_path / "copy.parquet"
+    pq.write_table(t.set_column(5, "hospital_id", t["hospital_id"].dictionary_encode()), parquet, row_group_size=1)
+    out = tmp_path / f"out{ext}"
+    summary, _ = group_files(g, [csv, parquet], out, batch_size=1, keep=["hospital_id"])
+    back = _READ_BACK[ext](out)
+    expected = g.group(pa.concat_tables([t, t]), keep=["hospital_id"])
+    assert back.column_names == expected.column_names and summary.rows == back.num_rows == 8
+    assert _as_text(back) == _as_text(expected)
+    assert len({r[OUTPUT_COLUMNS.index("reason")] for r in _as_text(back)}) == 4  # the dictionaries did differ
+
+
+@pytest.mark.parametrize("ext", [".parquet", ".csv", ".arrow"])
+def test_write_batches_takes_a_new_dictionary_in_every_batch(tmp_path, ext):
+    def batch(values, indices):
+        return pa.record_batch({"n": list(range(len(indices))),
+                                "d": pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), values)})
+
+    batches = [batch(["a", "b"], [0, 1, None]), batch(["c"], [0]), batch(["b", "a", "c"], [2, 1, 0])]
+    out = tmp_path / f"out{ext}"
+    assert write_batches(out, batches) == 7
+    back = _READ_BACK[ext](out)
+    assert back["d"].to_pylist() == ["a", "b", None if ext != ".csv" else "", "c", "c", "a", "b"]

@@ -4,6 +4,7 @@ import json
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -180,3 +181,48 @@ def test_version_changes_20_to_30_agree_with_the_per_case_results(tmp_path):
 
     html = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "What changes with the version" in html and "any_px_in OP_ARB" in html and "MDCP" in html
+
+# ----------------------------------------------------------------------------- issue 18 leftovers
+
+def test_keep_of_output_column_names_is_renamed_and_the_summary_counts_the_grouper(tmp_path, both):
+    """--keep of a file regrouped before (from_status, to_drg, ...): every kept column with a
+    name of regroup's output comes as input_<name>; the results, the matrix and the summary are
+    this run's (the case is grouped under both rulesets; the input says invalid/ZZ99)."""
+    src = tmp_path / "again.csv"
+    src.write_text("case_id,sex,age,dx,px,from_status,to_drg,from_drg,status,hospital_id\n"
+                   "7,1,65,C61.x00,60.5x02,invalid,ZZ99,ZZ99,old,H1\n", encoding="utf-8")
+    out, summ, mat = tmp_path / "o.csv", tmp_path / "s.json", tmp_path / "m.csv"
+    keep = ["case_id", "from_status", "to_drg", "from_drg", "status", "hospital_id"]
+    r = CliRunner().invoke(main, ["regroup", str(src), "-o", str(out), "--summary", str(summ), "--matrix", str(mat),
+                                  *(a for c in keep for a in ("--keep", c))])
+    assert r.exit_code == 0, r.output
+    t = pcsv.read_csv(out, convert_options=pcsv.ConvertOptions(strings_can_be_null=False,
+                                                                   column_types={"case_id": pa.string()}))
+    results = [f"{side}_{c}" for side in ("from", "to") for c in ("status", "mdc", "adrg", "drg", "cc_level")]
+    assert t.column_names == ["case_id", *results, "input_from_status", "input_to_drg", "input_from_drg",
+                              "status", "hospital_id"]
+    g1, g2 = both
+    row = t.to_pylist()[0]
+    want = (g1.group_one(sex=1, age=65, dx=["C61.x00"], px=["60.5x02"]),
+            g2.group_one(sex=1, age=65, dx=["C61.x00"], px=["60.5x02"]))
+    assert (row["case_id"], row["from_status"], row["from_drg"], row["to_drg"]) == (
+        "7", "grouped", want[0].drg, want[1].drg)
+    assert (row["input_from_status"], row["input_to_drg"], row["input_from_drg"], row["status"]) == (
+        "invalid", "ZZ99", "ZZ99", "old")
+    s = json.loads(summ.read_text(encoding="utf-8"))
+    assert s["from"]["status_counts"] == {"grouped": 1}
+    drg = [m for m in pcsv.read_csv(mat).to_pylist() if m["level"] == "drg"]
+    assert drg == [{"level": "drg", "from": want[0].drg, "to": want[1].drg, "cases": 1}]
+
+
+def test_keep_whose_new_name_is_also_kept_exits_2_naming_the_file(tmp_path):
+    src = tmp_path / "both.csv"
+    src.write_text("sex,age,dx,px,to_drg,input_to_drg\n1,65,C61.x00,,ZZ99,x\n", encoding="utf-8")
+    out = tmp_path / "o.parquet"
+    r = CliRunner().invoke(main, ["regroup", str(src), "-o", str(out), "--keep", "to_drg", "--keep", "input_to_drg"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "both.csv: keep 'input_to_drg': its output name 'input_to_drg' is already used by kept column " \
+           "'to_drg'" in r.stderr
+    assert not out.exists()
+    alone = CliRunner().invoke(main, ["regroup", str(src), "-o", str(out), "--keep", "input_to_drg"])
+    assert alone.exit_code == 0 and pq.read_table(out)["input_to_drg"].to_pylist() == ["x"]

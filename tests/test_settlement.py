@@ -452,7 +452,7 @@ def test_cli_settle_writes_every_output(province):
     bad = CliRunner().invoke(main, args[:8] + ["--column", "price=zfy", "--overwrite"])
     assert bad.exit_code == 2 and "ROLE=NAME" in bad.output
     gone = CliRunner().invoke(main, args[:8] + ["--column", "cost=zfy", "--overwrite"])
-    assert gone.exit_code == 1 and "no column 'zfy'" in gone.output
+    assert gone.exit_code == 2 and "no column 'zfy'" in gone.output
 
 
 # ----------------------------------------------------------------------------- streaming (two passes)

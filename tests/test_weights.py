@@ -139,7 +139,7 @@ def test_weights_command_on_a_synthetic_province(tmp_path):
     s = json.loads(summ.read_text())
     assert 0.3 < s["riv"] < 1 and s["groups"] > 100 and s["excluded"]["not_grouped"] >= 0
     bad = CliRunner().invoke(main, ["weights", str(src), "-o", str(tmp_path / "x.csv"), "--cost-column", "nope"])
-    assert bad.exit_code == 1 and "nope" in bad.stderr
+    assert bad.exit_code == 2 and "nope" in bad.stderr  # a missing column is a usage error
     assert CliRunner().invoke(main, ["weights", str(src), "-o", str(tmp_path / "y.csv"), "--trim", "x"]).exit_code == 2
 
 
