@@ -194,6 +194,7 @@ def test_keep_of_output_column_names_is_renamed_and_the_summary_counts_the_group
     out, summ, mat = tmp_path / "o.csv", tmp_path / "s.json", tmp_path / "m.csv"
     keep = ["case_id", "from_status", "to_drg", "from_drg", "status", "hospital_id"]
     r = CliRunner().invoke(main, ["regroup", str(src), "-o", str(out), "--summary", str(summ), "--matrix", str(mat),
+                                  "--from", "chs-drg-1.1", "--to", "chs-drg-2.0",
                                   *(a for c in keep for a in ("--keep", c))])
     assert r.exit_code == 0, r.output
     t = pcsv.read_csv(out, convert_options=pcsv.ConvertOptions(strings_can_be_null=False,
