@@ -690,27 +690,24 @@ def test_repeated_column_names_are_an_input_error_naming_file_and_column(g, tmp_
     t = pa.Table.from_arrays([pa.array(["1"]), pa.array(["65"]), pa.array(["C61.x00"]), pa.array([""]),
                               pa.array(["70"]), pa.array(["x"]), pa.array(["y"])],
                              names=["sex", "age", "dx", "px", "age", "note", "note"])
+    def write(table, path):
+        if ext == ".csv":
+            pcsv.write_csv(table, path)
+        elif ext == ".parquet":
+            pq.write_table(table, path)
+        else:
+            with ipc.new_file(str(path), table.schema) as w:
+                w.write_table(table)
+
     path = tmp_path / f"dup{ext}"
-    if ext == ".csv":
-        pcsv.write_csv(t, path)
-    elif ext == ".parquet":
-        pq.write_table(t, path)
-    else:
-        with ipc.new_file(str(path), t.schema) as w:
-            w.write_table(t)
+    write(t, path)
     with pytest.raises(grouper.InputError, match=rf"dup\{ext}: repeated column name\(s\): 'age' \(2 times\)"):
         group_files(g, [path], None)
     with pytest.raises(grouper.InputError, match=r"repeated column name\(s\): 'age' \(2 times\), 'note' \(2 times\)"):
         list(open_source(path).batches)  # reading every column
     fine = t.select([0, 1, 2, 3, 5, 6])  # only 'note' repeats: nobody reads it
     path2 = tmp_path / f"notes{ext}"
-    if ext == ".csv":
-        pcsv.write_csv(fine, path2)
-    elif ext == ".parquet":
-        pq.write_table(fine, path2)
-    else:
-        with ipc.new_file(str(path2), fine.schema) as w:
-            w.write_table(fine)
+    write(fine, path2)
     summary, table = group_files(g, [path2], None)
     assert table["drg"].to_pylist() == [g.group_one(sex=1, age=65, dx=["C61.x00"]).drg]
     with pytest.raises(grouper.InputError, match=r"'note' \(2 times\)"):
