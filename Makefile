@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: test demo bench bench-quick clean
 
-$(STAMP): pyproject.toml setup.py $(wildcard cext/*.pyx cext/*.pxd)
+$(STAMP): pyproject.toml setup.py $(wildcard grouper/engine/*.pyx grouper/engine/*.pxd)
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -26,4 +26,4 @@ bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/bench_group.py --quick
 
 clean:
-	rm -rf $(VENV) build *.egg-info grouper/*.so cext/*.c .pytest_cache .hypothesis .benchmarks
+	rm -rf $(VENV) build *.egg-info grouper/engine/*.so grouper/engine/*.c .pytest_cache .hypothesis .benchmarks

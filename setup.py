@@ -46,13 +46,13 @@ omp = openmp_flags()
 opt = ["-O0", "-g"] if DEBUG else ["-O3"]
 extensions = [
     Extension(
-        "grouper._kernel",
-        ["cext/_kernel.pyx"],
+        "grouper.engine._kernel",
+        ["grouper/engine/_kernel.pyx"],
         extra_compile_args=[*opt, *omp],
         extra_link_args=[*omp] + (["-lomp"] if sys.platform == "darwin" and omp else []),
     ),
-    Extension("grouper._codes", ["cext/_codes.pyx"], extra_compile_args=opt),
+    Extension("grouper.engine._codes", ["grouper/engine/_codes.pyx"], extra_compile_args=opt),
 ]
 directives = {"language_level": 3, "boundscheck": DEBUG, "wraparound": DEBUG,
               "initializedcheck": DEBUG, "cdivision": True}
-setup(ext_modules=cythonize(extensions, compiler_directives=directives, include_path=["cext"]))
+setup(ext_modules=cythonize(extensions, compiler_directives=directives, include_path=["grouper/engine"]))

@@ -121,7 +121,7 @@ def main(argv=None) -> dict:
         from distributed import Client, LocalCluster
 
         import grouper
-        from grouper.distributed import group_dataset
+        from grouper.scale.distributed import group_dataset
 
         g = grouper.Grouper()
         t0, cpu0 = time.perf_counter(), children_cpu()

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 # The child runs the real command line and reports its peak memory and CPU time (all threads).
 CHILD = """
 import resource, sys
-from grouper.cli import main
+from grouper.cli.main import main
 try:
     main(sys.argv[1:], standalone_mode=False)
 finally:
@@ -62,7 +62,7 @@ def province(folder: Path, cases: int) -> tuple[Path, float]:
 
 def reference_rate(path: Path, n: int) -> float:
     import grouper
-    from grouper.reference import Case, ReferenceGrouper
+    from grouper.engine.reference import Case, ReferenceGrouper
 
     rows = pq.ParquetFile(path).read_row_group(0).slice(0, n).to_pylist()
     ref = ReferenceGrouper(grouper.load_ruleset("chs-drg-1.1"))

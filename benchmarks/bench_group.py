@@ -23,8 +23,8 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import grouper  # noqa: E402
-from grouper.core import default_threads  # noqa: E402
-from grouper.reference import ReferenceGrouper  # noqa: E402
+from grouper.engine.grouper import default_threads  # noqa: E402
+from grouper.engine.reference import ReferenceGrouper  # noqa: E402
 from workload import best, build_table, cases, records  # noqa: E402
 
 RULESET = "chs-drg-1.1"

@@ -40,7 +40,7 @@ def variant(folder: Path, pack: str, knobs: bool, outlier_base: str | None) -> t
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from grouper.payment_pack import available_packs
+    from grouper.payment.pack import available_packs
 
     path = Path(pack) if Path(pack).is_file() else available_packs()[pack]
     text = path.read_text(encoding="utf-8")

@@ -140,7 +140,7 @@ def flipped(valid: bytes, seed: int) -> bytes:
 def _cli_case(path: Path, out_dir: Path, weights: Path) -> list[dict]:
     from click.testing import CliRunner
 
-    from grouper.cli import main
+    from grouper.cli.main import main
 
     runs = {
         "group": ["group", str(path), "-o", str(out_dir / "grouped.parquet"), "--keep", "hospital_id"],

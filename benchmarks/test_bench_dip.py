@@ -9,8 +9,8 @@ import pyarrow as pa
 import pytest
 from bench_dip import main
 
-from grouper.dip import DipParams, ProcedureTypes, build_catalogue, settle_table
-from grouper.synth import SynthSpec, generate
+from grouper.payment.dip.dip import DipParams, ProcedureTypes, build_catalogue, settle_table
+from grouper.analytics.synth import SynthSpec, generate
 
 N = 50_000
 

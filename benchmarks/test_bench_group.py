@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import grouper
-from grouper.reference import ReferenceGrouper
+from grouper.engine.reference import ReferenceGrouper
 from workload import build_table, cases, records
 
 N_BATCH = 100_000

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pv
 
-from grouper.reference import Case
+from grouper.engine.reference import Case
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "chs-drg-1.1"
 SOURCES = ("golden_random.csv", "sample.csv")

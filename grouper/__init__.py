@@ -8,9 +8,9 @@
 
 __version__ = "0.1.0"
 
-from .arrow import CorruptInputError, InputError  # noqa: E402
-from .core import Grouper, GroupResult, group_batch  # noqa: E402
-from .ruleset import Ruleset, RulesetError, available_rulesets, load_ruleset  # noqa: E402
+from grouper.engine.inputs import CorruptInputError, InputError  # noqa: E402
+from grouper.engine.grouper import Grouper, GroupResult, group_batch  # noqa: E402
+from grouper.rulesets.ruleset import Ruleset, RulesetError, available_rulesets, load_ruleset  # noqa: E402
 
 __all__ = ["Grouper", "GroupResult", "group_batch", "InputError", "CorruptInputError", "Ruleset", "RulesetError", "available_rulesets",
            "load_ruleset", "__version__"]

@@ -14,8 +14,8 @@ import pyarrow.compute as pc
 import pytest
 
 import grouper
-from grouper.arrow import InputError
-from grouper.flags import CHECK_FLAGS, Flag
+from grouper.engine.inputs import InputError
+from grouper.engine.status import CHECK_FLAGS, Flag
 
 from conftest import read_cases as read_text_csv, split_codes
 
@@ -256,7 +256,7 @@ def test_unsupported_input_object_raises_input_error(g):
 def test_empty_input_gives_empty_output_with_output_schema(g, golden_lists):
     out = g.group(golden_lists.slice(0, 0))
     assert out.num_rows == 0
-    assert out.column_names == list(grouper.core.OUTPUT_COLUMNS)
+    assert out.column_names == list(grouper.engine.grouper.OUTPUT_COLUMNS)
 
 
 def test_thread_count_does_not_change_results(g, golden_lists, baseline):
@@ -493,10 +493,10 @@ def test_row_numbers_as_case_id_continue_across_batches(g, golden_lists, baselin
 
 def test_keep_passes_columns_through(g, golden_lists):
     out = g.group(golden_lists, keep=["dept"])
-    assert out.column_names == [*grouper.core.OUTPUT_COLUMNS, "dept"]
+    assert out.column_names == [*grouper.engine.grouper.OUTPUT_COLUMNS, "dept"]
     assert out["dept"].to_pylist() == golden_lists["dept"].to_pylist()
     everything = g.group(golden_lists, keep=True)
-    assert set(everything.column_names) == set(grouper.core.OUTPUT_COLUMNS) | {
+    assert set(everything.column_names) == set(grouper.engine.grouper.OUTPUT_COLUMNS) | {
         "sex", "age", "age_days", "birth_weight", "dept", "los", "discharge", "dx", "px"}
     assert everything["dx"].to_pylist() == golden_lists["dx"].to_pylist()
     with pytest.raises(InputError, match="no_such_column"):
@@ -508,7 +508,7 @@ def test_output_schema_and_metadata(g, golden_lists):
     md = out.schema.metadata
     assert md[b"drg.ruleset_fingerprint"] == g.compiled.fingerprint.encode()
     assert md[b"drg.ruleset"] == b"chs-drg-1.1"
-    assert out.column_names == list(grouper.core.OUTPUT_COLUMNS)
+    assert out.column_names == list(grouper.engine.grouper.OUTPUT_COLUMNS)
     assert out.schema.field("flags").type == pa.int32()
     assert g.output_schema().metadata[b"drg.ruleset_fingerprint"] == g.compiled.fingerprint.encode()
     names = out.to_pylist()[0]

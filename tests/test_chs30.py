@@ -10,9 +10,9 @@ import pyarrow as pa
 import pytest
 
 import grouper
-from grouper.flags import Flag
-from grouper.reference import Case, ReferenceGrouper
-from grouper.ruleset import RulesetError
+from grouper.engine.status import Flag
+from grouper.engine.reference import Case, ReferenceGrouper
+from grouper.rulesets.ruleset import RulesetError
 
 from conftest import DATA, read_cases
 from factory import DX, PX, write_scheme

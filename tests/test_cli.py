@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 import grouper
-from grouper.cli import main
-from grouper.core import OUTPUT_COLUMNS
+from grouper.cli.main import main
+from grouper.engine.grouper import OUTPUT_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data" / "chs-drg-1.1"
@@ -142,10 +142,10 @@ def test_group_malformed_rows_are_invalid_rows_in_order(runner, tmp_path):
     assert [r["case_id"] for r in rows] == ["a1", "a2", "a3", "a4", "a5"]
     assert [r["status"] for r in rows] == ["grouped", "invalid", "invalid", "invalid", "grouped"]
     assert rows[0]["drg"] == rows[4]["drg"] == "MA19"
-    flags = [grouper.core.Flag(int(r["flags"])) for r in rows]
-    assert grouper.core.Flag.SEX_INVALID in flags[1]
-    assert grouper.core.Flag.BAD_NUMBER in flags[2] and grouper.core.Flag.AGE_MISSING in flags[2]
-    assert grouper.core.Flag.NO_DIAGNOSIS in flags[3]
+    flags = [grouper.engine.grouper.Flag(int(r["flags"])) for r in rows]
+    assert grouper.engine.grouper.Flag.SEX_INVALID in flags[1]
+    assert grouper.engine.grouper.Flag.BAD_NUMBER in flags[2] and grouper.engine.grouper.Flag.AGE_MISSING in flags[2]
+    assert grouper.engine.grouper.Flag.NO_DIAGNOSIS in flags[3]
     assert all(r["reason"] for r in rows[1:4])
     assert "grouped 2, invalid 3" in result.stderr
 
@@ -340,8 +340,8 @@ def test_explain_from_stdin_and_invalid_case(runner):
     assert result.exit_code == 0, result.output
     r = json.loads(result.stdout)["result"]
     assert r["status"] == "invalid" and r["drg"] == "0000"
-    flags = grouper.core.Flag(r["flags"])
-    assert grouper.core.Flag.BAD_NUMBER in flags and grouper.core.Flag.AGE_MISSING in flags
+    flags = grouper.engine.grouper.Flag(r["flags"])
+    assert grouper.engine.grouper.Flag.BAD_NUMBER in flags and grouper.engine.grouper.Flag.AGE_MISSING in flags
 
 
 @pytest.mark.parametrize("args", [
@@ -475,7 +475,7 @@ def test_group_report(runner, g, tmp_path):
                                                            "ambiguous": 0}
     assert doc["ruleset"]["fingerprint"] == g.compiled.fingerprint and doc["ruleset"]["name"] == "chs-drg-1.1"
     assert doc["inputs"] == [str(DATA / "golden_edge.csv")] and doc["output"] == str(out)
-    assert set(doc["flags"]) == {f.name for f in grouper.core.Flag}
+    assert set(doc["flags"]) == {f.name for f in grouper.engine.grouper.Flag}
     # an existing report is refused before any work, and kept
     result = invoke(runner, "group", DATA / "sample.csv", "-o", tmp_path / "o2.csv", "--report", report)
     assert result.exit_code == 1 and "--overwrite" in one_line_error(result)

@@ -7,16 +7,16 @@ import pickle
 import numpy as np
 import pytest
 
-from grouper import _kernel
-from grouper.compile import ADRG_DTYPE, COND_DTYPE, MDC_DTYPE, SPLIT_DTYPE, compile_ruleset
-from grouper.conditions import PREDICATES
-from grouper.flags import CHECK_FLAGS, Flag, Status
+from grouper.engine import _kernel
+from grouper.engine.compile import ADRG_DTYPE, COND_DTYPE, MDC_DTYPE, SPLIT_DTYPE, compile_ruleset
+from grouper.rulesets.conditions import PREDICATES
+from grouper.engine.status import CHECK_FLAGS, Flag, Status
 
 K = _kernel.CONSTANTS
 
 
 def test_arrow_field_rows_follow_the_kernel_numbering():
-    from grouper.arrow import FIELD_ROWS
+    from grouper.engine.inputs import FIELD_ROWS
 
     names = {"age": "AGE", "age_days": "AGE_DAYS", "birth_weight": "WEIGHT", "los": "LOS",
              "discharge": "DISCHARGE", "dept": "DEPT", "sex": "SEX"}
@@ -95,7 +95,7 @@ def test_and_or_not_nodes_use_their_child_slots():
 
 
 def test_every_predicate_of_the_vocabulary_has_an_opcode(ruleset11):
-    from grouper.compile import _Compiler
+    from grouper.engine.compile import _Compiler
 
     c = _Compiler(ruleset11)
     owner = "NA1"  # an ADRG with lists dx, px and combination labels

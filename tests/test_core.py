@@ -7,9 +7,9 @@ import pyarrow as pa
 import pytest
 
 import grouper
-from grouper.arrow import InputError
-from grouper.core import OUTPUT_COLUMNS, kept_name
-from grouper.flags import Flag
+from grouper.engine.inputs import InputError
+from grouper.engine.grouper import OUTPUT_COLUMNS, kept_name
+from grouper.engine.status import Flag
 
 from conftest import DATA, read_cases
 
@@ -108,7 +108,7 @@ def test_input_without_required_column_names_it(grouper11):
 
 
 def test_compiled_arrays_come_from_the_disk_cache_the_second_time(tmp_path, monkeypatch):
-    import grouper.core as core
+    import grouper.engine.grouper as core
 
     monkeypatch.setenv("DRG_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(core, "_COMPILED", {})

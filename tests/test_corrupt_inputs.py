@@ -21,8 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import grouper
-from grouper._codes import CodeTable
-from grouper.arrow import ID_EMPTY, CorruptInputError
+from grouper.engine._codes import CodeTable
+from grouper.engine.inputs import ID_EMPTY, CorruptInputError
 
 CODES = b"C61.x00I10.x00E11.900"
 

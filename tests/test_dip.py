@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grouper.cli import main
-from grouper.dip import (
+from grouper.cli.main import main
+from grouper.payment.dip.dip import (
     CASE_TYPES,
     Catalogue,
     Columns,
@@ -30,8 +30,8 @@ from grouper.dip import (
     settle_table,
     settlement_point_value,
 )
-from grouper.dip_keys import diagnosis_parts, principal_codes
-from grouper.synth import SynthSpec, generate
+from grouper.payment.dip.keys import diagnosis_parts, principal_codes
+from grouper.analytics.synth import SynthSpec, generate
 
 ROOT = Path(__file__).resolve().parent.parent
 TYPES = ProcedureTypes(["51.2300", "51.2200", "47.0900"])  # a small operating-room list for hand-made data
@@ -517,7 +517,7 @@ def test_cli_errors(tmp_path):
 
 
 def test_files_of_mixed_layouts_settle_into_one_output(tmp_path):
-    from grouper.dip import settle_files
+    from grouper.payment.dip.dip import settle_files
 
     cat = example_catalogue()
     pq.write_table(pa.table({"case_id": [7, 8], "dx": [["K80.1", "E11.9"], ["J18.9"]], "px": [["51.2300"], []],

@@ -21,11 +21,11 @@ import pytest
 from click.testing import CliRunner
 
 import grouper
-import grouper.core
-from grouper.cli import main
-from grouper.distributed import MANIFEST, group_dataset, list_fragments, map_fragments
-from grouper.io import group_files
-from grouper.synth import SynthSpec, generate
+import grouper.engine.grouper
+from grouper.cli.main import main
+from grouper.scale.distributed import MANIFEST, group_dataset, list_fragments, map_fragments
+from grouper.io.cases import group_files
+from grouper.analytics.synth import SynthSpec, generate
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = ROOT / "docs" / "distributed.md"
@@ -97,9 +97,9 @@ def test_group_batch_is_the_pure_engine_function(g, province):
     assert by_name.column("drg").to_pylist() == out.column("drg").to_pylist()
     assert by_name.schema.metadata == out.schema.metadata
     # a ruleset name is compiled once per process, then reused for every batch
-    first = grouper.core._ENGINE_GROUPERS["chs-drg-1.1"]
+    first = grouper.engine.grouper._ENGINE_GROUPERS["chs-drg-1.1"]
     assert grouper.group_batch(batch.slice(0, 5), "chs-drg-1.1").num_rows == 5
-    assert grouper.core._ENGINE_GROUPERS["chs-drg-1.1"] is first
+    assert grouper.engine.grouper._ENGINE_GROUPERS["chs-drg-1.1"] is first
 
 
 # ----------------------------------------------------------------------------- listing
@@ -140,7 +140,7 @@ def _empty_dir(tmp_path: Path) -> Path:
 # ----------------------------------------------------------------------------- map_fragments
 
 def _pid_and_shared(item, shared):
-    return item * 10, os.getpid(), id(shared), len(grouper.core._COMPILED), shared.compiled.fingerprint
+    return item * 10, os.getpid(), id(shared), len(grouper.engine.grouper._COMPILED), shared.compiled.fingerprint
 
 
 def _flaky(item, folder):
@@ -333,7 +333,7 @@ def test_pyarrow_filesystems(tmp_path, g, province):
 def test_malloc_is_tuned_only_under_dask_style_environments(monkeypatch):
     """Dask's MALLOC_TRIM_THRESHOLD_ turns off glibc's adaptive mmap threshold; tasks then set a
     32 MiB one, once per process, and touch nothing in other environments."""
-    import grouper.distributed as dist
+    import grouper.scale.distributed as dist
 
     calls = []
 
@@ -406,7 +406,7 @@ def test_dask_local_cluster_equals_drg_group(tmp_path, g, province, cluster):
     assert r.ok and len(r.parts) == 6
     assert_same(read_parts(tmp_path / "out", r), expected_of(g, paths))
     # the compiled ruleset was shipped, never compiled on a worker
-    assert set(cluster.run(lambda: len(grouper.core._COMPILED)).values()) == {0}
+    assert set(cluster.run(lambda: len(grouper.engine.grouper._COMPILED)).values()) == {0}
     got = map_fragments(_pid_and_shared, list(range(6)), client=cluster, shared=g)
     assert [x[0] for x in got] == [i * 10 for i in range(6)]
     assert len({(pid, obj) for _, pid, obj, _, _ in got}) <= 2
@@ -499,9 +499,9 @@ def test_ray_map_batches_recipe(tmp_path, g, province, monkeypatch):
 # ----------------------------------------------------------------------------- aggregates
 
 def test_partitioned_weights_and_indices_equal_the_single_process_results_exactly(tmp_path, g, province, cluster):
-    from grouper.distributed import indices_dataset, weights_dataset
-    from grouper.indices import indices_from_files
-    from grouper.weights import WeightOptions, weights_from_files
+    from grouper.scale.distributed import indices_dataset, weights_dataset
+    from grouper.analytics.indices import indices_from_files
+    from grouper.analytics.weights import WeightOptions, weights_from_files
 
     paths = write_dataset(tmp_path / "src", province, [7_000, 9_000, 8_000])
     opts = WeightOptions(trim="iqr:1.5", min_cases=3)

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import grouper
-from grouper.indices import EXCLUSION_REASONS, TIERS, hospital_indices, risk_tiers
-from grouper.synth import SynthSpec, generate
+from grouper.analytics.indices import EXCLUSION_REASONS, TIERS, hospital_indices, risk_tiers
+from grouper.analytics.synth import SynthSpec, generate
 
 TEXT = ("status", "drg", "hospital_id", "discharge", "dept")
 
@@ -257,8 +257,8 @@ def test_synthetic_province_is_plausible(province):
 def test_weights_then_indices_commands(tmp_path):
     from click.testing import CliRunner
 
-    from grouper.cli import main
-    from grouper.synth import SynthSpec, write_synthetic
+    from grouper.cli.main import main
+    from grouper.analytics.synth import SynthSpec, write_synthetic
 
     src = tmp_path / "p.parquet"
     write_synthetic(SynthSpec(cases=20_000, hospitals=6, seed=4, ruleset="chs-drg-1.1"), src)
@@ -278,7 +278,7 @@ def test_weights_then_indices_commands(tmp_path):
 
 
 def test_cmi_shift_between_two_weight_sets():
-    from grouper.indices import cmi_shift
+    from grouper.analytics.indices import cmi_shift
 
     t = pa.table({"hospital_id": ["H1", "H1", "H2"], "drg": ["AA11", "BB11", "BB11"], "status": ["grouped"] * 3,
                   "total_cost": [100.0, 200.0, 300.0], "los": [3, 4, 5], "discharge": ["1", "1", "1"]})
@@ -294,7 +294,7 @@ def test_cmi_shift_between_two_weight_sets():
 @given(st.lists(st.tuples(st.integers(0, 3), st.floats(-1e12, 1e12).filter(lambda v: v == 0 or abs(v) > 1e-12)),
                 min_size=1, max_size=80))
 def test_exact_sums_are_correctly_rounded(pairs):
-    from grouper.indices import ExactSum
+    from grouper.analytics.indices import ExactSum
 
     key = np.array([k for k, _ in pairs])
     x = np.array([v for _, v in pairs])
@@ -305,7 +305,7 @@ def test_exact_sums_are_correctly_rounded(pairs):
 @settings(max_examples=40, deadline=None)
 @given(rows, st.lists(st.integers(1, 59), max_size=4), st.booleans())
 def test_cells_merged_from_parts_equal_the_whole_exactly(rs, cuts, by_dept):
-    from grouper.indices import IndexCells
+    from grouper.analytics.indices import IndexCells
 
     table = cases([(*r, f"D{i % 2}") for i, r in enumerate(rs)])
     dept = "dept" if by_dept else None

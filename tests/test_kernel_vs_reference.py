@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import grouper
-from grouper.flags import CC_LABELS, CcLevel, Status
-from grouper.reference import Case, ReferenceGrouper
+from grouper.engine.status import CC_LABELS, CcLevel, Status
+from grouper.engine.reference import Case, ReferenceGrouper
 
 from conftest import DATA, read_cases
 from factory import cases, schemes, write_scheme

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from grouper.cli import main
-from grouper.synth import SynthSpec, write_synthetic
+from grouper.cli.main import main
+from grouper.analytics.synth import SynthSpec, write_synthetic
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-import grouper.io as gio
-from grouper.cli import main
-from grouper.synth import SynthSpec, write_synthetic
+import grouper.io.cases as gio
+from grouper.cli.main import main
+from grouper.analytics.synth import SynthSpec, write_synthetic
 
 from conftest import DATA
 
@@ -192,7 +192,7 @@ def test_stale_partial_files_of_killed_runs_are_swept(tmp_path):
 
 
 def test_killed_settle_spool_folders_are_swept(tmp_path, monkeypatch):
-    from grouper.settlement import _Spool
+    from grouper.payment.drg.settlement import _Spool
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     dead = _dead_pid()
@@ -212,7 +212,7 @@ def test_killed_settle_spool_folders_are_swept(tmp_path, monkeypatch):
 
 
 def test_a_failed_regroup_publishes_nothing(prov, tmp_path, monkeypatch):
-    import grouper.regroup as rg
+    import grouper.analytics.regroup as rg
 
     def boom(*a, **k):
         raise OSError("killed while summarising")
@@ -226,7 +226,7 @@ def test_a_failed_regroup_publishes_nothing(prov, tmp_path, monkeypatch):
 
 _FULL_DISK = """
 import errno, sys
-import grouper.io as gio
+import grouper.io.cases as gio
 
 class FullDisk:  # a writer whose disk fills up at its third batch
     n = 0
@@ -238,7 +238,7 @@ class FullDisk:  # a writer whose disk fills up at its third batch
         pass
 
 gio._writer = lambda kind, tmp, schema: FullDisk()
-from grouper.cli import main
+from grouper.cli.main import main
 main(sys.argv[1:])
 """
 

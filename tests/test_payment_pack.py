@@ -10,8 +10,8 @@ import pytest
 import tomllib
 from click.testing import CliRunner
 
-from grouper.cli import main
-from grouper.payment_pack import PackError, available_packs, load_pack, parse_pack
+from grouper.cli.main import main
+from grouper.payment.pack import PackError, available_packs, load_pack, parse_pack
 
 PACK = Path(__file__).resolve().parent.parent / "rules" / "payment" / "illustrative-2024.toml"
 

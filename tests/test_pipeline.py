@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import grouper
-from grouper.arrow import ID_EMPTY, ID_UNKNOWN, MISSING, CodeMapper, parse_int, parse_int_column
-from grouper.flags import Flag
-from grouper.io import group_files, prefetch, write_batches
+from grouper.engine.inputs import ID_EMPTY, ID_UNKNOWN, MISSING, CodeMapper, parse_int, parse_int_column
+from grouper.engine.status import Flag
+from grouper.io.cases import group_files, prefetch, write_batches
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import pyarrow.csv as pcsv
 import pytest
 from click.testing import CliRunner
 
-from grouper.cli import main
-from grouper.indices import IndexCells
-from grouper.recalibrate import recalibrate
-from grouper.weights import CostSample, WeightOptions
+from grouper.cli.main import main
+from grouper.analytics.indices import IndexCells
+from grouper.analytics.recalibrate import recalibrate
+from grouper.analytics.weights import CostSample, WeightOptions
 
 
 def cases():
@@ -53,7 +53,7 @@ def test_two_trimming_rules_on_the_cases_themselves():
 
 
 def test_recalibrate_command(tmp_path):
-    from grouper.synth import SynthSpec, write_synthetic
+    from grouper.analytics.synth import SynthSpec, write_synthetic
 
     src = tmp_path / "p.parquet"
     write_synthetic(SynthSpec(cases=20_000, hospitals=6, seed=5), src)
@@ -74,7 +74,7 @@ def test_recalibrate_command(tmp_path):
 
 
 def test_indices_report(tmp_path):
-    from grouper.synth import SynthSpec, write_synthetic
+    from grouper.analytics.synth import SynthSpec, write_synthetic
 
     src = tmp_path / "p.parquet"
     write_synthetic(SynthSpec(cases=10_000, hospitals=5, seed=6), src)

@@ -10,7 +10,7 @@ import functools
 import pytest
 
 import grouper
-from grouper.reference import Case
+from grouper.engine.reference import Case
 
 from conftest import DATA, EXPECTED_STATUS, read_cases
 

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 import grouper
-from grouper.cli import main
-from grouper.io import group_file, open_source
-from grouper.regroup import regroup
-from grouper.synth import SynthSpec, write_synthetic
+from grouper.cli.main import main
+from grouper.io.cases import group_file, open_source
+from grouper.analytics.regroup import regroup
+from grouper.analytics.synth import SynthSpec, write_synthetic
 
 from conftest import DATA
 

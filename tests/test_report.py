@@ -7,9 +7,9 @@ import sys
 import pytest
 
 import grouper
-from grouper.regroup import regroup
-from grouper.report import write_regroup_report
-from grouper.synth import SynthSpec, write_synthetic
+from grouper.analytics.regroup import regroup
+from grouper.report.pages import write_regroup_report
+from grouper.analytics.synth import SynthSpec, write_synthetic
 
 from conftest import DATA
 

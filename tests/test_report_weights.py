@@ -10,10 +10,10 @@ import pyarrow.compute as pc
 import pytest
 
 import grouper
-from grouper.indices import hospital_indices
-from grouper.report import write_weights_report
-from grouper.synth import SynthSpec, generate
-from grouper.weights import WeightOptions, compute_weights
+from grouper.analytics.indices import hospital_indices
+from grouper.report.pages import write_weights_report
+from grouper.analytics.synth import SynthSpec, generate
+from grouper.analytics.weights import WeightOptions, compute_weights
 
 pytest.importorskip("matplotlib")
 

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import grouper
-from grouper import core
-from grouper import ruleset as mod
-from grouper.ruleset import RulesetError, load_ruleset
+from grouper.engine import grouper as core
+from grouper.rulesets import ruleset as mod
+from grouper.rulesets.ruleset import RulesetError, load_ruleset
 
 from conftest import RULES
 from factory import DX, PX, schemes, write_scheme

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from grouper.cli import main
-from grouper.payment_pack import (
+from grouper.cli.main import main
+from grouper.payment.pack import (
     Fund,
     QualityKnob,
     QualityRule,
@@ -27,7 +27,7 @@ from grouper.payment_pack import (
     SpecialReview,
     load_pack,
 )
-from grouper.settlement import Columns, settle, settle_batches, settle_files
+from grouper.payment.drg.settlement import Columns, settle, settle_batches, settle_files
 
 PACK = load_pack("illustrative-2024")
 # the examples' groups: RW, C̄_g and an average stay
@@ -391,8 +391,8 @@ def test_settlement_does_not_depend_on_row_order(t, rnd, knobs):
 @pytest.fixture(scope="module")
 def province(tmp_path_factory):
     import grouper
-    from grouper.synth import SynthSpec, write_synthetic
-    from grouper.weights import WeightOptions, weights_from_files
+    from grouper.analytics.synth import SynthSpec, write_synthetic
+    from grouper.analytics.weights import WeightOptions, weights_from_files
 
     d = tmp_path_factory.mktemp("settle")
     write_synthetic(SynthSpec(cases=20_000, hospitals=12, seed=5, ruleset="chs-drg-1.1"), d / "p.parquet")
@@ -673,7 +673,7 @@ def test_a_total_that_would_not_fit_in_int64_fen_is_an_error():
 
 
 def test_no_output_file_holds_an_infinite_number(tmp_path):
-    from grouper.io import write_batches
+    from grouper.io.cases import write_batches
 
     bad = pa.table({"payment": [1.0, float("inf")]})
     with pytest.raises(ValueError, match="'payment' would hold an infinite value"):

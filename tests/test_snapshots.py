@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from grouper.cli import main
+from grouper.cli.main import main
 
 HERE = Path(__file__).parent
 DATA = HERE / "data"

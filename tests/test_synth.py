@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import grouper
-from grouper.synth import SynthSpec, generate, write_synthetic
+from grouper.analytics.synth import SynthSpec, generate, write_synthetic
 
 SPEC = SynthSpec(cases=60_000, hospitals=30, year=2025, seed=7, ruleset="chs-drg-1.1")
 
@@ -43,7 +43,7 @@ def test_parquet_file_is_labelled_synthetic_and_dictionary_encoded(tmp_path):
 def test_csv_output_is_groupable_text(tmp_path):
     path = tmp_path / "p.csv"
     write_synthetic(SynthSpec(cases=2_000, seed=3, ruleset="chs-drg-1.1"), path)
-    from grouper.io import group_file, open_source
+    from grouper.io.cases import group_file, open_source
 
     summary, table = group_file(grouper.Grouper("chs-drg-1.1"), open_source(path), None)
     assert summary.rows == 2_000 and summary.status_counts["grouped"] > 1_950

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grouper.weights import WeightOptions, attach_weights, compare_weights, compute_weights, renormalize
+from grouper.analytics.weights import WeightOptions, attach_weights, compare_weights, compute_weights, renormalize
 
 # Worked example (domain notes 2.4): three groups of 6 cases, one 30,000 outlier in A. The notes
 # give only the results; these inputs were reconstructed to reproduce them: A's fences 5,075-7,075,
@@ -123,8 +123,8 @@ def test_weights_command_on_a_synthetic_province(tmp_path):
 
     from click.testing import CliRunner
 
-    from grouper.cli import main
-    from grouper.synth import SynthSpec, write_synthetic
+    from grouper.cli.main import main
+    from grouper.analytics.synth import SynthSpec, write_synthetic
 
     src = tmp_path / "p.parquet"
     write_synthetic(SynthSpec(cases=20_000, hospitals=5, seed=2), src)
@@ -147,7 +147,7 @@ def test_weights_command_on_a_synthetic_province(tmp_path):
 @given(groups=st.dictionaries(st.sampled_from(["AA11", "AA13", "BB11", "CC15"]), costs, min_size=1),
        cuts=st.lists(st.integers(1, 100), max_size=3), trim=st.sampled_from(["none", "iqr:1.5", "pct:5-95"]))
 def test_samples_merged_from_parts_equal_the_whole(groups, cuts, trim):
-    from grouper.weights import CostSample
+    from grouper.analytics.weights import CostSample
 
     t = grouped(groups)
     opts = WeightOptions(trim=trim, min_cases=2)
@@ -167,7 +167,7 @@ def test_samples_merged_from_parts_equal_the_whole(groups, cuts, trim):
 @given(groups=st.dictionaries(st.sampled_from(["AA11", "AA13", "BB11", "CC15"]), costs, min_size=1),
        chunk=st.integers(1, 40), trim=st.sampled_from(["none", "iqr:1.5", "sdlog:2", "pct:5-95"]))
 def test_chunked_passes_give_the_same_weights(groups, chunk, trim):
-    import grouper.weights as gw
+    import grouper.analytics.weights as gw
 
     t = grouped(groups)
     opts = WeightOptions(trim=trim, min_cases=2)
@@ -186,7 +186,7 @@ def test_chunked_passes_give_the_same_weights(groups, chunk, trim):
 def test_spilling_to_disk_gives_the_same_weights(groups, spill, trim):
     import pickle
 
-    from grouper.weights import CostSample
+    from grouper.analytics.weights import CostSample
 
     t = grouped(groups, {"year": [2023 + i % 2 for i in range(sum(map(len, groups.values())))]})
     for opts in (WeightOptions(trim=trim, min_cases=2), WeightOptions(trim=trim, min_cases=2,

@@ -36,9 +36,9 @@ import pyarrow.ipc as ipc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from . import __version__
-from .arrow import CODE_COLUMNS, CorruptInputError, InputError, check_columns
-from .flags import STATUS_LABELS, Flag
+from grouper import __version__
+from grouper.engine.inputs import CODE_COLUMNS, CorruptInputError, InputError, check_columns
+from grouper.engine.status import STATUS_LABELS, Flag
 
 __all__ = ["Source", "open_source", "write_batches", "FORMATS", "format_of", "expand_inputs", "load_mapping",
            "group_file", "group_files", "RunSummary", "CANONICAL_COLUMNS", "WIDE_LAYOUTS", "MappingError",
@@ -926,7 +926,7 @@ def group_file(grouper, source: Source, output: str | os.PathLike | None, *, ove
 
 def _run(grouper, sources: list[Source], plans: list[ColumnPlan], output, *, overwrite=False, n_threads=None,
          keep=(), report=None, max_error_rate=None, progress=None) -> tuple[RunSummary, pa.Table | None]:
-    from .core import OUTPUT_COLUMNS
+    from grouper.engine.grouper import OUTPUT_COLUMNS
 
     schemas = [plan.schema(s.schema) for s, plan in zip(sources, plans)]
     if keep is True:  # every other column of the first input, which the others must have too

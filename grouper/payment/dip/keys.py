@@ -60,7 +60,7 @@ class ProcedureTypes:
 
     @classmethod
     def from_ruleset(cls, name_or_path: str) -> ProcedureTypes:
-        from .ruleset import GLOBAL, load_ruleset
+        from grouper.rulesets.ruleset import GLOBAL, load_ruleset
 
         rs = load_ruleset(name_or_path)
         lst = rs.lists.get((GLOBAL, "VALID_OR"))
@@ -394,7 +394,7 @@ class BaseCases:
 class Assigner:
     """Cases -> catalogue groups, batch by batch: the core key (亚目 x procedure), else category x
     treatment type, else chapter x treatment type. String work is per distinct code; ``cat`` is
-    a ``grouper.dip.Catalogue`` (its lookup arrays)."""
+    a ``grouper.payment.dip.dip.Catalogue`` (its lookup arrays)."""
 
     def __init__(self, cat, types: ProcedureTypes, cols: Columns):
         self.cat, self.types, self.cols = cat, types, cols
@@ -441,8 +441,8 @@ def file_batches(inputs, need: list[str], optional: list[str], batch_size: int, 
     after the wide-layout plan of ``grouper.io``. Every file is checked before any is read (a
     missing column is an error naming the file); ``case_id`` is read as text when the files
     disagree on its type, so their rows can go to one output."""
-    from .arrow import InputError
-    from .io import expand_inputs, open_source, plan_columns, read_columns
+    from grouper.engine.inputs import InputError
+    from grouper.io.cases import expand_inputs, open_source, plan_columns, read_columns
 
     plans = []
     for path in expand_inputs(inputs):

@@ -16,8 +16,8 @@ from typing import Mapping
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .indices import IndexCells
-from .weights import CostSample, WeightOptions, compare_weights
+from grouper.analytics.indices import IndexCells
+from grouper.analytics.weights import CostSample, WeightOptions, compare_weights
 
 __all__ = ["Recalibration", "recalibrate", "recalibrate_files"]
 
@@ -82,7 +82,7 @@ def recalibrate_files(grouper, inputs, a: Side, b: Side, *, hospital: str = "hos
                       cost: str = "total_cost", los: str = "los", discharge: str = "discharge",
                       batch_size: int = 65_536) -> Recalibration:
     """Stream case files once through the grouper and compare the two sides on them."""
-    from .io import grouped_batches
+    from grouper.io.cases import grouped_batches
 
     computed = any(isinstance(s, WeightOptions) for s in (a, b))
     cells = IndexCells(hospital=hospital, cost=cost, los=los, discharge=discharge)

@@ -40,9 +40,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow import CorruptInputError, InputError
-from .indices import ExactSum
-from .payment_pack import MAX_AMOUNT, MAX_RATE, MIN_MEAN_COST, PaymentPack
+from grouper.engine.inputs import CorruptInputError, InputError
+from grouper.analytics.indices import ExactSum
+from grouper.payment.pack import MAX_AMOUNT, MAX_RATE, MIN_MEAN_COST, PaymentPack
 
 __all__ = ["CASE_TYPES", "SETTLE_STATUSES", "CaseFiles", "Columns", "SettlementResult", "settle", "settle_batches",
            "settle_files"]
@@ -904,7 +904,7 @@ class _Spool:
     STALE = re.compile(r"drg-settle-(?P<pid>\d+)-[a-z0-9_]{8}")
 
     def __init__(self):
-        from .io import sweep_stale
+        from grouper.io.cases import sweep_stale
 
         sweep_stale(tempfile.gettempdir(), self.STALE)
         self.dir = tempfile.mkdtemp(prefix=f"drg-settle-{os.getpid()}-")
@@ -1540,7 +1540,7 @@ def settle(cases: pa.Table, pack: PaymentPack, weights: pa.Table, hospitals: pa.
 
 def read_table(path) -> pa.Table:
     """A small table (weights, hospitals) from CSV/Parquet/Arrow, all of it."""
-    from .io import open_source
+    from grouper.io.cases import open_source
 
     s = open_source(path)
     return pa.Table.from_batches(list(s.batches), schema=s.schema)
@@ -1562,7 +1562,7 @@ class CaseFiles:
 
     def __init__(self, inputs, pack: PaymentPack, cols: Columns = Columns(), grouper=None, *,
                  batch_size: int = DEFAULT_BATCH):
-        from .io import (
+        from grouper.io.cases import (
             CANONICAL_COLUMNS,
             _empty,
             expand_inputs,
@@ -1609,7 +1609,7 @@ class CaseFiles:
         self.info = {"grouped_here": 0, "pre_grouped": 0, "files": [s.path for s, _, _ in self.parts]}
 
     def __call__(self) -> Iterator[pa.RecordBatch]:
-        from .io import prefetch
+        from grouper.io.cases import prefetch
 
         rows = 0
         info = {"grouped_here": 0, "pre_grouped": 0}
@@ -1640,7 +1640,7 @@ def settle_files(inputs, pack: PaymentPack, weights_path, output, *, hospitals_p
     import json
     import time
 
-    from .io import OutputSet, check_outputs, format_of, write_batches
+    from grouper.io.cases import OutputSet, check_outputs, format_of, write_batches
 
     check_outputs([output, summary, months, json_path, report], [*_as_list(inputs), weights_path, hospitals_path,
                                                                  pack.path or None], overwrite=overwrite)
@@ -1664,7 +1664,7 @@ def settle_files(inputs, pack: PaymentPack, weights_path, output, *, hospitals_p
             Path(outs.add(json_path)).write_text(
                 json.dumps(r.summary, ensure_ascii=False, indent=2, default=_jsonable) + "\n", encoding="utf-8")
         if report is not None:
-            from .report import write_settlement_report
+            from grouper.report.pages import write_settlement_report
 
             write_settlement_report(r, outs.add(report), overwrite=True)  # replaces the set's temporary file
     return r

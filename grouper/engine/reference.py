@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .arrow import CODE_WHITESPACE, parse_int
-from .flags import CHECK_FLAGS, CcLevel, Flag, Status
-from .ruleset import Ruleset
+from grouper.engine.inputs import CODE_WHITESPACE, parse_int
+from grouper.engine.status import CHECK_FLAGS, CcLevel, Flag, Status
+from grouper.rulesets.ruleset import Ruleset
 
 __all__ = ["Case", "Result", "ReferenceGrouper", "parse_int"]
 
@@ -344,7 +344,7 @@ class ReferenceGrouper:
             return ctx.age_days is not None
         if name == "weight_known":
             return ctx.weight is not None
-        from .conditions import COMPARISONS
+        from grouper.rulesets.conditions import COMPARISONS
 
         field_name, cmp = COMPARISONS[name]
         value = {"age_years": ctx.age, "age_days": ctx.age_days, "weight": ctx.weight, "los": ctx.los}[field_name]

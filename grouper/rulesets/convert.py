@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow import CODE_WHITESPACE, _split_joined
+from grouper.engine.inputs import CODE_WHITESPACE, _split_joined
 
 __all__ = ["CodeConverter"]
 

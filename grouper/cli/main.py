@@ -16,9 +16,9 @@ from pathlib import Path
 
 import click
 
-from . import __version__
-from .arrow import InputError
-from .ruleset import (DEFAULT_RULESET, NEXT_RULESET, STATUSES, RulesetError, available_rulesets, describe,
+from grouper import __version__
+from grouper.engine.inputs import InputError
+from grouper.rulesets.ruleset import (DEFAULT_RULESET, NEXT_RULESET, STATUSES, RulesetError, available_rulesets, describe,
                       load_ruleset)
 
 RULESET_HELP = "Ruleset name (see `drg rulesets`) or path to a ruleset folder."
@@ -43,8 +43,8 @@ def _command_errors(*also: type[Exception], ruleset: Callable[[], str] | None = 
 
 def _check_outputs(outputs, inputs=(), overwrite: bool = False) -> None:
     """Refuse, before any work, an output that is one of the command's inputs or another of its
-    outputs (even with --overwrite), or that exists without --overwrite (grouper.io.check_outputs)."""
-    from .io import check_outputs
+    outputs (even with --overwrite), or that exists without --overwrite (grouper.io.cases.check_outputs)."""
+    from grouper.io.cases import check_outputs
 
     try:
         check_outputs(outputs, inputs, overwrite=overwrite)
@@ -53,7 +53,7 @@ def _check_outputs(outputs, inputs=(), overwrite: bool = False) -> None:
 
 
 def _grouper(ruleset: str, threads: int | None):
-    from .core import Grouper
+    from grouper.engine.grouper import Grouper
 
     try:
         return Grouper(ruleset, n_threads=threads)
@@ -122,7 +122,7 @@ def group(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_siz
     recursively), globs or URIs (s3://...), and -o names an output folder; a part that fails
     is reported (exit 1) and rerunning the same command retries only the unfinished parts.
     """
-    from .io import group_files
+    from grouper.io.cases import group_files
 
     if workers is not None or scheduler is not None:
         return _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, maps,
@@ -176,8 +176,8 @@ def _parallel_options(f):
 
 def _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, maps, map_file,
                    layout, report, max_error_rate, progress, workers, scheduler):
-    """``drg group --workers/--scheduler``: grouper.distributed.group_dataset into a folder."""
-    from .distributed import group_dataset
+    """``drg group --workers/--scheduler``: grouper.scale.distributed.group_dataset into a folder."""
+    from grouper.scale.distributed import group_dataset
 
     if workers is not None and scheduler is not None:
         raise click.UsageError("give --workers (local processes) or --scheduler (a Dask cluster), not both")
@@ -297,7 +297,7 @@ def rulesets(as_json):
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
 def validate_ruleset(path):
     """Check a ruleset folder: tables, references, orders, codes, conditions; then compile it."""
-    from .compile import compile_ruleset
+    from grouper.engine.compile import compile_ruleset
 
     try:
         rs = load_ruleset(path)
@@ -328,7 +328,7 @@ def synth(cases, hospitals, year, seed, ruleset, output, overwrite):
     """
     import time
 
-    from .synth import SynthSpec, write_synthetic
+    from grouper.analytics.synth import SynthSpec, write_synthetic
 
     _check_outputs([output], [], overwrite)
     t0 = time.perf_counter()
@@ -372,8 +372,8 @@ def regroup(inputs, from_, to, output, matrix, summary, threads, keep, cost_colu
             report, trim, min_cases, convert_codes, overwrite):
     """Regroup INPUTS from one ruleset to another in one pass: both results per case, the
     migration matrix and a summary of who moves where."""
-    from .regroup import regroup as run
-    from .weights import WeightOptions
+    from grouper.analytics.regroup import regroup as run
+    from grouper.analytics.weights import WeightOptions
 
     opts = WeightOptions(trim=trim, min_cases=min_cases)
     try:
@@ -417,8 +417,8 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
             summary, report, overwrite, workers, scheduler):
     """Relative weights (RW) per DRG from case files with costs: trimmed group mean cost over the
     trimmed overall mean, renormalised so that the base data's CMI is 1; CV, RIV, stability."""
-    from .io import write_batches, write_text
-    from .weights import WeightOptions, weights_from_files
+    from grouper.io.cases import write_batches, write_text
+    from grouper.analytics.weights import WeightOptions, weights_from_files
 
     try:
         yw = {int(k): float(v) for k, v in (p.split("=") for p in year_weights.split(","))} if year_weights else {}
@@ -433,7 +433,7 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
     g = _grouper(ruleset, None)
     with _dask_client(scheduler) as client, _command_errors(RuntimeError):
         if workers is not None or client is not None:
-            from .distributed import weights_dataset
+            from grouper.scale.distributed import weights_dataset
 
             r = weights_dataset(list(inputs), g, opts, client, workers=workers, cost=cost_column, los=los_column,
                                 year=year_column)
@@ -441,7 +441,7 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
             r = weights_from_files(g, inputs, opts, cost=cost_column, los=los_column, year=year_column)
         write_batches(output, r.table.to_batches(), overwrite=overwrite, empty_schema=r.table.schema)
         if report:
-            from .report import write_weights_report
+            from grouper.report.pages import write_weights_report
 
             write_weights_report(r, report, title=f"{g.compiled.name} weights", trim=trim, overwrite=overwrite)
         if summary:
@@ -475,8 +475,8 @@ def indices(inputs, weights_file, output, ruleset, hospital_column, department_c
             discharge_column, death_code, report, overwrite, workers, scheduler):
     """Hospital indices: cases, DRG count, total weight, CMI, cost and time consumption indices,
     low-risk and mid-low-risk group mortality (risk tiers from the data's own group mortality)."""
-    from .indices import indices_from_files
-    from .io import open_source, write_batches
+    from grouper.analytics.indices import indices_from_files
+    from grouper.io.cases import open_source, write_batches
 
     _check_outputs([output, report], [*inputs, weights_file], overwrite)
     g = _grouper(ruleset, None)
@@ -486,14 +486,14 @@ def indices(inputs, weights_file, output, ruleset, hospital_column, department_c
         kw = dict(hospital=hospital_column, cost=cost_column, los=los_column, discharge=discharge_column,
                   department=department_column, death_codes=tuple(death_code))
         if workers is not None or client is not None:
-            from .distributed import indices_dataset
+            from grouper.scale.distributed import indices_dataset
 
             table, excluded = indices_dataset(list(inputs), weights, g, client, workers=workers, **kw)
         else:
             table, excluded = indices_from_files(g, inputs, weights, **kw)
         write_batches(output, table.to_batches(), overwrite=overwrite, empty_schema=table.schema)
         if report:
-            from .report import write_indices_report
+            from grouper.report.pages import write_indices_report
 
             write_indices_report((table, excluded), report, overwrite=overwrite,
                                  title=f"{g.compiled.name} 医院评价指标 / hospital indices")
@@ -503,8 +503,8 @@ def indices(inputs, weights_file, output, ruleset, hospital_column, department_c
 
 def _side(value: str, min_cases: int):
     """A recalibration side: a weights file when the path exists, else a trimming rule."""
-    from .io import open_source
-    from .weights import WeightOptions
+    from grouper.io.cases import open_source
+    from grouper.analytics.weights import WeightOptions
 
     if Path(value).is_file():
         try:
@@ -546,8 +546,8 @@ def recalibrate(inputs, side_a, side_b, output, hospitals, summary, report, rule
     """A recalibration experiment: two weight sets (files, or trimming rules computed from the
     cases) side by side on the same cases: per-DRG change, budget impact (total weight under each)
     and each hospital's CMI shift. The cases are read once."""
-    from .io import write_batches, write_text
-    from .recalibrate import recalibrate_files
+    from grouper.io.cases import write_batches, write_text
+    from grouper.analytics.recalibrate import recalibrate_files
 
     _check_outputs([output, hospitals, summary, report],
                    [*inputs, *(v for v in (side_a, side_b) if Path(v).exists())], overwrite)
@@ -566,7 +566,7 @@ def recalibrate(inputs, side_a, side_b, output, hospitals, summary, report, rule
                                             "excluded": r.excluded}, ensure_ascii=False, indent=2) + "\n",
                        overwrite=overwrite)
         if report:
-            from .report import write_recalibration_report
+            from grouper.report.pages import write_recalibration_report
 
             write_recalibration_report(r.comparison, r.hospitals, report, labels=(side_a, side_b), overwrite=overwrite)
     rel = budget["relative_change"]
@@ -614,8 +614,8 @@ def settle(inputs, pack, weights_file, output, hospitals_file, summary, months, 
     grouped on each read). Exit codes: 0 done; 1 invalid pack or I/O error; 2 usage error,
     including a case file without a column the pack needs.
     """
-    from .payment_pack import PackError, load_pack
-    from .settlement import Columns, settle_files
+    from grouper.payment.pack import PackError, load_pack
+    from grouper.payment.drg.settlement import Columns, settle_files
 
     roles = {}
     for item in column_map:
@@ -661,7 +661,7 @@ def _dip_pack(pack: str | None) -> dict:
     """The [dip] table of a payment pack: a TOML file or the name of a bundled pack."""
     import tomllib
 
-    from .ruleset import rules_dirs
+    from grouper.rulesets.ruleset import rules_dirs
 
     if pack is None:
         return {}
@@ -681,7 +681,7 @@ def _dip_pack(pack: str | None) -> dict:
 
 
 def _dip_params(table: dict, **overrides):
-    from .dip import DipParams
+    from grouper.payment.dip.dip import DipParams
 
     try:
         return DipParams.from_mapping({**table, **{k: v for k, v in overrides.items() if v is not None}})
@@ -734,8 +734,8 @@ def dip_catalogue(inputs, output, pack, ruleset, year_column, year_weights, core
     """Build a DIP catalogue from historical cases: core groups (亚目 x principal procedure with
     enough cases), comprehensive groups (category, then chapter, x treatment type) for the rest,
     scores from year-weighted mean costs, level means and the budget point value."""
-    from .dip import Columns, ProcedureTypes, catalogue_from_files
-    from .io import expand_inputs, open_source, write_text
+    from grouper.payment.dip.dip import Columns, ProcedureTypes, catalogue_from_files
+    from grouper.io.cases import expand_inputs, open_source, write_text
 
     _check_outputs([output, summary], [*inputs, pack if pack and Path(pack).is_file() else None], overwrite)
     params = _dip_params(_dip_pack(pack), year_weights=_year_weights(year_weights), core_min_n=core_min_n,
@@ -770,7 +770,7 @@ def dip_catalogue(inputs, output, pack, ruleset, year_column, year_weights, core
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 def dip_assign(inputs, catalogue_file, output, ruleset, overwrite):
     """Assign cases to the groups of a DIP catalogue (no payment)."""
-    from .dip import Catalogue, ProcedureTypes, assign_files
+    from grouper.payment.dip.dip import Catalogue, ProcedureTypes, assign_files
 
     _check_outputs([output], [*inputs, catalogue_file], overwrite)
     with _command_errors(ruleset=lambda: ruleset):
@@ -807,8 +807,8 @@ def dip_settle(inputs, catalogue_file, pack, output, summary, totals, point_valu
     """Settle cases under DIP: group, score, cost ratio x and case type (low < dip.low_x, high >
     dip.high_x, extreme > dip.extreme_x for review), points with the level coefficient, amount =
     points x point value, fund and margin; per-hospital totals with --summary."""
-    from .dip import Catalogue, Columns, ProcedureTypes, settle_files
-    from .io import write_batches, write_text
+    from grouper.payment.dip.dip import Catalogue, Columns, ProcedureTypes, settle_files
+    from grouper.io.cases import write_batches, write_text
 
     params = _dip_params(_dip_pack(pack))
     _check_outputs([output, summary, totals], [*inputs, catalogue_file, pack if Path(pack).is_file() else None],

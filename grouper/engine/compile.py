@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _kernel
-from .conditions import COMPARISONS
-from .ruleset import Ruleset, RulesetError
+from grouper.engine import _kernel
+from grouper.rulesets.conditions import COMPARISONS
+from grouper.rulesets.ruleset import Ruleset, RulesetError
 
 __all__ = ["CompiledRuleset", "compile_ruleset", "COND_DTYPE", "MDC_DTYPE", "ADRG_DTYPE", "SPLIT_DTYPE"]
 

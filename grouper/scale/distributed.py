@@ -42,11 +42,11 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from . import __version__
-from .arrow import CODE_COLUMNS, InputError, check_columns
-from .flags import STATUS_LABELS, Flag
-from .ruleset import DEFAULT_RULESET
-from .io import (
+from grouper import __version__
+from grouper.engine.inputs import CODE_COLUMNS, InputError, check_columns
+from grouper.engine.status import STATUS_LABELS, Flag
+from grouper.rulesets.ruleset import DEFAULT_RULESET
+from grouper.io.cases import (
     CANONICAL_COLUMNS,
     DEFAULT_BATCH,
     BatchCounts,
@@ -192,7 +192,7 @@ def map_fragments(fn: Callable, fragments: Sequence, client=None, workers: int |
     if client is not None:
         return _map_dask(fn, items, client, shared, retries, errors, on_result)
     if workers is None:
-        from .core import default_threads
+        from grouper.engine.grouper import default_threads
 
         workers = default_threads()
     if workers < 1:
@@ -262,7 +262,7 @@ class WorkersDied(RuntimeError):
 
 
 def _job_file(shared) -> str:
-    from .io import sweep_stale
+    from grouper.io.cases import sweep_stale
 
     folder = tempfile.gettempdir()
     sweep_stale(folder, _JOB_FILE)
@@ -577,7 +577,7 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
     afresh; a folder holding another run (other ruleset or options) or other files is refused.
     Pieces whose data is bad are reported in ``result.failed`` (the others are still written);
     tasks lost with a worker or failing on I/O are retried ``retries`` times."""
-    from .core import Grouper
+    from grouper.engine.grouper import Grouper
 
     t0 = time.perf_counter()
     g = ruleset if isinstance(ruleset, Grouper) else Grouper(ruleset)
@@ -598,7 +598,7 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
     plans = [plan_columns(f["schema"], columns_map, layout, f["path"]) for f in files]
     schemas = [plan.schema(f["schema"]) for plan, f in zip(plans, files)]
     if keep is True:
-        from .core import OUTPUT_COLUMNS
+        from grouper.engine.grouper import OUTPUT_COLUMNS
 
         keep = [c for c in schemas[0].names if c not in OUTPUT_COLUMNS]
     keep = list(keep)
@@ -878,20 +878,20 @@ class _AggJob:
 
 
 def _sample_fragment(path: str, job: _AggJob):
-    from .weights import sample_files
+    from grouper.analytics.weights import sample_files
 
     return sample_files(job.grouper, [path], batch_size=job.batch_size, filesystem=job.filesystem, **job.options)
 
 
 def _cells_fragment(path: str, job: _AggJob):
-    from .indices import cells_from_files
+    from grouper.analytics.indices import cells_from_files
 
     return cells_from_files(job.grouper, [path], batch_size=job.batch_size, filesystem=job.filesystem, **job.options)
 
 
 def _aggregate(fn, src, ruleset, client, workers, filesystem, options, batch_size):
     """Run ``fn`` per file and merge the partial results (CostSample or IndexCells) in file order."""
-    from .core import Grouper
+    from grouper.engine.grouper import Grouper
 
     g = ruleset if isinstance(ruleset, Grouper) else Grouper(ruleset)
     fs, files, _ = _fragments(src, filesystem)
@@ -919,7 +919,7 @@ def weights_dataset(src, ruleset: Any = DEFAULT_RULESET, options=None, client=No
     task groups one file and keeps its kept cases' DRG, cost and stay (about 20 bytes a case,
     returned to the driver, which spills them to disk beyond ``weights.SPILL_ROWS``); the samples
     merge exactly. Equal to ``weights.weights_from_files`` over the same files, to the last bit."""
-    from .weights import WeightOptions
+    from grouper.analytics.weights import WeightOptions
 
     sample = sample_dataset(src, ruleset, client, workers=workers, filesystem=filesystem, cost=cost, los=los,
                             year=year, batch_size=batch_size)

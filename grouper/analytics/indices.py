@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .weights import as_floats, equals_mask, vocabulary_ids
+from grouper.analytics.weights import as_floats, equals_mask, vocabulary_ids
 
 __all__ = ["EXCLUSION_REASONS", "TIERS", "ExactSum", "IndexCells", "hospital_indices", "risk_tiers"]
 
@@ -382,7 +382,7 @@ def cells_from_files(grouper, inputs, *, hospital: str = "hospital_id", cost: st
                      death_codes=("5",), batch_size: int = 65_536, filesystem=None) -> IndexCells:
     """Stream case files through the grouper into ``IndexCells``: each batch is reduced to its
     cells before the next is read, so memory follows hospitals x DRGs, not the number of cases."""
-    from .io import grouped_batches
+    from grouper.io.cases import grouped_batches
 
     cells = IndexCells(hospital=hospital, cost=cost, los=los, discharge=discharge, department=department,
                        death_codes=death_codes)

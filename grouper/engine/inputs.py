@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._codes import CodeTable
+from grouper.engine._codes import CodeTable
 
 __all__ = [
     "CODE_COLUMNS",
@@ -224,7 +224,7 @@ _NUMBER = re.compile(NUMBER_PATTERN)
 class CodeMapper:
     """Maps code strings to the scheme's int32 ids (-1 unknown, -2 null/blank).
 
-    The hash of the code dictionary is built once (``grouper._codes.CodeTable``) and read
+    The hash of the code dictionary is built once (``grouper.engine._codes.CodeTable``) and read
     straight from the Arrow string buffers, so a batch pays only for its own values."""
 
     def __init__(self, codes: list[str]):

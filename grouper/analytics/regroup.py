@@ -23,10 +23,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow import Encoder, InputError, check_columns
-from .core import Grouper, kept_names
-from .weights import WeightOptions
-from .io import (CANONICAL_COLUMNS, DEFAULT_BATCH, OutputSet, check_outputs, expand_inputs, open_source, plan_columns,
+from grouper.engine.inputs import Encoder, InputError, check_columns
+from grouper.engine.grouper import Grouper, kept_names
+from grouper.analytics.weights import WeightOptions
+from grouper.io.cases import (CANONICAL_COLUMNS, DEFAULT_BATCH, OutputSet, check_outputs, expand_inputs, open_source, plan_columns,
                  prefetch, read_columns, write_batches)
 
 __all__ = ["regroup", "RegroupResult"]
@@ -87,7 +87,7 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
                      sorted(set(g_from.encoder.px.codes) | set(g_to.encoder.px.codes)))
     converter = None
     if convert_codes:
-        from .convert import CodeConverter
+        from grouper.rulesets.convert import CodeConverter
 
         converter = CodeConverter(g_to.ruleset.dx_map, g_to.ruleset.px_map)
     sides = {"from": _Side(g_from), "to": _Side(g_to)}
@@ -157,7 +157,7 @@ def _finish(outs: OutputSet, done, start, sides, pair_counts, pdx_moves, hospita
     if summary is not None:
         Path(outs.add(summary)).write_text(json.dumps(summ, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     if report is not None:
-        from .report import write_regroup_report
+        from grouper.report.pages import write_regroup_report
 
         write_regroup_report(summ, mat, outs.add(report), overwrite=True)  # replaces the set's temporary file
     return RegroupResult(done, seconds, summ, mat)
@@ -269,7 +269,7 @@ def _matrix(sides: dict, pair_counts: dict) -> pa.Table:
 
 def _weights(side: _Side, options) -> dict[str, float]:
     """RW per DRG under this side's scheme, by the weights layer (trimmed, renormalised)."""
-    from .weights import compute_weights
+    from grouper.analytics.weights import compute_weights
 
     if not side.costs or not sum(len(c) for c in side.costs):
         return {}
@@ -332,7 +332,7 @@ def _split_reads(rs) -> dict[str, tuple[str, ...]]:
     """What each DRG's split condition reads, as labels: ``age``, ``birth weight``, ``CC/MCC``,
     ``<predicate> <list>`` for list predicates (3.0's robot list: ``any_px_in OP_ARB``), else the
     predicate's name. Read from the tables, so any scheme's new splits show up without code."""
-    from .conditions import predicates
+    from grouper.rulesets.conditions import predicates
 
     out: dict[str, set[str]] = {}
     for (_, code), drg in rs.drgs.items():

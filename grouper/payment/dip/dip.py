@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .dip_keys import (
+from grouper.payment.dip.keys import (
     BAD_COST,
     ICD10_CHAPTERS,
     NO_COST,
@@ -98,7 +98,7 @@ class DipParams:
 
     def __post_init__(self):
         k = "dip."
-        from .payment_pack import MAX_AMOUNT, MAX_FACTOR, MAX_RATE
+        from grouper.payment.pack import MAX_AMOUNT, MAX_FACTOR, MAX_RATE
 
         _num(self.score_scale, k + "score_scale", lo=0, lo_open=True, hi=MAX_RATE)
         for name in ("core_min_n", "comprehensive_min_n"):
@@ -120,7 +120,7 @@ class DipParams:
         else:
             raise ValueError(f"{k}year_weights: expected a list of weights (oldest to newest) "
                              "or a year -> weight table")
-        from .weights import WeightOptions
+        from grouper.analytics.weights import WeightOptions
 
         try:
             WeightOptions(trim=self.trim).trim_rule()
@@ -197,7 +197,7 @@ def _group_quantile(sorted_vals, starts, counts, q):
 def _trim_mask(gid: np.ndarray, cost: np.ndarray, trim: str, ngroups: int) -> np.ndarray:
     """Cases inside their group's fences (the trimming rules of ``grouper.weights``); a group the
     rule would empty keeps all its cases."""
-    from .weights import WeightOptions
+    from grouper.analytics.weights import WeightOptions
 
     kind, params = WeightOptions(trim=trim).trim_rule()
     if kind == "none" or not len(gid):
@@ -474,7 +474,7 @@ class Catalogue:
         return out
 
     def save(self, path, *, overwrite: bool = False) -> None:
-        from .io import write_batches
+        from grouper.io.cases import write_batches
 
         meta = {b"dip.info": json.dumps(self.info, ensure_ascii=False).encode()}
         t = self.table.replace_schema_metadata({**(self.table.schema.metadata or {}), **meta})
@@ -482,7 +482,7 @@ class Catalogue:
 
     @classmethod
     def load(cls, path) -> Catalogue:
-        from .io import open_source
+        from grouper.io.cases import open_source
 
         s = open_source(path)
         t = pa.Table.from_batches(list(s.batches), schema=s.schema)
@@ -524,7 +524,7 @@ def assign(data, catalogue: Catalogue, *, procedure_types: ProcedureTypes, colum
 def assign_files(inputs, catalogue: Catalogue, output, *, procedure_types: ProcedureTypes,
                  columns: Columns = DEFAULT_COLUMNS, overwrite: bool = False, batch_size: int = 65_536) -> dict[str, int]:
     """``assign`` streamed from case files into ``output``; returns the count per status."""
-    from .io import check_outputs, write_batches
+    from grouper.io.cases import check_outputs, write_batches
 
     check_outputs([output], [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs, overwrite=overwrite)
     a = Assigner(catalogue, procedure_types, columns)
@@ -733,7 +733,7 @@ class _Settler:
 
 
 def _pv(params: DipParams, point_value: float | None, units: int | None) -> tuple[float, str]:
-    from .payment_pack import MAX_RATE
+    from grouper.payment.pack import MAX_RATE
 
     fixed = point_value if point_value is not None else params.point_value
     if fixed is not None:
@@ -802,7 +802,7 @@ def settle_files(inputs, catalogue: Catalogue, params: DipParams, output, *, pro
                  columns: Columns = DEFAULT_COLUMNS, point_value: float | None = None, overwrite: bool = False,
                  batch_size: int = 65_536) -> Settlement:
     """Settle case files (streamed, read twice when PV_s is computed) into ``output``."""
-    from .io import check_outputs, expand_inputs, write_batches
+    from grouper.io.cases import check_outputs, expand_inputs, write_batches
 
     files = expand_inputs(inputs)
     check_outputs([output], files, overwrite=overwrite)

@@ -20,12 +20,12 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-from . import __version__
-from .arrow import ID_EMPTY, CodeMapper, Encoded, Encoder, InputError, check_columns, iter_batches
-from .compile import CompiledRuleset, compile_ruleset
-from .flags import CC_LABELS, STATUS_LABELS, STATUS_NAMES_ZH, CcLevel, Flag, Status, describe_flags
-from .reference import Case, ReferenceGrouper
-from .ruleset import DEFAULT_RULESET, Ruleset, load_ruleset
+from grouper import __version__
+from grouper.engine.inputs import ID_EMPTY, CodeMapper, Encoded, Encoder, InputError, check_columns, iter_batches
+from grouper.engine.compile import CompiledRuleset, compile_ruleset
+from grouper.engine.status import CC_LABELS, STATUS_LABELS, STATUS_NAMES_ZH, CcLevel, Flag, Status, describe_flags
+from grouper.engine.reference import Case, ReferenceGrouper
+from grouper.rulesets.ruleset import DEFAULT_RULESET, Ruleset, load_ruleset
 
 __all__ = ["Grouper", "GroupResult", "default_threads", "kept_name", "kept_names", "OUTPUT_COLUMNS"]
 
@@ -148,9 +148,9 @@ def _compiled(rs: Ruleset) -> CompiledRuleset:
     before: keyed by the ruleset's fingerprint (every byte its loader read) and the sha256 of
     the loader, compiler and kernel modules' files, so neither a table edit nor a rebuilt kernel
     is ever served stale. Compiling takes about 0.1 s, a cache hit a few ms (a CLI run)."""
-    from .ruleset import _code_hash, _disk_cached
+    from grouper.rulesets.ruleset import _code_hash, _disk_cached
 
-    code = _code_hash(("ruleset", "conditions", "compile", "_kernel"))
+    code = _code_hash(("rulesets.ruleset", "rulesets.conditions", "engine.compile", "engine._kernel"))
     key = hashlib.sha256(json.dumps(["compiled-2", rs.fingerprint, code]).encode()).hexdigest()
     return _disk_cached(key if code else None, lambda: compile_ruleset(rs), CompiledRuleset,
                         valid=lambda c: c.fingerprint == rs.fingerprint)
@@ -268,7 +268,7 @@ class Grouper:
         """A caller's ``encoded`` batch is safe for the kernel: shapes agree with the batch and
         every code id is a position in this scheme's code lists (or unknown/empty). The kernel
         checks offsets itself; ids it uses as indices, so a stray one would read out of bounds."""
-        from ._kernel import CONSTANTS
+        from grouper.engine._kernel import CONSTANTS
 
         if enc.n != n:
             raise ValueError(f"encoded batch has {enc.n} rows, the record batch {n}")

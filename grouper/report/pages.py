@@ -20,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .flags import STATUS_LABELS, STATUS_NAMES_ZH
-from .io import _atomic
+from grouper.engine.status import STATUS_LABELS, STATUS_NAMES_ZH
+from grouper.io.cases import _atomic
 
 __all__ = ["write_regroup_report"]
 
@@ -762,7 +762,7 @@ def _flags_text(flags: str) -> str:
 def _trim_text(trim: str | None) -> str:
     if not trim:
         return "未说明 / not given"
-    from .weights import WeightOptions
+    from grouper.analytics.weights import WeightOptions
     try:
         kind, p = WeightOptions(trim=trim).trim_rule()
     except ValueError:
@@ -900,7 +900,7 @@ def _s_margins(plt, rows: list[dict], limit: int = 60) -> str | None:
 
 
 def _s_types(plt, rows: list[dict], limit: int = 40) -> str | None:
-    from .settlement import CASE_TYPES
+    from grouper.payment.drg.settlement import CASE_TYPES
 
     shown = rows[:limit]
     if not shown:
@@ -953,7 +953,7 @@ def _s_months(plt, months: pa.Table) -> str | None:
 
 
 def _s_document(result, rows: list[dict], effects: list[str], figures: list[tuple[str, str]]) -> str:
-    from .settlement import CASE_TYPES
+    from grouper.payment.drg.settlement import CASE_TYPES
 
     s = result.summary
     pk, rate, tot = s["pack"], s["rate"], s["totals"]

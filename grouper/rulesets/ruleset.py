@@ -23,7 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import conditions
+from grouper.rulesets import conditions
 
 __all__ = [
     "Adrg",
@@ -219,7 +219,7 @@ def _list_key(name: str, owner: str, adrgs: dict) -> tuple[str, str]:
 def rules_dirs() -> list[Path]:
     """Folders searched for rulesets by name: $DRG_RULES_PATH entries, then the bundled ones."""
     dirs = [Path(p) for p in os.environ.get("DRG_RULES_PATH", "").split(os.pathsep) if p]
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the grouper package
     dirs.append(here / "rules")  # installed wheel: rules/ is packaged as grouper/rules
     dirs.append(here.parent / "rules")  # source checkout / editable install
     return [d for d in dirs if d.is_dir()]
@@ -279,7 +279,7 @@ _CACHE_SIZE = 8
 #: Every file the loader reads (tables it does not know are never opened).
 _FILES = ("ruleset.toml", *_SCHEMA, *_OPTIONAL)
 #: The modules whose code turns the files into a Ruleset: part of the disk-cache key.
-_LOADER_MODULES = ("ruleset", "conditions")
+_LOADER_MODULES = ("rulesets.ruleset", "rulesets.conditions")
 
 
 def load_ruleset(name_or_path: str | os.PathLike) -> Ruleset:
@@ -324,13 +324,13 @@ def _code_hash(modules: tuple[str, ...]) -> str | None:
     the package version; None when one cannot be read (then nothing is cached on disk)."""
     import importlib
 
-    from . import __version__
+    from grouper import __version__
 
     h = hashlib.sha256(__version__.encode())
     for name in modules:
         try:
             h.update(b"\0" + name.encode() + b"\0")
-            h.update(Path(importlib.import_module(f"{__package__}.{name}").__file__).read_bytes())
+            h.update(Path(importlib.import_module(f"grouper.{name}").__file__).read_bytes())
         except (OSError, TypeError, ImportError):
             return None
     return h.hexdigest()

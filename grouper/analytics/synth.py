@@ -25,8 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import __version__
-from .ruleset import DEFAULT_RULESET, Ruleset, load_ruleset
+from grouper import __version__
+from grouper.rulesets.ruleset import DEFAULT_RULESET, Ruleset, load_ruleset
 
 __all__ = ["SynthSpec", "generate", "write_synthetic"]
 
@@ -110,7 +110,7 @@ class _Catalogue:
 def _own_entry_list(rs: Ruleset, adrg, pred: str):
     """The first list of the ADRG's own that its entry rule tests with ``pred``, for schemes
     that name lists by set id (3.0: ``DI_BB2``, ``OP1_AC1``) instead of dx / px."""
-    from .conditions import predicates
+    from grouper.rulesets.conditions import predicates
 
     for p in predicates(adrg.entry_rule):
         if p["pred"] == pred:
@@ -284,7 +284,7 @@ def metadata(spec: SynthSpec) -> dict[bytes, bytes]:
 def write_synthetic(spec: SynthSpec, path: str | os.PathLike, *, overwrite: bool = False) -> int:
     """Write the province to Parquet (code columns dictionary-encoded, 1M-row groups) or CSV
     (dx/px '|'-joined); atomically, like every output. Returns the number of rows."""
-    from .io import format_of, write_batches
+    from grouper.io.cases import format_of, write_batches
 
     kind = format_of(path)
     meta = metadata(spec)

@@ -1,0 +1,3 @@
+from grouper.cli.main import main
+
+main()

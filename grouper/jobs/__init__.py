@@ -1,0 +1,1 @@
+"""One module per command: read -> compute -> write (plus summary and report)."""

@@ -1,0 +1,1 @@
+"""DRG settlement: payment standards, case types, the knob waterfall, year-end clearance."""

@@ -1,0 +1,1 @@
+"""Scale-out: datasets cut into fragments, run as tasks on a process pool or Dask, with retries."""
