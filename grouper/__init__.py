@@ -6,11 +6,10 @@
     'MA19'
 """
 
-__version__ = "0.1.0"
-
-from grouper.engine.inputs import CorruptInputError, InputError  # noqa: E402
-from grouper.engine.grouper import Grouper, GroupResult, group_batch  # noqa: E402
-from grouper.rulesets.ruleset import Ruleset, RulesetError, available_rulesets, load_ruleset  # noqa: E402
+from grouper._util.errors import CorruptInputError, InputError
+from grouper._util.version import __version__
+from grouper.engine.grouper import Grouper, GroupResult, group_batch
+from grouper.rulesets.ruleset import Ruleset, RulesetError, available_rulesets, load_ruleset
 
 __all__ = ["Grouper", "GroupResult", "group_batch", "InputError", "CorruptInputError", "Ruleset", "RulesetError", "available_rulesets",
            "load_ruleset", "__version__"]

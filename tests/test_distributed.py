@@ -24,7 +24,7 @@ import grouper
 import grouper.engine.grouper
 from grouper.cli.main import main
 from grouper.scale.distributed import MANIFEST, group_dataset, list_fragments, map_fragments
-from grouper.io.cases import group_files
+from grouper.jobs.group import group_files
 from grouper.analytics.synth import SynthSpec, generate
 
 ROOT = Path(__file__).resolve().parent.parent

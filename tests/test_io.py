@@ -21,8 +21,8 @@ import pytest
 import grouper
 from grouper.engine.grouper import OUTPUT_COLUMNS
 from grouper.engine.status import Flag
-from grouper.io.cases import (CANONICAL_COLUMNS, MappingError, code_list, expand_inputs, format_of, group_file,
-                        group_files, load_mapping, open_source, plan_columns, write_batches)
+from grouper.io import (CANONICAL_COLUMNS, MappingError, code_list, expand_inputs, format_of, load_mapping, open_source, plan_columns, write_batches)
+from grouper.jobs.group import group_file, group_files
 
 from conftest import read_cases as read_text_csv, split_codes
 

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 import grouper
 from grouper.engine.inputs import ID_EMPTY, ID_UNKNOWN, MISSING, CodeMapper, parse_int, parse_int_column
 from grouper.engine.status import Flag
-from grouper.io.cases import group_files, prefetch, write_batches
+from grouper.jobs.group import group_files
+from grouper.io import prefetch, write_batches
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 import grouper
 from grouper.cli.main import main
-from grouper.io.cases import group_file, open_source
+from grouper.jobs.group import group_file
+from grouper.io import open_source
 from grouper.analytics.regroup import regroup
 from grouper.analytics.synth import SynthSpec, write_synthetic
 

@@ -673,7 +673,7 @@ def test_a_total_that_would_not_fit_in_int64_fen_is_an_error():
 
 
 def test_no_output_file_holds_an_infinite_number(tmp_path):
-    from grouper.io.cases import write_batches
+    from grouper.io import write_batches
 
     bad = pa.table({"payment": [1.0, float("inf")]})
     with pytest.raises(ValueError, match="'payment' would hold an infinite value"):

@@ -43,7 +43,8 @@ def test_parquet_file_is_labelled_synthetic_and_dictionary_encoded(tmp_path):
 def test_csv_output_is_groupable_text(tmp_path):
     path = tmp_path / "p.csv"
     write_synthetic(SynthSpec(cases=2_000, seed=3, ruleset="chs-drg-1.1"), path)
-    from grouper.io.cases import group_file, open_source
+    from grouper.jobs.group import group_file
+    from grouper.io import open_source
 
     summary, table = group_file(grouper.Grouper("chs-drg-1.1"), open_source(path), None)
     assert summary.rows == 2_000 and summary.status_counts["grouped"] > 1_950

@@ -382,7 +382,7 @@ def cells_from_files(grouper, inputs, *, hospital: str = "hospital_id", cost: st
                      death_codes=("5",), batch_size: int = 65_536, filesystem=None) -> IndexCells:
     """Stream case files through the grouper into ``IndexCells``: each batch is reduced to its
     cells before the next is read, so memory follows hospitals x DRGs, not the number of cases."""
-    from grouper.io.cases import grouped_batches
+    from grouper.analytics.grouped import grouped_batches
 
     cells = IndexCells(hospital=hospital, cost=cost, los=los, discharge=discharge, department=department,
                        death_codes=death_codes)

@@ -82,7 +82,7 @@ def recalibrate_files(grouper, inputs, a: Side, b: Side, *, hospital: str = "hos
                       cost: str = "total_cost", los: str = "los", discharge: str = "discharge",
                       batch_size: int = 65_536) -> Recalibration:
     """Stream case files once through the grouper and compare the two sides on them."""
-    from grouper.io.cases import grouped_batches
+    from grouper.analytics.grouped import grouped_batches
 
     computed = any(isinstance(s, WeightOptions) for s in (a, b))
     cells = IndexCells(hospital=hospital, cost=cost, los=los, discharge=discharge)

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from grouper import __version__
+from grouper._util.version import __version__
 from grouper.rulesets.ruleset import DEFAULT_RULESET, Ruleset, load_ruleset
 
 __all__ = ["SynthSpec", "generate", "write_synthetic"]
@@ -284,7 +284,7 @@ def metadata(spec: SynthSpec) -> dict[bytes, bytes]:
 def write_synthetic(spec: SynthSpec, path: str | os.PathLike, *, overwrite: bool = False) -> int:
     """Write the province to Parquet (code columns dictionary-encoded, 1M-row groups) or CSV
     (dx/px '|'-joined); atomically, like every output. Returns the number of rows."""
-    from grouper.io.cases import format_of, write_batches
+    from grouper.io import format_of, write_batches
 
     kind = format_of(path)
     meta = metadata(spec)

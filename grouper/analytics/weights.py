@@ -522,7 +522,7 @@ def sample_files(grouper, inputs, *, cost: str = "total_cost", los: str | None =
                  batch_size: int = 65_536, filesystem=None) -> CostSample:
     """Stream case files through the grouper into a ``CostSample``: each batch is grouped and
     reduced to a DRG id, cost, stay and year per case before the next is read."""
-    from grouper.io.cases import grouped_batches
+    from grouper.analytics.grouped import grouped_batches
 
     sample = CostSample(cost=cost, los=los, year=year)
     for b in grouped_batches(grouper, inputs, [cost] + ([year] if year else []), optional=[los] if los else [],

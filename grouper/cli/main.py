@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from grouper import __version__
+from grouper._util.version import __version__
 from grouper.engine.inputs import InputError
 from grouper.rulesets.ruleset import (DEFAULT_RULESET, NEXT_RULESET, STATUSES, RulesetError, available_rulesets, describe,
                       load_ruleset)
@@ -44,7 +44,7 @@ def _command_errors(*also: type[Exception], ruleset: Callable[[], str] | None = 
 def _check_outputs(outputs, inputs=(), overwrite: bool = False) -> None:
     """Refuse, before any work, an output that is one of the command's inputs or another of its
     outputs (even with --overwrite), or that exists without --overwrite (grouper.io.cases.check_outputs)."""
-    from grouper.io.cases import check_outputs
+    from grouper.io import check_outputs
 
     try:
         check_outputs(outputs, inputs, overwrite=overwrite)
@@ -122,7 +122,7 @@ def group(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_siz
     recursively), globs or URIs (s3://...), and -o names an output folder; a part that fails
     is reported (exit 1) and rerunning the same command retries only the unfinished parts.
     """
-    from grouper.io.cases import group_files
+    from grouper.jobs.group import group_files
 
     if workers is not None or scheduler is not None:
         return _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, maps,
@@ -417,7 +417,7 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
             summary, report, overwrite, workers, scheduler):
     """Relative weights (RW) per DRG from case files with costs: trimmed group mean cost over the
     trimmed overall mean, renormalised so that the base data's CMI is 1; CV, RIV, stability."""
-    from grouper.io.cases import write_batches, write_text
+    from grouper.io import write_batches, write_text
     from grouper.analytics.weights import WeightOptions, weights_from_files
 
     try:
@@ -476,7 +476,7 @@ def indices(inputs, weights_file, output, ruleset, hospital_column, department_c
     """Hospital indices: cases, DRG count, total weight, CMI, cost and time consumption indices,
     low-risk and mid-low-risk group mortality (risk tiers from the data's own group mortality)."""
     from grouper.analytics.indices import indices_from_files
-    from grouper.io.cases import open_source, write_batches
+    from grouper.io import open_source, write_batches
 
     _check_outputs([output, report], [*inputs, weights_file], overwrite)
     g = _grouper(ruleset, None)
@@ -503,7 +503,7 @@ def indices(inputs, weights_file, output, ruleset, hospital_column, department_c
 
 def _side(value: str, min_cases: int):
     """A recalibration side: a weights file when the path exists, else a trimming rule."""
-    from grouper.io.cases import open_source
+    from grouper.io import open_source
     from grouper.analytics.weights import WeightOptions
 
     if Path(value).is_file():
@@ -546,7 +546,7 @@ def recalibrate(inputs, side_a, side_b, output, hospitals, summary, report, rule
     """A recalibration experiment: two weight sets (files, or trimming rules computed from the
     cases) side by side on the same cases: per-DRG change, budget impact (total weight under each)
     and each hospital's CMI shift. The cases are read once."""
-    from grouper.io.cases import write_batches, write_text
+    from grouper.io import write_batches, write_text
     from grouper.analytics.recalibrate import recalibrate_files
 
     _check_outputs([output, hospitals, summary, report],
@@ -735,7 +735,7 @@ def dip_catalogue(inputs, output, pack, ruleset, year_column, year_weights, core
     enough cases), comprehensive groups (category, then chapter, x treatment type) for the rest,
     scores from year-weighted mean costs, level means and the budget point value."""
     from grouper.payment.dip.dip import Columns, ProcedureTypes, catalogue_from_files
-    from grouper.io.cases import expand_inputs, open_source, write_text
+    from grouper.io import expand_inputs, open_source, write_text
 
     _check_outputs([output, summary], [*inputs, pack if pack and Path(pack).is_file() else None], overwrite)
     params = _dip_params(_dip_pack(pack), year_weights=_year_weights(year_weights), core_min_n=core_min_n,
@@ -808,7 +808,7 @@ def dip_settle(inputs, catalogue_file, pack, output, summary, totals, point_valu
     dip.high_x, extreme > dip.extreme_x for review), points with the level coefficient, amount =
     points x point value, fund and margin; per-hospital totals with --summary."""
     from grouper.payment.dip.dip import Catalogue, Columns, ProcedureTypes, settle_files
-    from grouper.io.cases import write_batches, write_text
+    from grouper.io import write_batches, write_text
 
     params = _dip_params(_dip_pack(pack))
     _check_outputs([output, summary, totals], [*inputs, catalogue_file, pack if Path(pack).is_file() else None],

@@ -16,6 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from grouper._util.columns import (CODE_COLUMNS, CODE_WHITESPACE, NUMBER_PATTERN, NUMERIC_COLUMNS, REQUIRED_COLUMNS,
+                                   check_columns, is_text, split_joined, to_string)
+from grouper._util.errors import CorruptInputError, InputError
 from grouper.engine._codes import CodeTable
 
 __all__ = [
@@ -32,29 +35,7 @@ __all__ = [
 
 MISSING = -(2**31)
 ID_UNKNOWN, ID_EMPTY = -1, -2
-NUMERIC_COLUMNS = ("sex", "age", "age_days", "birth_weight")
-CODE_COLUMNS = ("dx", "px")
-#: Columns without which a batch cannot be grouped. age_days and birth_weight may be absent:
-#: only patients aged 0 need them, and those rows then fail validation with a stated reason.
-REQUIRED_COLUMNS = ("sex", "age", "dx", "px")
-#: A whole number written as text: optional sign, ASCII digits (leading zeros allowed), an
-#: optional all-zero fraction ("65", "+65", "065", "65.0"). Anything else is not a number.
-#: ``reference.parse_int`` applies the same pattern, so both paths read text alike.
-NUMBER_PATTERN = r"^(?P<sign>[+-]?)0*(?P<digits>[0-9]{1,10})(?:\.0*)?$"
-#: Whitespace trimmed around codes (also by ``_codes.CodeTable`` and the reference).
-CODE_WHITESPACE = " \t\n\r\v\f\u00a0\u3000"
 INT32_MAX = 2**31 - 1
-
-
-class InputError(ValueError):
-    """Input that cannot be grouped at all (missing or repeated column, wrong column type)."""
-
-
-class CorruptInputError(ValueError):
-    """Arrow data whose buffers contradict themselves: offsets out of order or outside their
-    buffer, a dictionary index out of range, invalid UTF-8 where text is parsed. Raised before
-    anything reads outside an array (a crafted IPC file, a buggy C-stream producer); not an
-    ``InputError``: the file is broken, not the way it was called (``drg`` exits 1)."""
 
 
 def _corrupt(name: str, exc: BaseException) -> CorruptInputError:
@@ -73,7 +54,7 @@ def _checked(name: str, arr: pa.Array) -> pa.Array:
         if pa.types.is_dictionary(t):
             arr.dictionary.validate(full=True)  # the distinct values: small
             _check_indices(arr)
-        elif _is_text(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        elif is_text(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
             arr.validate(full=True)  # this slice's offsets and bytes only
     except (pa.ArrowInvalid, pa.ArrowIndexError) as exc:
         raise _corrupt(name, exc) from None
@@ -147,8 +128,8 @@ def parse_int_column(name: str, col: pa.Array | None, n: int) -> tuple[np.ndarra
         t = arr.type
     if pa.types.is_null(t):
         return np.full(n, MISSING, dtype=np.int32), np.zeros(n, dtype=bool)
-    if _is_text(t):
-        text = pc.utf8_trim_whitespace(_to_string(arr))
+    if is_text(t):
+        text = pc.utf8_trim_whitespace(to_string(arr))
         parts = pc.extract_regex(text, NUMBER_PATTERN)  # null where the text is no number
         magnitude = pc.struct_field(parts, "digits").cast(pa.int64())
         value = pc.if_else(pc.equal(pc.struct_field(parts, "sign"), "-"), pc.negate(magnitude), magnitude)
@@ -257,7 +238,7 @@ class CodeMapper:
     def map_flat(self, flat: pa.Array) -> np.ndarray:
         t = flat.type
         if pa.types.is_dictionary(t):
-            if not _is_text(t.value_type):
+            if not is_text(t.value_type):
                 raise TypeError(str(t))
             mapped = self._map_dictionary(flat.dictionary)  # each distinct code mapped once
             try:
@@ -270,7 +251,7 @@ class CodeMapper:
                 idx = idx.fill_null(len(mapped))
                 mapped = np.append(mapped, np.int32(ID_EMPTY))
             return np.take(mapped, idx.to_numpy(zero_copy_only=False))
-        if _is_text(t):
+        if is_text(t):
             return self.map_strings(flat)
         if pa.types.is_null(t):
             return np.full(len(flat), ID_EMPTY, dtype=np.int32)
@@ -297,22 +278,6 @@ class CodeMapper:
         return self.table.get(code if isinstance(code, str) else str(code))
 
 
-def _is_text(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
-
-
-def _to_string(a: pa.Array) -> pa.Array:
-    return a if pa.types.is_string(a.type) else a.cast(pa.string())
-
-
-def _split_joined(values: pa.Array) -> pa.Array:
-    """'|'-joined code strings -> lists; a blank string is an empty list, not one empty code."""
-    values = _to_string(values)
-    blank = pc.equal(pc.utf8_trim_whitespace(values), "")
-    values = pc.if_else(blank, pa.scalar(None, pa.string()), values)
-    return pc.split_pattern(values, "|")
-
-
 def _check_list(name: str, arr: pa.Array) -> None:
     """The list level of a code column is safe to flatten: offsets that start at or after 0,
     never decrease and end within the values (Arrow's cheap validation checks only the last).
@@ -337,18 +302,18 @@ def encode_code_column(name: str, col, n: int, mapper: CodeMapper) -> tuple[np.n
     arr = _as_array(col)
     t = arr.type
     try:
-        if pa.types.is_dictionary(t) and _is_text(t.value_type):
+        if pa.types.is_dictionary(t) and is_text(t.value_type):
             _checked(name, arr)
             if len(arr.dictionary) <= len(arr):
                 # split each distinct value once, then expand by the indices
-                arr = pc.take(_split_joined(arr.dictionary), arr.indices)
+                arr = pc.take(split_joined(arr.dictionary), arr.indices)
             else:
                 # a dictionary larger than the batch (a Parquet row group's, of joined strings
                 # that are nearly all distinct): splitting it would cost the row group per batch
-                arr = _split_joined(arr.dictionary_decode())
+                arr = split_joined(arr.dictionary_decode())
             t = arr.type
-        elif _is_text(t):
-            arr = _split_joined(_checked(name, arr))
+        elif is_text(t):
+            arr = split_joined(_checked(name, arr))
             t = arr.type
         elif pa.types.is_null(t):
             return np.zeros(n + 1, dtype=np.int32), np.zeros(0, dtype=np.int32)
@@ -394,23 +359,6 @@ class Encoded:
 #: Rows of ``Encoded.fields`` (the kernel's FIELD_* numbering, checked by a test).
 FIELD_ROWS = ("age", "age_days", "birth_weight", "los", "discharge", "dept", "sex")
 VALUE_COLUMNS = ("discharge", "dept")  # compared as exact codes, mapped to the scheme's value ids
-
-
-def check_columns(names: Iterable[str], required: Iterable[str] = REQUIRED_COLUMNS,
-                  optional: Iterable[str] = ()) -> None:
-    """Every ``required`` column is in ``names``, and neither they nor the ``optional`` ones
-    (read when present) appear more than once: a repeated name is ambiguous, not a choice."""
-    names = list(names)
-    have = set(names)
-    missing = [c for c in dict.fromkeys(required) if c not in have]
-    if missing:
-        raise InputError(f"missing required column(s): {', '.join(missing)}")
-    if len(have) < len(names):
-        counts = {c: names.count(c) for c in dict.fromkeys([*required, *optional]) if c in have}
-        repeated = [f"{c!r} ({k} times)" for c, k in counts.items() if k > 1]
-        if repeated:
-            raise InputError(f"repeated column name(s): {', '.join(repeated)}; each column read must "
-                             "have a unique name (rename the others)")
 
 
 class Encoder:
@@ -488,7 +436,7 @@ class Encoder:
             arr = pa.array(np.where(v == MISSING, None, v.astype(object)), pa.int64()).cast(pa.string())
         elif pa.types.is_null(t):
             return np.full(n, MISSING, dtype=np.int32)
-        elif not _is_text(t):
+        elif not is_text(t):
             raise InputError(f"column {name!r} has type {t}, expected text codes")
         try:
             ids = self.values[name].map_strings(arr)

@@ -36,9 +36,10 @@ import pyarrow.ipc as ipc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from grouper import __version__
-from grouper.engine.inputs import CODE_COLUMNS, CorruptInputError, InputError, check_columns
-from grouper.engine.status import STATUS_LABELS, Flag
+from grouper._util.version import __version__
+from grouper._util.columns import CODE_COLUMNS, check_columns
+from grouper._util.errors import CorruptInputError, InputError
+from grouper._util.batches import empty_batch
 
 __all__ = ["Source", "open_source", "write_batches", "FORMATS", "format_of", "expand_inputs", "load_mapping",
            "group_file", "group_files", "RunSummary", "CANONICAL_COLUMNS", "WIDE_LAYOUTS", "MappingError",
@@ -307,7 +308,7 @@ class ColumnPlan:
         return pa.RecordBatch.from_arrays(cols, names=names)
 
     def schema(self, schema: pa.Schema) -> pa.Schema:
-        return self.apply(_empty(schema)).schema
+        return self.apply(empty_batch(schema)).schema
 
 
 def read_columns(schema: pa.Schema, plan: "ColumnPlan", wanted: Iterable[str]) -> list[str]:
@@ -373,10 +374,6 @@ def code_list(batch: pa.RecordBatch, columns: list[str]) -> pa.Array:
 
 def _text(col: pa.Array) -> pa.Array:
     return col if col.type == pa.string() else col.cast(pa.string())
-
-
-def _empty(schema: pa.Schema) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in schema], schema=schema)
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -587,7 +584,7 @@ def _write_error(path, exc: BaseException) -> OSError:
 
 
 @contextmanager
-def _atomic(path: Path, overwrite: bool):
+def atomic(path: Path, overwrite: bool):
     """One output: a temporary file beside ``path``, published when the block ends (see OutputSet)."""
     with OutputSet(overwrite) as outs:
         yield outs.add(path)
@@ -595,7 +592,7 @@ def _atomic(path: Path, overwrite: bool):
 
 def write_text(path: str | os.PathLike, text: str, *, overwrite: bool = False) -> None:
     """A small text output (JSON), atomically, refusing an existing file without ``overwrite``."""
-    with _atomic(Path(path), overwrite) as tmp:
+    with atomic(Path(path), overwrite) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
 
 
@@ -611,7 +608,7 @@ def write_batches(path: str | os.PathLike, batches: Iterable[pa.RecordBatch], *,
     kind = format_of(path)
     if into is not None:
         return _write_batches(path, into.add(path), kind, batches, empty_schema)
-    with _atomic(path, overwrite) as tmp:
+    with atomic(path, overwrite) as tmp:
         return _write_batches(path, tmp, kind, batches, empty_schema)
 
 
@@ -664,7 +661,7 @@ def _write_batches(path: Path, tmp: str, kind: str, batches: Iterable[pa.RecordB
         if writer is None:
             schema = empty_schema or pa.schema([])
             plain = {"csv": _joined_lists, "arrow": _plain_dictionaries}.get(kind)
-            writer = writing(_writer, kind, tmp, plain(_empty(schema)).schema if plain else schema)
+            writer = writing(_writer, kind, tmp, plain(empty_batch(schema)).schema if plain else schema)
     except BaseException:
         close = getattr(it, "close", None)
         if close is not None:  # stop the producer (and its read-ahead thread) now, not at garbage collection
@@ -762,254 +759,3 @@ def _leaf_paths(schema: pa.Schema) -> list[str]:
     pq.write_table(pa.Table.from_batches([], schema), sink)
     meta = pq.read_metadata(pa.BufferReader(sink.getvalue()))
     return [meta.schema.column(i).path for i in range(meta.num_columns)]
-
-
-# ----------------------------------------------------------------------------- runs
-
-@dataclass
-class RunSummary:
-    """What a grouping run did, for the command line and ``--report``."""
-
-    rows: int
-    seconds: float
-    status_counts: dict[str, int]
-    ruleset: str
-    fingerprint: str
-    ruleset_version: str = ""
-    mdc_counts: dict[str, int] = field(default_factory=dict)
-    drg_counts: dict[str, int] = field(default_factory=dict)
-    flag_counts: dict[str, int] = field(default_factory=dict)
-    inputs: list[str] = field(default_factory=list)
-    output: str | None = None
-    max_error_rate: float | None = None
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else float("inf")
-
-    @property
-    def error_rate(self) -> float:
-        """Share of rows that are invalid or ungroupable (0 for no rows)."""
-        bad = self.status_counts.get("invalid", 0) + self.status_counts.get("ungroupable", 0)
-        return bad / self.rows if self.rows else 0.0
-
-    @property
-    def breach(self) -> str | None:
-        """One line when the error rate exceeds ``max_error_rate`` (``drg group`` exits 3), else None."""
-        if self.max_error_rate is None or self.error_rate <= self.max_error_rate:
-            return None
-        bad = round(self.error_rate * self.rows)
-        return (f"{bad} of {self.rows} cases ({self.error_rate:.2%}) are invalid or ungroupable, "
-                f"above --max-error-rate {self.max_error_rate:g}")
-
-    def line(self) -> str:
-        counts = ", ".join(f"{k} {v}" for k, v in self.status_counts.items() if v)
-        return (f"{self.rows} cases in {self.seconds:.3f} s ({self.rows_per_second:,.0f} cases/s) "
-                f"under {self.ruleset}: {counts or 'no cases'}")
-
-    def report(self) -> dict:
-        """The ``--report`` document (plain JSON types)."""
-        return {
-            "grouper_version": __version__,
-            "ruleset": {"name": self.ruleset, "version": self.ruleset_version, "fingerprint": self.fingerprint},
-            "inputs": self.inputs, "output": self.output,
-            "rows": self.rows, "seconds": round(self.seconds, 6),
-            "rows_per_second": round(self.rows_per_second, 1) if self.seconds > 0 else None,
-            "error_rate": self.error_rate, "max_error_rate": self.max_error_rate,
-            "status": self.status_counts, "mdc": self.mdc_counts, "drg": self.drg_counts, "flags": self.flag_counts,
-        }
-
-
-class BatchCounts:
-    """Per-status / MDC / DRG / flag-bit counts of grouped batches, added up with vector ops
-    (used by ``drg group`` and by each task of ``distributed.group_dataset``)."""
-
-    def __init__(self):
-        self.status = dict.fromkeys(STATUS_LABELS, 0)
-        self.mdc: dict[str, int] = {}
-        self.drg: dict[str, int] = {}
-        self.bits = [(f.name, int(f)) for f in Flag]
-        self.flags = np.zeros(len(self.bits), np.int64)
-
-    def add(self, b: pa.RecordBatch) -> None:
-        for name, into in (("status", self.status), ("mdc", self.mdc), ("drg", self.drg)):
-            col = b.column(name)
-            if pa.types.is_dictionary(col.type) and col.null_count == 0:
-                # the grouper's output: count dictionary positions, then name the used ones
-                n = np.bincount(col.indices.to_numpy(), minlength=len(col.dictionary))
-                used = np.flatnonzero(n)
-                values, counts = col.dictionary.take(used).to_pylist(), n[used].tolist()
-            else:
-                vc = pc.value_counts(col)  # one entry per distinct value
-                values, counts = vc.field("values").to_pylist(), vc.field("counts").to_pylist()
-            for v, c in zip(values, counts):
-                into[v] = into.get(v, 0) + c
-        flags = b.column("flags").to_numpy(zero_copy_only=False)
-        if flags.any():
-            self.flags += [np.count_nonzero(flags & bit) for _, bit in self.bits]
-
-    def flag_counts(self) -> dict[str, int]:
-        return {name: int(c) for (name, _), c in zip(self.bits, self.flags)}
-
-
-class _Progress:
-    """A carriage-return line on a terminal: rows, rows/s and, when the total is known, the ETA."""
-
-    def __init__(self, stream: TextIO, total: int | None):
-        self.stream, self.total, self.start, self.shown, self.width = stream, total, time.perf_counter(), 0.0, 0
-
-    def update(self, rows: int) -> None:
-        now = time.perf_counter()
-        if now - self.shown < 0.2:
-            return
-        self.shown, rate = now, rows / max(now - self.start, 1e-9)
-        text = f"{rows:,} rows  {rate:,.0f} rows/s"
-        if self.total:
-            eta = max(self.total - rows, 0) / rate if rate else 0
-            text += f"  {rows / self.total:.0%}  ETA {int(eta) // 60}:{int(eta) % 60:02d}"
-        self.stream.write("\r" + text.ljust(self.width))
-        self.stream.flush()
-        self.width = len(text)
-
-    def close(self) -> None:
-        if self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.stream.flush()
-
-
-def _unified_schema(schemas: list[pa.Schema], metadata) -> pa.Schema:
-    """Output schema every input's batches are cast to: a column whose type differs between
-    inputs (case_id as text in a CSV, integers in a Parquet file) becomes text."""
-    first = schemas[0]
-    fields = [f if all(s.field(i).type == f.type for s in schemas) else pa.field(f.name, pa.string())
-              for i, f in enumerate(first)]
-    return pa.schema(fields, metadata=metadata)
-
-
-def _conform(b: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    if b.schema.types == schema.types:
-        return b
-    cols = [c if c.type == f.type else c.cast(f.type) for c, f in zip(b.columns, schema)]
-    return pa.RecordBatch.from_arrays(cols, schema=schema)
-
-
-def group_files(grouper, inputs: Iterable[str | os.PathLike], output: str | os.PathLike | None = None, *,
-                overwrite: bool = False, n_threads: int | None = None, keep=(), batch_size: int = DEFAULT_BATCH,
-                mapping: Mapping[str, str] | Iterable[str] = (), map_file: str | os.PathLike | None = None,
-                layout: str = "auto", report: str | os.PathLike | None = None, max_error_rate: float | None = None,
-                progress: TextIO | None = None, log: Callable[[str], None] | None = None
-                ) -> tuple[RunSummary, pa.Table | None]:
-    """``drg group``: files, folders and glob patterns in order into one ``output`` (in memory
-    when None), with column ``mapping``, the wide ``layout``, a JSON ``report``, a ``progress``
-    line and ``summary.breach`` set when the error rate is above ``max_error_rate``."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout {layout!r}: use one of {', '.join(LAYOUTS)}")
-    columns = load_mapping(mapping, map_file)
-    paths = expand_inputs(inputs)
-    check_outputs([output, report], [*paths, map_file], overwrite=overwrite)
-    sources = [open_source(p, batch_size=batch_size) for p in paths]
-    plans = [plan_columns(s.schema, columns, layout, s.path) for s in sources]
-    wide = sorted({p.layout for p in plans if p.layout})
-    if wide and layout == "auto" and log is not None:
-        n = sum(1 for p in plans if p.layout)
-        log(f"no dx column: reading {n} of {len(plans)} input(s) as the wide 病案首页 layout "
-            f"({', '.join(wide)} column names); --layout canonical turns this off")
-    return _run(grouper, sources, plans, output, overwrite=overwrite, n_threads=n_threads, keep=keep,
-                report=report, max_error_rate=max_error_rate, progress=progress)
-
-
-def group_file(grouper, source: Source, output: str | os.PathLike | None, *, overwrite: bool = False,
-               n_threads: int | None = None, keep=()) -> tuple[RunSummary, pa.Table | None]:
-    """Stream one opened ``source`` through ``grouper`` into ``output`` (or into memory when None)."""
-    return _run(grouper, [source], [ColumnPlan()], output, overwrite=overwrite, n_threads=n_threads, keep=keep)
-
-
-def _run(grouper, sources: list[Source], plans: list[ColumnPlan], output, *, overwrite=False, n_threads=None,
-         keep=(), report=None, max_error_rate=None, progress=None) -> tuple[RunSummary, pa.Table | None]:
-    from grouper.engine.grouper import OUTPUT_COLUMNS
-
-    schemas = [plan.schema(s.schema) for s, plan in zip(sources, plans)]
-    if keep is True:  # every other column of the first input, which the others must have too
-        keep = [c for c in schemas[0].names if c not in OUTPUT_COLUMNS]
-    outs = []
-    for s, schema in zip(sources, schemas):  # fail before any work
-        try:
-            check_columns(schema.names, grouper.encoder.required, ["case_id", *grouper.encoder.columns])
-            check_columns(schema.names, keep)
-            outs.append(grouper.group_batch(_empty(schema), keep=keep).schema)
-        except InputError as exc:
-            raise InputError(f"{s.path}: {exc}") from None
-    target = _unified_schema(outs, grouper.metadata)
-    check_outputs([output, report], [s.path for s in sources], overwrite=overwrite)
-    wanted = {"case_id", *grouper.encoder.columns, *keep}  # columns the scheme ignores stay undecoded
-    for s, plan in zip(sources, plans):
-        s.columns = read_columns(s.schema, plan, wanted)
-        s.check_unique(s.columns)
-    totals = [s.num_rows for s in sources]
-    bar = _Progress(progress, None if None in totals else sum(totals)) if progress is not None else None
-    counts = BatchCounts()
-    start = time.perf_counter()
-    done = 0
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        nonlocal done
-        for s, plan in zip(sources, plans):
-            for b in prefetch(s.batches):
-                try:
-                    out = grouper.group_batch(plan.apply(b), n_threads=n_threads, keep=keep, row_offset=done)
-                except (InputError, CorruptInputError) as exc:
-                    raise type(exc)(f"{s.path}: {exc}") from None
-                out = _conform(out, target)
-                counts.add(out)
-                done += out.num_rows
-                if bar is not None:
-                    bar.update(done)
-                yield out
-
-    outs = OutputSet(overwrite)  # the output and the report are published together
-    try:
-        if output is None:
-            collected = list(batches())
-        else:
-            write_batches(output, batches(), empty_schema=target, into=outs)
-    except BaseException:
-        outs.discard()
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    summary = RunSummary(done, time.perf_counter() - start, counts.status, grouper.compiled.name,
-                         grouper.compiled.fingerprint, grouper.compiled.version, dict(sorted(counts.mdc.items())),
-                         dict(sorted(counts.drg.items())),
-                         counts.flag_counts(),
-                         [s.path for s in sources], None if output is None else str(output), max_error_rate)
-    with outs:
-        if report is not None:
-            Path(outs.add(report)).write_text(json.dumps(summary.report(), ensure_ascii=False, indent=2) + "\n",
-                                              encoding="utf-8")
-    table = pa.Table.from_batches(collected, schema=target) if output is None else None
-    return summary, table
-
-
-def grouped_batches(grouper, inputs, keep: list[str], *, optional: list[str] = (), columns=("status", "drg"),
-                    batch_size: int = DEFAULT_BATCH, what: str = "this computation",
-                    filesystem=None) -> Iterator[pa.RecordBatch]:
-    """Group case files batch by batch for an aggregate (weights, indices, settlement), reading
-    only the grouper's columns and ``keep`` (required: a missing one is an error naming the file)
-    plus whichever of ``optional`` the file has; only ``columns`` of the result are built."""
-    remote = filesystem is not None and not isinstance(filesystem, pafs.LocalFileSystem)
-    for path in list(inputs) if remote else expand_inputs(inputs):
-        s = open_source(path, batch_size=batch_size, filesystem=filesystem)
-        plan = plan_columns(s.schema, None, "auto", s.path)
-        names = plan.schema(s.schema).names
-        missing = [c for c in dict.fromkeys([*grouper.encoder.required, *keep]) if c not in names]
-        if missing:
-            raise InputError(f"{path}: missing column(s) for {what}: {', '.join(missing)}")
-        present = list(dict.fromkeys([*keep, *(c for c in optional if c in names)]))
-        s.columns = read_columns(s.schema, plan, {*grouper.encoder.columns, *present})  # no case_id: not needed
-        for b in prefetch(s.batches):  # the next batch is read while this one is grouped
-            try:
-                out = grouper.group_batch(plan.apply(b), columns=columns, keep=present)
-            except (InputError, CorruptInputError) as exc:
-                raise type(exc)(f"{path}: {exc}") from None
-            yield out

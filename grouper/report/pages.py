@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.engine.status import STATUS_LABELS, STATUS_NAMES_ZH
-from grouper.io.cases import _atomic
+from grouper.io import atomic
 
 __all__ = ["write_regroup_report"]
 
@@ -34,7 +34,7 @@ def write_regroup_report(summary: dict, matrix: pa.Table, path: str | os.PathLik
     """Write the report to ``path`` atomically (an existing file is refused unless ``overwrite``)."""
     plt = _pyplot()
     path = Path(path)
-    with _atomic(path, overwrite) as tmp:  # refuses before any plotting
+    with atomic(path, overwrite) as tmp:  # refuses before any plotting
         figures = [
             ("MDC 流向 / MDC flow (from-MDC rows × to-MDC columns)", _mdc_heatmap(plt, matrix)),
             ("最大的 DRG 迁移 / Largest DRG-to-DRG moves", _drg_moves(plt, matrix)),
@@ -320,7 +320,7 @@ def write_weights_report(result, path: str | os.PathLike, *, indices=None, title
         indices, indices_excluded = indices
     groups = result.table.to_pylist()
     units = _units(indices) if indices is not None else None
-    with _atomic(path, overwrite) as tmp:  # refuses before any plotting
+    with atomic(path, overwrite) as tmp:  # refuses before any plotting
         figures = [
             ("相对权重分布 / Distribution of relative weights (RW)", _w_rw_hist(plt, groups)),
             ("组内变异系数 / Within-group CV vs number of cases", _w_cv_scatter(plt, groups)),
@@ -357,7 +357,7 @@ def write_indices_report(indices, path: str | os.PathLike, *, title: str = "", o
         indices, excluded = indices
     units = _units(indices)
     by_department = "department" in indices.column_names
-    with _atomic(path, overwrite) as tmp:
+    with atomic(path, overwrite) as tmp:
         figures = _hospital_figures(plt, units)
         head_title = title or "医院 DRG 评价指标报告 / Hospital evaluation indices"
         imgs = _figures_html(figures)
@@ -376,7 +376,7 @@ def write_recalibration_report(comparison: pa.Table, shift: pa.Table | None, pat
     path = Path(path)
     rows = comparison.to_pylist()
     a, b = labels
-    with _atomic(path, overwrite) as tmp:
+    with atomic(path, overwrite) as tmp:
         figures = [(f"各组权重 {a} 与 {b} / RW under {a} vs {b}", _r_scatter(plt, rows, a, b)),
                    ("权重变化最大的组 / Largest relative changes", _r_changes(plt, rows))]
         if shift is not None:
@@ -870,7 +870,7 @@ def write_settlement_report(result, path: str | os.PathLike, *, overwrite: bool 
     for i, r in enumerate(rows, 1):
         r["no"], r["label"] = i, _s_label(r["hospital"], i)
     effects = [c for c in result.hospitals.column_names if c.startswith("effect_")]
-    with _atomic(path, overwrite) as tmp:
+    with atomic(path, overwrite) as tmp:
         figures = [("医院结余/超支 / Hospital margin (payment - cost)", _s_margins(plt, rows)),
                    ("病例类型 / Cases by type per hospital", _s_types(plt, rows)),
                    ("政策旋钮的影响 / Effect of each knob per hospital (yuan)", _s_effects(plt, rows, effects)),

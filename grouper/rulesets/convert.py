@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from grouper.engine.inputs import CODE_WHITESPACE, _split_joined
+from grouper._util.columns import CODE_WHITESPACE, split_joined
 
 __all__ = ["CodeConverter"]
 
@@ -35,7 +35,7 @@ class CodeConverter:
     def _convert_column(self, name: str, col: pa.Array) -> pa.Array:
         t = col.type
         if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
-            col = _split_joined(col.cast(pa.string()) if pa.types.is_dictionary(t) else col)
+            col = split_joined(col.cast(pa.string()) if pa.types.is_dictionary(t) else col)
         if pa.types.is_large_list(col.type):
             col = col.cast(pa.list_(col.type.value_type))
         values = col.values

@@ -324,7 +324,7 @@ def _code_hash(modules: tuple[str, ...]) -> str | None:
     the package version; None when one cannot be read (then nothing is cached on disk)."""
     import importlib
 
-    from grouper import __version__
+    from grouper._util.version import __version__
 
     h = hashlib.sha256(__version__.encode())
     for name in modules:

@@ -42,21 +42,12 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from grouper import __version__
+from grouper._util.version import __version__
 from grouper.engine.inputs import CODE_COLUMNS, InputError, check_columns
 from grouper.engine.status import STATUS_LABELS, Flag
 from grouper.rulesets.ruleset import DEFAULT_RULESET
-from grouper.io.cases import (
-    CANONICAL_COLUMNS,
-    DEFAULT_BATCH,
-    BatchCounts,
-    ColumnPlan,
-    RunSummary,
-    check_outputs,
-    load_mapping,
-    plan_columns,
-    read_columns,
-)
+from grouper.io import (CANONICAL_COLUMNS, ColumnPlan, DEFAULT_BATCH, check_outputs, load_mapping, plan_columns, read_columns)
+from grouper.engine.summary import BatchCounts, RunSummary
 
 __all__ = ["list_fragments", "map_fragments", "group_dataset", "DatasetResult", "resolve_filesystem",
            "MANIFEST", "PARQUET_SUFFIXES", "weights_dataset", "sample_dataset", "indices_dataset", "cells_dataset"]
@@ -262,7 +253,7 @@ class WorkersDied(RuntimeError):
 
 
 def _job_file(shared) -> str:
-    from grouper.io.cases import sweep_stale
+    from grouper.io import sweep_stale
 
     folder = tempfile.gettempdir()
     sweep_stale(folder, _JOB_FILE)

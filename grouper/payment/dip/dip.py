@@ -474,7 +474,7 @@ class Catalogue:
         return out
 
     def save(self, path, *, overwrite: bool = False) -> None:
-        from grouper.io.cases import write_batches
+        from grouper.io import write_batches
 
         meta = {b"dip.info": json.dumps(self.info, ensure_ascii=False).encode()}
         t = self.table.replace_schema_metadata({**(self.table.schema.metadata or {}), **meta})
@@ -482,7 +482,7 @@ class Catalogue:
 
     @classmethod
     def load(cls, path) -> Catalogue:
-        from grouper.io.cases import open_source
+        from grouper.io import open_source
 
         s = open_source(path)
         t = pa.Table.from_batches(list(s.batches), schema=s.schema)
@@ -524,7 +524,7 @@ def assign(data, catalogue: Catalogue, *, procedure_types: ProcedureTypes, colum
 def assign_files(inputs, catalogue: Catalogue, output, *, procedure_types: ProcedureTypes,
                  columns: Columns = DEFAULT_COLUMNS, overwrite: bool = False, batch_size: int = 65_536) -> dict[str, int]:
     """``assign`` streamed from case files into ``output``; returns the count per status."""
-    from grouper.io.cases import check_outputs, write_batches
+    from grouper.io import check_outputs, write_batches
 
     check_outputs([output], [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs, overwrite=overwrite)
     a = Assigner(catalogue, procedure_types, columns)
@@ -802,7 +802,7 @@ def settle_files(inputs, catalogue: Catalogue, params: DipParams, output, *, pro
                  columns: Columns = DEFAULT_COLUMNS, point_value: float | None = None, overwrite: bool = False,
                  batch_size: int = 65_536) -> Settlement:
     """Settle case files (streamed, read twice when PV_s is computed) into ``output``."""
-    from grouper.io.cases import check_outputs, expand_inputs, write_batches
+    from grouper.io import check_outputs, expand_inputs, write_batches
 
     files = expand_inputs(inputs)
     check_outputs([output], files, overwrite=overwrite)

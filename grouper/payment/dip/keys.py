@@ -442,7 +442,7 @@ def file_batches(inputs, need: list[str], optional: list[str], batch_size: int, 
     missing column is an error naming the file); ``case_id`` is read as text when the files
     disagree on its type, so their rows can go to one output."""
     from grouper.engine.inputs import InputError
-    from grouper.io.cases import expand_inputs, open_source, plan_columns, read_columns
+    from grouper.io import expand_inputs, open_source, plan_columns, read_columns
 
     plans = []
     for path in expand_inputs(inputs):

@@ -904,7 +904,7 @@ class _Spool:
     STALE = re.compile(r"drg-settle-(?P<pid>\d+)-[a-z0-9_]{8}")
 
     def __init__(self):
-        from grouper.io.cases import sweep_stale
+        from grouper.io import sweep_stale
 
         sweep_stale(tempfile.gettempdir(), self.STALE)
         self.dir = tempfile.mkdtemp(prefix=f"drg-settle-{os.getpid()}-")
@@ -1540,7 +1540,7 @@ def settle(cases: pa.Table, pack: PaymentPack, weights: pa.Table, hospitals: pa.
 
 def read_table(path) -> pa.Table:
     """A small table (weights, hospitals) from CSV/Parquet/Arrow, all of it."""
-    from grouper.io.cases import open_source
+    from grouper.io import open_source
 
     s = open_source(path)
     return pa.Table.from_batches(list(s.batches), schema=s.schema)
@@ -1562,14 +1562,8 @@ class CaseFiles:
 
     def __init__(self, inputs, pack: PaymentPack, cols: Columns = Columns(), grouper=None, *,
                  batch_size: int = DEFAULT_BATCH):
-        from grouper.io.cases import (
-            CANONICAL_COLUMNS,
-            _empty,
-            expand_inputs,
-            open_source,
-            plan_columns,
-            read_columns,
-        )
+        from grouper.io import CANONICAL_COLUMNS, expand_inputs, open_source, plan_columns, read_columns
+        from grouper._util.batches import empty_batch
 
         want = case_columns(pack, cols)
         self.parts = []  # (source, plan or None for grouped files, keep)
@@ -1595,7 +1589,7 @@ class CaseFiles:
                 s.columns = read_columns(s.schema, plan, {*CANONICAL_COLUMNS, *keep})
                 self.parts.append((s, plan, keep))
                 try:
-                    schemas.append(grouper.group_batch(_empty(planned), columns=("case_id", "status", "drg"),
+                    schemas.append(grouper.group_batch(empty_batch(planned), columns=("case_id", "status", "drg"),
                                                        keep=keep).schema)
                 except InputError as exc:
                     raise InputError(f"{path}: {exc}") from None
@@ -1609,7 +1603,7 @@ class CaseFiles:
         self.info = {"grouped_here": 0, "pre_grouped": 0, "files": [s.path for s, _, _ in self.parts]}
 
     def __call__(self) -> Iterator[pa.RecordBatch]:
-        from grouper.io.cases import prefetch
+        from grouper.io import prefetch
 
         rows = 0
         info = {"grouped_here": 0, "pre_grouped": 0}
@@ -1640,7 +1634,7 @@ def settle_files(inputs, pack: PaymentPack, weights_path, output, *, hospitals_p
     import json
     import time
 
-    from grouper.io.cases import OutputSet, check_outputs, format_of, write_batches
+    from grouper.io import OutputSet, check_outputs, format_of, write_batches
 
     check_outputs([output, summary, months, json_path, report], [*_as_list(inputs), weights_path, hospitals_path,
                                                                  pack.path or None], overwrite=overwrite)

@@ -1,0 +1,118 @@
+"""``drg group``: case files, folders and globs in order, grouped into one output file with an
+optional JSON report and a progress line."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Mapping, TextIO
+
+import pyarrow as pa
+
+from grouper._util.batches import conform, empty_batch, unified_schema
+from grouper._util.columns import check_columns
+from grouper._util.errors import CorruptInputError, InputError
+from grouper._util.progress import Progress
+from grouper.engine.grouper import OUTPUT_COLUMNS
+from grouper.engine.summary import BatchCounts, RunSummary
+from grouper.io import (ColumnPlan, DEFAULT_BATCH, LAYOUTS, OutputSet, Source, check_outputs, expand_inputs, load_mapping, open_source, plan_columns, prefetch, read_columns, write_batches)
+
+__all__ = ["group_file", "group_files"]
+
+
+def group_files(grouper, inputs: Iterable[str | os.PathLike], output: str | os.PathLike | None = None, *,
+                overwrite: bool = False, n_threads: int | None = None, keep=(), batch_size: int = DEFAULT_BATCH,
+                mapping: Mapping[str, str] | Iterable[str] = (), map_file: str | os.PathLike | None = None,
+                layout: str = "auto", report: str | os.PathLike | None = None, max_error_rate: float | None = None,
+                progress: TextIO | None = None, log: Callable[[str], None] | None = None
+                ) -> tuple[RunSummary, pa.Table | None]:
+    """``drg group``: files, folders and glob patterns in order into one ``output`` (in memory
+    when None), with column ``mapping``, the wide ``layout``, a JSON ``report``, a ``progress``
+    line and ``summary.breach`` set when the error rate is above ``max_error_rate``."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r}: use one of {', '.join(LAYOUTS)}")
+    columns = load_mapping(mapping, map_file)
+    paths = expand_inputs(inputs)
+    check_outputs([output, report], [*paths, map_file], overwrite=overwrite)
+    sources = [open_source(p, batch_size=batch_size) for p in paths]
+    plans = [plan_columns(s.schema, columns, layout, s.path) for s in sources]
+    wide = sorted({p.layout for p in plans if p.layout})
+    if wide and layout == "auto" and log is not None:
+        n = sum(1 for p in plans if p.layout)
+        log(f"no dx column: reading {n} of {len(plans)} input(s) as the wide 病案首页 layout "
+            f"({', '.join(wide)} column names); --layout canonical turns this off")
+    return _run(grouper, sources, plans, output, overwrite=overwrite, n_threads=n_threads, keep=keep,
+                report=report, max_error_rate=max_error_rate, progress=progress)
+
+
+def group_file(grouper, source: Source, output: str | os.PathLike | None, *, overwrite: bool = False,
+               n_threads: int | None = None, keep=()) -> tuple[RunSummary, pa.Table | None]:
+    """Stream one opened ``source`` through ``grouper`` into ``output`` (or into memory when None)."""
+    return _run(grouper, [source], [ColumnPlan()], output, overwrite=overwrite, n_threads=n_threads, keep=keep)
+
+
+def _run(grouper, sources: list[Source], plans: list[ColumnPlan], output, *, overwrite=False, n_threads=None,
+         keep=(), report=None, max_error_rate=None, progress=None) -> tuple[RunSummary, pa.Table | None]:
+    schemas = [plan.schema(s.schema) for s, plan in zip(sources, plans)]
+    if keep is True:  # every other column of the first input, which the others must have too
+        keep = [c for c in schemas[0].names if c not in OUTPUT_COLUMNS]
+    outs = []
+    for s, schema in zip(sources, schemas):  # fail before any work
+        try:
+            check_columns(schema.names, grouper.encoder.required, ["case_id", *grouper.encoder.columns])
+            check_columns(schema.names, keep)
+            outs.append(grouper.group_batch(empty_batch(schema), keep=keep).schema)
+        except InputError as exc:
+            raise InputError(f"{s.path}: {exc}") from None
+    target = unified_schema(outs, grouper.metadata)
+    check_outputs([output, report], [s.path for s in sources], overwrite=overwrite)
+    wanted = {"case_id", *grouper.encoder.columns, *keep}  # columns the scheme ignores stay undecoded
+    for s, plan in zip(sources, plans):
+        s.columns = read_columns(s.schema, plan, wanted)
+        s.check_unique(s.columns)
+    totals = [s.num_rows for s in sources]
+    bar = Progress(progress, None if None in totals else sum(totals)) if progress is not None else None
+    counts = BatchCounts()
+    start = time.perf_counter()
+    done = 0
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        nonlocal done
+        for s, plan in zip(sources, plans):
+            for b in prefetch(s.batches):
+                try:
+                    out = grouper.group_batch(plan.apply(b), n_threads=n_threads, keep=keep, row_offset=done)
+                except (InputError, CorruptInputError) as exc:
+                    raise type(exc)(f"{s.path}: {exc}") from None
+                out = conform(out, target)
+                counts.add(out)
+                done += out.num_rows
+                if bar is not None:
+                    bar.update(done)
+                yield out
+
+    outs = OutputSet(overwrite)  # the output and the report are published together
+    try:
+        if output is None:
+            collected = list(batches())
+        else:
+            write_batches(output, batches(), empty_schema=target, into=outs)
+    except BaseException:
+        outs.discard()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    summary = RunSummary(done, time.perf_counter() - start, counts.status, grouper.compiled.name,
+                         grouper.compiled.fingerprint, grouper.compiled.version, dict(sorted(counts.mdc.items())),
+                         dict(sorted(counts.drg.items())),
+                         counts.flag_counts(),
+                         [s.path for s in sources], None if output is None else str(output), max_error_rate)
+    with outs:
+        if report is not None:
+            Path(outs.add(report)).write_text(json.dumps(summary.report(), ensure_ascii=False, indent=2) + "\n",
+                                              encoding="utf-8")
+    table = pa.Table.from_batches(collected, schema=target) if output is None else None
+    return summary, table
