@@ -13,7 +13,7 @@ import grouper
 from grouper.cli.main import main
 from grouper.jobs.group import group_file
 from grouper.io import open_source
-from grouper.analytics.regroup import regroup
+from grouper.jobs.regroup import regroup
 from grouper.analytics.synth import SynthSpec, write_synthetic
 
 from conftest import DATA

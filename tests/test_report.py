@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import grouper
-from grouper.analytics.regroup import regroup
+from grouper.jobs.regroup import regroup
 from grouper.report.pages import write_regroup_report
 from grouper.analytics.synth import SynthSpec, write_synthetic
 

@@ -12,23 +12,23 @@ is vectorised per batch (indices of the dictionary-encoded outputs), never per r
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from grouper.engine.inputs import Encoder, InputError, check_columns
-from grouper.engine.grouper import Grouper, kept_names
+from grouper._util.columns import check_columns
+from grouper._util.errors import InputError
 from grouper.analytics.weights import WeightOptions
-from grouper.io import (CANONICAL_COLUMNS, DEFAULT_BATCH, OutputSet, check_outputs, expand_inputs, open_source, plan_columns, prefetch, read_columns, write_batches)
+from grouper.engine.grouper import Grouper, kept_names
+from grouper.engine.inputs import Encoder
+from grouper.io import CANONICAL_COLUMNS, plan_columns, prefetch, read_columns
+from grouper.rulesets.convert import CodeConverter
 
-__all__ = ["regroup", "RegroupResult"]
+__all__ = ["Regrouping", "RegroupResult"]
 
 LEVELS = ("status", "mdc", "adrg", "drg")
 RESULT_COLUMNS = ("status", "mdc", "adrg", "drg", "cc_level")
@@ -56,110 +56,90 @@ class RegroupResult:
     matrix: pa.Table
 
 
-def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper, output: str | os.PathLike, *,
-            matrix: str | os.PathLike | None = None, summary: str | os.PathLike | None = None,
-            overwrite: bool = False, n_threads: int | None = None, keep: Iterable[str] = (),
-            batch_size: int = DEFAULT_BATCH, cost_column: str = "total_cost",
-            hospital_column: str = "hospital_id", top: int = 20, convert_codes: bool = False,
-            weight_options=None, report: str | os.PathLike | None = None) -> RegroupResult:
-    """Group ``inputs`` under ``g_from`` and ``g_to``; write per-case results to ``output``, the
-    migration matrix to ``matrix``, the summary JSON to ``summary`` and the HTML ``report``, as
-    one set: all are written to temporary files and published together at the end, so a run
-    that fails or is killed leaves none of them. ``convert_codes`` first rewrites codes through
-    the target ruleset's mapping tables."""
-    paths = expand_inputs(inputs)
-    check_outputs([output, matrix, summary, report], paths, overwrite=overwrite)
-    sources = [open_source(p, batch_size=batch_size) for p in paths]
-    keep = list(keep)
-    for s in sources:
-        try:
-            kept = kept_names(keep, OUTPUT_COLUMNS, OUTPUT_COLUMNS)  # input column -> output name
-            for g in (g_from, g_to):
-                check_columns(plan_columns(s.schema, None, "auto", s.path).schema(s.schema).names,
-                              [*g.encoder.required, *keep])
-        except InputError as exc:
-            raise InputError(f"{s.path}: {exc}") from None
+class Regrouping:
+    """One regrouping run over opened case ``sources``: ``batches()`` yields the per-case output
+    (both results side by side) while counting; ``result()`` then gives the migration matrix and
+    the summary. Reading and writing files is the job's (``grouper.jobs.regroup``).
+    ``convert_codes`` first rewrites codes through the target ruleset's mapping tables."""
 
-    # one encoder over both code dictionaries: strings are mapped once, each scheme gets its ids
-    # by a table lookup (a code known to only one scheme stays known to that one)
-    shared = Encoder(sorted(set(g_from.encoder.dx.codes) | set(g_to.encoder.dx.codes)),
-                     sorted(set(g_from.encoder.px.codes) | set(g_to.encoder.px.codes)))
-    converter = None
-    if convert_codes:
-        from grouper.rulesets.convert import CodeConverter
-
-        converter = CodeConverter(g_to.ruleset.dx_map, g_to.ruleset.px_map)
-    sides = {"from": _Side(g_from), "to": _Side(g_to)}
-    pair_counts: dict[str, np.ndarray] = {}
-    pdx_moves: dict[str, dict[str, int]] = {s: {} for s in NOT_GROUPED}
-    unknown = {"principal_dx_unknown": 0}  # to either scheme: a sign of codes from another edition
-    hospital_drg: dict[str, dict[str, np.ndarray]] = {}  # side -> hospital -> counts per drg index
-    has_cost = all(cost_column in s.schema.names for s in sources)
-    has_hosp = all(hospital_column in s.schema.names for s in sources)
-    for s in sources:
-        s.columns = read_columns(s.schema, plan_columns(s.schema, None, "auto", s.path),
-                                 {*CANONICAL_COLUMNS, *keep, cost_column, hospital_column})
-    start = time.perf_counter()
-    done = 0
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        nonlocal done
+    def __init__(self, sources: list, g_from: Grouper, g_to: Grouper, *, n_threads: int | None = None,
+                 keep: Iterable[str] = (), cost_column: str = "total_cost", hospital_column: str = "hospital_id",
+                 top: int = 20, convert_codes: bool = False, weight_options=None):
+        keep = list(keep)
         for s in sources:
+            try:
+                self.kept = kept_names(keep, OUTPUT_COLUMNS, OUTPUT_COLUMNS)  # input column -> output name
+                for g in (g_from, g_to):
+                    check_columns(plan_columns(s.schema, None, "auto", s.path).schema(s.schema).names,
+                                  [*g.encoder.required, *keep])
+            except InputError as exc:
+                raise InputError(f"{s.path}: {exc}") from None
+        self.sources, self.g_from, self.g_to, self.n_threads = sources, g_from, g_to, n_threads
+        self.cost_column, self.hospital_column, self.top, self.weight_options = (cost_column, hospital_column, top,
+                                                                                  weight_options)
+        # one encoder over both code dictionaries: strings are mapped once, each scheme gets its ids
+        # by a table lookup (a code known to only one scheme stays known to that one)
+        self.shared = Encoder(sorted(set(g_from.encoder.dx.codes) | set(g_to.encoder.dx.codes)),
+                              sorted(set(g_from.encoder.px.codes) | set(g_to.encoder.px.codes)))
+        self.converter = None
+        if convert_codes:
+            self.converter = CodeConverter(g_to.ruleset.dx_map, g_to.ruleset.px_map)
+        self.sides = {"from": _Side(g_from), "to": _Side(g_to)}
+        self.pair_counts: dict[str, np.ndarray] = {}
+        self.pdx_moves: dict[str, dict[str, int]] = {s: {} for s in NOT_GROUPED}
+        self.unknown = {"principal_dx_unknown": 0}  # to either scheme: a sign of codes from another edition
+        self.hospital_drg: dict[str, dict[str, np.ndarray]] = {}  # side -> hospital -> counts per drg index
+        self.has_cost = all(cost_column in s.schema.names for s in sources)
+        self.has_hosp = all(hospital_column in s.schema.names for s in sources)
+        for s in sources:
+            s.columns = read_columns(s.schema, plan_columns(s.schema, None, "auto", s.path),
+                                     {*CANONICAL_COLUMNS, *keep, cost_column, hospital_column})
+        self.start = time.perf_counter()
+        self.done = 0
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        g_from, g_to, sides, shared = self.g_from, self.g_to, self.sides, self.shared
+        for s in self.sources:
             plan = plan_columns(s.schema, None, "auto", s.path)
             for raw in prefetch(s.batches):  # read the next batch while this one is grouped
                 b = plan.apply(raw)
-                if converter is not None:
-                    b = converter.convert(b)
+                if self.converter is not None:
+                    b = self.converter.convert(b)
                 enc = shared.encode(b)
                 enc_from = g_from.encoder.translate(enc, shared, b)
                 enc_to = g_to.encoder.translate(enc, shared, b)
-                lean = dict(n_threads=n_threads, row_offset=done, columns=("case_id", *RESULT_COLUMNS))
+                lean = dict(n_threads=self.n_threads, row_offset=self.done, columns=("case_id", *RESULT_COLUMNS))
                 results = {"from": g_from.group_batch(b, encoded=enc_from, **lean),
                            "to": g_to.group_batch(b, encoded=enc_to, **lean)}
-                _count(results, sides, pair_counts)
+                _count(results, sides, self.pair_counts)
                 _count_status_mdc(results, sides)
-                unknown["principal_dx_unknown"] += _count_pdx(results, enc, shared.dx.codes, pdx_moves)
-                if has_cost:
-                    _count_cost(results, sides, b.column(cost_column))
-                if has_hosp:
-                    _count_hospitals(results, sides, b.column(hospital_column), hospital_drg)
+                self.unknown["principal_dx_unknown"] += _count_pdx(results, enc, shared.dx.codes, self.pdx_moves)
+                if self.has_cost:
+                    _count_cost(results, sides, b.column(self.cost_column))
+                if self.has_hosp:
+                    _count_hospitals(results, sides, b.column(self.hospital_column), self.hospital_drg)
                 cols = {"case_id": results["from"].column("case_id")}
                 for side in ("from", "to"):
                     for c in RESULT_COLUMNS:
                         cols[f"{side}_{c}"] = results[side].column(c)
-                for c, name in kept.items():
+                for c, name in self.kept.items():
                     cols[name] = b.column(c)
-                done += b.num_rows
+                self.done += b.num_rows
                 yield pa.RecordBatch.from_pydict(cols).replace_schema_metadata(_metadata(g_from, g_to))
 
-    with OutputSet(overwrite) as outs:
-        write_batches(output, batches(), into=outs)
-        result = _finish(outs, done, start, sides, pair_counts, pdx_moves, hospital_drg, has_cost, top,
-                         weight_options, unknown, converter, matrix, summary, report)
-    return result
-
-
-def _finish(outs: OutputSet, done, start, sides, pair_counts, pdx_moves, hospital_drg, has_cost, top, weight_options,
-            unknown, converter, matrix, summary, report) -> RegroupResult:
-    """The matrix, the summary and the report, into the temporary files of ``outs``."""
-    seconds = time.perf_counter() - start
-    mat = _matrix(sides, pair_counts)
-    summ = _summary(done, seconds, sides, pair_counts, mat, pdx_moves, hospital_drg, has_cost, top,
-                    weight_options or WeightOptions())
-    summ.update(_version_changes(sides, _drg_level(mat), done, top))
-    summ["principal_dx_unknown"] = unknown["principal_dx_unknown"]
-    summ["principal_dx_unknown_share"] = unknown["principal_dx_unknown"] / done if done else 0.0
-    if converter is not None:
-        summ["unmapped_codes"] = converter.report(top)
-    if matrix is not None:
-        write_batches(matrix, mat.to_batches(), empty_schema=mat.schema, into=outs)
-    if summary is not None:
-        Path(outs.add(summary)).write_text(json.dumps(summ, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    if report is not None:
-        from grouper.report.pages import write_regroup_report
-
-        write_regroup_report(summ, mat, outs.add(report), overwrite=True)  # replaces the set's temporary file
-    return RegroupResult(done, seconds, summ, mat)
+    def result(self) -> RegroupResult:
+        """The migration matrix and the summary, once ``batches()`` is exhausted."""
+        done, sides, top = self.done, self.sides, self.top
+        seconds = time.perf_counter() - self.start
+        mat = _matrix(sides, self.pair_counts)
+        summ = _summary(done, seconds, sides, self.pair_counts, mat, self.pdx_moves, self.hospital_drg, self.has_cost,
+                        top, self.weight_options or WeightOptions())
+        summ.update(_version_changes(sides, _drg_level(mat), done, top))
+        summ["principal_dx_unknown"] = self.unknown["principal_dx_unknown"]
+        summ["principal_dx_unknown_share"] = self.unknown["principal_dx_unknown"] / done if done else 0.0
+        if self.converter is not None:
+            summ["unmapped_codes"] = self.converter.report(top)
+        return RegroupResult(done, seconds, summ, mat)
 
 
 def _metadata(g_from: Grouper, g_to: Grouper) -> dict[bytes, bytes]:

@@ -372,7 +372,7 @@ def regroup(inputs, from_, to, output, matrix, summary, threads, keep, cost_colu
             report, trim, min_cases, convert_codes, overwrite):
     """Regroup INPUTS from one ruleset to another in one pass: both results per case, the
     migration matrix and a summary of who moves where."""
-    from grouper.analytics.regroup import regroup as run
+    from grouper.jobs.regroup import regroup as run
     from grouper.analytics.weights import WeightOptions
 
     opts = WeightOptions(trim=trim, min_cases=min_cases)
