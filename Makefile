@@ -1,4 +1,5 @@
-# One-command entry points. `make test` and `make demo` work on a fresh clone: they create
+# One-command entry points. `make test` checks the import direction (lint-imports, contracts in
+# pyproject.toml) and then runs the test suite. `make test` and `make demo` work on a fresh clone: they create
 # .venv, install the package (building the Cython kernels) and then run.
 PY ?= python3
 VENV := .venv
@@ -14,6 +15,7 @@ $(STAMP): pyproject.toml setup.py $(wildcard grouper/engine/*.pyx grouper/engine
 	touch $(STAMP)
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
