@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 # The child runs the real command line and reports its peak memory and CPU time (all threads).
 CHILD = """
 import resource, sys
-from grouper.cli.main import main
+from grouper.cli import main
 try:
     main(sys.argv[1:], standalone_mode=False)
 finally:
