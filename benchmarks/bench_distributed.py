@@ -1,5 +1,5 @@
 """One process against all cores: a synthetic province in several Parquet files, grouped by
-`drg group` in one process and by grouper.distributed on a local pool and a Dask LocalCluster.
+`drg group` in one process and by grouper.scale on a local pool and a Dask LocalCluster.
 
     python benchmarks/bench_distributed.py [--cases 50000000] [--files 8] [--workers N]
                                            [--dir DIR] [--keep] [--quick] [--json FILE]
@@ -121,7 +121,7 @@ def main(argv=None) -> dict:
         from distributed import Client, LocalCluster
 
         import grouper
-        from grouper.scale.distributed import group_dataset
+        from grouper.scale import group_dataset
 
         g = grouper.Grouper()
         t0, cpu0 = time.perf_counter(), children_cpu()

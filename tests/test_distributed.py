@@ -23,7 +23,7 @@ from click.testing import CliRunner
 import grouper
 import grouper.engine.grouper
 from grouper.cli.main import main
-from grouper.scale.distributed import MANIFEST, group_dataset, list_fragments, map_fragments
+from grouper.scale import MANIFEST, group_dataset, list_fragments, map_fragments
 from grouper.jobs.group import group_files
 from grouper.analytics.synth import SynthSpec, generate
 
@@ -333,7 +333,7 @@ def test_pyarrow_filesystems(tmp_path, g, province):
 def test_malloc_is_tuned_only_under_dask_style_environments(monkeypatch):
     """Dask's MALLOC_TRIM_THRESHOLD_ turns off glibc's adaptive mmap threshold; tasks then set a
     32 MiB one, once per process, and touch nothing in other environments."""
-    import grouper.scale.distributed as dist
+    import grouper.scale.dataset as dist
 
     calls = []
 
@@ -499,7 +499,7 @@ def test_ray_map_batches_recipe(tmp_path, g, province, monkeypatch):
 # ----------------------------------------------------------------------------- aggregates
 
 def test_partitioned_weights_and_indices_equal_the_single_process_results_exactly(tmp_path, g, province, cluster):
-    from grouper.scale.distributed import indices_dataset, weights_dataset
+    from grouper.scale import indices_dataset, weights_dataset
     from grouper.analytics.indices import indices_from_files
     from grouper.analytics.weights import WeightOptions, weights_from_files
 

@@ -147,21 +147,13 @@ def group(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_siz
 @contextmanager
 def _dask_client(scheduler: str | None):
     """A Dask client for --scheduler ADDRESS (None without it), closed when the block ends."""
-    if scheduler is None:
-        yield None
-        return
+    from grouper.scale import SchedulerError, dask_client
+
     try:
-        from distributed import Client
-    except ImportError:
-        raise click.ClickException("--scheduler needs Dask: pip install 'drg-grouper[dask]'") from None
-    try:
-        client = Client(scheduler, timeout="30s")
-    except (OSError, ValueError, TimeoutError) as exc:
-        raise click.ClickException(f"--scheduler {scheduler}: cannot connect ({exc})") from None
-    try:
-        yield client
-    finally:
-        client.close()
+        with dask_client(scheduler) as client:
+            yield client
+    except SchedulerError as exc:
+        raise click.ClickException(f"--scheduler {exc}") from None
 
 
 def _parallel_options(f):
@@ -176,8 +168,8 @@ def _parallel_options(f):
 
 def _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, maps, map_file,
                    layout, report, max_error_rate, progress, workers, scheduler):
-    """``drg group --workers/--scheduler``: grouper.scale.distributed.group_dataset into a folder."""
-    from grouper.scale.distributed import group_dataset
+    """``drg group --workers/--scheduler``: grouper.scale.group_dataset into a folder."""
+    from grouper.scale import group_dataset
 
     if workers is not None and scheduler is not None:
         raise click.UsageError("give --workers (local processes) or --scheduler (a Dask cluster), not both")
@@ -433,7 +425,7 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
     g = _grouper(ruleset, None)
     with _dask_client(scheduler) as client, _command_errors(RuntimeError):
         if workers is not None or client is not None:
-            from grouper.scale.distributed import weights_dataset
+            from grouper.scale import weights_dataset
 
             r = weights_dataset(list(inputs), g, opts, client, workers=workers, cost=cost_column, los=los_column,
                                 year=year_column)
@@ -486,7 +478,7 @@ def indices(inputs, weights_file, output, ruleset, hospital_column, department_c
         kw = dict(hospital=hospital_column, cost=cost_column, los=los_column, discharge=discharge_column,
                   department=department_column, death_codes=tuple(death_code))
         if workers is not None or client is not None:
-            from grouper.scale.distributed import indices_dataset
+            from grouper.scale import indices_dataset
 
             table, excluded = indices_dataset(list(inputs), weights, g, client, workers=workers, **kw)
         else:

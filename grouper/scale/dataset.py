@@ -1,342 +1,56 @@
-"""Grouping a partitioned Parquet dataset on a Dask cluster or a local process pool.
+"""Grouping a partitioned Parquet dataset into a folder of part files, one task per piece (a
+file, or a run of row groups of a big one), on a Dask cluster or a local process pool.
 
-Dask is used as a scheduler of files, not through its DataFrame: each task streams one Parquet
-file (or a run of row groups of a big one) through the kernel with one thread and writes its own
-part file, so the work parallelises over pieces while every piece keeps its row order, and no
-row ever crosses the network. The compiled ruleset is shipped once per worker (scattered, or
-passed to each pool process when it starts), never recompiled per task.
+Dask is used as a scheduler of files, not through its DataFrame: each task streams its piece
+through the kernel with one thread and writes its own part file, so every piece keeps its row
+order and no row ever crosses the network. The compiled ruleset is shipped once per worker.
 
 A run is resumable: each finished piece leaves a small marker beside the output, written after
 its part file is renamed into place, so rerunning the same call skips what is complete and a
 crash midway loses at most the pieces that were in flight. ``_manifest.json`` in the output
-folder records every piece (rows in, rows out, status counts, ruleset fingerprint).
-
-``list_fragments`` and ``map_fragments`` are the reusable halves: any picklable per-file function
-(an aggregation, a check) can run over a dataset the same way.
-"""
+folder records every piece (rows in, rows out, status counts, ruleset fingerprint)."""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
 import ctypes
-import fnmatch
 import json
-import multiprocessing
 import os
-import pickle
 import posixpath
-import re
 import socket
 import sys
-import tempfile
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from grouper._util.batches import conform, empty_batch, unified_schema
+from grouper._util.errors import first_line
 from grouper._util.version import __version__
-from grouper.engine.inputs import CODE_COLUMNS, InputError, check_columns
+from grouper.engine.inputs import InputError, check_columns
 from grouper.engine.status import STATUS_LABELS, Flag
-from grouper.rulesets.ruleset import DEFAULT_RULESET
-from grouper.io import (CANONICAL_COLUMNS, ColumnPlan, DEFAULT_BATCH, check_outputs, load_mapping, plan_columns, read_columns)
 from grouper.engine.summary import BatchCounts, RunSummary
+from grouper.io import (CANONICAL_COLUMNS, ColumnPlan, DEFAULT_BATCH, check_outputs, load_mapping, plan_columns,
+                        read_columns, write_text)
+from grouper.rulesets.ruleset import DEFAULT_RULESET
+from grouper.scale.fragments import (DEFAULT_SPLIT_ROWS, PARQUET_SUFFIXES, fragment_listing, inspect_fragments,
+                                     resolve_filesystem, row_group_runs)
+from grouper.scale.tasks import map_fragments
 
-__all__ = ["list_fragments", "map_fragments", "group_dataset", "DatasetResult", "resolve_filesystem",
-           "MANIFEST", "PARQUET_SUFFIXES", "weights_dataset", "sample_dataset", "indices_dataset", "cells_dataset"]
+__all__ = ["MANIFEST", "DatasetResult", "group_dataset"]
 
 #: The run's record in the output folder; names starting with '_' or '.' are skipped by
 #: Parquet dataset readers (pyarrow, Dask, Spark), so the folder reads as the grouped cases only.
 MANIFEST = "_manifest.json"
 PROGRESS = "_progress"  # one marker per finished piece
-PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
-DEFAULT_SPLIT_ROWS = 1 << 22  # files larger than this are split at row-group boundaries
 _MANIFEST_FORMAT = "drg-grouper dataset manifest 1"
 _TMP_TAG = ".drg-"  # part of every temporary name, so debris of killed workers can be swept
-_MAGIC = set("*?[")
-
-
-# ----------------------------------------------------------------------------- listing
-
-def resolve_filesystem(path: str | os.PathLike, filesystem: pafs.FileSystem | None = None
-                       ) -> tuple[pafs.FileSystem, str]:
-    """(filesystem, path on it): ``filesystem`` as given, a URI's (``s3://bucket/x``,
-    ``file:///x``, any scheme pyarrow knows), or the local one with the path made absolute."""
-    s = os.fspath(path)
-    if filesystem is not None:
-        return filesystem, s
-    if "://" in s:
-        try:
-            return pafs.FileSystem.from_uri(s)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
-            raise ValueError(f"{s}: {_first_line(exc)}") from None
-    return pafs.LocalFileSystem(), os.path.abspath(s)
-
-
-def list_fragments(src: str | os.PathLike | Sequence[str | os.PathLike],
-                   filesystem: pafs.FileSystem | None = None) -> list[str]:
-    """The Parquet files of ``src`` in a stable order: a folder's files (recursively, partition
-    folders included) sorted by path, a glob's matches (``*``, ``?``, ``[..]`` within a name,
-    ``**`` across folders) sorted, a file itself; several sources in the order given.
-
-    Files are those ending .parquet/.pq/.parq; names starting with '.' or '_' (temporary files,
-    ``_SUCCESS`` markers, this package's manifests) are skipped, as dataset readers do. Paths are
-    on ``filesystem`` (or the URI's, or local absolute paths). Nothing found is an OSError."""
-    return [path for path, _ in _fragments(src, filesystem)[1]]
-
-
-def _fragments(src, filesystem) -> tuple[pafs.FileSystem, list[tuple[str, str]], list[str]]:
-    """(filesystem, [(path, path relative to its source root)], the folders given as sources)."""
-    items = [src] if isinstance(src, (str, os.PathLike)) else list(src)
-    if not items:
-        raise OSError("no input given")
-    fs, out, roots = None, [], []
-    for item in items:
-        item_fs, path = resolve_filesystem(item, filesystem)
-        if fs is None:
-            fs = item_fs
-        elif not fs.equals(item_fs):
-            raise ValueError(f"{os.fspath(item)}: all inputs must be on one filesystem")
-        root, found = _expand(fs, path, os.fspath(item))
-        if fs.get_file_info(path).type == pafs.FileType.Directory:
-            roots.append(path)
-        out += [(p, posixpath.relpath(p, root) if root else p) for p in found]
-    return fs, out, roots
-
-
-def _expand(fs: pafs.FileSystem, path: str, shown: str) -> tuple[str, list[str]]:
-    parts = path.split("/")
-    magic = next((i for i, p in enumerate(parts) if _MAGIC & set(p)), None)
-    if magic is not None:
-        root = "/".join(parts[:magic]) or ("/" if path.startswith("/") else "")
-        pattern = parts[magic:]
-        found = sorted(p for p in _listing(fs, root)
-                       if _glob_match(posixpath.relpath(p, root).split("/") if root else p.split("/"), pattern))
-        if not found:
-            raise OSError(f"{shown}: no files match")
-        return root, found
-    info = fs.get_file_info(path)
-    if info.type == pafs.FileType.File:
-        return posixpath.dirname(path), [path]
-    if info.type == pafs.FileType.Directory:
-        found = sorted(p for p in _listing(fs, path) if p.lower().endswith(PARQUET_SUFFIXES))
-        if not found:
-            raise OSError(f"{shown}: no Parquet files ({'/'.join(PARQUET_SUFFIXES)}) in this folder")
-        return path, found
-    raise OSError(f"{shown}: no such file or folder")
-
-
-def _listing(fs: pafs.FileSystem, root: str) -> list[str]:
-    """Every file under ``root``, hidden ones ('.' or '_' in any name below it) left out."""
-    try:
-        infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
-    except (OSError, pa.ArrowInvalid):
-        return []
-    out = []
-    for info in infos:
-        rel = posixpath.relpath(info.path, root) if root else info.path
-        if info.type == pafs.FileType.File and not any(n[:1] in "._" for n in rel.split("/")):
-            out.append(info.path)
-    return out
-
-
-def _glob_match(names: list[str], pattern: list[str]) -> bool:
-    """Path components against pattern components: fnmatch within a name, '**' any depth."""
-    if not pattern:
-        return not names
-    if pattern[0] == "**":
-        return any(_glob_match(names[i:], pattern[1:]) for i in range(len(names) + 1))
-    return bool(names) and fnmatch.fnmatchcase(names[0], pattern[0]) and _glob_match(names[1:], pattern[1:])
-
-
-# ----------------------------------------------------------------------------- mapping
-
-class _NoShared:
-    """Marker for 'no shared object' that survives pickling by value (compared by type)."""
-
-
-def map_fragments(fn: Callable, fragments: Sequence, client=None, workers: int | None = None, *,
-                  shared: Any = _NoShared, retries: int = 2, errors: str = "raise",
-                  on_result: Callable[[int, Any], None] | None = None) -> list:
-    """Run the picklable ``fn`` once per item of ``fragments`` and return the results in
-    fragment order: on the Dask ``client`` when given, else on a pool of ``workers`` local
-    processes (default: the CPUs this process may use). ``shared`` is shipped once per worker
-    (scattered to every Dask worker, or given to each pool process at start) and passed as
-    ``fn(fragment, shared)``; without it, ``fn(fragment)``.
-
-    A task that raises is retried ``retries`` times, and so are tasks lost with a worker (Dask
-    reschedules them; a broken local pool is restarted). ``errors="return"`` puts a task's final
-    exception in its slot instead of raising it. ``on_result(i, value)`` is called as each
-    result arrives (in completion order), for progress and partial records."""
-    if errors not in ("raise", "return"):
-        raise ValueError("errors must be 'raise' or 'return'")
-    items = list(fragments)
-    if not items:
-        return []
-    if client is not None:
-        return _map_dask(fn, items, client, shared, retries, errors, on_result)
-    if workers is None:
-        from grouper.engine.grouper import default_threads
-
-        workers = default_threads()
-    if workers < 1:
-        raise ValueError("workers must be at least 1")
-    return _map_pool(fn, items, workers, shared, retries, errors, on_result)
-
-
-def _map_dask(fn, items, client, shared, retries, errors, on_result) -> list:
-    from distributed import as_completed
-
-    token = uuid.uuid4().hex[:8]
-    name = getattr(fn, "__name__", "task").strip("_") or "task"
-    kw = {} if shared is _NoShared else {"shared": client.scatter(shared, broadcast=True, hash=False)}
-    futures = client.map(_call, items, fn=fn, key=[f"drg-{name}-{token}-{i}" for i in range(len(items))],
-                         pure=False, retries=retries, **kw)
-    index = {f.key: i for i, f in enumerate(futures)}
-    results: list = [None] * len(items)
-    try:
-        for f in as_completed(futures):
-            i = index[f.key]
-            try:
-                value = f.result()
-            except Exception as exc:  # the task's own error after its retries, or KilledWorker
-                if errors == "raise":
-                    raise
-                value = exc
-            results[i] = value
-            if on_result is not None:
-                on_result(i, value)
-    finally:
-        unfinished = [f for f in futures if not f.done()]
-        if unfinished:
-            with contextlib.suppress(Exception):  # a closed client has nothing left to cancel
-                client.cancel(unfinished)
-    return results
-
-
-def _call(item, fn, shared=_NoShared):
-    return fn(item) if shared is _NoShared else fn(item, shared)
-
-
-_POOL_SHARED: Any = _NoShared
-#: job files of pools whose parent was killed (its process is gone): removed by the next pool
-_JOB_FILE = re.compile(r"drg-job-(?P<pid>\d+)-[a-z0-9_]{8}\.pickle")
-
-
-def _pool_init(job_file: str | None) -> None:
-    """Each pool process reads the shared object from the job file its parent wrote. Passing the
-    object itself (megabytes: the compiled ruleset) in the process's start-up data made the parent
-    write it into the new process's pipe, and block forever when that process died before
-    reading it; a path is a few bytes, and a worker that dies only breaks the pool."""
-    global _POOL_SHARED
-    pa.set_cpu_count(1)  # one core per process: no Arrow thread pool competing with the others
-    if job_file is None:
-        _POOL_SHARED = _NoShared
-        return
-    with open(job_file, "rb") as fh:
-        _POOL_SHARED = pickle.load(fh)  # written by this process's parent, readable by its user only
-
-
-def _pool_call(fn, item):
-    return _call(item, fn, _POOL_SHARED)
-
-
-class WorkersDied(RuntimeError):
-    """The local pool's processes kept dying (killed, out of memory, failing at start-up)."""
-
-
-def _job_file(shared) -> str:
-    from grouper.io import sweep_stale
-
-    folder = tempfile.gettempdir()
-    sweep_stale(folder, _JOB_FILE)
-    fd, path = tempfile.mkstemp(prefix=f"drg-job-{os.getpid()}-", suffix=".pickle", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(shared, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    except BaseException:
-        os.unlink(path)
-        raise
-    return path
-
-
-def _map_pool(fn, items, workers, shared, retries, errors, on_result) -> list:
-    job_file = _job_file(shared) if shared is not _NoShared else None
-    try:
-        return _run_pool(fn, items, workers, job_file, retries, errors, on_result)
-    finally:
-        if job_file is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(job_file)
-
-
-def _run_pool(fn, items, workers, job_file, retries, errors, on_result) -> list:
-    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding OpenMP/Arrow threads
-    results: list = [None] * len(items)
-    attempts = [0] * len(items)
-    todo = deque(range(len(items)))
-    restarts = 0
-    while todo:
-        running: dict[cf.Future, int] = {}
-        broken: BaseException | None = None
-        with cf.ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_pool_init,
-                                    initargs=(job_file,)) as ex:
-            try:
-                while todo or running:
-                    while todo and broken is None:
-                        i = todo.popleft()
-                        try:
-                            running[ex.submit(_pool_call, fn, items[i])] = i
-                        except cf.process.BrokenProcessPool as exc:  # a worker died while tasks were queued
-                            broken = exc
-                            todo.appendleft(i)
-                    if not running:
-                        break
-                    done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-                    for f in done:
-                        i = running.pop(f)
-                        try:
-                            value = f.result()
-                        except cf.process.BrokenProcessPool as exc:  # a worker died: the pool is gone
-                            broken = exc
-                            todo.append(i)
-                            continue
-                        except Exception as exc:
-                            attempts[i] += 1
-                            if attempts[i] <= retries and broken is None:
-                                todo.append(i)
-                                continue
-                            if errors == "raise":
-                                raise
-                            value = exc
-                        results[i] = value
-                        if on_result is not None:
-                            on_result(i, value)
-            except BaseException:
-                ex.shutdown(wait=False, cancel_futures=True)
-                raise
-        if broken is not None:
-            restarts += 1
-            if restarts > retries:
-                died = WorkersDied(f"worker processes died {restarts} times ({_first_line(broken)}); "
-                                   f"{len(todo)} task(s) not run")
-                if errors == "raise":
-                    raise died from None
-                for i in sorted(todo):
-                    results[i] = died
-                    if on_result is not None:
-                        on_result(i, died)
-                todo.clear()
-            else:
-                todo = deque(sorted(todo))
-    return results
 
 
 # ----------------------------------------------------------------------------- one piece
@@ -420,7 +134,7 @@ def _group_piece(piece: _Piece, job: _Job) -> dict:
                 for b in pf.iter_batches(batch_size=job.batch_size, row_groups=[rg], columns=list(piece.columns),
                                          use_threads=False):
                     out = job.grouper.group_batch(piece.plan.apply(b), n_threads=1, keep=job.keep, row_offset=offset)
-                    out = _conform(out, job.target)
+                    out = conform(out, job.target)
                     writer.write_batch(out, row_group_size=1 << 20)
                     counts.add(out)
                     offset += b.num_rows
@@ -432,7 +146,7 @@ def _group_piece(piece: _Piece, job: _Job) -> dict:
         fs.move(tmp, final)
     except (InputError, ValueError, pa.ArrowNotImplementedError) as exc:  # ArrowInvalid is a ValueError
         _remove(fs, tmp)
-        msg = _first_line(exc)
+        msg = first_line(exc)
         row["error"] = msg if msg.startswith(piece.fragment) else f"{piece.fragment}: {msg}"
         row["seconds"] = round(time.perf_counter() - t0, 6)
         return row
@@ -444,24 +158,6 @@ def _group_piece(piece: _Piece, job: _Job) -> dict:
               "row": row, "mdc": counts.mdc, "drg": counts.drg, "flags": counts.flag_counts()}
     _write_json(fs, posixpath.join(job.dst, PROGRESS, piece.output + ".json"), marker)
     return row
-
-
-def _conform(b: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    """Cast to the run's output schema (a column typed differently in some input becomes text)."""
-    if b.schema.types == schema.types:
-        return b.replace_schema_metadata(schema.metadata)
-    cols = [c if c.type == f.type else c.cast(f.type) for c, f in zip(b.columns, schema)]
-    return pa.RecordBatch.from_arrays(cols, schema=schema)
-
-
-def _unified(schemas: list[pa.Schema], metadata) -> pa.Schema:
-    """The output schema of every part: as ``drg group`` does over several inputs, a column
-    whose type differs between inputs is text, so all parts read as one dataset."""
-    first = schemas[0]
-    fields = [f if all(s.field(i).type == f.type for s in schemas) else pa.field(f.name, pa.string())
-              for i, f in enumerate(first)]
-    return pa.schema(fields, metadata=metadata)
-
 
 def _writer_options(schema: pa.Schema) -> dict:
     """Parquet settings of the parts, as ``drg group`` writes its output: zstd; statistics only
@@ -479,12 +175,6 @@ def _writer_options(schema: pa.Schema) -> dict:
             opts["column_encoding"] = {"case_id": "DELTA_BINARY_PACKED"}
     return opts
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _remove(fs: pafs.FileSystem, path: str) -> None:
     try:
         fs.delete_file(path)
@@ -492,12 +182,13 @@ def _remove(fs: pafs.FileSystem, path: str) -> None:
         pass
 
 
-def _write_json(fs: pafs.FileSystem, path: str, doc: dict, indent: int = 1) -> None:
-    """All or nothing: a reader sees the old document or the new one, never half of one."""
+def _write_json(fs: pafs.FileSystem, path: str, doc: dict) -> None:
+    """All or nothing: a reader sees the old document or the new one, never half of one (on
+    any pyarrow filesystem, object storage included: ``grouper.io`` writes local files only)."""
     tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}{_TMP_TAG}{uuid.uuid4().hex[:8]}.tmp")
     fs.create_dir(posixpath.dirname(path), recursive=True)
     with fs.open_output_stream(tmp) as out:
-        out.write((json.dumps(doc, ensure_ascii=False, indent=indent) + "\n").encode())
+        out.write((json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode())
     fs.move(tmp, path)
 
 
@@ -577,7 +268,7 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
     if split_rows is not None and split_rows < 1:
         raise ValueError("split_rows must be at least 1 (or None: one task per file)")
     columns_map = load_mapping(mapping, map_file)
-    src_fs, frags, roots = _fragments(src, filesystem)
+    src_fs, frags, roots = fragment_listing(src, filesystem)
     dst_fs, dst_path = resolve_filesystem(dst, dst_filesystem)
     dst_path = dst_path.rstrip("/") or "/"
     if src_fs.equals(dst_fs):  # outputs must never become inputs of a rerun, nor inputs be overwritten
@@ -585,7 +276,7 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
             if _inside(dst_path, path) or _inside(path, dst_path):
                 raise ValueError(f"{dst}: the output folder overlaps the input {path}")
 
-    files = _inspect_all(src_fs, [p for p, _ in frags])
+    files = inspect_fragments(src_fs, [p for p, _ in frags])
     plans = [plan_columns(f["schema"], columns_map, layout, f["path"]) for f in files]
     schemas = [plan.schema(f["schema"]) for plan, f in zip(plans, files)]
     if keep is True:
@@ -603,10 +294,10 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
     for f, schema in zip(files, schemas):  # also refuses unusable column types, before any work
         if schema not in outs:
             try:
-                outs[schema] = g.group_batch(_empty(schema), keep=keep).schema
+                outs[schema] = g.group_batch(empty_batch(schema), keep=keep).schema
             except InputError as exc:
                 raise InputError(f"{f['path']}: {exc}") from None
-    target = _unified([outs[s] for s in schemas], g.metadata)
+    target = unified_schema([outs[s] for s in schemas], g.metadata)
     run_key = {"grouper_version": __version__, "ruleset": g.compiled.name, "fingerprint": g.compiled.fingerprint,
                "keep": keep, "mapping": columns_map, "layout": layout, "split_rows": split_rows}
     pieces = _pieces(files, [rel for _, rel in frags], plans, {*CANONICAL_COLUMNS, *keep}, split_rows)
@@ -661,7 +352,7 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
         p = todo[k]
         if isinstance(value, BaseException):
             value = {**pending(p), "state": "failed", "rows_in": 0, "rows_out": 0, "status": {},
-                     "error": f"{p.fragment}: {type(value).__name__}: {_first_line(value)}"}
+                     "error": f"{p.fragment}: {type(value).__name__}: {first_line(value)}"}
         rows[p.index] = value
         bar.update(value.get("rows_out", 0))
         if time.perf_counter() - last_save[0] > 2.0:  # readable progress, without a write per piece
@@ -683,7 +374,7 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
     if report is not None:
         doc = {**summary.report(), "parts": len(pieces), "resumed": resumed,
                "failed": [{"fragment": r["fragment"], "error": r.get("error", "")} for r in failed]}
-        _write_json(pafs.LocalFileSystem(), os.path.abspath(report), doc, indent=2)
+        write_text(report, json.dumps(doc, ensure_ascii=False, indent=2) + "\n", overwrite=True)
     return DatasetResult(summary, manifest, failed, resumed)
 
 
@@ -692,49 +383,12 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root if root.endswith("/") else root + "/")
 
 
-def _empty(schema: pa.Schema) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in schema], schema=schema)
-
-
-def _inspect(fs: pafs.FileSystem, path: str) -> dict:
-    """One footer read: schema (code columns as dictionaries, as they will be read), rows per
-    row group, and the file's size and modification time (to recognise it on a rerun)."""
-    try:
-        info = fs.get_file_info(path)
-        with fs.open_input_file(path) as fh:
-            md = pq.read_metadata(fh)
-            leaves = [md.schema.column(i).path for i in range(md.num_columns)]
-            dict_cols = tuple(p for p in leaves for c in CODE_COLUMNS if p == c or p.startswith(c + "."))
-            schema = pq.ParquetFile(fh, metadata=md, read_dictionary=list(dict_cols) or None).schema_arrow
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-        raise ValueError(f"{path}: unreadable Parquet file ({_first_line(exc)})") from None
-    return {"path": path, "schema": schema, "row_groups": [md.row_group(i).num_rows for i in range(md.num_row_groups)],
-            "size": info.size, "mtime_ns": info.mtime_ns, "dict_cols": dict_cols}
-
-
-def _inspect_all(fs: pafs.FileSystem, paths: list[str]) -> list[dict]:
-    """Footers read concurrently: on object storage each is a round trip."""
-    if len(paths) == 1:
-        return [_inspect(fs, paths[0])]
-    with cf.ThreadPoolExecutor(min(16, len(paths))) as ex:
-        return list(ex.map(lambda p: _inspect(fs, p), paths))
-
-
 def _pieces(files: list[dict], rels: list[str], plans: list[ColumnPlan], wanted: set[str],
             split_rows: int | None) -> list[_Piece]:
     pieces, offset = [], 0
     for f, rel, plan in zip(files, rels, plans):
         groups = f["row_groups"]
-        runs = [(0, len(groups))]
-        if split_rows is not None and len(groups) > 1 and sum(groups) > split_rows:
-            runs, start, acc = [], 0, 0
-            for i, n in enumerate(groups):
-                acc += n
-                if acc >= split_rows:
-                    runs.append((start, i + 1))
-                    start, acc = i + 1, 0
-            if start < len(groups):
-                runs.append((start, len(groups)))
+        runs = row_group_runs(groups, split_rows)
         folder, name = posixpath.split(rel)
         stem = name[: -len(s)] if (s := next((x for x in PARQUET_SUFFIXES if name.lower().endswith(x)), "")) else name
         columns = tuple(read_columns(f["schema"], plan, wanted))
@@ -851,87 +505,3 @@ class _Bar:
         if self.stream is not None and self.width:
             self.stream.write("\r" + " " * self.width + "\r")
             self.stream.flush()
-
-
-
-# ----------------------------------------------------------------------------- aggregates over a dataset
-# Weights and indices of a partitioned dataset, computed where the data is: each task groups one
-# file and returns its partial result (a CostSample of the kept cases, or IndexCells), and the
-# driver merges them. Both merge exactly, so the result is bit-identical to the single-process
-# computation over the same files (tests/test_distributed.py), whatever the number of workers.
-
-@dataclass
-class _AggJob:
-    grouper: Any
-    filesystem: pafs.FileSystem | None
-    options: dict
-    batch_size: int
-
-
-def _sample_fragment(path: str, job: _AggJob):
-    from grouper.analytics.weights import sample_files
-
-    return sample_files(job.grouper, [path], batch_size=job.batch_size, filesystem=job.filesystem, **job.options)
-
-
-def _cells_fragment(path: str, job: _AggJob):
-    from grouper.analytics.indices import cells_from_files
-
-    return cells_from_files(job.grouper, [path], batch_size=job.batch_size, filesystem=job.filesystem, **job.options)
-
-
-def _aggregate(fn, src, ruleset, client, workers, filesystem, options, batch_size):
-    """Run ``fn`` per file and merge the partial results (CostSample or IndexCells) in file order."""
-    from grouper.engine.grouper import Grouper
-
-    g = ruleset if isinstance(ruleset, Grouper) else Grouper(ruleset)
-    fs, files, _ = _fragments(src, filesystem)
-    local = isinstance(fs, pafs.LocalFileSystem)
-    job = _AggJob(g, None if local else fs, options, batch_size)
-    parts = map_fragments(fn, [p for p, _ in files], client, workers, shared=job)
-    total = parts[0]
-    for p in parts[1:]:
-        total.merge(p)
-    return total
-
-
-def sample_dataset(src, ruleset: Any = DEFAULT_RULESET, client=None, *, workers: int | None = None,
-                   filesystem: pafs.FileSystem | None = None, cost: str = "total_cost", los: str | None = "los",
-                   year: str | None = None, batch_size: int = DEFAULT_BATCH):
-    """The ``weights.CostSample`` of a Parquet dataset, one task per file (see ``weights_dataset``)."""
-    return _aggregate(_sample_fragment, src, ruleset, client, workers, filesystem,
-                      {"cost": cost, "los": los, "year": year}, batch_size)
-
-
-def weights_dataset(src, ruleset: Any = DEFAULT_RULESET, options=None, client=None, *, workers: int | None = None,
-                    filesystem: pafs.FileSystem | None = None, cost: str = "total_cost", los: str | None = "los",
-                    year: str | None = None, batch_size: int = DEFAULT_BATCH):
-    """Relative weights of a partitioned Parquet dataset (``src`` as in ``list_fragments``): each
-    task groups one file and keeps its kept cases' DRG, cost and stay (about 20 bytes a case,
-    returned to the driver, which spills them to disk beyond ``weights.SPILL_ROWS``); the samples
-    merge exactly. Equal to ``weights.weights_from_files`` over the same files, to the last bit."""
-    from grouper.analytics.weights import WeightOptions
-
-    sample = sample_dataset(src, ruleset, client, workers=workers, filesystem=filesystem, cost=cost, los=los,
-                            year=year, batch_size=batch_size)
-    return sample.weights(options if options is not None else WeightOptions())
-
-
-def cells_dataset(src, ruleset: Any = DEFAULT_RULESET, client=None, *, workers: int | None = None,
-                  filesystem: pafs.FileSystem | None = None, hospital: str = "hospital_id",
-                  cost: str = "total_cost", los: str = "los", discharge: str = "discharge",
-                  department: str | None = None, death_codes: Sequence[str] = ("5",),
-                  batch_size: int = DEFAULT_BATCH):
-    """The ``indices.IndexCells`` of a Parquet dataset, one task per file: each task returns only
-    its (hospital, DRG) cells, so nothing per case crosses the network."""
-    opts = {"hospital": hospital, "cost": cost, "los": los, "discharge": discharge, "department": department,
-            "death_codes": tuple(death_codes)}
-    return _aggregate(_cells_fragment, src, ruleset, client, workers, filesystem, opts, batch_size)
-
-
-def indices_dataset(src, weights: Mapping[str, float], ruleset: Any = DEFAULT_RULESET, client=None, *,
-                    workers: int | None = None, filesystem: pafs.FileSystem | None = None, tiers=None, **kw):
-    """Hospital indices of a partitioned Parquet dataset: ``(table, excluded)`` as
-    ``indices.hospital_indices``, equal to the single-process result to the last bit."""
-    cells = cells_dataset(src, ruleset, client, workers=workers, filesystem=filesystem, **kw)
-    return cells.indices(weights, tiers)
