@@ -4,7 +4,7 @@ RW_g = trimmed mean cost of DRG g / trimmed mean cost of all cases (CHS-DRG tech
 specification; formulas and the worked example in the project's domain notes, section 2).
 Trimming is per DRG and selectable, because no single national rule exists: ``none``,
 ``iqr:k`` (Tukey fences on linear-interpolated quartiles), ``sdlog:k`` (mean ± k SD of ln cost),
-``pct:lo-hi`` (percentiles). Several years can be weighted (e.g. 1:2:7, oldest to newest).
+``pct:lo-hi`` (percentiles); the rule is ``trimming.TrimRule``, shared with the DIP catalogue. Several years can be weighted (e.g. 1:2:7, oldest to newest).
 Groups with fewer than ``min_cases`` kept cases are flagged ``thin`` and take the pooled weight
 of their ADRG when the pool is big enough. Weights are renormalised so that the base data's CMI
 is exactly 1. Everything is vectorised: one sort, then per-group reductions with NumPy.
