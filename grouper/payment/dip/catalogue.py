@@ -48,6 +48,7 @@ GROUP_TYPES = ("core", "comprehensive", "comprehensive_chapter")
 
 
 def check_number(v, key: str, *, lo: float | None = None, lo_open: bool = False, hi: float | None = None) -> float:
+    """``v`` as a float when it is a finite number in range; else a ValueError naming ``key``."""
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         raise ValueError(f"{key}: expected a number, got {v!r}")
     if lo is not None and (v < lo or (lo_open and v == lo)) or hi is not None and v > hi:
@@ -319,8 +320,8 @@ def _cell_sums(idx: np.ndarray, n: np.ndarray, fen: np.ndarray, size: int) -> tu
 class Catalogue:
     """A DIP catalogue: one row per group (``table``) and how it was built (``info``); saved as
     Parquet (with ``info`` in the metadata), CSV or Arrow and loaded back by ``grouper.jobs.dip``
-    (``save_catalogue``, ``load_catalogue``). The
-    lookup arrays that assignment uses are built here, once."""
+    (``save_catalogue``, ``load_catalogue``). The lookup arrays that assignment uses are built
+    here, once."""
 
     table: pa.Table
     info: dict = field(default_factory=dict)
