@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from bench_dip import main
 
-from grouper.payment.dip.dip import DipParams, ProcedureTypes, build_catalogue, settle_table
+from grouper.payment.dip import DipParams, ProcedureTypes, build_catalogue, settle_table
 from grouper.analytics.synth import SynthSpec, generate
 
 N = 50_000

@@ -15,22 +15,24 @@ import pyarrow.parquet as pq
 import pytest
 import tomllib
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from grouper.cli.main import main
-from grouper.payment.dip.dip import (
-    CASE_TYPES,
+from grouper.jobs.dip import load_catalogue, save_catalogue
+from grouper.payment.dip import (
+    DIP_CASE_TYPES,
     Catalogue,
-    Columns,
+    DipColumns,
     DipParams,
     ProcedureTypes,
     assign,
     build_catalogue,
+    diagnosis_parts,
+    principal_codes,
     settle_table,
     settlement_point_value,
 )
-from grouper.payment.dip.keys import diagnosis_parts, principal_codes
 from grouper.analytics.synth import SynthSpec, generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +113,7 @@ def test_multi_year_weights_1_2_7():
             + rep(3, "J18.9", "", 0))
     costs = [1000, 1200, 2000, 2000, 3000, 3400, 500, 800, 900]
     t = table([(d, p, c, lv, h) for (d, p, _, lv, h), c in zip(rows, costs)], year=years)
-    cat = build_catalogue(t, DipParams(core_min_n=1), procedure_types=TYPES, columns=Columns(year="year"))
+    cat = build_catalogue(t, DipParams(core_min_n=1), procedure_types=TYPES, columns=DipColumns(year="year"))
     g = rows_of(cat)
     m_k80 = 0.1 * 1100 + 0.2 * 2000 + 0.7 * 3200  # oldest -> newest
     m_j18 = 0.1 * 500 + 0.2 * 800 + 0.7 * 900
@@ -132,11 +134,11 @@ def test_year_weights_align_to_the_newest_year_and_other_years_are_counted():
     # a group seen in some years only: its weights are renormalised over those years
     t = table(rep(2, "K80.1", "51.2300", 100.0) + rep(1, "K80.1", "51.2300", 400.0) + rep(1, "J18.9", "", 50.0),
               year=[2021, 2023, 2024, 2021])
-    cat = build_catalogue(t, DipParams(core_min_n=1), procedure_types=TYPES, columns=Columns(year="year"))
+    cat = build_catalogue(t, DipParams(core_min_n=1), procedure_types=TYPES, columns=DipColumns(year="year"))
     assert cat.info["excluded"]["year_without_weight"] == 2  # 2021 is four years back: counted, not used
     assert rows_of(cat)["K80.1+51.2300"]["mean_cost"] == round((2 * 100 + 7 * 400) / 9, 2)
     mapped = build_catalogue(t, DipParams(core_min_n=1, year_weights={2023: 1, 2024: 1}), procedure_types=TYPES,
-                             columns=Columns(year="year"))
+                             columns=DipColumns(year="year"))
     assert rows_of(mapped)["K80.1+51.2300"]["mean_cost"] == 250.0
     with pytest.raises(ValueError, match="no year column"):
         build_catalogue(t, DipParams(year_weights={2024: 1}), procedure_types=TYPES)
@@ -145,7 +147,8 @@ def test_year_weights_align_to_the_newest_year_and_other_years_are_counted():
 def test_years_from_dates_and_text():
     t = table(rep(4, "K80.1", "51.2300", 100.0),
               discharge_date=pa.array(["2023-05-01", "2024-01-02", "2024/12/31", "soon"]))
-    cat = build_catalogue(t, DipParams(core_min_n=1), procedure_types=TYPES, columns=Columns(year="discharge_date"))
+    cat = build_catalogue(t, DipParams(core_min_n=1), procedure_types=TYPES,
+                          columns=DipColumns(year="discharge_date"))
     assert cat.info["excluded"]["missing_year"] == 1 and cat.info["years"] == {"2023": 2.0, "2024": 7.0}
 
 
@@ -304,7 +307,7 @@ def test_hospital_totals_review_cap_and_patient_share():
     share = [1000.0] * 198 + [50000.0, 20000.0, None]
     params = DipParams(point_value=10.0, level_coef={"三级": 1.0})
     s = settle_table(table(rows, self_pay=share), cat, params, procedure_types=TYPES,
-                     columns=Columns(patient_share="self_pay"))
+                     columns=DipColumns(patient_share="self_pay"))
     h = {r["hospital_id"]: r for r in s.hospitals.to_pylist()}
     # 1 review case of 199: over the 5‰ cap (0.995 cases allowed)
     assert h["H1"]["extreme"] == 1 and h["H1"]["review_cap_cases"] == 0 and h["H1"]["review_over_cap"]
@@ -370,8 +373,9 @@ def test_points_times_point_value_is_the_fund_over_the_ratio(synth_catalogue, ro
     params = DipParams(fund_budget=1e6, fund_ratio=0.7)
     try:
         s = settle_table(_cases(rows), synth_catalogue, params, procedure_types=TYPES)
-    except ValueError:
-        return
+    except ValueError as exc:  # nothing (or too little) to share the fund over: no point value to check
+        assume("no settled case" not in str(exc) and "too few points for the fund" not in str(exc))
+        raise
     assert s.total_points * s.point_value == pytest.approx(1e6 / 0.7, rel=1e-12)
     settled = s.summary["statuses"]["settled"]
     assert abs(s.summary["amount"] - 1e6 / 0.7) <= 0.005 * settled + 1e-6  # each amount rounded to the fen
@@ -437,14 +441,14 @@ def test_catalogue_round_trips_through_parquet_and_csv(tmp_path):
     params = DipParams(point_value=2.0, level_coef="derived")
     want = settle_table(cases, cat, params, procedure_types=TYPES).cases.to_pylist()
     for name in ("c.parquet", "c.csv", "c.arrow"):
-        cat.save(tmp_path / name)
-        back = Catalogue.load(tmp_path / name)
+        save_catalogue(cat, tmp_path / name)
+        back = load_catalogue(tmp_path / name)
         assert back.table.num_rows == cat.table.num_rows
         assert settle_table(cases, back, params, procedure_types=TYPES).cases.to_pylist() == want
-    assert Catalogue.load(tmp_path / "c.parquet").info == json.loads(json.dumps(cat.info))
+    assert load_catalogue(tmp_path / "c.parquet").info == json.loads(json.dumps(cat.info))
     pq.write_table(cat.table.drop(["score"]), tmp_path / "bad.parquet")
     with pytest.raises(ValueError, match="missing column.*score"):
-        Catalogue.load(tmp_path / "bad.parquet")
+        load_catalogue(tmp_path / "bad.parquet")
 
 
 # --- command line ---------------------------------------------------------------------------------------------
@@ -517,7 +521,7 @@ def test_cli_errors(tmp_path):
 
 
 def test_files_of_mixed_layouts_settle_into_one_output(tmp_path):
-    from grouper.payment.dip.dip import settle_files
+    from grouper.jobs.dip import dip_settle_files
 
     cat = example_catalogue()
     pq.write_table(pa.table({"case_id": [7, 8], "dx": [["K80.1", "E11.9"], ["J18.9"]], "px": [["51.2300"], []],
@@ -526,8 +530,8 @@ def test_files_of_mixed_layouts_settle_into_one_output(tmp_path):
     # a wide 病案首页 export: bah, zyzdbm, qtzdbm1, zyssbm; costs as text
     (tmp_path / "b.csv").write_text("bah,zyzdbm,qtzdbm1,zyssbm,total_cost,hospital_level,hospital_id\n"
                                     "B1,K80.100x001,E11.9,51.2300,30000,三级,H1\nB2,,,,100,三级,H1\n", encoding="utf-8")
-    s = settle_files([tmp_path / "a.parquet", tmp_path / "b.csv"], cat, DipParams(point_value=10.0),
-                     tmp_path / "out.parquet", procedure_types=TYPES)
+    s = dip_settle_files([tmp_path / "a.parquet", tmp_path / "b.csv"], cat, DipParams(point_value=10.0),
+                         tmp_path / "out.parquet", procedure_types=TYPES)
     out = pq.read_table(tmp_path / "out.parquet").to_pylist()
     assert [r["case_id"] for r in out] == ["7", "8", "B1", "B2"]  # int and text ids: all read as text
     assert [r["status"] for r in out] == ["settled", "settled", "settled", "no_principal_dx"]
@@ -535,8 +539,8 @@ def test_files_of_mixed_layouts_settle_into_one_output(tmp_path):
     assert s.summary["cases"] == 4
     with pytest.raises(ValueError, match="b.csv: missing column.*total_cost"):
         (tmp_path / "b.csv").write_text("bah,zyzdbm\nB1,K80.1\n", encoding="utf-8")
-        settle_files([tmp_path / "a.parquet", tmp_path / "b.csv"], cat, DipParams(point_value=10.0),
-                     tmp_path / "out2.parquet", procedure_types=TYPES)
+        dip_settle_files([tmp_path / "a.parquet", tmp_path / "b.csv"], cat, DipParams(point_value=10.0),
+                         tmp_path / "out2.parquet", procedure_types=TYPES)
     assert not (tmp_path / "out2.parquet").exists()  # checked before anything was written
 
 
@@ -553,7 +557,7 @@ def test_level_mean_base_needs_level_means():
 
 def test_case_types_are_documented():
     doc = (ROOT / "docs" / "dip.md").read_text(encoding="utf-8")
-    for name in (*CASE_TYPES, "no_principal_dx", "invalid_principal_px", "no_group", "missing_level"):
+    for name in (*DIP_CASE_TYPES, "no_principal_dx", "invalid_principal_px", "no_group", "missing_level"):
         assert f"`{name}`" in doc
 
 

@@ -4,7 +4,7 @@ RW_g = trimmed mean cost of DRG g / trimmed mean cost of all cases (CHS-DRG tech
 specification; formulas and the worked example in the project's domain notes, section 2).
 Trimming is per DRG and selectable, because no single national rule exists: ``none``,
 ``iqr:k`` (Tukey fences on linear-interpolated quartiles), ``sdlog:k`` (mean ± k SD of ln cost),
-``pct:lo-hi`` (percentiles). Several years can be weighted (e.g. 1:2:7, oldest to newest).
+``pct:lo-hi`` (percentiles); the rule is ``trimming.TrimRule``, shared with the DIP catalogue. Several years can be weighted (e.g. 1:2:7, oldest to newest).
 Groups with fewer than ``min_cases`` kept cases are flagged ``thin`` and take the pooled weight
 of their ADRG when the pool is big enough. Weights are renormalised so that the base data's CMI
 is exactly 1. Everything is vectorised: one sort, then per-group reductions with NumPy.
@@ -13,7 +13,6 @@ is exactly 1. Everything is vectorised: one sort, then per-group reductions with
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -21,7 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["CostSample", "WeightOptions", "WeightResult", "compute_weights", "renormalize", "compare_weights", "attach_weights"]
+from grouper.analytics.trimming import TrimRule, keep_emptied
+
+__all__ = ["CostSample", "WeightOptions", "WeightResult", "compute_weights", "renormalize", "compare_weights",
+           "attach_weights", "weights_from_files", "sample_files"]
 
 
 @dataclass(frozen=True)
@@ -33,18 +35,9 @@ class WeightOptions:
     stable_min_n: int = 5
     renormalize: bool = True
 
-    def trim_rule(self) -> tuple[str, tuple[float, ...]]:
-        m = re.fullmatch(r"(none)|(iqr|sdlog):([0-9.]+)|pct:([0-9.]+)-([0-9.]+)", self.trim)
-        if not m:
-            raise ValueError(f"trim {self.trim!r}: use none, iqr:K, sdlog:K or pct:LO-HI")
-        if m[1]:
-            return "none", ()
-        if m[2]:
-            return m[2], (float(m[3]),)
-        lo, hi = float(m[4]), float(m[5])
-        if not 0 <= lo < hi <= 100:
-            raise ValueError(f"trim {self.trim!r}: percentiles must satisfy 0 <= LO < HI <= 100")
-        return "pct", (lo, hi)
+    def trim_rule(self) -> TrimRule:
+        """The parsed ``trim`` (a ``(kind, params)`` pair); a bad rule is a ValueError."""
+        return TrimRule.parse(self.trim)
 
 
 @dataclass
@@ -295,7 +288,7 @@ class CostSample:
 
     def weights(self, options: WeightOptions = WeightOptions()) -> WeightResult:
         """The weights of the cases added so far."""
-        kind, params = options.trim_rule()
+        rule = options.trim_rule()
         if options.year_weights and self.columns["year"] is None:
             raise ValueError("year_weights given without a year column")
         names, rank = self._names()
@@ -315,23 +308,11 @@ class CostSample:
                     gid, c, w = gid[ok], c[ok], w[ok]
                     stay = stay[ok] if stay is not None else None
             g = rank[gid] if len(gid) else np.zeros(0, np.int32)
-            stats.add(g, c, w, stay, kind, params)
+            stats.add(g, c, w, stay, rule)
         used = np.flatnonzero(stats.counts)  # DRGs whose every case was left out drop out here
         adrgs = np.array([self.adrg_of.get(d, d) for d in names[used]], dtype=object)
         return _finish(names[used], adrgs, stats.take(used), stay_known=bool(self.has_los), options=options,
                        excluded=excluded)
-
-
-def _quantiles(sorted_vals: np.ndarray, starts: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
-    """Per-group quantile with linear interpolation (numpy's default) on group-sorted values."""
-    out = np.full(len(counts), np.nan)
-    has = counts > 0  # a group without cases in this block has no quantile
-    pos = q * (counts[has] - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, counts[has] - 1)
-    frac = pos - lo
-    out[has] = sorted_vals[starts[has] + lo] * (1 - frac) + sorted_vals[starts[has] + hi] * frac
-    return out
 
 
 def compute_weights(table: pa.Table, options: WeightOptions = WeightOptions(), *, drg: str = "drg",
@@ -372,39 +353,18 @@ class _Stats:
         for f in self.FIELDS:
             setattr(self, f, np.zeros(G))
 
-    def add(self, gid, c, w, stay, kind, params) -> None:
+    def add(self, gid, c, w, stay, rule: TrimRule) -> None:
         """One sorted block (whole DRGs): fences, then the sums, CHUNK rows at a time."""
         G = self.G
         counts = np.bincount(gid, minlength=G)
         starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
-        lo = np.full(G, -np.inf)
-        hi = np.full(G, np.inf)
-        if kind in ("iqr", "pct"):
-            qs = (0.25, 0.75) if kind == "iqr" else (params[0] / 100, params[1] / 100)
-            q_lo, q_hi = (_quantiles(c, starts, counts, q) for q in qs)
-            if kind == "iqr":
-                lo, hi = q_lo - params[0] * (q_hi - q_lo), q_hi + params[0] * (q_hi - q_lo)
-            else:
-                lo, hi = q_lo, q_hi
+        lo, hi = rule.fences(c, starts, counts)
         self.counts += counts
         for s, e in _chunks(starts, counts, len(c)):
             g, x = gid[s:e], c[s:e]
             wx = w[s:e] if w is not None else np.ones(e - s)
-            if kind == "sdlog":
-                lx = np.log(x)
-                n = np.bincount(g, minlength=G)
-                mu = np.bincount(g, lx, G) / np.maximum(n, 1)
-                sd = np.sqrt(np.bincount(g, (lx - mu[g]) ** 2, G) / np.maximum(n - 1, 1))
-                # compared in log space, with a hair of tolerance: equal costs must stay in
-                inside = np.abs(lx - mu[g]) <= params[0] * sd[g] + 1e-9
-            else:  # a relative hair of tolerance: a cost equal to a fence stays in at any scale
-                tol = 1e-12 * np.abs(x)
-                inside = (x >= lo[g] - tol) & (x <= hi[g] + tol)
-            # a rule that would trim a whole (tiny) group away keeps it untrimmed instead
-            gone = np.flatnonzero((np.bincount(g[inside], minlength=G) == 0) & (np.bincount(g, minlength=G) > 0))
-            if len(gone):
-                inside |= np.isin(g, gone)
-                self.emptied[gone] = 1
+            inside, emptied = keep_emptied(g, rule.inside(g, x, lo, hi, G), G)
+            self.emptied[emptied] = 1
             g, x, wx = g[inside], x[inside], wx[inside]
             self.n_in += np.bincount(g, minlength=G)
             self.wsum += np.bincount(g, wx, G)

@@ -673,7 +673,7 @@ def _dip_pack(pack: str | None) -> dict:
 
 
 def _dip_params(table: dict, **overrides):
-    from grouper.payment.dip.dip import DipParams
+    from grouper.payment.dip import DipParams
 
     try:
         return DipParams.from_mapping({**table, **{k: v for k, v in overrides.items() if v is not None}})
@@ -726,7 +726,8 @@ def dip_catalogue(inputs, output, pack, ruleset, year_column, year_weights, core
     """Build a DIP catalogue from historical cases: core groups (亚目 x principal procedure with
     enough cases), comprehensive groups (category, then chapter, x treatment type) for the rest,
     scores from year-weighted mean costs, level means and the budget point value."""
-    from grouper.payment.dip.dip import Columns, ProcedureTypes, catalogue_from_files
+    from grouper.jobs.dip import dip_catalogue_files, save_catalogue
+    from grouper.payment.dip import DipColumns, ProcedureTypes
     from grouper.io import expand_inputs, open_source, write_text
 
     _check_outputs([output, summary], [*inputs, pack if pack and Path(pack).is_file() else None], overwrite)
@@ -738,9 +739,9 @@ def dip_catalogue(inputs, output, pack, ruleset, year_column, year_weights, core
             has = [("discharge_date" in open_source(f).schema.names) for f in files]
             year_column = "discharge_date" if all(has) else None
         types = ProcedureTypes.from_ruleset(ruleset)
-        cat = catalogue_from_files(files, params, procedure_types=types,
-                                   columns=Columns(cost=cost_column, level=level_column, year=year_column))
-        cat.save(output, overwrite=overwrite)
+        cat = dip_catalogue_files(files, params, procedure_types=types,
+                                  columns=DipColumns(cost=cost_column, level=level_column, year=year_column))
+        save_catalogue(cat, output, overwrite=overwrite)
         if summary:
             write_text(summary, json.dumps(cat.info, ensure_ascii=False, indent=2) + "\n", overwrite=overwrite)
     i = cat.info
@@ -762,14 +763,15 @@ def dip_catalogue(inputs, output, pack, ruleset, year_column, year_weights, core
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 def dip_assign(inputs, catalogue_file, output, ruleset, overwrite):
     """Assign cases to the groups of a DIP catalogue (no payment)."""
-    from grouper.payment.dip.dip import Catalogue, ProcedureTypes, assign_files
+    from grouper.jobs.dip import dip_assign_files, load_catalogue
+    from grouper.payment.dip import ProcedureTypes
 
     _check_outputs([output], [*inputs, catalogue_file], overwrite)
     with _command_errors(ruleset=lambda: ruleset):
-        cat = Catalogue.load(catalogue_file)
+        cat = load_catalogue(catalogue_file)
         ruleset = ruleset or cat.info.get("ruleset") or DEFAULT_RULESET
-        counts = assign_files(inputs, cat, output, procedure_types=ProcedureTypes.from_ruleset(ruleset),
-                              overwrite=overwrite)
+        counts = dip_assign_files(inputs, cat, output, procedure_types=ProcedureTypes.from_ruleset(ruleset),
+                                  overwrite=overwrite)
     click.echo(f"{sum(counts.values())} cases: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v), err=True)
 
 
@@ -799,19 +801,20 @@ def dip_settle(inputs, catalogue_file, pack, output, summary, totals, point_valu
     """Settle cases under DIP: group, score, cost ratio x and case type (low < dip.low_x, high >
     dip.high_x, extreme > dip.extreme_x for review), points with the level coefficient, amount =
     points x point value, fund and margin; per-hospital totals with --summary."""
-    from grouper.payment.dip.dip import Catalogue, Columns, ProcedureTypes, settle_files
+    from grouper.jobs.dip import dip_settle_files, load_catalogue
+    from grouper.payment.dip import DipColumns, ProcedureTypes
     from grouper.io import write_batches, write_text
 
     params = _dip_params(_dip_pack(pack))
     _check_outputs([output, summary, totals], [*inputs, catalogue_file, pack if Path(pack).is_file() else None],
                    overwrite)
     with _command_errors(ruleset=lambda: ruleset):
-        cat = Catalogue.load(catalogue_file)
+        cat = load_catalogue(catalogue_file)
         ruleset = ruleset or cat.info.get("ruleset") or DEFAULT_RULESET
-        cols = Columns(cost=cost_column, hospital=hospital_column, level=level_column,
-                       patient_share=patient_share_column)
-        r = settle_files(inputs, cat, params, output, procedure_types=ProcedureTypes.from_ruleset(ruleset),
-                         columns=cols, point_value=point_value, overwrite=overwrite)
+        cols = DipColumns(cost=cost_column, hospital=hospital_column, level=level_column,
+                          patient_share=patient_share_column)
+        r = dip_settle_files(inputs, cat, params, output, procedure_types=ProcedureTypes.from_ruleset(ruleset),
+                             columns=cols, point_value=point_value, overwrite=overwrite)
         if summary:
             write_batches(summary, r.hospitals.to_batches(), overwrite=overwrite, empty_schema=r.hospitals.schema)
         if totals:

@@ -8,7 +8,8 @@ is thin, by ICD-10 chapter x treatment type (医保办发〔2020〕50号 technic
 docs/dip.md). The only classification of procedures is in :class:`ProcedureTypes`.
 
 Everything here runs on the distinct values of a batch (Arrow dictionaries); rows take the
-results by integer index, so there is no Python work per case.
+results by integer index, so there is no Python work per case. ``BaseCases`` reduces base-period
+cases to the cells the catalogue is built from.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import pyarrow.compute as pc
 
 __all__ = ["TREATMENT_TYPES", "CONSERVATIVE", "DIAGNOSTIC", "THERAPEUTIC", "SURGERY", "DIAGNOSTIC_CHAPTERS",
            "ICD10_CHAPTERS", "ProcedureTypes", "principal_codes", "diagnosis_parts", "procedure_parts",
-           "chapter_of", "Vocab", "Memo", "numbers", "years", "text_ids", "Columns", "BaseCases", "Assigner",
-           "file_batches", "STATUSES"]
+           "chapter_of", "Vocab", "Memo", "numbers", "years", "text_ids", "DipColumns", "DEFAULT_COLUMNS",
+           "column", "batches", "BaseCases", "STATUSES"]
 
 #: Per-case status of assignment and settlement (an int8 code per case; the label by index).
 STATUSES = ("settled", "no_principal_dx", "invalid_principal_dx", "invalid_principal_px", "no_group",
@@ -269,7 +270,7 @@ def years(col) -> np.ndarray:
 # ----------------------------------------------------------------------------- reading cases
 
 @dataclass(frozen=True)
-class Columns:
+class DipColumns:
     """Names of the input columns DIP reads (``year``: none means one period; ``level``,
     ``hospital``, ``patient_share`` optional where the computation allows)."""
 
@@ -281,6 +282,9 @@ class Columns:
     year: str | None = None
     patient_share: str | None = None
     case_id: str = "case_id"
+
+
+DEFAULT_COLUMNS = DipColumns()
 
 
 def column(batch: pa.RecordBatch, name: str, what: str) -> pa.Array:
@@ -309,7 +313,7 @@ class BaseCases:
     number of distinct cells, not of cases. With ``keep_cases`` (trimming needs each cost) every
     case's cell code and cost are kept too. Excluded rows are only counted, by reason."""
 
-    def __init__(self, cols: Columns, keep_cases: bool = False):
+    def __init__(self, cols: DipColumns, keep_cases: bool = False):
         self.cols, self.keep_cases = cols, keep_cases
         self.pdx4, self.px, self.levels = Vocab(), Vocab(), Vocab()
         self._dx = Memo(self._dx_info)
@@ -387,80 +391,3 @@ class BaseCases:
             out["case_fen"] = np.concatenate([f for _, f in self._cases]) if self._cases else np.zeros(0, np.int64)
             self._cases = []
         return out
-
-
-# ----------------------------------------------------------------------------- assignment
-
-class Assigner:
-    """Cases -> catalogue groups, batch by batch: the core key (亚目 x procedure), else category x
-    treatment type, else chapter x treatment type. String work is per distinct code; ``cat`` is
-    a ``grouper.payment.dip.dip.Catalogue`` (its lookup arrays)."""
-
-    def __init__(self, cat, types: ProcedureTypes, cols: Columns):
-        self.cat, self.types, self.cols = cat, types, cols
-        self._dx = Memo(self._dx_info)
-        self._px = Memo(self._px_info)
-
-    def _dx_info(self, values):
-        sub4, category, ok = diagnosis_parts(values)
-        pdx = pc.index_in(sub4, value_set=self.cat.core_pdx4).fill_null(-1).to_numpy(zero_copy_only=False)
-        ci = pc.index_in(category, value_set=self.cat.comp_categories).fill_null(-1).to_numpy(zero_copy_only=False)
-        chap = np.where(ok, chapter_of(pc.if_else(ok, category, "A00")), -1)
-        return pdx.astype(np.int64), ci.astype(np.int64), chap.astype(np.int64), ok
-
-    def _px_info(self, values):
-        px = pc.index_in(values, value_set=self.cat.core_px).fill_null(-1).to_numpy(zero_copy_only=False)
-        return px.astype(np.int64), self.types.classify(values).astype(np.int64), procedure_parts(values)
-
-    def __call__(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
-        """(status, group index or -1) per row."""
-        c, cat = self.cols, self.cat
-        di, dv = principal_codes(column(batch, c.dx, "diagnosis"), c.dx)
-        pi, pv = principal_codes(column(batch, c.px, "procedure"), c.px)
-        pdx, ci, chap, d_ok = (np.append(a, f)[di] for a, f in zip(self._dx(dv), (-1, -1, -1, True)))
-        px, ptype, p_ok = (np.append(a, f)[pi] for a, f in zip(self._px(pv), (-1, CONSERVATIVE, True)))
-        status = np.select([di < 0, ~d_ok, ~p_ok], [NO_PDX, BAD_PDX, BAD_PPX], SETTLED).astype(np.int8)
-        gid = np.full(len(di), -1, np.int64)
-        if len(cat.core_codes):  # core: the 亚目 and the procedure (or none) must both be in the catalogue
-            code = pdx * (len(cat.core_px) + 1) + px + 1
-            pos = np.minimum(np.searchsorted(cat.core_codes, code), len(cat.core_codes) - 1)
-            hit = (pdx >= 0) & ((pi < 0) | (px >= 0)) & (cat.core_codes[pos] == code)
-            gid[hit] = cat.core_gid[pos[hit]]
-        comp = np.append(cat.comp_table, -1)[np.where(ci >= 0, ci * 4 + ptype, -1)]
-        gid = np.where(gid < 0, comp, gid)
-        chapg = np.append(cat.chap_table, -1)[np.where(chap >= 0, chap * 4 + ptype, -1)]
-        gid = np.where((gid < 0) & (status == SETTLED), chapg, gid)
-        gid[status != SETTLED] = -1
-        status[(status == SETTLED) & (gid < 0)] = NO_GROUP
-        return status, gid
-
-
-def file_batches(inputs, need: list[str], optional: list[str], batch_size: int, what: str,
-                 dx: str = "dx", px: str = "px", case_id: str = "case_id") -> Iterator[pa.RecordBatch]:
-    """Batches of the case files with only dx/px, ``need`` and whichever of ``optional`` exist,
-    after the wide-layout plan of ``grouper.io``. Every file is checked before any is read (a
-    missing column is an error naming the file); ``case_id`` is read as text when the files
-    disagree on its type, so their rows can go to one output."""
-    from grouper.engine.inputs import InputError
-    from grouper.io import expand_inputs, open_source, plan_columns, read_columns
-
-    plans = []
-    for path in expand_inputs(inputs):
-        s = open_source(path, batch_size=batch_size)
-        plan = plan_columns(s.schema, None, "auto", s.path)
-        schema = plan.schema(s.schema)
-        missing = [c for c in (dx, px, *need) if c not in schema.names]
-        if missing:
-            raise InputError(f"{path}: missing column(s) for {what}: {', '.join(missing)}")
-        want = {dx, px, *need, *(c for c in optional if c and c in schema.names)}
-        s.columns = read_columns(s.schema, plan, want)
-        plans.append((s, plan, want, schema.field(case_id).type if case_id in schema.names else None))
-    mixed = len({t for *_, t in plans if t is not None}) > 1
-    for s, plan, want, _ in plans:
-        for b in s.batches:
-            b = plan.apply(b)
-            b = b.select([c for c in b.schema.names if c in want])
-            if mixed and case_id in b.schema.names:
-                i = b.schema.get_field_index(case_id)
-                b = b.set_column(i, case_id, pc.cast(b.column(i), pa.string()))
-            yield b

@@ -1,0 +1,126 @@
+"""``drg dip catalogue | assign | settle``: case files read -> DIP computed (``grouper.payment.dip``)
+-> result files written. Files are streamed batch by batch with only the needed columns read;
+every input is checked before anything is written."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from grouper._util.errors import InputError
+from grouper.io import check_outputs, expand_inputs, open_source, plan_columns, read_columns, write_batches
+from grouper.payment.dip import (
+    ASSIGN_STATUSES,
+    ASSIGNED_SCHEMA,
+    DEFAULT_COLUMNS,
+    SETTLED_SCHEMA,
+    Assigner,
+    BaseCases,
+    Catalogue,
+    DipColumns,
+    DipParams,
+    DipSettlement,
+    ProcedureTypes,
+    assigned_batch,
+    catalogue_from_base,
+    settle,
+)
+
+__all__ = ["dip_catalogue_files", "dip_assign_files", "dip_settle_files", "save_catalogue", "load_catalogue",
+           "file_batches"]
+
+
+def file_batches(inputs, need: list[str], optional: list[str], batch_size: int, what: str,
+                 dx: str = "dx", px: str = "px", case_id: str = "case_id") -> Iterator[pa.RecordBatch]:
+    """Batches of the case files with only dx/px, ``need`` and whichever of ``optional`` exist,
+    after the wide-layout plan of ``grouper.io``. Every file is checked before any is read (a
+    missing column is an error naming the file); ``case_id`` is read as text when the files
+    disagree on its type, so their rows can go to one output."""
+    plans = []
+    for path in expand_inputs(inputs):
+        s = open_source(path, batch_size=batch_size)
+        plan = plan_columns(s.schema, None, "auto", s.path)
+        schema = plan.schema(s.schema)
+        missing = [c for c in (dx, px, *need) if c not in schema.names]
+        if missing:
+            raise InputError(f"{path}: missing column(s) for {what}: {', '.join(missing)}")
+        want = {dx, px, *need, *(c for c in optional if c and c in schema.names)}
+        s.columns = read_columns(s.schema, plan, want)
+        plans.append((s, plan, want, schema.field(case_id).type if case_id in schema.names else None))
+    mixed = len({t for *_, t in plans if t is not None}) > 1
+    for s, plan, want, _ in plans:
+        for b in s.batches:
+            b = plan.apply(b)
+            b = b.select([c for c in b.schema.names if c in want])
+            if mixed and case_id in b.schema.names:
+                i = b.schema.get_field_index(case_id)
+                b = b.set_column(i, case_id, pc.cast(b.column(i), pa.string()))
+            yield b
+
+
+def save_catalogue(catalogue: Catalogue, path, *, overwrite: bool = False) -> None:
+    """A catalogue to Parquet (with its ``info`` in the metadata), CSV or Arrow."""
+    meta = {b"dip.info": json.dumps(catalogue.info, ensure_ascii=False).encode()}
+    t = catalogue.table.replace_schema_metadata({**(catalogue.table.schema.metadata or {}), **meta})
+    write_batches(path, t.to_batches(), overwrite=overwrite, empty_schema=t.schema)
+
+
+def load_catalogue(path) -> Catalogue:
+    """A catalogue saved by ``save_catalogue`` (or any table with its columns)."""
+    s = open_source(path)
+    t = pa.Table.from_batches(list(s.batches), schema=s.schema)
+    meta = (s.schema.metadata or {}).get(b"dip.info")
+    try:
+        return Catalogue(t, json.loads(meta) if meta else {})
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def dip_catalogue_files(inputs, params: DipParams = DipParams(), *, procedure_types: ProcedureTypes,
+                        columns: DipColumns = DEFAULT_COLUMNS, batch_size: int = 65_536) -> Catalogue:
+    """The catalogue from case files (CSV/Parquet/Arrow, streamed; only the needed columns read).
+    Memory follows the distinct (亚目, procedure, year, level) cells, unless costs are trimmed."""
+    base = BaseCases(columns, keep_cases=params.trim != "none")
+    need = [columns.cost] + ([columns.year] if columns.year else [])
+    for b in file_batches(inputs, need, [columns.level], batch_size, "the DIP catalogue", columns.dx, columns.px):
+        base.add(b)
+    return catalogue_from_base(base, params, procedure_types)
+
+
+def dip_assign_files(inputs, catalogue: Catalogue, output, *, procedure_types: ProcedureTypes,
+                     columns: DipColumns = DEFAULT_COLUMNS, overwrite: bool = False,
+                     batch_size: int = 65_536) -> dict[str, int]:
+    """``assign`` streamed from case files into ``output``; returns the count per status."""
+    check_outputs([output], [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs, overwrite=overwrite)
+    a = Assigner(catalogue, procedure_types, columns)
+    counts = np.zeros(len(ASSIGN_STATUSES), np.int64)
+
+    def out():
+        row = 0
+        for b in file_batches(inputs, [], [columns.case_id], batch_size, "DIP assignment", columns.dx, columns.px,
+                              columns.case_id):
+            yield assigned_batch(a, b, catalogue, columns, row, counts)
+            row += b.num_rows
+
+    write_batches(output, out(), overwrite=overwrite, empty_schema=ASSIGNED_SCHEMA)
+    return {k: int(v) for k, v in zip(ASSIGN_STATUSES, counts)}
+
+
+def dip_settle_files(inputs, catalogue: Catalogue, params: DipParams, output, *, procedure_types: ProcedureTypes,
+                     columns: DipColumns = DEFAULT_COLUMNS, point_value: float | None = None,
+                     overwrite: bool = False, batch_size: int = 65_536) -> DipSettlement:
+    """Settle case files (streamed, read twice when PV_s is computed) into ``output``."""
+    files = expand_inputs(inputs)
+    check_outputs([output], files, overwrite=overwrite)
+    need = [columns.cost] + ([columns.patient_share] if columns.patient_share else []) + \
+        ([columns.level] if params.level_coef != "none" and columns.level else [])
+    optional = [columns.case_id, columns.hospital, columns.level]
+    return settle(lambda: file_batches(files, need, optional, batch_size, "DIP settlement", columns.dx, columns.px,
+                                       columns.case_id),
+                  catalogue, params, procedure_types=procedure_types, columns=columns, point_value=point_value,
+                  sink=lambda it: write_batches(output, it, overwrite=overwrite, empty_schema=SETTLED_SCHEMA))
