@@ -125,13 +125,18 @@ def check_outputs(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[
         for src in files:
             if _same_file(out, src):
                 raise ValueError(f"{out}: is also one of the inputs ({src}); choose another output path")
-        for other in outs[:k]:
-            if _same_file(out, other):
-                raise ValueError(f"{out}: named as two different outputs; give each its own path")
-        if Path(out).is_dir():
-            raise IsADirectoryError(f"{out}: is a folder; give an output file path")
-        if not overwrite and (Path(out).exists() or Path(out).is_symlink()):
-            raise _exists(out)
+        _refuse_output(out, outs[:k], overwrite)
+
+
+def _refuse_output(out, earlier: Iterable, overwrite: bool, folder: bool = True) -> None:
+    """The checks of one output that ``check_outputs`` and ``OutputSet.add`` share: not one of
+    the ``earlier`` outputs, (``folder``) not a folder, and without ``overwrite`` not there."""
+    if any(_same_file(out, other) for other in earlier):
+        raise ValueError(f"{out}: named as two different outputs; give each its own path")
+    if folder and Path(out).is_dir():
+        raise IsADirectoryError(f"{out}: is a folder; give an output file path")
+    if not overwrite and (Path(out).exists() or Path(out).is_symlink()):
+        raise _exists(out)
 
 
 class OutputSet:
@@ -148,10 +153,8 @@ class OutputSet:
     def add(self, path: str | os.PathLike) -> str:
         """A temporary file for ``path`` (refused when it exists, without ``overwrite``)."""
         path = Path(path)
-        if any(_same_file(path, p) for p in self.tmps):
-            raise ValueError(f"{path}: named as two different outputs; give each its own path")
-        if not self.overwrite and (path.exists() or path.is_symlink()):
-            raise _exists(path)
+        # a folder is refused as existing (without overwrite) or when published
+        _refuse_output(path, self.tmps, self.overwrite, folder=False)
         path.parent.mkdir(parents=True, exist_ok=True)
         _sweep_parts(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent)
