@@ -21,7 +21,8 @@ import pytest
 import grouper
 from grouper.engine.grouper import OUTPUT_COLUMNS
 from grouper.engine.status import Flag
-from grouper.io import (CANONICAL_COLUMNS, MappingError, code_list, expand_inputs, format_of, load_mapping, open_source, plan_columns, write_batches)
+from grouper.io import (CANONICAL_COLUMNS, CaseSource, MappingError, code_list, expand_inputs, format_of, load_mapping,
+                        open_source, plan_columns, write_batches)
 from grouper.jobs.group import group_file, group_files
 
 from conftest import read_cases as read_text_csv, split_codes
@@ -574,6 +575,54 @@ def test_wide_layout_builds_code_lists_in_numeric_order_skipping_blanks():
         for c in ("sex", "age", "age_days", "birth_weight", "dept", "los", "discharge"):
             assert row[c] == want[c]
     assert plan_columns(src.schema, layout="canonical").layout is None
+
+
+def test_case_source_plans_checks_and_reads_only_the_planned_columns_wanted(tmp_path):
+    s = CaseSource.open(WIDE, batch_size=4)
+    assert s.plan.layout == "pinyin" and s.path == str(WIDE) and s.num_rows is None  # CSV: unknown
+    assert {"dx", "px", "sex", "case_id"} <= set(s.schema.names) and "xb" not in s.schema.names
+    assert s.check(["dx", "sex"], ["los", "no_such"]) == ["los"]
+    with pytest.raises(grouper.InputError, match=re.escape(f"{WIDE}: missing required column(s): cost")):
+        s.check(["dx", "cost"])
+    with pytest.raises(grouper.InputError, match=re.escape(f"{WIDE}: missing column(s) for weights: cost")):
+        s.check(["dx", "cost"], what="weights")
+    assert "xb" in s.input_columns({"sex"}) and "nl" not in s.input_columns({"sex"})  # nl: age
+    batches = list(s.read({"dx", "sex"}))
+    assert batches and all(b.schema.names[0] == "sex" and b.schema.names[-2:] == ["dx", "px"]
+                           and "age" not in b.schema.names for b in batches)  # wide code columns kept
+    assert pa.Table.from_batches(batches)["dx"].to_pylist() == \
+        pa.Table.from_batches(list(s.read({"dx"}, ahead=0)))["dx"].to_pylist()
+    with pytest.raises(grouper.InputError, match=re.escape(f"{WIDE}: boom")):
+        with s.named_errors():
+            raise grouper.InputError("boom")
+
+    repeated = tmp_path / "repeated.csv"
+    repeated.write_text("sex,age,dx,px,age\n1,30,A00,,31\n", encoding="utf-8")
+    s = CaseSource.open(repeated)
+    with pytest.raises(grouper.InputError, match="repeated column name"):
+        s.read({"age"})  # refused when asked, before anything is read
+    assert list(s.read({"sex"}))[0].num_rows == 1  # a repeated column nobody reads is harmless
+
+
+def test_case_source_each_opens_files_one_at_a_time_and_open_all_opens_every_one_first(tmp_path):
+    good, bad = tmp_path / "a.csv", tmp_path / "b.parquet"
+    good.write_text(HEADER + "1,1,30,,,,,,A00,\n", encoding="utf-8")
+    bad.write_bytes(b"not parquet")
+    each = CaseSource.each([tmp_path])
+    assert next(each).path == str(good)
+    with pytest.raises(ValueError, match="unreadable parquet"):
+        next(each)
+    with pytest.raises(ValueError, match="unreadable parquet"):
+        CaseSource.open_all([good, bad])
+
+
+def test_case_source_stops_its_read_ahead_thread_when_the_reader_is_closed():
+    import threading
+
+    reader = CaseSource.open(GOLDEN, batch_size=50).read(None)
+    next(reader)
+    reader.close()
+    assert not any(t.name.startswith("drg-read") for t in threading.enumerate())
 
 
 def test_code_list_edge_cases():

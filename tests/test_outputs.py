@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-import grouper.io.cases as gio
+import grouper.io.write as gio
 from grouper.cli.main import main
 from grouper.analytics.synth import SynthSpec, write_synthetic
 
@@ -226,7 +226,7 @@ def test_a_failed_regroup_publishes_nothing(prov, tmp_path, monkeypatch):
 
 _FULL_DISK = """
 import errno, sys
-import grouper.io.cases as gio
+import grouper.io.write as gio
 
 class FullDisk:  # a writer whose disk fills up at its third batch
     n = 0

@@ -6,10 +6,8 @@ from __future__ import annotations
 from typing import Iterator
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 
-from grouper._util.errors import CorruptInputError, InputError
-from grouper.io import DEFAULT_BATCH, expand_inputs, open_source, plan_columns, prefetch, read_columns
+from grouper.io import DEFAULT_BATCH, CaseSource
 
 __all__ = ["grouped_batches"]
 
@@ -20,20 +18,9 @@ def grouped_batches(grouper, inputs, keep: list[str], *, optional: list[str] = (
     """Group case files batch by batch for an aggregate (weights, indices, settlement), reading
     only the grouper's columns and ``keep`` (required: a missing one is an error naming the file)
     plus whichever of ``optional`` the file has; only ``columns`` of the result are built."""
-    remote = filesystem is not None and not isinstance(filesystem, pafs.LocalFileSystem)
-    for path in list(inputs) if remote else expand_inputs(inputs):
-        s = open_source(path, batch_size=batch_size, filesystem=filesystem)
-        plan = plan_columns(s.schema, None, "auto", s.path)
-        names = plan.schema(s.schema).names
-        missing = [c for c in dict.fromkeys([*grouper.encoder.required, *keep]) if c not in names]
-        if missing:
-            raise InputError(f"{path}: missing column(s) for {what}: {', '.join(missing)}")
-        present = list(dict.fromkeys([*keep, *(c for c in optional if c in names)]))
-        s.columns = read_columns(s.schema, plan, {*grouper.encoder.columns, *present})  # no case_id: not needed
-        for b in prefetch(s.batches):  # the next batch is read while this one is grouped
-            try:
-                out = grouper.group_batch(plan.apply(b), columns=columns, keep=present)
-            except (InputError, CorruptInputError) as exc:
-                raise type(exc)(f"{path}: {exc}") from None
+    for s in CaseSource.each(inputs, batch_size=batch_size, filesystem=filesystem):
+        present = list(dict.fromkeys([*keep, *s.check([*grouper.encoder.required, *keep], optional, what=what)]))
+        for b in s.read({*grouper.encoder.columns, *present}):  # no case_id: not needed
+            with s.named_errors():  # the next batch is read while this one is grouped
+                out = grouper.group_batch(b, columns=columns, keep=present)
             yield out
-

@@ -12,12 +12,11 @@ from typing import Callable, Iterable, Iterator, Mapping, TextIO
 import pyarrow as pa
 
 from grouper._util.batches import conform, empty_batch, unified_schema
-from grouper._util.columns import check_columns
-from grouper._util.errors import CorruptInputError, InputError
 from grouper._util.progress import Progress
 from grouper.engine.grouper import OUTPUT_COLUMNS
 from grouper.engine.summary import BatchCounts, RunSummary
-from grouper.io import (ColumnPlan, DEFAULT_BATCH, LAYOUTS, OutputSet, Source, check_outputs, expand_inputs, load_mapping, open_source, plan_columns, prefetch, read_columns, write_batches)
+from grouper.io import (DEFAULT_BATCH, LAYOUTS, CaseSource, OutputSet, Source, check_outputs, expand_inputs,
+                        load_mapping, write_batches)
 
 __all__ = ["group_file", "group_files"]
 
@@ -36,42 +35,37 @@ def group_files(grouper, inputs: Iterable[str | os.PathLike], output: str | os.P
     columns = load_mapping(mapping, map_file)
     paths = expand_inputs(inputs)
     check_outputs([output, report], [*paths, map_file], overwrite=overwrite)
-    sources = [open_source(p, batch_size=batch_size) for p in paths]
-    plans = [plan_columns(s.schema, columns, layout, s.path) for s in sources]
-    wide = sorted({p.layout for p in plans if p.layout})
+    sources = CaseSource.open_all(paths, columns, layout, batch_size=batch_size)
+    wide = sorted({s.plan.layout for s in sources if s.plan.layout})
     if wide and layout == "auto" and log is not None:
-        n = sum(1 for p in plans if p.layout)
-        log(f"no dx column: reading {n} of {len(plans)} input(s) as the wide 病案首页 layout "
+        n = sum(1 for s in sources if s.plan.layout)
+        log(f"no dx column: reading {n} of {len(sources)} input(s) as the wide 病案首页 layout "
             f"({', '.join(wide)} column names); --layout canonical turns this off")
-    return _run(grouper, sources, plans, output, overwrite=overwrite, n_threads=n_threads, keep=keep,
+    return _run(grouper, sources, output, overwrite=overwrite, n_threads=n_threads, keep=keep,
                 report=report, max_error_rate=max_error_rate, progress=progress)
 
 
 def group_file(grouper, source: Source, output: str | os.PathLike | None, *, overwrite: bool = False,
                n_threads: int | None = None, keep=()) -> tuple[RunSummary, pa.Table | None]:
     """Stream one opened ``source`` through ``grouper`` into ``output`` (or into memory when None)."""
-    return _run(grouper, [source], [ColumnPlan()], output, overwrite=overwrite, n_threads=n_threads, keep=keep)
+    return _run(grouper, [CaseSource(source)], output, overwrite=overwrite, n_threads=n_threads, keep=keep)
 
 
-def _run(grouper, sources: list[Source], plans: list[ColumnPlan], output, *, overwrite=False, n_threads=None,
-         keep=(), report=None, max_error_rate=None, progress=None) -> tuple[RunSummary, pa.Table | None]:
-    schemas = [plan.schema(s.schema) for s, plan in zip(sources, plans)]
+def _run(grouper, sources: list[CaseSource], output, *, overwrite=False, n_threads=None, keep=(), report=None,
+         max_error_rate=None, progress=None) -> tuple[RunSummary, pa.Table | None]:
+    schemas = [s.schema for s in sources]
     if keep is True:  # every other column of the first input, which the others must have too
         keep = [c for c in schemas[0].names if c not in OUTPUT_COLUMNS]
     outs = []
     for s, schema in zip(sources, schemas):  # fail before any work
-        try:
-            check_columns(schema.names, grouper.encoder.required, ["case_id", *grouper.encoder.columns])
-            check_columns(schema.names, keep)
+        s.check(grouper.encoder.required, ["case_id", *grouper.encoder.columns])
+        s.check(keep)
+        with s.named_errors():
             outs.append(grouper.group_batch(empty_batch(schema), keep=keep).schema)
-        except InputError as exc:
-            raise InputError(f"{s.path}: {exc}") from None
     target = unified_schema(outs, grouper.metadata)
     check_outputs([output, report], [s.path for s in sources], overwrite=overwrite)
     wanted = {"case_id", *grouper.encoder.columns, *keep}  # columns the scheme ignores stay undecoded
-    for s, plan in zip(sources, plans):
-        s.columns = read_columns(s.schema, plan, wanted)
-        s.check_unique(s.columns)
+    readers = [s.read(wanted) for s in sources]  # every file's columns checked, none read yet
     totals = [s.num_rows for s in sources]
     bar = Progress(progress, None if None in totals else sum(totals)) if progress is not None else None
     counts = BatchCounts()
@@ -80,18 +74,20 @@ def _run(grouper, sources: list[Source], plans: list[ColumnPlan], output, *, ove
 
     def batches() -> Iterator[pa.RecordBatch]:
         nonlocal done
-        for s, plan in zip(sources, plans):
-            for b in prefetch(s.batches):
-                try:
-                    out = grouper.group_batch(plan.apply(b), n_threads=n_threads, keep=keep, row_offset=done)
-                except (InputError, CorruptInputError) as exc:
-                    raise type(exc)(f"{s.path}: {exc}") from None
-                out = conform(out, target)
-                counts.add(out)
-                done += out.num_rows
-                if bar is not None:
-                    bar.update(done)
-                yield out
+        try:
+            for s, reader in zip(sources, readers):
+                for b in reader:  # the next batch is read while this one is grouped
+                    with s.named_errors():
+                        out = grouper.group_batch(b, n_threads=n_threads, keep=keep, row_offset=done)
+                    out = conform(out, target)
+                    counts.add(out)
+                    done += out.num_rows
+                    if bar is not None:
+                        bar.update(done)
+                    yield out
+        finally:  # a stopped run stops its read-ahead thread now, not when the readers are collected
+            for reader in readers:
+                reader.close()
 
     outs = OutputSet(overwrite)  # the output and the report are published together
     try:

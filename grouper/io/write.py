@@ -1,0 +1,391 @@
+"""Outputs, all or nothing: every output goes to a temporary file beside its target and is
+renamed into place only when complete (several outputs of one run are published together),
+an existing file is never replaced without ``overwrite``, and the debris of killed runs is
+swept away. Batches are written by a thread behind the caller (Arrow encodes without the GIL),
+with a few batches in flight at most."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import tempfile
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from grouper._util.batches import empty_batch
+from grouper.io.formats import PIPELINE_DEPTH, expand_inputs, first_line, format_of
+
+__all__ = ["STALE_SECONDS", "OutputSet", "atomic", "check_outputs", "sweep_stale", "write_batches", "write_text"]
+
+#: A temporary file (or spool folder) whose process no longer runs and that has not changed
+#: for this long is debris of a killed run: it is removed at the next write beside it.
+STALE_SECONDS = 300
+#: Temporary names of the format before the writer's process id was part of them: removed
+#: when this old (no process to ask about).
+_LEGACY_STALE_SECONDS = 86_400
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return pid < (1 << 31)  # someone else's process, still running
+    return True
+
+
+def sweep_stale(folder: str | os.PathLike, pattern: "re.Pattern[str]", age: float = STALE_SECONDS) -> int:
+    """Remove the entries of ``folder`` whose name ``pattern`` matches, whose writer (the
+    pattern's ``pid`` group, when it has one) no longer runs and which have not changed for
+    ``age`` seconds. Returns how many were removed; never raises."""
+    import shutil
+
+    removed = 0
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for e in entries:
+        m = pattern.fullmatch(e.name)
+        if m is None:
+            continue
+        pid = m.groupdict().get("pid")
+        try:
+            if (pid is not None and _pid_alive(int(pid))) or now - e.stat(follow_symlinks=False).st_mtime < age:
+                continue
+            if e.is_dir(follow_symlinks=False):
+                shutil.rmtree(e.path)
+            else:
+                os.unlink(e.path)
+            removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def _sweep_parts(path: Path) -> None:
+    """Temporary files of earlier, killed writes of ``path``."""
+    name = re.escape(path.name)
+    sweep_stale(path.parent, re.compile(rf"\.{name}\.(?P<pid>\d+)\.[a-z0-9_]{{8}}\.part"))
+    sweep_stale(path.parent, re.compile(rf"\.{name}\.[a-z0-9_]{{8}}\.part"), _LEGACY_STALE_SECONDS)
+
+
+def _exists(path) -> FileExistsError:
+    return FileExistsError(f"{path}: file exists and won't be overwritten without --overwrite")
+
+
+def _same_file(a, b) -> bool:
+    try:
+        if Path(a).resolve() == Path(b).resolve():
+            return True
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def _input_files(inputs) -> list[str]:
+    """The files behind input arguments (files, folders, globs) that exist now."""
+    out = []
+    for item in inputs:
+        if item is None:
+            continue
+        try:
+            out += expand_inputs([item])
+        except (OSError, ValueError):
+            if Path(item).exists():
+                out.append(str(item))
+    return out
+
+
+def check_outputs(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[str | os.PathLike | None] = (),
+                  *, overwrite: bool = False) -> None:
+    """Refuse, before any work, what a command must never write: an output that is one of its
+    ``inputs`` (cases, weights, pack, catalogue, ...: the same path, a link to it, or a folder
+    or glob holding it) or another of its own outputs, even with ``overwrite``; and without
+    ``overwrite`` an output that exists. Publishing re-checks existence atomically."""
+    outs = [o for o in outputs if o is not None]
+    files = _input_files(inputs)
+    for k, out in enumerate(outs):
+        for src in files:
+            if _same_file(out, src):
+                raise ValueError(f"{out}: is also one of the inputs ({src}); choose another output path")
+        _refuse_output(out, outs[:k], overwrite)
+
+
+def _refuse_output(out, earlier: Iterable, overwrite: bool, folder: bool = True) -> None:
+    """The checks of one output that ``check_outputs`` and ``OutputSet.add`` share: not one of
+    the ``earlier`` outputs, (``folder``) not a folder, and without ``overwrite`` not there."""
+    if any(_same_file(out, other) for other in earlier):
+        raise ValueError(f"{out}: named as two different outputs; give each its own path")
+    if folder and Path(out).is_dir():
+        raise IsADirectoryError(f"{out}: is a folder; give an output file path")
+    if not overwrite and (Path(out).exists() or Path(out).is_symlink()):
+        raise _exists(out)
+
+
+class OutputSet:
+    """Outputs written to temporary files beside their targets and published together when
+    the block ends without an error (nothing is published otherwise, and the temporary files
+    are removed). Without ``overwrite`` each target is created exclusively: ``os.link`` (or,
+    where links are unsupported, an ``O_EXCL`` placeholder) fails if another run published it
+    first, so of two concurrent runs the later one fails instead of replacing the earlier."""
+
+    def __init__(self, overwrite: bool = False):
+        self.overwrite = overwrite
+        self.tmps: dict[Path, str] = {}
+
+    def add(self, path: str | os.PathLike) -> str:
+        """A temporary file for ``path`` (refused when it exists, without ``overwrite``)."""
+        path = Path(path)
+        # a folder is refused as existing (without overwrite) or when published
+        _refuse_output(path, self.tmps, self.overwrite, folder=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_parts(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+        self.tmps[path] = tmp
+        return tmp
+
+    def target(self, tmp: str) -> Path:
+        return next(p for p, t in self.tmps.items() if t == tmp)
+
+    def publish(self) -> None:
+        umask = os.umask(0)
+        os.umask(umask)
+        done: list[tuple[Path, tuple[int, int]]] = []
+        try:
+            for path, tmp in self.tmps.items():
+                os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the output private
+                st = os.stat(tmp)
+                if self.overwrite:
+                    os.replace(tmp, path)
+                else:
+                    _publish_new(tmp, path)
+                done.append((path, (st.st_dev, st.st_ino)))
+        except BaseException:
+            if not self.overwrite:  # take back what this set already published: all or nothing
+                for path, ident in done:
+                    with contextlib.suppress(OSError):
+                        st = os.stat(path)
+                        if (st.st_dev, st.st_ino) == ident:
+                            os.unlink(path)
+            raise
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        for tmp in self.tmps.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def __enter__(self) -> "OutputSet":
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is None:
+            self.publish()
+            return
+        self.discard()
+        if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):
+            for path, tmp in self.tmps.items():  # an error writing a temporary file names its target
+                if tmp in (getattr(exc, "filename", None), getattr(exc, "filename2", None)):
+                    raise _write_error(path, exc) from None
+
+
+def _publish_new(tmp: str, path: Path) -> None:
+    """``tmp`` becomes ``path`` only if ``path`` does not exist, atomically."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{path}: file exists (written meanwhile by another run?) and won't be "
+                              "overwritten without --overwrite") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK,
+                             errno.ENOSYS, errno.EACCES):
+            raise
+        try:  # no hard links here: claim the name exclusively, then move the file onto the claim
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            raise FileExistsError(f"{path}: file exists (written meanwhile by another run?) and won't be "
+                                  "overwritten without --overwrite") from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def _write_error(path, exc: BaseException) -> OSError:
+    """An I/O error while writing ``path`` as one line naming it (a full disk, a quota)."""
+    reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else first_line(exc)
+    err = OSError(f"{path}: cannot write ({reason})")
+    err.errno = getattr(exc, "errno", None)
+    return err
+
+
+@contextmanager
+def atomic(path: Path, overwrite: bool):
+    """One output: a temporary file beside ``path``, published when the block ends (see OutputSet)."""
+    with OutputSet(overwrite) as outs:
+        yield outs.add(path)
+
+
+def write_text(path: str | os.PathLike, text: str, *, overwrite: bool = False) -> None:
+    """A small text output (JSON), atomically, refusing an existing file without ``overwrite``."""
+    with atomic(Path(path), overwrite) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+
+def write_batches(path: str | os.PathLike, batches: Iterable[pa.RecordBatch], *,
+                  overwrite: bool = False, empty_schema: pa.Schema | None = None,
+                  into: OutputSet | None = None) -> int:
+    """Write batches to CSV/Parquet/Arrow (by extension), all or nothing. Returns rows written.
+
+    ``empty_schema`` is used when there are no batches, so an empty input still gives a
+    well-formed (header-only) output. CSV has no lists: list columns are written '|'-joined.
+    ``into``: write into this set's temporary file for ``path``, published with the set."""
+    path = Path(path)
+    kind = format_of(path)
+    if into is not None:
+        return _write_batches(path, into.add(path), kind, batches, empty_schema)
+    with atomic(path, overwrite) as tmp:
+        return _write_batches(path, tmp, kind, batches, empty_schema)
+
+
+def _refuse_infinite(path: Path, b: pa.RecordBatch) -> None:
+    """No command writes an infinite number (an amount of inf yuan is a bug or a bad input that
+    got through, never a result)."""
+    for name, col in zip(b.schema.names, b.columns):
+        if pa.types.is_floating(col.type) and len(col) > col.null_count and pc.any(pc.is_inf(col)).as_py():
+            raise ValueError(f"{path}: column {name!r} would hold an infinite value; nothing was written")
+
+
+def _write_batches(path: Path, tmp: str, kind: str, batches: Iterable[pa.RecordBatch],
+                   empty_schema: pa.Schema | None) -> int:
+    rows = 0
+    it = iter(batches)
+
+    def write(w, b: pa.RecordBatch) -> None:
+        w.write_batch(b) if kind != "parquet" else w.write_batch(b, row_group_size=1 << 20)
+
+    def writing(fn, *args):  # the writer's own failures (disk full) name the output, not the temporary file
+        try:
+            return fn(*args)
+        except OSError as exc:  # pyarrow's I/O errors are OSErrors too
+            raise _write_error(path, exc) from None
+
+    writer = None
+    try:
+        # one writer thread, fed in order: while it encodes and compresses batch k, this
+        # thread makes batch k+1 (the work inside ``batches``); at most PIPELINE_DEPTH wait
+        with ThreadPoolExecutor(1, thread_name_prefix="drg-write") as pool:
+            pending: deque = deque()
+            try:
+                for b in it:
+                    _refuse_infinite(path, b)
+                    if kind == "csv":
+                        b = _joined_lists(b)
+                    elif kind == "arrow":
+                        b = _plain_dictionaries(b)
+                    if writer is None:
+                        writer = writing(_writer, kind, tmp, b.schema)
+                    pending.append(pool.submit(writing, write, writer, b))
+                    rows += b.num_rows
+                    while len(pending) > PIPELINE_DEPTH:
+                        pending.popleft().result()
+                while pending:
+                    pending.popleft().result()
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        if writer is None:
+            schema = empty_schema or pa.schema([])
+            plain = {"csv": _joined_lists, "arrow": _plain_dictionaries}.get(kind)
+            writer = writing(_writer, kind, tmp, plain(empty_batch(schema)).schema if plain else schema)
+    except BaseException:
+        close = getattr(it, "close", None)
+        if close is not None:  # stop the producer (and its read-ahead thread) now, not at garbage collection
+            with contextlib.suppress(Exception):
+                close()
+        raise
+    finally:
+        if writer is not None:
+            w, writer = writer, None
+            writing(w.close)
+    return rows
+
+
+
+def _joined_lists(b: pa.RecordBatch) -> pa.RecordBatch:
+    if not any(pa.types.is_list(t) or pa.types.is_large_list(t) for t in b.schema.types):
+        return b
+    cols = [pc.binary_join(c.cast(pa.list_(pa.string())), "|") if pa.types.is_list(c.type)
+            or pa.types.is_large_list(c.type) else c for c in b.columns]
+    return pa.RecordBatch.from_arrays(cols, names=b.schema.names).replace_schema_metadata(b.schema.metadata)
+
+
+def _plain_type(t: pa.DataType) -> pa.DataType:
+    """``t`` with every dictionary type (also inside lists and structs) replaced by its values' type."""
+    if pa.types.is_dictionary(t):
+        return _plain_type(t.value_type)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        item = t.value_field.with_type(_plain_type(t.value_type))
+        return pa.list_(item) if pa.types.is_list(t) else pa.large_list(item)
+    if pa.types.is_struct(t):
+        return pa.struct([f.with_type(_plain_type(f.type)) for f in t])
+    return t
+
+
+def _plain_dictionaries(b: pa.RecordBatch) -> pa.RecordBatch:
+    """Dictionary columns decoded, for an Arrow IPC file: the file format allows one dictionary
+    per column (no replacement), every batch brings its own (``reason``, kept columns) and
+    deltas are beyond many readers (polars), so the file holds their values."""
+    types = [_plain_type(t) for t in b.schema.types]
+    if types == b.schema.types:
+        return b
+    schema = pa.schema([f.with_type(t) for f, t in zip(b.schema, types)], metadata=b.schema.metadata)
+    return pa.RecordBatch.from_arrays([c if c.type == t else c.cast(t) for c, t in zip(b.columns, types)],
+                                      schema=schema)
+
+
+def _writer(kind: str, tmp: str, schema: pa.Schema):
+    if kind == "csv":
+        return pcsv.CSVWriter(tmp, schema)
+    if kind == "parquet":
+        # min/max statistics of dictionary-encoded text columns cost more than the rest of the
+        # write together and help no query; keep them for plain columns (ids, numbers, dates).
+        # case_id is an identifier, one distinct value per row: a Parquet dictionary of it is
+        # hashed and then abandoned at the page-size limit, so it is written without one
+        # (integer ids as deltas, which sequential ids shrink to almost nothing).
+        stats = [f.name for f in schema if not pa.types.is_dictionary(f.type)]
+        options: dict = {}
+        if "case_id" in schema.names:
+            case_id = schema.field("case_id")
+            options["use_dictionary"] = [p for p in _leaf_paths(schema) if p != "case_id"]
+            if pa.types.is_integer(case_id.type):
+                options["column_encoding"] = {"case_id": "DELTA_BINARY_PACKED"}
+        return pq.ParquetWriter(tmp, schema, compression="zstd", write_statistics=stats, **options)
+    return ipc.new_file(tmp, schema)
+
+
+def _leaf_paths(schema: pa.Schema) -> list[str]:
+    """Parquet column paths of ``schema`` ('dx.list.element' for a list column), which is how
+    per-column writer options name nested columns; taken from an empty file written in memory."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_batches([], schema), sink)
+    meta = pq.read_metadata(pa.BufferReader(sink.getvalue()))
+    return [meta.schema.column(i).path for i in range(meta.num_columns)]
