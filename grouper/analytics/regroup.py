@@ -156,7 +156,7 @@ def _finish(outs: OutputSet, done, start, sides, pair_counts, pdx_moves, hospita
     if summary is not None:
         Path(outs.add(summary)).write_text(json.dumps(summ, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     if report is not None:
-        from grouper.report.pages import write_regroup_report
+        from grouper.report import write_regroup_report
 
         write_regroup_report(summ, mat, outs.add(report), overwrite=True)  # replaces the set's temporary file
     return RegroupResult(done, seconds, summ, mat)
