@@ -182,7 +182,7 @@ def _document(s: dict, figures: list[tuple[str, str]]) -> str:
     imgs = figures_html(figures)
     seconds = f"{s['seconds']:.2f} s" + (f" ({s['rows_per_second']:,.0f} 例/秒)" if s.get("rows_per_second") else "")
     return f"""{page_head(f"DRG 版本迁移报告 {f['ruleset']} → {t['ruleset']}", CODES_CSS,
-                      heading="DRG 分组版本迁移报告 / Regrouping report")}
+                          heading="DRG 分组版本迁移报告 / Regrouping report")}
 {table_html(["", "原版本 / from", "新版本 / to"], [
         ["分组方案 / ruleset", f["ruleset"], t["ruleset"]], ["版本 / version", f["version"], t["version"]],
         ["指纹 / fingerprint", f["fingerprint"], t["fingerprint"]]])}
@@ -190,7 +190,7 @@ def _document(s: dict, figures: list[tuple[str, str]]) -> str:
 <h2>关键数字 / Key numbers</h2>{table_html(["指标 / measure", "值 / value"], key)}
 <h2>分组状态 / Status classes</h2>{table_html(["状态 / status", f["ruleset"], t["ruleset"]], status)}
 <h3>状态迁移 / Status moves</h3>{table_html(["from", "to", "病例 / cases"],
-                                      [[m["from"], m["to"], f"{m['cases']:,}"] for m in s["status_moves"]])}
+                                          [[m["from"], m["to"], f"{m['cases']:,}"] for m in s["status_moves"]])}
 {imgs}
 <h2>未能入组的病例 / Cases that become ambiguous or ungroupable</h2>{pdx or "<p class=note>无 / none</p>"}
 <h2>最大的迁移 / Largest moves</h2>{table_html(["from", "to", "病例 / cases", "占比 / share"], [
@@ -218,8 +218,8 @@ def _version_section(s: dict) -> str:
     mdcs = sorted({m for side in ng.values() for per in side.values() for m in per})
     cols = [(side, st) for st in ("ungroupable", "ambiguous") for side in ("from", "to")]
     by_mdc = table_html(["MDC"] + [f"{STATUS_NAMES_ZH.get(st, st)} {f if side == 'from' else t}" for side, st in cols],
-                    [[m if m != "0000" else "0000 (无 MDC / no MDC)"]
-                     + [f"{ng.get(side, {}).get(st, {}).get(m, 0):,}" for side, st in cols] for m in mdcs])
+                        [[m if m != "0000" else "0000 (无 MDC / no MDC)"]
+                         + [f"{ng.get(side, {}).get(st, {}).get(m, 0):,}" for side, st in cols] for m in mdcs])
     return f"""<h2>版本变化 / What changes with the version</h2>
 <p>仅 {esc(t)} 有的 DRG / DRGs only in {esc(t)}: <b>{len(s["drgs_only_in_to"])}</b>,
 迁入病例 / cases moving into them: <b>{s["cases_into_drgs_only_in_to"]:,}</b>

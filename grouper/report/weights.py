@@ -112,7 +112,7 @@ def _cv_scatter(plt, groups: list[dict], label: int = 8) -> str | None:
     plain_log(ax.xaxis, n[ok].min(), n[ok].max() * 1.5)
     ax.legend(fontsize=8, loc="upper right")
     place_labels(fig, ax, [(n[i], cv[i], ascii_label(str(groups[i]["drg"]), "?"))
-                            for i in sorted(cand, key=lambda i: -cv[i])[:label]])
+                           for i in sorted(cand, key=lambda i: -cv[i])[:label]])
     return png(plt, fig)
 
 
