@@ -11,11 +11,17 @@ import pytest
 
 import grouper
 from grouper.analytics.indices import hospital_indices
-from grouper.report.pages import write_weights_report
+from grouper.report import write_weights_report
 from grouper.analytics.synth import SynthSpec, generate
 from grouper.analytics.weights import WeightOptions, compute_weights
 
-pytest.importorskip("matplotlib")
+
+@pytest.fixture
+def matplotlib():
+    """The reports draw with matplotlib (the report extra): a test that draws skips without it;
+    the one that checks the error without it runs either way."""
+    return pytest.importorskip("matplotlib")
+
 
 IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
@@ -40,6 +46,7 @@ def pngs(text: str) -> list[bytes]:
     return [base64.b64decode(p) for p in IMG.findall(text)]
 
 
+@pytest.mark.usefixtures("matplotlib")
 def test_report_with_indices(tmp_path, result, indices):
     table = indices[0]
     path = write_weights_report(result, tmp_path / "w.html", indices=table, title="省级权重 2025", trim="iqr:1.5")
@@ -65,6 +72,7 @@ def test_report_with_indices(tmp_path, result, indices):
     assert "Hospitals by CMI" in text
 
 
+@pytest.mark.usefixtures("matplotlib")
 def test_report_without_indices(tmp_path, result):
     text = write_weights_report(result, tmp_path / "w.html").read_text(encoding="utf-8")
     images = pngs(text)
@@ -73,6 +81,7 @@ def test_report_without_indices(tmp_path, result):
     assert "not given" in text  # no trimming rule passed
 
 
+@pytest.mark.usefixtures("matplotlib")
 def test_indices_pair_departments_and_names_that_are_not_ascii(tmp_path, grouped, result):
     """hospital_indices' (table, excluded) pair as it comes; Chinese and '$' names do not reach the
     plots (numbered there), yet appear, escaped, in the HTML."""
@@ -87,6 +96,7 @@ def test_indices_pair_departments_and_names_that_are_not_ascii(tmp_path, grouped
     assert "and 200 more units" in text  # 500 hospital x department rows, 300 listed
 
 
+@pytest.mark.usefixtures("matplotlib")
 def test_refuses_to_overwrite(tmp_path, result):
     path = tmp_path / "w.html"
     path.write_text("keep me", encoding="utf-8")
@@ -98,6 +108,7 @@ def test_refuses_to_overwrite(tmp_path, result):
     assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
+@pytest.mark.usefixtures("matplotlib")
 def test_text_is_escaped(tmp_path, result, indices):
     table = indices[0]
     hosp = table["hospital"].to_pylist()
@@ -114,6 +125,7 @@ def test_text_is_escaped(tmp_path, result, indices):
     assert "<i>mine</i>" not in text and "&lt;i&gt;mine&lt;/i&gt;" in text
 
 
+@pytest.mark.usefixtures("matplotlib")
 def test_tiny_inputs(tmp_path):
     """One hospital, two groups of a few cases, no length of stay: nothing to plot crashes."""
     t = pa.table({"drg": ["AA11"] * 3 + ["BB11"] * 2, "adrg": ["AA1"] * 3 + ["BB1"] * 2,

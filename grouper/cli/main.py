@@ -433,7 +433,7 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
             r = weights_from_files(g, inputs, opts, cost=cost_column, los=los_column, year=year_column)
         write_batches(output, r.table.to_batches(), overwrite=overwrite, empty_schema=r.table.schema)
         if report:
-            from grouper.report.pages import write_weights_report
+            from grouper.report import write_weights_report
 
             write_weights_report(r, report, title=f"{g.compiled.name} weights", trim=trim, overwrite=overwrite)
         if summary:
@@ -485,7 +485,7 @@ def indices(inputs, weights_file, output, ruleset, hospital_column, department_c
             table, excluded = indices_from_files(g, inputs, weights, **kw)
         write_batches(output, table.to_batches(), overwrite=overwrite, empty_schema=table.schema)
         if report:
-            from grouper.report.pages import write_indices_report
+            from grouper.report import write_indices_report
 
             write_indices_report((table, excluded), report, overwrite=overwrite,
                                  title=f"{g.compiled.name} 医院评价指标 / hospital indices")
@@ -558,7 +558,7 @@ def recalibrate(inputs, side_a, side_b, output, hospitals, summary, report, rule
                                             "excluded": r.excluded}, ensure_ascii=False, indent=2) + "\n",
                        overwrite=overwrite)
         if report:
-            from grouper.report.pages import write_recalibration_report
+            from grouper.report import write_recalibration_report
 
             write_recalibration_report(r.comparison, r.hospitals, report, labels=(side_a, side_b), overwrite=overwrite)
     rel = budget["relative_change"]

@@ -11,7 +11,7 @@ from typing import Iterable
 from grouper.analytics.regroup import Regrouping, RegroupResult
 from grouper.engine.grouper import Grouper
 from grouper.io import DEFAULT_BATCH, OutputSet, check_outputs, expand_inputs, open_source, write_batches
-from grouper.report.pages import write_regroup_report
+from grouper.report import write_regroup_report
 
 __all__ = ["regroup"]
 

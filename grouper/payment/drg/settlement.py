@@ -1658,7 +1658,7 @@ def settle_files(inputs, pack: PaymentPack, weights_path, output, *, hospitals_p
             Path(outs.add(json_path)).write_text(
                 json.dumps(r.summary, ensure_ascii=False, indent=2, default=_jsonable) + "\n", encoding="utf-8")
         if report is not None:
-            from grouper.report.pages import write_settlement_report
+            from grouper.report import write_settlement_report
 
             write_settlement_report(r, outs.add(report), overwrite=True)  # replaces the set's temporary file
     return r
