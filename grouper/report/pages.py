@@ -900,7 +900,7 @@ def _s_margins(plt, rows: list[dict], limit: int = 60) -> str | None:
 
 
 def _s_types(plt, rows: list[dict], limit: int = 40) -> str | None:
-    from grouper.payment.drg.settlement import CASE_TYPES
+    from grouper.payment.drg import DRG_CASE_TYPES as CASE_TYPES
 
     shown = rows[:limit]
     if not shown:
@@ -953,7 +953,7 @@ def _s_months(plt, months: pa.Table) -> str | None:
 
 
 def _s_document(result, rows: list[dict], effects: list[str], figures: list[tuple[str, str]]) -> str:
-    from grouper.payment.drg.settlement import CASE_TYPES
+    from grouper.payment.drg import DRG_CASE_TYPES as CASE_TYPES
 
     s = result.summary
     pk, rate, tot = s["pack"], s["rate"], s["totals"]
