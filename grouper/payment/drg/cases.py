@@ -184,8 +184,8 @@ class Run:
         case_id = table[cols.case_id] if cols.case_id in table.column_names else pa.chunked_array(
             [pa.array(rows)])  # no ids: row numbers (then ties follow row order)
         p = Prep(n, kind, rw, base_cost, alos, cost, los, share, rate, coef, np.nan_to_num(unit), hid, status,
-                  per_diem, per_diem_amount, short, applied, fund_ratio, self.weights.cbar, priced, rows, case_id,
-                  month, level, level_values, fallback, table=table)
+                 per_diem, per_diem_amount, short, applied, fund_ratio, self.weights.cbar, priced, rows, case_id,
+                 month, level, level_values, fallback, table=table)
 
         # knob factors per case: referral uplift, then each quality rule's hospital factor
         self.hosp.knobs(pack)

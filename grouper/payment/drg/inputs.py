@@ -17,7 +17,7 @@ from grouper.payment.drg.waterfall import sharing_adjustment
 from grouper.payment.pack import MAX_AMOUNT, MAX_RATE, MIN_MEAN_COST, PaymentPack
 
 DRG_CASE_TYPES = ("normal", "high", "low", "short_stay", "special_review", "per_diem", "ungroupable", "ambiguous",
-              "invalid")
+                  "invalid")
 NORMAL, HIGH, LOW, SHORT, SPECIAL, PER_DIEM, UNGROUPABLE, AMBIGUOUS, INVALID = range(len(DRG_CASE_TYPES))
 #: why a row was not settled; each row gets the first reason that applies, in this order
 SETTLE_STATUSES = ("settled", "returned", "unknown_status", "no_cost", "no_los", "no_weight", "no_patient_share")
@@ -50,6 +50,8 @@ class DrgColumns:
 
 @dataclass
 class DrgSettlement:
+    """What a settlement returns: the per-case, hospital and month tables and the summary."""
+
     cases: pa.Table | None  # one row per input row, in order (None when streamed to a file)
     hospitals: pa.Table  # one row per hospital, sorted
     months: pa.Table  # pre-settlement per hospital and discharge month
@@ -98,6 +100,11 @@ def value_lookup(values: np.ndarray, table: dict, default: float) -> np.ndarray:
     return np.array([float(table.get(v, default)) for v in values] + [default], float)
 
 
+def _amounts(col) -> np.ndarray:
+    """A weights-table column as float64, absurd values (beyond MAX_AMOUNT) as NaN."""
+    return finite(pc.cast(col, pa.float64()).to_numpy(), MAX_AMOUNT)
+
+
 def needs_alos(pack: PaymentPack) -> bool:
     ss = pack.short_stay
     return ss.enabled and (ss.los_ratio_below is not None or ss.method == "prorate")
@@ -121,11 +128,11 @@ class Weights:
         if pc.count_distinct(keys).as_py() != len(keys):
             raise ValueError("weights table: a DRG appears more than once")
         self.keys = keys.combine_chunks()
-        self.cols = {c: finite(pc.cast(weights[c], pa.float64()).to_numpy(), MAX_AMOUNT) if c in weights.column_names
-                     else np.full(len(keys), np.nan) for c in ("rw", "mean_cost", "mean_los")}
+        self.cols = {c: _amounts(weights[c]) if c in weights.column_names else np.full(len(keys), np.nan)
+                     for c in ("rw", "mean_cost", "mean_los")}
         cbar = pack.outlier.overall_mean_cost
         if cbar == "weights":
-            rw, mc, n = (finite(pc.cast(weights[c], pa.float64()).to_numpy(), MAX_AMOUNT) for c in ("rw", "mean_cost", "n"))
+            rw, mc, n = (_amounts(weights[c]) for c in ("rw", "mean_cost", "n"))
             ok = ~(np.isnan(rw) | np.isnan(mc) | np.isnan(n))
             den = sorted_sum(n[ok] * rw[ok])
             if not den > 0:

@@ -82,10 +82,10 @@ class Spool:
         v = {k: b.column(k).to_numpy(zero_copy_only=False) for k in b.schema.names if k != "case_id"}
         n = b.num_rows
         p = Prep(n, np.zeros(n, np.int64), v["rw"], np.full(n, np.nan), v["alos"], v["cost"], v["los"], v["share"],
-                  v["rate"], np.ones(n), v["unit"], v["hid"], np.full(n, SETTLED, np.int8), np.zeros(n, bool),
-                  np.zeros(n), v["short"].astype(bool), v["applied"].astype(bool) if applied else None,
-                  v["fund_ratio"] if ratio else None, cbar, np.ones(n, bool), v["row"],
-                  pa.chunked_array([b.column("case_id")]))
+                 v["rate"], np.ones(n), v["unit"], v["hid"], np.full(n, SETTLED, np.int8), np.zeros(n, bool),
+                 np.zeros(n), v["short"].astype(bool), v["applied"].astype(bool) if applied else None,
+                 v["fund_ratio"] if ratio else None, cbar, np.ones(n, bool), v["row"],
+                 pa.chunked_array([b.column("case_id")]))
         return p, v["factor"]
 
     def remove(self) -> None:
