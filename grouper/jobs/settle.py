@@ -3,16 +3,22 @@ on the way), the per-case output written in order, the tables, the JSON summary 
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
+from grouper._util.batches import empty_batch
 from grouper._util.errors import CorruptInputError, InputError
+from grouper.io import (CANONICAL_COLUMNS, OutputSet, check_outputs, expand_inputs, format_of, open_source,
+                        plan_columns, prefetch, read_columns, write_batches)
 from grouper.payment.drg import DEFAULT_BATCH, DrgColumns, DrgSettlement, needed_columns, settle_batches
 from grouper.payment.pack import PaymentPack
+
 
 def _unified_schema(schemas: Iterable[pa.Schema]) -> pa.Schema:
     """The columns of several inputs together, in order of first appearance; a column whose
@@ -29,8 +35,6 @@ def _unified_schema(schemas: Iterable[pa.Schema]) -> pa.Schema:
 
 def read_table(path) -> pa.Table:
     """A small table (weights, hospitals) from CSV/Parquet/Arrow, all of it."""
-    from grouper.io import open_source
-
     s = open_source(path)
     return pa.Table.from_batches(list(s.batches), schema=s.schema)
 
@@ -51,9 +55,6 @@ class CaseFiles:
 
     def __init__(self, inputs, pack: PaymentPack, cols: DrgColumns = DrgColumns(), grouper=None, *,
                  batch_size: int = DEFAULT_BATCH):
-        from grouper.io import CANONICAL_COLUMNS, expand_inputs, open_source, plan_columns, read_columns
-        from grouper._util.batches import empty_batch
-
         want = case_columns(pack, cols)
         self.parts = []  # (source, plan or None for grouped files, keep)
         schemas = []
@@ -92,8 +93,6 @@ class CaseFiles:
         self.info = {"grouped_here": 0, "pre_grouped": 0, "files": [s.path for s, _, _ in self.parts]}
 
     def __call__(self) -> Iterator[pa.RecordBatch]:
-        from grouper.io import prefetch
-
         rows = 0
         info = {"grouped_here": 0, "pre_grouped": 0}
         for s, plan, keep in self.parts:
@@ -120,11 +119,6 @@ def settle_files(inputs, pack: PaymentPack, weights_path, output, *, hospitals_p
     hospital summary, the monthly table, a JSON summary and a report. The result has no
     ``cases`` table (they are in ``output``). Existing files are refused before any work
     unless ``overwrite``."""
-    import json
-    import time
-
-    from grouper.io import OutputSet, check_outputs, format_of, write_batches
-
     check_outputs([output, summary, months, json_path, report], [*_as_list(inputs), weights_path, hospitals_path,
                                                                  pack.path or None], overwrite=overwrite)
     for o in (output, summary, months):

@@ -16,8 +16,11 @@ from grouper.payment.drg.inputs import (GROUP_STATUS, NO_COST, NO_LOS, NO_SHARE,
                                         needed_columns, uses_insurance_type, value_lookup)
 from grouper.payment.pack import MAX_AMOUNT, PaymentPack
 
+
 @dataclass
 class Prep:
+    """One batch of cases, read and looked up: the numbers pricing needs, per case."""
+
     n: int
     kind: np.ndarray  # 0 grouped, 1 ungroupable, 2 ambiguous, 3 invalid, -1 other
     rw: np.ndarray

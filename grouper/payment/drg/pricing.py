@@ -12,6 +12,7 @@ from grouper.payment.drg.inputs import (AMBIGUOUS, HIGH, INVALID, LOW, NORMAL, P
                                         SPECIAL, UNGROUPABLE)
 from grouper.payment.pack import PaymentPack
 
+
 @dataclass
 class Priced:
     """One evaluation: types and amounts ``s x (factor x a1 + a2) + c``; ``rate_based`` rows are

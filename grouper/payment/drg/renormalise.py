@@ -9,14 +9,14 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from typing import TYPE_CHECKING
-
 from grouper._util.money import MoneyOverflow
+from grouper.io import sweep_stale
 from grouper.payment.drg.cases import Prep, Run
 from grouper.payment.drg.inputs import SETTLED
 from grouper.payment.drg.pricing import classify
@@ -24,6 +24,7 @@ from grouper.payment.drg.special_review import Candidates, find_candidates, revi
 
 if TYPE_CHECKING:
     from grouper.payment.drg.gather import Pass1
+
 
 class Spool:
     """The DRG-priced rows of pass 1, written to a temporary Arrow file: with the payment
@@ -36,8 +37,6 @@ class Spool:
     STALE = re.compile(r"drg-settle-(?P<pid>\d+)-[a-z0-9_]{8}")
 
     def __init__(self):
-        from grouper.io import sweep_stale
-
         sweep_stale(tempfile.gettempdir(), self.STALE)
         self.dir = tempfile.mkdtemp(prefix=f"drg-settle-{os.getpid()}-")
         self.path = Path(self.dir) / "priced.arrow"

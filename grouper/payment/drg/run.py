@@ -19,6 +19,7 @@ from grouper.payment.drg.totals import Pass2
 from grouper.payment.drg.waterfall import knob_steps, waterfall
 from grouper.payment.pack import PaymentPack
 
+
 def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
     """A batch as a table with every column of ``schema`` (all the inputs together), one type
     per column: null where this input lacks the column, cast where its type differs."""

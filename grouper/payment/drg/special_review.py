@@ -15,6 +15,7 @@ from grouper.payment.drg.inputs import SETTLED
 from grouper.payment.drg.pricing import Priced, rows_of, take_special, target_amounts
 from grouper.payment.pack import PaymentPack
 
+
 def find_candidates(p: Prep, pack: PaymentPack, factor, s: float) -> tuple[np.ndarray, np.ndarray]:
     """Special-review candidates (DRG-priced, cost >= k x base, or applied for) and every row's
     cost ratio, the same numbers ``classify`` computes."""
@@ -27,6 +28,7 @@ def find_candidates(p: Prep, pack: PaymentPack, factor, s: float) -> tuple[np.nd
 
 
 def review_scope(p: Prep, pack: PaymentPack) -> np.ndarray:
+    """The special-review cap's scope of each case: its hospital slot, or 0 for the whole region."""
     return p.hid + 1 if pack.special_review.scope == "hospital" else np.zeros(p.n, np.int64)
 
 

@@ -15,6 +15,7 @@ from grouper.payment.drg.pricing import amounts, classify
 from grouper.payment.drg.special_review import in_batch
 from grouper.payment.drg.waterfall import Step, knob_factors, knob_steps, presettle_step, sharing_adjustment
 
+
 def _month_labels(months: np.ndarray) -> pa.Array:
     """"YYYY-MM" text of sorted distinct YYYYMM values (-1, missing, is null)."""
     return pa.array([f"{m // 100:04d}-{m % 100:02d}" if m >= 0 else None for m in months], pa.string())
