@@ -294,7 +294,7 @@ def test_cmi_shift_between_two_weight_sets():
 @given(st.lists(st.tuples(st.integers(0, 3), st.floats(-1e12, 1e12).filter(lambda v: v == 0 or abs(v) > 1e-12)),
                 min_size=1, max_size=80))
 def test_exact_sums_are_correctly_rounded(pairs):
-    from grouper.analytics.indices import ExactSum
+    from grouper._util.money import ExactSum
 
     key = np.array([k for k, _ in pairs])
     x = np.array([v for _, v in pairs])

@@ -192,7 +192,7 @@ def test_stale_partial_files_of_killed_runs_are_swept(tmp_path):
 
 
 def test_killed_settle_spool_folders_are_swept(tmp_path, monkeypatch):
-    from grouper.payment.drg.settlement import _Spool
+    from grouper.payment.drg.renormalise import Spool
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     dead = _dead_pid()
@@ -203,7 +203,7 @@ def test_killed_settle_spool_folders_are_swept(tmp_path, monkeypatch):
     mine = tmp_path / f"drg-settle-{os.getpid()}-efgh5678"
     mine.mkdir()
     _age(mine, 3600)
-    s = _Spool()
+    s = Spool()
     try:
         assert Path(s.dir).name.startswith(f"drg-settle-{os.getpid()}-")
         assert not stale.exists() and mine.exists()

@@ -27,7 +27,8 @@ from grouper.payment.pack import (
     SpecialReview,
     load_pack,
 )
-from grouper.payment.drg.settlement import Columns, settle, settle_batches, settle_files
+from grouper.jobs.settle import settle_files
+from grouper.payment.drg import DrgColumns, settle, settle_batches
 
 PACK = load_pack("illustrative-2024")
 # the examples' groups: RW, C̄_g and an average stay
@@ -217,7 +218,7 @@ def test_clear_errors_for_missing_columns():
     with pytest.raises(ValueError, match="column 'total_cost' is not numeric"):
         settle(t.set_column(t.schema.get_field_index("total_cost"), "total_cost", pa.array(["a lot"])), PACK, WEIGHTS)
     renamed = t.rename_columns(["bah" if c == "case_id" else "zfy" if c == "total_cost" else c for c in t.column_names])
-    r = settle(renamed, PACK, WEIGHTS, columns=Columns(case_id="bah", cost="zfy"))
+    r = settle(renamed, PACK, WEIGHTS, columns=DrgColumns(case_id="bah", cost="zfy"))
     assert one(r.cases)["payment"] == 8400.0 and one(r.cases)["case_id"] == "c0"
 
 

@@ -20,16 +20,16 @@ every sum is an ``np.bincount``: no Python loop per case (one per distinct DRG, 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from grouper._util.money import ExactSum
 from grouper.analytics.weights import as_floats, equals_mask, vocabulary_ids
 
-__all__ = ["EXCLUSION_REASONS", "TIERS", "ExactSum", "IndexCells", "hospital_indices", "risk_tiers"]
+__all__ = ["EXCLUSION_REASONS", "TIERS", "IndexCells", "hospital_indices", "risk_tiers"]
 
 TIERS = ("low", "mid-low", "mid-high", "high")
 EXCLUSION_REASONS = ("not_grouped", "null_cost", "null_or_negative_los", "no_weight")
@@ -126,49 +126,6 @@ def hospital_indices(table: pa.Table, weights: Mapping[str, float], *, hospital:
     cells = IndexCells(hospital=hospital, drg=drg, cost=cost, los=los, discharge=discharge,
                        death_codes=death_codes, status=status, department=department)
     return cells.add(table).indices(weights, tiers)
-
-
-class ExactSum:
-    """Sums of float64 values that are exact, so independent of order and of how the rows were
-    split into batches, files or dataset fragments: each |x| is cut into five 32-bit integer limbs
-    at fixed binary positions (2^-96 .. 2^64, so exact for every |x| in 2^-43 .. 2^64, costs and
-    stays included), limbs are summed as integers, and the total is rounded to float64 once.
-    """
-
-    LIMBS, LOW = 5, -96
-
-    @classmethod
-    def limbs(cls, x: np.ndarray) -> np.ndarray:
-        """(LIMBS, n) int64 limbs of |x|, signed like x (each |limb| < 2^32): the 53-bit integer
-        mantissa shifted into place, bits below 2^-96 dropped."""
-        ax = np.abs(x)
-        if len(x) and not (ax.max() < 2.0 ** 64):  # also catches inf and NaN
-            raise ValueError("values must be finite and below 2^64 to be summed exactly")
-        m, e = np.frexp(ax)  # |x| = m * 2^e, m in [0.5, 1)
-        mant = np.ldexp(m, 53).astype(np.int64)
-        pos = e.astype(np.int64) - 53 - cls.LOW  # where the mantissa's lowest bit sits
-        out = np.empty((cls.LIMBS, len(x)), np.int64)
-        for j in range(cls.LIMBS):
-            t = pos - 32 * j
-            out[j] = np.where(t >= 0, np.left_shift(mant, np.clip(t, 0, 63)),
-                              np.right_shift(mant, np.clip(-t, 0, 63))) & 0xFFFFFFFF
-        return out * np.sign(x).astype(np.int64)
-
-    @classmethod
-    def by_key(cls, key: np.ndarray, x: np.ndarray, n_keys: int) -> np.ndarray:
-        """(LIMBS, n_keys) int64 limb sums per key. Float bincount is exact here: integers below
-        2^32 times fewer than 2^21 rows stay below 2^53."""
-        if len(x) >= 1 << 21:
-            parts = [cls.by_key(key[i:i + (1 << 20)], x[i:i + (1 << 20)], n_keys) for i in range(0, len(x), 1 << 20)]
-            return np.sum(parts, axis=0)
-        return np.stack([np.bincount(key, w.astype(np.float64), n_keys) for w in cls.limbs(x)]).astype(np.int64)
-
-    @classmethod
-    def to_float(cls, limb_sums: np.ndarray) -> np.ndarray:
-        """Round each column's exact total to the nearest float64 (a Python int per key, not per case)."""
-        cols = limb_sums.T.tolist()
-        return np.array([math.ldexp(float(sum(v << (32 * j) for j, v in enumerate(c))), cls.LOW) for c in cols],
-                        np.float64)
 
 
 class IndexCells:

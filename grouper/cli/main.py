@@ -607,13 +607,14 @@ def settle(inputs, pack, weights_file, output, hospitals_file, summary, months, 
     including a case file without a column the pack needs.
     """
     from grouper.payment.pack import PackError, load_pack
-    from grouper.payment.drg.settlement import Columns, settle_files
+    from grouper.jobs.settle import settle_files
+    from grouper.payment.drg import DrgColumns
 
     roles = {}
     for item in column_map:
         role, sep, name = item.partition("=")
-        if not sep or not name or role not in Columns.roles():
-            raise click.BadParameter(f"{item!r}: use ROLE=NAME with ROLE one of {', '.join(Columns.roles())}",
+        if not sep or not name or role not in DrgColumns.roles():
+            raise click.BadParameter(f"{item!r}: use ROLE=NAME with ROLE one of {', '.join(DrgColumns.roles())}",
                                      param_hint="--column")
         roles[role] = name
     try:
@@ -627,7 +628,7 @@ def settle(inputs, pack, weights_file, output, hospitals_file, summary, months, 
                    err=True)
     with _command_errors(KeyError, RuntimeError):
         r = settle_files(inputs, p, weights_file, output, hospitals_path=hospitals_file, summary=summary,
-                         months=months, json_path=json_file, report=report, columns=Columns(**roles),
+                         months=months, json_path=json_file, report=report, columns=DrgColumns(**roles),
                          grouper=lambda: _grouper(ruleset, threads), overwrite=overwrite)
     s = r.summary
     st, tot = s["settle_status"], s["totals"]

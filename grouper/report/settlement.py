@@ -11,20 +11,17 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from grouper.payment.drg import DRG_CASE_TYPE_NAMES_ZH, DRG_CASE_TYPES
 from grouper.report._html import SETTLEMENT_CSS, cells_html, figures_html, num, page_head, write_page
 from grouper.report._plots import png, pyplot_for
 
 __all__ = ["write_settlement_report"]
 
 SETTLE_LIMIT = 300  # rows of the hospital table
-# Domain labels: the DRG case types (payment.drg.settlement's CASE_TYPES), in Chinese; belongs beside them.
-SETTLE_TYPES_ZH = {"normal": "正常病例", "high": "高倍率", "low": "低倍率", "short_stay": "短住院/死亡/转院",
-                   "special_review": "特例单议", "per_diem": "床日/按项目 (非DRG)", "ungroupable": "无法入组 0000",
-                   "ambiguous": "歧义组 QY", "invalid": "校验不通过"}
 
 
 def write_settlement_report(result, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write an HTML report of ``result`` (a ``settlement.SettlementResult``) to ``path`` atomically.
+    """Write an HTML report of ``result`` (a ``grouper.payment.drg.DrgSettlement``) to ``path`` atomically.
     Needs matplotlib (RuntimeError otherwise); an existing file is refused unless ``overwrite``."""
     plt = pyplot_for("the settlement report")
     rows = sorted(result.hospitals.to_pylist(), key=lambda r: (-(r["payment"] or 0), str(r["hospital"])))
@@ -62,14 +59,12 @@ def _margins(plt, rows: list[dict], limit: int = 60) -> str | None:
 
 
 def _types(plt, rows: list[dict], limit: int = 40) -> str | None:
-    from grouper.payment.drg.settlement import CASE_TYPES
-
     shown = rows[:limit]
     if not shown:
         return None
     fig, ax = plt.subplots(figsize=(10, max(3, 0.2 * len(shown) + 1)))
     left = np.zeros(len(shown))
-    for t in CASE_TYPES:
+    for t in DRG_CASE_TYPES:
         share = np.array([r[f"n_{t}"] / max(r["cases"], 1) for r in shown])
         if share.any():
             ax.barh(range(len(shown)), share, left=left, label=t)
@@ -115,8 +110,6 @@ def _months(plt, months: pa.Table) -> str | None:
 
 
 def _document(result, rows: list[dict], effects: list[str], figures: list[tuple[str, str]]) -> str:
-    from grouper.payment.drg.settlement import CASE_TYPES
-
     s = result.summary
     pk, rate, tot = s["pack"], s["rate"], s["totals"]
     title = f"DRG 结算报告 / DRG settlement: {pk['name']} ({pk['region']}, {pk['year']})"
@@ -137,8 +130,8 @@ def _document(result, rows: list[dict], effects: list[str], figures: list[tuple[
     if rate.get("target") is not None:
         key.append(["目标 / renormalisation target", f"{money(rate['target'])} (residual {money(rate['residual'])})"])
     status = [[k, f"{v:,}"] for k, v in s["settle_status"].items()]
-    types = [[t, SETTLE_TYPES_ZH.get(t, ""), f"{s['case_types'][t]:,}",
-              f"{s['case_types'][t] / s['rows']:.2%}" if s["rows"] else "–"] for t in CASE_TYPES]
+    types = [[t, DRG_CASE_TYPE_NAMES_ZH.get(t, ""), f"{s['case_types'][t]:,}",
+              f"{s['case_types'][t] / s['rows']:.2%}" if s["rows"] else "–"] for t in DRG_CASE_TYPES]
     knobs = [[k, money(v)] for k, v in s["knob_effects"].items()]
     counts = [[k, f"{v:,}"] for k, v in s.get("counts", {}).items()]
     head = (["#", "医院 / hospital", "级别 / level", "病例 / cases", "未结算 / not settled", "高倍率 / high",

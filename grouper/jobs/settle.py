@@ -1,0 +1,159 @@
+"""What ``drg settle`` runs on files: the case files as a re-readable stream (grouping raw files
+on the way), the per-case output written in order, the tables, the JSON summary and the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from grouper._util.batches import empty_batch
+from grouper._util.errors import CorruptInputError, InputError
+from grouper.io import (CANONICAL_COLUMNS, OutputSet, check_outputs, expand_inputs, format_of, open_source,
+                        plan_columns, prefetch, read_columns, write_batches)
+from grouper.payment.drg import DEFAULT_BATCH, DrgColumns, DrgSettlement, needed_columns, settle_batches
+from grouper.payment.pack import PaymentPack
+
+
+def _unified_schema(schemas: Iterable[pa.Schema]) -> pa.Schema:
+    """The columns of several inputs together, in order of first appearance; a column whose
+    type differs between inputs becomes text."""
+    types: dict[str, pa.DataType] = {}
+    for s in schemas:
+        for f in s:
+            if f.name not in types or pa.types.is_null(types[f.name]):
+                types[f.name] = f.type
+            elif f.type != types[f.name] and not pa.types.is_null(f.type):
+                types[f.name] = pa.string()
+    return pa.schema(list(types.items()))
+
+
+def read_table(path) -> pa.Table:
+    """A small table (weights, hospitals) from CSV/Parquet/Arrow, all of it."""
+    s = open_source(path)
+    return pa.Table.from_batches(list(s.batches), schema=s.schema)
+
+
+def case_columns(pack: PaymentPack, cols: DrgColumns) -> list[str]:
+    """The input columns a settlement under ``pack`` may read (besides status and DRG)."""
+    names = [cols.case_id, cols.hospital, cols.level, cols.insurance_type, cols.cost, cols.patient_share, cols.los,
+             cols.discharge, cols.date, cols.referred]
+    if pack.special_review.application_column:
+        names.append(pack.special_review.application_column)
+    return names
+
+
+class CaseFiles:
+    """Case files as a re-readable stream of grouped batches holding only the columns settlement
+    needs. Files with status and DRG columns are read as they are; raw case files are grouped
+    with ``grouper`` (a Grouper, or a function returning one) on the way, on every read."""
+
+    def __init__(self, inputs, pack: PaymentPack, cols: DrgColumns = DrgColumns(), grouper=None, *,
+                 batch_size: int = DEFAULT_BATCH):
+        want = case_columns(pack, cols)
+        self.parts = []  # (source, plan or None for grouped files, keep)
+        schemas = []
+        seen: set[str] = set()  # columns of any file (a file without one reads it as null)
+        for path in expand_inputs(inputs):
+            s = open_source(path, batch_size=batch_size)
+            names = s.schema.names
+            seen.update(plan_columns(s.schema, None, "auto", s.path).schema(s.schema).names)
+            if cols.status in names and cols.drg in names:
+                s.columns = [c for c in names if c in {cols.status, cols.drg, *want}]
+                self.parts.append((s, None, None))
+                schemas.append(pa.schema([s.schema.field(c) for c in s.columns]))
+            else:
+                if grouper is None:
+                    raise ValueError(f"{path}: not grouped (no {cols.status!r}/{cols.drg!r} columns) "
+                                     "and no ruleset given")
+                if not hasattr(grouper, "group_batch"):  # a factory: the ruleset is compiled only when needed
+                    grouper = grouper()
+                plan = plan_columns(s.schema, None, "auto", s.path)
+                planned = plan.schema(s.schema)
+                keep = [c for c in dict.fromkeys(want) if c in planned.names and c not in ("case_id",)]
+                s.columns = read_columns(s.schema, plan, {*CANONICAL_COLUMNS, *keep})
+                self.parts.append((s, plan, keep))
+                try:
+                    schemas.append(grouper.group_batch(empty_batch(planned), columns=("case_id", "status", "drg"),
+                                                       keep=keep).schema)
+                except InputError as exc:
+                    raise InputError(f"{path}: {exc}") from None
+        files = [s.path for s, _, _ in self.parts]
+        for name, why in needed_columns(pack, cols):  # before any work
+            if name not in seen:
+                where = files[0] if len(files) == 1 else f"{files[0]} and the {len(files) - 1} other input file(s)"
+                raise InputError(f"{where}: no column {name!r} in the cases ({why})")
+        self.grouper = grouper
+        self.schema = _unified_schema(schemas)
+        self.info = {"grouped_here": 0, "pre_grouped": 0, "files": [s.path for s, _, _ in self.parts]}
+
+    def __call__(self) -> Iterator[pa.RecordBatch]:
+        rows = 0
+        info = {"grouped_here": 0, "pre_grouped": 0}
+        for s, plan, keep in self.parts:
+            for b in prefetch(s.batches):
+                if plan is not None:
+                    try:
+                        b = self.grouper.group_batch(plan.apply(b), columns=("case_id", "status", "drg"),
+                                                     keep=keep, row_offset=rows)
+                    except (InputError, CorruptInputError) as exc:
+                        raise type(exc)(f"{s.path}: {exc}") from None
+                    info["grouped_here"] += b.num_rows
+                else:
+                    info["pre_grouped"] += b.num_rows
+                rows += b.num_rows
+                yield b
+        self.info.update(info)
+
+
+def settle_files(inputs, pack: PaymentPack, weights_path, output, *, hospitals_path=None, summary=None,
+                 months=None, json_path=None, report=None, grouper=None, columns: DrgColumns = DrgColumns(),
+                 overwrite: bool = False, batch_size: int = DEFAULT_BATCH) -> DrgSettlement:
+    """What ``drg settle`` runs: stream the case files twice (grouping raw files on the way),
+    write the per-case output batch by batch, in input order and atomically, and optionally the
+    hospital summary, the monthly table, a JSON summary and a report. The result has no
+    ``cases`` table (they are in ``output``). Existing files are refused before any work
+    unless ``overwrite``."""
+    check_outputs([output, summary, months, json_path, report], [*_as_list(inputs), weights_path, hospitals_path,
+                                                                 pack.path or None], overwrite=overwrite)
+    for o in (output, summary, months):
+        if o is not None:
+            format_of(o)
+    t0 = time.perf_counter()
+    weights = read_table(weights_path)
+    hospitals = read_table(hospitals_path) if hospitals_path is not None else None
+    source = CaseFiles(inputs, pack, columns, grouper, batch_size=batch_size)
+    with OutputSet(overwrite) as outs:  # every output published together at the end, or none
+        r = settle_batches(source, pack, weights, hospitals, columns=columns, schema=source.schema,
+                           sink=lambda it: write_batches(output, it, into=outs),
+                           plain_dictionaries=format_of(output) == "arrow", require_rows=True)
+        r.summary["input"] = source.info
+        r.summary["seconds"] = time.perf_counter() - t0
+        for path, t in ((summary, r.hospitals), (months, r.months)):
+            if path is not None:
+                write_batches(path, t.to_batches(), empty_schema=t.schema, into=outs)
+        if json_path is not None:
+            Path(outs.add(json_path)).write_text(
+                json.dumps(r.summary, ensure_ascii=False, indent=2, default=_jsonable) + "\n", encoding="utf-8")
+        if report is not None:
+            from grouper.report import write_settlement_report
+
+            write_settlement_report(r, outs.add(report), overwrite=True)  # replaces the set's temporary file
+    return r
+
+
+def _as_list(inputs) -> list:
+    return [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+
+
+def _jsonable(v):
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    return str(v)
