@@ -34,6 +34,8 @@ LEVELS = ("status", "mdc", "adrg", "drg")
 RESULT_COLUMNS = ("status", "mdc", "adrg", "drg", "cc_level")
 #: the output's own columns; a kept input column with one of these names comes as input_<name>
 OUTPUT_COLUMNS = ("case_id", *(f"{side}_{c}" for side in ("from", "to") for c in RESULT_COLUMNS))
+#: what a DRG split reads, in Chinese, for people (reports)
+SPLIT_READS_ZH = {"age": "年龄", "birth weight": "出生体重", "CC/MCC": "并发症或合并症 CC/MCC"}
 NOT_GROUPED = ("invalid", "ungroupable", "ambiguous")
 
 

@@ -26,6 +26,11 @@ __all__ = ["CostSample", "WeightOptions", "WeightResult", "compute_weights", "re
            "attach_weights", "weights_from_files", "sample_files"]
 
 
+#: the group flags in Chinese, for people (reports, tables)
+WEIGHT_FLAG_NAMES_ZH = {"thin": "病例过少", "pooled_adrg": "取 ADRG 合并权重", "unstable": "不稳定",
+                        "untrimmed_all_outside": "全部落在截尾界外，未截尾"}
+
+
 @dataclass(frozen=True)
 class WeightOptions:
     trim: str = "iqr:1.5"

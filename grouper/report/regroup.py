@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.engine.status import STATUS_LABELS, STATUS_NAMES_ZH
+from grouper.analytics.regroup import SPLIT_READS_ZH
 from grouper.report._html import CODES_CSS, esc, figures_html, page_head, table_html, write_page
 from grouper.report._plots import png, pyplot_for
 
@@ -25,7 +26,6 @@ __all__ = ["write_regroup_report"]
 LIST_LIMIT = 80  # codes shown of the new / vanished groups
 # Domain labels: what a split reads (the keys of the summary's moves_into_splits, set by
 # analytics.regroup), in Chinese; belongs beside that code.
-SPLIT_LABELS_ZH = {"age": "年龄", "birth weight": "出生体重", "CC/MCC": "并发症或合并症 CC/MCC"}
 
 
 def write_regroup_report(summary: dict, matrix: pa.Table, path: str | os.PathLike, *,
@@ -212,7 +212,7 @@ def _version_section(s: dict) -> str:
         return ""
     f, t, rows = s["from"]["ruleset"], s["to"]["ruleset"], s["rows"]
     splits = table_html(["拆分条件 / split reads", "迁入病例 / cases moving in", "占比 / share", "主要 DRG / top DRGs"], [
-        [f"{k} {SPLIT_LABELS_ZH.get(k, '')}".strip(), f"{v['cases']:,}", f"{v['share']:.2%}",
+        [f"{k} {SPLIT_READS_ZH.get(k, '')}".strip(), f"{v['cases']:,}", f"{v['share']:.2%}",
          ", ".join(f"{d['drg']} ({d['cases']:,})" for d in v["top"][:8])] for k, v in s["moves_into_splits"].items()])
     ng = s["not_grouped_by_mdc"]
     mdcs = sorted({m for side in ng.values() for per in side.values() for m in per})

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grouper.analytics.weights import WEIGHT_FLAG_NAMES_ZH
 from grouper.report._html import cells_html, figures_html, num, page_head, table_html, write_page
 from grouper.report._plots import (STABLE, THIN, UNSTABLE, ascii_label, col_of, finite, place_labels, plain_log,
                                    png, pyplot_for, wide)
@@ -21,8 +22,6 @@ RIV_GUIDE = 0.70  # CHS-DRG: a grouping with RIV >= 0.70 separates costs well
 WEIGHTS_TOP = 20  # rows of the highest-RW table
 FLAGGED_LIMIT = 100  # rows of the unstable / thin groups table
 # Domain labels: the flags analytics.weights sets on a group, in Chinese; belongs beside that code.
-FLAG_NAMES_ZH = {"thin": "病例过少", "pooled_adrg": "取 ADRG 合并权重", "unstable": "不稳定",
-                 "untrimmed_all_outside": "全部落在截尾界外，未截尾"}
 
 
 def write_weights_report(result, path: str | os.PathLike, *, indices=None, title: str = "",
@@ -151,7 +150,7 @@ def _rw_los(plt, groups: list[dict]) -> str | None:
 
 def _flags_text(flags: str) -> str:
     parts = [f for f in (flags or "").split(";") if f]
-    return "; ".join(f"{f} {FLAG_NAMES_ZH.get(f, '')}".strip() for f in parts)
+    return "; ".join(f"{f} {WEIGHT_FLAG_NAMES_ZH.get(f, '')}".strip() for f in parts)
 
 
 def _trim_text(trim: str | None) -> str:
@@ -188,7 +187,7 @@ def _document(result, groups: list[dict], units: list[dict] | None, units_exclud
     kept = sum(r["n"] for r in groups)
     trimmed = sum(r["n_trimmed"] for r in groups)
     kinds = [_kind(r) for r in groups]
-    flag_counts = {f: sum(f in (r["flags"] or "").split(";") for r in groups) for f in FLAG_NAMES_ZH}
+    flag_counts = {f: sum(f in (r["flags"] or "").split(";") for r in groups) for f in WEIGHT_FLAG_NAMES_ZH}
     riv = result.riv
     if riv is None or not np.isfinite(riv):
         riv_text, riv_cls = "–", ""
