@@ -18,7 +18,7 @@ import click
 
 from grouper._util.version import __version__
 from grouper.engine.inputs import InputError
-from grouper.rulesets.ruleset import (DEFAULT_RULESET, NEXT_RULESET, STATUSES, RulesetError, available_rulesets, describe,
+from grouper.rulesets import (DEFAULT_RULESET, NEXT_RULESET, STATUSES, RulesetError, available_rulesets, describe,
                       load_ruleset)
 
 RULESET_HELP = "Ruleset name (see `drg rulesets`) or path to a ruleset folder."
@@ -661,7 +661,7 @@ def _dip_pack(pack: str | None) -> dict:
     """The [dip] table of a payment pack: a TOML file or the name of a bundled pack."""
     import tomllib
 
-    from grouper.rulesets.ruleset import rules_dirs
+    from grouper.rulesets import rules_dirs
 
     if pack is None:
         return {}

@@ -23,7 +23,7 @@ import numpy as np
 
 from grouper.engine import _kernel
 from grouper.rulesets.conditions import COMPARISONS
-from grouper.rulesets.ruleset import Ruleset, RulesetError
+from grouper.rulesets import Ruleset, RulesetError
 
 __all__ = ["CompiledRuleset", "compile_ruleset", "COND_DTYPE", "MDC_DTYPE", "ADRG_DTYPE", "SPLIT_DTYPE"]
 

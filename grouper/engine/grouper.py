@@ -25,7 +25,7 @@ from grouper.engine.inputs import ID_EMPTY, CodeMapper, Encoded, Encoder, InputE
 from grouper.engine.compile import CompiledRuleset, compile_ruleset
 from grouper.engine.status import CC_LABELS, STATUS_LABELS, STATUS_NAMES_ZH, CcLevel, Flag, Status, describe_flags
 from grouper.engine.reference import Case, ReferenceGrouper
-from grouper.rulesets.ruleset import DEFAULT_RULESET, Ruleset, load_ruleset
+from grouper.rulesets import DEFAULT_RULESET, LOADER_MODULES, Ruleset, code_hash, disk_cached, load_ruleset
 
 __all__ = ["Grouper", "GroupResult", "default_threads", "kept_name", "kept_names", "OUTPUT_COLUMNS"]
 
@@ -148,11 +148,9 @@ def _compiled(rs: Ruleset) -> CompiledRuleset:
     before: keyed by the ruleset's fingerprint (every byte its loader read) and the sha256 of
     the loader, compiler and kernel modules' files, so neither a table edit nor a rebuilt kernel
     is ever served stale. Compiling takes about 0.1 s, a cache hit a few ms (a CLI run)."""
-    from grouper.rulesets.ruleset import _code_hash, _disk_cached
-
-    code = _code_hash(("rulesets.ruleset", "rulesets.conditions", "engine.compile", "engine._kernel"))
+    code = code_hash((*LOADER_MODULES, "engine.compile", "engine._kernel"))
     key = hashlib.sha256(json.dumps(["compiled-2", rs.fingerprint, code]).encode()).hexdigest()
-    return _disk_cached(key if code else None, lambda: compile_ruleset(rs), CompiledRuleset,
+    return disk_cached(key if code else None, lambda: compile_ruleset(rs), CompiledRuleset,
                         valid=lambda c: c.fingerprint == rs.fingerprint)
 
 

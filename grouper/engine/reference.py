@@ -13,7 +13,7 @@ from typing import Sequence
 
 from grouper.engine.inputs import CODE_WHITESPACE, parse_int
 from grouper.engine.status import CHECK_FLAGS, CcLevel, Flag, Status
-from grouper.rulesets.ruleset import Ruleset
+from grouper.rulesets.model import Ruleset
 
 __all__ = ["Case", "Result", "ReferenceGrouper", "parse_int"]
 

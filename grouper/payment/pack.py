@@ -602,7 +602,7 @@ def parse_pack(data: dict, file: str = "<pack>") -> PaymentPack:
 
 
 def _payment_dirs() -> list[Path]:
-    from grouper.rulesets.ruleset import rules_dirs
+    from grouper.rulesets import rules_dirs
 
     return [d / "payment" for d in rules_dirs() if (d / "payment").is_dir()]
 

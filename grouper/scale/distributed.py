@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 from grouper._util.version import __version__
 from grouper.engine.inputs import CODE_COLUMNS, InputError, check_columns
 from grouper.engine.status import STATUS_LABELS, Flag
-from grouper.rulesets.ruleset import DEFAULT_RULESET
+from grouper.rulesets import DEFAULT_RULESET
 from grouper.io import (CANONICAL_COLUMNS, ColumnPlan, DEFAULT_BATCH, check_outputs, load_mapping, plan_columns, read_columns)
 from grouper.engine.summary import BatchCounts, RunSummary
 
