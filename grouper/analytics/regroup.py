@@ -23,8 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from grouper.engine.inputs import Encoder, InputError, check_columns
-from grouper.engine.grouper import Grouper, kept_names
+from grouper.engine import Encoder, Grouper, InputError, check_columns, kept_names
 from grouper.analytics.weights import WeightOptions
 from grouper.io import (CANONICAL_COLUMNS, DEFAULT_BATCH, OutputSet, check_outputs, expand_inputs, open_source, plan_columns, prefetch, read_columns, write_batches)
 

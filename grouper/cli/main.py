@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from grouper._util.version import __version__
-from grouper.engine.inputs import InputError
+from grouper._util.errors import InputError
 from grouper.rulesets import (DEFAULT_RULESET, NEXT_RULESET, STATUSES, RulesetError, available_rulesets, describe,
                       load_ruleset)
 
@@ -53,7 +53,7 @@ def _check_outputs(outputs, inputs=(), overwrite: bool = False) -> None:
 
 
 def _grouper(ruleset: str, threads: int | None):
-    from grouper.engine.grouper import Grouper
+    from grouper.engine import Grouper
 
     try:
         return Grouper(ruleset, n_threads=threads)
@@ -297,7 +297,7 @@ def rulesets(as_json):
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
 def validate_ruleset(path):
     """Check a ruleset folder: tables, references, orders, codes, conditions; then compile it."""
-    from grouper.engine.compile import compile_ruleset
+    from grouper.engine import compile_ruleset
 
     try:
         rs = load_ruleset(path)
@@ -308,6 +308,26 @@ def validate_ruleset(path):
     click.echo(f"ok: {d['name']} version {d['version']}: {d['mdc']} MDC, {d['adrg']} ADRG, {d['drg']} DRG; "
                f"{len(compiled.cond)} condition nodes, {compiled.nbytes / 1e6:.1f} MB compiled; "
                f"sha256 {d['fingerprint']}")
+
+
+@main.command("compile")
+@click.argument("ruleset")
+@click.option("--dump", is_flag=True, help="Print the compiled program: MDC, ADRG and DRG records in "
+              "evaluation order with their condition trees, decoded to codes and names (for debugging).")
+def compile_command(ruleset, dump):
+    """Compile RULESET (a registry name or a folder) as the grouper would, and say what it holds."""
+    from grouper.engine import compile_ruleset
+
+    try:
+        compiled = compile_ruleset(load_ruleset(ruleset))
+    except RulesetError as exc:
+        raise click.ClickException(str(exc)) from None
+    if dump:
+        click.echo(compiled.dump(), nl=False)
+        return
+    click.echo(f"{compiled.name} version {compiled.version}: {len(compiled.mdc)} MDC, {len(compiled.adrg)} ADRG "
+               f"and {len(compiled.split)} DRG records, {len(compiled.cond)} condition nodes, "
+               f"{compiled.nbytes / 1e6:.1f} MB compiled; sha256 {compiled.fingerprint}")
 
 
 @main.command()

@@ -287,16 +287,17 @@ class Grouper:
 
     def _kernel(self, enc, out: tuple[np.ndarray, ...], n_threads: int) -> None:
         """The kernel over one batch; with several threads each takes a contiguous slice (the
-        results are the same for any split). The helpers are pool threads that sleep when idle:
-        OpenMP's own workers spin for milliseconds after every parallel region, and in the
-        read-group-write pipeline that spinning takes the cores the reader and writer need."""
+        results are the same for any split). The kernel releases the GIL and runs one thread;
+        the helpers are pool threads that sleep when idle (OpenMP's workers, which the kernel
+        once used, spin for milliseconds after every parallel region, and in the read-group-write
+        pipeline that spinning takes the cores the reader and writer need)."""
         n = enc.n
         k = max(1, min(n_threads, n // _MIN_SLICE))
 
         def part(a: int, b: int) -> None:
             fields = enc.fields if k == 1 else np.ascontiguousarray(enc.fields[:, a:b])
             self._program.group_batch(fields, enc.dx_off[a:b + 1], enc.dx_ids, enc.px_off[a:b + 1], enc.px_ids,
-                                      *(o[a:b] for o in out), 1)
+                                      *(o[a:b] for o in out))
 
         if k == 1:
             part(0, n)

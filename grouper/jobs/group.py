@@ -15,8 +15,7 @@ from grouper._util.batches import conform, empty_batch, unified_schema
 from grouper._util.columns import check_columns
 from grouper._util.errors import CorruptInputError, InputError
 from grouper._util.progress import Progress
-from grouper.engine.grouper import OUTPUT_COLUMNS
-from grouper.engine.summary import BatchCounts, RunSummary
+from grouper.engine import OUTPUT_COLUMNS, BatchCounts, RunSummary
 from grouper.io import (ColumnPlan, DEFAULT_BATCH, LAYOUTS, OutputSet, Source, check_outputs, expand_inputs, load_mapping, open_source, plan_columns, prefetch, read_columns, write_batches)
 
 __all__ = ["group_file", "group_files"]

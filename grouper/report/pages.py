@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from grouper.engine.status import STATUS_LABELS, STATUS_NAMES_ZH
+from grouper.engine import STATUS_LABELS, STATUS_NAMES_ZH
 from grouper.io import atomic
 
 __all__ = ["write_regroup_report"]

@@ -43,11 +43,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from grouper._util.version import __version__
-from grouper.engine.inputs import CODE_COLUMNS, InputError, check_columns
-from grouper.engine.status import STATUS_LABELS, Flag
+from grouper.engine import CODE_COLUMNS, STATUS_LABELS, Flag, InputError, check_columns
 from grouper.rulesets import DEFAULT_RULESET
 from grouper.io import (CANONICAL_COLUMNS, ColumnPlan, DEFAULT_BATCH, check_outputs, load_mapping, plan_columns, read_columns)
-from grouper.engine.summary import BatchCounts, RunSummary
+from grouper.engine import BatchCounts, RunSummary
 
 __all__ = ["list_fragments", "map_fragments", "group_dataset", "DatasetResult", "resolve_filesystem",
            "MANIFEST", "PARQUET_SUFFIXES", "weights_dataset", "sample_dataset", "indices_dataset", "cells_dataset"]
@@ -183,7 +182,7 @@ def map_fragments(fn: Callable, fragments: Sequence, client=None, workers: int |
     if client is not None:
         return _map_dask(fn, items, client, shared, retries, errors, on_result)
     if workers is None:
-        from grouper.engine.grouper import default_threads
+        from grouper.engine import default_threads
 
         workers = default_threads()
     if workers < 1:
@@ -568,7 +567,7 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
     afresh; a folder holding another run (other ruleset or options) or other files is refused.
     Pieces whose data is bad are reported in ``result.failed`` (the others are still written);
     tasks lost with a worker or failing on I/O are retried ``retries`` times."""
-    from grouper.engine.grouper import Grouper
+    from grouper.engine import Grouper
 
     t0 = time.perf_counter()
     g = ruleset if isinstance(ruleset, Grouper) else Grouper(ruleset)
@@ -589,7 +588,7 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
     plans = [plan_columns(f["schema"], columns_map, layout, f["path"]) for f in files]
     schemas = [plan.schema(f["schema"]) for plan, f in zip(plans, files)]
     if keep is True:
-        from grouper.engine.grouper import OUTPUT_COLUMNS
+        from grouper.engine import OUTPUT_COLUMNS
 
         keep = [c for c in schemas[0].names if c not in OUTPUT_COLUMNS]
     keep = list(keep)
@@ -882,7 +881,7 @@ def _cells_fragment(path: str, job: _AggJob):
 
 def _aggregate(fn, src, ruleset, client, workers, filesystem, options, batch_size):
     """Run ``fn`` per file and merge the partial results (CostSample or IndexCells) in file order."""
-    from grouper.engine.grouper import Grouper
+    from grouper.engine import Grouper
 
     g = ruleset if isinstance(ruleset, Grouper) else Grouper(ruleset)
     fs, files, _ = _fragments(src, filesystem)

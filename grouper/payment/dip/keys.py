@@ -441,7 +441,7 @@ def file_batches(inputs, need: list[str], optional: list[str], batch_size: int, 
     after the wide-layout plan of ``grouper.io``. Every file is checked before any is read (a
     missing column is an error naming the file); ``case_id`` is read as text when the files
     disagree on its type, so their rows can go to one output."""
-    from grouper.engine.inputs import InputError
+    from grouper._util.errors import InputError
     from grouper.io import expand_inputs, open_source, plan_columns, read_columns
 
     plans = []

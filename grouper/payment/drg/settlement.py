@@ -40,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from grouper.engine.inputs import CorruptInputError, InputError
+from grouper._util.errors import CorruptInputError, InputError
 from grouper.analytics.indices import ExactSum
 from grouper.payment.pack import MAX_AMOUNT, MAX_RATE, MIN_MEAN_COST, PaymentPack
 
