@@ -61,7 +61,7 @@ def kept_names(keep: Sequence[str], columns: Sequence[str],
     return names
 _COMPILED: dict[str, CompiledRuleset] = {}
 _BAD_NUMBER = int(Flag.BAD_NUMBER)
-_CC_TEXT = {-1: None, 0: CC_LABELS[CcLevel.NONE], 1: CC_LABELS[CcLevel.CC], 2: CC_LABELS[CcLevel.MCC]}
+_CC_TEXT = {int(lv): CC_LABELS.get(lv) for lv in CcLevel}  # NOT_COMPUTED: None
 _MIN_SLICE = 4096  # cases per kernel thread; smaller batches are grouped by one thread
 
 
