@@ -41,7 +41,10 @@ def kernel_runner(g: grouper.Grouper, table: pa.Table, threads: int):
            np.empty(n, np.int32), np.empty(n, np.int8), np.empty(n, np.int32))
 
     def run():
-        g._program.group_batch(enc.fields, enc.dx_off, enc.dx_ids, enc.px_off, enc.px_ids, *out, threads)
+        if threads == 1:
+            g._program.group_batch(enc.fields, enc.dx_off, enc.dx_ids, enc.px_off, enc.px_ids, *out)
+        else:  # slices on the grouper's thread pool, as Grouper.group runs them
+            g._kernel(enc, out, threads)
     return run, out
 
 

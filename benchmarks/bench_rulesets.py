@@ -52,8 +52,7 @@ def provinces(names: list[str], n: int, threads: int, rounds: int = 7) -> None:
             cli = [drg, "group", src, "-o", dst, "--overwrite", "--ruleset", name, "--threads", str(threads)]
             subprocess.run(cli, check=True, capture_output=True)  # warm the compiled-ruleset cache
             runs[name] = {
-                "kernel": (lambda g=g, enc=enc, out=out: g._program.group_batch(
-                    enc.fields, enc.dx_off, enc.dx_ids, enc.px_off, enc.px_ids, *out, threads)),
+                "kernel": (lambda g=g, enc=enc, out=out: g._kernel(enc, out, threads)),  # slices on its pool
                 "group": lambda g=g, table=table: g.group(table, n_threads=threads),
                 "drg group": lambda cli=cli: subprocess.run(cli, check=True, capture_output=True),
                 "out": out,
@@ -98,7 +97,7 @@ def main() -> None:
         enc = g.encoder.encode(batch)
         out = (np.empty(n, np.int8), np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.int32),
                np.empty(n, np.int8), np.empty(n, np.int32))
-        k = best(lambda: g._program.group_batch(enc.fields, enc.dx_off, enc.dx_ids, enc.px_off, enc.px_ids, *out, 1))
+        k = best(lambda: g._program.group_batch(enc.fields, enc.dx_off, enc.dx_ids, enc.px_off, enc.px_ids, *out))
         s = best(lambda: g.group(table, n_threads=1), 3)
         grouped = float(np.mean(out[0] == 0))
         rows.append((name, n / k, n / s, grouped))

@@ -8,8 +8,8 @@
 
 from grouper._util.errors import CorruptInputError, InputError
 from grouper._util.version import __version__
-from grouper.engine.grouper import Grouper, GroupResult, group_batch
-from grouper.rulesets.ruleset import Ruleset, RulesetError, available_rulesets, load_ruleset
+from grouper.engine import Grouper, GroupResult, group_batch
+from grouper.rulesets import Ruleset, RulesetError, available_rulesets, load_ruleset
 
 __all__ = ["Grouper", "GroupResult", "group_batch", "InputError", "CorruptInputError", "Ruleset", "RulesetError", "available_rulesets",
            "load_ruleset", "__version__"]

@@ -71,9 +71,20 @@ def test_compiled_modules_are_reached_only_through_the_engine():
 
 
 def test_no_import_cycles():
-    graph = grimp.build_graph("grouper")
+    graph = grimp.build_graph("grouper", exclude_type_checking_imports=True)  # those never run
     modules = sorted(graph.modules)
-    edges = {m: sorted(graph.find_modules_directly_imported_by(m)) for m in modules}
+    # grimp sees only .py files: an import of a compiled module (engine._kernel) is recorded as an
+    # import of its package; that is not a cycle, so such edges are dropped
+    compiled = {".".join(p.relative_to(PACKAGE.parent).parts[:-1] + (p.name.split(".")[0],))
+                for p in PACKAGE.rglob("*") if p.suffix in (".so", ".pyd")}
+
+    def real(importer: str, imported: str) -> bool:
+        if not importer.startswith(imported + "."):
+            return True
+        details = graph.get_import_details(importer=importer, imported=imported)
+        return not all(any(c in d["line_contents"] for c in compiled) for d in details)
+
+    edges = {m: sorted(i for i in graph.find_modules_directly_imported_by(m) if real(m, i)) for m in modules}
     # Tarjan's strongly connected components, iterative
     index, low, on_stack, stack, comps, counter = {}, {}, set(), [], [], [0]
     for root in modules:

@@ -12,7 +12,7 @@ import pytest
 import grouper
 from grouper.engine.status import Flag
 from grouper.engine.reference import Case, ReferenceGrouper
-from grouper.rulesets.ruleset import RulesetError
+from grouper.rulesets import RulesetError
 
 from conftest import DATA, read_cases
 from factory import DX, PX, write_scheme

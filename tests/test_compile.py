@@ -10,7 +10,8 @@ import pytest
 from grouper.engine import _kernel
 from grouper.engine.compile import ADRG_DTYPE, COND_DTYPE, MDC_DTYPE, SPLIT_DTYPE, compile_ruleset
 from grouper.rulesets.conditions import PREDICATES
-from grouper.engine.status import CHECK_FLAGS, Flag, Status
+from grouper.engine.inputs import ID_EMPTY, ID_UNKNOWN, MISSING
+from grouper.engine.status import CHECK_FLAGS, CcLevel, Flag, Status
 
 K = _kernel.CONSTANTS
 
@@ -24,11 +25,15 @@ def test_arrow_field_rows_follow_the_kernel_numbering():
 
 
 def test_python_flags_and_statuses_mirror_the_kernel():
+    """The Python enums read their numbers from the kernel (one source: _records.pxd); the check
+    bits the kernel tests as one literal are the Python side's check flags."""
     for f in Flag:
-        if f != Flag.BAD_NUMBER:  # set by the Arrow boundary, not the kernel
-            assert K["F_" + f.name] == f.value
+        assert K["F_" + f.name] == f.value
     assert K["F_CHECKS"] == CHECK_FLAGS
     assert [K[k] for k in ("ST_GROUPED", "ST_INVALID", "ST_UNGROUPABLE", "ST_AMBIGUOUS")] == list(Status)
+    assert [K["CC_" + c.name] for c in CcLevel] == [int(c) for c in CcLevel]
+    assert (MISSING, ID_UNKNOWN, ID_EMPTY) == (K["MISSING"], K["ID_UNKNOWN"], K["ID_EMPTY"]) == (-2**31, -1, -2)
+    assert not hasattr(_kernel, "openmp_threads")  # single-threaded kernel; Grouper slices on its pool
 
 
 def test_record_dtypes_are_the_kernel_structs():
@@ -41,16 +46,21 @@ def tiny_program(cond, cond_args, dx_sets, n_dx=128, n_px=64, mdc=None, adrg=Non
     mdc = mdc if mdc is not None else np.array([(0, -1, -1, 0, 1, 0, -1, -1, -1, -1, -1)], MDC_DTYPE)
     adrg = adrg if adrg is not None else np.array([(0, 0, len(split), 0, -1, K["ST_GROUPED"])], ADRG_DTYPE)
     all_bits = np.full(1, np.uint64(2**64 - 1), np.uint64)
-    return _kernel.Program(
-        np.array(cond, COND_DTYPE), np.array(cond_args, np.int32), np.array(dx_sets, np.uint64).reshape(len(dx_sets), -1),
-        np.zeros((1, 1), np.uint64), np.full((0, n_dx), -1, np.int8),
-        np.zeros(n_dx, np.int8), np.full(n_dx, -1, np.int32), np.full(n_dx, -1, np.int32),
-        mdc, adrg, np.array(split, SPLIT_DTYPE),
-        np.repeat(all_bits, n_dx + 1), np.repeat(all_bits, n_px + 1),
-        np.repeat(all_bits, n_dx + 1), np.repeat(all_bits, n_px + 1),
-        np.full((n_dx + 1, 1), 2**64 - 1, np.uint64), np.full((n_px + 1, 1), 2**64 - 1, np.uint64), False, False,
-        0b110, 28, 150, False, False, False, 1, 1, 3,
-    )
+    n_none = {"none_mdc": 1, "none_adrg": 1, "none_drg": 3}
+    return _kernel.Program({
+        "cond": np.array(cond, COND_DTYPE), "cond_args": np.array(cond_args, np.int32),
+        "dx_sets": np.array(dx_sets, np.uint64).reshape(len(dx_sets), -1), "px_sets": np.zeros((1, 1), np.uint64),
+        "regions": np.full((0, n_dx), -1, np.int8), "cc_level": np.zeros(n_dx, np.int8),
+        "cc_table": np.full(n_dx, -1, np.int32), "pdx_table": np.full(n_dx, -1, np.int32),
+        "mdc": mdc, "adrg": adrg, "split": np.array(split, SPLIT_DTYPE),
+        "mdc_by_pdx": np.repeat(all_bits, n_dx + 1), "mdc_by_ppx": np.repeat(all_bits, n_px + 1),
+        "mdc_by_anydx": np.repeat(all_bits, n_dx + 1), "mdc_by_anypx": np.repeat(all_bits, n_px + 1),
+        "adrg_by_pdx": np.full((n_dx + 1, 1), 2**64 - 1, np.uint64),
+        "adrg_by_ppx": np.full((n_px + 1, 1), 2**64 - 1, np.uint64),
+        "params": {"use_anydx": False, "use_anypx": False, "sex_mask": 0b110, "newborn_days": 28, "max_age": 150,
+                   "cc_all": False, "require_los": False, "fail_retry": False},
+        **n_none,
+    })
 
 
 def fields(sex=1, age=40, age_days=100, weight=3000, los=-2**31, discharge=-2**31, dept=-2**31):
@@ -141,4 +151,52 @@ def test_program_rejects_inconsistent_arrays():
         p = tiny_program([(K["OP_TRUE"], 0, 0, 0)], [], [np.zeros(2, np.uint64)], split=[(0, 0)])
         z = np.zeros(2, np.int32)
         p.group_batch(np.zeros((K["N_FIELDS"], 2), np.int32), np.zeros(3, np.int32), z, np.zeros(3, np.int32), z,
-                      np.zeros(2, np.int8), z[:1], z, z, np.zeros(2, np.int8), z, 1)
+                      np.zeros(2, np.int8), z[:1], z, z, np.zeros(2, np.int8), z)
+
+
+def test_program_reads_named_fields_and_names_a_wrong_one(ruleset11):
+    """``Program(compiled)`` takes the arrays by name (attributes or a mapping), so two
+    same-shaped arrays cannot be swapped by position; a wrong dtype, shape or absent field is
+    an error naming the field."""
+    compiled = compile_ruleset(ruleset11)
+    named = {f: getattr(compiled, f) for f in (*_kernel.ARRAYS, *_kernel.NONE_CODES, "params")}
+    case = (fields(age=50), array.array("i", [compiled.dx_codes.index("I21.000")]), array.array("i"))
+    assert _kernel.Program(named).group_one(*case) == compiled.program().group_one(*case)
+    for name, value, message in [
+            ("cond", compiled.cond_args, "'cond' must be a 1-d COND array, got int32"),
+            ("cond_args", compiled.cond_args.astype(np.int64), "'cond_args' must be a 1-d int32 array, got int64"),
+            ("dx_sets", compiled.dx_sets[0], "'dx_sets' must be a 2-d uint64 array"),
+            ("mdc_by_pdx", list(compiled.mdc_by_pdx), "'mdc_by_pdx' must be a 1-d uint64 array, got list"),
+            ("cc_table", compiled.cc_table[:-1], "'cc_table' must have"),
+            ("adrg_by_pdx", np.asfortranarray(np.repeat(compiled.adrg_by_pdx, 2, axis=1)), "C-contiguous")]:
+        with pytest.raises(ValueError, match=message):
+            _kernel.Program({**named, name: value})
+    with pytest.raises(ValueError, match="has no field 'split'"):
+        _kernel.Program({k: v for k, v in named.items() if k != "split"})
+    swapped = {**named, "mdc_by_pdx": compiled.mdc_by_ppx, "mdc_by_ppx": compiled.mdc_by_pdx}
+    with pytest.raises(ValueError, match="prefilter tables do not fit"):
+        _kernel.Program(swapped)
+
+
+def test_dump_decodes_the_compiled_program(ruleset11):
+    text = compile_ruleset(ruleset11).dump()
+    lines = text.splitlines()
+    assert lines[0].startswith("compiled chs-drg-1.1 1.1 (fingerprint ")
+    assert sum(line.startswith("MDC ") for line in lines) == 26
+    assert sum(line.startswith("  ADRG ") for line in lines) == 376
+    assert sum(line.startswith("    DRG ") for line in lines) == 628
+    assert "  ADRG AA1 心脏移植" in lines and "    entry: prefilter: principal px in [1: 37.5100]" in lines
+    assert "any_px_in(AC1/px [3: 52.8000, 52.8200, 52.8300])" in text  # a list decoded to its codes
+    assert any("has_mcc" in line for line in lines if line.startswith("    DRG "))
+
+
+def test_drg_compile_dump_prints_the_program(ruleset11):
+    from click.testing import CliRunner
+
+    from grouper.cli.main import main
+
+    result = CliRunner().invoke(main, ["compile", "chs-drg-1.1", "--dump"])
+    assert result.exit_code == 0, result.output
+    assert result.output == compile_ruleset(ruleset11).dump()
+    result = CliRunner().invoke(main, ["compile", "chs-drg-1.1"])
+    assert result.exit_code == 0 and "26 MDC, 376 ADRG and 628 DRG records" in result.output

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import grouper
-from grouper.rulesets.ruleset import RulesetError, available_rulesets, load_ruleset
+from grouper.rulesets import RulesetError, available_rulesets, load_ruleset
 
 from conftest import RULES
 
@@ -140,7 +140,7 @@ def test_grouper_accepts_name_path_and_ruleset(copy11, ruleset11):
 
 
 def test_disk_cache_serves_the_same_ruleset_and_follows_edits(copy11, tmp_path, monkeypatch):
-    from grouper.rulesets import ruleset as mod
+    from grouper.rulesets import loader as mod
 
     monkeypatch.setenv("DRG_CACHE_DIR", str(tmp_path / "cache"))
     first = load_ruleset(copy11)
@@ -155,7 +155,7 @@ def test_disk_cache_serves_the_same_ruleset_and_follows_edits(copy11, tmp_path, 
 
 def test_default_and_next_rulesets_are_the_schemes_their_manifests_say():
     """The default is the national scheme most regions run today, the regroup target the next one."""
-    from grouper.rulesets.ruleset import DEFAULT_RULESET, NEXT_RULESET, STATUSES
+    from grouper.rulesets import DEFAULT_RULESET, NEXT_RULESET, STATUSES
 
     by_status = {}
     for name in grouper.available_rulesets():

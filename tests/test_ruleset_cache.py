@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 import grouper
 from grouper.engine import grouper as core
-from grouper.rulesets import ruleset as mod
-from grouper.rulesets.ruleset import RulesetError, load_ruleset
+from grouper.rulesets import RulesetError, load_ruleset
+from grouper.rulesets import cache as cache_mod
+from grouper.rulesets import loader as mod
+from grouper.rulesets import tables
 
 from conftest import RULES
 from factory import DX, PX, schemes, write_scheme
@@ -148,7 +150,7 @@ def test_corrupt_or_tampered_cache_file_is_ignored_and_rebuilt(cache, small, tmp
     assert len(entries) == 2  # the ruleset and its compiled arrays
     for entry in entries:
         data = entry.read_bytes()
-        assert data.startswith(mod._CACHE_MAGIC)
+        assert data.startswith(cache_mod.CACHE_MAGIC)
         if damage == "truncate":
             data = data[: len(data) // 2]
         elif damage == "flip":  # one bit of the payload
@@ -161,35 +163,35 @@ def test_corrupt_or_tampered_cache_file_is_ignored_and_rebuilt(cache, small, tmp
             data = pickle.dumps(_Bomb(marker))
         elif damage == "other-key":  # a whole, valid entry of another key
             other = pickle.dumps("x")
-            data = mod._CACHE_MAGIC + mod.json.dumps(
-                {"key": "0" * 64, "size": len(other), "sha256": mod.hashlib.sha256(other).hexdigest()}).encode() \
+            data = cache_mod.CACHE_MAGIC + cache_mod.json.dumps(
+                {"key": "0" * 64, "size": len(other), "sha256": cache_mod.hashlib.sha256(other).hexdigest()}).encode() \
                 + b"\n" + other
         elif damage == "rehashed-other-object":  # right key and hash, but not what was asked for
             other = pickle.dumps({"not": "a ruleset"})
-            key = entry.name[: -len(mod._CACHE_SUFFIX)]
-            data = mod._CACHE_MAGIC + mod.json.dumps(
-                {"key": key, "size": len(other), "sha256": mod.hashlib.sha256(other).hexdigest()}).encode() \
+            key = entry.name[: -len(cache_mod.CACHE_SUFFIX)]
+            data = cache_mod.CACHE_MAGIC + cache_mod.json.dumps(
+                {"key": key, "size": len(other), "sha256": cache_mod.hashlib.sha256(other).hexdigest()}).encode() \
                 + b"\n" + other
         entry.write_bytes(data)
     new_process()
     assert grouper.Grouper(small).group_one(sex=1, age=40, dx=[DX[0]]).drg == expected
     assert not marker.exists()
     for entry in cache.glob("*.drgc"):  # rebuilt: whole, verified entries again
-        key = entry.name[: -len(mod._CACHE_SUFFIX)]
-        assert mod._cache_read(entry, key) is not None
+        key = entry.name[: -len(cache_mod.CACHE_SUFFIX)]
+        assert cache_mod.cache_read(entry, key) is not None
 
 
 def test_cache_file_of_another_user_or_group_writable_is_not_trusted(cache, small):
     load_ruleset(small)
     (entry,) = [e for e in cache.glob("*.drgc")]
-    key = entry.name[: -len(mod._CACHE_SUFFIX)]
-    assert mod._cache_read(entry, key) is not None
+    key = entry.name[: -len(cache_mod.CACHE_SUFFIX)]
+    assert cache_mod.cache_read(entry, key) is not None
     entry.chmod(0o666)
-    assert mod._cache_read(entry, key) is None
+    assert cache_mod.cache_read(entry, key) is None
 
 
 def test_cache_folder_is_bounded_and_swept(cache, tmp_path, monkeypatch):
-    monkeypatch.setattr(mod, "CACHE_MAX_ENTRIES", 3)
+    monkeypatch.setattr(cache_mod, "CACHE_MAX_ENTRIES", 3)
     cache.mkdir(parents=True)
     legacy = cache / ("ab" * 16 + "-0.1.0.pkl")
     legacy.write_bytes(b"old format")
@@ -212,8 +214,8 @@ def test_cache_folder_is_bounded_and_swept(cache, tmp_path, monkeypatch):
     assert fresh_tmp.exists() and unrelated.exists()
     mod._CACHE.clear()
     assert load_ruleset(tmp_path / "s4").version == "4"  # the newest entry survived
-    monkeypatch.setattr(mod, "CACHE_MAX_BYTES", 1)  # a size cap keeps only the newest entry
-    mod._cache_evict(cache)
+    monkeypatch.setattr(cache_mod, "CACHE_MAX_BYTES", 1)  # a size cap keeps only the newest entry
+    cache_mod.cache_evict(cache)
     assert len(list(cache.glob("*.drgc"))) == 1
 
 
@@ -221,16 +223,16 @@ def test_concurrent_writers_and_readers_see_only_whole_entries(cache, small):
     rs = load_ruleset(small)
     cache.mkdir(parents=True, exist_ok=True)
     key = "f" * 64
-    path = cache / f"{key}{mod._CACHE_SUFFIX}"
+    path = cache / f"{key}{cache_mod.CACHE_SUFFIX}"
     bad, stop = [], threading.Event()
 
     def write():
         for _ in range(15):
-            mod._cache_write(cache, path, key, rs)
+            cache_mod.cache_write(cache, path, key, rs)
 
     def read():
         while not stop.is_set():
-            got = mod._cache_read(path, key)
+            got = cache_mod.cache_read(path, key)
             if got is not None and got.fingerprint != rs.fingerprint:
                 bad.append(got)
 
@@ -244,7 +246,7 @@ def test_concurrent_writers_and_readers_see_only_whole_entries(cache, small):
     for t in readers:
         t.join()
     assert not bad
-    assert mod._cache_read(path, key).fingerprint == rs.fingerprint
+    assert cache_mod.cache_read(path, key).fingerprint == rs.fingerprint
     assert not list(cache.glob(".drgc-*"))  # no temporary file left behind
 
 
@@ -292,7 +294,7 @@ def test_every_byte_of_every_table_is_covered(small):
     base = _fingerprint(small)
     assert base is not None
     files = _table_files(small)
-    assert {p.name for p in files} == set(mod._SCHEMA) | set(mod._OPTIONAL)
+    assert {p.name for p in files} == set(tables.SCHEMA) | set(tables.OPTIONAL)
     kept = []
     for path in files:
         data = path.read_bytes()

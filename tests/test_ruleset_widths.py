@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 import grouper
 from grouper.engine import compile as compile_module
-from grouper.rulesets import ruleset as mod
+from grouper.rulesets import loader as mod
 from grouper.cli.main import main
-from grouper.rulesets.ruleset import RulesetError, load_ruleset
+from grouper.rulesets import RulesetError, load_ruleset
 
 from conftest import DATA
 from factory import DX, PX, write_scheme

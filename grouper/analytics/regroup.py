@@ -23,8 +23,8 @@ import pyarrow.compute as pc
 from grouper._util.columns import check_columns
 from grouper._util.errors import InputError
 from grouper.analytics.weights import WeightOptions
-from grouper.engine.grouper import Grouper, kept_names
-from grouper.engine.inputs import Encoder
+from grouper.engine import Grouper, kept_names
+from grouper.engine import Encoder
 from grouper.io import CANONICAL_COLUMNS, plan_columns, prefetch, read_columns
 from grouper.rulesets.convert import CodeConverter
 

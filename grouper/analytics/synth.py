@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper._util.version import __version__
-from grouper.rulesets.ruleset import DEFAULT_RULESET, Ruleset, load_ruleset
+from grouper.rulesets import DEFAULT_RULESET, Ruleset, load_ruleset
 
 __all__ = ["SynthSpec", "generate", "write_synthetic"]
 

@@ -1,2 +1,25 @@
 """The grouping engine: rule tables compiled to flat arrays, the Cython kernel that evaluates them
-over Arrow batches, the reference interpreter that checks it, and the ``Grouper`` API."""
+over Arrow batches, the reference interpreter that checks it, and the ``Grouper`` API.
+
+Other subpackages import the engine's public names from here. Modules inside the engine import
+the exact module they need (never this package), so the order below is only that of their
+dependencies: constants and statuses, the Arrow boundary, the compiler, the reference, the API.
+"""
+
+from grouper.engine.status import (CC_LABELS, CHECK_FLAGS, STATUS_LABELS, STATUS_NAMES_ZH, CcLevel, Flag, Status,
+                                   describe_flags)
+from grouper.engine.inputs import (CODE_COLUMNS, CorruptInputError, Encoded, Encoder, InputError, check_columns,
+                                   iter_batches)
+from grouper.engine.compile import CompiledRuleset, compile_ruleset
+from grouper.engine.reference import Case, ReferenceGrouper
+from grouper.engine.summary import BatchCounts, RunSummary
+from grouper.engine.grouper import (OUTPUT_COLUMNS, Grouper, GroupResult, default_threads, group_batch, kept_name,
+                                    kept_names)
+
+__all__ = [
+    "CC_LABELS", "CHECK_FLAGS", "CODE_COLUMNS", "OUTPUT_COLUMNS", "STATUS_LABELS", "STATUS_NAMES_ZH",
+    "BatchCounts", "Case", "CcLevel", "CompiledRuleset", "CorruptInputError", "Encoded", "Encoder", "Flag",
+    "GroupResult", "Grouper", "InputError", "ReferenceGrouper", "RunSummary", "Status",
+    "check_columns", "compile_ruleset", "default_threads", "describe_flags", "group_batch", "iter_batches",
+    "kept_name", "kept_names",
+]

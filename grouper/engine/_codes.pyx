@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
 """String -> id lookup for code columns, read straight from Arrow string buffers.
 
-Private module (``grouper._codes``). A ``CodeTable`` is an open-addressing hash of a scheme's
+Private module (``grouper.engine._codes``). A ``CodeTable`` is an open-addressing hash of a scheme's
 code dictionary, built once. ``map_utf8`` maps an Arrow utf8 / large_utf8 array (its validity,
 offsets and data buffers) to int32 ids without the GIL: surrounding whitespace trimmed, unknown
 codes -1, null or blank -2, and each value's offsets checked against the buffers (a corrupt
@@ -11,6 +11,7 @@ rebuilds its hash of the 35k-code dictionary on every call, about 1 ms per batch
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memcmp
+from _records cimport ID_EMPTY, ID_UNKNOWN  # the kernel's code ids (one source)
 
 import numpy as np
 
@@ -18,9 +19,6 @@ ctypedef fused offset_t:
     int32_t
     int64_t
 
-cdef enum:
-    ID_UNKNOWN = -1
-    ID_EMPTY = -2
 
 
 cdef inline uint64_t fnv1a(const uint8_t* p, Py_ssize_t n) noexcept nogil:

@@ -1,31 +1,20 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
 """Evaluate a compiled grouping scheme over cases given as int32 ids and offsets.
 
-Private module (``grouper._kernel``). ``Program`` holds typed views of the flat arrays made by
-``grouper.compile``; ``group_batch`` runs a ``prange`` over cases with the GIL released, and
-``group_one`` runs the same per-case function for a single case without any array set-up.
-No Python object is touched per case.
+Private module (``grouper.engine._kernel``). ``Program(compiled)`` holds typed views of the flat
+arrays made by ``grouper.engine.compile``, read by name and checked; ``group_batch`` loops over
+cases with the GIL released (single-threaded: ``Grouper`` runs slices of a batch on its own
+thread pool), and ``group_one`` runs the same per-case function for a single case without any
+array set-up. No Python object is touched per case. ``CONSTANTS`` exposes the numbers declared
+in ``_records.pxd`` (their one source) to the Python side.
 """
 
-from cython.parallel cimport prange
 from libc.stdint cimport int8_t, int32_t, uint32_t, uint64_t
 from _records cimport *  # record layouts and constants shared with grouper.compile
 
-import numpy as np
+from collections.abc import Mapping
 
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #include <omp.h>
-    static int drg_omp_max_threads(void) { return omp_get_max_threads(); }
-    #define DRG_HAVE_OPENMP 1
-    #else
-    static int drg_omp_max_threads(void) { return 1; }
-    #define DRG_HAVE_OPENMP 0
-    #endif
-    """
-    int drg_omp_max_threads() nogil
-    int DRG_HAVE_OPENMP
+import numpy as np
 
 cdef extern from *:
     """
@@ -425,13 +414,13 @@ cdef Outcome group_case(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept
     o.mdc = m.none_mdc
     o.adrg = m.none_adrg
     o.drg = m.none_drg
-    o.cc = -1
+    o.cc = CC_NOT_COMPUTED
     o.flags = scan_codes(c) | validate(m, c, weight_raw)
     if o.flags & F_CHECKS:
         o.status = ST_INVALID
         return o
     severity(m, c)
-    o.cc = 2 if c.has_mcc else (1 if c.has_cc else 0)
+    o.cc = CC_MCC if c.has_mcc else (CC_CC if c.has_cc else CC_NONE)
     if group_mdcs(m, c, &o):
         return o
     if m.fail_retry and c.npx >= 2:
@@ -472,7 +461,7 @@ cdef inline void group_row(const Model* m, Py_ssize_t i, Py_ssize_t n, const int
                            const int32_t* dx_off, const int32_t* dx_ids, const int32_t* px_off,
                            const int32_t* px_ids, int8_t* status, int32_t* mdc, int32_t* adrg,
                            int32_t* drg, int8_t* cc, int32_t* flags) noexcept nogil:
-    """Case i of a batch; its own stack frame keeps the per-case state private to the thread."""
+    """Case i of a batch, in its own stack frame."""
     cdef CaseCtx c
     cdef Outcome o
     fill_ctx(&c, fields + i, n, dx_ids + dx_off[i], dx_off[i + 1] - dx_off[i],
@@ -486,16 +475,53 @@ cdef inline void group_row(const Model* m, Py_ssize_t i, Py_ssize_t n, const int
     flags[i] = o.flags
 
 
-def openmp_threads() -> int:
-    """Threads OpenMP would use by default; 1 when built without OpenMP."""
-    return drg_omp_max_threads()
+#: What ``Program`` reads from a compiled ruleset, by name: (dtype name or record, dimensions).
+#: The record dtypes are filled in below, once they are derived from the structs.
+ARRAYS = {
+    "cond": ("COND", 1), "cond_args": ("int32", 1), "dx_sets": ("uint64", 2), "px_sets": ("uint64", 2),
+    "regions": ("int8", 2), "cc_level": ("int8", 1), "cc_table": ("int32", 1), "pdx_table": ("int32", 1),
+    "mdc": ("MDC", 1), "adrg": ("ADRG", 1), "split": ("SPLIT", 1),
+    "mdc_by_pdx": ("uint64", 1), "mdc_by_ppx": ("uint64", 1), "mdc_by_anydx": ("uint64", 1),
+    "mdc_by_anypx": ("uint64", 1), "adrg_by_pdx": ("uint64", 2), "adrg_by_ppx": ("uint64", 2),
+}
+#: Settings ``Program`` reads from the compiled ruleset's ``params`` mapping.
+PARAMS = ("use_anydx", "use_anypx", "sex_mask", "newborn_days", "max_age", "cc_all", "require_los", "fail_retry")
+#: Result code ids of "no result", read by name (``CompiledRuleset`` derives them from its code tables).
+NONE_CODES = ("none_mdc", "none_adrg", "none_drg")
 
 
-HAVE_OPENMP_BUILD = bool(DRG_HAVE_OPENMP)
+def _field(source, str name):
+    """``source.name``, or ``source[name]`` for a mapping of named arrays."""
+    if isinstance(source, Mapping):
+        try:
+            return source[name]
+        except KeyError:
+            raise ValueError(f"compiled program has no field {name!r}") from None
+    try:
+        return getattr(source, name)
+    except AttributeError:
+        raise ValueError(f"compiled program has no field {name!r}") from None
+
+
+def _array(source, str name):
+    """Array ``name`` of ``source``, checked against ``ARRAYS``: dtype, dimensions, C order."""
+    kind, ndim = ARRAYS[name]
+    want = _RECORDS[kind] if kind in _RECORDS else np.dtype(kind)
+    arr = _field(source, name)
+    got = getattr(arr, "dtype", None)
+    shape = list(getattr(arr, "shape", ()))
+    if not isinstance(arr, np.ndarray) or got != want or arr.ndim != ndim:
+        raise ValueError(f"compiled field {name!r} must be a {ndim}-d {kind} array, got "
+                         f"{got if got is not None else type(arr).__name__}{shape}")
+    if not arr.flags.c_contiguous:
+        raise ValueError(f"compiled field {name!r} must be C-contiguous")
+    return arr
 
 
 cdef class Program:
-    """Typed views of one compiled ruleset. Build with the arrays of ``grouper.compile``."""
+    """Typed views of one compiled ruleset: ``Program(compiled)`` reads the arrays named in
+    ``ARRAYS`` (attributes of a ``CompiledRuleset``, or keys of a mapping), its ``params`` and
+    the ``NONE_CODES``, checking each array's dtype and shape."""
 
     cdef Model m
     cdef const CondNode[::1] cond
@@ -519,28 +545,35 @@ cdef class Program:
     cdef uint64_t dummy_u64[1]
     cdef int32_t empty_case[1]
 
-    def __init__(self, cond, cond_args, dx_sets, px_sets, regions, cc_level, cc_table, pdx_table,
-                 mdc, adrg, split, mdc_by_pdx, mdc_by_ppx, mdc_by_anydx, mdc_by_anypx,
-                 adrg_by_pdx, adrg_by_ppx, bint use_anydx, bint use_anypx,
-                 int sex_mask, int newborn_days, int max_age, bint cc_all, bint require_los, bint fail_retry,
-                 int none_mdc, int none_adrg, int none_drg):
-        self.cond = cond
-        self.cond_args = cond_args
-        self.dx_sets = dx_sets
-        self.px_sets = px_sets
-        self.regions = regions
-        self.cc_level = cc_level
-        self.cc_table = cc_table
-        self.pdx_table = pdx_table
-        self.mdc = mdc
-        self.adrg = adrg
-        self.split = split
-        self.mdc_by_pdx = mdc_by_pdx
-        self.mdc_by_ppx = mdc_by_ppx
-        self.mdc_by_anydx = mdc_by_anydx
-        self.mdc_by_anypx = mdc_by_anypx
-        self.adrg_by_pdx = adrg_by_pdx
-        self.adrg_by_ppx = adrg_by_ppx
+    def __init__(self, compiled):
+        a = {name: _array(compiled, name) for name in ARRAYS}
+        params = _field(compiled, "params")
+        try:
+            p = {k: params[k] for k in PARAMS}
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"compiled params lack {exc}") from None
+        none = [_field(compiled, k) for k in NONE_CODES]
+        cdef int sex_mask = p["sex_mask"], newborn_days = p["newborn_days"], max_age = p["max_age"]
+        cdef int none_mdc = none[0], none_adrg = none[1], none_drg = none[2]
+        cdef bint cc_all = p["cc_all"], require_los = p["require_los"], fail_retry = p["fail_retry"]
+        cdef bint use_anydx = p["use_anydx"], use_anypx = p["use_anypx"]
+        self.cond = a["cond"]
+        self.cond_args = a["cond_args"]
+        self.dx_sets = a["dx_sets"]
+        self.px_sets = a["px_sets"]
+        self.regions = a["regions"]
+        self.cc_level = a["cc_level"]
+        self.cc_table = a["cc_table"]
+        self.pdx_table = a["pdx_table"]
+        self.mdc = a["mdc"]
+        self.adrg = a["adrg"]
+        self.split = a["split"]
+        self.mdc_by_pdx = a["mdc_by_pdx"]
+        self.mdc_by_ppx = a["mdc_by_ppx"]
+        self.mdc_by_anydx = a["mdc_by_anydx"]
+        self.mdc_by_anypx = a["mdc_by_anypx"]
+        self.adrg_by_pdx = a["adrg_by_pdx"]
+        self.adrg_by_ppx = a["adrg_by_ppx"]
         if (self.mdc_by_pdx.shape[0] != self.regions.shape[1] + 1
                 or self.mdc_by_anydx.shape[0] != self.mdc_by_pdx.shape[0]
                 or self.mdc_by_anypx.shape[0] != self.mdc_by_ppx.shape[0]
@@ -549,6 +582,11 @@ cdef class Program:
                 or self.adrg_by_pdx.shape[1] != self.adrg_by_ppx.shape[1]
                 or self.adrg_by_pdx.shape[1] * 64 < self.adrg.shape[0]):
             raise ValueError("prefilter tables do not fit the code dictionaries")
+        n_dx = self.regions.shape[1]
+        for name in ("cc_level", "cc_table", "pdx_table"):
+            if a[name].shape[0] != n_dx:
+                raise ValueError(f"compiled field {name!r} must have {n_dx} entries (one per diagnosis code), "
+                                 f"got {a[name].shape[0]}")
         self.dummy_i8[0] = -1
         self.dummy_u64[0] = 0
         self.empty_case[0] = ID_EMPTY
@@ -592,10 +630,10 @@ cdef class Program:
     def group_batch(self, const int32_t[:, ::1] fields, const int32_t[::1] dx_off, const int32_t[::1] dx_ids,
                     const int32_t[::1] px_off, const int32_t[::1] px_ids,
                     int8_t[::1] status, int32_t[::1] mdc, int32_t[::1] adrg, int32_t[::1] drg,
-                    int8_t[::1] cc, int32_t[::1] flags, int n_threads=1):
+                    int8_t[::1] cc, int32_t[::1] flags):
         """Group n cases into the caller's output arrays. ``fields`` is int32[N_FIELDS, n]
         (rows FIELD_*: age, age_days, weight, los, discharge id, dept id, sex; MISSING absent).
-        Same results for any n_threads."""
+        One thread; the GIL is released, so threads may each group a slice."""
         cdef Py_ssize_t n = fields.shape[1], i
         cdef const Model* m = &self.m
         cdef const int32_t* empty = self.empty_case
@@ -623,10 +661,8 @@ cdef class Program:
         cdef int32_t* drp = &drg[0]
         cdef int8_t* ccp = &cc[0]
         cdef int32_t* flp = &flags[0]
-        if n_threads < 1:
-            n_threads = 1
         with nogil:
-            for i in prange(n, schedule="static", num_threads=n_threads):
+            for i in range(n):
                 group_row(m, i, n, fp, dop, dxp, pop, pxp, stp, mdp, adrp, drp, ccp, flp)
 
     def group_one(self, const int32_t[::1] fields, const int32_t[::1] dx, const int32_t[::1] px):
@@ -662,6 +698,7 @@ COND_DTYPE = np.asarray(<CondNode[:1]> _cond_proto).dtype
 MDC_DTYPE = np.asarray(<MdcRec[:1]> _mdc_proto).dtype
 ADRG_DTYPE = np.asarray(<AdrgRec[:1]> _adrg_proto).dtype
 SPLIT_DTYPE = np.asarray(<SplitRec[:1]> _split_proto).dtype
+_RECORDS = {"COND": COND_DTYPE, "MDC": MDC_DTYPE, "ADRG": ADRG_DTYPE, "SPLIT": SPLIT_DTYPE}
 
 CONSTANTS = {
     "MISSING": MISSING, "ID_UNKNOWN": ID_UNKNOWN, "ID_EMPTY": ID_EMPTY,
@@ -672,7 +709,9 @@ CONSTANTS = {
     "F_AGE_DAYS_OUT_OF_RANGE": F_AGE_DAYS_OUT_OF_RANGE, "F_WEIGHT_MISSING": F_WEIGHT_MISSING,
     "F_WEIGHT_OUT_OF_RANGE": F_WEIGHT_OUT_OF_RANGE, "F_NO_DIAGNOSIS": F_NO_DIAGNOSIS,
     "F_UNKNOWN_PDX": F_UNKNOWN_PDX, "F_UNKNOWN_SDX": F_UNKNOWN_SDX, "F_UNKNOWN_PX": F_UNKNOWN_PX,
-    "F_EMPTY_CODE": F_EMPTY_CODE, "F_LOS_INVALID": F_LOS_INVALID, "F_CHECKS": F_CHECKS,
+    "F_EMPTY_CODE": F_EMPTY_CODE, "F_BAD_NUMBER": F_BAD_NUMBER, "F_LOS_INVALID": F_LOS_INVALID,
+    "F_CHECKS": F_CHECKS,
+    "CC_NOT_COMPUTED": CC_NOT_COMPUTED, "CC_NONE": CC_NONE, "CC_CC": CC_CC, "CC_MCC": CC_MCC,
     "OP_FALSE": OP_FALSE, "OP_TRUE": OP_TRUE, "OP_AND": OP_AND, "OP_OR": OP_OR, "OP_NOT": OP_NOT,
     "OP_PDX_IN": OP_PDX_IN, "OP_ANY_DX_IN": OP_ANY_DX_IN, "OP_SDX_IN": OP_SDX_IN,
     "OP_N_DX_GT": OP_N_DX_GT, "OP_TRAUMA_GE": OP_TRAUMA_GE, "OP_HAS_MCC": OP_HAS_MCC,

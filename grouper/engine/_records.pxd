@@ -1,5 +1,7 @@
-# Record layouts of the compiled decision structure. The NumPy dtypes in grouper.compile
-# are derived from these structs (see _kernel.pyx), so the two layouts cannot drift.
+# Record layouts of the compiled decision structure, and the one source of the engine's numbers.
+# The NumPy dtypes in grouper.engine.compile are derived from these structs (see _kernel.pyx), and
+# the Python side (engine.status Flag/Status/CcLevel, engine.inputs MISSING/ID_*, engine.compile
+# opcodes) reads these constants from _kernel.CONSTANTS, so neither can drift.
 from libc.stdint cimport int8_t, int32_t, uint64_t
 
 cdef enum:
@@ -7,14 +9,14 @@ cdef enum:
     ID_UNKNOWN = -1        # a code not in the scheme's dictionary
     ID_EMPTY = -2          # a null or empty code inside a list
 
-# status classes (grouper.flags.Status)
+# status classes (grouper.engine.status.Status)
 cdef enum:
     ST_GROUPED = 0
     ST_INVALID = 1
     ST_UNGROUPABLE = 2
     ST_AMBIGUOUS = 3
 
-# flag bits (grouper.flags.Flag)
+# flag bits (grouper.engine.status.Flag)
 cdef enum:
     F_SEX_INVALID = 1
     F_AGE_MISSING = 2
@@ -28,11 +30,19 @@ cdef enum:
     F_UNKNOWN_SDX = 512
     F_UNKNOWN_PX = 1024
     F_EMPTY_CODE = 2048
+    F_BAD_NUMBER = 4096     # set by the Arrow boundary (a numeric field that is not a whole number)
     F_LOS_INVALID = 8192
     F_MDC_FAIL = 16384      # a fail rule inside an MDC decided the case (X00 / X000 placeholder)
     F_CHECKS = 8447     # the bits that make a case invalid input
 
-# condition opcodes (grouper.compile lowers predicates to these)
+# CC/MCC level of a case (grouper.engine.status.CcLevel)
+cdef enum:
+    CC_NOT_COMPUTED = -1    # invalid input: severity not evaluated
+    CC_NONE = 0
+    CC_CC = 1
+    CC_MCC = 2
+
+# condition opcodes (grouper.engine.compile lowers predicates to these)
 cdef enum:
     OP_FALSE = 0
     OP_TRUE = 1

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from grouper.engine import _kernel
+import grouper.engine._kernel as _kernel
 from grouper.rulesets.conditions import COMPARISONS
-from grouper.rulesets.ruleset import Ruleset, RulesetError
+from grouper.rulesets import Ruleset, RulesetError
 
 __all__ = ["CompiledRuleset", "compile_ruleset", "COND_DTYPE", "MDC_DTYPE", "ADRG_DTYPE", "SPLIT_DTYPE"]
 
@@ -80,23 +80,32 @@ class CompiledRuleset:
     set_keys: dict = field(default_factory=dict)  # (kind, owner, list) -> row, for inspection
 
     def program(self) -> "_kernel.Program":
-        """The kernel object holding typed views of these arrays."""
-        p = self.params
-        return _kernel.Program(
-            self.cond, self.cond_args, self.dx_sets, self.px_sets, self.regions,
-            self.cc_level, self.cc_table, self.pdx_table, self.mdc, self.adrg, self.split,
-            self.mdc_by_pdx, self.mdc_by_ppx, self.mdc_by_anydx, self.mdc_by_anypx,
-            self.adrg_by_pdx, self.adrg_by_ppx, p["use_anydx"], p["use_anypx"],
-            p["sex_mask"], p["newborn_days"], p["max_age"], p["cc_all"], p["require_los"], p["fail_retry"],
-            len(self.mdc_codes) - 1, len(self.adrg_codes) - 1, len(self.drg_codes) - 1,
-        )
+        """The kernel object holding typed views of these arrays (read by name, checked)."""
+        return _kernel.Program(self)
+
+    @property
+    def none_mdc(self) -> int:
+        """Id of the "no result" MDC code (the last of the table); likewise ADRG and DRG."""
+        return len(self.mdc_codes) - 1
+
+    @property
+    def none_adrg(self) -> int:
+        return len(self.adrg_codes) - 1
+
+    @property
+    def none_drg(self) -> int:
+        return len(self.drg_codes) - 1
+
+    def dump(self) -> str:
+        """The compiled program as text, for debugging: the settings, then each MDC, ADRG and DRG
+        record in evaluation order with its condition tree decoded to predicates and codes."""
+        from grouper.engine.dump import dump_program
+
+        return dump_program(self)
 
     @property
     def nbytes(self) -> int:
-        return sum(getattr(self, f).nbytes for f in (
-            "cond", "cond_args", "dx_sets", "px_sets", "regions", "cc_level", "cc_table",
-            "pdx_table", "mdc", "adrg", "split", "mdc_by_pdx", "mdc_by_ppx", "mdc_by_anydx", "mdc_by_anypx",
-            "adrg_by_pdx", "adrg_by_ppx"))
+        return sum(getattr(self, f).nbytes for f in _kernel.ARRAYS)
 
 
 class _Compiler:

@@ -25,7 +25,7 @@ from grouper.engine.inputs import ID_EMPTY, CodeMapper, Encoded, Encoder, InputE
 from grouper.engine.compile import CompiledRuleset, compile_ruleset
 from grouper.engine.status import CC_LABELS, STATUS_LABELS, STATUS_NAMES_ZH, CcLevel, Flag, Status, describe_flags
 from grouper.engine.reference import Case, ReferenceGrouper
-from grouper.rulesets.ruleset import DEFAULT_RULESET, Ruleset, load_ruleset
+from grouper.rulesets import DEFAULT_RULESET, LOADER_MODULES, Ruleset, code_hash, disk_cached, load_ruleset
 
 __all__ = ["Grouper", "GroupResult", "default_threads", "kept_name", "kept_names", "OUTPUT_COLUMNS"]
 
@@ -61,7 +61,7 @@ def kept_names(keep: Sequence[str], columns: Sequence[str],
     return names
 _COMPILED: dict[str, CompiledRuleset] = {}
 _BAD_NUMBER = int(Flag.BAD_NUMBER)
-_CC_TEXT = {-1: None, 0: CC_LABELS[CcLevel.NONE], 1: CC_LABELS[CcLevel.CC], 2: CC_LABELS[CcLevel.MCC]}
+_CC_TEXT = {int(lv): CC_LABELS.get(lv) for lv in CcLevel}  # NOT_COMPUTED: None
 _MIN_SLICE = 4096  # cases per kernel thread; smaller batches are grouped by one thread
 
 
@@ -148,11 +148,9 @@ def _compiled(rs: Ruleset) -> CompiledRuleset:
     before: keyed by the ruleset's fingerprint (every byte its loader read) and the sha256 of
     the loader, compiler and kernel modules' files, so neither a table edit nor a rebuilt kernel
     is ever served stale. Compiling takes about 0.1 s, a cache hit a few ms (a CLI run)."""
-    from grouper.rulesets.ruleset import _code_hash, _disk_cached
-
-    code = _code_hash(("rulesets.ruleset", "rulesets.conditions", "engine.compile", "engine._kernel"))
+    code = code_hash((*LOADER_MODULES, "engine.compile", "engine._kernel"))
     key = hashlib.sha256(json.dumps(["compiled-2", rs.fingerprint, code]).encode()).hexdigest()
-    return _disk_cached(key if code else None, lambda: compile_ruleset(rs), CompiledRuleset,
+    return disk_cached(key if code else None, lambda: compile_ruleset(rs), CompiledRuleset,
                         valid=lambda c: c.fingerprint == rs.fingerprint)
 
 
@@ -289,16 +287,17 @@ class Grouper:
 
     def _kernel(self, enc, out: tuple[np.ndarray, ...], n_threads: int) -> None:
         """The kernel over one batch; with several threads each takes a contiguous slice (the
-        results are the same for any split). The helpers are pool threads that sleep when idle:
-        OpenMP's own workers spin for milliseconds after every parallel region, and in the
-        read-group-write pipeline that spinning takes the cores the reader and writer need."""
+        results are the same for any split). The kernel releases the GIL and runs one thread;
+        the helpers are pool threads that sleep when idle (OpenMP's workers, which the kernel
+        once used, spin for milliseconds after every parallel region, and in the read-group-write
+        pipeline that spinning takes the cores the reader and writer need)."""
         n = enc.n
         k = max(1, min(n_threads, n // _MIN_SLICE))
 
         def part(a: int, b: int) -> None:
             fields = enc.fields if k == 1 else np.ascontiguousarray(enc.fields[:, a:b])
             self._program.group_batch(fields, enc.dx_off[a:b + 1], enc.dx_ids, enc.px_off[a:b + 1], enc.px_ids,
-                                      *(o[a:b] for o in out), 1)
+                                      *(o[a:b] for o in out))
 
         if k == 1:
             part(0, n)

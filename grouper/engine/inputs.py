@@ -16,10 +16,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from grouper._util.columns import (CODE_COLUMNS, CODE_WHITESPACE, NUMBER_PATTERN, NUMERIC_COLUMNS, REQUIRED_COLUMNS,
+from grouper._util.columns import (CODE_COLUMNS, NUMBER_PATTERN, NUMERIC_COLUMNS, REQUIRED_COLUMNS,
                                    check_columns, is_text, split_joined, to_string)
 from grouper._util.errors import CorruptInputError, InputError
 from grouper.engine._codes import CodeTable
+from grouper.engine._kernel import CONSTANTS as K
 
 __all__ = [
     "CODE_COLUMNS",
@@ -33,8 +34,8 @@ __all__ = [
     "iter_batches",
 ]
 
-MISSING = -(2**31)
-ID_UNKNOWN, ID_EMPTY = -1, -2
+MISSING = K["MISSING"]  # numbers of the kernel (engine/_records.pxd)
+ID_UNKNOWN, ID_EMPTY = K["ID_UNKNOWN"], K["ID_EMPTY"]
 INT32_MAX = 2**31 - 1
 
 
@@ -356,8 +357,10 @@ class Encoded:
     bad_number: np.ndarray  # bool per row
 
 
-#: Rows of ``Encoded.fields`` (the kernel's FIELD_* numbering, checked by a test).
-FIELD_ROWS = ("age", "age_days", "birth_weight", "los", "discharge", "dept", "sex")
+#: Rows of ``Encoded.fields``, in the kernel's FIELD_* order (read from the kernel; a test checks it).
+_FIELD_OF = {"age": "AGE", "age_days": "AGE_DAYS", "birth_weight": "WEIGHT", "los": "LOS",
+             "discharge": "DISCHARGE", "dept": "DEPT", "sex": "SEX"}  # input column -> kernel FIELD_*
+FIELD_ROWS = tuple(sorted(_FIELD_OF, key=lambda c: K["FIELD_" + _FIELD_OF[c]]))
 VALUE_COLUMNS = ("discharge", "dept")  # compared as exact codes, mapped to the scheme's value ids
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from grouper.engine.inputs import CODE_WHITESPACE, parse_int
+from grouper._util.columns import CODE_WHITESPACE
+from grouper.engine.inputs import parse_int
 from grouper.engine.status import CHECK_FLAGS, CcLevel, Flag, Status
-from grouper.rulesets.ruleset import Ruleset
+from grouper.rulesets import Ruleset
 
 __all__ = ["Case", "Result", "ReferenceGrouper", "parse_int"]
 

@@ -1,8 +1,9 @@
 """Per-row status classes and flag bits, with their human-readable meanings.
 
-The kernel writes a status byte and a flag bitmask per case; the numbers are fixed here and
-mirrored in ``cext/_records.pxd`` (a test checks the two agree). Check bits make a case
-invalid input; warning bits never change the group, they say what was odd about the input.
+The kernel writes a status byte and a flag bitmask per case; the numbers are declared once, in
+``engine/_records.pxd``, and read here from the compiled kernel (``_kernel.CONSTANTS``). Check
+bits make a case invalid input; warning bits never change the group, they say what was odd
+about the input.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 from enum import IntEnum, IntFlag
 from functools import lru_cache
 
+from grouper.engine._kernel import CONSTANTS as K
+
 __all__ = ["CcLevel", "Flag", "Status", "CHECK_FLAGS", "describe_flags"]
 
 
 class Status(IntEnum):
-    GROUPED = 0  # SUCCESS in the national reference grouper
-    INVALID = 1  # CHECK_FAILED: failed the pre-grouping checks
-    UNGROUPABLE = 2  # FAIL: no MDC/ADRG/DRG rule matched (0000)
-    AMBIGUOUS = 3  # QY: ambiguous group (歧义组)
+    GROUPED = K["ST_GROUPED"]  # SUCCESS in the national reference grouper
+    INVALID = K["ST_INVALID"]  # CHECK_FAILED: failed the pre-grouping checks
+    UNGROUPABLE = K["ST_UNGROUPABLE"]  # FAIL: no MDC/ADRG/DRG rule matched (0000)
+    AMBIGUOUS = K["ST_AMBIGUOUS"]  # QY: ambiguous group (歧义组)
 
     @property
     def label(self) -> str:
@@ -35,10 +38,10 @@ STATUS_NAMES_ZH = {"grouped": "分组成功", "invalid": "信息校验不通过"
 
 
 class CcLevel(IntEnum):
-    NOT_COMPUTED = -1  # invalid input: severity not evaluated
-    NONE = 0
-    CC = 1
-    MCC = 2
+    NOT_COMPUTED = K["CC_NOT_COMPUTED"]  # invalid input: severity not evaluated
+    NONE = K["CC_NONE"]
+    CC = K["CC_CC"]
+    MCC = K["CC_MCC"]
 
 
 CC_LABELS = {CcLevel.NONE: "none", CcLevel.CC: "CC", CcLevel.MCC: "MCC"}
@@ -46,25 +49,25 @@ CC_LABELS = {CcLevel.NONE: "none", CcLevel.CC: "CC", CcLevel.MCC: "MCC"}
 
 class Flag(IntFlag):
     # checks: any of these makes the case invalid input
-    SEX_INVALID = 1 << 0
-    AGE_MISSING = 1 << 1
-    AGE_OUT_OF_RANGE = 1 << 2
-    AGE_DAYS_MISSING = 1 << 3
-    AGE_DAYS_OUT_OF_RANGE = 1 << 4
-    WEIGHT_MISSING = 1 << 5
-    WEIGHT_OUT_OF_RANGE = 1 << 6
-    NO_DIAGNOSIS = 1 << 7
+    SEX_INVALID = K["F_SEX_INVALID"]
+    AGE_MISSING = K["F_AGE_MISSING"]
+    AGE_OUT_OF_RANGE = K["F_AGE_OUT_OF_RANGE"]
+    AGE_DAYS_MISSING = K["F_AGE_DAYS_MISSING"]
+    AGE_DAYS_OUT_OF_RANGE = K["F_AGE_DAYS_OUT_OF_RANGE"]
+    WEIGHT_MISSING = K["F_WEIGHT_MISSING"]
+    WEIGHT_OUT_OF_RANGE = K["F_WEIGHT_OUT_OF_RANGE"]
+    NO_DIAGNOSIS = K["F_NO_DIAGNOSIS"]
     # warnings: reported, grouping goes on
-    UNKNOWN_PDX = 1 << 8
-    UNKNOWN_SDX = 1 << 9
-    UNKNOWN_PX = 1 << 10
-    EMPTY_CODE = 1 << 11
-    BAD_NUMBER = 1 << 12
+    UNKNOWN_PDX = K["F_UNKNOWN_PDX"]
+    UNKNOWN_SDX = K["F_UNKNOWN_SDX"]
+    UNKNOWN_PX = K["F_UNKNOWN_PX"]
+    EMPTY_CODE = K["F_EMPTY_CODE"]
+    BAD_NUMBER = K["F_BAD_NUMBER"]
     # check, for schemes that require a length of stay
-    LOS_INVALID = 1 << 13
+    LOS_INVALID = K["F_LOS_INVALID"]
     # an ungroupable case that a fail rule inside its MDC decided (the 3.0 workbook's X00 / X000
     # placeholder), as opposed to one that no MDC's rules gave a result (mdc 0000, no such flag)
-    MDC_FAIL = 1 << 14
+    MDC_FAIL = K["F_MDC_FAIL"]
 
 
 CHECK_FLAGS = (

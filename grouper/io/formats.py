@@ -202,3 +202,9 @@ def _open_ipc(p: Path) -> Source:
             raise ValueError(f"{p}: corrupt Arrow data ({first_line(exc)})") from None
 
     return Source(str(p), schema, batches, num_rows)
+
+
+def read_table(path: str | os.PathLike) -> pa.Table:
+    """A small table (weights, hospitals) from CSV/Parquet/Arrow, all of it."""
+    s = open_source(path)
+    return pa.Table.from_batches(list(s.batches), schema=s.schema)

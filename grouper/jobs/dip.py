@@ -13,7 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper._util.errors import InputError
-from grouper.io import check_outputs, expand_inputs, open_source, plan_columns, read_columns, write_batches
+from grouper.io import (check_outputs, expand_inputs, open_source, plan_columns, read_columns, write_batches,
+                        write_text)
 from grouper.payment.dip import (
     ASSIGN_STATUSES,
     ASSIGNED_SCHEMA,
@@ -31,8 +32,8 @@ from grouper.payment.dip import (
     settle,
 )
 
-__all__ = ["dip_catalogue_files", "dip_assign_files", "dip_settle_files", "save_catalogue", "load_catalogue",
-           "file_batches"]
+__all__ = ["dip_catalogue_files", "dip_catalogue_job", "dip_assign_files", "dip_settle_files", "dip_settle_job",
+           "save_catalogue", "load_catalogue", "file_batches"]
 
 
 def file_batches(inputs, need: list[str], optional: list[str], batch_size: int, what: str,
@@ -124,3 +125,36 @@ def dip_settle_files(inputs, catalogue: Catalogue, params: DipParams, output, *,
                                        columns.case_id),
                   catalogue, params, procedure_types=procedure_types, columns=columns, point_value=point_value,
                   sink=lambda it: write_batches(output, it, overwrite=overwrite, empty_schema=SETTLED_SCHEMA))
+
+
+def dip_catalogue_job(inputs, params: DipParams, output, *, ruleset: str, year_column: str | None = None,
+                      cost: str = "total_cost", level: str = "hospital_level", summary=None,
+                      overwrite: bool = False) -> tuple[Catalogue, str | None]:
+    """``drg dip catalogue``: the catalogue of ``inputs`` saved to ``output`` (+ ``summary`` JSON);
+    without ``year_column``, ``discharge_date`` when every input has it. Returns the catalogue and
+    the year column used."""
+    files = expand_inputs(inputs)
+    if year_column is None:
+        has = [("discharge_date" in open_source(f).schema.names) for f in files]
+        year_column = "discharge_date" if all(has) else None
+    types = ProcedureTypes.from_ruleset(ruleset)
+    cat = dip_catalogue_files(files, params, procedure_types=types,
+                              columns=DipColumns(cost=cost, level=level, year=year_column))
+    save_catalogue(cat, output, overwrite=overwrite)
+    if summary:
+        write_text(summary, json.dumps(cat.info, ensure_ascii=False, indent=2) + "\n", overwrite=overwrite)
+    return cat, year_column
+
+
+def dip_settle_job(inputs, catalogue: Catalogue, params: DipParams, output, *, procedure_types: ProcedureTypes,
+                   columns: DipColumns = DEFAULT_COLUMNS, point_value: float | None = None, summary=None,
+                   totals=None, overwrite: bool = False) -> DipSettlement:
+    """``drg dip settle``: ``dip_settle_files`` plus the per-hospital ``summary`` table and the
+    ``totals`` JSON."""
+    r = dip_settle_files(inputs, catalogue, params, output, procedure_types=procedure_types, columns=columns,
+                         point_value=point_value, overwrite=overwrite)
+    if summary:
+        write_batches(summary, r.hospitals.to_batches(), overwrite=overwrite, empty_schema=r.hospitals.schema)
+    if totals:
+        write_text(totals, json.dumps(r.summary, ensure_ascii=False, indent=2) + "\n", overwrite=overwrite)
+    return r

@@ -13,8 +13,7 @@ import pyarrow as pa
 
 from grouper._util.batches import conform, empty_batch, unified_schema
 from grouper._util.progress import Progress
-from grouper.engine.grouper import OUTPUT_COLUMNS
-from grouper.engine.summary import BatchCounts, RunSummary
+from grouper.engine import OUTPUT_COLUMNS, BatchCounts, RunSummary
 from grouper.io import (DEFAULT_BATCH, LAYOUTS, CaseSource, OutputSet, Source, check_outputs, expand_inputs,
                         load_mapping, write_batches)
 

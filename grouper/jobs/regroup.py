@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterable
 
 from grouper.analytics.regroup import Regrouping, RegroupResult
-from grouper.engine.grouper import Grouper
+from grouper.engine import Grouper
 from grouper.io import DEFAULT_BATCH, OutputSet, check_outputs, expand_inputs, open_source, write_batches
 from grouper.report import write_regroup_report
 

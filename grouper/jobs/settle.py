@@ -15,7 +15,7 @@ import pyarrow as pa
 from grouper._util.batches import empty_batch
 from grouper._util.errors import CorruptInputError, InputError
 from grouper.io import (CANONICAL_COLUMNS, OutputSet, check_outputs, expand_inputs, format_of, open_source,
-                        plan_columns, prefetch, read_columns, write_batches)
+                        plan_columns, prefetch, read_columns, read_table, write_batches)
 from grouper.payment.drg import DEFAULT_BATCH, DrgColumns, DrgSettlement, needed_columns, settle_batches
 from grouper.payment.pack import PaymentPack
 
@@ -31,12 +31,6 @@ def _unified_schema(schemas: Iterable[pa.Schema]) -> pa.Schema:
             elif f.type != types[f.name] and not pa.types.is_null(f.type):
                 types[f.name] = pa.string()
     return pa.schema(list(types.items()))
-
-
-def read_table(path) -> pa.Table:
-    """A small table (weights, hospitals) from CSV/Parquet/Arrow, all of it."""
-    s = open_source(path)
-    return pa.Table.from_batches(list(s.batches), schema=s.schema)
 
 
 def case_columns(pack: PaymentPack, cols: DrgColumns) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from grouper.payment.pack import (MAX_AMOUNT, MAX_FACTOR, MAX_RATE, MIN_MEAN_COST, Coefficients, Fund,
+from grouper.payment.pack_model import (MAX_AMOUNT, MAX_FACTOR, MAX_RATE, MIN_MEAN_COST, Coefficients, Fund,
                                   Outlier, PackError, PerDiem, QualityKnob, QualityRule, Rate, ReferralKnob,
                                   Settlement, SharingKnob, ShortStay, SpecialReview, Unusual, UnusualRule)
 

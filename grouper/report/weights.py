@@ -156,7 +156,7 @@ def _flags_text(flags: str) -> str:
 def _trim_text(trim: str | None) -> str:
     if not trim:
         return "未说明 / not given"
-    from grouper.analytics.weights import WeightOptions
+    from grouper.analytics import WeightOptions
     try:
         kind, p = WeightOptions(trim=trim).trim_rule()
     except ValueError:

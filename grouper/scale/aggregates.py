@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from grouper.io import DEFAULT_BATCH
-from grouper.rulesets.ruleset import DEFAULT_RULESET
+from grouper.rulesets import DEFAULT_RULESET
 from grouper.scale.fragments import fragment_listing
 from grouper.scale.tasks import map_fragments
 
@@ -28,7 +28,7 @@ class _AggJob:
 
 
 def _sample_fragment(path: str, job: _AggJob):
-    from grouper.analytics.weights import sample_files
+    from grouper.analytics import sample_files
 
     return sample_files(job.grouper, [path], batch_size=job.batch_size, filesystem=job.filesystem, **job.options)
 
@@ -41,7 +41,7 @@ def _cells_fragment(path: str, job: _AggJob):
 
 def _aggregate(fn, src, ruleset, client, workers, filesystem, options, batch_size):
     """Run ``fn`` per file and merge the partial results (CostSample or IndexCells) in file order."""
-    from grouper.engine.grouper import Grouper
+    from grouper.engine import Grouper
 
     g = ruleset if isinstance(ruleset, Grouper) else Grouper(ruleset)
     fs, files, _ = fragment_listing(src, filesystem)
@@ -69,7 +69,7 @@ def weights_dataset(src, ruleset: Any = DEFAULT_RULESET, options=None, client=No
     task groups one file and keeps its kept cases' DRG, cost and stay (about 20 bytes a case,
     returned to the driver, which spills them to disk beyond ``weights.SPILL_ROWS``); the samples
     merge exactly. Equal to ``weights.weights_from_files`` over the same files, to the last bit."""
-    from grouper.analytics.weights import WeightOptions
+    from grouper.analytics import WeightOptions
 
     sample = sample_dataset(src, ruleset, client, workers=workers, filesystem=filesystem, cost=cost, los=los,
                             year=year, batch_size=batch_size)

@@ -33,14 +33,14 @@ import pyarrow.parquet as pq
 from grouper._util.batches import conform, empty_batch, unified_schema
 from grouper._util.errors import first_line
 from grouper._util.version import __version__
-from grouper.engine.inputs import InputError, check_columns
-from grouper.engine.status import STATUS_LABELS, Flag
-from grouper.engine.summary import BatchCounts, RunSummary
+from grouper._util.columns import check_columns
+from grouper._util.errors import InputError
+from grouper.engine import STATUS_LABELS, BatchCounts, Flag, RunSummary
 from grouper.io import (CANONICAL_COLUMNS, ColumnPlan, DEFAULT_BATCH, check_outputs, load_mapping, plan_columns,
                         read_columns, write_text)
-from grouper.rulesets.ruleset import DEFAULT_RULESET
-from grouper.scale.fragments import (DEFAULT_SPLIT_ROWS, PARQUET_SUFFIXES, fragment_listing, inspect_fragments,
-                                     resolve_filesystem, row_group_runs)
+from grouper.rulesets import DEFAULT_RULESET
+from grouper.scale.fragments import (DEFAULT_SPLIT_ROWS, PARQUET_SUFFIXES, TMP_TAG, fragment_listing, inspect_fragments,
+                                     read_json, remove_file, resolve_filesystem, row_group_runs, write_json)
 from grouper.scale.tasks import map_fragments
 
 __all__ = ["MANIFEST", "DatasetResult", "group_dataset"]
@@ -50,7 +50,7 @@ __all__ = ["MANIFEST", "DatasetResult", "group_dataset"]
 MANIFEST = "_manifest.json"
 PROGRESS = "_progress"  # one marker per finished piece
 _MANIFEST_FORMAT = "drg-grouper dataset manifest 1"
-_TMP_TAG = ".drg-"  # part of every temporary name, so debris of killed workers can be swept
+_TMP_TAG = TMP_TAG
 
 
 # ----------------------------------------------------------------------------- one piece
@@ -145,18 +145,18 @@ def _group_piece(piece: _Piece, job: _Job) -> dict:
                              "it changed while being grouped")
         fs.move(tmp, final)
     except (InputError, ValueError, pa.ArrowNotImplementedError) as exc:  # ArrowInvalid is a ValueError
-        _remove(fs, tmp)
+        remove_file(fs, tmp)
         msg = first_line(exc)
         row["error"] = msg if msg.startswith(piece.fragment) else f"{piece.fragment}: {msg}"
         row["seconds"] = round(time.perf_counter() - t0, 6)
         return row
     except BaseException:
-        _remove(fs, tmp)
+        remove_file(fs, tmp)
         raise
     row.update(state="complete", status=counts.status, seconds=round(time.perf_counter() - t0, 6))
     marker = {"run": job.run_key, "source": piece.source(), "output_bytes": fs.get_file_info(final).size,
               "row": row, "mdc": counts.mdc, "drg": counts.drg, "flags": counts.flag_counts()}
-    _write_json(fs, posixpath.join(job.dst, PROGRESS, piece.output + ".json"), marker)
+    write_json(fs, posixpath.join(job.dst, PROGRESS, piece.output + ".json"), marker)
     return row
 
 def _writer_options(schema: pa.Schema) -> dict:
@@ -174,32 +174,6 @@ def _writer_options(schema: pa.Schema) -> dict:
         if pa.types.is_integer(schema.field("case_id").type):
             opts["column_encoding"] = {"case_id": "DELTA_BINARY_PACKED"}
     return opts
-
-def _remove(fs: pafs.FileSystem, path: str) -> None:
-    try:
-        fs.delete_file(path)
-    except (OSError, pa.ArrowException):
-        pass
-
-
-def _write_json(fs: pafs.FileSystem, path: str, doc: dict) -> None:
-    """All or nothing: a reader sees the old document or the new one, never half of one (on
-    any pyarrow filesystem, object storage included: ``grouper.io`` writes local files only)."""
-    tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}{_TMP_TAG}{uuid.uuid4().hex[:8]}.tmp")
-    fs.create_dir(posixpath.dirname(path), recursive=True)
-    with fs.open_output_stream(tmp) as out:
-        out.write((json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode())
-    fs.move(tmp, path)
-
-
-def _read_json(fs: pafs.FileSystem, path: str) -> dict | None:
-    try:
-        with fs.open_input_stream(path) as fh:
-            doc = json.loads(fh.read().decode())
-        return doc if isinstance(doc, dict) else None
-    except (OSError, ValueError, pa.ArrowException):
-        return None
-
 
 # ----------------------------------------------------------------------------- the run
 
@@ -259,7 +233,7 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
     afresh; a folder holding another run (other ruleset or options) or other files is refused.
     Pieces whose data is bad are reported in ``result.failed`` (the others are still written);
     tasks lost with a worker or failing on I/O are retried ``retries`` times."""
-    from grouper.engine.grouper import Grouper
+    from grouper.engine import Grouper
 
     t0 = time.perf_counter()
     g = ruleset if isinstance(ruleset, Grouper) else Grouper(ruleset)
@@ -280,7 +254,7 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
     plans = [plan_columns(f["schema"], columns_map, layout, f["path"]) for f in files]
     schemas = [plan.schema(f["schema"]) for plan, f in zip(plans, files)]
     if keep is True:
-        from grouper.engine.grouper import OUTPUT_COLUMNS
+        from grouper.engine import OUTPUT_COLUMNS
 
         keep = [c for c in schemas[0].names if c not in OUTPUT_COLUMNS]
     keep = list(keep)
@@ -311,8 +285,8 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
         check_outputs([report], overwrite=overwrite or resuming)
     current = {p.output for p in pieces}
     for stale in old - current:  # parts of an earlier run over other inputs: not part of this dataset
-        _remove(dst_fs, posixpath.join(dst_path, stale))
-        _remove(dst_fs, posixpath.join(dst_path, PROGRESS, stale + ".json"))
+        remove_file(dst_fs, posixpath.join(dst_path, stale))
+        remove_file(dst_fs, posixpath.join(dst_path, PROGRESS, stale + ".json"))
     rows: list[dict | None] = [None] * len(pieces)
     extra: list[dict | None] = [None] * len(pieces)
     if not overwrite:
@@ -340,7 +314,7 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
         if final:
             manifest["state"] = "complete" if len(done) == len(pieces) else "incomplete"
             manifest["seconds"] = round(time.perf_counter() - t0, 6)
-        _write_json(dst_fs, posixpath.join(dst_path, MANIFEST), manifest)
+        write_json(dst_fs, posixpath.join(dst_path, MANIFEST), manifest)
 
     save()
     todo = [p for p, r in zip(pieces, rows) if r is None]
@@ -368,7 +342,7 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
         _sweep(dst_fs, dst_path)
     for i, p in enumerate(pieces):  # counts of this run's pieces from their markers
         if extra[i] is None and rows[i] is not None and rows[i]["state"] == "complete":
-            extra[i] = _read_json(dst_fs, posixpath.join(dst_path, PROGRESS, p.output + ".json")) or {}
+            extra[i] = read_json(dst_fs, posixpath.join(dst_path, PROGRESS, p.output + ".json")) or {}
     failed = [r for r in rows if r is None or r["state"] != "complete"]
     summary = _summary(g, manifest, extra, [p for p, _ in frags], dst, time.perf_counter() - t0, max_error_rate)
     if report is not None:
@@ -415,7 +389,7 @@ def _prepare_dst(fs: pafs.FileSystem, dst: str, run_key: dict, overwrite: bool, 
     if info.type == pafs.FileType.NotFound:
         fs.create_dir(dst, recursive=True)
         return set(), False
-    old = _read_json(fs, posixpath.join(dst, MANIFEST))
+    old = read_json(fs, posixpath.join(dst, MANIFEST))
     if old is None or old.get("format") != _MANIFEST_FORMAT:
         if fs.get_file_info(pafs.FileSelector(dst, recursive=False)):
             raise FileExistsError(f"{shown}: folder is not empty and holds no {MANIFEST} of an earlier run; "
@@ -428,7 +402,7 @@ def _prepare_dst(fs: pafs.FileSystem, dst: str, run_key: dict, overwrite: bool, 
     parts = {r["output"] for r in old.get("fragments", []) if isinstance(r, dict) and "output" in r}
     if overwrite:
         for part in parts:
-            _remove(fs, posixpath.join(dst, part))
+            remove_file(fs, posixpath.join(dst, part))
         try:
             fs.delete_dir(posixpath.join(dst, PROGRESS))
         except (OSError, pa.ArrowException):
@@ -441,7 +415,7 @@ def _completed(fs: pafs.FileSystem, dst: str, pieces: list[_Piece], run_key: dic
     """The markers of pieces an earlier run finished with the same ruleset, options and input
     file (size, modification time) and whose part file is still there, whole."""
     def check(p: _Piece) -> dict | None:
-        m = _read_json(fs, posixpath.join(dst, PROGRESS, p.output + ".json"))
+        m = read_json(fs, posixpath.join(dst, PROGRESS, p.output + ".json"))
         if m is None or m.get("run") != run_key or m.get("source") != p.source():
             return None
         info = fs.get_file_info(posixpath.join(dst, p.output))
@@ -462,7 +436,7 @@ def _sweep(fs: pafs.FileSystem, dst: str) -> None:
     for info in infos:
         name = posixpath.basename(info.path)
         if info.type == pafs.FileType.File and name.startswith(".") and _TMP_TAG in name and name.endswith(".tmp"):
-            _remove(fs, info.path)
+            remove_file(fs, info.path)
 
 
 def _summary(g, manifest: dict, extra: list, inputs: list[str], dst, seconds: float,

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import fnmatch
+import json
 import os
 import posixpath
+import uuid
 from collections.abc import Sequence
 
 import pyarrow as pa
@@ -15,7 +17,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from grouper._util.errors import first_line
-from grouper.engine.inputs import CODE_COLUMNS
+from grouper.engine import CODE_COLUMNS
 
 __all__ = ["DEFAULT_SPLIT_ROWS", "PARQUET_SUFFIXES", "fragment_listing", "inspect_fragments", "list_fragments",
            "resolve_filesystem", "row_group_runs"]
@@ -158,3 +160,35 @@ def row_group_runs(groups: list[int], split_rows: int | None) -> list[tuple[int,
         if start < len(groups):
             runs.append((start, len(groups)))
     return runs
+
+
+# ----------------------------------------------------------------------------- small files on any filesystem
+
+#: part of every temporary name, so debris of killed workers can be swept
+TMP_TAG = ".drg-"
+
+
+def remove_file(fs: pafs.FileSystem, path: str) -> None:
+    try:
+        fs.delete_file(path)
+    except (OSError, pa.ArrowException):
+        pass
+
+
+def write_json(fs: pafs.FileSystem, path: str, doc: dict) -> None:
+    """All or nothing: a reader sees the old document or the new one, never half of one (on
+    any pyarrow filesystem, object storage included: ``grouper.io`` writes local files only)."""
+    tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}{TMP_TAG}{uuid.uuid4().hex[:8]}.tmp")
+    fs.create_dir(posixpath.dirname(path), recursive=True)
+    with fs.open_output_stream(tmp) as out:
+        out.write((json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode())
+    fs.move(tmp, path)
+
+
+def read_json(fs: pafs.FileSystem, path: str) -> dict | None:
+    try:
+        with fs.open_input_stream(path) as fh:
+            doc = json.loads(fh.read().decode())
+        return doc if isinstance(doc, dict) else None
+    except (OSError, ValueError, pa.ArrowException):
+        return None

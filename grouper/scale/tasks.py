@@ -49,7 +49,7 @@ def map_fragments(fn: Callable, fragments: Sequence, client=None, workers: int |
     if client is not None:
         return _map_dask(fn, items, client, shared, retries, errors, on_result)
     if workers is None:
-        from grouper.engine.grouper import default_threads
+        from grouper.engine import default_threads
 
         workers = default_threads()
     if workers < 1:

@@ -61,7 +61,7 @@ class ProcedureTypes:
 
     @classmethod
     def from_ruleset(cls, name_or_path: str) -> ProcedureTypes:
-        from grouper.rulesets.ruleset import GLOBAL, load_ruleset
+        from grouper.rulesets import GLOBAL, load_ruleset
 
         rs = load_ruleset(name_or_path)
         lst = rs.lists.get((GLOBAL, "VALID_OR"))

@@ -9,32 +9,20 @@ find its mistake, not a traceback.
 
 from __future__ import annotations
 
-import csv
-import functools
 import hashlib
-import io
 import json
-import operator
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable
 
 from grouper.rulesets import conditions
+from grouper.rulesets.cache import CACHE_FORMAT, code_hash, disk_cached
+from grouper.rulesets.model import GLOBAL, Adrg, CodeList, Drg, Mdc, Ruleset, RulesetError
+from grouper.rulesets.registry import STATUSES, find_ruleset
+from grouper.rulesets.tables import OPTIONAL, SCHEMA, Table, read_files
 
-__all__ = [
-    "Adrg",
-    "Drg",
-    "Mdc",
-    "Ruleset",
-    "RulesetError",
-    "available_rulesets",
-    "load_ruleset",
-    "rules_dirs",
-]
+__all__ = ["LOADER_MODULES", "load_ruleset"]
 
 #: Shape of a 医保版 ICD-10 code, dagger/asterisk pairs written as one string
 #: (``A18.300x009+K93.0*``).
@@ -46,240 +34,11 @@ DX_CODE_RE = re.compile(
 #: Shape of a 医保版 ICD-9-CM-3 code (``37.5100``, ``00.5500x008``, ``48.0x03``).
 PX_CODE_RE = re.compile(r"^[0-9]{2}(\.[0-9A-Za-z]{1,12})?$")
 
-GLOBAL = ""  # owner of scheme-wide lists such as VALID_OR
-
-
-class RulesetError(ValueError):
-    """A ruleset folder that cannot be used; the message names file, line and problem."""
-
-    def __init__(self, file: str, line: int | None, problem: str):
-        self.file, self.line, self.problem = file, line, problem
-        where = f"{file} line {line}" if line else file
-        super().__init__(f"{where}: {problem}")
-
-
-@dataclass(frozen=True)
-class Mdc:
-    code: str
-    name: str
-    eval_order: int
-    entry_rule: dict
-    adrgs: tuple[str, ...]
-    qy_after: str  # ADRG after which the ambiguous-group test sits; "" = before the first
-    qy_rule: dict | None  # None: no ambiguous-group test in this MDC
-    pre_qy_rule: dict | None = None  # qy_rules.csv: tested before the entry rule
-    pre_qy_drg: str = ""  # its result DRG (e.g. "MQY"); the reported MDC is "MDC" + its letter
-
-
-@dataclass(frozen=True)
-class Adrg:
-    """An ADRG rule. Local schemes may give one ADRG several alternative rules (AH1_1, AH1_2):
-    ``code`` is the rule's id, ``report_code`` the ADRG reported (AH1)."""
-
-    code: str
-    name: str
-    mdc: str
-    section: str
-    entry_rule: dict
-    drgs: tuple[str, ...]
-    report_code: str = ""
-    no_split_result: str = ""  # result when no DRG split holds; "" = go on with the next ADRG rule
-
-    def __post_init__(self):
-        if not self.report_code:
-            object.__setattr__(self, "report_code", self.code)
-
-
-@dataclass(frozen=True)
-class Drg:
-    code: str
-    name: str
-    adrg: str  # the ADRG rule it belongs to; (adrg, code) is the key
-    split_rule: dict
-
-
-@dataclass(frozen=True)
-class CodeList:
-    """A named code list: ``owner`` is an MDC, an ADRG or GLOBAL; ``kind`` dx or px."""
-
-    owner: str
-    name: str
-    kind: str
-    codes: tuple[str, ...]  # first-occurrence order, duplicates removed
-    labels: dict[str, str] = field(default_factory=dict)  # px combination labels
-    regions: dict[str, str] = field(default_factory=dict)  # trauma body regions
-
-
-@dataclass(frozen=True, eq=False)
-class Ruleset:
-    """A validated scheme: plain Python data, the input of both compiler and reference."""
-
-    name: str
-    version: str
-    title: str
-    path: str
-    fingerprint: str
-    engine: dict
-    validation: dict
-    input_fields: tuple[str, ...]  # optional input columns the scheme needs (los, discharge, dept)
-    mdcs: tuple[Mdc, ...]  # in evaluation order
-    adrgs: dict[str, Adrg]  # by rule id
-    drgs: dict[tuple[str, str], Drg]  # by (ADRG rule, DRG code)
-    lists: dict[tuple[str, str], CodeList]
-    cc: dict[str, tuple[str, str]]  # dx code -> (level "MCC"/"CC"/"MCC+CC", exclusion table; "" none)
-    pdx_excl: dict[str, str]  # principal dx code -> its exclusion table
-    dx_names: dict[str, str]
-    px_names: dict[str, str]
-    status: str = "local"  # one of STATUSES
-    dx_map: dict[str, str] = field(default_factory=dict)  # optional code conversion (other edition -> this one)
-    px_map: dict[str, str] = field(default_factory=dict)
-
-    # ---- list resolution shared by the compiler and the reference interpreter ----
-    def resolve_list(self, name: str, owner: str) -> CodeList:
-        """The list a condition means by ``name`` when written in ``owner``'s rule.
-
-        Unqualified names are looked up at the owner (an ADRG, or an MDC for its rules), then
-        among the scheme-wide named lists (``named_lists.csv`` rows without ``OWNER.``);
-        ``mdc_dx`` in an ADRG rule means the ADRG's MDC list; ``VALID_OR`` is scheme-wide;
-        ``OWNER.name`` is an explicit reference to another owner's list.
-        """
-        key = _list_key(name, owner, self.adrgs)
-        if key not in self.lists and "." not in name and (GLOBAL, name) in self.lists:
-            key = (GLOBAL, name)  # a scheme-wide named list (named_lists.csv without OWNER.)
-        if key not in self.lists and f"{key[0]}.{key[1]}" in self.validation["allow_empty_lists"]:
-            return CodeList(key[0], key[1], "any", ())  # declared empty on purpose: matches nothing
-        return self.lists[key]
-
-    def px_label_list(self, label: str, owner: str) -> tuple[str, ...]:
-        """Codes of the owner's ``px`` list that carry combination label ``label``."""
-        lst = self.resolve_list("px", owner)
-        return tuple(c for c in lst.codes if lst.labels.get(c) == label)
-
-    def dx_prefix_list(self, prefix: str) -> tuple[str, ...]:
-        """Codes of the scheme's diagnosis universe that start with ``prefix``."""
-        return tuple(c for c in self.dx_universe if c.startswith(prefix))
-
-    @cached_property
-    def dx_universe(self) -> list[str]:
-        """Every diagnosis code the scheme knows: dictionary plus codes used by rules."""
-        codes = set(self.dx_names)
-        codes.update(self.cc)
-        codes.update(self.pdx_excl)
-        for lst in self.lists.values():
-            if lst.kind == "dx":
-                codes.update(lst.codes)
-        return sorted(codes)
-
-    @cached_property
-    def px_universe(self) -> list[str]:
-        codes = set(self.px_names)
-        for lst in self.lists.values():
-            if lst.kind == "px":
-                codes.update(lst.codes)
-        return sorted(codes)
-
-    def counts(self) -> dict[str, int]:
-        """Groups as the scheme publishes them: fail placeholders (engine.fail_adrgs) are rules,
-        not groups, and are not counted."""
-        fail = set(self.engine.get("fail_adrgs", ()))
-        return {"mdc": len(self.mdcs),
-                "adrg": len({a.report_code for a in self.adrgs.values() if a.code not in fail}),
-                "drg": len({code for rule, code in self.drgs if rule not in fail})}
-
-    @cached_property
-    def fields(self) -> frozenset[str]:
-        """Optional input fields (los, discharge, dept) the scheme's conditions read."""
-        trees = [m.entry_rule for m in self.mdcs] + [m.qy_rule for m in self.mdcs if m.qy_rule]
-        trees += [m.pre_qy_rule for m in self.mdcs if m.pre_qy_rule]
-        trees += [a.entry_rule for a in self.adrgs.values()] + [d.split_rule for d in self.drgs.values()]
-        return frozenset(conditions.PREDICATES[p["pred"]].field for t in trees
-                         for p in conditions.predicates(t) if conditions.PREDICATES[p["pred"]].field)
-
-    def __repr__(self) -> str:  # the tables are large; show identity only
-        c = self.counts()
-        return (
-            f"Ruleset({self.name!r}, version={self.version!r}, mdc={c['mdc']}, "
-            f"adrg={c['adrg']}, drg={c['drg']}, fingerprint={self.fingerprint[:12]})"
-        )
-
-
-def _list_key(name: str, owner: str, adrgs: dict) -> tuple[str, str]:
-    if name == "VALID_OR":
-        return (GLOBAL, name)
-    if "." in name:
-        o, n = name.split(".", 1)
-        return (o, n)
-    if name == "mdc_dx" and owner in adrgs:
-        return (adrgs[owner].mdc, name)
-    return (owner, name)
-
-
-# --------------------------------------------------------------------------- finding
-
-def rules_dirs() -> list[Path]:
-    """Folders searched for rulesets by name: $DRG_RULES_PATH entries, then the bundled ones."""
-    dirs = [Path(p) for p in os.environ.get("DRG_RULES_PATH", "").split(os.pathsep) if p]
-    here = Path(__file__).resolve().parents[1]  # the grouper package
-    dirs.append(here / "rules")  # installed wheel: rules/ is packaged as grouper/rules
-    dirs.append(here.parent / "rules")  # source checkout / editable install
-    return [d for d in dirs if d.is_dir()]
-
-
-def available_rulesets() -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for d in rules_dirs():
-        for sub in sorted(d.iterdir()):
-            if (sub / "ruleset.toml").is_file():
-                found.setdefault(sub.name, sub)
-    return found
-
-
-def _find(name_or_path: str | os.PathLike) -> Path:
-    p = Path(name_or_path)
-    if (p / "ruleset.toml").is_file():
-        return p
-    found = available_rulesets()
-    if str(name_or_path) in found:
-        return found[str(name_or_path)]
-    known = ", ".join(found) or "none"
-    raise RulesetError(
-        str(name_or_path), None, f"no such ruleset (not a folder with ruleset.toml; known: {known})"
-    )
-
-
-#: Tables and the columns each must have (a table may have more; the fingerprint covers all).
-_SCHEMA = {
-    "mdc.csv": ["mdc", "mdc_name", "eval_order", "entry_rule", "adrg_order", "qy_after", "qy_rule"],
-    "mdc_dx.csv": ["mdc", "dx_code", "trauma_region"],
-    "adrg.csv": ["adrg", "adrg_name", "mdc", "section", "entry_rule", "drg_order"],
-    "adrg_dx.csv": ["adrg", "list", "dx_code"],
-    "adrg_px.csv": ["adrg", "list", "px_code", "label"],
-    "drg.csv": ["drg", "drg_name", "adrg", "split_rule"],
-    "cc_mcc.csv": ["dx_code", "level", "excl_table"],
-    "cc_exclusion.csv": ["pdx_code", "excl_table"],
-    "or_procedures.csv": ["px_code", "px_name"],
-    "dx_dict.csv": ["dx_code", "dx_name"],
-    "px_dict.csv": ["px_code", "px_name"],
-}
-_OPTIONAL = {"named_lists.csv": ["list", "code"], "qy_rules.csv": ["mdc", "qy_drg", "rule"],
-             "dx_map.csv": ["from_code", "to_code"], "px_map.csv": ["from_code", "to_code"]}
-
-#: What a scheme is to its users (``status`` in ruleset.toml; ``drg rulesets`` shows it).
-STATUSES = {"national-current": "国家现行版", "national-next": "国家新版（待实施）",
-            "local": "地方版", "historic": "国家旧版"}
-#: The scheme a command uses when none is named: the national version most regions run today
-#: (its ruleset.toml says ``status = "national-current"``; a test keeps the two in step), and
-#: the one a bureau regroups into next.
-DEFAULT_RULESET = "chs-drg-2.0"
-NEXT_RULESET = "chs-drg-3.0"
-
 _CACHE: dict[str, Ruleset] = {}  # small: a process rarely uses many schemes
 _CACHE_SIZE = 8
 
-#: Every file the loader reads (tables it does not know are never opened).
-_FILES = ("ruleset.toml", *_SCHEMA, *_OPTIONAL)
 #: The modules whose code turns the files into a Ruleset: part of the disk-cache key.
-_LOADER_MODULES = ("rulesets.ruleset", "rulesets.conditions")
+LOADER_MODULES = ("rulesets.model", "rulesets.tables", "rulesets.loader", "rulesets.conditions")
 
 
 def load_ruleset(name_or_path: str | os.PathLike) -> Ruleset:
@@ -290,10 +49,10 @@ def load_ruleset(name_or_path: str | os.PathLike) -> Ruleset:
     keyed by the sha256 of every byte of every file the loader reads (about 4 ms for 5 MB),
     the folder and the loader's own code: any edit reloads from the tables, whatever the
     files' sizes and modification times say. The loader parses exactly the bytes it hashed."""
-    folder = _find(name_or_path).resolve()
-    files = _read_files(folder)
-    code = _code_hash(_LOADER_MODULES)
-    h = hashlib.sha256(json.dumps([_CACHE_FORMAT, str(folder), code]).encode())
+    folder = find_ruleset(name_or_path).resolve()
+    files = read_files(folder)
+    code = code_hash(LOADER_MODULES)
+    h = hashlib.sha256(json.dumps([CACHE_FORMAT, str(folder), code]).encode())
     for name in sorted(files):
         h.update(b"\0%s\0%d\0" % (name.encode(), len(files[name])))
         h.update(files[name])
@@ -301,209 +60,8 @@ def load_ruleset(name_or_path: str | os.PathLike) -> Ruleset:
     if key not in _CACHE:
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = _disk_cached(key if code else None, lambda: _Loader(folder, files).load())
+        _CACHE[key] = disk_cached(key if code else None, lambda: _Loader(folder, files).load())
     return _CACHE[key]
-
-
-def _read_files(folder: Path) -> dict[str, bytes]:
-    """The bytes of every file of ``folder`` that the loader reads; absent ones are left out."""
-    out: dict[str, bytes] = {}
-    for name in _FILES:
-        try:
-            out[name] = (folder / name).read_bytes()
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise RulesetError(name, None, f"unreadable: {exc.strerror or exc}") from None
-    return out
-
-
-@functools.lru_cache(maxsize=None)
-def _code_hash(modules: tuple[str, ...]) -> str | None:
-    """sha256 of the files of the named ``grouper`` modules (sources or built extensions) and
-    the package version; None when one cannot be read (then nothing is cached on disk)."""
-    import importlib
-
-    from grouper._util.version import __version__
-
-    h = hashlib.sha256(__version__.encode())
-    for name in modules:
-        try:
-            h.update(b"\0" + name.encode() + b"\0")
-            h.update(Path(importlib.import_module(f"grouper.{name}").__file__).read_bytes())
-        except (OSError, TypeError, ImportError):
-            return None
-    return h.hexdigest()
-
-
-# ---- the on-disk cache: content-keyed, verified, bounded, written atomically
-
-_CACHE_FORMAT = "ruleset-cache-2"
-_CACHE_MAGIC = b"drg-grouper cache 2\n"
-_CACHE_SUFFIX = ".drgc"
-#: Bounds of the cache folder: the most recently used entries are kept. A bundled scheme
-#: takes two entries (ruleset about 5.5 MB, compiled arrays about 4 MB).
-CACHE_MAX_ENTRIES = 32
-CACHE_MAX_BYTES = 256 * 2**20
-_LEGACY = re.compile(r"[0-9a-f]{32}-.+\.pkl")  # ruleset-cache-1 files
-_TEMP_PREFIX = ".drgc-"
-_TEMP_MAX_AGE_S = 3600  # a temporary file older than this was left by a killed writer
-
-
-def cache_dir() -> Path:
-    """The cache folder: ``$DRG_CACHE_DIR``, default ``~/.cache/drg-grouper``."""
-    return Path(os.environ.get("DRG_CACHE_DIR") or Path.home() / ".cache" / "drg-grouper")
-
-
-def _disk_cached(key: str | None, load, kind: type | None = None, valid=None):
-    """``load()``'s result (an instance of ``kind``, by default a Ruleset), kept under the cache
-    folder by ``key`` (None: not cached); also used by ``core`` for compiled rulesets.
-
-    An entry is a header (its key, the sha256 and size of the payload) and a pickled payload.
-    It is unpickled only when the header names this key, the payload's hash matches and the file
-    belongs to this user and is writable by no one else; anything else (absent, truncated,
-    corrupt, another format, another key, ``valid(obj)`` false) is ignored and rebuilt.
-    Writes go to a temporary file renamed into place, so readers and concurrent writers only
-    ever see whole entries; the folder keeps the ``CACHE_MAX_ENTRIES`` most recently used."""
-    kind = kind or Ruleset
-    if key is None or os.environ.get("DRG_NO_CACHE") == "1":
-        return load()
-    folder = cache_dir()
-    path = folder / f"{key}{_CACHE_SUFFIX}"
-    obj = _cache_read(path, key)
-    if isinstance(obj, kind) and (valid is None or valid(obj)):
-        return obj
-    obj = load()
-    _cache_write(folder, path, key, obj)
-    return obj
-
-
-def _cache_read(path: Path, key: str):
-    import pickle
-
-    try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
-                return None  # someone else could have written it
-            data = fh.read()
-        if not data.startswith(_CACHE_MAGIC):
-            return None
-        end = data.index(b"\n", len(_CACHE_MAGIC))
-        head = json.loads(data[len(_CACHE_MAGIC):end])
-        payload = memoryview(data)[end + 1:]
-        if (not isinstance(head, dict) or head.get("key") != key or head.get("size") != len(payload)
-                or head.get("sha256") != hashlib.sha256(payload).hexdigest()):
-            return None
-        obj = pickle.loads(payload)
-    except Exception:  # absent, unreadable, truncated or corrupt: rebuilt by the caller
-        return None
-    try:
-        os.utime(path)  # most recently used: the last to be evicted
-    except OSError:
-        pass
-    return obj
-
-
-def _cache_write(folder: Path, path: Path, key: str, obj) -> None:
-    import pickle
-    import tempfile
-
-    tmp = None
-    try:  # best effort: a read-only home only costs the next process a second
-        payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-        head = json.dumps({"key": key, "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest(),
-                           "type": type(obj).__name__}).encode()
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=_TEMP_PREFIX, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(_CACHE_MAGIC + head + b"\n")
-            fh.write(payload)
-        os.replace(tmp, path)
-        tmp = None
-        _cache_evict(folder)
-    except (OSError, pickle.PicklingError):
-        pass
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-
-
-def _cache_evict(folder: Path, max_entries: int | None = None, max_bytes: int | None = None) -> None:
-    """Remove the least recently used entries beyond the bounds, old-format entries and the
-    temporary files of killed writers. Only this cache's own file names are touched."""
-    import time
-
-    max_entries = CACHE_MAX_ENTRIES if max_entries is None else max_entries
-    max_bytes = CACHE_MAX_BYTES if max_bytes is None else max_bytes
-    entries, now = [], time.time()
-    for p in folder.iterdir():
-        try:
-            st = p.stat()
-        except OSError:
-            continue
-        name = p.name
-        if name.endswith(_CACHE_SUFFIX):
-            entries.append((st.st_mtime, st.st_size, p))
-        elif _LEGACY.fullmatch(name) or (name.startswith(_TEMP_PREFIX) and now - st.st_mtime > _TEMP_MAX_AGE_S):
-            _unlink(p)
-    entries.sort(key=lambda e: e[0], reverse=True)
-    total = 0
-    for i, (_, size, p) in enumerate(entries):
-        total += size
-        if i >= max_entries or (i > 0 and total > max_bytes):
-            _unlink(p)
-
-
-def _unlink(p: Path) -> None:
-    try:
-        p.unlink()
-    except OSError:  # another process removed it first
-        pass
-
-
-# --------------------------------------------------------------------------- loading
-
-class _Table:
-    """Rows of one CSV file with their line numbers, for error messages."""
-
-    def __init__(self, files: dict[str, bytes], fname: str, columns: Iterable[str], required: bool = True):
-        self.fname = fname
-        self.header: list[str] = []
-        self.rows: list[tuple[int, dict[str, str]]] = []
-        data = files.get(fname)
-        self.present = data is not None
-        if not self.present:
-            if required:
-                raise RulesetError(fname, None, "file is missing")
-            return
-        try:
-            reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline=""))
-            self.header = list(reader.fieldnames or [])
-            missing = [c for c in columns if c not in self.header]
-            if missing:
-                raise RulesetError(fname, 1, f"missing column(s): {', '.join(missing)}")
-            for row in reader:
-                if None in row:
-                    raise RulesetError(fname, reader.line_num, "more fields than the header")
-                clean = {k: (v or "").strip() for k, v in row.items()}
-                self.rows.append((reader.line_num, clean))
-        except UnicodeDecodeError as exc:
-            raise RulesetError(fname, None, f"not UTF-8 ({exc.reason})") from None
-        except csv.Error as exc:
-            raise RulesetError(fname, None, f"malformed CSV: {exc}") from None
-
-    def canonical(self) -> str:
-        """Normalised content for the fingerprint: every column of the file (the ones the loader
-        reads and any others, by name: their order does not matter), each row's values as the
-        loader sees them (stripped), rows in file order. JSON, so the encoding is injective."""
-        cols = sorted(set(self.header))
-        get = operator.itemgetter(*cols) if len(cols) > 1 else lambda r: tuple(r[c] for c in cols)
-        return json.dumps([self.fname, cols, [get(r) for _, r in self.rows]], ensure_ascii=False,
-                          separators=(",", ":"))
 
 
 _ENGINE_DEFAULTS = {"cc_scope": "secondary", "fail_retry": "none", "fail_adrgs": []}
@@ -511,7 +69,7 @@ _VALIDATION_DEFAULTS = {"sex_values": [1, 2], "newborn_max_age_days": 28, "max_a
                         "require_los": False, "allow_empty_lists": []}
 FAIL_RETRY = ("none", "each_secondary_px_alone")
 
-# Widths of what the kernel stores (cext/_records.pxd, cext/_kernel.pyx); wider settings are refused.
+# Widths of what the kernel stores (engine/_records.pxd, engine/_kernel.pyx); wider settings are refused.
 INT32_MAX = 2**31 - 1  # ages, day limits and condition values are int32
 MAX_SEX_VALUE = 30  # valid sex codes are bits of an int32 mask
 MAX_FIELD_VALUES = 64  # distinct codes of one value field (discharge, dept) in conditions: a 64-bit mask
@@ -521,12 +79,12 @@ MAX_TRAUMA_REGIONS = 64  # distinct body regions of one list: a 64-bit mask (int
 class _Loader:
     def __init__(self, folder: Path, files: dict[str, bytes] | None = None):
         self.folder = folder
-        self.files = _read_files(folder) if files is None else files
+        self.files = read_files(folder) if files is None else files
 
     def load(self) -> Ruleset:
         manifest = self._manifest()
-        t = {f: _Table(self.files, f, cols) for f, cols in _SCHEMA.items()}
-        t.update({f: _Table(self.files, f, cols, required=False) for f, cols in _OPTIONAL.items()})
+        t = {f: Table(self.files, f, cols) for f, cols in SCHEMA.items()}
+        t.update({f: Table(self.files, f, cols, required=False) for f, cols in OPTIONAL.items()})
 
         dx_names = self._dictionary(t["dx_dict.csv"], "dx_code", "dx_name", DX_CODE_RE)
         px_names = self._dictionary(t["px_dict.csv"], "px_code", "px_name", PX_CODE_RE)
@@ -633,7 +191,7 @@ class _Loader:
 
     # -- tables
     @staticmethod
-    def _dictionary(tab: _Table, code_col: str, name_col: str, rx: re.Pattern) -> dict[str, str]:
+    def _dictionary(tab: Table, code_col: str, name_col: str, rx: re.Pattern) -> dict[str, str]:
         out: dict[str, str] = {}
         for line, r in tab.rows:
             code = r[code_col]
@@ -645,7 +203,7 @@ class _Loader:
         return out
 
     @staticmethod
-    def _code_map(tab: _Table, rx: re.Pattern) -> dict[str, str]:
+    def _code_map(tab: Table, rx: re.Pattern) -> dict[str, str]:
         out: dict[str, str] = {}
         for line, r in tab.rows:
             src, dst = r["from_code"], r["to_code"]
@@ -657,7 +215,7 @@ class _Loader:
         return out
 
     @staticmethod
-    def _json(tab: _Table, line: int, col: str, text: str) -> dict:
+    def _json(tab: Table, line: int, col: str, text: str) -> dict:
         try:
             tree = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -668,7 +226,7 @@ class _Loader:
             raise RulesetError(tab.fname, line, f"column {col}: {exc}") from None
         return tree
 
-    def _drgs(self, tab: _Table) -> dict[tuple[str, str], Drg]:
+    def _drgs(self, tab: Table) -> dict[tuple[str, str], Drg]:
         out: dict[tuple[str, str], Drg] = {}
         for line, r in tab.rows:
             code = r["drg"]
@@ -680,7 +238,7 @@ class _Loader:
                                          self._json(tab, line, "split_rule", r["split_rule"]))
         return out
 
-    def _adrgs(self, tab: _Table, drgs: dict[tuple[str, str], Drg]) -> dict[str, Adrg]:
+    def _adrgs(self, tab: Table, drgs: dict[tuple[str, str], Drg]) -> dict[str, Adrg]:
         out: dict[str, Adrg] = {}
         lines: dict[str, int] = {}
         for line, r in tab.rows:
@@ -714,7 +272,7 @@ class _Loader:
                 raise RulesetError("adrg.csv", lines[d.adrg], f"ADRG {d.adrg}: DRG {d.code} is missing from drg_order")
         return out
 
-    def _mdcs(self, tab: _Table, adrgs: dict[str, Adrg]) -> dict[str, Mdc]:
+    def _mdcs(self, tab: Table, adrgs: dict[str, Adrg]) -> dict[str, Mdc]:
         out: dict[str, Mdc] = {}
         orders: dict[int, str] = {}
         owner: dict[str, str] = {}
@@ -755,7 +313,7 @@ class _Loader:
                 raise RulesetError("mdc.csv", None, f"ADRG {a.code} is in no MDC's adrg_order")
         return out
 
-    def _pre_qy(self, tab: _Table, mdcs: dict[str, Mdc]) -> dict[str, Mdc]:
+    def _pre_qy(self, tab: Table, mdcs: dict[str, Mdc]) -> dict[str, Mdc]:
         """Ambiguous-group rules tested at an MDC's place before its entry rule (qy_rules.csv)."""
         from dataclasses import replace
 
@@ -772,7 +330,7 @@ class _Loader:
             mdcs[code] = replace(mdcs[code], pre_qy_rule=self._json(tab, line, "rule", r["rule"]), pre_qy_drg=drg)
         return mdcs
 
-    def _lists(self, t: dict[str, _Table], adrgs: dict, mdcs: dict) -> dict[tuple[str, str], CodeList]:
+    def _lists(self, t: dict[str, Table], adrgs: dict, mdcs: dict) -> dict[tuple[str, str], CodeList]:
         acc: dict[tuple[str, str], dict] = {}
 
         def add(key, kind, code, tab, line, label="", region=""):
@@ -821,7 +379,7 @@ class _Loader:
         }
 
     @staticmethod
-    def _cc(cc_tab: _Table, ex_tab: _Table):
+    def _cc(cc_tab: Table, ex_tab: Table):
         cc: dict[str, tuple[str, str]] = {}
         for line, r in cc_tab.rows:
             code = r["dx_code"]
@@ -850,7 +408,7 @@ class _Loader:
             pdx[code] = r["excl_table"]
         return cc, pdx
 
-    def _check_conditions(self, rs: Ruleset, t: dict[str, _Table]) -> None:
+    def _check_conditions(self, rs: Ruleset, t: dict[str, Table]) -> None:
         """Every list a condition names exists, is non-empty and holds the right kind."""
 
         field_values: dict[str, set[str]] = {}
@@ -898,9 +456,9 @@ class _Loader:
             check(d.split_rule, d.adrg, "drg.csv", "adrg", d.code)
 
     @staticmethod
-    def _fingerprint(manifest: dict, t: dict[str, _Table]) -> str:
+    def _fingerprint(manifest: dict, t: dict[str, Table]) -> str:
         """sha256 of everything the loader read: the whole manifest (with the defaults filled in)
-        and every column of every table present, as parsed (see ``_Table.canonical``). Not a
+        and every column of every table present, as parsed (see ``Table.canonical``). Not a
         list of the columns some version of the loader happens to use: a column it reads is
         always covered. Only what parsing normalises away keeps it: surrounding whitespace of
         a cell, a BOM, line endings and CSV quoting, column order, missing trailing cells."""
@@ -913,9 +471,3 @@ class _Loader:
 
 
 _FINGERPRINT_FORMAT = "drg-ruleset-fingerprint-2"
-
-
-def describe(rs: Ruleset) -> dict[str, Any]:
-    """Identity and size of a ruleset, as listed by ``drg rulesets``."""
-    return {"name": rs.name, "version": rs.version, "title": rs.title, "status": rs.status,
-            "default": rs.name == DEFAULT_RULESET, "fingerprint": rs.fingerprint, **rs.counts(), "path": rs.path}

@@ -1,0 +1,184 @@
+"""``drg group`` (files, or a dataset on workers) and ``drg explain`` (one case, why)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from grouper.cli._common import RULESET_HELP, command_errors, dask_client, make_grouper
+from grouper.rulesets import DEFAULT_RULESET
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-o", "--output", type=click.Path(),
+              help="Output file; format from the extension (.csv, .parquet, .arrow). "
+                   "Without it, a readable table is printed. With --workers/--scheduler: an output FOLDER.")
+@click.option("-r", "--ruleset", default=DEFAULT_RULESET, show_default=True, help=RULESET_HELP)
+@click.option("-t", "--threads", type=click.IntRange(min=1), default=None,
+              help="Kernel threads (default: the CPUs this process may use).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output (and report) file; with "
+              "--workers/--scheduler, regroup every part instead of resuming.")
+@click.option("--keep", multiple=True, metavar="COL", help="Input column to copy to the output (repeatable); "
+              "one named like an output column (status, drg, ...) is written as input_<name>.")
+@click.option("--keep-all", is_flag=True, help="Copy every input column (of the first input) to the output, "
+              "except those named like output columns.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=65_536, show_default=True,
+              help="Rows per batch; memory use follows this, not the file size.")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Rows shown when printing a table (no --output).")
+@click.option("--map", "maps", multiple=True, metavar="CANONICAL=SOURCE",
+              help="Read a canonical column from another input column, e.g. --map dx=zd (repeatable).")
+@click.option("--map-file", type=click.Path(exists=True, dir_okay=False),
+              help='TOML file with a [columns] table of canonical = "source" lines; --map wins.')
+@click.option("--layout", type=click.Choice(["auto", "canonical", "wide"]), default="auto", show_default=True,
+              help="wide: a 病案首页/结算清单 export with one column per code (zyzdbm, qtzdbm1..N, ...); "
+                   "auto: wide when there is no dx column but a principal-diagnosis column.")
+@click.option("--report", type=click.Path(dir_okay=False),
+              help="Write a JSON summary: counts per status, MDC, DRG and flag, ruleset, timing.")
+@click.option("--max-error-rate", type=click.FloatRange(0, 1), metavar="R",
+              help="Exit 3 (output still written) when more than this share (0..1) of cases "
+                   "is invalid or ungroupable.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress line on stderr (default: only when stderr is a terminal).")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Group a Parquet dataset with N local processes, one kernel thread each, one task per "
+                   "file (big files: per run of row groups). -o is then a folder of part-<file>.parquet "
+                   "files in input order, with _manifest.json; rerunning resumes, skipping finished parts.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Like --workers, on the Dask cluster at ADDRESS (e.g. tcp://host:8786); every worker "
+                   "needs drg-grouper installed and the inputs and -o folder reachable. Needs drg-grouper[dask].")
+def group(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, limit, maps, map_file,
+          layout, report, max_error_rate, progress, workers, scheduler):
+    """Group the cases of INPUT... (CSV, Parquet or Arrow IPC files, folders, glob patterns)
+    into one output, in order.
+
+    Input columns: sex (1 male, 2 female), age (years), age_days, birth_weight (g),
+    dx and px (principal first; list<string> or '|'-separated text), case_id optional.
+    One output row per input row, in input order.
+
+    Exit codes: 0 done; 1 runtime or I/O error; 2 usage error (bad option, missing column);
+    3 output written but the share of invalid/ungroupable cases is above --max-error-rate.
+
+    With --workers N or --scheduler ADDRESS, INPUT... are Parquet files, folders (searched
+    recursively), globs or URIs (s3://...), and -o names an output folder; a part that fails
+    is reported (exit 1) and rerunning the same command retries only the unfinished parts.
+    """
+    from grouper.jobs.group import group_files
+
+    if workers is not None or scheduler is not None:
+        return _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, maps,
+                              map_file, layout, report, max_error_rate, progress, workers, scheduler)
+    if output is not None and Path(output).is_dir():
+        raise click.UsageError(f"-o {output}: is a folder; folders are written with --workers or --scheduler")
+    g = make_grouper(ruleset, threads)
+    with command_errors():
+        summary, table = group_files(
+            g, inputs, output, overwrite=overwrite, keep=True if keep_all else keep, batch_size=batch_size,
+            mapping=maps, map_file=map_file, layout=layout, report=report, max_error_rate=max_error_rate,
+            progress=sys.stderr if (sys.stderr.isatty() if progress is None else progress) else None,
+            log=lambda msg: click.echo(msg, err=True))
+    if table is not None:
+        click.echo(format_table(table, limit))
+    click.echo(summary.line(), err=True)
+    if summary.breach:
+        click.echo(f"Error: {summary.breach}", err=True)
+        sys.exit(3)
+
+
+
+def _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, maps, map_file,
+                   layout, report, max_error_rate, progress, workers, scheduler):
+    """``drg group --workers/--scheduler``: grouper.scale.group_dataset into a folder."""
+    from grouper.scale import group_dataset
+
+    if workers is not None and scheduler is not None:
+        raise click.UsageError("give --workers (local processes) or --scheduler (a Dask cluster), not both")
+    if output is None:
+        raise click.UsageError("--workers/--scheduler write a folder of part files: name it with -o DIR")
+    if threads is not None:
+        raise click.UsageError("--threads does not apply with --workers/--scheduler: "
+                               "each worker runs one kernel thread")
+    g = make_grouper(ruleset, None)
+    with dask_client(scheduler) as client, command_errors():
+        result = group_dataset(
+            list(inputs), output, g, client, workers=workers, keep=True if keep_all else keep, mapping=maps,
+            map_file=map_file, layout=layout, batch_size=batch_size, overwrite=overwrite, report=report,
+            max_error_rate=max_error_rate,
+            progress=sys.stderr if (sys.stderr.isatty() if progress is None else progress) else None)
+    click.echo(result.line(), err=True)
+    if result.failed:
+        for row in result.failed[:10]:
+            click.echo(f"failed: {row.get('error') or row['fragment']}", err=True)
+        raise click.ClickException(f"{len(result.failed)} of {len(result.manifest['fragments'])} parts failed "
+                                   f"(the others are in {output}); rerun the same command to retry only those")
+    if result.summary.breach:
+        click.echo(f"Error: {result.summary.breach}", err=True)
+        sys.exit(3)
+
+
+
+def format_table(table, limit: int) -> str:
+    """A plain aligned table of the main output columns, for people."""
+    cols = [c for c in ("case_id", "status", "mdc", "adrg", "drg", "cc_level", "drg_name", "reason")
+            if c in table.column_names]
+    rows = table.slice(0, limit).select(cols).to_pylist()
+    cells = [[("" if r[c] is None else str(r[c])) for c in cols] for r in rows]
+
+    def width(s: str) -> int:  # CJK characters take two columns in a terminal
+        return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
+
+    widths = [max([width(c)] + [width(row[i]) for row in cells]) for i, c in enumerate(cols)]
+    pad = lambda s, w: s + " " * (w - width(s))  # noqa: E731
+    lines = ["  ".join(pad(c, w) for c, w in zip(cols, widths)).rstrip()]
+    lines += ["  ".join(pad(v, w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    if table.num_rows > limit:
+        lines.append(f"... {table.num_rows - limit} more rows (use --output to write them all)")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("case_json", required=False)
+@click.option("-r", "--ruleset", default=DEFAULT_RULESET, show_default=True, help=RULESET_HELP)
+@click.option("--sex", help="1 male, 2 female.")
+@click.option("--age", help="Age in whole years.")
+@click.option("--age-days", help="Age in days (needed when age is 0).")
+@click.option("--birth-weight", help="Birth weight in grams (newborns).")
+@click.option("--dx", help="Diagnoses, principal first, '|'-separated.")
+@click.option("--px", default="", help="Procedures, principal first, '|'-separated.")
+@click.option("--los", help="Length of stay in days (schemes that read it).")
+@click.option("--discharge", help="Discharge status code (schemes that read it).")
+@click.option("--dept", help="Department code (schemes that read it).")
+@click.option("--json", "as_json", is_flag=True, help="Print the decision path as JSON.")
+def explain(case_json, ruleset, sex, age, age_days, birth_weight, dx, px, los, discharge, dept, as_json):
+    """Show why one case lands in its group.
+
+    Give the case as JSON (CASE_JSON, or '-' to read it from stdin), e.g.
+    '{"sex": 1, "age": 65, "dx": ["C61.x00"], "px": ["60.5x02"]}', or with the options.
+    """
+    if case_json is not None:
+        text = sys.stdin.read() if case_json == "-" else case_json
+        try:
+            case = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise click.UsageError(f"CASE_JSON is not valid JSON: {exc.msg}") from None
+        if not isinstance(case, dict):
+            raise click.UsageError("CASE_JSON must be a JSON object")
+    else:
+        if dx is None:
+            raise click.UsageError("give the case as CASE_JSON or with --dx (and --sex, --age, ...)")
+        case = {"sex": sex, "age": age, "age_days": age_days, "birth_weight": birth_weight, "dx": dx, "px": px,
+                "los": los, "discharge": discharge, "dept": dept}
+    unknown = set(case) - {"case_id", "sex", "age", "age_days", "birth_weight", "dx", "px", "dept", "los", "discharge"}
+    if unknown:
+        raise click.UsageError(f"unknown case field(s): {', '.join(sorted(unknown))}")
+    g = make_grouper(ruleset, 1)
+    with command_errors():  # a wrongly typed field is a usage error (2), named
+        e = g.explain(case)
+    if as_json:
+        click.echo(json.dumps(e.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(e.text())
