@@ -26,15 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE / "benchmarks"))
 from bench_dip import PACK  # noqa: E402  (a pack with a [dip] table)
-CHILD = """
-import resource, sys
-from grouper.cli import main
-try:
-    main(sys.argv[1:], standalone_mode=False)
-finally:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    print("MAXRSS_KB", r.ru_maxrss, r.ru_utime + r.ru_stime, file=sys.stderr)
-"""
+from bench_end_to_end import CHILD  # noqa: E402  (the command line, reporting peak memory)
 
 
 def run(python: str, args: list[str], cpu: int | None) -> tuple[float, float]:
