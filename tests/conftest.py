@@ -8,8 +8,10 @@ import pytest
 
 import grouper
 
-DATA = Path(__file__).parent / "data"
-RULES = Path(__file__).parent.parent / "rules"
+TESTS = Path(__file__).parent  # tests/: data/, snapshots/ and the test folders (one per package)
+DATA = TESTS / "data"
+RULES = TESTS.parent / "rules"
+ROOT = TESTS.resolve().parent  # the repository (docs/, rules/, tools/)
 EXPECTED_STATUS = {"SUCCESS": "grouped", "CHECK_FAILED": "invalid", "FAIL": "ungroupable", "QY": "ambiguous"}
 
 

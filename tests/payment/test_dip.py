@@ -35,7 +35,8 @@ from grouper.payment.dip import (
 )
 from grouper.analytics.synth import SynthSpec, generate
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT
+
 TYPES = ProcedureTypes(["51.2300", "51.2200", "47.0900"])  # a small operating-room list for hand-made data
 
 

@@ -27,7 +27,8 @@ from grouper.scale import MANIFEST, group_dataset, list_fragments, map_fragments
 from grouper.jobs.group import group_files
 from grouper.analytics.synth import SynthSpec, generate
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT
+
 RECIPES = ROOT / "docs" / "distributed.md"
 
 
