@@ -1,4 +1,9 @@
-"""Shared fixtures: the bundled 1.1 ruleset and its grouper are loaded once per session."""
+"""Shared fixtures: the bundled 1.1 ruleset and its grouper are loaded once per session, and so is
+each synthetic province a test asks for (``synth_province`` / ``synth_table``), built once per spec.
+
+The tests live in one folder per package (tests/engine/, tests/io/, ...) without ``__init__.py``:
+pytest puts this folder on ``sys.path``, so ``from conftest import DATA`` and ``from factory import
+...`` work from every folder; test file names must therefore be unique across folders."""
 
 from pathlib import Path
 
@@ -8,8 +13,10 @@ import pytest
 
 import grouper
 
-DATA = Path(__file__).parent / "data"
-RULES = Path(__file__).parent.parent / "rules"
+TESTS = Path(__file__).parent  # tests/: data/, snapshots/ and the test folders (one per package)
+DATA = TESTS / "data"
+RULES = TESTS.parent / "rules"
+ROOT = TESTS.resolve().parent  # the repository (docs/, rules/, tools/)
 EXPECTED_STATUS = {"SUCCESS": "grouped", "CHECK_FAILED": "invalid", "FAIL": "ungroupable", "QY": "ambiguous"}
 
 
@@ -34,6 +41,46 @@ def ruleset11():
 @pytest.fixture(scope="session")
 def grouper11(ruleset11):
     return grouper.Grouper(ruleset11)
+
+
+@pytest.fixture(scope="session")
+def synth_province(tmp_path_factory):
+    """``synth_province(cases, hospitals=, year=, seed=, ruleset=)`` (the fields and defaults of
+    ``SynthSpec``) -> the Parquet file ``write_synthetic`` writes for that spec. Each distinct spec
+    is written once per session, in one session folder, and shared by every test that asks for it:
+    read it, never write beside it or over it (copy it into the test's own folder for that)."""
+    from grouper.analytics.synth import SynthSpec, write_synthetic
+
+    folder = tmp_path_factory.mktemp("synth")
+    made: dict[SynthSpec, Path] = {}
+
+    def province(cases: int, **fields) -> Path:
+        spec = SynthSpec(cases, **fields)
+        if spec not in made:
+            path = folder / f"{spec.ruleset}-{spec.cases}-h{spec.hospitals}-{spec.year}-s{spec.seed}.parquet"
+            write_synthetic(spec, path)
+            made[spec] = path
+        return made[spec]
+
+    return province
+
+
+@pytest.fixture(scope="session")
+def synth_table():
+    """``synth_table(cases, hospitals=, year=, seed=, ruleset=)`` -> the Arrow table of the batches
+    ``generate`` yields for that spec (dictionary-encoded dx/px lists, as ``drg synth`` writes them),
+    built once per distinct spec and shared for the session (Arrow tables are immutable)."""
+    from grouper.analytics.synth import SynthSpec, generate
+
+    made: dict[SynthSpec, pa.Table] = {}
+
+    def table(cases: int, **fields) -> pa.Table:
+        spec = SynthSpec(cases, **fields)
+        if spec not in made:
+            made[spec] = pa.Table.from_batches(list(generate(spec)))
+        return made[spec]
+
+    return table
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -25,9 +25,9 @@ import grouper.engine.grouper
 from grouper.cli.main import main
 from grouper.scale import MANIFEST, group_dataset, list_fragments, map_fragments
 from grouper.jobs.group import group_files
-from grouper.analytics.synth import SynthSpec, generate
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT
+
 RECIPES = ROOT / "docs" / "distributed.md"
 
 
@@ -39,9 +39,9 @@ def g():
 
 
 @pytest.fixture(scope="module")
-def province() -> pa.Table:
+def province(synth_table) -> pa.Table:
     """24,000 synthetic cases (dictionary-encoded dx/px lists, as `drg synth` writes them)."""
-    return pa.Table.from_batches(list(generate(SynthSpec(24_000, 20, 2025, 7, ruleset="chs-drg-1.1"))))
+    return synth_table(24_000, hospitals=20, year=2025, seed=7, ruleset="chs-drg-1.1")
 
 
 def write_dataset(folder: Path, table: pa.Table, sizes: list[int], row_group: int = 2_000,

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 import grouper
 from grouper.analytics.indices import EXCLUSION_REASONS, TIERS, hospital_indices, risk_tiers
-from grouper.analytics.synth import SynthSpec, generate
 
 TEXT = ("status", "drg", "hospital_id", "discharge", "dept")
 
@@ -194,8 +193,8 @@ def test_a_hospital_at_the_region_mean_has_indices_one(rs, k):
 # --- (4)-(6) on a synthetic province ------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def province():
-    data = pa.Table.from_batches(list(generate(SynthSpec(cases=50_000, hospitals=15, seed=3, ruleset="chs-drg-1.1"))))
+def province(synth_table):
+    data = synth_table(50_000, hospitals=15, seed=3, ruleset="chs-drg-1.1")
     return grouper.Grouper("chs-drg-1.1").group(data, keep=["hospital_id", "total_cost", "los", "discharge", "dept"])
 
 
@@ -254,14 +253,12 @@ def test_synthetic_province_is_plausible(province):
     assert pc.sum(tiers["cases"]).as_py() == province.num_rows - excluded["not_grouped"]
 
 
-def test_weights_then_indices_commands(tmp_path):
+def test_weights_then_indices_commands(tmp_path, synth_province):
     from click.testing import CliRunner
 
     from grouper.cli.main import main
-    from grouper.analytics.synth import SynthSpec, write_synthetic
 
-    src = tmp_path / "p.parquet"
-    write_synthetic(SynthSpec(cases=20_000, hospitals=6, seed=4, ruleset="chs-drg-1.1"), src)
+    src = synth_province(20_000, hospitals=6, seed=4, ruleset="chs-drg-1.1")
     runner = CliRunner()
     assert runner.invoke(main, ["weights", "-r", "chs-drg-1.1", str(src), "-o", str(tmp_path / "w.csv")]).exit_code == 0
     r = runner.invoke(main, ["indices", "-r", "chs-drg-1.1", str(src), "-w", str(tmp_path / "w.csv"), "-o", str(tmp_path / "i.parquet"),

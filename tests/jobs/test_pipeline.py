@@ -176,11 +176,9 @@ def test_a_null_in_a_narrow_integer_column_is_missing_not_zero(g, t):
 
 @pytest.mark.parametrize("threads", [2, 3, 7])
 def test_kernel_threads_split_a_batch_without_changing_results(g, threads):
-    from pathlib import Path
+    from conftest import DATA, read_cases
 
-    from conftest import read_cases
-
-    golden = read_cases(Path(__file__).parent / "data" / "chs-drg-1.1" / "golden_random.csv")
+    golden = read_cases(DATA / "chs-drg-1.1" / "golden_random.csv")
     idx = np.random.default_rng(7).integers(0, golden.num_rows, 30_011)  # uneven slices
     big = golden.take(pa.array(idx))
     one = g.group(big, n_threads=1)

@@ -52,11 +52,8 @@ def test_two_trimming_rules_on_the_cases_themselves():
         recalibrate(IndexCells().add(t), WeightOptions(), weights(AA11=1.0))
 
 
-def test_recalibrate_command(tmp_path):
-    from grouper.analytics.synth import SynthSpec, write_synthetic
-
-    src = tmp_path / "p.parquet"
-    write_synthetic(SynthSpec(cases=20_000, hospitals=6, seed=5), src)
+def test_recalibrate_command(tmp_path, synth_province):
+    src = synth_province(20_000, hospitals=6, seed=5)
     run = CliRunner().invoke
     assert run(main, ["weights", str(src), "-o", str(tmp_path / "w.csv")]).exit_code == 0
     r = run(main, ["recalibrate", str(src), "-a", str(tmp_path / "w.csv"), "-b", "sdlog:2", "-o",
@@ -73,11 +70,8 @@ def test_recalibrate_command(tmp_path):
     assert bad.exit_code == 2 and "neither a weights file nor a trimming rule" in bad.output
 
 
-def test_indices_report(tmp_path):
-    from grouper.analytics.synth import SynthSpec, write_synthetic
-
-    src = tmp_path / "p.parquet"
-    write_synthetic(SynthSpec(cases=10_000, hospitals=5, seed=6), src)
+def test_indices_report(tmp_path, synth_province):
+    src = synth_province(10_000, hospitals=5, seed=6)
     run = CliRunner().invoke
     assert run(main, ["weights", str(src), "-o", str(tmp_path / "w.csv")]).exit_code == 0
     r = run(main, ["indices", str(src), "-w", str(tmp_path / "w.csv"), "-o", str(tmp_path / "i.csv"),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -17,9 +16,9 @@ import grouper
 from grouper.engine.inputs import InputError
 from grouper.engine.status import CHECK_FLAGS, Flag
 
-from conftest import read_cases as read_text_csv, split_codes
+from conftest import DATA as TEST_DATA, read_cases as read_text_csv, split_codes
 
-DATA = Path(__file__).parent / "data" / "chs-drg-1.1"
+DATA = TEST_DATA / "chs-drg-1.1"
 INPUT_COLUMNS = ["case_id", "sex", "age", "age_days", "birth_weight", "dept", "los", "discharge", "dx", "px"]
 KEY = ["status", "mdc", "adrg", "drg", "cc_level", "flags", "reason"]
 STATUS = {"SUCCESS": "grouped", "CHECK_FAILED": "invalid", "FAIL": "ungroupable"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,7 +21,6 @@ from click.testing import CliRunner
 
 import grouper.io.write as gio
 from grouper.cli.main import main
-from grouper.analytics.synth import SynthSpec, write_synthetic
 
 from conftest import DATA
 
@@ -28,10 +28,10 @@ CSV = DATA / "chs-drg-1.1" / "golden_random.csv"
 
 
 @pytest.fixture(scope="module")
-def prov(tmp_path_factory) -> Path:
+def prov(tmp_path_factory, synth_province) -> Path:
     """A small synthetic province, its weights and a DIP catalogue, in one folder."""
     d = tmp_path_factory.mktemp("outputs")
-    write_synthetic(SynthSpec(cases=3_000, hospitals=4, seed=3), d / "p.parquet")
+    shutil.copyfile(synth_province(3_000, hospitals=4, seed=3), d / "p.parquet")
     r = CliRunner().invoke(main, ["weights", str(d / "p.parquet"), "-o", str(d / "w.parquet")])
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(main, ["dip", "catalogue", str(d / "p.parquet"), "-o", str(d / "cat.parquet"),

@@ -5,6 +5,7 @@ column that only some of its files have as null in the others; none having it is
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,14 +13,13 @@ import pytest
 from click.testing import CliRunner
 
 from grouper.cli.main import main
-from grouper.analytics.synth import SynthSpec, write_synthetic
 
 
 @pytest.fixture(scope="module")
-def prov(tmp_path_factory) -> Path:
+def prov(tmp_path_factory, synth_province) -> Path:
     """A small synthetic province (every column), its weights and a DIP catalogue."""
     d = tmp_path_factory.mktemp("missing")
-    write_synthetic(SynthSpec(cases=600, hospitals=3, seed=11), d / "p.parquet")
+    shutil.copyfile(synth_province(600, hospitals=3, seed=11), d / "p.parquet")
     for args in (["weights", d / "p.parquet", "-o", d / "w.csv"],
                  ["dip", "catalogue", d / "p.parquet", "-o", d / "cat.parquet", "--core-min-n", "5"]):
         r = CliRunner().invoke(main, [str(a) for a in args])

@@ -25,9 +25,9 @@ from grouper.io import (CANONICAL_COLUMNS, CaseSource, MappingError, code_list, 
                         open_source, plan_columns, write_batches)
 from grouper.jobs.group import group_file, group_files
 
-from conftest import read_cases as read_text_csv, split_codes
+from conftest import DATA as TEST_DATA, read_cases as read_text_csv, split_codes
 
-DATA = Path(__file__).parent / "data" / "chs-drg-1.1"
+DATA = TEST_DATA / "chs-drg-1.1"
 GOLDEN = DATA / "golden_random.csv"
 KEY = ["case_id", "status", "mdc", "adrg", "drg", "cc_level", "flags", "reason"]
 HEADER = "case_id,sex,age,age_days,birth_weight,dept,los,discharge,dx,px\n"

@@ -17,8 +17,9 @@ import grouper
 from grouper.cli.main import main
 from grouper.engine.grouper import OUTPUT_COLUMNS
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).parent / "data" / "chs-drg-1.1"
+from conftest import DATA as TEST_DATA, ROOT
+
+DATA = TEST_DATA / "chs-drg-1.1"
 RULES = ROOT / "rules" / "chs-drg-1.1"
 HEADER = "case_id,sex,age,age_days,birth_weight,dept,los,discharge,dx,px\n"
 STATUS = {"SUCCESS": "grouped", "CHECK_FAILED": "invalid", "FAIL": "ungroupable"}

@@ -390,13 +390,15 @@ def test_settlement_does_not_depend_on_row_order(t, rnd, knobs):
 # ----------------------------------------------------------------------------- files and the command line
 
 @pytest.fixture(scope="module")
-def province(tmp_path_factory):
+def province(tmp_path_factory, synth_province):
+    """The province, its weights and every file the tests write, in one folder of the module."""
+    import shutil
+
     import grouper
-    from grouper.analytics.synth import SynthSpec, write_synthetic
     from grouper.analytics.weights import WeightOptions, weights_from_files
 
     d = tmp_path_factory.mktemp("settle")
-    write_synthetic(SynthSpec(cases=20_000, hospitals=12, seed=5, ruleset="chs-drg-1.1"), d / "p.parquet")
+    shutil.copyfile(synth_province(20_000, hospitals=12, seed=5, ruleset="chs-drg-1.1"), d / "p.parquet")
     w = weights_from_files(grouper.Grouper("chs-drg-1.1"), [d / "p.parquet"], WeightOptions())
     pq.write_table(w.table, d / "w.parquet")
     return d

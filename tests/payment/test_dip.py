@@ -33,9 +33,9 @@ from grouper.payment.dip import (
     settle_table,
     settlement_point_value,
 )
-from grouper.analytics.synth import SynthSpec, generate
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT
+
 TYPES = ProcedureTypes(["51.2300", "51.2200", "47.0900"])  # a small operating-room list for hand-made data
 
 
@@ -216,8 +216,8 @@ def test_core_comprehensive_and_chapter_groups():
                                                            "invalid_principal_px"]
 
 
-def test_assignment_reproduces_the_catalogue_on_its_own_base_data():
-    base = pa.Table.from_batches(list(generate(SynthSpec(20_000, hospitals=20, seed=3))))
+def test_assignment_reproduces_the_catalogue_on_its_own_base_data(synth_table):
+    base = synth_table(20_000, hospitals=20, seed=3)
     types = ProcedureTypes.from_ruleset("chs-drg-1.1")
     cat = build_catalogue(base, DipParams(), procedure_types=types)
     a = assign(base, cat, procedure_types=types)

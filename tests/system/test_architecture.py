@@ -10,7 +10,9 @@ from pathlib import Path
 import grimp
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "grouper"
+from conftest import ROOT
+
+PACKAGE = ROOT / "grouper"
 MAX_LINES = 500
 #: Modules allowed past MAX_LINES, with the reason (keep this empty or short).
 LONG_MODULES: dict[str, str] = {}

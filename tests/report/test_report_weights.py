@@ -12,7 +12,6 @@ import pytest
 import grouper
 from grouper.analytics.indices import hospital_indices
 from grouper.report import write_weights_report
-from grouper.analytics.synth import SynthSpec, generate
 from grouper.analytics.weights import WeightOptions, compute_weights
 
 
@@ -27,8 +26,8 @@ IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 
 @pytest.fixture(scope="module")
-def grouped():
-    prov = pa.Table.from_batches(list(generate(SynthSpec(cases=20_000, hospitals=12, seed=3, ruleset="chs-drg-1.1"))))
+def grouped(synth_table):
+    prov = synth_table(20_000, hospitals=12, seed=3, ruleset="chs-drg-1.1")
     return grouper.Grouper("chs-drg-1.1").group(prov, keep=["hospital_id", "total_cost", "los", "discharge", "dept"])
 
 

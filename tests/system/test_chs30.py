@@ -4,7 +4,6 @@ scheme-wide named lists, and what status, flags and explain say about a 3.0 case
 import functools
 import subprocess
 import sys
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -14,10 +13,9 @@ from grouper.engine.status import Flag
 from grouper.engine.reference import Case, ReferenceGrouper
 from grouper.rulesets import RulesetError
 
-from conftest import DATA, read_cases
+from conftest import DATA, ROOT, read_cases
 from factory import DX, PX, write_scheme
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def one_split_scheme(tree, **extra):

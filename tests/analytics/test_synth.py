@@ -1,5 +1,7 @@
 """The synthetic province: deterministic, labelled synthetic, and shaped like real discharge data."""
 
+import dataclasses
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -13,8 +15,8 @@ SPEC = SynthSpec(cases=60_000, hospitals=30, year=2025, seed=7, ruleset="chs-drg
 
 
 @pytest.fixture(scope="module")
-def province():
-    return pa.Table.from_batches(list(generate(SPEC)))
+def province(synth_table):
+    return synth_table(**dataclasses.asdict(SPEC))
 
 
 @pytest.fixture(scope="module")

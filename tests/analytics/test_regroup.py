@@ -14,16 +14,13 @@ from grouper.cli.main import main
 from grouper.jobs.group import group_file
 from grouper.io import open_source
 from grouper.jobs.regroup import regroup
-from grouper.analytics.synth import SynthSpec, write_synthetic
 
 from conftest import DATA
 
 
 @pytest.fixture(scope="module")
-def province(tmp_path_factory):
-    path = tmp_path_factory.mktemp("prov") / "province.parquet"
-    write_synthetic(SynthSpec(cases=30_000, hospitals=12, seed=5), path)
-    return path
+def province(synth_province):
+    return synth_province(30_000, hospitals=12, seed=5)
 
 
 @pytest.fixture(scope="module")

@@ -118,16 +118,14 @@ def test_invariants(groups, scale, seed, trim):
         assert abs((n * rw).sum() / n.sum() - 1) < 1e-3 * max(1, len(n))
 
 
-def test_weights_command_on_a_synthetic_province(tmp_path):
+def test_weights_command_on_a_synthetic_province(tmp_path, synth_province):
     import json
 
     from click.testing import CliRunner
 
     from grouper.cli.main import main
-    from grouper.analytics.synth import SynthSpec, write_synthetic
 
-    src = tmp_path / "p.parquet"
-    write_synthetic(SynthSpec(cases=20_000, hospitals=5, seed=2), src)
+    src = synth_province(20_000, hospitals=5, seed=2)
     out, summ = tmp_path / "w.csv", tmp_path / "w.json"
     r = CliRunner().invoke(main, ["weights", str(src), "-o", str(out), "--summary", str(summ), "--trim", "sdlog:3",
                                   "--report", str(tmp_path / "w.html")])

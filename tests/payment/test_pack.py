@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
 
 import pytest
 import tomllib
@@ -13,7 +12,9 @@ from click.testing import CliRunner
 from grouper.cli.main import main
 from grouper.payment.pack import PackError, available_packs, load_pack, parse_pack
 
-PACK = Path(__file__).resolve().parent.parent / "rules" / "payment" / "illustrative-2024.toml"
+from conftest import ROOT
+
+PACK = ROOT / "rules" / "payment" / "illustrative-2024.toml"
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import pytest
 import grouper
 from grouper.jobs.regroup import regroup
 from grouper.report import write_regroup_report
-from grouper.analytics.synth import SynthSpec, write_synthetic
 
 from conftest import DATA
 
@@ -30,11 +29,10 @@ def both():
 
 
 @pytest.fixture(scope="module")
-def province(tmp_path_factory, both):
+def province(tmp_path_factory, both, synth_province):
     """A small province with costs and hospitals, regrouped once for the module."""
     d = tmp_path_factory.mktemp("report")
-    write_synthetic(SynthSpec(cases=20_000, hospitals=12, seed=3), d / "prov.parquet")
-    return regroup([d / "prov.parquet"], *both, d / "rg.parquet")
+    return regroup([synth_province(20_000, hospitals=12, seed=3)], *both, d / "rg.parquet")
 
 
 @pytest.fixture(scope="module")

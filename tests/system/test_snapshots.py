@@ -8,7 +8,7 @@ ruleset fingerprint (it has its own tests) and the pictures inside HTML reports 
 bytes change with its version; the tables and text around them are kept).
 
 Regenerate after a *deliberate* change of output with ``DRG_UPDATE_SNAPSHOTS=1 pytest
-tests/test_snapshots.py`` and review the diff of ``tests/snapshots/`` like any other change.
+tests/system/test_snapshots.py`` and review the diff of ``tests/snapshots/`` like any other change.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from click.testing import CliRunner
 
 from grouper.cli.main import main
 
-HERE = Path(__file__).parent
+from conftest import TESTS
+
+HERE = TESTS  # tests/: data/ and snapshots/
 DATA = HERE / "data"
 INPUTS = DATA / "snapshot"
 SNAPSHOTS = HERE / "snapshots"
