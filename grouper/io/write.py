@@ -25,7 +25,8 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from grouper._util.batches import empty_batch
-from grouper.io.formats import PIPELINE_DEPTH, expand_inputs, first_line, format_of
+from grouper._util.errors import first_line
+from grouper.io.formats import PIPELINE_DEPTH, expand_inputs, format_of
 
 __all__ = ["STALE_SECONDS", "OutputSet", "atomic", "check_outputs", "sweep_stale", "write_batches", "write_text"]
 
