@@ -20,6 +20,7 @@ import pyarrow.ipc as ipc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from grouper._util.batches import DEFAULT_BATCH
 from grouper._util.columns import CODE_COLUMNS
 from grouper._util.errors import InputError, first_line
 
@@ -27,7 +28,6 @@ __all__ = ["DEFAULT_BATCH", "FORMATS", "PIPELINE_DEPTH", "Source", "expand_input
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".arrow": "arrow",
            ".feather": "arrow", ".ipc": "arrow"}
-DEFAULT_BATCH = 65_536
 #: Batches read ahead of the grouping, and grouped batches waiting for the writer: the work
 #: overlaps (Arrow decodes and encodes files without the GIL) while memory stays bounded.
 PIPELINE_DEPTH = 2

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper._util.errors import InputError
-from grouper.io import (check_outputs, expand_inputs, open_source, plan_columns, read_columns, write_batches,
+from grouper.io import (DEFAULT_BATCH, check_outputs, expand_inputs, open_source, plan_columns, read_columns, write_batches,
                         write_text)
 from grouper.payment.dip import (
     ASSIGN_STATUSES,
@@ -83,7 +83,7 @@ def load_catalogue(path) -> Catalogue:
 
 
 def dip_catalogue_files(inputs, params: DipParams = DipParams(), *, procedure_types: ProcedureTypes,
-                        columns: DipColumns = DEFAULT_COLUMNS, batch_size: int = 65_536) -> Catalogue:
+                        columns: DipColumns = DEFAULT_COLUMNS, batch_size: int = DEFAULT_BATCH) -> Catalogue:
     """The catalogue from case files (CSV/Parquet/Arrow, streamed; only the needed columns read).
     Memory follows the distinct (亚目, procedure, year, level) cells, unless costs are trimmed."""
     base = BaseCases(columns, keep_cases=params.trim != "none")
@@ -95,7 +95,7 @@ def dip_catalogue_files(inputs, params: DipParams = DipParams(), *, procedure_ty
 
 def dip_assign_files(inputs, catalogue: Catalogue, output, *, procedure_types: ProcedureTypes,
                      columns: DipColumns = DEFAULT_COLUMNS, overwrite: bool = False,
-                     batch_size: int = 65_536) -> dict[str, int]:
+                     batch_size: int = DEFAULT_BATCH) -> dict[str, int]:
     """``assign`` streamed from case files into ``output``; returns the count per status."""
     check_outputs([output], [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs, overwrite=overwrite)
     a = Assigner(catalogue, procedure_types, columns)
@@ -114,7 +114,7 @@ def dip_assign_files(inputs, catalogue: Catalogue, output, *, procedure_types: P
 
 def dip_settle_files(inputs, catalogue: Catalogue, params: DipParams, output, *, procedure_types: ProcedureTypes,
                      columns: DipColumns = DEFAULT_COLUMNS, point_value: float | None = None,
-                     overwrite: bool = False, batch_size: int = 65_536) -> DipSettlement:
+                     overwrite: bool = False, batch_size: int = DEFAULT_BATCH) -> DipSettlement:
     """Settle case files (streamed, read twice when PV_s is computed) into ``output``."""
     files = expand_inputs(inputs)
     check_outputs([output], files, overwrite=overwrite)

@@ -14,9 +14,9 @@ import pyarrow as pa
 
 from grouper._util.batches import empty_batch
 from grouper._util.errors import CorruptInputError, InputError
-from grouper.io import (CANONICAL_COLUMNS, OutputSet, check_outputs, expand_inputs, format_of, open_source,
+from grouper.io import (CANONICAL_COLUMNS, DEFAULT_BATCH, OutputSet, check_outputs, expand_inputs, format_of, open_source,
                         plan_columns, prefetch, read_columns, read_table, write_batches)
-from grouper.payment.drg import DEFAULT_BATCH, DrgColumns, DrgSettlement, needed_columns, settle_batches
+from grouper.payment.drg import DrgColumns, DrgSettlement, needed_columns, settle_batches
 from grouper.payment.pack import PaymentPack
 
 
