@@ -12,9 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from grouper._util.errors import InputError
-from grouper.io import (DEFAULT_BATCH, check_outputs, expand_inputs, open_source, plan_columns, read_columns, write_batches,
-                        write_text)
+from grouper.io import DEFAULT_BATCH, CaseSource, check_outputs, expand_inputs, open_source, write_batches, write_text
 from grouper.payment.dip import (
     ASSIGN_STATUSES,
     ASSIGNED_SCHEMA,
@@ -42,21 +40,13 @@ def file_batches(inputs, need: list[str], optional: list[str], batch_size: int, 
     after the wide-layout plan of ``grouper.io``. Every file is checked before any is read (a
     missing column is an error naming the file); ``case_id`` is read as text when the files
     disagree on its type, so their rows can go to one output."""
-    plans = []
-    for path in expand_inputs(inputs):
-        s = open_source(path, batch_size=batch_size)
-        plan = plan_columns(s.schema, None, "auto", s.path)
-        schema = plan.schema(s.schema)
-        missing = [c for c in (dx, px, *need) if c not in schema.names]
-        if missing:
-            raise InputError(f"{path}: missing column(s) for {what}: {', '.join(missing)}")
-        want = {dx, px, *need, *(c for c in optional if c and c in schema.names)}
-        s.columns = read_columns(s.schema, plan, want)
-        plans.append((s, plan, want, schema.field(case_id).type if case_id in schema.names else None))
-    mixed = len({t for *_, t in plans if t is not None}) > 1
-    for s, plan, want, _ in plans:
-        for b in s.batches:
-            b = plan.apply(b)
+    files = []
+    for s in CaseSource.each(inputs, batch_size=batch_size):
+        want = {dx, px, *need, *s.check([dx, px, *need], [c for c in optional if c], what=what)}
+        files.append((s, want, s.schema.field(case_id).type if case_id in s.schema.names else None))
+    mixed = len({t for *_, t in files if t is not None}) > 1
+    for s, want, _ in files:
+        for b in s.read(want, ahead=0):
             b = b.select([c for c in b.schema.names if c in want])
             if mixed and case_id in b.schema.names:
                 i = b.schema.get_field_index(case_id)
