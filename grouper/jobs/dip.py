@@ -12,7 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from grouper.io import DEFAULT_BATCH, CaseSource, check_outputs, expand_inputs, open_source, write_batches, write_text
+from grouper.io import (DEFAULT_BATCH, CaseSource, check_outputs, expand_inputs, open_source, read_table, write_batches,
+                        write_text)
 from grouper.payment.dip import (
     ASSIGN_STATUSES,
     ASSIGNED_SCHEMA,
@@ -63,9 +64,8 @@ def save_catalogue(catalogue: Catalogue, path, *, overwrite: bool = False) -> No
 
 def load_catalogue(path) -> Catalogue:
     """A catalogue saved by ``save_catalogue`` (or any table with its columns)."""
-    s = open_source(path)
-    t = pa.Table.from_batches(list(s.batches), schema=s.schema)
-    meta = (s.schema.metadata or {}).get(b"dip.info")
+    t = read_table(path)
+    meta = (t.schema.metadata or {}).get(b"dip.info")
     try:
         return Catalogue(t, json.loads(meta) if meta else {})
     except ValueError as exc:
