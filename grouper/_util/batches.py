@@ -1,11 +1,15 @@
 """Record-batch helpers shared by reading, grouping and writing: an empty batch of a schema
-(to learn an output schema before any data), and one schema for the batches of several inputs."""
+(to learn an output schema before any data), one schema for the batches of several inputs, and
+the batch size every reader uses unless told otherwise (the command line's default too)."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-__all__ = ["conform", "empty_batch", "unified_schema"]
+__all__ = ["DEFAULT_BATCH", "conform", "empty_batch", "unified_schema"]
+
+#: Rows per batch read from a case file (``--batch-size``): memory is bounded by it, not the file.
+DEFAULT_BATCH = 65_536
 
 
 def empty_batch(schema: pa.Schema) -> pa.RecordBatch:

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper._util.money import ExactSum
+from grouper.io import DEFAULT_BATCH
 from grouper.analytics.weights import as_floats, equals_mask, vocabulary_ids
 
 __all__ = ["EXCLUSION_REASONS", "TIERS", "IndexCells", "hospital_indices", "risk_tiers"]
@@ -327,7 +328,7 @@ def _per_drg(names: np.ndarray, g: np.ndarray, n: np.ndarray, deaths: np.ndarray
 
 def indices_from_files(grouper, inputs, weights, *, hospital: str = "hospital_id", cost: str = "total_cost",
                        los: str = "los", discharge: str = "discharge", department: str | None = None,
-                       death_codes=("5",), batch_size: int = 65_536, tiers: pa.Table | None = None):
+                       death_codes=("5",), batch_size: int = DEFAULT_BATCH, tiers: pa.Table | None = None):
     """Group case files (streamed) and compute the indices; see ``cells_from_files``."""
     return cells_from_files(grouper, inputs, hospital=hospital, cost=cost, los=los, discharge=discharge,
                             department=department, death_codes=death_codes,
@@ -336,7 +337,7 @@ def indices_from_files(grouper, inputs, weights, *, hospital: str = "hospital_id
 
 def cells_from_files(grouper, inputs, *, hospital: str = "hospital_id", cost: str = "total_cost",
                      los: str = "los", discharge: str = "discharge", department: str | None = None,
-                     death_codes=("5",), batch_size: int = 65_536, filesystem=None) -> IndexCells:
+                     death_codes=("5",), batch_size: int = DEFAULT_BATCH, filesystem=None) -> IndexCells:
     """Stream case files through the grouper into ``IndexCells``: each batch is reduced to its
     cells before the next is read, so memory follows hospitals x DRGs, not the number of cases."""
     from grouper.analytics.grouped import grouped_batches

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from grouper.analytics.indices import IndexCells
 from grouper.analytics.weights import CostSample, WeightOptions, compare_weights
+from grouper.io import DEFAULT_BATCH
 
 __all__ = ["Recalibration", "recalibrate", "recalibrate_files"]
 
@@ -80,7 +81,7 @@ def _restricted(w: Mapping[str, float], other: Mapping[str, float]) -> dict[str,
 
 def recalibrate_files(grouper, inputs, a: Side, b: Side, *, hospital: str = "hospital_id",
                       cost: str = "total_cost", los: str = "los", discharge: str = "discharge",
-                      batch_size: int = 65_536) -> Recalibration:
+                      batch_size: int = DEFAULT_BATCH) -> Recalibration:
     """Stream case files once through the grouper and compare the two sides on them."""
     from grouper.analytics.grouped import grouped_batches
 

@@ -20,12 +20,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from grouper._util.columns import check_columns
-from grouper._util.errors import InputError
 from grouper.analytics.weights import WeightOptions
-from grouper.engine import Grouper, kept_names
-from grouper.engine import Encoder
-from grouper.io import CANONICAL_COLUMNS, plan_columns, prefetch, read_columns
+from grouper.engine import Encoder, Grouper, kept_names
+from grouper.io import CANONICAL_COLUMNS, CaseSource
 from grouper.rulesets.convert import CodeConverter
 
 __all__ = ["Regrouping", "RegroupResult"]
@@ -59,23 +56,20 @@ class RegroupResult:
 
 
 class Regrouping:
-    """One regrouping run over opened case ``sources``: ``batches()`` yields the per-case output
-    (both results side by side) while counting; ``result()`` then gives the migration matrix and
-    the summary. Reading and writing files is the job's (``grouper.jobs.regroup``).
+    """One regrouping run over opened case ``sources`` (``CaseSource``): ``batches()`` yields the
+    per-case output (both results side by side) while counting; ``result()`` then gives the
+    migration matrix and the summary. Reading and writing files is the job's (``grouper.jobs.regroup``).
     ``convert_codes`` first rewrites codes through the target ruleset's mapping tables."""
 
-    def __init__(self, sources: list, g_from: Grouper, g_to: Grouper, *, n_threads: int | None = None,
+    def __init__(self, sources: list[CaseSource], g_from: Grouper, g_to: Grouper, *, n_threads: int | None = None,
                  keep: Iterable[str] = (), cost_column: str = "total_cost", hospital_column: str = "hospital_id",
                  top: int = 20, convert_codes: bool = False, weight_options=None):
         keep = list(keep)
         for s in sources:
-            try:
+            with s.named_errors():
                 self.kept = kept_names(keep, OUTPUT_COLUMNS, OUTPUT_COLUMNS)  # input column -> output name
-                for g in (g_from, g_to):
-                    check_columns(plan_columns(s.schema, None, "auto", s.path).schema(s.schema).names,
-                                  [*g.encoder.required, *keep])
-            except InputError as exc:
-                raise InputError(f"{s.path}: {exc}") from None
+            for g in (g_from, g_to):
+                s.check([*g.encoder.required, *keep])
         self.sources, self.g_from, self.g_to, self.n_threads = sources, g_from, g_to, n_threads
         self.cost_column, self.hospital_column, self.top, self.weight_options = (cost_column, hospital_column, top,
                                                                                   weight_options)
@@ -93,18 +87,14 @@ class Regrouping:
         self.hospital_drg: dict[str, dict[str, np.ndarray]] = {}  # side -> hospital -> counts per drg index
         self.has_cost = all(cost_column in s.schema.names for s in sources)
         self.has_hosp = all(hospital_column in s.schema.names for s in sources)
-        for s in sources:
-            s.columns = read_columns(s.schema, plan_columns(s.schema, None, "auto", s.path),
-                                     {*CANONICAL_COLUMNS, *keep, cost_column, hospital_column})
+        self.columns = {*CANONICAL_COLUMNS, *keep, cost_column, hospital_column}
         self.start = time.perf_counter()
         self.done = 0
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         g_from, g_to, sides, shared = self.g_from, self.g_to, self.sides, self.shared
         for s in self.sources:
-            plan = plan_columns(s.schema, None, "auto", s.path)
-            for raw in prefetch(s.batches):  # read the next batch while this one is grouped
-                b = plan.apply(raw)
+            for b in s.read(self.columns):  # the next batch is read while this one is grouped
                 if self.converter is not None:
                     b = self.converter.convert(b)
                 enc = shared.encode(b)

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.analytics.trimming import TrimRule, keep_emptied
+from grouper.io import DEFAULT_BATCH
 
 __all__ = ["CostSample", "WeightOptions", "WeightResult", "compute_weights", "renormalize", "compare_weights",
            "attach_weights", "weights_from_files", "sample_files"]
@@ -478,13 +479,13 @@ def compare_weights(a: pa.Table, b: pa.Table, counts: Mapping[str, int] | None =
 
 
 def weights_from_files(grouper, inputs, options: WeightOptions = WeightOptions(), *, cost: str = "total_cost",
-                       los: str | None = "los", year: str | None = None, batch_size: int = 65_536) -> WeightResult:
+                       los: str | None = "los", year: str | None = None, batch_size: int = DEFAULT_BATCH) -> WeightResult:
     """Group case files (CSV/Parquet/Arrow, streamed) and compute weights from them."""
     return sample_files(grouper, inputs, cost=cost, los=los, year=year, batch_size=batch_size).weights(options)
 
 
 def sample_files(grouper, inputs, *, cost: str = "total_cost", los: str | None = "los", year: str | None = None,
-                 batch_size: int = 65_536, filesystem=None) -> CostSample:
+                 batch_size: int = DEFAULT_BATCH, filesystem=None) -> CostSample:
     """Stream case files through the grouper into a ``CostSample``: each batch is grouped and
     reduced to a DRG id, cost, stay and year per case before the next is read."""
     from grouper.analytics.grouped import grouped_batches

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from grouper._util.batches import DEFAULT_BATCH
 from grouper.cli._common import RULESET_HELP, command_errors, dask_client, make_grouper
 from grouper.rulesets import DEFAULT_RULESET
 
@@ -26,7 +27,7 @@ from grouper.rulesets import DEFAULT_RULESET
               "one named like an output column (status, drg, ...) is written as input_<name>.")
 @click.option("--keep-all", is_flag=True, help="Copy every input column (of the first input) to the output, "
               "except those named like output columns.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=65_536, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True,
               help="Rows per batch; memory use follows this, not the file size.")
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
               help="Rows shown when printing a table (no --output).")

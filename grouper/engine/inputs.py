@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from grouper._util.columns import (CODE_COLUMNS, NUMBER_PATTERN, NUMERIC_COLUMNS, REQUIRED_COLUMNS,
                                    check_columns, is_text, split_joined, to_string)
-from grouper._util.errors import CorruptInputError, InputError
+from grouper._util.errors import CorruptInputError, InputError, first_line
 from grouper.engine._codes import CodeTable
 from grouper.engine._kernel import CONSTANTS as K
 
@@ -40,8 +40,7 @@ INT32_MAX = 2**31 - 1
 
 
 def _corrupt(name: str, exc: BaseException) -> CorruptInputError:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return CorruptInputError(f"column {name!r}: corrupt Arrow data ({text})")
+    return CorruptInputError(f"column {name!r}: corrupt Arrow data ({first_line(exc)})")
 
 
 def _checked(name: str, arr: pa.Array) -> pa.Array:

@@ -20,15 +20,14 @@ import pyarrow.ipc as ipc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from grouper._util.batches import DEFAULT_BATCH
 from grouper._util.columns import CODE_COLUMNS
-from grouper._util.errors import InputError
+from grouper._util.errors import InputError, first_line
 
-__all__ = ["DEFAULT_BATCH", "FORMATS", "PIPELINE_DEPTH", "Source", "expand_inputs", "first_line", "format_of",
-           "open_source"]
+__all__ = ["DEFAULT_BATCH", "FORMATS", "PIPELINE_DEPTH", "Source", "expand_inputs", "format_of", "open_source"]
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".arrow": "arrow",
            ".feather": "arrow", ".ipc": "arrow"}
-DEFAULT_BATCH = 65_536
 #: Batches read ahead of the grouping, and grouped batches waiting for the writer: the work
 #: overlaps (Arrow decodes and encodes files without the GIL) while memory stays bounded.
 PIPELINE_DEPTH = 2
@@ -112,11 +111,6 @@ def open_source(path: str | os.PathLike, batch_size: int = DEFAULT_BATCH, filesy
         return source
     except (pa.ArrowInvalid, pa.ArrowIOError, pa.ArrowNotImplementedError, UnicodeDecodeError, csv.Error) as exc:
         raise ValueError(f"{path}: unreadable {kind} file ({first_line(exc)})") from None
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an error's message (its type when it has none), for one-line errors."""
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _open_csv(p: Path, batch_size: int) -> Source:

@@ -16,8 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper._util.batches import empty_batch
-from grouper._util.errors import InputError
-from grouper.io.formats import first_line
+from grouper._util.errors import InputError, first_line
 
 __all__ = ["CANONICAL_COLUMNS", "LAYOUTS", "WIDE_LAYOUTS", "ColumnPlan", "MappingError", "code_list", "load_mapping",
            "plan_columns", "read_columns"]

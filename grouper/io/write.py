@@ -25,9 +25,11 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from grouper._util.batches import empty_batch
-from grouper.io.formats import PIPELINE_DEPTH, expand_inputs, first_line, format_of
+from grouper._util.errors import first_line
+from grouper.io.formats import PIPELINE_DEPTH, expand_inputs, format_of
 
-__all__ = ["STALE_SECONDS", "OutputSet", "atomic", "check_outputs", "sweep_stale", "write_batches", "write_text"]
+__all__ = ["STALE_SECONDS", "OutputSet", "atomic", "check_outputs", "parquet_writer_options", "sweep_stale",
+           "write_batches", "write_text"]
 
 #: A temporary file (or spool folder) whose process no longer runs and that has not changed
 #: for this long is debris of a killed run: it is removed at the next write beside it.
@@ -366,20 +368,24 @@ def _writer(kind: str, tmp: str, schema: pa.Schema):
     if kind == "csv":
         return pcsv.CSVWriter(tmp, schema)
     if kind == "parquet":
-        # min/max statistics of dictionary-encoded text columns cost more than the rest of the
-        # write together and help no query; keep them for plain columns (ids, numbers, dates).
-        # case_id is an identifier, one distinct value per row: a Parquet dictionary of it is
-        # hashed and then abandoned at the page-size limit, so it is written without one
-        # (integer ids as deltas, which sequential ids shrink to almost nothing).
-        stats = [f.name for f in schema if not pa.types.is_dictionary(f.type)]
-        options: dict = {}
-        if "case_id" in schema.names:
-            case_id = schema.field("case_id")
-            options["use_dictionary"] = [p for p in _leaf_paths(schema) if p != "case_id"]
-            if pa.types.is_integer(case_id.type):
-                options["column_encoding"] = {"case_id": "DELTA_BINARY_PACKED"}
-        return pq.ParquetWriter(tmp, schema, compression="zstd", write_statistics=stats, **options)
+        return pq.ParquetWriter(tmp, schema, **parquet_writer_options(schema))
     return ipc.new_file(tmp, schema)
+
+
+def parquet_writer_options(schema: pa.Schema) -> dict:
+    """``pq.ParquetWriter`` keyword arguments for output of ``schema``, the same for every Parquet
+    output (``drg group``'s file, the parts of a dataset run): zstd; min/max statistics only for
+    plain columns (ids, numbers, dates: those of dictionary-encoded text cost more than the rest
+    of the write together and help no query). case_id is an identifier, one distinct value per
+    row: a Parquet dictionary of it is hashed and then abandoned at the page-size limit, so it is
+    written without one (integer ids as deltas, which sequential ids shrink to almost nothing)."""
+    options: dict = {"compression": "zstd",
+                     "write_statistics": [f.name for f in schema if not pa.types.is_dictionary(f.type)]}
+    if "case_id" in schema.names:
+        options["use_dictionary"] = [p for p in _leaf_paths(schema) if p != "case_id"]
+        if pa.types.is_integer(schema.field("case_id").type):
+            options["column_encoding"] = {"case_id": "DELTA_BINARY_PACKED"}
+    return options
 
 
 def _leaf_paths(schema: pa.Schema) -> list[str]:

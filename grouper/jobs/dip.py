@@ -12,8 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from grouper._util.errors import InputError
-from grouper.io import (check_outputs, expand_inputs, open_source, plan_columns, read_columns, write_batches,
+from grouper.io import (DEFAULT_BATCH, CaseSource, check_outputs, expand_inputs, open_source, read_table, write_batches,
                         write_text)
 from grouper.payment.dip import (
     ASSIGN_STATUSES,
@@ -42,21 +41,13 @@ def file_batches(inputs, need: list[str], optional: list[str], batch_size: int, 
     after the wide-layout plan of ``grouper.io``. Every file is checked before any is read (a
     missing column is an error naming the file); ``case_id`` is read as text when the files
     disagree on its type, so their rows can go to one output."""
-    plans = []
-    for path in expand_inputs(inputs):
-        s = open_source(path, batch_size=batch_size)
-        plan = plan_columns(s.schema, None, "auto", s.path)
-        schema = plan.schema(s.schema)
-        missing = [c for c in (dx, px, *need) if c not in schema.names]
-        if missing:
-            raise InputError(f"{path}: missing column(s) for {what}: {', '.join(missing)}")
-        want = {dx, px, *need, *(c for c in optional if c and c in schema.names)}
-        s.columns = read_columns(s.schema, plan, want)
-        plans.append((s, plan, want, schema.field(case_id).type if case_id in schema.names else None))
-    mixed = len({t for *_, t in plans if t is not None}) > 1
-    for s, plan, want, _ in plans:
-        for b in s.batches:
-            b = plan.apply(b)
+    files = []
+    for s in CaseSource.each(inputs, batch_size=batch_size):
+        want = {dx, px, *need, *s.check([dx, px, *need], [c for c in optional if c], what=what)}
+        files.append((s, want, s.schema.field(case_id).type if case_id in s.schema.names else None))
+    mixed = len({t for *_, t in files if t is not None}) > 1
+    for s, want, _ in files:
+        for b in s.read(want, ahead=0):
             b = b.select([c for c in b.schema.names if c in want])
             if mixed and case_id in b.schema.names:
                 i = b.schema.get_field_index(case_id)
@@ -73,9 +64,8 @@ def save_catalogue(catalogue: Catalogue, path, *, overwrite: bool = False) -> No
 
 def load_catalogue(path) -> Catalogue:
     """A catalogue saved by ``save_catalogue`` (or any table with its columns)."""
-    s = open_source(path)
-    t = pa.Table.from_batches(list(s.batches), schema=s.schema)
-    meta = (s.schema.metadata or {}).get(b"dip.info")
+    t = read_table(path)
+    meta = (t.schema.metadata or {}).get(b"dip.info")
     try:
         return Catalogue(t, json.loads(meta) if meta else {})
     except ValueError as exc:
@@ -83,7 +73,7 @@ def load_catalogue(path) -> Catalogue:
 
 
 def dip_catalogue_files(inputs, params: DipParams = DipParams(), *, procedure_types: ProcedureTypes,
-                        columns: DipColumns = DEFAULT_COLUMNS, batch_size: int = 65_536) -> Catalogue:
+                        columns: DipColumns = DEFAULT_COLUMNS, batch_size: int = DEFAULT_BATCH) -> Catalogue:
     """The catalogue from case files (CSV/Parquet/Arrow, streamed; only the needed columns read).
     Memory follows the distinct (亚目, procedure, year, level) cells, unless costs are trimmed."""
     base = BaseCases(columns, keep_cases=params.trim != "none")
@@ -95,7 +85,7 @@ def dip_catalogue_files(inputs, params: DipParams = DipParams(), *, procedure_ty
 
 def dip_assign_files(inputs, catalogue: Catalogue, output, *, procedure_types: ProcedureTypes,
                      columns: DipColumns = DEFAULT_COLUMNS, overwrite: bool = False,
-                     batch_size: int = 65_536) -> dict[str, int]:
+                     batch_size: int = DEFAULT_BATCH) -> dict[str, int]:
     """``assign`` streamed from case files into ``output``; returns the count per status."""
     check_outputs([output], [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs, overwrite=overwrite)
     a = Assigner(catalogue, procedure_types, columns)
@@ -114,7 +104,7 @@ def dip_assign_files(inputs, catalogue: Catalogue, output, *, procedure_types: P
 
 def dip_settle_files(inputs, catalogue: Catalogue, params: DipParams, output, *, procedure_types: ProcedureTypes,
                      columns: DipColumns = DEFAULT_COLUMNS, point_value: float | None = None,
-                     overwrite: bool = False, batch_size: int = 65_536) -> DipSettlement:
+                     overwrite: bool = False, batch_size: int = DEFAULT_BATCH) -> DipSettlement:
     """Settle case files (streamed, read twice when PV_s is computed) into ``output``."""
     files = expand_inputs(inputs)
     check_outputs([output], files, overwrite=overwrite)

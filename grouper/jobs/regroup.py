@@ -10,7 +10,7 @@ from typing import Iterable
 
 from grouper.analytics.regroup import Regrouping, RegroupResult
 from grouper.engine import Grouper
-from grouper.io import DEFAULT_BATCH, OutputSet, check_outputs, expand_inputs, open_source, write_batches
+from grouper.io import DEFAULT_BATCH, CaseSource, OutputSet, check_outputs, expand_inputs, write_batches
 from grouper.report import write_regroup_report
 
 __all__ = ["regroup"]
@@ -27,7 +27,7 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
     (n_threads, keep, cost_column, hospital_column, top, convert_codes, weight_options)."""
     paths = expand_inputs(inputs)
     check_outputs([output, matrix, summary, report], paths, overwrite=overwrite)
-    sources = [open_source(p, batch_size=batch_size) for p in paths]
+    sources = CaseSource.open_all(paths, batch_size=batch_size)
     run = Regrouping(sources, g_from, g_to, **options)
     with OutputSet(overwrite) as outs:
         write_batches(output, run.batches(), into=outs)

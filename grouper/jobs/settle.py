@@ -13,10 +13,10 @@ import numpy as np
 import pyarrow as pa
 
 from grouper._util.batches import empty_batch
-from grouper._util.errors import CorruptInputError, InputError
-from grouper.io import (CANONICAL_COLUMNS, OutputSet, check_outputs, expand_inputs, format_of, open_source,
-                        plan_columns, prefetch, read_columns, read_table, write_batches)
-from grouper.payment.drg import DEFAULT_BATCH, DrgColumns, DrgSettlement, needed_columns, settle_batches
+from grouper._util.errors import InputError
+from grouper.io import (CANONICAL_COLUMNS, DEFAULT_BATCH, CaseSource, OutputSet, check_outputs, format_of, read_table,
+                        write_batches)
+from grouper.payment.drg import DrgColumns, DrgSettlement, needed_columns, settle_batches
 from grouper.payment.pack import PaymentPack
 
 
@@ -50,33 +50,28 @@ class CaseFiles:
     def __init__(self, inputs, pack: PaymentPack, cols: DrgColumns = DrgColumns(), grouper=None, *,
                  batch_size: int = DEFAULT_BATCH):
         want = case_columns(pack, cols)
-        self.parts = []  # (source, plan or None for grouped files, keep)
+        self.parts = []  # (source, the columns read, keep: None for grouped files, read as they are)
         schemas = []
         seen: set[str] = set()  # columns of any file (a file without one reads it as null)
-        for path in expand_inputs(inputs):
-            s = open_source(path, batch_size=batch_size)
-            names = s.schema.names
-            seen.update(plan_columns(s.schema, None, "auto", s.path).schema(s.schema).names)
+        for s in CaseSource.each(inputs, batch_size=batch_size):
+            names = s.source.schema.names
+            seen.update(s.schema.names)
             if cols.status in names and cols.drg in names:
-                s.columns = [c for c in names if c in {cols.status, cols.drg, *want}]
-                self.parts.append((s, None, None))
-                schemas.append(pa.schema([s.schema.field(c) for c in s.columns]))
+                s = CaseSource(s.source)  # unplanned
+                columns = s.input_columns({cols.status, cols.drg, *want})
+                self.parts.append((s, columns, None))
+                schemas.append(pa.schema([s.source.schema.field(c) for c in columns]))
             else:
                 if grouper is None:
-                    raise ValueError(f"{path}: not grouped (no {cols.status!r}/{cols.drg!r} columns) "
+                    raise ValueError(f"{s.path}: not grouped (no {cols.status!r}/{cols.drg!r} columns) "
                                      "and no ruleset given")
                 if not hasattr(grouper, "group_batch"):  # a factory: the ruleset is compiled only when needed
                     grouper = grouper()
-                plan = plan_columns(s.schema, None, "auto", s.path)
-                planned = plan.schema(s.schema)
-                keep = [c for c in dict.fromkeys(want) if c in planned.names and c not in ("case_id",)]
-                s.columns = read_columns(s.schema, plan, {*CANONICAL_COLUMNS, *keep})
-                self.parts.append((s, plan, keep))
-                try:
-                    schemas.append(grouper.group_batch(empty_batch(planned), columns=("case_id", "status", "drg"),
+                keep = [c for c in dict.fromkeys(want) if c in s.schema.names and c not in ("case_id",)]
+                self.parts.append((s, {*CANONICAL_COLUMNS, *keep}, keep))
+                with s.named_errors():
+                    schemas.append(grouper.group_batch(empty_batch(s.schema), columns=("case_id", "status", "drg"),
                                                        keep=keep).schema)
-                except InputError as exc:
-                    raise InputError(f"{path}: {exc}") from None
         files = [s.path for s, _, _ in self.parts]
         for name, why in needed_columns(pack, cols):  # before any work
             if name not in seen:
@@ -84,19 +79,17 @@ class CaseFiles:
                 raise InputError(f"{where}: no column {name!r} in the cases ({why})")
         self.grouper = grouper
         self.schema = _unified_schema(schemas)
-        self.info = {"grouped_here": 0, "pre_grouped": 0, "files": [s.path for s, _, _ in self.parts]}
+        self.info = {"grouped_here": 0, "pre_grouped": 0, "files": files}
 
     def __call__(self) -> Iterator[pa.RecordBatch]:
         rows = 0
         info = {"grouped_here": 0, "pre_grouped": 0}
-        for s, plan, keep in self.parts:
-            for b in prefetch(s.batches):
-                if plan is not None:
-                    try:
-                        b = self.grouper.group_batch(plan.apply(b), columns=("case_id", "status", "drg"),
-                                                     keep=keep, row_offset=rows)
-                    except (InputError, CorruptInputError) as exc:
-                        raise type(exc)(f"{s.path}: {exc}") from None
+        for s, columns, keep in self.parts:
+            for b in s.read(columns):  # the next batch is read while this one is grouped
+                if keep is not None:
+                    with s.named_errors():
+                        b = self.grouper.group_batch(b, columns=("case_id", "status", "drg"), keep=keep,
+                                                     row_offset=rows)
                     info["grouped_here"] += b.num_rows
                 else:
                     info["pre_grouped"] += b.num_rows

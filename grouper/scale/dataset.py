@@ -36,8 +36,8 @@ from grouper._util.version import __version__
 from grouper._util.columns import check_columns
 from grouper._util.errors import InputError
 from grouper.engine import STATUS_LABELS, BatchCounts, Flag, RunSummary
-from grouper.io import (CANONICAL_COLUMNS, ColumnPlan, DEFAULT_BATCH, check_outputs, load_mapping, plan_columns,
-                        read_columns, write_text)
+from grouper.io import (CANONICAL_COLUMNS, DEFAULT_BATCH, ColumnPlan, check_outputs, load_mapping,
+                        parquet_writer_options, plan_columns, read_columns, write_text)
 from grouper.rulesets import DEFAULT_RULESET
 from grouper.scale.fragments import (DEFAULT_SPLIT_ROWS, PARQUET_SUFFIXES, TMP_TAG, fragment_listing, inspect_fragments,
                                      read_json, remove_file, resolve_filesystem, row_group_runs, write_json)
@@ -158,22 +158,6 @@ def _group_piece(piece: _Piece, job: _Job) -> dict:
               "row": row, "mdc": counts.mdc, "drg": counts.drg, "flags": counts.flag_counts()}
     write_json(fs, posixpath.join(job.dst, PROGRESS, piece.output + ".json"), marker)
     return row
-
-def _writer_options(schema: pa.Schema) -> dict:
-    """Parquet settings of the parts, as ``drg group`` writes its output: zstd; statistics only
-    for plain columns (those of dictionary text cost more than they help); case_id, one value
-    per row, without a Parquet dictionary (hashed and then abandoned) and integers as deltas."""
-    opts: dict = {"compression": "zstd",
-                  "write_statistics": [f.name for f in schema if not pa.types.is_dictionary(f.type)]}
-    if "case_id" in schema.names:
-        sink = pa.BufferOutputStream()  # leaf paths ('dx.list.element') name nested columns
-        pq.write_table(pa.Table.from_batches([], schema), sink)
-        meta = pq.read_metadata(pa.BufferReader(sink.getvalue()))
-        opts["use_dictionary"] = [p for p in (meta.schema.column(i).path for i in range(meta.num_columns))
-                                  if p != "case_id"]
-        if pa.types.is_integer(schema.field("case_id").type):
-            opts["column_encoding"] = {"case_id": "DELTA_BINARY_PACKED"}
-    return opts
 
 # ----------------------------------------------------------------------------- the run
 
@@ -318,7 +302,7 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
 
     save()
     todo = [p for p, r in zip(pieces, rows) if r is None]
-    job = _Job(g, src_fs, dst_fs, dst_path, keep, target, batch_size, run_key, _writer_options(target))
+    job = _Job(g, src_fs, dst_fs, dst_path, keep, target, batch_size, run_key, parquet_writer_options(target))
     last_save = [time.perf_counter()]
     bar = _Bar(progress, len(pieces), resumed, sum(r["rows_in"] for r in rows if r is not None))
 

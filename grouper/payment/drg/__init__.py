@@ -5,10 +5,10 @@ and hospital tables), ``cases`` (per-batch preparation), ``waterfall`` (the knob
 ``pricing`` (case types and amounts), ``special_review``, ``renormalise`` (the rate scale),
 ``gather`` (pass 1), ``totals`` (pass 2: hospital and month tables) and ``run`` (the passes)."""
 
-from grouper.payment.drg.inputs import (DEFAULT_BATCH, DRG_CASE_TYPE_NAMES_ZH, DRG_CASE_TYPES, SETTLE_STATUSES, DrgColumns,
+from grouper.payment.drg.inputs import (DRG_CASE_TYPE_NAMES_ZH, DRG_CASE_TYPES, SETTLE_STATUSES, DrgColumns,
                                         DrgSettlement, needed_columns)
 from grouper.payment.drg.run import settle, settle_batches
 from grouper.payment.drg.waterfall import WATERFALL, Step
 
-__all__ = ["DEFAULT_BATCH", "DRG_CASE_TYPE_NAMES_ZH", "DRG_CASE_TYPES", "SETTLE_STATUSES", "WATERFALL", "DrgColumns", "DrgSettlement", "Step",
+__all__ = ["DRG_CASE_TYPE_NAMES_ZH", "DRG_CASE_TYPES", "SETTLE_STATUSES", "WATERFALL", "DrgColumns", "DrgSettlement", "Step",
            "needed_columns", "settle", "settle_batches"]

@@ -27,7 +27,6 @@ NORMAL, HIGH, LOW, SHORT, SPECIAL, PER_DIEM, UNGROUPABLE, AMBIGUOUS, INVALID = r
 SETTLE_STATUSES = ("settled", "returned", "unknown_status", "no_cost", "no_los", "no_weight", "no_patient_share")
 SETTLED, RETURNED, UNKNOWN_STATUS, NO_COST, NO_LOS, NO_WEIGHT, NO_SHARE = range(len(SETTLE_STATUSES))
 GROUP_STATUS = ("grouped", "ungroupable", "ambiguous", "invalid")
-DEFAULT_BATCH = 65_536
 
 
 @dataclass(frozen=True)

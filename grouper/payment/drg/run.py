@@ -10,9 +10,10 @@ import numpy as np
 import pyarrow as pa
 
 from grouper._util.money import ExactTotal
+from grouper.io import DEFAULT_BATCH
 from grouper.payment.drg.cases import Prep, Run
 from grouper.payment.drg.gather import Pass1
-from grouper.payment.drg.inputs import (DEFAULT_BATCH, PASS_THROUGH, SETTLE_STATUSES, DrgColumns, DrgSettlement,
+from grouper.payment.drg.inputs import (PASS_THROUGH, SETTLE_STATUSES, DrgColumns, DrgSettlement,
                                         uses_level)
 from grouper.payment.drg.renormalise import solve_scale, spool_pass
 from grouper.payment.drg.totals import Pass2
