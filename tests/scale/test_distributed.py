@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -551,9 +552,7 @@ if any("spawn_main" in a for a in getattr(sys, "orig_argv", ())) and os.environ.
 '''
 
 
-def _run_with_dying_workers(tmp_path, kills: int, *args) -> "subprocess.CompletedProcess":
-    import subprocess
-
+def _run_with_dying_workers(tmp_path, kills: int, *args) -> subprocess.CompletedProcess:
     hook = tmp_path / "hook"
     hook.mkdir(exist_ok=True)
     (hook / "sitecustomize.py").write_text(_STARTUP_KILLER)
