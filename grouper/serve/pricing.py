@@ -3,8 +3,9 @@
 Today this settles the one case alone with the DRG settlement of ``grouper.payment.drg`` (the
 same pack rules, case types and rounding as ``drg settle``); ``case_payment`` is the one place
 to point at a single-case payment API of the payment layer once it exists. A case without a cost
-is priced as a typical case of its group (cost = the group's mean cost), which is what a coder
-wants to see before the bill is final; the answer says so (``cost_assumed``)."""
+is priced as a typical case of its group (cost = the group's mean cost), and one without a length
+of stay as a typical stay (the group's mean LOS): what a coder wants to see before the bill is
+final; the answer says so (``cost_assumed``, ``los_assumed``)."""
 
 from __future__ import annotations
 
@@ -76,6 +77,10 @@ def case_payment(result: dict, case: dict, weights: WeightsTable | None, pack: P
     assumed = cost is None
     if assumed:
         cost = row.get("mean_cost")
+    los = _number(case.get("los"))
+    los_assumed = los is None
+    if los_assumed:  # a typical stay of the group
+        los = row.get("mean_los")
     cols = {"case_id": ["1"], "hospital_id": ["-"]}
     for k in ("hospital_level", "insurance_type"):  # absent, not null: settle cannot encode an all-null column
         if case.get(k) is not None:
@@ -84,7 +89,7 @@ def case_payment(result: dict, case: dict, weights: WeightsTable | None, pack: P
         **cols,
         "total_cost": pa.array([cost], pa.float64()),
         "patient_share": pa.array([case.get("patient_share") or 0.0], pa.float64()),
-        "los": pa.array([_number(case.get("los"))], pa.float64()),
+        "los": pa.array([los], pa.float64()),
         "discharge": pa.array([None if case.get("discharge") is None else str(case["discharge"])], pa.string()),
         "status": [result["status"]], "drg": [drg],
     })
@@ -97,6 +102,7 @@ def case_payment(result: dict, case: dict, weights: WeightsTable | None, pack: P
         "rate": r["rate"], "coefficient": r["coefficient"],
         "payment_standard_fen": _fen(r["payment_standard"]), "expected_payment_fen": _fen(r["payment"]),
         "fund_payment_fen": _fen(r["fund_payment"]), "cost_fen": _fen(cost), "cost_assumed": assumed,
+        "los": los, "los_assumed": los_assumed,
     })
     return out
 

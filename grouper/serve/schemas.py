@@ -54,7 +54,8 @@ class CaseIn(BaseModel):
 
 class PaymentOut(BaseModel):
     """Weight and payment of the case (present when the service runs with --weights/--pack).
-    Money in fen (integer); without ``cost`` the case is priced as a typical case of its group."""
+    Money in fen (integer); without ``cost`` (``los``) the case is priced at its group's mean cost
+    (mean length of stay), and ``cost_assumed`` (``los_assumed``) says so."""
 
     rw: Union[float, None] = None
     weights: str = ""
@@ -70,6 +71,8 @@ class PaymentOut(BaseModel):
     fund_payment_fen: Union[int, None] = None
     cost_fen: Union[int, None] = None
     cost_assumed: Union[bool, None] = None
+    los: Union[float, None] = None
+    los_assumed: Union[bool, None] = None
 
 
 class GroupOut(BaseModel):

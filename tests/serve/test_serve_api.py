@@ -202,6 +202,12 @@ def test_payment_with_weights_and_pack(tmp_path):
     assert p["rw"] == 4.2 and p["cost_assumed"] and p["cost_fen"] == 4_500_000
     assert p["case_type"] == "normal" and p["case_type_name"] == "正常病例"
     assert p["payment_standard_fen"] == p["expected_payment_fen"] == 4_410_000 and p["illustrative"]
+    assert p["los"] == 9 and not p["los_assumed"]
+    typical = c.post("/v1/group", json={k: v for k, v in CASE.items() if k != "los"}).json()["payment"]
+    assert typical["los"] == 14 and typical["los_assumed"] and typical["expected_payment_fen"] == 4_410_000
+    short = c.post("/v1/group", json={**CASE, "los": 2, "cost": 20000}).json()["payment"]
+    # short stay (LOS < 30 % of the mean 14 days): prorated, 44,100 x 2 / 14 = 6,300 yuan
+    assert short["case_type"] == "short_stay" and short["expected_payment_fen"] == 630_000
     high = c.post("/v1/group", json={**CASE, "cost": 300000}).json()["payment"]
     # H1: r x [RW + (cost - H x mean cost) / C̄] with H = 2 (RW > 2): 10,500 x (4.2 + (300,000 - 90,000) / 10,000)
     assert high["case_type"] == "high" and high["expected_payment_fen"] == 26_460_000 and not high["cost_assumed"]

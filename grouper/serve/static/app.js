@@ -18,7 +18,8 @@ const FLAGS_ZH = {
   LOS_INVALID: "住院天数缺失或为负数（本方案需要住院天数）",
 };
 const STATUS_CLASS = s => "status-" + s;
-const CASE_TYPE_NOTE = "不填总费用时按该组平均费用估算";
+const SETTLE_ZH = {settled: "", returned: "退回医院修改（校验不通过）", unknown_status: "分组状态未知",
+  no_cost: "无费用，无法计算", no_los: "无住院天数，无法计算", no_weight: "该组无权重", no_patient_share: "缺少个人负担"};
 const $ = id => document.getElementById(id);
 let rulesets = [];
 
@@ -169,8 +170,8 @@ function resultCard(r, rs) {
   const pay = !p ? `<tr><th>权重 / 支付</th><td class="rw">未配置权重（启动时加 --weights / --pack）</td></tr>` : `
     <tr><th>相对权重 RW</th><td class="rw">${p.rw == null ? "该组无权重" : p.rw}</td></tr>
     ${p.pack ? `<tr><th>支付标准</th><td class="standard">${yuan(p.payment_standard_fen)}</td></tr>
-    <tr><th>病例类型</th><td class="case-type">${esc(p.case_type_name || p.settle_status || "—")}</td></tr>
-    <tr><th>预计支付</th><td class="payment">${yuan(p.expected_payment_fen)}${p.cost_assumed ? `<br><small>${CASE_TYPE_NOTE}</small>` : ""}${p.illustrative ? `<br><small>示例参数，仅供演示</small>` : ""}</td></tr>` : ""}`;
+    <tr><th>病例类型</th><td class="case-type">${esc(p.case_type_name || "—")}</td></tr>
+    <tr><th>预计支付</th><td class="payment">${yuan(p.expected_payment_fen)}${SETTLE_ZH[p.settle_status] ? `（${SETTLE_ZH[p.settle_status]}）` : ""}${p.cost_assumed ? "<br><small>未填总费用：按该组平均费用估算</small>" : ""}${p.los_assumed ? "<br><small>未填住院天数：按该组平均住院日估算</small>" : ""}${p.illustrative ? "<br><small>示例参数，仅供演示</small>" : ""}</td></tr>` : ""}`;
   return `<div class="result" data-ruleset="${esc(r.ruleset)}">
     <h3>${esc(rs ? rs.title : r.ruleset)}</h3>
     <table>
