@@ -1,0 +1,326 @@
+"""Load test of ``drg serve`` on loopback, bounded in count and time.
+
+    python benchmarks/bench_serve.py [--workers 2] [--clients 16] [--rate 500] [--seconds 10]
+                                     [--batch-cases 200000] [--batch-seconds 10] [--fuzz 1000]
+                                     [--quick] [--json FILE]
+
+Starts ``drg serve --workers W`` on a free loopback port and measures, each phase bounded by
+its seconds (and every request by a timeout):
+(a) single cases: C concurrent keep-alive clients paced to R requests/s in total, JSON bodies of
+    reference cases; throughput, p50/p99/max latency, errors (transport failures and non-200);
+(b) the Arrow batch endpoint: 2 clients posting Arrow streams of B cases; cases/s;
+(c) fuzzed bodies: random bytes and random JSON, each answered with a status: 5xx must be 0.
+The client is a minimal HTTP/1.1 client on asyncio (precomputed requests), so that the load
+generator, sharing the machine with the server, costs little. It reports and never fails on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = ROOT / "tests" / "data" / "chs-drg-2.0" / "golden_random.csv"
+ARROW = "application/vnd.apache.arrow.stream"
+TARGETS = {"single_p99_ms": 5.0, "single_rate": 500, "batch_cases_per_s": 0.5e6}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(workers: int, port: int, wait_s: float = 120) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "grouper.cli", "serve", "--port", str(port), "--workers",
+                             str(workers), "--ruleset", "chs-drg-2.0", "--max-body", str(1 << 20)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"drg serve exited {proc.returncode}: {proc.stderr.read()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("drg serve did not start in time")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def request_bytes(path: str, body: bytes, kind: str = "application/json") -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {kind}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection: send prepared bytes, read status and body."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.r = self.w = None
+
+    async def send(self, data: bytes, timeout: float = 30) -> tuple[int, bytes]:
+        if self.w is None:
+            self.r, self.w = await asyncio.open_connection("127.0.0.1", self.port)
+        return await asyncio.wait_for(self._send(data), timeout)
+
+    async def _send(self, data: bytes) -> tuple[int, bytes]:
+        self.w.write(data)
+        await self.w.drain()
+        status = int((await self.r.readline()).split()[1])
+        length, close = 0, False
+        while (line := await self.r.readline()) not in (b"\r\n", b""):
+            k, _, v = line.decode("latin-1").partition(":")
+            k = k.strip().lower()
+            if k == "content-length":
+                length = int(v)
+            elif k == "connection" and v.strip().lower() == "close":
+                close = True
+        body = await self.r.readexactly(length)
+        if close:
+            self.close()
+        return status, body
+
+    def close(self) -> None:
+        if self.w is not None:
+            self.w.close()
+        self.r = self.w = None
+
+
+def case_bodies(n: int) -> list[bytes]:
+    """JSON bodies of the first n reference cases of CHS-DRG 2.0 (as a HIS would send them)."""
+    import csv
+
+    out = []
+    with open(CASES, encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            case = {"case_id": row["case_id"], "sex": row["sex"], "age": row["age"],
+                    "dx": row["dx"].split("|"), "px": row["px"].split("|") if row["px"] else []}
+            for k in ("age_days", "birth_weight", "los", "discharge"):
+                if row[k]:
+                    case[k] = row[k]
+            out.append(json.dumps(case).encode())
+            if len(out) == n:
+                break
+    return out
+
+
+async def single_phase(port: int, clients: int, rate: float, seconds: float) -> dict:
+    """C clients, each paced to rate/C requests/s (open loop: a late answer does not delay the
+    schedule's next slot beyond its own wait), for ``seconds``."""
+    bodies = [request_bytes("/v1/group", b) for b in case_bodies(2000)]
+    lat: list[float] = []
+    errors = {"transport": 0, "status": 0}
+    t_end = time.perf_counter() + seconds
+
+    async def client(k: int):
+        conn = Conn(port)
+        period = clients / rate
+        nxt = time.perf_counter() + period * k / clients
+        i = k
+        while True:
+            now = time.perf_counter()
+            if nxt > now:
+                await asyncio.sleep(nxt - now)
+            if time.perf_counter() >= t_end:
+                break
+            t0 = time.perf_counter()
+            try:
+                status, _ = await conn.send(bodies[i % len(bodies)], timeout=10)
+                if status != 200:
+                    errors["status"] += 1
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError):
+                errors["transport"] += 1
+                conn.close()
+            lat.append(time.perf_counter() - t0)
+            i += clients
+            nxt += period
+        conn.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(k) for k in range(clients)))
+    elapsed = time.perf_counter() - t0
+    a = np.array(lat) * 1e3
+    return {"requests": len(lat), "seconds": round(elapsed, 2), "rate": round(len(lat) / elapsed, 1),
+            "p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3),
+            "max_ms": round(float(a.max()), 3), "errors": errors["transport"] + errors["status"]}
+
+
+def batch_table(n: int) -> pa.Table:
+    """n cases resampled (fixed seed) from the 2.0 reference cases."""
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    t = pcsv.read_csv(CASES, convert_options=pcsv.ConvertOptions(column_types={
+        c: pa.string() for c in ("case_id", "sex", "age", "age_days", "birth_weight", "dept", "los", "discharge",
+                                 "dx", "px")}, strings_can_be_null=False))
+    idx = np.random.default_rng(20240601).integers(0, t.num_rows, n)
+    t = t.take(pa.array(idx))
+
+    def number(c, typ):
+        return pc.cast(pc.if_else(pc.equal(t[c], ""), None, t[c]), typ)
+
+    def codes(c):
+        return pc.split_pattern(pc.if_else(pc.equal(t[c], ""), None, t[c]), "|")
+    # as an Arrow client sends a table: numbers as integers, codes as lists of strings
+    return pa.table({"case_id": t["case_id"], "sex": number("sex", pa.int8()), "age": number("age", pa.int16()),
+                     "age_days": number("age_days", pa.int32()), "birth_weight": number("birth_weight", pa.int32()),
+                     "los": number("los", pa.int32()), "discharge": t["discharge"], "dx": codes("dx"),
+                     "px": codes("px")}).combine_chunks()
+
+
+async def batch_phase(port: int, cases: int, seconds: float, clients: int = 2) -> dict:
+    t = batch_table(cases)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, t.schema) as w:
+        w.write_table(t)
+    req = request_bytes("/v1/group", sink.getvalue().to_pybytes(), ARROW)
+    done = {"requests": 0, "cases": 0, "errors": 0}
+    t_end = time.perf_counter() + seconds
+    check: list[bytes] = []
+
+    async def client():
+        conn = Conn(port)
+        while time.perf_counter() < t_end:
+            try:
+                status, body = await conn.send(req, timeout=120)
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError):
+                done["errors"] += 1
+                conn.close()
+                continue
+            if status != 200:
+                done["errors"] += 1
+                continue
+            done["requests"] += 1
+            done["cases"] += cases
+            if not check:
+                check.append(body)
+        conn.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - t0
+    rows = pa.ipc.open_stream(check[0]).read_all().num_rows if check else 0
+    return {"cases_per_request": cases, "requests": done["requests"], "seconds": round(elapsed, 2),
+            "cases_per_s": round(done["cases"] / elapsed), "errors": done["errors"] + (rows != cases if check else 0),
+            "request_mb": round(len(req) / 1e6, 1)}
+
+
+def fuzz_bodies(n: int, seed: int = 7) -> list[bytes]:
+    """Random bytes, broken JSON, and random JSON documents with case fields in them."""
+    rnd = random.Random(seed)
+    fields = ["sex", "age", "age_days", "birth_weight", "dx", "px", "los", "discharge", "dept", "cost", "x"]
+
+    def value(depth=0):
+        pick = rnd.randrange(8 if depth < 3 else 5)
+        if pick == 0:
+            return rnd.randint(-10**20, 10**20)
+        if pick == 1:
+            return rnd.uniform(-1e6, 1e6)
+        if pick == 2:
+            return "".join(chr(rnd.randrange(32, 0x3000)) for _ in range(rnd.randrange(40)))
+        if pick == 3:
+            return None
+        if pick == 4:
+            return rnd.random() < 0.5
+        if pick == 5:
+            return [value(depth + 1) for _ in range(rnd.randrange(6))]
+        return {rnd.choice(fields): value(depth + 1) for _ in range(rnd.randrange(6))}
+
+    out = []
+    for i in range(n):
+        k = i % 4
+        if k == 0:
+            out.append(rnd.randbytes(rnd.randrange(200)))
+        elif k == 1:
+            out.append(json.dumps(value()).encode()[: rnd.randrange(1, 60)])
+        else:
+            out.append(json.dumps([value() for _ in range(rnd.randrange(1, 4))] if k == 2 else value()).encode())
+    return out
+
+
+async def fuzz_phase(port: int, n: int, seconds: float) -> dict:
+    counts = {"2xx": 0, "4xx": 0, "5xx": 0, "transport": 0}
+    conn = Conn(port)
+    t_end = time.perf_counter() + seconds
+    for i, b in enumerate(fuzz_bodies(n)):
+        if time.perf_counter() >= t_end:
+            break
+        kind = ARROW if i % 10 == 0 else "application/json"
+        try:
+            status, _ = await conn.send(request_bytes("/v1/group", b, kind), timeout=10)
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError):
+            counts["transport"] += 1
+            conn.close()
+            continue
+        counts[f"{status // 100}xx" if status // 100 in (2, 4, 5) else "5xx"] += 1
+    conn.close()
+    return counts
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--rate", type=float, default=500.0, help="single-case requests/s, all clients together")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--batch-cases", type=int, default=200_000)
+    ap.add_argument("--batch-seconds", type=float, default=10.0)
+    ap.add_argument("--fuzz", type=int, default=1000)
+    ap.add_argument("--quick", action="store_true", help="seconds, not minutes: CI's smoke run")
+    ap.add_argument("--json", metavar="FILE")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.seconds, a.batch_seconds, a.batch_cases, a.fuzz, a.rate, a.clients = 1.5, 1.5, 20_000, 200, 200, 4
+    port = free_port()
+    proc = start_server(a.workers, port)
+    try:
+        asyncio.run(single_phase(port, a.clients, a.rate, min(1.0, a.seconds)))  # warm every worker
+        single = asyncio.run(single_phase(port, a.clients, a.rate, a.seconds))
+        batch = asyncio.run(batch_phase(port, a.batch_cases, a.batch_seconds))
+        fuzz = asyncio.run(fuzz_phase(port, a.fuzz, max(a.seconds, 30)))
+    finally:
+        stop_server(proc)
+    r = {"workers": a.workers, "clients": a.clients, "target_rate": a.rate, "single": single, "batch": batch,
+         "fuzz": fuzz, "cpus": os.cpu_count()}
+    print(f"drg serve --workers {a.workers} on loopback ({os.cpu_count()} CPUs shared with the client)")
+    print(f"single case : {single['requests']} requests in {single['seconds']} s = {single['rate']} req/s "
+          f"({a.clients} clients, paced to {a.rate:g}/s); p50 {single['p50_ms']} ms, p99 {single['p99_ms']} ms, "
+          f"max {single['max_ms']} ms; errors {single['errors']}   [target p99 <= {TARGETS['single_p99_ms']} ms "
+          f"at {TARGETS['single_rate']}/s]")
+    print(f"Arrow batch : {batch['requests']} requests of {batch['cases_per_request']:,} cases "
+          f"({batch['request_mb']} MB) in {batch['seconds']} s = {batch['cases_per_s'] / 1e6:.2f} M cases/s; "
+          f"errors {batch['errors']}   [target >= {TARGETS['batch_cases_per_s'] / 1e6:g} M cases/s]")
+    print(f"fuzzed      : {sum(fuzz.values())} bodies: 2xx {fuzz['2xx']}, 4xx {fuzz['4xx']}, 5xx {fuzz['5xx']}, "
+          f"transport errors {fuzz['transport']}   [target: 0 5xx, 0 transport errors]")
+    if a.json:
+        Path(a.json).write_text(json.dumps(r, indent=2), encoding="utf-8")
+    return r
+
+
+if __name__ == "__main__":
+    main()
