@@ -296,6 +296,7 @@ def main(argv=None) -> dict:
     a = ap.parse_args(argv)
     if a.quick:
         a.seconds, a.batch_seconds, a.batch_cases, a.fuzz, a.rate, a.clients = 1.5, 1.5, 20_000, 200, 200, 4
+    load_before = os.getloadavg()[0]  # other work on the machine: latency tails depend on it
     port = free_port()
     proc = start_server(a.workers, port)
     try:
@@ -306,8 +307,9 @@ def main(argv=None) -> dict:
     finally:
         stop_server(proc)
     r = {"workers": a.workers, "clients": a.clients, "target_rate": a.rate, "single": single, "batch": batch,
-         "fuzz": fuzz, "cpus": os.cpu_count()}
-    print(f"drg serve --workers {a.workers} on loopback ({os.cpu_count()} CPUs shared with the client)")
+         "fuzz": fuzz, "cpus": os.cpu_count(), "load_average_before": round(load_before, 2)}
+    print(f"drg serve --workers {a.workers} on loopback ({os.cpu_count()} CPUs shared with the client; "
+          f"1-min load average before the run {load_before:.2f})")
     print(f"single case : {single['requests']} requests in {single['seconds']} s = {single['rate']} req/s "
           f"({a.clients} clients, paced to {a.rate:g}/s); p50 {single['p50_ms']} ms, p99 {single['p99_ms']} ms, "
           f"max {single['max_ms']} ms; errors {single['errors']}   [target p99 <= {TARGETS['single_p99_ms']} ms "
