@@ -216,3 +216,40 @@ def test_payment_with_weights_and_pack(tmp_path):
     assert [r["weights"] for r in rs] == [True, False]
     drgs = {d["code"]: d for d in c.get("/v1/rulesets/chs-drg-2.0/groups").json()["drgs"]}
     assert drgs["HJ11"]["rw"] == 4.2 and drgs["HJ13"]["rw"] == 2.5 and drgs["AA19"]["rw"] is None
+
+
+def _ipc(t: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, t.schema) as w:
+        w.write_table(t)
+    return sink.getvalue().to_pybytes()
+
+
+@pytest.mark.parametrize("columns, status, message", [
+    ({"dx": pa.array([1])}, 422, "column 'dx' has type int64"),
+    ({"dx": pa.array([{"a": 1}])}, 422, "column 'dx' has type struct"),
+    ({"dx": pa.array([[["a"]]])}, 422, "column 'dx' has type list<item: list"),
+    ({"dx": ["K76.600x006"], "sex": pa.array([True])}, 422, "column 'sex' has type bool"),
+    ({"dx": ["K76.600x006"], "age": [1.5]}, 200, "invalid"),
+    ({"dx": pa.array([None], pa.null())}, 200, "invalid"),
+    ({"dx": pa.array(["K76.600x006"]).dictionary_encode()}, 200, "grouped"),
+])
+def test_arrow_tables_of_the_wrong_shape(columns, status, message):
+    t = pa.table({"sex": [1], "age": [3], "px": pa.array([[]], pa.list_(pa.string())), **columns})
+    r = both().post("/v1/group", content=_ipc(t), headers={"content-type": ARROW})
+    assert r.status_code == status
+    if status == 200:
+        assert pa.ipc.open_stream(r.content).read_all()["status"].to_pylist() == [message]
+    else:
+        assert message in r.json()["error"]
+
+
+def test_arrow_bounds():
+    small = client(ServeConfig(rulesets=("chs-drg-2.0",), max_arrow_cases=10, max_arrow_bytes=4000))
+    t = pa.table({"sex": [1] * 11, "age": [30] * 11, "dx": ["K76.600x006"] * 11, "px": [""] * 11})
+    r = small.post("/v1/group", content=_ipc(t), headers={"content-type": ARROW})
+    assert r.status_code == 413 and "11 cases in one request; at most 10" in r.json()["error"]
+    r = small.post("/v1/group", content=_ipc(t.slice(0, 10)), headers={"content-type": ARROW})
+    assert r.status_code == 200 and pa.ipc.open_stream(r.content).read_all().num_rows == 10
+    big = pa.table({"sex": [1] * 10, "age": [30] * 10, "dx": ["K76.600x006" * 50] * 10, "px": [""] * 10})
+    assert small.post("/v1/group", content=_ipc(big), headers={"content-type": ARROW}).status_code == 413
