@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from grouper._util.version import __version__
 from grouper.rulesets import describe
 from grouper.serve.cases import RequestError, group_arrow, group_json
-from grouper.serve.schemas import CASE_EXAMPLE, RESULT_EXAMPLE, CaseIn, CodeHit, ErrorOut, GroupOut, GroupsOut, RulesetOut
+from grouper.serve.schemas import CASE_EXAMPLE, CaseIn, CodeHit, ErrorOut, GroupOut, GroupsOut, RulesetOut
 from grouper.serve.service import ServeConfig, Service
 
 __all__ = ["ARROW", "app_from_env", "create_app"]
