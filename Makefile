@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test demo bench bench-quick clean
+.PHONY: test demo bench bench-quick clean browser
 
 $(STAMP): pyproject.toml setup.py $(wildcard grouper/engine/*.pyx grouper/engine/*.pxd)
 	$(PY) -m venv $(VENV)
@@ -14,7 +14,15 @@ $(STAMP): pyproject.toml setup.py $(wildcard grouper/engine/*.pyx grouper/engine
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# The browser test of `drg serve` drives the distribution's headless Chromium through its chromedriver
+# (Debian packages; nothing is downloaded at test time). Installed once when missing, with sudo when not root.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO="sudo"; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
