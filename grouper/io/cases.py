@@ -15,10 +15,10 @@ from typing import Iterable, Iterator, Mapping, TypeVar
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from grouper._util.columns import check_columns
+from grouper._util.columns import check_columns, missing_columns
 from grouper._util.errors import CorruptInputError, InputError
 from grouper.io.formats import DEFAULT_BATCH, PIPELINE_DEPTH, Source, expand_inputs, open_source, warn_stderr
-from grouper.io.layout import ColumnPlan, plan_columns, read_columns
+from grouper.io.layout import ColumnPlan, column_aliases, plan_columns, read_columns
 
 __all__ = ["CaseInputs", "CaseSource", "prefetch"]
 
@@ -132,9 +132,10 @@ class CaseSource:
         if what is not None:
             missing = [c for c in dict.fromkeys(required) if c not in names]
             if missing:
-                raise InputError(f"{self.path}: missing column(s) for {what}: {', '.join(missing)}")
+                raise InputError(f"{self.path}: missing column(s) for {what}: "
+                                 + missing_columns(missing, names, column_aliases()))
         with self.named_errors():
-            check_columns(names, required, optional)
+            check_columns(names, required, optional, column_aliases())
         return [c for c in dict.fromkeys(optional) if c in names]
 
     def input_columns(self, columns: Iterable[str]) -> list[str]:
