@@ -5,7 +5,7 @@ GB18030 is read without transcoding the file: its multi-byte characters never co
 of a comma, quote or line break, so Arrow parses the raw bytes as CSV and only the columns
 actually read are converted to UTF-8, per column and batch. Columns of ASCII (codes, numbers:
 most of a 病案首页) are taken as they are; the others are decoded with Python's codec over one
-joined block (or over their distinct values when those are few). See docs/input-formats.md."""
+joined block (of their distinct values when those are at most half). See docs/input-formats.md."""
 
 from __future__ import annotations
 
@@ -104,8 +104,9 @@ class TextDecoder:
     def column(self, values: pa.Array, name: str) -> pa.Array:
         if pa.types.is_string(values.type):
             return values
-        if _ascii(values):
-            return values.cast(pa.string())
+        if _ascii(values):  # ASCII is UTF-8 as it is: the same buffers, viewed as text
+            text = pa.string() if values.type == pa.binary() else pa.large_string()
+            return pa.Array.from_buffers(text, len(values), values.buffers(), values.null_count, values.offset)
         if self.encoding == "utf-8":
             try:
                 out = values.cast(pa.string())  # validates UTF-8
@@ -137,13 +138,13 @@ def _ascii(values: pa.Array) -> bool:
 
 def decode(values: pa.Array, encoding: str) -> pa.Array:
     """Binary ``values`` in ``encoding`` as a UTF-8 string array: the distinct values decoded
-    when they are few, otherwise all values joined into one block, decoded in one codec call and
+    when they are at most half of the values, otherwise all values joined into one block, decoded in one codec call and
     split again by Arrow. Raises UnicodeDecodeError when a value is not ``encoding``."""
     n = len(values)
     if n == 0:
         return pa.array([], pa.string())
     dictionary = pc.dictionary_encode(values)
-    if len(dictionary.dictionary) * 4 <= n:
+    if len(dictionary.dictionary) * 2 <= n:
         return pc.take(_decode_all(dictionary.dictionary, encoding), dictionary.indices)
     return _decode_all(values, encoding)
 
