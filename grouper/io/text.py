@@ -100,6 +100,7 @@ class TextDecoder:
 
     def __init__(self, path: str, encoding: str, decided: bool = True):
         self.path, self.encoding, self.decided = path, encoding, decided
+        self.dense: set[str] = set()  # columns whose values mostly differ: not worth hashing
 
     def column(self, values: pa.Array, name: str) -> pa.Array:
         if pa.types.is_string(values.type):
@@ -117,7 +118,10 @@ class TextDecoder:
                     raise not_encoded(self.path, "utf-8", "UTF-8", f" (column {name!r})") from None
             self.encoding, self.decided = "gb18030", True
         try:
-            return decode(values, self.encoding)
+            out, distinct = _decode(values, self.encoding, name not in self.dense)
+            if not distinct:
+                self.dense.add(name)
+            return out
         except UnicodeDecodeError:
             tried = "GB18030/GBK" if self.encoding == "gb18030" else self.encoding
             raise not_encoded(self.path, self.encoding, tried, f" (column {name!r})") from None
@@ -136,17 +140,24 @@ def _ascii(values: pa.Array) -> bool:
     return not chunk.size or int(chunk.max()) < 0x80
 
 
-def decode(values: pa.Array, encoding: str) -> pa.Array:
-    """Binary ``values`` in ``encoding`` as a UTF-8 string array: the distinct values decoded
-    when they are at most half of the values, otherwise all values joined into one block, decoded in one codec call and
-    split again by Arrow. Raises UnicodeDecodeError when a value is not ``encoding``."""
+def decode(values: pa.Array, encoding: str, distinct: bool = True) -> pa.Array:
+    """Binary ``values`` in ``encoding`` as a UTF-8 string array: with ``distinct``, the
+    distinct values decoded when they are at most half of the values, otherwise all values
+    joined into one block, decoded in one codec call and cut again at the joins (numpy over the
+    UTF-8 bytes). Raises UnicodeDecodeError when a value is not ``encoding``."""
+    return _decode(values, encoding, distinct)[0]
+
+
+def _decode(values: pa.Array, encoding: str, distinct: bool = True) -> tuple[pa.Array, bool]:
+    """(``decode``'s result, whether the distinct values were few enough to be worth hashing)."""
     n = len(values)
     if n == 0:
-        return pa.array([], pa.string())
-    dictionary = pc.dictionary_encode(values)
-    if len(dictionary.dictionary) * 2 <= n:
-        return pc.take(_decode_all(dictionary.dictionary, encoding), dictionary.indices)
-    return _decode_all(values, encoding)
+        return pa.array([], pa.string()), distinct
+    if distinct:
+        dictionary = pc.dictionary_encode(values)
+        if len(dictionary.dictionary) * 2 <= n:
+            return pc.take(_decode_all(dictionary.dictionary, encoding), dictionary.indices), True
+    return _decode_all(values, encoding), False
 
 
 def _decode_all(values: pa.Array, encoding: str) -> pa.Array:
@@ -155,11 +166,17 @@ def _decode_all(values: pa.Array, encoding: str) -> pa.Array:
     filled = values.fill_null(b"") if nulls else values
     joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), filled),
                             pa.scalar(_SEPARATOR.encode(), pa.binary()))[0].as_py()
-    text = joined.decode(encoding)
-    parts = pc.split_pattern(pa.array([text], pa.large_string()), _SEPARATOR).flatten()
-    if len(parts) != n:  # a value held the separator itself: decode one by one
+    data = np.frombuffer(joined.decode(encoding).encode("utf-8"), np.uint8)
+    cut = data == 0
+    joins = np.flatnonzero(cut)
+    if len(joins) != n - 1:  # a value held the separator itself: decode one by one
         parts = pa.array([None if v is None else v.decode(encoding) for v in filled.to_pylist()], pa.string())
-    parts = parts.cast(pa.string())
+    else:
+        offsets = np.empty(n + 1, np.int64 if len(data) >= 2 ** 31 else np.int32)
+        offsets[0], offsets[-1] = 0, len(data) - len(joins)
+        offsets[1:-1] = joins - np.arange(len(joins))
+        parts = pa.Array.from_buffers(pa.string() if offsets.dtype == np.int32 else pa.large_string(), n,
+                                      [None, pa.py_buffer(offsets), pa.py_buffer(data[~cut])]).cast(pa.string())
     if nulls:
         parts = pc.if_else(values.is_null(), pa.scalar(None, pa.string()), parts)
     return parts
