@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -75,17 +76,19 @@ def write_csv(table: pa.Table, path: Path, encoding: str) -> Path:
     return path
 
 
-def read_seconds(paths: list[Path], columns, repeats: int) -> list[tuple[float, int]]:
-    """(best wall time, rows) of reading ``columns`` (None: all) of each of ``paths`` through
-    CaseSource; the files take turns in every repeat, so that load from elsewhere hits both."""
-    best, rows = [float("inf")] * len(paths), [0] * len(paths)
+def read_seconds(paths: list[Path], columns, repeats: int) -> list[tuple[float, int, float]]:
+    """(best wall time, rows, best CPU time of the process) of reading ``columns`` (None: all)
+    of each of ``paths`` through CaseSource; the files take turns in every repeat, so that load
+    from elsewhere hits both. CPU time (every thread) is the steadier figure on a busy machine."""
+    best, rows, cpu = [float("inf")] * len(paths), [0] * len(paths), [float("inf")] * len(paths)
     for _ in range(repeats):
         for i, path in enumerate(paths):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             s = CaseSource.open(path)
             rows[i] = sum(b.num_rows for b in s.read(columns))
             best[i] = min(best[i], time.perf_counter() - t0)
-    return list(zip(best, rows))
+            cpu[i] = min(cpu[i], time.process_time() - c0)
+    return list(zip(best, rows, cpu))
 
 
 def write_xlsx(table: pa.Table, path: Path) -> Path:
@@ -127,20 +130,23 @@ def main(argv=None) -> dict:
     table = export_table(a.rows)
     files = {enc: write_csv(table, a.dir / f"export-{enc}.csv", enc) for enc in ("utf-8", "gb18030")}
     result: dict = {"rows": a.rows, "bytes": {k: v.stat().st_size for k, v in files.items()}}
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; " if hasattr(os, "getloadavg") else "",
+          end="")
     print(f"{a.rows:,} rows; UTF-8 {result['bytes']['utf-8'] / 1e6:.1f} MB, "
           f"GB18030 {result['bytes']['gb18030'] / 1e6:.1f} MB")
     for what, columns in (("grouping", grouping), ("all", None)):
-        (u, rows_u), (gb, rows_g) = read_seconds([files["utf-8"], files["gb18030"]], columns, a.repeats)
+        (u, rows_u, uc), (gb, rows_g, gc) = read_seconds([files["utf-8"], files["gb18030"]], columns, a.repeats)
         assert rows_u == rows_g == a.rows
-        result[what] = {"utf8_s": u, "gb18030_s": gb, "ratio": gb / u}
+        result[what] = {"utf8_s": u, "gb18030_s": gb, "ratio": gb / u, "utf8_cpu_s": uc, "gb18030_cpu_s": gc,
+                        "cpu_ratio": gc / uc}
         print(f"read {what:8s}: UTF-8 {u:.3f} s, GB18030 {gb:.3f} s, ratio {gb / u:.2f} "
-              f"({a.rows / gb / 1e6:.2f} M rows/s)")
+              f"({a.rows / gb / 1e6:.2f} M rows/s); CPU {uc:.3f} s / {gc:.3f} s, ratio {gc / uc:.2f}")
     sub = table.slice(0, a.xlsx_rows)
     t0 = time.perf_counter()
     book = write_xlsx(sub, a.dir / "export.xlsx")
     written = time.perf_counter() - t0
     csv_small = write_csv(sub, a.dir / "export-small.csv", "utf-8")
-    (x, rows_x), (c, _) = read_seconds([book, csv_small], None, a.repeats)
+    (x, rows_x, _), (c, _, _) = read_seconds([book, csv_small], None, a.repeats)
     assert rows_x == a.xlsx_rows
     result["xlsx"] = {"rows": a.xlsx_rows, "bytes": book.stat().st_size, "read_s": x, "csv_read_s": c,
                       "ratio_to_csv": x / c, "write_s_xlsxwriter": written}

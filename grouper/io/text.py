@@ -92,6 +92,25 @@ def detect_encoding(path: str | os.PathLike, sample: bytes) -> tuple[str, bool]:
     raise not_encoded(path, "utf-8", "UTF-8 or GB18030/GBK")
 
 
+def text_columns(sample: bytes, keys: list[str]) -> set[str]:
+    """The columns (named ``keys``, the header skipped) with non-ASCII bytes in the complete
+    rows of ``sample``: Chinese text, which the reader hashes so as to decode each distinct
+    value once. Empty when the sample does not parse (it is a hint, never a check)."""
+    import pyarrow.csv as pcsv
+
+    end = sample.rfind(b"\n")
+    if end < 0:
+        return set()
+    try:
+        t = pcsv.read_csv(pa.BufferReader(sample[:end + 1]),
+                          read_options=pcsv.ReadOptions(column_names=keys, skip_rows=1, use_threads=False),
+                          parse_options=pcsv.ParseOptions(newlines_in_values=True),
+                          convert_options=pcsv.ConvertOptions(column_types={k: pa.binary() for k in keys}))
+    except (pa.ArrowInvalid, ValueError):
+        return set()
+    return {k for k in keys if not _ascii(t[k].combine_chunks())}
+
+
 class TextDecoder:
     """Turns the raw (binary) text columns of one CSV into UTF-8 strings, batch by batch, for
     ``encoding`` (one of FAST_ENCODINGS). Undecided (an ASCII start), the first non-ASCII column
@@ -105,6 +124,8 @@ class TextDecoder:
     def column(self, values: pa.Array, name: str) -> pa.Array:
         if pa.types.is_string(values.type):
             return values
+        if pa.types.is_dictionary(values.type):  # hashed by the reader: each distinct value decoded once
+            return pc.take(self.column(values.dictionary, name), values.indices)
         if _ascii(values):  # ASCII is UTF-8 as it is: the same buffers, viewed as text
             text = pa.string() if values.type == pa.binary() else pa.large_string()
             return pa.Array.from_buffers(text, len(values), values.buffers(), values.null_count, values.offset)
