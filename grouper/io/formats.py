@@ -28,7 +28,7 @@ from grouper._util.columns import CODE_COLUMNS
 from grouper._util.errors import InputError, first_line
 from grouper.io.excel import EXCEL_FORMATS, open_excel
 from grouper.io.text import (AUTO, FAST_ENCODINGS, SAMPLE_BYTES, TextDecoder, detect_encoding, normalise_encoding,
-                             not_encoded, text_columns)
+                             not_encoded)
 
 __all__ = ["DEFAULT_BATCH", "FORMATS", "INPUT_FORMATS", "PIPELINE_DEPTH", "Source", "expand_inputs", "format_of",
            "open_source", "warn_stderr"]
@@ -168,10 +168,6 @@ def _open_csv(p: Path, batch_size: int, encoding: str | None = None) -> Source:
     raw_type = pa.binary() if fast else pa.string()
     # Arrow is given the header as placeholder names (it would decode the real ones as UTF-8)
     keys = [f"c{i}" for i in range(len(header))]
-    # GB18030 columns of Chinese text in the first megabyte come dictionary-encoded from Arrow's
-    # parsing threads, so each distinct value is decoded once (grouper.io.text)
-    hashed = text_columns(sample, keys) if fast and enc == "gb18030" else set()
-    dict_type = pa.dictionary(pa.int32(), pa.binary())
 
     def batches(columns: list[str] | None) -> Iterator[pa.RecordBatch]:
         decoder = TextDecoder(str(p), enc, decided)
@@ -186,8 +182,7 @@ def _open_csv(p: Path, batch_size: int, encoding: str | None = None) -> Source:
             # on the batch size (the option costs about 1 % of read time, docs/performance.md)
             for b in pcsv.open_csv(
                     p, read_options=read_options, parse_options=pcsv.ParseOptions(newlines_in_values=True),
-                    convert_options=pcsv.ConvertOptions(column_types={k: dict_type if k in hashed else raw_type
-                                                                      for k in include},
+                    convert_options=pcsv.ConvertOptions(column_types={k: raw_type for k in include},
                                                         include_columns=include,
                                                         strings_can_be_null=False, quoted_strings_can_be_null=False)):
                 cols = b.columns

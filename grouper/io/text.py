@@ -4,12 +4,15 @@ GB2312, what HIS and 医保 exports are usually written in), detected or given (
 GB18030 is read without transcoding the file: its multi-byte characters never contain the bytes
 of a comma, quote or line break, so Arrow parses the raw bytes as CSV and only the columns
 actually read are converted to UTF-8, per column and batch. Columns of ASCII (codes, numbers:
-most of a 病案首页) are taken as they are; the others are decoded with Python's codec over one
-joined block (of their distinct values when those are at most half). See docs/input-formats.md."""
+most of a 病案首页) are taken as they are; the others go through a compiled loop without the GIL
+(``grouper.io._gb18030``, its tables taken from Python's codec) or, where that is not built,
+through Python's codec over one joined block (of their distinct values when those are at most
+half). See docs/input-formats.md."""
 
 from __future__ import annotations
 
 import codecs
+import functools
 import os
 
 import numpy as np
@@ -17,6 +20,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper._util.errors import InputError
+
+try:  # the compiled GB18030 loop; without it (a source checkout not yet built), Python's codec
+    from grouper.io import _gb18030
+except ImportError:  # pragma: no cover
+    _gb18030 = None
+COMPILED = _gb18030 is not None
 
 __all__ = ["AUTO", "FAST_ENCODINGS", "TextDecoder", "decode", "detect_encoding", "first_invalid", "normalise_encoding",
            "not_encoded"]
@@ -92,25 +101,6 @@ def detect_encoding(path: str | os.PathLike, sample: bytes) -> tuple[str, bool]:
     raise not_encoded(path, "utf-8", "UTF-8 or GB18030/GBK")
 
 
-def text_columns(sample: bytes, keys: list[str]) -> set[str]:
-    """The columns (named ``keys``, the header skipped) with non-ASCII bytes in the complete
-    rows of ``sample``: Chinese text, which the reader hashes so as to decode each distinct
-    value once. Empty when the sample does not parse (it is a hint, never a check)."""
-    import pyarrow.csv as pcsv
-
-    end = sample.rfind(b"\n")
-    if end < 0:
-        return set()
-    try:
-        t = pcsv.read_csv(pa.BufferReader(sample[:end + 1]),
-                          read_options=pcsv.ReadOptions(column_names=keys, skip_rows=1, use_threads=False),
-                          parse_options=pcsv.ParseOptions(newlines_in_values=True),
-                          convert_options=pcsv.ConvertOptions(column_types={k: pa.binary() for k in keys}))
-    except (pa.ArrowInvalid, ValueError):
-        return set()
-    return {k for k in keys if not _ascii(t[k].combine_chunks())}
-
-
 class TextDecoder:
     """Turns the raw (binary) text columns of one CSV into UTF-8 strings, batch by batch, for
     ``encoding`` (one of FAST_ENCODINGS). Undecided (an ASCII start), the first non-ASCII column
@@ -124,8 +114,6 @@ class TextDecoder:
     def column(self, values: pa.Array, name: str) -> pa.Array:
         if pa.types.is_string(values.type):
             return values
-        if pa.types.is_dictionary(values.type):  # hashed by the reader: each distinct value decoded once
-            return pc.take(self.column(values.dictionary, name), values.indices)
         if _ascii(values):  # ASCII is UTF-8 as it is: the same buffers, viewed as text
             text = pa.string() if values.type == pa.binary() else pa.large_string()
             return pa.Array.from_buffers(text, len(values), values.buffers(), values.null_count, values.offset)
@@ -174,14 +162,63 @@ def _decode(values: pa.Array, encoding: str, distinct: bool = True) -> tuple[pa.
     n = len(values)
     if n == 0:
         return pa.array([], pa.string()), distinct
-    if distinct:
+    if distinct and not (encoding == "gb18030" and _gb18030 is not None):  # the loop is faster than hashing
         dictionary = pc.dictionary_encode(values)
         if len(dictionary.dictionary) * 2 <= n:
             return pc.take(_decode_all(dictionary.dictionary, encoding), dictionary.indices), True
     return _decode_all(values, encoding), False
 
 
+@functools.cache
+def _gb18030_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Code points of every two-byte GB18030 code and every four-byte one of the BMP (0 where
+    undefined), taken from Python's codec once (each code alone on a line, all decoded in one
+    call), so that the compiled loop reads exactly as the codec does."""
+    two_codes = [(lead, trail) for lead in range(0x81, 0xFF) for trail in (*range(0x40, 0x7F), *range(0x80, 0xFF))]
+    four_codes = [(0x81 + lin // 12600, 0x30 + lin // 1260 % 10, 0x81 + lin // 10 % 126, 0x30 + lin % 10)
+                  for lin in range(39420)]  # 0x81308130 .. 0x8431A439
+    two = np.zeros(126 * 191, np.uint32)
+    four = np.zeros(len(four_codes), np.uint32)
+    for codes, table, index in ((two_codes, two, lambda c: (c[0] - 0x81) * 191 + c[1] - 0x40),
+                                (four_codes, four, None)):
+        chars = b"\n".join(map(bytes, codes)).decode("gb18030", errors="replace").split("\n")
+        assert len(chars) == len(codes)
+        for i, (code, ch) in enumerate(zip(codes, chars)):
+            if len(ch) == 1 and (ch != "\ufffd" or bytes(code) == "\ufffd".encode("gb18030")):
+                table[index(code) if index else i] = ord(ch)
+    return two, four
+
+
+def _fast_gb18030(values: pa.Array) -> pa.Array | None:
+    """GB18030 ``values`` (binary) as UTF-8 strings by the compiled loop (grouper.io._gb18030),
+    or None when it is not built or a value is not GB18030 (the codec then says where)."""
+    if _gb18030 is None:
+        return None
+    wide = values.type == pa.large_binary()
+    n = len(values)
+    offsets = np.frombuffer(values.buffers()[1], np.int64 if wide else np.int32, n + 1,
+                            values.offset * (8 if wide else 4)).astype(np.int64)
+    data = values.buffers()[2]
+    raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(1, np.uint8)
+    out, new = _gb18030.to_utf8(raw, offsets, *_gb18030_tables())
+    if out is None:
+        return None
+    if len(out) >= 2 ** 31:
+        text, new = pa.large_string(), new
+    else:
+        text, new = pa.string(), new.astype(np.int32)
+    validity = None
+    if values.null_count:
+        validity = pc.is_valid(values).buffers()[1]
+    return pa.Array.from_buffers(text, n, [validity, pa.py_buffer(new), pa.py_buffer(out)],
+                                 values.null_count).cast(pa.string())
+
+
 def _decode_all(values: pa.Array, encoding: str) -> pa.Array:
+    if encoding == "gb18030":
+        fast = _fast_gb18030(values)
+        if fast is not None:
+            return fast
     n = len(values)
     nulls = values.null_count
     filled = values.fill_null(b"") if nulls else values

@@ -118,3 +118,30 @@ def test_gbk_export_groups_like_the_utf8_one(g, tmp_path):
     a = group_files(g, CaseInputs([gbk], encoding="gbk"), keep=["姓名"])[1]
     b = group_files(g, [u8], keep=["姓名"])[1]
     assert a.equals(b) and a.num_rows == 30 and a["status"].to_pylist().count("grouped") > 20
+
+
+def test_compiled_gb18030_reads_every_character_like_pythons_codec():
+    """The compiled loop (tables taken from Python's codec) against the codec itself: every
+    BMP character (two- and four-byte codes) and supplementary ones, in values of every length."""
+    from grouper.io.text import COMPILED, _fast_gb18030
+
+    assert COMPILED  # built with the package (setup.py); the codec is only a fallback
+    chars = [chr(c) for c in range(0x80, 0x10000) if not 0xD800 <= c < 0xE000] + ["𠀀", "😀", "\U0010FFFF"]
+    values = ["".join(chars[i:i + k]) for k, i in zip(range(1, 4000), range(0, len(chars), 17))]
+    values += ["ASCII only", "", "混合 text 123", *chars]
+    raw = pa.array([v.encode("gb18030") for v in values], pa.binary())
+    assert _fast_gb18030(raw).to_pylist() == values
+    assert _fast_gb18030(raw.slice(5, 100)).to_pylist() == values[5:105]
+
+
+@pytest.mark.parametrize("bad", [b"\x80", b"\xff", b"\x81", b"\x81\x30", b"\x81\x30\x81", b"\x81\x7f", b"\x81\xff",
+                                 b"\x84\x31\xa5\x30", b"\xe4\x30\x81\x30", b"\x81\x30\x20\x30", "骨".encode("gbk")[:1]])
+def test_compiled_gb18030_refuses_what_the_codec_refuses(bad):
+    from grouper.io.text import _fast_gb18030
+
+    with pytest.raises(UnicodeDecodeError):
+        (b"x" + bad).decode("gb18030")
+    raw = pa.array([b"ok", b"x" + bad, b"fine"], pa.binary())
+    assert _fast_gb18030(raw) is None
+    with pytest.raises(UnicodeDecodeError):
+        decode(raw, "gb18030")
