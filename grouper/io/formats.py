@@ -1,5 +1,5 @@
 """Opening case files: the formats read and written (by extension), input arguments (files,
-folders, globs) expanded in order, and CSV / Parquet / Arrow IPC opened for streaming.
+folders, globs) expanded in order, and CSV / Parquet / Arrow IPC / Excel opened for streaming.
 
 Readers stream, so memory is bounded by the batch size, not the file. Parquet code columns are
 read dictionary-encoded, so each distinct code string is mapped once per row group.

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from grouper._util.errors import InputError
 
 try:  # the compiled GB18030 loop; without it (a source checkout not yet built), Python's codec
-    from grouper.io import _gb18030
+    import grouper.io._gb18030 as _gb18030
 except ImportError:  # pragma: no cover
     _gb18030 = None
 COMPILED = _gb18030 is not None
