@@ -58,7 +58,8 @@ class CaseInputs(tuple):
         return cls([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
 
     def options(self, mapping=None, layout: str = "auto", encoding=None, sheet=None) -> dict:
-        """Keyword arguments for ``CaseSource.open``: those given win over this object's."""
+        """Keyword arguments for ``CaseSource.open``: those given (not None; a layout other than
+        'auto') win over this object's."""
         return {"mapping": self.mapping if mapping is None else mapping,
                 "layout": self.layout if layout == "auto" else layout,
                 "encoding": encoding if encoding is not None else self.encoding,
