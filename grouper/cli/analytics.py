@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from grouper.cli._common import RULESET_HELP, check_outputs, command_errors, dask_client, make_grouper, parallel_options
+from grouper.cli._common import (RULESET_HELP, check_outputs, command_errors, dask_client, input_options, make_grouper,
+                                 parallel_options, plain_inputs_only)
 from grouper.rulesets import DEFAULT_RULESET, NEXT_RULESET
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True)
 @click.option("--from", "from_", default=DEFAULT_RULESET, show_default=True, help="Ruleset the data was grouped under.")
 @click.option("--to", "to", default=NEXT_RULESET, show_default=True, help="Ruleset to regroup into.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
@@ -36,6 +36,7 @@ from grouper.rulesets import DEFAULT_RULESET, NEXT_RULESET
               help="Convert codes through the target ruleset's mapping tables first (exports coded in "
                    "another edition); codes without a mapping are counted in the summary.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@input_options
 def regroup(inputs, from_, to, output, matrix, summary, threads, keep, cost_column, hospital_column,
             report, trim, min_cases, convert_codes, overwrite):
     """Regroup INPUTS from one ruleset to another in one pass: both results per case, the
@@ -65,7 +66,6 @@ def regroup(inputs, from_, to, output, matrix, summary, threads, keep, cost_colu
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
               help="Weights table (.csv/.parquet): drg, adrg, n, n_trimmed, mean_cost, rw, cv, mean_los, stable, flags.")
 @click.option("-r", "--ruleset", default=DEFAULT_RULESET, show_default=True, help=RULESET_HELP)
@@ -81,6 +81,7 @@ def regroup(inputs, from_, to, output, matrix, summary, threads, keep, cost_colu
               help="HTML report with plots (RW distribution, CV by group, RW vs LOS).")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @parallel_options
+@input_options
 def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, year_column, year_weights,
             summary, report, overwrite, workers, scheduler):
     """Relative weights (RW) per DRG from case files with costs: trimmed group mean cost over the
@@ -98,6 +99,8 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--trim") from None
     check_outputs([output, summary, report], inputs, overwrite)
+    if workers is not None or scheduler is not None:
+        plain_inputs_only(inputs, columns=True)
     g = make_grouper(ruleset, None)
     with dask_client(scheduler) as client, command_errors(RuntimeError):
         r = weights_job(inputs, g, opts, output, summary=summary, report=report, trim=trim, overwrite=overwrite,
@@ -109,7 +112,6 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True)
 @click.option("-w", "--weights", "weights_file", type=click.Path(exists=True, dir_okay=False), required=True,
               help="Weights table from `drg weights` (drg, rw).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Indices table (.csv/.parquet).")
@@ -124,6 +126,7 @@ def weights(inputs, output, ruleset, trim, min_cases, cost_column, los_column, y
               help="HTML report with plots: CMI vs cost and time indices, low-risk mortality, the hospital table.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @parallel_options
+@input_options
 def indices(inputs, weights_file, output, ruleset, hospital_column, department_column, cost_column, los_column,
             discharge_column, death_code, report, overwrite, workers, scheduler):
     """Hospital indices: cases, DRG count, total weight, CMI, cost and time consumption indices,
@@ -131,6 +134,8 @@ def indices(inputs, weights_file, output, ruleset, hospital_column, department_c
     from grouper.jobs.indices import indices_job
 
     check_outputs([output, report], [*inputs, weights_file], overwrite)
+    if workers is not None or scheduler is not None:
+        plain_inputs_only(inputs, columns=True)
     g = make_grouper(ruleset, None)
     with dask_client(scheduler) as client, command_errors(KeyError, RuntimeError):
         table, excluded = indices_job(inputs, weights_file, g, output, report=report, overwrite=overwrite,
@@ -161,7 +166,6 @@ def _side(value: str, min_cases: int):
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True)
 @click.option("-a", "side_a", required=True, metavar="WEIGHTS|TRIM",
               help="Side a: a weights table (from `drg weights`, e.g. last year's) or a trimming rule computed "
                    "from INPUT (none, iqr:K, sdlog:K, pct:LO-HI).")
@@ -181,6 +185,7 @@ def _side(value: str, min_cases: int):
 @click.option("--los-column", default="los", show_default=True)
 @click.option("--discharge-column", default="discharge", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@input_options
 def recalibrate(inputs, side_a, side_b, output, hospitals, summary, report, ruleset, min_cases, hospital_column,
                 cost_column, los_column, discharge_column, overwrite):
     """A recalibration experiment: two weight sets (files, or trimming rules computed from the

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from grouper.cli._common import check_outputs, command_errors
+from grouper.cli._common import check_outputs, command_errors, input_options
 from grouper.rulesets import DEFAULT_RULESET
 
 
@@ -54,7 +54,6 @@ def _year_weights(text: str | None):
 
 
 @dip.command("catalogue")
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
               help="Catalogue table (.parquet keeps the build information; .csv, .arrow).")
 @click.option("-p", "--pack", help="Payment pack (TOML file or bundled name) whose [dip] table gives the "
@@ -79,6 +78,7 @@ def _year_weights(text: str | None):
               help="Hospital level, for the level means (outlier denominators, derived level coefficients).")
 @click.option("--summary", type=click.Path(dir_okay=False), help="JSON with the build information.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@input_options
 def dip_catalogue(inputs, output, pack, ruleset, year_column, year_weights, core_min_n, comprehensive_min_n,
                   scale, trim, cost_column, level_column, summary, overwrite):
     """Build a DIP catalogue from historical cases: core groups (亚目 x principal procedure with
@@ -103,13 +103,13 @@ def dip_catalogue(inputs, output, pack, ruleset, year_column, year_weights, core
 
 
 @dip.command("assign")
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("-c", "--catalogue", "catalogue_file", type=click.Path(exists=True, dir_okay=False), required=True,
               help="Catalogue from `drg dip catalogue`.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
               help="Per case, in order: case_id, status, group, group_type, score.")
 @click.option("-r", "--ruleset", default=None, help=DIP_RULESET_HELP + " [default: the catalogue's, else " + DEFAULT_RULESET + "]")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@input_options
 def dip_assign(inputs, catalogue_file, output, ruleset, overwrite):
     """Assign cases to the groups of a DIP catalogue (no payment)."""
     from grouper.jobs.dip import dip_assign_files, load_catalogue
@@ -125,7 +125,6 @@ def dip_assign(inputs, catalogue_file, output, ruleset, overwrite):
 
 
 @dip.command("settle")
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("-c", "--catalogue", "catalogue_file", type=click.Path(exists=True, dir_okay=False), required=True,
               help="Catalogue from `drg dip catalogue`.")
 @click.option("-p", "--pack", required=True, help="Payment pack (TOML file or bundled name) with a [dip] table.")
@@ -145,6 +144,7 @@ def dip_assign(inputs, catalogue_file, output, ruleset, overwrite):
 @click.option("--patient-share-column", default=None,
               help="Patient's share per case: fund = amount - share (else amount x dip.fund_ratio).")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@input_options
 def dip_settle(inputs, catalogue_file, pack, output, summary, totals, point_value, ruleset, cost_column,
                hospital_column, level_column, patient_share_column, overwrite):
     """Settle cases under DIP: group, score, cost ratio x and case type (low < dip.low_x, high >

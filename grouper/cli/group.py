@@ -9,12 +9,12 @@ from pathlib import Path
 import click
 
 from grouper._util.batches import DEFAULT_BATCH
-from grouper.cli._common import RULESET_HELP, command_errors, dask_client, make_grouper
+from grouper.cli._common import (RULESET_HELP, command_errors, dask_client, input_options, make_grouper,
+                                 plain_inputs_only)
 from grouper.rulesets import DEFAULT_RULESET
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("-o", "--output", type=click.Path(),
               help="Output file; format from the extension (.csv, .parquet, .arrow). "
                    "Without it, a readable table is printed. With --workers/--scheduler: an output FOLDER.")
@@ -31,13 +31,6 @@ from grouper.rulesets import DEFAULT_RULESET
               help="Rows per batch; memory use follows this, not the file size.")
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
               help="Rows shown when printing a table (no --output).")
-@click.option("--map", "maps", multiple=True, metavar="CANONICAL=SOURCE",
-              help="Read a canonical column from another input column, e.g. --map dx=zd (repeatable).")
-@click.option("--map-file", type=click.Path(exists=True, dir_okay=False),
-              help='TOML file with a [columns] table of canonical = "source" lines; --map wins.')
-@click.option("--layout", type=click.Choice(["auto", "canonical", "wide"]), default="auto", show_default=True,
-              help="wide: a 病案首页/结算清单 export with one column per code (zyzdbm, qtzdbm1..N, ...); "
-                   "auto: wide when there is no dx column but a principal-diagnosis column.")
 @click.option("--report", type=click.Path(dir_okay=False),
               help="Write a JSON summary: counts per status, MDC, DRG and flag, ruleset, timing.")
 @click.option("--max-error-rate", type=click.FloatRange(0, 1), metavar="R",
@@ -52,13 +45,14 @@ from grouper.rulesets import DEFAULT_RULESET
 @click.option("--scheduler", metavar="ADDRESS",
               help="Like --workers, on the Dask cluster at ADDRESS (e.g. tcp://host:8786); every worker "
                    "needs drg-grouper installed and the inputs and -o folder reachable. Needs drg-grouper[dask].")
-def group(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, limit, maps, map_file,
-          layout, report, max_error_rate, progress, workers, scheduler):
-    """Group the cases of INPUT... (CSV, Parquet or Arrow IPC files, folders, glob patterns)
-    into one output, in order.
+@input_options
+def group(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, limit, report, max_error_rate,
+          progress, workers, scheduler):
+    """Group the cases of INPUT... (files, folders, glob patterns: see `drg --help`) into one
+    output, in order.
 
     Input columns: sex (1 male, 2 female), age (years), age_days, birth_weight (g),
-    dx and px (principal first; list<string> or '|'-separated text), case_id optional.
+    dx and px (principal first; list<string> or text joined with | , ;), case_id optional.
     One output row per input row, in input order.
 
     Exit codes: 0 done; 1 runtime or I/O error; 2 usage error (bad option, missing column);
@@ -71,15 +65,15 @@ def group(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_siz
     from grouper.jobs.group import group_files
 
     if workers is not None or scheduler is not None:
-        return _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, maps,
-                              map_file, layout, report, max_error_rate, progress, workers, scheduler)
+        return _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, report,
+                              max_error_rate, progress, workers, scheduler)
     if output is not None and Path(output).is_dir():
         raise click.UsageError(f"-o {output}: is a folder; folders are written with --workers or --scheduler")
     g = make_grouper(ruleset, threads)
     with command_errors():
         summary, table = group_files(
             g, inputs, output, overwrite=overwrite, keep=True if keep_all else keep, batch_size=batch_size,
-            mapping=maps, map_file=map_file, layout=layout, report=report, max_error_rate=max_error_rate,
+            report=report, max_error_rate=max_error_rate,
             progress=sys.stderr if (sys.stderr.isatty() if progress is None else progress) else None,
             log=lambda msg: click.echo(msg, err=True))
     if table is not None:
@@ -91,11 +85,12 @@ def group(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_siz
 
 
 
-def _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, maps, map_file,
-                   layout, report, max_error_rate, progress, workers, scheduler):
+def _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, report, max_error_rate,
+                   progress, workers, scheduler):
     """``drg group --workers/--scheduler``: grouper.scale.group_dataset into a folder."""
     from grouper.scale import group_dataset
 
+    plain_inputs_only(inputs)
     if workers is not None and scheduler is not None:
         raise click.UsageError("give --workers (local processes) or --scheduler (a Dask cluster), not both")
     if output is None:
@@ -106,8 +101,8 @@ def _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, 
     g = make_grouper(ruleset, None)
     with dask_client(scheduler) as client, command_errors():
         result = group_dataset(
-            list(inputs), output, g, client, workers=workers, keep=True if keep_all else keep, mapping=maps,
-            map_file=map_file, layout=layout, batch_size=batch_size, overwrite=overwrite, report=report,
+            list(inputs), output, g, client, workers=workers, keep=True if keep_all else keep,
+            mapping=inputs.mapping, map_file=inputs.map_file, layout=inputs.layout, batch_size=batch_size, overwrite=overwrite, report=report,
             max_error_rate=max_error_rate,
             progress=sys.stderr if (sys.stderr.isatty() if progress is None else progress) else None)
     click.echo(result.line(), err=True)

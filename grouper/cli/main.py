@@ -12,9 +12,10 @@ import click
 
 from grouper._util.version import __version__
 from grouper.cli import analytics, dip, group, rulesets, serve, settle
+from grouper.cli._common import INPUT_HELP
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=INPUT_HELP)
 @click.version_option(__version__, prog_name="drg-grouper")
 def main() -> None:
     """drg-grouper: group inpatient cases into CHS-DRG groups, exactly and fast."""

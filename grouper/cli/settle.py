@@ -6,12 +6,11 @@ from pathlib import Path
 
 import click
 
-from grouper.cli._common import RULESET_HELP, check_outputs, command_errors, make_grouper
+from grouper.cli._common import RULESET_HELP, check_outputs, command_errors, input_options, make_grouper
 from grouper.rulesets import DEFAULT_RULESET
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("-p", "--pack", required=True,
               help="Payment pack: a TOML file, or the name of a bundled one (e.g. illustrative-2024).")
 @click.option("-w", "--weights", "weights_file", type=click.Path(exists=True, dir_okay=False), required=True,
@@ -37,6 +36,7 @@ from grouper.rulesets import DEFAULT_RULESET
                    "case_id, hospital, level, insurance_type, cost, patient_share, los, discharge, date, "
                    "referred, status, drg.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@input_options
 def settle(inputs, pack, weights_file, output, hospitals_file, summary, months, json_file, report, ruleset, threads,
            column_map, overwrite):
     """DRG settlement of INPUT... under a payment pack: per case the payment standard, case type,

@@ -20,6 +20,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
+from grouper._util.columns import split_codes
 from grouper._util.version import __version__
 from grouper.engine.inputs import ID_EMPTY, CodeMapper, Encoded, Encoder, InputError, check_columns, iter_batches
 from grouper.engine.compile import CompiledRuleset, compile_ruleset
@@ -411,7 +412,7 @@ def _check_case_types(case: dict) -> None:
 
 def _ids(codes: Sequence[str] | str, mapper: CodeMapper) -> array.array:
     if isinstance(codes, str):
-        codes = codes.split("|") if codes.strip() else ()
+        codes = split_codes(codes)
     return array.array("i", [mapper.get(c) for c in codes])
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from grouper._util.columns import CODE_WHITESPACE
+from grouper._util.columns import CODE_WHITESPACE, split_codes
 from grouper.engine.inputs import parse_int
 from grouper.engine.status import CHECK_FLAGS, CcLevel, Flag, Status
 from grouper.rulesets import Ruleset
@@ -44,9 +44,9 @@ class Case:
             vals[k], b = parse_int(v)
             bad |= b
         if isinstance(dx, str):
-            dx = dx.split("|") if dx.strip() else []
+            dx = split_codes(dx)
         if isinstance(px, str):
-            px = px.split("|") if px.strip() else []
+            px = split_codes(px)
         codes = {}
         for k, v in (("discharge", discharge), ("dept", dept)):
             if isinstance(v, (int, float)) and not isinstance(v, bool):

@@ -4,14 +4,17 @@ grouping (``lint-imports`` checks it).
 
 Other subpackages import from here, never from the modules inside."""
 
-from grouper.io.cases import CaseSource, prefetch
-from grouper.io.formats import DEFAULT_BATCH, FORMATS, Source, expand_inputs, format_of, open_source, read_table
+from grouper.io.cases import CaseInputs, CaseSource, prefetch
+from grouper.io.formats import (DEFAULT_BATCH, FORMATS, INPUT_FORMATS, Source, expand_inputs, format_of, open_source,
+                                read_table)
+from grouper.io.text import normalise_encoding
 from grouper.io.layout import (CANONICAL_COLUMNS, LAYOUTS, WIDE_LAYOUTS, ColumnPlan, MappingError, code_list,
                                load_mapping, plan_columns, read_columns)
 from grouper.io.write import (OutputSet, atomic, check_outputs, parquet_writer_options, sweep_stale, write_batches,
                                write_text)
 
-__all__ = ["CANONICAL_COLUMNS", "DEFAULT_BATCH", "FORMATS", "LAYOUTS", "WIDE_LAYOUTS", "CaseSource", "ColumnPlan",
+__all__ = ["CANONICAL_COLUMNS", "DEFAULT_BATCH", "FORMATS", "INPUT_FORMATS", "LAYOUTS", "WIDE_LAYOUTS", "CaseInputs",
+           "CaseSource", "ColumnPlan", "normalise_encoding",
            "MappingError", "OutputSet", "Source", "atomic", "check_outputs", "code_list", "expand_inputs", "format_of",
            "load_mapping", "open_source", "parquet_writer_options", "plan_columns", "prefetch", "read_columns",
            "read_table", "sweep_stale", "write_batches", "write_text"]

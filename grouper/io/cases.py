@@ -15,14 +15,55 @@ from typing import Iterable, Iterator, Mapping, TypeVar
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from grouper._util.columns import check_columns
+from grouper._util.columns import check_columns, missing_columns
 from grouper._util.errors import CorruptInputError, InputError
-from grouper.io.formats import DEFAULT_BATCH, PIPELINE_DEPTH, Source, expand_inputs, open_source
-from grouper.io.layout import ColumnPlan, plan_columns, read_columns
+from grouper.io.formats import DEFAULT_BATCH, PIPELINE_DEPTH, Source, expand_inputs, open_source, warn_stderr
+from grouper.io.layout import ColumnPlan, column_aliases, plan_columns, read_columns
 
-__all__ = ["CaseSource", "prefetch"]
+__all__ = ["CaseInputs", "CaseSource", "prefetch"]
 
 T = TypeVar("T")
+
+
+class CaseInputs(tuple):
+    """Input arguments (files, folders, globs) together with how to read them: the column
+    ``mapping`` (canonical -> source, from --map/--map-file), the ``layout``, a CSV ``encoding``
+    and an Excel ``sheet``. Every command builds one from its input options; ``CaseSource.each``
+    / ``open_all`` read with them, so layers in between pass ``inputs`` on untouched."""
+
+    mapping: dict[str, str]
+    layout: str
+    encoding: str | None
+    sheet: str | None
+    map_file: str | None
+
+    def __new__(cls, items: Iterable[str | os.PathLike] = (), mapping: Mapping[str, str] | None = None,
+                layout: str = "auto", *, encoding: str | None = None, sheet: str | None = None,
+                map_file: str | None = None) -> "CaseInputs":
+        self = super().__new__(cls, items)
+        self.mapping, self.layout, self.encoding, self.sheet, self.map_file = (
+            dict(mapping or {}), layout, encoding, sheet, map_file)
+        return self
+
+    def expand(self, warn=warn_stderr) -> "CaseInputs":
+        """The files behind the arguments (``expand_inputs``), with the same options."""
+        return CaseInputs(expand_inputs(self, warn), self.mapping, self.layout, encoding=self.encoding,
+                          sheet=self.sheet, map_file=self.map_file)
+
+    @classmethod
+    def of(cls, inputs: Iterable[str | os.PathLike] | str | os.PathLike) -> "CaseInputs":
+        """``inputs`` as they are when already CaseInputs, else with the default options."""
+        if isinstance(inputs, CaseInputs):
+            return inputs
+        return cls([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
+
+    def options(self, mapping=None, layout: str = "auto", encoding=None, sheet=None) -> dict:
+        """Keyword arguments for ``CaseSource.open``: those given (not None; a layout other than
+        'auto') win over this object's."""
+        return {"mapping": self.mapping if mapping is None else mapping,
+                "layout": self.layout if layout == "auto" else layout,
+                "encoding": encoding if encoding is not None else self.encoding,
+                "sheet": sheet if sheet is not None else self.sheet}
 
 
 class CaseSource:
@@ -31,7 +72,9 @@ class CaseSource:
 
     ``CaseSource.open(path, mapping, layout)`` (or ``open_all`` / ``each`` for input arguments),
     then ``check(required, optional)`` before any work, then ``read(columns)`` for the batches.
-    ``named_errors()`` names the file in the errors of work on its batches (grouping them)."""
+    ``named_errors()`` names the file in the errors of work on its batches (grouping them).
+    ``encoding`` (CSV) and ``sheet`` (Excel) say how to read; ``open_all`` / ``each`` take them,
+    the mapping and the layout from ``CaseInputs`` when not given."""
 
     def __init__(self, source: Source, plan: ColumnPlan | None = None):
         self.source = source
@@ -39,26 +82,32 @@ class CaseSource:
 
     @classmethod
     def open(cls, path: str | os.PathLike, mapping: Mapping[str, str] | None = None, layout: str = "auto", *,
-             batch_size: int = DEFAULT_BATCH, filesystem=None) -> "CaseSource":
+             batch_size: int = DEFAULT_BATCH, filesystem=None, encoding: str | None = None,
+             sheet: str | None = None) -> "CaseSource":
         """Open ``path`` (see ``open_source``) and plan its columns (see ``plan_columns``)."""
-        source = open_source(path, batch_size=batch_size, filesystem=filesystem)
+        source = open_source(path, batch_size=batch_size, filesystem=filesystem, encoding=encoding, sheet=sheet)
         return cls(source, plan_columns(source.schema, mapping, layout, source.path))
 
     @classmethod
     def open_all(cls, paths: Iterable[str | os.PathLike], mapping: Mapping[str, str] | None = None,
-                 layout: str = "auto", *, batch_size: int = DEFAULT_BATCH, filesystem=None) -> list["CaseSource"]:
+                 layout: str = "auto", *, batch_size: int = DEFAULT_BATCH, filesystem=None,
+                 encoding: str | None = None, sheet: str | None = None) -> list["CaseSource"]:
         """Every file of ``paths`` opened (an unreadable one fails before any is planned), then planned."""
-        sources = [open_source(p, batch_size=batch_size, filesystem=filesystem) for p in paths]
-        return [cls(s, plan_columns(s.schema, mapping, layout, s.path)) for s in sources]
+        o = CaseInputs.of(paths).options(mapping, layout, encoding, sheet)
+        sources = [open_source(p, batch_size=batch_size, filesystem=filesystem, encoding=o["encoding"],
+                               sheet=o["sheet"]) for p in paths]
+        return [cls(s, plan_columns(s.schema, o["mapping"], o["layout"], s.path)) for s in sources]
 
     @classmethod
     def each(cls, inputs: Iterable[str | os.PathLike], mapping: Mapping[str, str] | None = None,
-             layout: str = "auto", *, batch_size: int = DEFAULT_BATCH, filesystem=None) -> Iterator["CaseSource"]:
+             layout: str = "auto", *, batch_size: int = DEFAULT_BATCH, filesystem=None,
+             encoding: str | None = None, sheet: str | None = None) -> Iterator["CaseSource"]:
         """The files behind input arguments (files, folders, globs; on a remote ``filesystem`` the
         paths as given), each opened and planned only when the one before is done with."""
+        o = CaseInputs.of(inputs).options(mapping, layout, encoding, sheet)
         remote = filesystem is not None and not isinstance(filesystem, pafs.LocalFileSystem)
         for path in list(inputs) if remote else expand_inputs(inputs):
-            yield cls.open(path, mapping, layout, batch_size=batch_size, filesystem=filesystem)
+            yield cls.open(path, batch_size=batch_size, filesystem=filesystem, **o)
 
     @property
     def path(self) -> str:
@@ -84,9 +133,10 @@ class CaseSource:
         if what is not None:
             missing = [c for c in dict.fromkeys(required) if c not in names]
             if missing:
-                raise InputError(f"{self.path}: missing column(s) for {what}: {', '.join(missing)}")
+                raise InputError(f"{self.path}: missing column(s) for {what}: "
+                                 + missing_columns(missing, names, column_aliases()))
         with self.named_errors():
-            check_columns(names, required, optional)
+            check_columns(names, required, optional, column_aliases())
         return [c for c in dict.fromkeys(optional) if c in names]
 
     def input_columns(self, columns: Iterable[str]) -> list[str]:

@@ -1,5 +1,5 @@
 """Opening case files: the formats read and written (by extension), input arguments (files,
-folders, globs) expanded in order, and CSV / Parquet / Arrow IPC opened for streaming.
+folders, globs) expanded in order, and CSV / Parquet / Arrow IPC / Excel opened for streaming.
 
 Readers stream, so memory is bounded by the batch size, not the file. Parquet code columns are
 read dictionary-encoded, so each distinct code string is mapped once per row group.
@@ -7,9 +7,12 @@ read dictionary-encoded, so each distinct code string is mapped once per row gro
 
 from __future__ import annotations
 
+import codecs
 import csv
 import glob
+import io
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -23,42 +26,64 @@ import pyarrow.parquet as pq
 from grouper._util.batches import DEFAULT_BATCH
 from grouper._util.columns import CODE_COLUMNS
 from grouper._util.errors import InputError, first_line
+from grouper.io.excel import EXCEL_FORMATS, open_excel
+from grouper.io.text import (AUTO, FAST_ENCODINGS, SAMPLE_BYTES, TextDecoder, detect_encoding, normalise_encoding,
+                             not_encoded)
 
-__all__ = ["DEFAULT_BATCH", "FORMATS", "PIPELINE_DEPTH", "Source", "expand_inputs", "format_of", "open_source"]
+__all__ = ["DEFAULT_BATCH", "FORMATS", "INPUT_FORMATS", "PIPELINE_DEPTH", "Source", "expand_inputs", "format_of",
+           "open_source", "warn_stderr"]
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".arrow": "arrow",
            ".feather": "arrow", ".ipc": "arrow"}
+#: What can be read: the formats above and Excel workbooks (grouper.io.excel).
+INPUT_FORMATS = {**FORMATS, **EXCEL_FORMATS}
 #: Batches read ahead of the grouping, and grouped batches waiting for the writer: the work
 #: overlaps (Arrow decodes and encodes files without the GIL) while memory stays bounded.
 PIPELINE_DEPTH = 2
 
 
-def format_of(path: str | os.PathLike) -> str:
+def format_of(path: str | os.PathLike, *, reading: bool = False) -> str:
+    """The format of ``path`` by its extension: one that can be written (FORMATS), or with
+    ``reading`` one that can be read (INPUT_FORMATS, Excel too). Unknown: a ValueError."""
+    known = INPUT_FORMATS if reading else FORMATS
     ext = Path(path).suffix.lower()
-    if ext not in FORMATS:
-        raise ValueError(f"{path}: unknown file type {ext or '(none)'}; use one of {', '.join(sorted(FORMATS))}")
-    return FORMATS[ext]
+    if ext not in known:
+        raise ValueError(f"{path}: unknown file type {ext or '(none)'}; use one of {', '.join(sorted(known))}")
+    return known[ext]
 
 
-def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[str]:
-    """Files in the order given: a directory gives its data files sorted by name (hidden files,
-    such as partial outputs, skipped), a glob pattern its matches sorted. Nothing found is an OSError."""
+def warn_stderr(message: str) -> None:
+    """The default for ``expand_inputs(warn=...)``: a 'warning:' line on stderr."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike], warn: Callable[[str], None] | None = warn_stderr
+                  ) -> list[str]:
+    """Files in the order given: a directory gives its case files sorted by name, a glob pattern
+    its matches sorted. Nothing is skipped silently: each file of a folder that is not read
+    (unknown type, hidden such as a partial output, an Excel lock file ~$...) is named through
+    ``warn``. Nothing found is an OSError."""
     out: list[str] = []
     for item in map(str, inputs):
         p = Path(item)
         if p.is_file():
             out.append(item)
         elif p.is_dir():
-            found = sorted((c for c in p.iterdir() if c.is_file() and c.suffix.lower() in FORMATS
-                            and not c.name.startswith(".")), key=lambda c: c.name)
+            found, skipped = [], []
+            for c in sorted((c for c in p.iterdir() if c.is_file()), key=lambda c: c.name):
+                readable = c.suffix.lower() in INPUT_FORMATS and not c.name.startswith((".", "~$"))
+                (found if readable else skipped).append(c)
+            if skipped and warn is not None:
+                warn(f"{item}: skipped {len(skipped)} file(s) that are not case files "
+                     f"({'/'.join(sorted(INPUT_FORMATS))}, not hidden): {', '.join(c.name for c in skipped)}")
             if not found:
-                raise OSError(f"{item}: no {'/'.join(sorted(FORMATS))} files in this folder")
+                raise OSError(f"{item}: no {'/'.join(sorted(INPUT_FORMATS))} files in this folder")
             out += map(str, found)
         elif any(ch in item for ch in "*?["):
             found = sorted(glob.glob(item))
             if not found:
                 raise OSError(f"{item}: no files match")
-            out += expand_inputs(found)
+            out += expand_inputs(found, warn)
         else:
             raise OSError(f"{item}: no such file")
     return out
@@ -94,18 +119,23 @@ class Source:
                              "must have a unique name (rename the others)")
 
 
-def open_source(path: str | os.PathLike, batch_size: int = DEFAULT_BATCH, filesystem=None) -> Source:
-    """Open CSV/Parquet/Arrow for streaming. Raises OSError/ValueError with a one-line reason.
-    ``filesystem``: a ``pyarrow.fs.FileSystem`` holding ``path`` (Parquet only; e.g. S3)."""
+def open_source(path: str | os.PathLike, batch_size: int = DEFAULT_BATCH, filesystem=None, *,
+                encoding: str | None = None, sheet: str | None = None) -> Source:
+    """Open CSV/Parquet/Arrow/Excel for streaming. Raises OSError/ValueError with a one-line reason.
+    ``filesystem``: a ``pyarrow.fs.FileSystem`` holding ``path`` (Parquet only; e.g. S3).
+    ``encoding``: of a CSV file (None or 'auto': detected, see grouper.io.text); ``sheet``: of an
+    Excel workbook (None: the first). Each applies to its own format only."""
     if filesystem is not None and not isinstance(filesystem, pafs.LocalFileSystem):
         return _open_parquet(str(path), batch_size, filesystem)
     p = Path(path)
     if not p.is_file():
         raise OSError(f"{path}: no such file")
-    kind = format_of(p)
+    kind = format_of(p, reading=True)
     try:
         if kind == "csv":
-            return _open_csv(p, batch_size)
+            return _open_csv(p, batch_size, encoding)
+        if kind == "excel":
+            return Source(str(p), *open_excel(p, batch_size, sheet))
         source = _open_parquet(p, batch_size) if kind == "parquet" else _open_ipc(p)
         source.schema.names  # column names are decoded here, where a bad one names the file
         return source
@@ -113,26 +143,52 @@ def open_source(path: str | os.PathLike, batch_size: int = DEFAULT_BATCH, filesy
         raise ValueError(f"{path}: unreadable {kind} file ({first_line(exc)})") from None
 
 
-def _open_csv(p: Path, batch_size: int) -> Source:
+def _open_csv(p: Path, batch_size: int, encoding: str | None = None) -> Source:
     """Every column is read as text: the Arrow boundary parses numbers itself, so a stray
-    'abc' in an age column becomes a flagged missing value, not a failed run."""
-    with open(p, encoding="utf-8-sig", newline="") as fh:
-        header = next(csv.reader(fh), None)
+    'abc' in an age column becomes a flagged missing value, not a failed run. The encoding is
+    detected (UTF-8 with or without BOM, GB18030/GBK) unless given (grouper.io.text)."""
+    enc = normalise_encoding(encoding)
+    with open(p, "rb") as fh:
+        sample = fh.read(SAMPLE_BYTES)
+    decided = True
+    if enc == AUTO:
+        enc, decided = detect_encoding(p, sample)
+    if enc not in FAST_ENCODINGS:
+        with open(p, encoding=enc, newline="") as fh:
+            header = next(csv.reader(fh), None)
+    else:
+        text = codecs.getincrementaldecoder(enc)(errors="replace").decode(sample.removeprefix(codecs.BOM_UTF8))
+        header = next(csv.reader(io.StringIO(text, newline="")), None)
+        if header and any("\ufffd" in h for h in header):
+            raise not_encoded(p, enc, "GB18030/GBK" if enc == "gb18030" else "UTF-8", " (header row)")
     if not header:
         raise ValueError(f"{p}: empty CSV file (no header row)")
     schema = pa.schema([(name, pa.string()) for name in header])
+    fast = enc in FAST_ENCODINGS
+    raw_type = pa.binary() if fast else pa.string()
+    # Arrow is given the header as placeholder names (it would decode the real ones as UTF-8)
+    keys = [f"c{i}" for i in range(len(header))]
 
     def batches(columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+        decoder = TextDecoder(str(p), enc, decided)
+        wanted = set(header if columns is None else columns)
+        include = [k for k, name in zip(keys, header) if name in wanted]
+        names = dict(zip(keys, header))
+        read_options = pcsv.ReadOptions(block_size=max(1 << 20, batch_size * 128), column_names=keys, skip_rows=1,
+                                        encoding="utf8" if fast else enc)
         try:
             # quoted values may hold line breaks (a note, an address): without newlines_in_values
             # a block boundary inside one splits the row, so whether a file reads would depend
             # on the batch size (the option costs about 1 % of read time, docs/performance.md)
-            yield from pcsv.open_csv(
-                p, read_options=pcsv.ReadOptions(block_size=max(1 << 20, batch_size * 128)),
-                parse_options=pcsv.ParseOptions(newlines_in_values=True),
-                convert_options=pcsv.ConvertOptions(column_types={f.name: f.type for f in schema},
-                                                    include_columns=columns or [],
-                                                    strings_can_be_null=False, quoted_strings_can_be_null=False))
+            for b in pcsv.open_csv(
+                    p, read_options=read_options, parse_options=pcsv.ParseOptions(newlines_in_values=True),
+                    convert_options=pcsv.ConvertOptions(column_types={k: raw_type for k in include},
+                                                        include_columns=include,
+                                                        strings_can_be_null=False, quoted_strings_can_be_null=False)):
+                cols = b.columns
+                if fast:
+                    cols = [decoder.column(c, names[k]) for c, k in zip(cols, b.schema.names)]
+                yield pa.RecordBatch.from_arrays(cols, names=[names[k] for k in b.schema.names])
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             raise ValueError(f"{p}: malformed CSV ({first_line(exc)})") from None
 
@@ -198,7 +254,7 @@ def _open_ipc(p: Path) -> Source:
     return Source(str(p), schema, batches, num_rows)
 
 
-def read_table(path: str | os.PathLike) -> pa.Table:
-    """A small table (weights, hospitals) from CSV/Parquet/Arrow, all of it."""
-    s = open_source(path)
+def read_table(path: str | os.PathLike, *, encoding: str | None = None, sheet: str | None = None) -> pa.Table:
+    """A small table (weights, hospitals) from CSV/Parquet/Arrow/Excel, all of it."""
+    s = open_source(path, encoding=encoding, sheet=sheet)
     return pa.Table.from_batches(list(s.batches), schema=s.schema)

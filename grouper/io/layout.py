@@ -18,7 +18,8 @@ import pyarrow.compute as pc
 from grouper._util.batches import empty_batch
 from grouper._util.errors import InputError, first_line
 
-__all__ = ["CANONICAL_COLUMNS", "LAYOUTS", "WIDE_LAYOUTS", "ColumnPlan", "MappingError", "code_list", "load_mapping",
+__all__ = ["CANONICAL_COLUMNS", "LAYOUTS", "WIDE_LAYOUTS", "ColumnPlan", "MappingError", "code_list", "column_aliases",
+           "load_mapping",
            "plan_columns", "read_columns"]
 
 #: Column names the grouper reads; ``--map`` / ``--map-file`` may only name these.
@@ -38,6 +39,16 @@ WIDE_LAYOUTS = {
                 "dept": "出院科别"},
 }
 LAYOUTS = ("auto", "canonical", "wide")
+
+
+def column_aliases() -> dict[str, list[str]]:
+    """canonical column -> its names in the wide layouts (the principal column for dx/px), for
+    the closest-match hint of a missing-column error (``性别`` for sex, ``主要诊断编码`` for dx)."""
+    out: dict[str, list[str]] = {}
+    for layout in WIDE_LAYOUTS.values():
+        for canonical, source in layout.items():
+            out.setdefault(canonical, []).append(source[0] if isinstance(source, tuple) else source)
+    return out
 
 
 class MappingError(InputError):

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from grouper.io import (DEFAULT_BATCH, CaseSource, check_outputs, expand_inputs, open_source, read_table, write_batches,
+from grouper.io import (DEFAULT_BATCH, CaseInputs, CaseSource, check_outputs, read_table, write_batches,
                         write_text)
 from grouper.payment.dip import (
     ASSIGN_STATUSES,
@@ -106,7 +106,7 @@ def dip_settle_files(inputs, catalogue: Catalogue, params: DipParams, output, *,
                      columns: DipColumns = DEFAULT_COLUMNS, point_value: float | None = None,
                      overwrite: bool = False, batch_size: int = DEFAULT_BATCH) -> DipSettlement:
     """Settle case files (streamed, read twice when PV_s is computed) into ``output``."""
-    files = expand_inputs(inputs)
+    files = CaseInputs.of(inputs).expand()
     check_outputs([output], files, overwrite=overwrite)
     need = [columns.cost] + ([columns.patient_share] if columns.patient_share else []) + \
         ([columns.level] if params.level_coef != "none" and columns.level else [])
@@ -123,9 +123,9 @@ def dip_catalogue_job(inputs, params: DipParams, output, *, ruleset: str, year_c
     """``drg dip catalogue``: the catalogue of ``inputs`` saved to ``output`` (+ ``summary`` JSON);
     without ``year_column``, ``discharge_date`` when every input has it. Returns the catalogue and
     the year column used."""
-    files = expand_inputs(inputs)
+    files = CaseInputs.of(inputs).expand()
     if year_column is None:
-        has = [("discharge_date" in open_source(f).schema.names) for f in files]
+        has = [("discharge_date" in CaseSource.open(f, **files.options()).schema.names) for f in files]
         year_column = "discharge_date" if all(has) else None
     types = ProcedureTypes.from_ruleset(ruleset)
     cat = dip_catalogue_files(files, params, procedure_types=types,

@@ -14,8 +14,8 @@ import pyarrow as pa
 from grouper._util.batches import conform, empty_batch, unified_schema
 from grouper._util.progress import Progress
 from grouper.engine import OUTPUT_COLUMNS, BatchCounts, RunSummary
-from grouper.io import (DEFAULT_BATCH, LAYOUTS, CaseSource, OutputSet, Source, check_outputs, expand_inputs,
-                        load_mapping, write_batches)
+from grouper.io import (DEFAULT_BATCH, LAYOUTS, CaseInputs, CaseSource, OutputSet, Source, check_outputs, load_mapping,
+                        write_batches)
 
 __all__ = ["group_file", "group_files"]
 
@@ -24,17 +24,21 @@ def group_files(grouper, inputs: Iterable[str | os.PathLike], output: str | os.P
                 overwrite: bool = False, n_threads: int | None = None, keep=(), batch_size: int = DEFAULT_BATCH,
                 mapping: Mapping[str, str] | Iterable[str] = (), map_file: str | os.PathLike | None = None,
                 layout: str = "auto", report: str | os.PathLike | None = None, max_error_rate: float | None = None,
-                progress: TextIO | None = None, log: Callable[[str], None] | None = None
-                ) -> tuple[RunSummary, pa.Table | None]:
+                progress: TextIO | None = None, log: Callable[[str], None] | None = None,
+                encoding: str | None = None, sheet: str | None = None) -> tuple[RunSummary, pa.Table | None]:
     """``drg group``: files, folders and glob patterns in order into one ``output`` (in memory
     when None), with column ``mapping``, the wide ``layout``, a JSON ``report``, a ``progress``
-    line and ``summary.breach`` set when the error rate is above ``max_error_rate``."""
+    line and ``summary.breach`` set when the error rate is above ``max_error_rate``. ``inputs``
+    given as ``CaseInputs`` bring their read options; the keyword arguments win over them."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r}: use one of {', '.join(LAYOUTS)}")
+    inputs = CaseInputs.of(inputs)
     columns = load_mapping(mapping, map_file)
-    paths = expand_inputs(inputs)
-    check_outputs([output, report], [*paths, map_file], overwrite=overwrite)
-    sources = CaseSource.open_all(paths, columns, layout, batch_size=batch_size)
+    paths = inputs.expand()
+    check_outputs([output, report], [*paths, map_file or inputs.map_file], overwrite=overwrite)
+    sources = CaseSource.open_all(paths, columns or None, layout, batch_size=batch_size, encoding=encoding,
+                                  sheet=sheet)
+    layout = paths.options(layout=layout)["layout"]
     wide = sorted({s.plan.layout for s in sources if s.plan.layout})
     if wide and layout == "auto" and log is not None:
         n = sum(1 for s in sources if s.plan.layout)

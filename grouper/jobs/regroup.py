@@ -10,7 +10,7 @@ from typing import Iterable
 
 from grouper.analytics.regroup import Regrouping, RegroupResult
 from grouper.engine import Grouper
-from grouper.io import DEFAULT_BATCH, CaseSource, OutputSet, check_outputs, expand_inputs, write_batches
+from grouper.io import DEFAULT_BATCH, CaseInputs, CaseSource, OutputSet, check_outputs, write_batches
 from grouper.report import write_regroup_report
 
 __all__ = ["regroup"]
@@ -25,7 +25,7 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
     one set: all are written to temporary files and published together at the end, so a run
     that fails or is killed leaves none of them. ``options`` go to ``analytics.regroup.Regrouping``
     (n_threads, keep, cost_column, hospital_column, top, convert_codes, weight_options)."""
-    paths = expand_inputs(inputs)
+    paths = CaseInputs.of(inputs).expand()  # with the inputs' read options (encoding, sheet, mapping)
     check_outputs([output, matrix, summary, report], paths, overwrite=overwrite)
     sources = CaseSource.open_all(paths, batch_size=batch_size)
     run = Regrouping(sources, g_from, g_to, **options)
