@@ -162,8 +162,8 @@ def _num(batch: pa.RecordBatch, name: str, n: int) -> np.ndarray:
 
 
 def _findings(rows: np.ndarray, case_id: pa.Array, code: str, severity: str, items: list,
-              messages: list, score: float = 1.0) -> pa.Table:
-    return pa.table({"row": pa.array(rows, pa.int64()), "case_id": case_id.take(pa.array(rows)).cast(pa.string()),
+              messages: list, score: float = 1.0, row_offset: int = 0) -> pa.Table:
+    return pa.table({"row": pa.array(rows + row_offset, pa.int64()), "case_id": case_id.take(pa.array(rows)).cast(pa.string()),
                      "code": pa.array([code] * len(rows), pa.string()),
                      "severity": pa.array([severity] * len(rows), pa.string()),
                      "item": pa.array(items, pa.string()), "score": pa.array(np.full(len(rows), score)),
@@ -212,7 +212,7 @@ def run_edits(batch: pa.RecordBatch, result: pa.RecordBatch | None, edits: EditS
             names_of = ruleset.px_names if e.scope == "px" else ruleset.dx_names
             r, item, msg = _from_distinct(codes, hit, lambda c, e=e, nm=names_of: e.message.format(
                 code=c, name=nm.get(c, "")).replace("  ", " ").strip())
-            out.append(_findings(r + row_offset, case_id, e.code, e.severity, item, msg))
+            out.append(_findings(r, case_id, e.code, e.severity, item, msg, row_offset=row_offset))
     for codes, code, what in ((dx, DUPLICATE_DX, "诊断"), (px, DUPLICATE_PX, "手术操作")):
         if codes is None or not len(codes.ids):
             continue
@@ -224,7 +224,7 @@ def run_edits(batch: pa.RecordBatch, result: pa.RecordBatch | None, edits: EditS
         if hit.any():
             nm = ruleset.dx_names if codes is dx else ruleset.px_names
             r, item, msg = _from_distinct(codes, hit, lambda c, nm=nm, what=what: f"{what} {c} {nm.get(c, '')} 重复填写")
-            out.append(_findings(r + row_offset, case_id, code, "warning", item, msg))
+            out.append(_findings(r, case_id, code, "warning", item, msg, row_offset=row_offset))
     if result is not None and grouper is not None:
         out.append(_only_cc(batch, result, dx, ruleset, grouper, case_id, row_offset))
     return pa.concat_tables(out) if out else FINDING_SCHEMA.empty_table()
@@ -267,4 +267,4 @@ def _only_cc(batch, result, dx: _Codes, ruleset, grouper, case_id, row_offset: i
     b, a = before.filter(pa.array(changed)).to_pylist(), after.filter(pa.array(changed)).to_pylist()
     msgs = [f"次要诊断 {c} {ruleset.dx_names.get(c, '')} 是本病例进入 {x}（伴合并症/并发症）的唯一依据，"
             f"去掉后分入 {y}；请核实病历中的诊断依据" for c, x, y in zip(items, b, a)]
-    return _findings(rows[changed] + row_offset, case_id, ONLY_CC, "info", items, msgs)
+    return _findings(rows[changed], case_id, ONLY_CC, "info", items, msgs, row_offset=row_offset)
