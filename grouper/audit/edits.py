@@ -21,16 +21,19 @@ import pyarrow.compute as pc
 
 from grouper.rulesets import rules_dirs
 
-__all__ = ["Edit", "EditSet", "FINDING_SCHEMA", "SEVERITIES", "load_edits", "run_edits"]
+__all__ = ["BUILTIN_NAMES", "Edit", "EditSet", "FINDING_SCHEMA", "SEVERITIES", "load_edits", "run_edits"]
 
 SEVERITIES = ("error", "warning", "info")
 SCOPES = ("pdx", "sdx", "dx", "px")
-#: One row per finding: the input row (0-based, over all inputs), the edit or screen code, its
-#: severity, the code it names and the Chinese message.
-FINDING_SCHEMA = pa.schema([("row", pa.int64()), ("case_id", pa.string()), ("code", pa.string()),
+#: One row per finding: the input row (0-based, over all inputs), case id, hospital, the edit or
+#: screen code, its severity, the code (or screen) it names, a score and the Chinese message.
+FINDING_SCHEMA = pa.schema([("row", pa.int64()), ("case_id", pa.string()), ("hospital", pa.string()),
+                            ("code", pa.string()),
                             ("severity", pa.string()), ("item", pa.string()), ("score", pa.float64()),
                             ("message", pa.string())])
 DUPLICATE_DX, DUPLICATE_PX, ONLY_CC = "AE90", "AE91", "AE95"
+BUILTIN_NAMES = {DUPLICATE_DX: "诊断重复填写", DUPLICATE_PX: "手术操作重复填写",
+                 ONLY_CC: "唯一使病例进入 CC/MCC 细分组的次要诊断（需核实病历记录）"}
 
 
 @dataclass(frozen=True)
@@ -161,9 +164,12 @@ def _num(batch: pa.RecordBatch, name: str, n: int) -> np.ndarray:
     return pc.cast(batch.column(name), pa.float64(), safe=False).to_numpy(zero_copy_only=False)
 
 
-def _findings(rows: np.ndarray, case_id: pa.Array, code: str, severity: str, items: list,
+def _findings(rows: np.ndarray, ids: tuple, code: str, severity: str, items: list,
               messages: list, score: float = 1.0, row_offset: int = 0) -> pa.Table:
-    return pa.table({"row": pa.array(rows + row_offset, pa.int64()), "case_id": case_id.take(pa.array(rows)).cast(pa.string()),
+    case_id, hospital = ids
+    sel = pa.array(rows, pa.int64())
+    return pa.table({"row": pa.array(rows + row_offset, pa.int64()), "case_id": case_id.take(sel).cast(pa.string()),
+                     "hospital": hospital.take(sel),
                      "code": pa.array([code] * len(rows), pa.string()),
                      "severity": pa.array([severity] * len(rows), pa.string()),
                      "item": pa.array(items, pa.string()), "score": pa.array(np.full(len(rows), score)),
@@ -181,13 +187,16 @@ def _from_distinct(codes: _Codes, hit: np.ndarray, fmt) -> tuple[np.ndarray, lis
 
 
 def run_edits(batch: pa.RecordBatch, result: pa.RecordBatch | None, edits: EditSet, ruleset, *,
-              grouper=None, row_offset: int = 0) -> pa.Table:
+              grouper=None, row_offset: int = 0, hospital_column: str = "hospital_id") -> pa.Table:
     """The findings of every edit on ``batch`` (cases with ``dx``, ``px``, ``sex``, ``age``), one row
     per finding; ``result`` (the grouper's output for the batch) and ``grouper`` enable AE95."""
     n = batch.num_rows
     names = batch.schema.names
     case_id = batch.column("case_id") if "case_id" in names else pa.array(np.arange(n) + row_offset)
     case_id = case_id.combine_chunks() if isinstance(case_id, pa.ChunkedArray) else case_id
+    hospital = batch.column(hospital_column).cast(pa.string()) if hospital_column in names else \
+        pa.nulls(n, pa.string())
+    ids = (case_id, hospital.combine_chunks() if isinstance(hospital, pa.ChunkedArray) else hospital)
     sex, age = _num(batch, "sex", n), _num(batch, "age", n)
     dx = _Codes(batch.column("dx"))
     px = _Codes(batch.column("px")) if "px" in names else None
@@ -212,7 +221,7 @@ def run_edits(batch: pa.RecordBatch, result: pa.RecordBatch | None, edits: EditS
             names_of = ruleset.px_names if e.scope == "px" else ruleset.dx_names
             r, item, msg = _from_distinct(codes, hit, lambda c, e=e, nm=names_of: e.message.format(
                 code=c, name=nm.get(c, "")).replace("  ", " ").strip())
-            out.append(_findings(r, case_id, e.code, e.severity, item, msg, row_offset=row_offset))
+            out.append(_findings(r, ids, e.code, e.severity, item, msg, row_offset=row_offset))
     for codes, code, what in ((dx, DUPLICATE_DX, "诊断"), (px, DUPLICATE_PX, "手术操作")):
         if codes is None or not len(codes.ids):
             continue
@@ -224,13 +233,13 @@ def run_edits(batch: pa.RecordBatch, result: pa.RecordBatch | None, edits: EditS
         if hit.any():
             nm = ruleset.dx_names if codes is dx else ruleset.px_names
             r, item, msg = _from_distinct(codes, hit, lambda c, nm=nm, what=what: f"{what} {c} {nm.get(c, '')} 重复填写")
-            out.append(_findings(r, case_id, code, "warning", item, msg, row_offset=row_offset))
+            out.append(_findings(r, ids, code, "warning", item, msg, row_offset=row_offset))
     if result is not None and grouper is not None:
-        out.append(_only_cc(batch, result, dx, ruleset, grouper, case_id, row_offset))
+        out.append(_only_cc(batch, result, dx, ruleset, grouper, ids, row_offset))
     return pa.concat_tables(out) if out else FINDING_SCHEMA.empty_table()
 
 
-def _only_cc(batch, result, dx: _Codes, ruleset, grouper, case_id, row_offset: int) -> pa.Table:
+def _only_cc(batch, result, dx: _Codes, ruleset, grouper, ids, row_offset: int) -> pa.Table:
     """AE95: every secondary diagnosis of a CC/MCC-split case that is in the scheme's CC table is
     removed in turn (one grouper call for all pairs); where the DRG changes, that code alone
     lifted the case into its split."""
@@ -267,4 +276,4 @@ def _only_cc(batch, result, dx: _Codes, ruleset, grouper, case_id, row_offset: i
     b, a = before.filter(pa.array(changed)).to_pylist(), after.filter(pa.array(changed)).to_pylist()
     msgs = [f"次要诊断 {c} {ruleset.dx_names.get(c, '')} 是本病例进入 {x}（伴合并症/并发症）的唯一依据，"
             f"去掉后分入 {y}；请核实病历中的诊断依据" for c, x, y in zip(items, b, a)]
-    return _findings(rows[changed], case_id, ONLY_CC, "info", items, msgs, row_offset=row_offset)
+    return _findings(rows[changed], ids, ONLY_CC, "info", items, msgs, row_offset=row_offset)

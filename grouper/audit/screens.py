@@ -153,7 +153,9 @@ class Screens:
 
     def _findings(self, t, idx, screen, score, msg) -> pa.Table:
         sel = pa.array(idx)
+        names = np.array(self.col.hosp.names, object)[t["hospital"].take(sel).to_numpy()]
         return pa.table({"row": t["row"].take(sel), "case_id": t["case_id"].take(sel),
+                         "hospital": pa.array(names.tolist(), pa.string()),
                          "code": pa.array([CASE_CODES[screen]] * len(idx), pa.string()),
                          "severity": pa.array(["warning"] * len(idx), pa.string()),
                          "item": pa.array([screen] * len(idx), pa.string()), "score": pa.array(score, pa.float64()),

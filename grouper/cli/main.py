@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from grouper._util.version import __version__
-from grouper.cli import analytics, dip, group, rulesets, settle
+from grouper.cli import analytics, audit, dip, group, rulesets, settle
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,7 +23,7 @@ def main() -> None:
 for command in (group.group, group.explain, rulesets.rulesets, rulesets.validate_ruleset, rulesets.compile_command,
                 rulesets.synth,
                 analytics.regroup, analytics.weights, analytics.indices, analytics.recalibrate, settle.settle,
-                dip.dip):
+                dip.dip, audit.audit):
     main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover
