@@ -88,5 +88,5 @@ def audit_job(inputs: Iterable[str | os.PathLike], grouper, output: str | os.Pat
                                title=f"{grouper.compiled.name} 智能审核报告 / audit report",
                                edit_names={**{e.code: e.message.split("{")[0].strip() for e in edit_set.edits},
                                            **BUILTIN_NAMES, **{c: SCREENS[s] for s, c in CASE_CODES.items()}},
-                               screen_codes=CASE_CODES)
+                               screen_codes={"upcoding": "AE95", **CASE_CODES})
     return result
