@@ -34,12 +34,12 @@ class Interner:
             arr = arr.combine_chunks()
         if not pa.types.is_dictionary(arr.type):
             arr = arr.dictionary_encode()
-        lut = np.array([self._id(v) for v in arr.dictionary.cast(pa.string()).to_pylist()] + [self._id(None)],
+        lut = np.array([self.id_of(v) for v in arr.dictionary.cast(pa.string()).to_pylist()] + [self.id_of(None)],
                        np.int32)
         idx = arr.indices.fill_null(len(lut) - 1).to_numpy(zero_copy_only=False).astype(np.int64)
         return lut[idx]
 
-    def _id(self, v) -> int:
+    def id_of(self, v) -> int:
         key = "" if v is None else v
         if key not in self.ids:
             self.ids[key] = len(self.names)
@@ -130,8 +130,11 @@ class Collector:
         n = batch.num_rows
         names = batch.schema.names
         pk = self.pack
-        hosp = self.hosp.encode(batch.column(self.hospital)) if self.hospital in names else np.zeros(n, np.int32)
-        peer = self.peer.encode(batch.column(pk.peer_column)) if pk.peer_column in names else np.zeros(n, np.int32)
+        # without a hospital (or peer) column every case is of one hospital (one peer group), "-"
+        hosp = self.hosp.encode(batch.column(self.hospital)) if self.hospital in names else \
+            np.full(n, self.hosp.id_of("-"), np.int32)
+        peer = self.peer.encode(batch.column(pk.peer_column)) if pk.peer_column in names else \
+            np.full(n, self.peer.id_of("-"), np.int32)
         drg_s = grouped.column("drg").cast(pa.string())
         drg, adrg, mdc = (it.encode(grouped.column(c)) for it, c in ((self.drg, "drg"), (self.adrg, "adrg"),
                                                                       (self.mdc, "mdc")))

@@ -225,7 +225,7 @@ class Screens:
         m = max(1, int(screened.sum()))
         flagged = screened & (pval < pk.alpha / m) & (np.nan_to_num(value) > np.nan_to_num(expected_value))
         v = np.nan_to_num(value - expected_value if rank_on_excess else value, nan=-np.inf)
-        pct = peer_percentile(np.where(screened, v, -np.inf), peer)
+        pct = np.where(screened, peer_percentile(np.where(screened, v, -np.inf), peer), np.nan)
         med = np.array([np.median(value[(peer == q) & screened]) if ((peer == q) & screened).any() else np.nan
                         for q in peer])
         rank_key = np.where(screened, np.nan_to_num(z, nan=-np.inf), -np.inf)

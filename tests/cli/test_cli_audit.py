@@ -58,3 +58,23 @@ def test_existing_output_refused_without_overwrite(tmp_path):
     out.write_text("keep", encoding="utf-8")
     r = CliRunner().invoke(main, ["audit", str(p), "-o", str(out)])
     assert r.exit_code == 1 and out.read_text(encoding="utf-8") == "keep"
+
+
+def test_minimal_and_empty_inputs(tmp_path):
+    """Only the grouper's columns (no hospital, patient, dates, cost): the edits still run and
+    the screens treat the file as one hospital; an empty file gives empty outputs."""
+    import pyarrow as pa
+    small = tmp_path / "min.parquet"
+    pq.write_table(pa.table({"sex": [1, 2], "age": [40, 50], "dx": [["J18.900", "A02.100"], ["W01.x00"]],
+                             "px": [[], []]}), small)
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pa.table({"sex": pa.array([], pa.int8()), "age": pa.array([], pa.int16()),
+                             "dx": pa.array([], pa.list_(pa.string())), "px": pa.array([], pa.list_(pa.string()))}),
+                   empty)
+    for src, codes in ((small, {"AE01", "AE95"}), (empty, set())):
+        out, hosp, rep = (tmp_path / f"{src.stem}{x}" for x in (".parquet.flags.parquet", ".h.csv", ".html"))
+        r = CliRunner().invoke(main, ["audit", str(src), "-o", str(out), "--hospitals", str(hosp),
+                                      "--report", str(rep)])
+        assert r.exit_code == 0, r.output
+        assert set(pq.read_table(out)["code"].to_pylist()) == codes
+        assert rep.exists() and hosp.exists()
