@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +62,8 @@ class EditSet:
     version: str
     edits: tuple[Edit, ...]
     path: str
+    #: per scope, code -> bits of the edits it matches (filled as codes are met; not compared)
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def _fail(path, key: str, problem: str):
@@ -133,7 +135,7 @@ def load_edits(path: str | Path | None = None) -> EditSet:
 class _Codes:
     """A code list column flattened once: distinct codes, per-element ids, parent rows, positions."""
 
-    def __init__(self, col: pa.Array):
+    def __init__(self, col: pa.Array, memo: dict | None = None):
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
             col = pc.split_pattern(col, "|")
         if isinstance(col, pa.ChunkedArray):
@@ -144,7 +146,14 @@ class _Codes:
             flat = flat.dictionary_encode() if len(flat) else pa.DictionaryArray.from_arrays(
                 pa.array([], pa.int32()), pa.array([], pa.string()))
         self.flat = flat
-        self.values = [None if v is None else v.strip() for v in flat.dictionary.cast(pa.string()).to_pylist()]
+        memo = memo if memo is not None else {}
+        last = memo.get("dictionary")
+        if last is not None and last[0].equals(flat.dictionary):  # batches of one file share it
+            self.values, self.memo = last[1], last[2]
+        else:
+            self.values = [None if v is None else v.strip() for v in flat.dictionary.cast(pa.string()).to_pylist()]
+            self.memo = {}
+            memo["dictionary"] = (flat.dictionary, self.values, self.memo)
         self.ids = flat.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
         starts = np.r_[0, np.flatnonzero(np.diff(self.parent)) + 1] if len(self.parent) else np.zeros(0, np.int64)
         first = np.zeros(len(self.parent), np.int64)
@@ -155,6 +164,19 @@ class _Codes:
     def mask(self, test) -> np.ndarray:
         """Per element: ``test(code)`` evaluated once per distinct code (nulls and blanks False)."""
         per = np.array([bool(v) and test(v) for v in self.values] + [False], bool)
+        return per[self.ids]
+
+    def bits(self, edits: tuple[Edit, ...], cache: dict) -> np.ndarray:
+        """Per element: bit i set when the code matches ``edits[i]``; bit 62 for a real (non-blank)
+        code. Each code is tested once per run (``cache``), each batch costs a lookup per distinct code."""
+        def of(v):
+            b = cache.get(v)
+            if b is None:
+                b = cache[v] = sum(1 << i for i, e in enumerate(edits) if e.matches(v)) | (1 << 62)
+            return b
+        per = self.memo.get("bits")
+        if per is None:
+            per = self.memo["bits"] = np.array([of(v) if v else 0 for v in self.values] + [0], np.int64)
         return per[self.ids]
 
 
@@ -170,8 +192,8 @@ def _findings(rows: np.ndarray, ids: tuple, code: str, severity: str, items: lis
     sel = pa.array(rows, pa.int64())
     return pa.table({"row": pa.array(rows + row_offset, pa.int64()), "case_id": case_id.take(sel).cast(pa.string()),
                      "hospital": hospital.take(sel),
-                     "code": pa.array([code] * len(rows), pa.string()),
-                     "severity": pa.array([severity] * len(rows), pa.string()),
+                     "code": pa.repeat(pa.scalar(code), len(rows)),
+                     "severity": pa.repeat(pa.scalar(severity), len(rows)),
                      "item": pa.array(items, pa.string()), "score": pa.array(np.full(len(rows), score)),
                      "message": pa.array(messages, pa.string())}, schema=FINDING_SCHEMA)
 
@@ -182,8 +204,9 @@ def _from_distinct(codes: _Codes, hit: np.ndarray, fmt) -> tuple[np.ndarray, lis
     ids = codes.ids[idx]
     uniq, inv = np.unique(ids, return_inverse=True)
     item = [codes.values[i] for i in uniq]
-    msg = [fmt(c) for c in item]
-    return codes.parent[idx], [item[i] for i in inv], [msg[i] for i in inv]
+    take = pa.array(inv.astype(np.int64))
+    return (codes.parent[idx], pa.array(item, pa.string()).take(take),
+            pa.array([fmt(c) for c in item], pa.string()).take(take))
 
 
 def run_edits(batch: pa.RecordBatch, result: pa.RecordBatch | None, edits: EditSet, ruleset, *,
@@ -198,38 +221,47 @@ def run_edits(batch: pa.RecordBatch, result: pa.RecordBatch | None, edits: EditS
         pa.nulls(n, pa.string())
     ids = (case_id, hospital.combine_chunks() if isinstance(hospital, pa.ChunkedArray) else hospital)
     sex, age = _num(batch, "sex", n), _num(batch, "age", n)
-    dx = _Codes(batch.column("dx"))
-    px = _Codes(batch.column("px")) if "px" in names else None
+    dx = _Codes(batch.column("dx"), edits.cache.setdefault("dx-dictionary", {}))
+    px = _Codes(batch.column("px"), edits.cache.setdefault("px-dictionary", {})) if "px" in names else None
     out = []
-    for e in edits.edits:
-        codes = px if e.scope == "px" else dx
-        if codes is None:
+    for codes, scope_px in ((dx, False), (px, True)):
+        if codes is None or not len(codes.ids):
             continue
-        hit = codes.mask(e.matches)
-        if e.scope == "pdx":
-            hit &= codes.position == 0
-        elif e.scope == "sdx":
-            hit &= codes.position > 0
-        rows = codes.parent
-        if e.sex is not None:
-            hit &= sex[rows] == e.sex
-        if e.age_min is not None:
-            hit &= age[rows] >= e.age_min
-        if e.age_max is not None:
-            hit &= age[rows] < e.age_max
-        if hit.any():
-            names_of = ruleset.px_names if e.scope == "px" else ruleset.dx_names
-            r, item, msg = _from_distinct(codes, hit, lambda c, e=e, nm=names_of: e.message.format(
-                code=c, name=nm.get(c, "")).replace("  ", " ").strip())
-            out.append(_findings(r, ids, e.code, e.severity, item, msg, row_offset=row_offset))
+        own = tuple(e for e in edits.edits if (e.scope == "px") == scope_px)
+        cache = edits.cache.setdefault("px" if scope_px else "dx", {})
+        bits = codes.bits(own, cache)
+        codes.real = (bits & (1 << 62)) != 0
+        for i, e in enumerate(own):
+            idx = np.flatnonzero(bits & (1 << i))  # sparse: the demographic tests run on the hits only
+            if e.scope == "pdx":
+                idx = idx[codes.position[idx] == 0]
+            elif e.scope == "sdx":
+                idx = idx[codes.position[idx] > 0]
+            rows = codes.parent[idx]
+            keep = np.ones(len(idx), bool)
+            if e.sex is not None:
+                keep &= sex[rows] == e.sex
+            if e.age_min is not None:
+                keep &= age[rows] >= e.age_min
+            if e.age_max is not None:
+                keep &= age[rows] < e.age_max
+            idx = idx[keep]
+            if len(idx):
+                hit = np.zeros(len(codes.ids), bool)
+                hit[idx] = True
+                names_of = ruleset.px_names if scope_px else ruleset.dx_names
+                r, item, msg = _from_distinct(codes, hit, lambda c, e=e, nm=names_of: e.message.format(
+                    code=c, name=nm.get(c, "")).replace("  ", " ").strip())
+                out.append(_findings(r, ids, e.code, e.severity, item, msg, row_offset=row_offset))
     for codes, code, what in ((dx, DUPLICATE_DX, "诊断"), (px, DUPLICATE_PX, "手术操作")):
         if codes is None or not len(codes.ids):
             continue
-        order = np.lexsort((codes.ids, codes.parent))
+        key = codes.parent * (len(codes.values) + 2) + codes.ids + 1  # one int64 key sorts faster than lexsort
+        order = np.argsort(key, kind="stable")
         same = (np.diff(codes.parent[order]) == 0) & (np.diff(codes.ids[order]) == 0) & (codes.ids[order][1:] >= 0)
         hit = np.zeros(len(codes.ids), bool)
         hit[order[1:][same]] = True
-        hit &= codes.mask(lambda c: True)
+        hit &= codes.real
         if hit.any():
             nm = ruleset.dx_names if codes is dx else ruleset.px_names
             r, item, msg = _from_distinct(codes, hit, lambda c, nm=nm, what=what: f"{what} {c} {nm.get(c, '')} 重复填写")
@@ -272,8 +304,13 @@ def _only_cc(batch, result, dx: _Codes, ruleset, grouper, ids, row_offset: int) 
     changed = pc.fill_null(pc.not_equal(before, after), False).to_numpy(zero_copy_only=False)
     if not changed.any():
         return FINDING_SCHEMA.empty_table()
-    items = [dx.values[i] for i in dx.ids[k[changed]]]
-    b, a = before.filter(pa.array(changed)).to_pylist(), after.filter(pa.array(changed)).to_pylist()
-    msgs = [f"次要诊断 {c} {ruleset.dx_names.get(c, '')} 是本病例进入 {x}（伴合并症/并发症）的唯一依据，"
-            f"去掉后分入 {y}；请核实病历中的诊断依据" for c, x, y in zip(items, b, a)]
+    sel = pa.array(changed)
+    item_ids = dx.ids[k[changed]]
+    uniq, inv = np.unique(item_ids, return_inverse=True)
+    take = pa.array(inv.astype(np.int64))
+    items = pa.array([dx.values[i] for i in uniq], pa.string()).take(take)
+    named = pa.array([f"{dx.values[i]} {ruleset.dx_names.get(dx.values[i], '')}" for i in uniq], pa.string()).take(take)
+    msgs = pc.binary_join_element_wise("次要诊断 ", named, " 是本病例进入 ", before.filter(sel),
+                                       "（伴合并症/并发症）的唯一依据，去掉后分入 ", after.filter(sel),
+                                       "；请核实病历中的诊断依据", "")
     return _findings(rows[changed], ids, ONLY_CC, "info", items, msgs, row_offset=row_offset)
