@@ -26,6 +26,7 @@ class AuditPack:
     description: str
     alpha: float
     min_cases: int
+    min_ratio: float
     peer_column: str
     split_windows: tuple[int, ...]
     short_first_stay: int
@@ -39,6 +40,7 @@ class AuditPack:
     death_max_group_mortality: float
     share_column: str
     share_min_excess: float
+    share_min_mean_excess: float
     path: str = ""
 
 
@@ -94,6 +96,7 @@ def parse_audit_pack(doc: dict, file: str = "<audit pack>") -> AuditPack:
     pack = AuditPack(
         name=p.text("name", "custom"), description=p.text("description", "-"),
         alpha=s.number("alpha", 0.05, 1e-9, 0.5), min_cases=s.number("min_cases", 30, 1, 10**9, True),
+        min_ratio=s.number("min_ratio", 1.2, 1, 100),
         peer_column=s.text("peer_column", "hospital_level"),
         split_windows=tuple(windows), short_first_stay=sp.number("short_first_stay", 3, 0, 365, True),
         split_min_score=sp.number("min_score", 0.8, 0, 1), planned_dx=tuple(sp.list("planned_dx", [], str)),
@@ -102,6 +105,7 @@ def parse_audit_pack(doc: dict, file: str = "<audit pack>") -> AuditPack:
         long_min_days=ls.number("min_days", 60, 1, 10**5, True), long_los_ratio=ls.number("los_ratio", 3.0, 1, 100),
         death_max_group_mortality=d.number("max_group_mortality", 0.005, 0, 1),
         share_column=cs.text("share_column", "patient_share"), share_min_excess=cs.number("min_excess", 0.1, 0, 1),
+        share_min_mean_excess=cs.number("min_mean_excess", 0.02, 0, 1),
         path=file)
     for t in (p, s, sp, lo, ls, d, cs, top):
         t.done()

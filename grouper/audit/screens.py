@@ -224,6 +224,10 @@ class Screens:
         screened = n >= pk.min_cases
         m = max(1, int(screened.sum()))
         flagged = screened & (pval < pk.alpha / m) & (np.nan_to_num(value) > np.nan_to_num(expected_value))
+        if screen == "cost_shift":  # practical significance: a mean excess share worth an audit
+            flagged &= np.nan_to_num(value) >= pk.share_min_mean_excess
+        else:
+            flagged &= o >= pk.min_ratio * e
         v = np.nan_to_num(value - expected_value if rank_on_excess else value, nan=-np.inf)
         pct = np.where(screened, peer_percentile(np.where(screened, v, -np.inf), peer), np.nan)
         med = np.array([np.median(value[(peer == q) & screened]) if ((peer == q) & screened).any() else np.nan

@@ -18,6 +18,8 @@ def test_an_empty_pack_takes_the_defaults():
     ({"significance": {"alpha": 0.9}}, "significance.alpha"),
     ({"significance": {"alpha": "0.05"}}, "significance.alpha"),
     ({"significance": {"min_cases": 2.5}}, "significance.min_cases"),
+    ({"significance": {"min_ratio": 0.5}}, "significance.min_ratio"),
+    ({"cost_shift": {"min_mean_excess": 2}}, "cost_shift.min_mean_excess"),
     ({"split": {"windows": [30, 15]}}, "split.windows"),
     ({"split": {"windowz": [15]}}, "split.windowz"),
     ({"split": {"planned_dx": "Z51"}}, "split.planned_dx"),

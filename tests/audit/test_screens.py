@@ -115,3 +115,16 @@ def test_poisson_tail_close_to_exact():
 def test_peer_percentile_is_within_peers():
     p = peer_percentile(np.array([1.0, 2.0, 3.0, 10.0]), np.array([0, 0, 0, 1]))
     assert p.tolist() == pytest.approx([100 / 3, 200 / 3, 100.0, 100.0])
+
+
+def test_practical_floor_unflags_small_excesses(planted, g20):
+    """min_ratio: a hospital is flagged only when observed >= min_ratio x expected (with millions
+    of cases a 5 % excess is significant but not worth an audit)."""
+    from grouper.audit import parse_audit_pack
+    t, _, result = planted
+    assert result.hospitals.filter(result.hospitals["flagged"]).num_rows >= 9
+    _, high = audit_table(t, g20, pack=parse_audit_pack({"significance": {"min_ratio": 50.0}}))
+    h = high.hospitals
+    assert set(h.filter(h["flagged"])["screen"].to_pylist()) <= {"split", "cost_shift"}  # split ratios are ~8-300
+    for r in h.filter(h["flagged"]).to_pylist():
+        assert r["screen"] == "cost_shift" or r["observed"] >= 50 * r["expected"]
