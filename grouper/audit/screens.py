@@ -21,7 +21,7 @@ from grouper.audit.collect import Collector
 from grouper.audit.edits import FINDING_SCHEMA
 from grouper.audit.stats import normal_upper, peer_percentile, poisson_upper
 
-__all__ = ["CASE_CODES", "SCREENS", "HOSPITAL_SCHEMA", "Screens"]
+__all__ = ["CASE_CODES", "SCREENS", "screen_name", "HOSPITAL_SCHEMA", "Screens"]
 
 SCREENS = {"upcoding": "高套分组（CC/MCC 比例）", "split": "分解住院（二次入院）", "low_standard": "低标入院",
            "long_stay": "超长住院", "low_risk_death": "低风险组死亡", "cost_shift": "转嫁费用（个人负担比例）"}
@@ -33,6 +33,13 @@ HOSPITAL_SCHEMA = pa.schema([("screen", pa.string()), ("screen_name", pa.string(
                              ("peer_median", pa.float64()), ("percentile", pa.float64()), ("z", pa.float64()),
                              ("p_value", pa.float64()), ("flagged", pa.bool_()), ("rank", pa.int32())])
 _EPOCH = np.datetime64("1970-01-01")
+
+
+def screen_name(screen: str) -> str:
+    """The Chinese name of a screen (``readmit_<days>``: the 二次入院 rate within that many days)."""
+    if screen.startswith("readmit_"):
+        return f"二次入院率（{screen[8:]}天内，非计划）"
+    return SCREENS[screen]
 
 
 def _fit(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -87,6 +94,7 @@ class Screens:
         # before it (another stay may fall between the two halves), the best-scoring one kept
         order = np.lexsort((c["row"], c["discharge"], c["admit"], c["pkey"]))
         best = np.zeros(len(order))
+        first_gap = np.full(len(order), np.inf)  # days since the patient's last discharge (any stay)
         best_a = np.full(len(order), -1)
         for lag in (1, 2, 3):
             a, b = order[:-lag], order[lag:]
@@ -100,6 +108,10 @@ class Screens:
             better = sc > best[b]
             best[b[better]] = sc[better]
             best_a[b[better]] = a[better]
+            back = cand & (gap < first_gap[b])
+            first_gap[b[back]] = gap[back]
+        for w in pk.split_windows:  # 二次入院: any unplanned readmission within w days
+            np.add.at(self.counts.setdefault(f"readmit_{w}", np.zeros(len(self.n))), h[first_gap <= w], 1)
         fb = np.flatnonzero((best >= pk.split_min_score) & (best_a >= 0))
         fa = best_a[fb]
         score = best[fb]
@@ -167,8 +179,8 @@ class Screens:
         nh = len(col.hosp.names)
         peer = np.array([col.hosp_peer.get(i, 0) for i in range(nh)])
         parts = [self._upcoding(peer)]
-        for screen in ("split", "low_standard", "long_stay"):
-            parts.append(self._rate(screen, peer, self.counts[screen], self.n))
+        for screen in ("split", *(f"readmit_{w}" for w in pk.split_windows), "low_standard", "long_stay"):
+            parts.append(self._rate(screen, peer, self.counts.get(screen, np.zeros(nh)), self.n))
         lr = self.counts["low_risk_cases"]
         parts.append(self._table("low_risk_death", peer, lr, self.counts["low_risk_death"],
                                  self.counts["low_risk_expected"], rank_on_excess=True))
@@ -236,7 +248,7 @@ class Screens:
         rank = np.empty(len(n), np.int32)
         rank[np.argsort(-rank_key, kind="stable")] = np.arange(1, len(n) + 1)
         nh = len(n)
-        return pa.table({"screen": [screen] * nh, "screen_name": [SCREENS[screen]] * nh,
+        return pa.table({"screen": [screen] * nh, "screen_name": [screen_name(screen)] * nh,
                          "hospital": self.col.hosp.names[:nh], "peer": [self.col.peer.names[q] for q in peer],
                          "cases": n.astype(np.int64), "observed": o, "expected": e, "value": value,
                          "expected_value": expected_value, "peer_median": med, "percentile": pct, "z": z,

@@ -65,8 +65,10 @@ def test_split_rate_hospitals_rank_top_three(planted):
 
 def test_league_table_has_value_peers_percentile(planted):
     h = planted[2].hospitals
-    assert set(h["screen"].to_pylist()) == {"upcoding", "split", "low_standard", "long_stay", "low_risk_death",
-                                             "cost_shift"}
+    assert set(h["screen"].to_pylist()) == {"upcoding", "split", "readmit_15", "readmit_30", "low_standard",
+                                             "long_stay", "low_risk_death", "cost_shift"}
+    r15, _ = ranks(planted[2], "readmit_15")
+    assert sorted(r15[b] for b in BAD) == [1, 2, 3]  # the planted splits are 二次入院 within 15 days
     up = h.filter(pc.equal(h["screen"], "upcoding")).to_pylist()
     bad = [r for r in up if r["hospital"] in BAD]
     assert all(r["value"] > max(r["expected_value"], r["peer_median"]) and r["percentile"] >= 75
@@ -85,7 +87,7 @@ def test_case_findings_explain_in_chinese(planted):
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_no_injection_no_flag_beyond_the_level(synth_table, g20, seed):
     """alpha 0.05 family-wise per screen: over 4 seeds x 6 screens, a screen flagging anyone by
-    noise should happen about once in 20; at most one here per seed (and none expected)."""
+    noise should happen about once in 20 (8 screens here); at most one per seed (and none expected)."""
     _, result = audit_table(synth_table(60_000, seed=seed), g20)
     h = result.hospitals
     flagged_screens = set(h.filter(h["flagged"])["screen"].to_pylist())
