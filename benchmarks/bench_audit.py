@@ -1,6 +1,6 @@
 """Smart audit at provincial scale, measured against known answers.
 
-    python benchmarks/bench_audit.py [--cases 1000000] [--dir DIR] [--buckets 16] [--json OUT]
+    python benchmarks/bench_audit.py [--cases 1000000] [--dir DIR] [--buckets N] [--json OUT]
 
 Synthesises a province of 50 hospitals with misconduct planted at three of them (H0008, H0022,
 H0040: upcoded MCC secondary diagnoses, split admissions, low-standard admissions; `drg synth
@@ -57,7 +57,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", type=int, default=1_000_000)
     ap.add_argument("--dir", type=Path)
-    ap.add_argument("--buckets", type=int, default=16)
+    ap.add_argument("--buckets", type=int, default=None, help="default: drg audit's own choice")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
@@ -70,8 +70,8 @@ def main(argv=None) -> dict:
     r = {"cases": a.cases}
     r["group"] = run("group", str(p), "-o", str(folder / "grouped.parquet"), "--overwrite")
     r["audit"] = run("audit", str(p), "-o", str(folder / "flags.parquet"), "--hospitals", str(folder / "h.csv"),
-                     "--report", str(folder / "audit.html"), "--buckets", str(a.buckets), "--workdir", str(folder),
-                     "--overwrite")
+                     "--report", str(folder / "audit.html"), "--workdir", str(folder), "--overwrite",
+                     *(["--buckets", str(a.buckets)] if a.buckets else []))
     r["ratio_audit_group"] = r["audit"][0] / r["group"][0]
     r["answers"] = measure(p, folder / "flags.parquet", folder / "h.csv")
     for k in ("group", "audit"):

@@ -25,9 +25,9 @@ from grouper.rulesets import DEFAULT_RULESET
 @click.option("-r", "--ruleset", default=DEFAULT_RULESET, show_default=True, help=RULESET_HELP)
 @click.option("--hospital-column", default="hospital_id", show_default=True)
 @click.option("--death-code", multiple=True, default=("5",), show_default=True, help="Discharge codes meaning death.")
-@click.option("--buckets", type=click.IntRange(1, 4096), default=16, show_default=True,
+@click.option("--buckets", type=click.IntRange(1, 4096), default=None,
               help="Patient-hashed bucket files for the split-admission screen; memory holds one bucket "
-                   "(about cases / buckets stays).")
+                   "(cases / buckets stays). Default: about 250,000 stays each (16 when the size is unknown).")
 @click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Folder for the temporary bucket files (default: the system's temporary folder).")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")

@@ -16,6 +16,7 @@ from grouper.io import DEFAULT_BATCH, CaseSource, OutputSet, check_outputs, expa
 __all__ = ["audit_job"]
 
 SAMPLES = 12  # findings kept per code and hospital for the report
+BUCKET_ROWS = 250_000  # stays per bucket file when the number of buckets is chosen from the input size
 
 
 def _keep_top(t: pa.Table, k: int) -> pa.Table:
@@ -33,7 +34,7 @@ def _keep_top(t: pa.Table, k: int) -> pa.Table:
 def audit_job(inputs: Iterable[str | os.PathLike], grouper, output: str | os.PathLike, *,
               hospitals: str | os.PathLike | None = None, report: str | os.PathLike | None = None,
               pack: str | os.PathLike | None = None, edits: str | os.PathLike | None = None,
-              overwrite: bool = False, buckets: int = 16, workdir: str | None = None,
+              overwrite: bool = False, buckets: int | None = None, workdir: str | None = None,
               hospital_column: str = "hospital_id", batch_size: int = DEFAULT_BATCH,
               death_codes: tuple[str, ...] = ("5",)) -> AuditResult:
     """Audit ``inputs`` under ``grouper``: findings (one row per finding) into ``output``, the
@@ -48,6 +49,9 @@ def audit_job(inputs: Iterable[str | os.PathLike], grouper, output: str | os.Pat
         s.check(grouper.encoder.required, list(dict.fromkeys(optional)), what="the audit")
     readers = [s.read(set(grouper.encoder.required) | {c for c in optional if c in s.schema.names})
                for s in sources]
+    if buckets is None:  # about 250,000 stays per bucket when the inputs tell their size (not CSV)
+        sizes = [s.num_rows for s in sources]
+        buckets = 16 if None in sizes else min(4096, max(16, -(-sum(sizes) // BUCKET_ROWS)))
     run = AuditRun(grouper, pack=audit_pack, edits=edit_set, buckets=buckets, workdir=workdir,
                    hospital=hospital_column, death_codes=death_codes)
     samples: list[pa.Table] = []
