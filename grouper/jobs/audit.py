@@ -69,7 +69,7 @@ def audit_job(inputs: Iterable[str | os.PathLike], grouper, output: str | os.Pat
     def found() -> Iterator[pa.RecordBatch]:
         for t in run.findings(batches()):
             samples.append(_keep_top(t, SAMPLES))
-            if len(samples) > 64:
+            if len(samples) > 8:  # bounded: at most about 9 x (codes x hospitals x SAMPLES) rows
                 samples[:] = [_keep_top(pa.concat_tables(samples), SAMPLES)]
             yield from t.combine_chunks().to_batches()
 
