@@ -119,6 +119,7 @@ class Collector:
         self.peer_drg_share = Grid(1)  # cases with a patient share
         self.drg_region = Grid(4)  # (0, drg): cases, cost sum, deaths, cases with a cost
         self.hosp_peer: dict[int, int] = {}
+        self.coding_errors = Grid(1)  # (hospital, 0): cases with at least one error-severity edit
         self.rows = 0
         self.has_share = False
         self.writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
@@ -126,7 +127,9 @@ class Collector:
     def path(self, b: int) -> Path:
         return self.dir / f"bucket-{b:04d}.arrow"
 
-    def add(self, batch: pa.RecordBatch, grouped: pa.RecordBatch, row_offset: int) -> None:
+    def add(self, batch: pa.RecordBatch, grouped: pa.RecordBatch, row_offset: int,
+            error_rows: np.ndarray | None = None) -> None:
+        """One batch: ``error_rows`` are the batch's rows (0-based in the batch) with an error edit."""
         n = batch.num_rows
         names = batch.schema.names
         pk = self.pack
@@ -179,6 +182,9 @@ class Collector:
         u, first = np.unique(hosp, return_index=True)
         for hh, pp in zip(u.tolist(), peer[first].tolist()):  # per distinct hospital
             self.hosp_peer.setdefault(hh, pp)
+        if error_rows is not None and len(error_rows):
+            e = hosp[np.unique(error_rows)]
+            self.coding_errors.add(e, np.zeros(len(e), np.int64), np.ones((len(e), 1)))
         self.rows += n
 
     def _write(self, slim: pa.RecordBatch, bucket: np.ndarray) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from grouper.audit.collect import Collector
 from grouper.audit.edits import FINDING_SCHEMA, EditSet, load_edits, run_edits
@@ -59,7 +60,8 @@ class AuditRun:
                                   hospital_column=self.hospital)
                 if found.num_rows:
                     yield counted(found)
-                col.add(batch, grouped, offset)
+                errors = found.filter(pc.equal(found["severity"], "error"))["row"].to_numpy() - offset
+                col.add(batch, grouped, offset, errors)
                 offset += batch.num_rows
             screens = Screens(col)
             for t in screens.cases(col.close()):

@@ -23,7 +23,7 @@ from grouper.audit.stats import normal_upper, peer_percentile, poisson_upper
 
 __all__ = ["CASE_CODES", "SCREENS", "screen_name", "HOSPITAL_SCHEMA", "Screens"]
 
-SCREENS = {"upcoding": "高套分组（CC/MCC 比例）", "split": "分解住院（二次入院）", "low_standard": "低标入院",
+SCREENS = {"coding_quality": "病案质量（有错误级审核问题的病例比例）", "upcoding": "高套分组（CC/MCC 比例）", "split": "分解住院（二次入院）", "low_standard": "低标入院",
            "long_stay": "超长住院", "low_risk_death": "低风险组死亡", "cost_shift": "转嫁费用（个人负担比例）"}
 CASE_CODES = {"split": "AS01", "low_standard": "AS02", "long_stay": "AS03", "low_risk_death": "AS04",
               "cost_shift": "AS05"}
@@ -178,7 +178,8 @@ class Screens:
         col, pk = self.col, self.pk
         nh = len(col.hosp.names)
         peer = np.array([col.hosp_peer.get(i, 0) for i in range(nh)])
-        parts = [self._upcoding(peer)]
+        errors = _fit(col.coding_errors.a, nh, 1)[:, 0, 0]
+        parts = [self._rate("coding_quality", peer, errors, self.n), self._upcoding(peer)]
         for screen in ("split", *(f"readmit_{w}" for w in pk.split_windows), "low_standard", "long_stay"):
             parts.append(self._rate(screen, peer, self.counts.get(screen, np.zeros(nh)), self.n))
         lr = self.counts["low_risk_cases"]

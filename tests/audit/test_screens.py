@@ -65,7 +65,7 @@ def test_split_rate_hospitals_rank_top_three(planted):
 
 def test_league_table_has_value_peers_percentile(planted):
     h = planted[2].hospitals
-    assert set(h["screen"].to_pylist()) == {"upcoding", "split", "readmit_15", "readmit_30", "low_standard",
+    assert set(h["screen"].to_pylist()) == {"coding_quality", "upcoding", "split", "readmit_15", "readmit_30", "low_standard",
                                              "long_stay", "low_risk_death", "cost_shift"}
     r15, _ = ranks(planted[2], "readmit_15")
     assert sorted(r15[b] for b in BAD) == [1, 2, 3]  # the planted splits are 二次入院 within 15 days
@@ -87,7 +87,7 @@ def test_case_findings_explain_in_chinese(planted):
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_no_injection_no_flag_beyond_the_level(synth_table, g20, seed):
     """alpha 0.05 family-wise per screen: over 4 seeds x 6 screens, a screen flagging anyone by
-    noise should happen about once in 20 (8 screens here); at most one per seed (and none expected)."""
+    noise should happen about once in 20 (9 screens here); at most one per seed (and none expected)."""
     _, result = audit_table(synth_table(60_000, seed=seed), g20)
     h = result.hospitals
     flagged_screens = set(h.filter(h["flagged"])["screen"].to_pylist())
@@ -130,3 +130,14 @@ def test_practical_floor_unflags_small_excesses(planted, g20):
     assert set(h.filter(h["flagged"])["screen"].to_pylist()) <= {"split", "cost_shift"}  # split ratios are ~8-300
     for r in h.filter(h["flagged"]).to_pylist():
         assert r["screen"] == "cost_shift" or r["observed"] >= 50 * r["expected"]
+
+
+def test_coding_quality_flags_the_hospital_with_more_error_edits(synth_table, g20):
+    """病案质量: every case of H0004 recorded as male, so its obstetric and female-only codes
+    become error edits; that hospital alone is flagged."""
+    t = synth_table(20_000, hospitals=10, seed=5)
+    at = pc.equal(t["hospital_id"].cast(pa.string()), "H0004")
+    t = t.set_column(t.schema.get_field_index("sex"), "sex", pc.if_else(at, pa.scalar(1, pa.int8()), t["sex"]))
+    _, result = audit_table(t, g20)
+    h = result.hospitals.filter(pc.equal(result.hospitals["screen"], "coding_quality"))
+    assert h.filter(h["flagged"])["hospital"].to_pylist() == ["H0004"]
