@@ -91,7 +91,8 @@ def synth(cases, hospitals, year, seed, ruleset, output, overwrite, inject):
 
     Hospitals of three levels, a skewed realistic case mix drawn from the ruleset's own lists,
     secondary diagnoses with CC/MCC, newborns, length of stay, cost with outliers, deaths and
-    readmissions. The file's metadata marks it synthetic.
+    readmissions. The file's metadata marks it synthetic. --inject plants labelled misconduct at
+    chosen hospitals (hidden _label_* columns), to measure `drg audit` against.
     """
     import time
 
