@@ -146,6 +146,7 @@ class _Codes:
             flat = flat.dictionary_encode() if len(flat) else pa.DictionaryArray.from_arrays(
                 pa.array([], pa.int32()), pa.array([], pa.string()))
         self.flat = flat
+        self.real = None  # per element: a non-blank code (set with the edit bits)
         memo = memo if memo is not None else {}
         last = memo.get("dictionary")
         if last is not None and last[0].equals(flat.dictionary):  # batches of one file share it

@@ -117,15 +117,16 @@ class Screens:
         score = best[fb]
         gap = c["admit"][fb].astype(np.int64) - c["discharge"][fa]
         same_adrg = c["adrg"][fa] == c["adrg"][fb]
+        related = np.where(same_adrg, "同一ADRG", np.where(c["mdc"][fa] == c["mdc"][fb], "同一MDC", "不同MDC"))
         self.split_pairs += len(fb)
         np.add.at(self.counts["split"], h[fb], 1)
         if len(fb):
             names, drgs = np.array(self.col.hosp.names, object), np.array(self.col.drg.names, object)
             d1 = (_EPOCH + c["discharge"][fa].astype("timedelta64[D]")).astype(str)
             msg = [f"同一患者于 {x} 自 {ha} 出院（住院 {int(l)} 天，{g1}）后 {int(gp)} 天再次入院 {hb}（{g2}），"
-                   f"{'同一ADRG' if s else '同一MDC'}，疑似分解住院（评分 {sc:.1f}）"
-                   for x, ha, l, g1, gp, hb, g2, s, sc in zip(d1, names[h[fa]], los[fa], drgs[drg[fa]], gap,
-                                                              names[h[fb]], drgs[drg[fb]], same_adrg, score)]
+                   f"{rel}，疑似分解住院（评分 {sc:.1f}）"
+                   for x, ha, l, g1, gp, hb, g2, rel, sc in zip(d1, names[h[fa]], los[fa], drgs[drg[fa]], gap,
+                                                                names[h[fb]], drgs[drg[fb]], related, score)]
             out.append(self._findings(t, fb, "split", score, msg))
         ok = drg < len(self.weight)
         mc = np.where(ok, self.mean_cost[peer, np.minimum(drg, len(self.weight) - 1)], np.nan)
