@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from grouper._util.version import __version__
-from grouper.cli import analytics, dip, group, rulesets, serve, settle
+from grouper.cli import analytics, audit, dip, group, rulesets, serve, settle
 from grouper.cli._common import INPUT_HELP
 
 
@@ -24,7 +24,7 @@ def main() -> None:
 for command in (group.group, group.explain, rulesets.rulesets, rulesets.validate_ruleset, rulesets.compile_command,
                 rulesets.synth,
                 analytics.regroup, analytics.weights, analytics.indices, analytics.recalibrate, settle.settle,
-                dip.dip, serve.serve):
+                dip.dip, audit.audit, serve.serve):
     main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -82,21 +82,31 @@ def compile_command(ruleset, dump):
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
               help="Output file (.parquet, .csv or .arrow).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
-def synth(cases, hospitals, year, seed, ruleset, output, overwrite):
+@click.option("--inject", multiple=True, metavar="KIND=H0001,...[@RATE]",
+              help="Plant labelled misconduct at these hospitals (repeatable): upcode (an MCC secondary "
+                   "diagnosis added, default rate 0.2), split (a stay cut into discharge and readmission, 0.1), "
+                   "lowstd (low-weight 1-2 day low-cost admissions, 0.1); labels in _label_<kind> columns.")
+def synth(cases, hospitals, year, seed, ruleset, output, overwrite, inject):
     """Write a SYNTHETIC province of discharge records (no real patients) for trying the grouper.
 
     Hospitals of three levels, a skewed realistic case mix drawn from the ruleset's own lists,
     secondary diagnoses with CC/MCC, newborns, length of stay, cost with outliers, deaths and
-    readmissions. The file's metadata marks it synthetic.
+    readmissions. The file's metadata marks it synthetic. --inject plants labelled misconduct at
+    chosen hospitals (hidden _label_* columns), to measure `drg audit` against.
     """
     import time
 
     from grouper.analytics.synth import SynthSpec, write_synthetic
+    from grouper.analytics.synth_inject import parse_injection
 
+    try:
+        injections = tuple(parse_injection(i) for i in inject)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--inject") from None
     check_outputs([output], [], overwrite)
     t0 = time.perf_counter()
     try:
-        rows = write_synthetic(SynthSpec(cases, hospitals, year, seed, ruleset), output, overwrite=overwrite)
+        rows = write_synthetic(SynthSpec(cases, hospitals, year, seed, ruleset, injections), output, overwrite=overwrite)
     except RulesetError as exc:
         raise click.ClickException(f"ruleset {ruleset}: {exc}") from None
     except (OSError, ValueError) as exc:

@@ -1,0 +1,104 @@
+"""The audit report (智能审核报告), laid out like what an auditor works from: per screen the
+hospital league table (value, expected, peer median, percentile, z, p, flag), the peer
+distribution with the top hospitals marked, and the top cases behind them with their
+explanations; then the case edits by code with an example each.
+
+Plot labels stay ASCII; a hospital name that is not ASCII is shown as its rank "#k".
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from grouper.report._html import esc, cells_html, num, page_head, table_html, write_page
+from grouper.report._plots import STABLE, UNSTABLE, ascii_label, png, pyplot_for
+
+__all__ = ["write_audit_report"]
+
+TABLE_ROWS = 15  # hospitals per league table
+CASES_SHOWN = 8  # cases per flagged (or top) hospital
+CSS = "td.hi{background:#fbe3d6} td.lo{background:#dcebf7} .msg{font-size:.9em}"
+
+
+def write_audit_report(hospitals: pa.Table, samples: pa.Table, counts: dict, path: str | os.PathLike, *,
+                       title: str = "智能审核报告 / audit report", overwrite: bool = False,
+                       edit_names: dict | None = None, screen_codes: dict | None = None) -> Path:
+    """``hospitals``: the league table (audit HOSPITAL_SCHEMA); ``samples``: findings kept for the
+    report (a few per code and hospital); ``counts``: findings per code."""
+    plt = pyplot_for("the audit report")
+    screen_codes = screen_codes or {}
+
+    def build() -> str:
+        parts = [page_head(title, CSS),
+                 "<p class=note>统计筛查：医院与同级医院（不含自身）或全区病例组合（按ADRG间接标化）比较；"
+                 "单侧检验 p 值低于 alpha/医院数 时标记（Bonferroni），噪声误标任何医院的概率不超过 alpha。"
+                 "病例审核：规则见 rules/audit/edits.toml。合成数据的标签列不参与审核。</p>"]
+        for screen in dict.fromkeys(hospitals["screen"].to_pylist()):
+            h = hospitals.filter(pc.equal(hospitals["screen"], screen)).sort_by("rank").to_pylist()
+            parts.append(_screen(plt, screen, h, samples, screen_codes.get(screen)))
+        parts.append("<h2>病例审核规则 / case edits</h2>")
+        rows = []
+        for code, k in sorted(counts.items()):
+            ex = samples.filter(pc.equal(samples["code"], code))
+            rows.append([code, (edit_names or {}).get(code, ""), k, ex["message"][0].as_py() if ex.num_rows else ""])
+        parts.append(table_html(["规则", "说明", "病例数", "示例"], rows))
+        return "\n".join(parts) + "</body></html>\n"
+
+    return write_page(path, overwrite, build)
+
+
+def _screen(plt, screen: str, h: list[dict], samples: pa.Table, case_code: str | None) -> str:
+    name = h[0]["screen_name"] if h else screen
+    out = [f"<h2>{esc(name)} / {esc(screen)}</h2>"]
+    flagged = [r for r in h if r["flagged"]]
+    out.append(f"<p>标记医院 {len(flagged)} 家：{esc('、'.join(r['hospital'] for r in flagged) or '无')}</p>")
+    rows = []
+    for r in h[:TABLE_ROWS]:
+        cls = "hi" if r["flagged"] else ""
+        rows.append([r["rank"], (r["hospital"], cls), r["peer"], r["cases"], num(r["observed"], ".0f"),
+                     num(r["expected"], ".1f"), num(r["value"], ".4f"), num(r["expected_value"], ".4f"),
+                     num(r["peer_median"], ".4f"), num(r["percentile"], ".0f"), num(r["z"], ".2f"),
+                     num(r["p_value"], ".2g"), ("是" if r["flagged"] else "", cls)])
+    out.append(cells_html(["排名", "医院", "同级", "病例", "观察数", "期望数", "指标值", "期望值", "同级中位数",
+                           "同级百分位", "z", "p", "标记"], rows))
+    img = _distribution(plt, screen, h)
+    if img:
+        out.append(f'<img src="data:image/png;base64,{img}" alt="{esc(screen)} peer distribution">')
+    if case_code:
+        top = flagged or h[:1]
+        for r in top[:5]:
+            ex = samples.filter(pc.and_(pc.equal(samples["code"], case_code),
+                                        pc.equal(samples["hospital"], r["hospital"]))).slice(0, CASES_SHOWN)
+            if ex.num_rows:
+                out.append(f"<h3>{esc(r['hospital'])} 的病例 / cases</h3>")
+                out.append(table_html(["行", "病例号", "评分", "说明"], [[x["row"], x["case_id"], num(x["score"], ".1f"),
+                                                                    x["message"]] for x in ex.to_pylist()]))
+    return "\n".join(out)
+
+
+def _distribution(plt, screen: str, h: list[dict]) -> str | None:
+    """The hospitals' values (those with enough cases) as a strip per peer group, flagged in orange."""
+    pts = [r for r in h if r["value"] is not None and np.isfinite(r["value"]) and r["percentile"] is not None
+           and np.isfinite(r["percentile"])]
+    if len(pts) < 2:
+        return None
+    peers = list(dict.fromkeys(r["peer"] for r in pts))
+    fig, ax = plt.subplots(figsize=(8, 0.7 + 0.6 * len(peers)))
+    for i, p in enumerate(peers):
+        grp = [r for r in pts if r["peer"] == p]
+        x = np.array([r["value"] for r in grp])
+        jitter = (np.arange(len(grp)) % 5 - 2) * 0.06
+        colour = [UNSTABLE if r["flagged"] else STABLE for r in grp]
+        ax.scatter(x, i + jitter, c=colour, s=22)
+        for r, xv, yv in zip(grp, x, i + jitter):
+            if r["flagged"] or r["rank"] <= 3:
+                ax.annotate(ascii_label(r["hospital"], f"#{r['rank']}"), (xv, yv), fontsize=7,
+                            xytext=(3, 3), textcoords="offset points")
+    ax.set_yticks(range(len(peers)), [ascii_label(p, f"peer {i + 1}") for i, p in enumerate(peers)])
+    ax.set_xlabel(f"{screen} value per hospital (orange: flagged)")
+    return png(plt, fig)
