@@ -78,7 +78,7 @@ def parallel_options(f):
 #: The input vocabulary, shown once: in ``drg --help`` (main's epilog) and in README's "Input files".
 INPUT_HELP = """\b
 Reading cases: every command that reads case files (group, regroup, weights, indices,
-recalibrate, settle, dip catalogue | assign | settle) takes the same inputs and options:
+recalibrate, settle, dip catalogue | assign | settle, audit) takes the same inputs and options:
   INPUT...                 files, folders and glob patterns, read in the order given: CSV,
                            Parquet, Arrow IPC/Feather, Excel (.xlsx/.xlsm/.xls). A folder gives
                            its case files sorted by name; every other file in it is named in a

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import click
 
-from grouper.cli._common import RULESET_HELP, command_errors, make_grouper
+from grouper.cli._common import RULESET_HELP, command_errors, input_options, make_grouper
 from grouper.rulesets import DEFAULT_RULESET
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
               help="Findings, one row per finding (.parquet, .csv or .arrow): row, case_id, hospital, code, "
                    "severity, item, score, message (Chinese).")
@@ -31,9 +30,10 @@ from grouper.rulesets import DEFAULT_RULESET
 @click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Folder for the temporary bucket files (default: the system's temporary folder).")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@input_options
 def audit(inputs, output, hospitals, report, pack, edits, ruleset, hospital_column, death_code, buckets, workdir,
           overwrite):
-    """Audit INPUTS: case edits (coding checks, the secondary diagnosis that alone lifts a case into
+    """Audit INPUT...: case edits (coding checks, the secondary diagnosis that alone lifts a case into
     its CC/MCC split) and provider screens (split admissions, severity upcoding, low-standard
     admissions, over-long stays, low-risk deaths, cost shifting) against peers of the same level.
     Edits never change the group."""

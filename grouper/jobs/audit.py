@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from grouper.audit import (BUILTIN_NAMES, CASE_CODES, SCREENS, FINDING_SCHEMA, HOSPITAL_SCHEMA, AuditResult, AuditRun, load_audit_pack,
                            load_edits)
-from grouper.io import DEFAULT_BATCH, CaseSource, OutputSet, check_outputs, expand_inputs, write_batches
+from grouper.io import DEFAULT_BATCH, CaseInputs, CaseSource, OutputSet, check_outputs, write_batches
 
 __all__ = ["audit_job"]
 
@@ -40,7 +40,7 @@ def audit_job(inputs: Iterable[str | os.PathLike], grouper, output: str | os.Pat
     """Audit ``inputs`` under ``grouper``: findings (one row per finding) into ``output``, the
     league table (one row per screen and hospital) into ``hospitals``, the HTML ``report``."""
     audit_pack, edit_set = load_audit_pack(pack), load_edits(edits)
-    paths = expand_inputs(inputs)
+    paths = CaseInputs.of(inputs).expand()  # files, folders, globs with their read options
     check_outputs([output, hospitals, report], [*paths, pack, edits], overwrite=overwrite)
     sources = CaseSource.open_all(paths, batch_size=batch_size)
     optional = ["case_id", *grouper.encoder.columns, "patient_id", hospital_column, audit_pack.peer_column,

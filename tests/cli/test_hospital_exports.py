@@ -15,7 +15,7 @@ from grouper.cli.main import main
 from exports import SAMPLE, write_csv, write_xlsx
 
 READERS = ["group", "regroup", "weights", "indices", "recalibrate", "settle", "dip catalogue", "dip assign",
-           "dip settle"]
+           "dip settle", "audit"]
 
 
 def drg(*args):
