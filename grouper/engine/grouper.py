@@ -23,14 +23,15 @@ import pyarrow as pa
 from grouper._util.version import __version__
 from grouper.engine.inputs import ID_EMPTY, CodeMapper, Encoded, Encoder, InputError, check_columns, iter_batches
 from grouper.engine.compile import CompiledRuleset, compile_ruleset
-from grouper.engine.status import CC_LABELS, STATUS_LABELS, STATUS_NAMES_ZH, CcLevel, Flag, Status, describe_flags
+from grouper.engine.status import (CC_LABELS, REASON_LABELS, STATUS_LABELS, STATUS_NAMES_ZH, CcLevel, Flag,
+                                   Reason, Status, describe_flags, describe_reason)
 from grouper.engine.reference import Case, ReferenceGrouper
 from grouper.rulesets import DEFAULT_RULESET, LOADER_MODULES, Ruleset, code_hash, disk_cached, load_ruleset
 
 __all__ = ["Grouper", "GroupResult", "default_threads", "kept_name", "kept_names", "OUTPUT_COLUMNS"]
 
 OUTPUT_COLUMNS = ("case_id", "status", "mdc", "adrg", "drg", "cc_level", "mdc_name", "adrg_name",
-                  "drg_name", "flags", "reason")
+                  "drg_name", "flags", "reason_code", "reason")
 #: Prefix of a kept input column that has an output column's name (``keep=["status"]`` gives
 #: ``input_status``): the grouper's result is never replaced by a column of the input.
 KEPT_PREFIX = "input_"
@@ -90,7 +91,8 @@ class GroupResult:
     mdc_name: str = ""
     adrg_name: str = ""
     drg_name: str = ""
-    reason: str = ""
+    reason: str = ""  # the reason's text, then the flags' messages ('' when grouped cleanly)
+    reason_code: str | None = None  # where grouping stopped (Reason label), None when grouped
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -175,6 +177,7 @@ class Grouper:
         self._tables = {k: _dictionary(getattr(compiled, k)) for k in (
             "mdc_codes", "mdc_names", "adrg_codes", "adrg_names", "drg_codes", "drg_names")}
         self._status = _dictionary(STATUS_LABELS)
+        self._reason_codes = _dictionary([lb or "" for lb in REASON_LABELS])
         self._cc = _dictionary([CC_LABELS[CcLevel.NONE], CC_LABELS[CcLevel.CC], CC_LABELS[CcLevel.MCC]])
         self._reference: ReferenceGrouper | None = None
         self._pool: ThreadPoolExecutor | None = None  # kernel threads beyond the caller's
@@ -236,7 +239,8 @@ class Grouper:
         drg = np.empty(n, np.int32)
         cc = np.empty(n, np.int8)
         flags = np.empty(n, np.int32)
-        self._kernel(enc, (status, mdc, adrg, drg, cc, flags), n_threads or self.n_threads)
+        reason = np.empty(n, np.uint8)
+        self._kernel(enc, (status, mdc, adrg, drg, cc, flags, reason), n_threads or self.n_threads)
         if enc.bad_number.any():  # rare: no per-row pass when no number was bad
             flags[enc.bad_number] |= _BAD_NUMBER
         if "case_id" in batch.schema.names:
@@ -255,7 +259,8 @@ class Grouper:
             "adrg_name": lambda: _encode(t["adrg_names"], adrg),
             "drg_name": lambda: _encode(t["drg_names"], drg),
             "flags": lambda: pa.array(flags),
-            "reason": lambda: _reasons(flags),
+            "reason_code": lambda: _encode(self._reason_codes, reason, mask=reason == Reason.NONE),
+            "reason": lambda: _reasons(flags, reason),
         }
         cols = {c: build[c]() for c in columns}
         for c, out in kept.items():
@@ -330,13 +335,13 @@ class Grouper:
                                                los=los, discharge=discharge, dept=dept)
         dx_ids = _ids(dx, self.encoder.dx)
         px_ids = _ids(px, self.encoder.px)
-        st, m, a, d, cc, fl = self._program.group_one(fields, dx_ids, px_ids)
+        st, m, a, d, cc, fl, why = self._program.group_one(fields, dx_ids, px_ids)
         if bad:
             fl |= _BAD_NUMBER
         c = self.compiled
         return GroupResult(STATUS_LABELS[st], c.mdc_codes[m], c.adrg_codes[a], c.drg_codes[d],
                            _CC_TEXT[cc], fl, c.mdc_names[m], c.adrg_names[a], c.drg_names[d],
-                           describe_flags(fl) if fl else "")
+                           describe_reason(why, fl), REASON_LABELS[why])
 
     def explain(self, case: Case | dict | None = None, **fields) -> Explanation:
         """Why a case lands where it does: the reference interpreter's decision path, with names.
@@ -356,8 +361,9 @@ class Grouper:
                                 case.los, case.discharge, case.dept)
         if case.bad_number:
             result = GroupResult(**{**result.as_dict(), "flags": result.flags | Flag.BAD_NUMBER,
-                                    "reason": describe_flags(result.flags | Flag.BAD_NUMBER)})
-        if (Status(ref.status).label, ref.mdc, ref.adrg, ref.drg) != (result.status, result.mdc, result.adrg, result.drg):
+                                    "reason": describe_reason(ref.reason, result.flags | Flag.BAD_NUMBER)})
+        if ((Status(ref.status).label, ref.mdc, ref.adrg, ref.drg, ref.reason.label)
+                != (result.status, result.mdc, result.adrg, result.drg, result.reason_code)):
             raise AssertionError(f"kernel and reference disagree on this case: {result} vs {ref}")
         rs = self.ruleset
         names = {m.code: m.name for m in rs.mdcs}
@@ -427,11 +433,12 @@ def _encode(table: tuple[pa.Array, np.ndarray], idx: np.ndarray, mask: np.ndarra
     return pa.DictionaryArray.from_arrays(np.take(pos, idx), values, mask=mask)
 
 
-def _reasons(flags: np.ndarray) -> pa.Array:
-    """Messages for each row's flags, built once per distinct flag combination."""
-    enc = pa.array(flags).dictionary_encode()  # hashing, not sorting: most rows are 0
-    texts = pa.array([describe_flags(f) for f in enc.dictionary.to_pylist()], pa.string())
-    return pa.DictionaryArray.from_arrays(enc.indices.to_numpy(), texts, mask=flags == 0)
+def _reasons(flags: np.ndarray, reason: np.ndarray) -> pa.Array:
+    """Each row's reason text and flag messages, built once per distinct (reason, flags) pair."""
+    key = (reason.astype(np.int64) << 32) | flags.view(np.uint32)
+    enc = pa.array(key).dictionary_encode()  # hashing, not sorting: most rows are 0
+    texts = pa.array([describe_reason(k >> 32, k & 0xFFFFFFFF) for k in enc.dictionary.to_pylist()], pa.string())
+    return pa.DictionaryArray.from_arrays(enc.indices.to_numpy(), texts, mask=key == 0)
 
 
 def _restore(compiled: CompiledRuleset, path: str, n_threads: int) -> Grouper:

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from grouper._util.columns import CODE_WHITESPACE
 from grouper.engine.inputs import parse_int
-from grouper.engine.status import CHECK_FLAGS, CcLevel, Flag, Status
+from grouper.engine.status import CHECK_FLAGS, CcLevel, Flag, Reason, Status
 from grouper.rulesets import Ruleset
 
 __all__ = ["Case", "Result", "ReferenceGrouper", "parse_int"]
@@ -65,6 +65,7 @@ class Result:
     cc_level: CcLevel = CcLevel.NOT_COMPUTED
     flags: int = 0
     trace: list[dict] = field(default_factory=list)
+    reason: Reason = Reason.NONE  # the step where grouping stopped (the kernel's R_* code)
 
 
 class _Ctx:
@@ -84,6 +85,10 @@ class _Ctx:
         self.mcc: list[str] = []
         self.cc: list[str] = []
         self.excluded: list[str] = []
+        self.reached = Reason.NO_MDC  # deepest step reached so far (Reason order)
+
+    def reach(self, step: Reason) -> None:
+        self.reached = max(self.reached, step)
 
 
 class ReferenceGrouper:
@@ -111,7 +116,7 @@ class ReferenceGrouper:
         if flags & CHECK_FLAGS:
             if trace:
                 steps.append({"step": "validation", "failed": [m.name for m in Flag if m & flags & CHECK_FLAGS]})
-            return Result(Status.INVALID, flags=int(flags), trace=steps)
+            return Result(Status.INVALID, flags=int(flags), trace=steps, reason=Reason.INVALID)
 
         ctx = _Ctx(rs, case, dx, px)
         self._severity(ctx)
@@ -130,16 +135,19 @@ class ReferenceGrouper:
                 if result is not None:
                     break
         if result is None:
+            reason = ctx.reached
+            if reason == Reason.NO_ADRG and px:
+                reason = Reason.PX_NO_ADRG
             if trace:
-                steps.append({"step": "fail", "mdc": NO_MDC, "why": ["没有任何 MDC 的分组规则符合"]})
-            return Result(Status.UNGROUPABLE, cc_level=cc_level, flags=int(flags), trace=steps)
-        status, mdc_code, adrg_code, drg_code = result
+                steps.append({"step": "fail", "mdc": NO_MDC, "reason": reason.label, "why": [reason.text]})
+            return Result(Status.UNGROUPABLE, cc_level=cc_level, flags=int(flags), trace=steps, reason=reason)
+        status, mdc_code, adrg_code, drg_code, reason = result
         if status == Status.UNGROUPABLE:  # a fail rule inside the MDC (X00 placeholder)
             flags |= Flag.MDC_FAIL
             if trace:
                 steps.append({"step": "fail", "mdc": mdc_code, "adrg": adrg_code, "drg": drg_code,
                               "why": [f"已进入 {mdc_code}，其 ADRG 均不符合，占位组 {adrg_code} / {drg_code} 判为无法入组"]})
-        return Result(status, mdc_code, adrg_code, drg_code, cc_level, int(flags), steps)
+        return Result(status, mdc_code, adrg_code, drg_code, cc_level, int(flags), steps, reason)
 
     def _mdcs(self, ctx: _Ctx, steps: list[dict], trace: bool) -> tuple | None:
         """MDC -> ADRG -> DRG, first match wins; None when nothing matches."""
@@ -151,13 +159,14 @@ class ReferenceGrouper:
                 if trace:
                     steps.append({"step": "qy", "mdc": mdc.code, "matched": hit, "why": why, "before_entry": True})
                 if hit:
-                    return Status.AMBIGUOUS, "MDC" + mdc.pre_qy_drg[0], "QY", mdc.pre_qy_drg
+                    return Status.AMBIGUOUS, "MDC" + mdc.pre_qy_drg[0], "QY", mdc.pre_qy_drg, Reason.QY_PRE
                 why = []
             ok = self._eval(mdc.entry_rule, mdc.code, ctx, why)
             if trace:
                 steps.append({"step": "mdc", "mdc": mdc.code, "matched": ok, "why": why})
             if not ok:
                 continue
+            ctx.reach(Reason.NO_ADRG)
             qy_pos = (mdc.adrgs.index(mdc.qy_after) + 1 if mdc.qy_after else 0) if mdc.qy_rule else -1
             for i in range(len(mdc.adrgs) + 1):
                 if i == qy_pos:
@@ -166,7 +175,7 @@ class ReferenceGrouper:
                     if trace:
                         steps.append({"step": "qy", "mdc": mdc.code, "matched": hit, "why": why})
                     if hit:
-                        return Status.AMBIGUOUS, mdc.code, "QY", mdc.code[3] + "QY"
+                        return Status.AMBIGUOUS, mdc.code, "QY", mdc.code[3] + "QY", Reason.QY
                 if i == len(mdc.adrgs):
                     break
                 adrg = rs.adrgs[mdc.adrgs[i]]
@@ -182,17 +191,21 @@ class ReferenceGrouper:
                     if trace:
                         steps.append({"step": "drg", "drg": d, "matched": ok, "why": why})
                     if ok:
-                        return self._status(adrg), mdc.code, adrg.report_code, d
+                        return self._result(adrg, mdc.code, d)
                 if adrg.no_split_result:  # no split holds: the rule's own result, else the next rule
                     if trace:
                         steps.append({"step": "drg", "drg": adrg.no_split_result, "matched": True,
                                       "why": ["no split holds: the ADRG rule's own result"]})
-                    return self._status(adrg), mdc.code, adrg.report_code, adrg.no_split_result
+                    return self._result(adrg, mdc.code, adrg.no_split_result)
+                ctx.reach(Reason.NO_DRG)  # the ADRG held but gave no result: on to the next ADRG
         return None
 
-    def _status(self, adrg) -> Status:
-        """GROUPED, or UNGROUPABLE for the scheme's fail rules (engine.fail_adrgs: X00 placeholders)."""
-        return Status.UNGROUPABLE if adrg.code in self.rs.engine["fail_adrgs"] else Status.GROUPED
+    def _result(self, adrg, mdc_code: str, drg_code: str) -> tuple:
+        """(status, mdc, adrg, drg, reason): GROUPED, or UNGROUPABLE for the scheme's fail rules
+        (engine.fail_adrgs: the X00 placeholders)."""
+        if adrg.code in self.rs.engine["fail_adrgs"]:
+            return Status.UNGROUPABLE, mdc_code, adrg.report_code, drg_code, Reason.MDC_FAIL
+        return Status.GROUPED, mdc_code, adrg.report_code, drg_code, Reason.NONE
 
     # ------------------------------------------------------------------ steps
     def _codes(self, case: Case) -> tuple[list[str], list[str], Flag]:

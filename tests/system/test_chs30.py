@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 import grouper
-from grouper.engine.status import Flag
+from grouper.engine.status import Flag, Reason
 from grouper.engine.reference import Case, ReferenceGrouper
 from grouper.rulesets import RulesetError
 
@@ -103,8 +103,9 @@ def test_placeholder_fails_inside_its_mdc_and_does_not_fall_through(tmp_path):
     assert (rr.status.label, rr.mdc, rr.adrg, rr.drg, rr.flags) == ("ungroupable", "MDCB", "B00", "B000", Flag.MDC_FAIL)
     # a principal no MDC takes: a different flag and reason
     none = g.group_one(sex=1, age=40, dx=[DX[5]])
-    assert (none.status, none.mdc, none.flags, none.reason) == ("ungroupable", "0000", 0, "")
-    assert "没有任何 MDC" in g.explain(sex=1, age=40, dx=[DX[5]]).text()
+    assert (none.status, none.mdc, none.flags, none.reason_code) == ("ungroupable", "0000", 0, "no_mdc")
+    assert r.reason_code == "mdc_fail" and none.reason == Reason.NO_MDC.text
+    assert "没有 MDC 接受" in g.explain(sex=1, age=40, dx=[DX[5]]).text()
     # the same placeholder without the switch is an ordinary group
     plain = grouper.Grouper(grouper.load_ruleset(write_scheme(tmp_path / "plain", placeholder_scheme(False))))
     assert plain.group_one(sex=1, age=40, dx=[DX[0]], px=[PX[1]]).status == "grouped"
