@@ -13,7 +13,7 @@ import json
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, Iterator, Sequence
 
@@ -21,10 +21,11 @@ import numpy as np
 import pyarrow as pa
 
 from grouper._util.version import __version__
-from grouper.engine.inputs import ID_EMPTY, CodeMapper, Encoded, Encoder, InputError, check_columns, iter_batches
+from grouper.engine.inputs import (ID_EMPTY, CodeMapper, Encoded, Encoder, InputError, check_columns, iter_batches,
+                                   parse_int)
 from grouper.engine.compile import CompiledRuleset, compile_ruleset
-from grouper.engine.status import (CC_LABELS, REASON_LABELS, STATUS_LABELS, STATUS_NAMES_ZH, CcLevel, Flag,
-                                   Reason, Status, describe_flags, describe_reason)
+from grouper.engine.explain import Explanation, build_steps, code_warnings
+from grouper.engine.status import CC_LABELS, REASON_LABELS, STATUS_LABELS, CcLevel, Flag, Reason, Status, describe_reason
 from grouper.engine.reference import Case, ReferenceGrouper
 from grouper.rulesets import DEFAULT_RULESET, LOADER_MODULES, Ruleset, code_hash, disk_cached, load_ruleset
 
@@ -93,56 +94,15 @@ class GroupResult:
     drg_name: str = ""
     reason: str = ""  # the reason's text, then the flags' messages ('' when grouped cleanly)
     reason_code: str | None = None  # where grouping stopped (Reason label), None when grouped
+    payment: Any = None  # the quoter's answer (``grouper.payment.drg.Quote``) when one was given
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class Explanation:
-    """The decision path of one case: ``as_dict()`` for machines, ``text()`` for people."""
-
-    result: GroupResult
-    steps: list[dict] = field(default_factory=list)
-    ruleset: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"ruleset": self.ruleset, "result": self.result.as_dict(), "steps": self.steps}
-
-    def text(self) -> str:
-        r = self.result
-        lines = [f"方案 {self.ruleset}"]
-        for s in self.steps:
-            kind = s["step"]
-            if kind == "validation":
-                lines.append("校验不通过: " + "; ".join(s["messages"]))
-            elif kind == "severity":
-                lines.append("并发症/合并症: "
-                             + f"MCC {', '.join(s['mcc']) or '无'}; CC {', '.join(s['cc']) or '无'}"
-                             + (f"; 被主诊断排除 {', '.join(s['excluded'])}" if s["excluded"] else "")
-                             + f" -> {s['cc_level']}")
-            elif kind == "mdc" and s["matched"]:
-                lines.append(f"MDC {s['mdc']} {s.get('name', '')} 入组: {'; '.join(s['why']) or '条件成立'}")
-            elif kind == "mdc":
-                lines.append(f"  MDC {s['mdc']} 未入组")
-            elif kind == "qy":
-                why = f": {'; '.join(s['why'])}" if s["matched"] and s["why"] else ""
-                lines.append(f"  歧义组检查 {s['mdc']}: {'成立' if s['matched'] else '不成立'}{why}")
-            elif kind == "adrg":
-                mark = "入组" if s["matched"] else "不符"
-                why = f": {'; '.join(s['why'])}" if s["matched"] and s["why"] else ""
-                lines.append(f"  ADRG {s['adrg']} {s.get('name', '')} {mark}{why}")
-            elif kind == "drg":
-                mark = "选定" if s["matched"] else "条件不成立"
-                why = f": {'; '.join(s['why'])}" if s["matched"] and s["why"] else ""
-                lines.append(f"    DRG {s['drg']} {s.get('name', '')} {mark}{why}")
-            elif kind == "fail":
-                lines.append("无法入组: " + "; ".join(s["why"]))
-        lines.append(f"结果: {STATUS_NAMES_ZH[r.status]} MDC {r.mdc} ADRG {r.adrg} DRG {r.drg} "
-                     f"{r.drg_name}".rstrip())
-        if r.reason:
-            lines.append(f"提示: {r.reason}")
-        return "\n".join(lines)
+        out = dict(self.__dict__)
+        if self.payment is None:
+            del out["payment"]
+        else:
+            out["payment"] = self.payment.as_dict()
+        return out
 
 
 def _compiled(rs: Ruleset) -> CompiledRuleset:
@@ -329,8 +289,13 @@ class Grouper:
     # ------------------------------------------------------------------ one case
     def group_one(self, sex=None, age=None, age_days=None, birth_weight=None,
                   dx: Sequence[str] | str = (), px: Sequence[str] | str = (), los=None, discharge=None,
-                  dept=None) -> GroupResult:
-        """Group a single case given as Python values; no Arrow round trip (low latency)."""
+                  dept=None, *, quote=None, cost=None, patient_share=0.0) -> GroupResult:
+        """Group a single case given as Python values; no Arrow round trip (low latency).
+
+        ``quote``: an object with ``quote(result, cost=, los=, patient_share=, discharge=)``
+        (``grouper.payment.drg.CaseQuoter(weights, pack)``); with it and ``cost`` (yuan) the
+        result's ``payment`` holds the case's RW, case type and payment (fen). The engine does
+        not import the payment layer: the quoter is passed in."""
         fields, bad = self.encoder.case_fields(sex=sex, age=age, age_days=age_days, birth_weight=birth_weight,
                                                los=los, discharge=discharge, dept=dept)
         dx_ids = _ids(dx, self.encoder.dx)
@@ -339,17 +304,34 @@ class Grouper:
         if bad:
             fl |= _BAD_NUMBER
         c = self.compiled
-        return GroupResult(STATUS_LABELS[st], c.mdc_codes[m], c.adrg_codes[a], c.drg_codes[d],
-                           _CC_TEXT[cc], fl, c.mdc_names[m], c.adrg_names[a], c.drg_names[d],
-                           describe_reason(why, fl), REASON_LABELS[why])
+        result = GroupResult(STATUS_LABELS[st], c.mdc_codes[m], c.adrg_codes[a], c.drg_codes[d],
+                             _CC_TEXT[cc], fl, c.mdc_names[m], c.adrg_names[a], c.drg_names[d],
+                             describe_reason(why, fl), REASON_LABELS[why])
+        return self._quoted(result, quote, cost, los, patient_share, discharge)
 
-    def explain(self, case: Case | dict | None = None, **fields) -> Explanation:
-        """Why a case lands where it does: the reference interpreter's decision path, with names.
+    @staticmethod
+    def _quoted(result: GroupResult, quote, cost, los, patient_share, discharge) -> GroupResult:
+        if quote is None:
+            return result
+        if cost is None:
+            raise InputError("a payment quote needs the case's total cost (cost=...)")
+        los_v, _ = parse_int(los)
+        q = quote.quote(result, cost=float(cost), los=los_v, patient_share=float(patient_share or 0.0),
+                        discharge=None if discharge is None else str(discharge))
+        return GroupResult(**{**result.__dict__, "payment": q})
+
+    def explain(self, case: Case | dict | None = None, *, quote=None, cost=None, patient_share=0.0,
+                **fields) -> Explanation:
+        """Why a case lands where it does: the reference interpreter's decision path, with names
+        (``grouper.engine.explain``); with ``quote`` and ``cost`` also its payment (as ``group_one``).
 
         The kernel's result is attached and must agree with the reference; a disagreement is
         a bug and raises instead of explaining the wrong thing."""
         if case is None:
             case = fields
+        if isinstance(case, dict):
+            cost = case.get("cost", cost)
+            patient_share = case.get("patient_share", patient_share)
         if isinstance(case, dict):
             _check_case_types(case)
             raw = {k: case.get(k) for k in ("sex", "age", "age_days", "birth_weight", "los", "discharge", "dept")}
@@ -366,20 +348,9 @@ class Grouper:
                 != (result.status, result.mdc, result.adrg, result.drg, result.reason_code)):
             raise AssertionError(f"kernel and reference disagree on this case: {result} vs {ref}")
         rs = self.ruleset
-        names = {m.code: m.name for m in rs.mdcs}
-        names.update({a.code: a.name for a in rs.adrgs.values()})
-        names.update({d.code: d.name for d in rs.drgs.values()})
-        names.update({a.no_split_result: a.name for a in rs.adrgs.values() if a.no_split_result})
-        steps = []
-        for s in ref.trace:
-            s = dict(s)
-            code = s.get("mdc") if s["step"] == "mdc" else s.get("adrg") or s.get("drg")
-            if code in names and s["step"] != "qy":
-                s["name"] = names[code]
-            if s["step"] == "validation":
-                s["messages"] = [describe_flags(Flag[f]) for f in s["failed"]]
-            steps.append(s)
-        return Explanation(result, steps, f"{rs.name} ({rs.version})")
+        result = self._quoted(result, quote, cost, case.los, patient_share, case.discharge)
+        return Explanation(result, build_steps(ref.trace, case, rs), f"{rs.name} ({rs.version})",
+                           code_warnings(case, rs), result.payment)
 
     @property
     def reference(self) -> ReferenceGrouper:

@@ -161,9 +161,10 @@ class ReferenceGrouper:
                 if hit:
                     return Status.AMBIGUOUS, "MDC" + mdc.pre_qy_drg[0], "QY", mdc.pre_qy_drg, Reason.QY_PRE
                 why = []
-            ok = self._eval(mdc.entry_rule, mdc.code, ctx, why)
+            why_not: list = []
+            ok = self._eval(mdc.entry_rule, mdc.code, ctx, why, why_not if trace else None)
             if trace:
-                steps.append({"step": "mdc", "mdc": mdc.code, "matched": ok, "why": why})
+                steps.append({"step": "mdc", "mdc": mdc.code, "matched": ok, "why": why, **_failed(ok, why_not)})
             if not ok:
                 continue
             ctx.reach(Reason.NO_ADRG)
@@ -179,17 +180,17 @@ class ReferenceGrouper:
                 if i == len(mdc.adrgs):
                     break
                 adrg = rs.adrgs[mdc.adrgs[i]]
-                why = []
-                ok = self._eval(adrg.entry_rule, adrg.code, ctx, why)
+                why, why_not = [], []
+                ok = self._eval(adrg.entry_rule, adrg.code, ctx, why, why_not if trace else None)
                 if trace:
-                    steps.append({"step": "adrg", "adrg": adrg.code, "matched": ok, "why": why})
+                    steps.append({"step": "adrg", "adrg": adrg.code, "matched": ok, "why": why, **_failed(ok, why_not)})
                 if not ok:
                     continue
                 for d in adrg.drgs:
-                    why = []
-                    ok = self._eval(rs.drgs[(adrg.code, d)].split_rule, adrg.code, ctx, why)
+                    why, why_not = [], []
+                    ok = self._eval(rs.drgs[(adrg.code, d)].split_rule, adrg.code, ctx, why, why_not if trace else None)
                     if trace:
-                        steps.append({"step": "drg", "drg": d, "matched": ok, "why": why})
+                        steps.append({"step": "drg", "drg": d, "matched": ok, "why": why, **_failed(ok, why_not)})
                     if ok:
                         return self._result(adrg, mdc.code, d)
                 if adrg.no_split_result:  # no split holds: the rule's own result, else the next rule
@@ -277,17 +278,32 @@ class ReferenceGrouper:
                 ctx.cc.append(c)
 
     # ------------------------------------------------------------------ conditions
-    def _eval(self, tree: dict, owner: str, ctx: _Ctx, why: list[str]) -> bool:
+    def _eval(self, tree: dict, owner: str, ctx: _Ctx, why: list[str], why_not: list | None = None) -> bool:
+        """``tree`` on the case; ``why`` gets what held, ``why_not`` (when given) the first
+        condition that did not hold: a leaf, ``{"none_of": [...]}`` for an or, ``{"not": tree}``."""
         if "const" in tree:
+            if not tree["const"] and why_not is not None:
+                why_not.append(tree)
             return tree["const"]
         op = tree.get("op")
         if op == "and":
-            return all(self._eval(a, owner, ctx, why) for a in tree["args"])
+            return all(self._eval(a, owner, ctx, why, why_not) for a in tree["args"])
         if op == "or":
-            return any(self._eval(a, owner, ctx, why) for a in tree["args"])
+            sub: list | None = [] if why_not is not None else None
+            if any(self._eval(a, owner, ctx, why, sub) for a in tree["args"]):
+                return True
+            if why_not is not None:
+                why_not.append({"none_of": sub})
+            return False
         if op == "not":
-            return not self._eval(tree["arg"], owner, ctx, [])
-        return self._pred(tree, owner, ctx, why)
+            held = self._eval(tree["arg"], owner, ctx, [])
+            if held and why_not is not None:
+                why_not.append({"not": tree["arg"]})
+            return not held
+        hit = self._pred(tree, owner, ctx, why)
+        if not hit and why_not is not None:
+            why_not.append(tree)
+        return hit
 
     def _pred(self, p: dict, owner: str, ctx: _Ctx, why: list[str]) -> bool:
         rs, name = self.rs, p["pred"]
@@ -370,6 +386,11 @@ class ReferenceGrouper:
             what, unit = _FIELD_ZH[field_name]
             why.append(f"{what} {value}{unit} {_CMP_SIGN[cmp]} {v}{unit}")
         return hit
+
+
+def _failed(ok: bool, why_not: list) -> dict:
+    """The trace's ``failed`` entry: the first condition that did not hold (a rule tree)."""
+    return {} if ok or not why_not else {"failed": why_not[0]}
 
 
 #: how explain names a compared field, and the comparison signs
