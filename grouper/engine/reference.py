@@ -311,8 +311,9 @@ class ReferenceGrouper:
         def codes_in(codes: Sequence[str], what: str) -> bool:
             lst = self._set(p["list"], owner)
             hit = next((c for c in codes if c in lst), None)
-            if hit is not None:
-                why.append(f"{what} {hit} 在列表 {p['list']} 中")
+            if hit is not None:  # the code with its dictionary name, as a coder reads it
+                name = (rs.px_names if "手术" in what else rs.dx_names).get(hit)
+                why.append(f"{what} {hit}{' ' + name if name else ''} 在列表 {p['list']} 中")
             return hit is not None
 
         if name == "pdx_in":

@@ -53,6 +53,7 @@ def test_ungroupable_and_unknown_drg(quoter):
     assert (q.case_type, q.payment_fen, q.rw) == ("ungroupable", 70_000, None)  # FFS x 0.7
     q = quoter.quote({"status": "grouped", "drg": "ZZ99"}, cost=1000, los=3)
     assert q.settle_status == "no_weight" and q.payment_fen is None
+    assert q.case_type_name == "未结算（权重表中没有该 DRG）"
 
 
 def test_group_one_with_a_quote_equals_the_batch_settlement(grouper11):

@@ -61,6 +61,11 @@ class Quote:
         return "\n".join(lines)
 
 
+#: why a case is not priced, for people (the settlement's settle_status)
+_NOT_SETTLED_ZH = {"returned": "退回修改", "unknown_status": "分组状态不明", "no_cost": "缺总费用",
+                   "no_los": "缺住院天数", "no_weight": "权重表中没有该 DRG", "no_patient_share": "缺个人负担"}
+
+
 def _fen(v) -> int | None:
     """Yuan (as the settlement table writes them, whole fen) -> int fen; None stays None."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -112,7 +117,8 @@ class CaseQuoter:
         c = settle(row, self._pack, self.weights).cases.to_pylist()[0]
         kind = c["case_type"]
         return Quote(drg=drg, rw=c["rw"], case_type=kind,
-                     case_type_name=DRG_CASE_TYPE_NAMES_ZH.get(kind, "未结算" if kind is None else kind),
+                     case_type_name=DRG_CASE_TYPE_NAMES_ZH[kind] if kind in DRG_CASE_TYPE_NAMES_ZH else
+                     f"未结算（{_NOT_SETTLED_ZH.get(c['settle_status'], c['settle_status'])}）",
                      settle_status=c["settle_status"], rate_fen=_fen(c["rate"]),
                      payment_standard_fen=_fen(c["payment_standard"]), payment_fen=_fen(c["payment"]),
                      fund_payment_fen=_fen(c["fund_payment"]), margin_fen=_fen(c["margin"]),
