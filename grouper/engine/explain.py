@@ -65,7 +65,7 @@ class Explanation:
             elif kind == "retry":
                 lines.append(f"重新分组: 仅以其他手术操作 {s['px']} 为主要手术操作")
             elif kind == "fail":
-                lines.append("未能入组: " + "; ".join(s["why"]))
+                lines.append("无法入组: " + "; ".join(s["why"]))
         lines.append(f"结果: {STATUS_NAMES_ZH[r.status]} MDC {r.mdc} ADRG {r.adrg} DRG {r.drg} "
                      f"{r.drg_name}".rstrip())
         if r.reason:

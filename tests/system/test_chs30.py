@@ -142,9 +142,9 @@ def test_30_explain_names_the_age_rule_robot_code_and_list():
     assert age.result.drg == "MJ1D" and "年龄 6 岁 <= 6 岁" in age.text()
     robot = g.explain(sex=2, age=7, dx=["C18.600", "I82.800x009", "T81.000x026", "T58.x00", "I21.104", "M53.100"],
                       px=["48.6300x001", "17.4200"])
-    assert robot.result.drg == "GB40" and "17.4200 在列表 OP_ARB 中" in robot.text()
+    assert robot.result.drg == "GB40" and "17.4200 腹腔镜机器人援助操作 在列表 OP_ARB 中" in robot.text()
     obd = g.explain(sex=2, age=30, dx=["A34.x00"], px=["74.0x00", "38.8609"])  # no MCC: the list decides
-    assert obd.result.drg == "OB11" and "主要诊断 A34.x00 在列表 DI_OBD 中" in obd.text()
+    assert obd.result.drg == "OB11" and "主要诊断 A34.x00 产科破伤风 在列表 DI_OBD 中" in obd.text()
     mcc = g.explain(sex=2, age=87, dx=["O23.505", "Z60.200x001", "T09.000x011", "S14.100x731", "A15.508"],
                     px=["74.4x01", "69.4900x005", "74.0x00x001"])
     assert mcc.result.drg == "OB11" and "选定: MCC: S14.100x731" in mcc.text()
