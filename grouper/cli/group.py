@@ -122,10 +122,10 @@ def _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, 
 
 
 
-def format_table(table, limit: int) -> str:
-    """A plain aligned table of the main output columns, for people."""
-    cols = [c for c in ("case_id", "status", "mdc", "adrg", "drg", "cc_level", "drg_name", "reason")
-            if c in table.column_names]
+def format_table(table, limit: int, columns=("case_id", "status", "mdc", "adrg", "drg", "cc_level", "drg_name",
+                                             "reason")) -> str:
+    """A plain aligned table of ``columns`` (the main output columns by default), for people."""
+    cols = [c for c in columns if c in table.column_names]
     rows = table.slice(0, limit).select(cols).to_pylist()
     cells = [[("" if r[c] is None else str(r[c])) for c in cols] for r in rows]
 
