@@ -40,10 +40,12 @@ class Explanation:
         r = self.result
         lines = [f"方案 {self.ruleset}"]
         lines += [f"警告: {w}" for w in self.warnings]
+        said = set(_CODE_FLAG_TEXTS) if self.warnings else set()  # printed already (warnings name the codes)
         for s in self.steps:
             kind = s["step"]
             if kind == "validation":
                 lines.append("校验不通过: " + "; ".join(s["messages"]))
+                said.update(s["messages"])
             elif kind == "severity":
                 lines.append("并发症/合并症: "
                              + f"MCC {', '.join(s['mcc']) or '无'}; CC {', '.join(s['cc']) or '无'}"
@@ -66,13 +68,19 @@ class Explanation:
                 lines.append(f"重新分组: 仅以其他手术操作 {s['px']} 为主要手术操作")
             elif kind == "fail":
                 lines.append("无法入组: " + "; ".join(s["why"]))
+                said.update(s["why"])
         lines.append(f"结果: {STATUS_NAMES_ZH[r.status]} MDC {r.mdc} ADRG {r.adrg} DRG {r.drg} "
                      f"{r.drg_name}".rstrip())
-        if r.reason:
-            lines.append(f"原因/提示: {r.reason}")
+        rest = [t for t in (r.reason or "").split("; ") if t and t not in said]
+        if rest:
+            lines.append(f"原因/提示: {'; '.join(rest)}")
         if self.payment is not None:
             lines.append(self.payment.text())
         return "\n".join(lines)
+
+
+#: flag messages that ``code_warnings`` says code by code
+_CODE_FLAG_TEXTS = [describe_flags(f) for f in (Flag.UNKNOWN_PDX, Flag.UNKNOWN_SDX, Flag.UNKNOWN_PX, Flag.EMPTY_CODE)]
 
 
 def _because(step: dict) -> str:

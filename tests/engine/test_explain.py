@@ -32,6 +32,7 @@ def test_ungrouped_case_says_where_grouping_stopped(grouper11):
     e = grouper11.explain(sex=1, age=40, dx=["Z99.999"])
     assert e.result.reason_code == "no_mdc"
     assert "没有 MDC 接受该病例" in e.text() and "主要诊断 Z99.999（不在诊断字典中） 不在列表 mdc_dx 中" in e.text()
+    assert e.text().count("没有 MDC 接受该病例") == 1  # said once, not again under 原因/提示
 
 
 def test_cli_explain_prices_the_case(tmp_path):
