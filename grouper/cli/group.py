@@ -117,10 +117,10 @@ def _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, 
 
 
 
-def format_table(table, limit: int) -> str:
-    """A plain aligned table of the main output columns, for people."""
-    cols = [c for c in ("case_id", "status", "mdc", "adrg", "drg", "cc_level", "drg_name", "reason")
-            if c in table.column_names]
+def format_table(table, limit: int, columns=("case_id", "status", "mdc", "adrg", "drg", "cc_level", "drg_name",
+                                             "reason")) -> str:
+    """A plain aligned table of ``columns`` (the main output columns by default), for people."""
+    cols = [c for c in columns if c in table.column_names]
     rows = table.slice(0, limit).select(cols).to_pylist()
     cells = [[("" if r[c] is None else str(r[c])) for c in cols] for r in rows]
 
@@ -148,12 +148,21 @@ def format_table(table, limit: int) -> str:
 @click.option("--los", help="Length of stay in days (schemes that read it).")
 @click.option("--discharge", help="Discharge status code (schemes that read it).")
 @click.option("--dept", help="Department code (schemes that read it).")
+@click.option("-w", "--weights", "weights_file", type=click.Path(exists=True, dir_okay=False),
+              help="Weights table from `drg weights`: with --pack and --cost, also price the case.")
+@click.option("--pack", help="Payment pack (name in rules/payment or a .toml file) for the price.")
+@click.option("--cost", type=float, help="The case's total cost in yuan (for the price).")
+@click.option("--patient-share", type=float, default=0.0, show_default=True,
+              help="The patient's FFS share in yuan (fund payment = payment - share).")
 @click.option("--json", "as_json", is_flag=True, help="Print the decision path as JSON.")
-def explain(case_json, ruleset, sex, age, age_days, birth_weight, dx, px, los, discharge, dept, as_json):
-    """Show why one case lands in its group.
+def explain(case_json, ruleset, sex, age, age_days, birth_weight, dx, px, los, discharge, dept, weights_file, pack,
+            cost, patient_share, as_json):
+    """Show why one case lands in its group: for each rule tried, the first condition that did
+    not hold, with code names; with --weights, --pack and --cost also its RW, case type
+    (normal / high / low outlier ...) and expected payment.
 
     Give the case as JSON (CASE_JSON, or '-' to read it from stdin), e.g.
-    '{"sex": 1, "age": 65, "dx": ["C61.x00"], "px": ["60.5x02"]}', or with the options.
+    '{"sex": 1, "age": 65, "dx": ["C61.x00"], "px": ["60.5x02"], "cost": 12000}', or with the options.
     """
     if case_json is not None:
         text = sys.stdin.read() if case_json == "-" else case_json
@@ -168,12 +177,25 @@ def explain(case_json, ruleset, sex, age, age_days, birth_weight, dx, px, los, d
             raise click.UsageError("give the case as CASE_JSON or with --dx (and --sex, --age, ...)")
         case = {"sex": sex, "age": age, "age_days": age_days, "birth_weight": birth_weight, "dx": dx, "px": px,
                 "los": los, "discharge": discharge, "dept": dept}
-    unknown = set(case) - {"case_id", "sex", "age", "age_days", "birth_weight", "dx", "px", "dept", "los", "discharge"}
+    unknown = set(case) - {"case_id", "sex", "age", "age_days", "birth_weight", "dx", "px", "dept", "los", "discharge",
+                           "cost", "patient_share"}
     if unknown:
         raise click.UsageError(f"unknown case field(s): {', '.join(sorted(unknown))}")
+    cost = case.pop("cost", cost)
+    patient_share = case.pop("patient_share", patient_share)
+    quoter = None
+    if weights_file or pack:
+        if not (weights_file and pack):
+            raise click.UsageError("pricing a case needs both --weights and --pack")
+        if cost is None:
+            raise click.UsageError("pricing a case needs its total cost (--cost, or \"cost\" in CASE_JSON)")
+        from grouper.payment.drg.quote import CaseQuoter
+
+        with command_errors():
+            quoter = CaseQuoter(weights_file, pack)
     g = make_grouper(ruleset, 1)
     with command_errors():  # a wrongly typed field is a usage error (2), named
-        e = g.explain(case)
+        e = g.explain(case, quote=quoter, cost=cost, patient_share=patient_share)
     if as_json:
         click.echo(json.dumps(e.as_dict(), ensure_ascii=False, indent=2))
     else:

@@ -21,7 +21,7 @@ def main() -> None:
     """drg-grouper: group inpatient cases into CHS-DRG groups, exactly and fast."""
 
 
-for command in (group.group, group.explain, rulesets.rulesets, rulesets.validate_ruleset, rulesets.compile_command,
+for command in (group.group, group.explain, rulesets.rulesets, rulesets.groups, rulesets.validate_ruleset, rulesets.compile_command,
                 rulesets.synth,
                 analytics.regroup, analytics.weights, analytics.indices, analytics.recalibrate, settle.settle,
                 dip.dip, audit.audit, serve.serve):

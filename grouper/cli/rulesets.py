@@ -1,4 +1,5 @@
-"""``drg rulesets``, ``drg validate-ruleset``, ``drg compile`` and ``drg synth``: the schemes and trying them."""
+"""``drg rulesets``, ``drg groups``, ``drg validate-ruleset``, ``drg compile`` and ``drg synth``: the
+schemes and trying them."""
 
 from __future__ import annotations
 
@@ -34,6 +35,36 @@ def rulesets(as_json):
                        f"{STATUSES[r['status']]}  {r['path']}")
     click.echo(f"* default when no --ruleset is given ({DEFAULT_RULESET}); regroup goes to {NEXT_RULESET} "
                "unless --to says otherwise")
+
+
+@click.command()
+@click.option("-r", "--ruleset", default=DEFAULT_RULESET, show_default=True, help=RULESET_HELP)
+@click.option("-w", "--weights", "weights_file", type=click.Path(exists=True, dir_okay=False),
+              help="Weights table from `drg weights`: adds each DRG's rw (and n).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the table (.csv, .parquet or .arrow) instead of printing it.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+def groups(ruleset, weights_file, output, overwrite):
+    """List a scheme's MDCs, ADRGs and DRGs with their names (and weights): one row per DRG, in
+    evaluation order; ambiguous (QY) and placeholder fail groups marked in `kind`."""
+    from grouper.cli.group import format_table
+    from grouper.jobs.groups import GROUP_COLUMNS, groups_job
+
+    check_outputs([output], [weights_file], overwrite)
+    try:
+        rs = load_ruleset(ruleset)
+    except RulesetError as exc:
+        raise click.ClickException(f"ruleset {ruleset}: {exc}") from None
+    try:
+        table = groups_job(rs, output, weights_file, overwrite=overwrite)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if output is None:
+        click.echo(format_table(table, table.num_rows, (*GROUP_COLUMNS, "rw", "n")))
+    rows = [r for r in table.select(["mdc", "adrg", "drg", "kind"]).to_pylist() if r["kind"] == "group"]
+    n = {k: len({r[k] for r in rows}) for k in ("mdc", "adrg", "drg")}
+    click.echo(f"{rs.name} ({rs.version}): {n['mdc']} MDC, {n['adrg']} ADRG, {n['drg']} DRG"
+               + (f" -> {output}" if output else ""), err=True)
 
 
 @click.command("validate-ruleset")

@@ -6,20 +6,22 @@ the exact module they need (never this package), so the order below is only that
 dependencies: constants and statuses, the Arrow boundary, the compiler, the reference, the API.
 """
 
-from grouper.engine.status import (CC_LABELS, CHECK_FLAGS, STATUS_LABELS, STATUS_NAMES_ZH, CcLevel, Flag, Status,
-                                   describe_flags)
+from grouper.engine.status import (CC_LABELS, CHECK_FLAGS, STATUS_LABELS, STATUS_NAMES_ZH, CcLevel, Flag, Reason,
+                                   Status, describe_flags, describe_reason)
 from grouper.engine.inputs import (CODE_COLUMNS, CorruptInputError, Encoded, Encoder, InputError, check_columns,
                                    iter_batches)
 from grouper.engine.compile import CompiledRuleset, compile_ruleset
 from grouper.engine.reference import Case, ReferenceGrouper
 from grouper.engine.summary import BatchCounts, RunSummary
+from grouper.engine.explain import Explanation
 from grouper.engine.grouper import (OUTPUT_COLUMNS, Grouper, GroupResult, default_threads, group_batch, kept_name,
                                     kept_names)
 
 __all__ = [
     "CC_LABELS", "CHECK_FLAGS", "CODE_COLUMNS", "OUTPUT_COLUMNS", "STATUS_LABELS", "STATUS_NAMES_ZH",
-    "BatchCounts", "Case", "CcLevel", "CompiledRuleset", "CorruptInputError", "Encoded", "Encoder", "Flag",
-    "GroupResult", "Grouper", "InputError", "ReferenceGrouper", "RunSummary", "Status",
-    "check_columns", "compile_ruleset", "default_threads", "describe_flags", "group_batch", "iter_batches",
+    "BatchCounts", "Case", "CcLevel", "CompiledRuleset", "CorruptInputError", "Encoded", "Encoder", "Explanation",
+    "Flag", "GroupResult", "Grouper", "InputError", "Reason", "ReferenceGrouper", "RunSummary", "Status",
+    "check_columns", "compile_ruleset", "default_threads", "describe_flags", "describe_reason", "group_batch",
+    "iter_batches",
     "kept_name", "kept_names",
 ]

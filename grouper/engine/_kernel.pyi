@@ -30,10 +30,11 @@ class Program:
 
     def __init__(self, compiled: Any | Mapping[str, Any]) -> None: ...
     def group_batch(self, fields: _I32, dx_off: _I32, dx_ids: _I32, px_off: _I32, px_ids: _I32,
-                    status: _I8, mdc: _I32, adrg: _I32, drg: _I32, cc: _I8, flags: _I32) -> None:
+                    status: _I8, mdc: _I32, adrg: _I32, drg: _I32, cc: _I8, flags: _I32,
+                    reason: Any = None) -> None:
         """Group n cases (``fields`` int32[N_FIELDS, n]) into the caller's output arrays; one
-        thread, GIL released."""
-    def group_one(self, fields: _I32 | Any, dx: _I32 | Any, px: _I32 | Any) -> tuple[int, int, int, int, int, int]:
-        """One case -> (status, mdc, adrg, drg, cc, flags) indices."""
+        thread, GIL released. ``reason`` (optional uint8[n]) gets each case's R_* code."""
+    def group_one(self, fields: _I32 | Any, dx: _I32 | Any, px: _I32 | Any) -> tuple[int, int, int, int, int, int, int]:
+        """One case -> (status, mdc, adrg, drg, cc, flags, reason) indices and codes."""
     def check_offsets(self, off: _I32) -> bool:
         """True when offsets never decrease."""

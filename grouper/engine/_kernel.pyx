@@ -9,7 +9,7 @@ array set-up. No Python object is touched per case. ``CONSTANTS`` exposes the nu
 in ``_records.pxd`` (their one source) to the Python side.
 """
 
-from libc.stdint cimport int8_t, int32_t, uint32_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, uint8_t, uint32_t, uint64_t
 from _records cimport *  # record layouts and constants shared with grouper.compile
 
 from collections.abc import Mapping
@@ -94,6 +94,7 @@ cdef struct Outcome:
     int32_t adrg
     int32_t drg
     int32_t flags
+    uint8_t reason          # R_*: the step where grouping stopped (R_NONE when grouped)
 
 
 cdef inline bint in_set(const uint64_t* sets, int32_t words, int32_t row, int32_t code) noexcept nogil:
@@ -326,6 +327,7 @@ cdef bint group_in_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, const
                 o.mdc = md.code
                 o.adrg = md.qy_adrg
                 o.drg = md.qy_drg
+                o.reason = R_QY
                 return True
             qy_at = -1
         if j >= end:
@@ -340,6 +342,7 @@ cdef bint group_in_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, const
                     o.drg = m.split[s].drg
                     if ad.status == ST_UNGROUPABLE:
                         o.flags |= F_MDC_FAIL
+                    o.reason = R_MDC_FAIL if ad.status == ST_UNGROUPABLE else R_NONE
                     return True
             if ad.nosplit_drg >= 0:
                 o.status = ad.status
@@ -348,7 +351,10 @@ cdef bint group_in_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, const
                 o.drg = ad.nosplit_drg
                 if ad.status == ST_UNGROUPABLE:
                     o.flags |= F_MDC_FAIL
+                o.reason = R_MDC_FAIL if ad.status == ST_UNGROUPABLE else R_NONE
                 return True
+            if o.reason < R_NO_DRG:  # the ADRG held but gave no result: on to the next ADRG
+                o.reason = R_NO_DRG
         j += 1
 
 
@@ -360,9 +366,12 @@ cdef inline bint group_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, c
         o.mdc = md.pre_mdc
         o.adrg = md.qy_adrg
         o.drg = md.pre_drg
+        o.reason = R_QY_PRE
         return True
     if md.entry_cond >= 0 and not eval_cond(m, c, md.entry_cond):
         return False
+    if o.reason < R_NO_ADRG:
+        o.reason = R_NO_ADRG
     return group_in_mdc(m, c, md, a_pdx, a_ppx, o)
 
 
@@ -415,9 +424,11 @@ cdef Outcome group_case(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept
     o.adrg = m.none_adrg
     o.drg = m.none_drg
     o.cc = CC_NOT_COMPUTED
+    o.reason = R_NO_MDC
     o.flags = scan_codes(c) | validate(m, c, weight_raw)
     if o.flags & F_CHECKS:
         o.status = ST_INVALID
+        o.reason = R_INVALID
         return o
     severity(m, c)
     o.cc = CC_MCC if c.has_mcc else (CC_CC if c.has_cc else CC_NONE)
@@ -436,6 +447,8 @@ cdef Outcome group_case(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept
             if group_mdcs(m, &alone, &o):
                 return o
     o.status = ST_UNGROUPABLE
+    if o.reason == R_NO_ADRG and c.npx > 0:
+        o.reason = R_PX_NO_ADRG
     return o
 
 
@@ -460,7 +473,7 @@ cdef inline void fill_ctx(CaseCtx* c, const int32_t* f, Py_ssize_t stride,
 cdef inline void group_row(const Model* m, Py_ssize_t i, Py_ssize_t n, const int32_t* fields,
                            const int32_t* dx_off, const int32_t* dx_ids, const int32_t* px_off,
                            const int32_t* px_ids, int8_t* status, int32_t* mdc, int32_t* adrg,
-                           int32_t* drg, int8_t* cc, int32_t* flags) noexcept nogil:
+                           int32_t* drg, int8_t* cc, int32_t* flags, uint8_t* reason) noexcept nogil:
     """Case i of a batch, in its own stack frame."""
     cdef CaseCtx c
     cdef Outcome o
@@ -473,6 +486,8 @@ cdef inline void group_row(const Model* m, Py_ssize_t i, Py_ssize_t n, const int
     drg[i] = o.drg
     cc[i] = o.cc
     flags[i] = o.flags
+    if reason != NULL:
+        reason[i] = o.reason
 
 
 #: What ``Program`` reads from a compiled ruleset, by name: (dtype name or record, dimensions).
@@ -630,9 +645,10 @@ cdef class Program:
     def group_batch(self, const int32_t[:, ::1] fields, const int32_t[::1] dx_off, const int32_t[::1] dx_ids,
                     const int32_t[::1] px_off, const int32_t[::1] px_ids,
                     int8_t[::1] status, int32_t[::1] mdc, int32_t[::1] adrg, int32_t[::1] drg,
-                    int8_t[::1] cc, int32_t[::1] flags):
+                    int8_t[::1] cc, int32_t[::1] flags, uint8_t[::1] reason=None):
         """Group n cases into the caller's output arrays. ``fields`` is int32[N_FIELDS, n]
         (rows FIELD_*: age, age_days, weight, los, discharge id, dept id, sex; MISSING absent).
+        ``reason`` (optional, uint8[n]) receives each case's R_* code: where grouping stopped.
         One thread; the GIL is released, so threads may each group a slice."""
         cdef Py_ssize_t n = fields.shape[1], i
         cdef const Model* m = &self.m
@@ -640,7 +656,7 @@ cdef class Program:
         if fields.shape[0] != N_FIELDS:
             raise ValueError(f"fields must have {N_FIELDS} rows")
         if (status.shape[0] != n or mdc.shape[0] != n or adrg.shape[0] != n or drg.shape[0] != n
-                or cc.shape[0] != n or flags.shape[0] != n):
+                or cc.shape[0] != n or flags.shape[0] != n or (reason is not None and reason.shape[0] != n)):
             raise ValueError("all per-case arrays must have the same length")
         if dx_off.shape[0] != n + 1 or px_off.shape[0] != n + 1:
             raise ValueError("offset arrays must have n + 1 entries")
@@ -661,12 +677,13 @@ cdef class Program:
         cdef int32_t* drp = &drg[0]
         cdef int8_t* ccp = &cc[0]
         cdef int32_t* flp = &flags[0]
+        cdef uint8_t* rsp = &reason[0] if reason is not None else NULL
         with nogil:
             for i in range(n):
-                group_row(m, i, n, fp, dop, dxp, pop, pxp, stp, mdp, adrp, drp, ccp, flp)
+                group_row(m, i, n, fp, dop, dxp, pop, pxp, stp, mdp, adrp, drp, ccp, flp, rsp)
 
     def group_one(self, const int32_t[::1] fields, const int32_t[::1] dx, const int32_t[::1] px):
-        """One case (``fields`` int32[N_FIELDS]) -> (status, mdc, adrg, drg, cc, flags) indices."""
+        """One case (``fields`` int32[N_FIELDS]) -> (status, mdc, adrg, drg, cc, flags, reason)."""
         cdef CaseCtx c
         cdef Outcome o
         cdef const int32_t* empty = self.empty_case
@@ -676,7 +693,7 @@ cdef class Program:
                  &px[0] if px.shape[0] else empty, px.shape[0])
         with nogil:
             o = group_case(&self.m, &c, fields[FIELD_WEIGHT])
-        return o.status, o.mdc, o.adrg, o.drg, o.cc, o.flags
+        return o.status, o.mdc, o.adrg, o.drg, o.cc, o.flags, o.reason
 
     def check_offsets(self, const int32_t[::1] off):
         """True when offsets never decrease (a malformed list column would break this)."""
@@ -711,6 +728,9 @@ CONSTANTS = {
     "F_UNKNOWN_PDX": F_UNKNOWN_PDX, "F_UNKNOWN_SDX": F_UNKNOWN_SDX, "F_UNKNOWN_PX": F_UNKNOWN_PX,
     "F_EMPTY_CODE": F_EMPTY_CODE, "F_BAD_NUMBER": F_BAD_NUMBER, "F_LOS_INVALID": F_LOS_INVALID,
     "F_CHECKS": F_CHECKS,
+    "R_NONE": R_NONE, "R_INVALID": R_INVALID, "R_NO_MDC": R_NO_MDC, "R_NO_ADRG": R_NO_ADRG,
+    "R_PX_NO_ADRG": R_PX_NO_ADRG, "R_NO_DRG": R_NO_DRG, "R_MDC_FAIL": R_MDC_FAIL, "R_QY_PRE": R_QY_PRE,
+    "R_QY": R_QY,
     "CC_NOT_COMPUTED": CC_NOT_COMPUTED, "CC_NONE": CC_NONE, "CC_CC": CC_CC, "CC_MCC": CC_MCC,
     "OP_FALSE": OP_FALSE, "OP_TRUE": OP_TRUE, "OP_AND": OP_AND, "OP_OR": OP_OR, "OP_NOT": OP_NOT,
     "OP_PDX_IN": OP_PDX_IN, "OP_ANY_DX_IN": OP_ANY_DX_IN, "OP_SDX_IN": OP_SDX_IN,

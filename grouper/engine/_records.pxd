@@ -35,6 +35,21 @@ cdef enum:
     F_MDC_FAIL = 16384      # a fail rule inside an MDC decided the case (X00 / X000 placeholder)
     F_CHECKS = 8447     # the bits that make a case invalid input
 
+# why a case did not group: the deepest step grouping reached (grouper.engine.status.Reason).
+# Kernel and reference interpreter record the same step: an MDC counts as entered once its
+# entry rule held, an ADRG once its entry rule held; over every MDC (and fail_retry attempt)
+# the deepest step wins.
+cdef enum:
+    R_NONE = 0          # grouped
+    R_INVALID = 1       # failed the pre-grouping checks (the flags say which)
+    R_NO_MDC = 2        # no MDC's entry rule held (nor an ambiguous-group rule)
+    R_NO_ADRG = 3       # an MDC was entered, none of its ADRG rules held; no procedure
+    R_PX_NO_ADRG = 4    # an MDC was entered, none of its ADRG rules held; the case has procedures
+    R_NO_DRG = 5        # an ADRG rule held, none of its DRG splits, and it has no result of its own
+    R_MDC_FAIL = 6      # a fail rule inside the MDC decided the case (X00 / X000 placeholder)
+    R_QY_PRE = 7        # an ambiguous-group rule tested before an MDC's entry rule held (QY)
+    R_QY = 8            # an MDC's ambiguous-group rule held, at its place among the ADRGs (QY)
+
 # CC/MCC level of a case (grouper.engine.status.CcLevel)
 cdef enum:
     CC_NOT_COMPUTED = -1    # invalid input: severity not evaluated

@@ -13,7 +13,7 @@ import json
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, Iterator, Sequence
 
@@ -22,16 +22,18 @@ import pyarrow as pa
 
 from grouper._util.columns import split_codes
 from grouper._util.version import __version__
-from grouper.engine.inputs import ID_EMPTY, CodeMapper, Encoded, Encoder, InputError, check_columns, iter_batches
+from grouper.engine.inputs import (ID_EMPTY, CodeMapper, Encoded, Encoder, InputError, check_columns, iter_batches,
+                                   parse_int)
 from grouper.engine.compile import CompiledRuleset, compile_ruleset
-from grouper.engine.status import CC_LABELS, STATUS_LABELS, STATUS_NAMES_ZH, CcLevel, Flag, Status, describe_flags
+from grouper.engine.explain import Explanation, build_steps, code_warnings
+from grouper.engine.status import CC_LABELS, REASON_LABELS, STATUS_LABELS, CcLevel, Flag, Reason, Status, describe_reason
 from grouper.engine.reference import Case, ReferenceGrouper
 from grouper.rulesets import DEFAULT_RULESET, LOADER_MODULES, Ruleset, code_hash, disk_cached, load_ruleset
 
 __all__ = ["Grouper", "GroupResult", "default_threads", "kept_name", "kept_names", "OUTPUT_COLUMNS"]
 
 OUTPUT_COLUMNS = ("case_id", "status", "mdc", "adrg", "drg", "cc_level", "mdc_name", "adrg_name",
-                  "drg_name", "flags", "reason")
+                  "drg_name", "flags", "reason_code", "reason")
 #: Prefix of a kept input column that has an output column's name (``keep=["status"]`` gives
 #: ``input_status``): the grouper's result is never replaced by a column of the input.
 KEPT_PREFIX = "input_"
@@ -91,57 +93,17 @@ class GroupResult:
     mdc_name: str = ""
     adrg_name: str = ""
     drg_name: str = ""
-    reason: str = ""
+    reason: str = ""  # the reason's text, then the flags' messages ('' when grouped cleanly)
+    reason_code: str | None = None  # where grouping stopped (Reason label), None when grouped
+    payment: Any = None  # the quoter's answer (``grouper.payment.drg.Quote``) when one was given
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class Explanation:
-    """The decision path of one case: ``as_dict()`` for machines, ``text()`` for people."""
-
-    result: GroupResult
-    steps: list[dict] = field(default_factory=list)
-    ruleset: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"ruleset": self.ruleset, "result": self.result.as_dict(), "steps": self.steps}
-
-    def text(self) -> str:
-        r = self.result
-        lines = [f"方案 {self.ruleset}"]
-        for s in self.steps:
-            kind = s["step"]
-            if kind == "validation":
-                lines.append("校验不通过: " + "; ".join(s["messages"]))
-            elif kind == "severity":
-                lines.append("并发症/合并症: "
-                             + f"MCC {', '.join(s['mcc']) or '无'}; CC {', '.join(s['cc']) or '无'}"
-                             + (f"; 被主诊断排除 {', '.join(s['excluded'])}" if s["excluded"] else "")
-                             + f" -> {s['cc_level']}")
-            elif kind == "mdc" and s["matched"]:
-                lines.append(f"MDC {s['mdc']} {s.get('name', '')} 入组: {'; '.join(s['why']) or '条件成立'}")
-            elif kind == "mdc":
-                lines.append(f"  MDC {s['mdc']} 未入组")
-            elif kind == "qy":
-                why = f": {'; '.join(s['why'])}" if s["matched"] and s["why"] else ""
-                lines.append(f"  歧义组检查 {s['mdc']}: {'成立' if s['matched'] else '不成立'}{why}")
-            elif kind == "adrg":
-                mark = "入组" if s["matched"] else "不符"
-                why = f": {'; '.join(s['why'])}" if s["matched"] and s["why"] else ""
-                lines.append(f"  ADRG {s['adrg']} {s.get('name', '')} {mark}{why}")
-            elif kind == "drg":
-                mark = "选定" if s["matched"] else "条件不成立"
-                why = f": {'; '.join(s['why'])}" if s["matched"] and s["why"] else ""
-                lines.append(f"    DRG {s['drg']} {s.get('name', '')} {mark}{why}")
-            elif kind == "fail":
-                lines.append("无法入组: " + "; ".join(s["why"]))
-        lines.append(f"结果: {STATUS_NAMES_ZH[r.status]} MDC {r.mdc} ADRG {r.adrg} DRG {r.drg} "
-                     f"{r.drg_name}".rstrip())
-        if r.reason:
-            lines.append(f"提示: {r.reason}")
-        return "\n".join(lines)
+        out = dict(self.__dict__)
+        if self.payment is None:
+            del out["payment"]
+        else:
+            out["payment"] = self.payment.as_dict()
+        return out
 
 
 def _compiled(rs: Ruleset) -> CompiledRuleset:
@@ -176,6 +138,7 @@ class Grouper:
         self._tables = {k: _dictionary(getattr(compiled, k)) for k in (
             "mdc_codes", "mdc_names", "adrg_codes", "adrg_names", "drg_codes", "drg_names")}
         self._status = _dictionary(STATUS_LABELS)
+        self._reason_codes = _dictionary([lb or "" for lb in REASON_LABELS])
         self._cc = _dictionary([CC_LABELS[CcLevel.NONE], CC_LABELS[CcLevel.CC], CC_LABELS[CcLevel.MCC]])
         self._reference: ReferenceGrouper | None = None
         self._pool: ThreadPoolExecutor | None = None  # kernel threads beyond the caller's
@@ -237,7 +200,8 @@ class Grouper:
         drg = np.empty(n, np.int32)
         cc = np.empty(n, np.int8)
         flags = np.empty(n, np.int32)
-        self._kernel(enc, (status, mdc, adrg, drg, cc, flags), n_threads or self.n_threads)
+        reason = np.empty(n, np.uint8)
+        self._kernel(enc, (status, mdc, adrg, drg, cc, flags, reason), n_threads or self.n_threads)
         if enc.bad_number.any():  # rare: no per-row pass when no number was bad
             flags[enc.bad_number] |= _BAD_NUMBER
         if "case_id" in batch.schema.names:
@@ -256,7 +220,8 @@ class Grouper:
             "adrg_name": lambda: _encode(t["adrg_names"], adrg),
             "drg_name": lambda: _encode(t["drg_names"], drg),
             "flags": lambda: pa.array(flags),
-            "reason": lambda: _reasons(flags),
+            "reason_code": lambda: _encode(self._reason_codes, reason, mask=reason == Reason.NONE),
+            "reason": lambda: _reasons(flags, reason),
         }
         cols = {c: build[c]() for c in columns}
         for c, out in kept.items():
@@ -325,27 +290,49 @@ class Grouper:
     # ------------------------------------------------------------------ one case
     def group_one(self, sex=None, age=None, age_days=None, birth_weight=None,
                   dx: Sequence[str] | str = (), px: Sequence[str] | str = (), los=None, discharge=None,
-                  dept=None) -> GroupResult:
-        """Group a single case given as Python values; no Arrow round trip (low latency)."""
+                  dept=None, *, quote=None, cost=None, patient_share=0.0) -> GroupResult:
+        """Group a single case given as Python values; no Arrow round trip (low latency).
+
+        ``quote``: an object with ``quote(result, cost=, los=, patient_share=, discharge=)``
+        (``grouper.payment.drg.CaseQuoter(weights, pack)``); with it and ``cost`` (yuan) the
+        result's ``payment`` holds the case's RW, case type and payment (fen). The engine does
+        not import the payment layer: the quoter is passed in."""
         fields, bad = self.encoder.case_fields(sex=sex, age=age, age_days=age_days, birth_weight=birth_weight,
                                                los=los, discharge=discharge, dept=dept)
         dx_ids = _ids(dx, self.encoder.dx)
         px_ids = _ids(px, self.encoder.px)
-        st, m, a, d, cc, fl = self._program.group_one(fields, dx_ids, px_ids)
+        st, m, a, d, cc, fl, why = self._program.group_one(fields, dx_ids, px_ids)
         if bad:
             fl |= _BAD_NUMBER
         c = self.compiled
-        return GroupResult(STATUS_LABELS[st], c.mdc_codes[m], c.adrg_codes[a], c.drg_codes[d],
-                           _CC_TEXT[cc], fl, c.mdc_names[m], c.adrg_names[a], c.drg_names[d],
-                           describe_flags(fl) if fl else "")
+        result = GroupResult(STATUS_LABELS[st], c.mdc_codes[m], c.adrg_codes[a], c.drg_codes[d],
+                             _CC_TEXT[cc], fl, c.mdc_names[m], c.adrg_names[a], c.drg_names[d],
+                             describe_reason(why, fl), REASON_LABELS[why])
+        return self._quoted(result, quote, cost, los, patient_share, discharge)
 
-    def explain(self, case: Case | dict | None = None, **fields) -> Explanation:
-        """Why a case lands where it does: the reference interpreter's decision path, with names.
+    @staticmethod
+    def _quoted(result: GroupResult, quote, cost, los, patient_share, discharge) -> GroupResult:
+        if quote is None:
+            return result
+        if cost is None:
+            raise InputError("a payment quote needs the case's total cost (cost=...)")
+        los_v, _ = parse_int(los)
+        q = quote.quote(result, cost=float(cost), los=los_v, patient_share=float(patient_share or 0.0),
+                        discharge=None if discharge is None else str(discharge))
+        return GroupResult(**{**result.__dict__, "payment": q})
+
+    def explain(self, case: Case | dict | None = None, *, quote=None, cost=None, patient_share=0.0,
+                **fields) -> Explanation:
+        """Why a case lands where it does: the reference interpreter's decision path, with names
+        (``grouper.engine.explain``); with ``quote`` and ``cost`` also its payment (as ``group_one``).
 
         The kernel's result is attached and must agree with the reference; a disagreement is
         a bug and raises instead of explaining the wrong thing."""
         if case is None:
             case = fields
+        if isinstance(case, dict):
+            cost = case.get("cost", cost)
+            patient_share = case.get("patient_share", patient_share)
         if isinstance(case, dict):
             _check_case_types(case)
             raw = {k: case.get(k) for k in ("sex", "age", "age_days", "birth_weight", "los", "discharge", "dept")}
@@ -357,24 +344,14 @@ class Grouper:
                                 case.los, case.discharge, case.dept)
         if case.bad_number:
             result = GroupResult(**{**result.as_dict(), "flags": result.flags | Flag.BAD_NUMBER,
-                                    "reason": describe_flags(result.flags | Flag.BAD_NUMBER)})
-        if (Status(ref.status).label, ref.mdc, ref.adrg, ref.drg) != (result.status, result.mdc, result.adrg, result.drg):
+                                    "reason": describe_reason(ref.reason, result.flags | Flag.BAD_NUMBER)})
+        if ((Status(ref.status).label, ref.mdc, ref.adrg, ref.drg, ref.reason.label)
+                != (result.status, result.mdc, result.adrg, result.drg, result.reason_code)):
             raise AssertionError(f"kernel and reference disagree on this case: {result} vs {ref}")
         rs = self.ruleset
-        names = {m.code: m.name for m in rs.mdcs}
-        names.update({a.code: a.name for a in rs.adrgs.values()})
-        names.update({d.code: d.name for d in rs.drgs.values()})
-        names.update({a.no_split_result: a.name for a in rs.adrgs.values() if a.no_split_result})
-        steps = []
-        for s in ref.trace:
-            s = dict(s)
-            code = s.get("mdc") if s["step"] == "mdc" else s.get("adrg") or s.get("drg")
-            if code in names and s["step"] != "qy":
-                s["name"] = names[code]
-            if s["step"] == "validation":
-                s["messages"] = [describe_flags(Flag[f]) for f in s["failed"]]
-            steps.append(s)
-        return Explanation(result, steps, f"{rs.name} ({rs.version})")
+        result = self._quoted(result, quote, cost, case.los, patient_share, case.discharge)
+        return Explanation(result, build_steps(ref.trace, case, rs), f"{rs.name} ({rs.version})",
+                           code_warnings(case, rs), result.payment)
 
     @property
     def reference(self) -> ReferenceGrouper:
@@ -428,11 +405,12 @@ def _encode(table: tuple[pa.Array, np.ndarray], idx: np.ndarray, mask: np.ndarra
     return pa.DictionaryArray.from_arrays(np.take(pos, idx), values, mask=mask)
 
 
-def _reasons(flags: np.ndarray) -> pa.Array:
-    """Messages for each row's flags, built once per distinct flag combination."""
-    enc = pa.array(flags).dictionary_encode()  # hashing, not sorting: most rows are 0
-    texts = pa.array([describe_flags(f) for f in enc.dictionary.to_pylist()], pa.string())
-    return pa.DictionaryArray.from_arrays(enc.indices.to_numpy(), texts, mask=flags == 0)
+def _reasons(flags: np.ndarray, reason: np.ndarray) -> pa.Array:
+    """Each row's reason text and flag messages, built once per distinct (reason, flags) pair."""
+    key = (reason.astype(np.int64) << 32) | flags.view(np.uint32)
+    enc = pa.array(key).dictionary_encode()  # hashing, not sorting: most rows are 0
+    texts = pa.array([describe_reason(k >> 32, k & 0xFFFFFFFF) for k in enc.dictionary.to_pylist()], pa.string())
+    return pa.DictionaryArray.from_arrays(enc.indices.to_numpy(), texts, mask=key == 0)
 
 
 def _restore(compiled: CompiledRuleset, path: str, n_threads: int) -> Grouper:

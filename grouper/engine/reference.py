@@ -13,7 +13,7 @@ from typing import Sequence
 
 from grouper._util.columns import CODE_WHITESPACE, split_codes
 from grouper.engine.inputs import parse_int
-from grouper.engine.status import CHECK_FLAGS, CcLevel, Flag, Status
+from grouper.engine.status import CHECK_FLAGS, CcLevel, Flag, Reason, Status
 from grouper.rulesets import Ruleset
 
 __all__ = ["Case", "Result", "ReferenceGrouper", "parse_int"]
@@ -65,6 +65,7 @@ class Result:
     cc_level: CcLevel = CcLevel.NOT_COMPUTED
     flags: int = 0
     trace: list[dict] = field(default_factory=list)
+    reason: Reason = Reason.NONE  # the step where grouping stopped (the kernel's R_* code)
 
 
 class _Ctx:
@@ -84,6 +85,10 @@ class _Ctx:
         self.mcc: list[str] = []
         self.cc: list[str] = []
         self.excluded: list[str] = []
+        self.reached = Reason.NO_MDC  # deepest step reached so far (Reason order)
+
+    def reach(self, step: Reason) -> None:
+        self.reached = max(self.reached, step)
 
 
 class ReferenceGrouper:
@@ -111,7 +116,7 @@ class ReferenceGrouper:
         if flags & CHECK_FLAGS:
             if trace:
                 steps.append({"step": "validation", "failed": [m.name for m in Flag if m & flags & CHECK_FLAGS]})
-            return Result(Status.INVALID, flags=int(flags), trace=steps)
+            return Result(Status.INVALID, flags=int(flags), trace=steps, reason=Reason.INVALID)
 
         ctx = _Ctx(rs, case, dx, px)
         self._severity(ctx)
@@ -130,16 +135,19 @@ class ReferenceGrouper:
                 if result is not None:
                     break
         if result is None:
+            reason = ctx.reached
+            if reason == Reason.NO_ADRG and px:
+                reason = Reason.PX_NO_ADRG
             if trace:
-                steps.append({"step": "fail", "mdc": NO_MDC, "why": ["没有任何 MDC 的分组规则符合"]})
-            return Result(Status.UNGROUPABLE, cc_level=cc_level, flags=int(flags), trace=steps)
-        status, mdc_code, adrg_code, drg_code = result
+                steps.append({"step": "fail", "mdc": NO_MDC, "reason": reason.label, "why": [reason.text]})
+            return Result(Status.UNGROUPABLE, cc_level=cc_level, flags=int(flags), trace=steps, reason=reason)
+        status, mdc_code, adrg_code, drg_code, reason = result
         if status == Status.UNGROUPABLE:  # a fail rule inside the MDC (X00 placeholder)
             flags |= Flag.MDC_FAIL
             if trace:
                 steps.append({"step": "fail", "mdc": mdc_code, "adrg": adrg_code, "drg": drg_code,
                               "why": [f"已进入 {mdc_code}，其 ADRG 均不符合，占位组 {adrg_code} / {drg_code} 判为无法入组"]})
-        return Result(status, mdc_code, adrg_code, drg_code, cc_level, int(flags), steps)
+        return Result(status, mdc_code, adrg_code, drg_code, cc_level, int(flags), steps, reason)
 
     def _mdcs(self, ctx: _Ctx, steps: list[dict], trace: bool) -> tuple | None:
         """MDC -> ADRG -> DRG, first match wins; None when nothing matches."""
@@ -151,13 +159,15 @@ class ReferenceGrouper:
                 if trace:
                     steps.append({"step": "qy", "mdc": mdc.code, "matched": hit, "why": why, "before_entry": True})
                 if hit:
-                    return Status.AMBIGUOUS, "MDC" + mdc.pre_qy_drg[0], "QY", mdc.pre_qy_drg
+                    return Status.AMBIGUOUS, "MDC" + mdc.pre_qy_drg[0], "QY", mdc.pre_qy_drg, Reason.QY_PRE
                 why = []
-            ok = self._eval(mdc.entry_rule, mdc.code, ctx, why)
+            why_not: list = []
+            ok = self._eval(mdc.entry_rule, mdc.code, ctx, why, why_not if trace else None)
             if trace:
-                steps.append({"step": "mdc", "mdc": mdc.code, "matched": ok, "why": why})
+                steps.append({"step": "mdc", "mdc": mdc.code, "matched": ok, "why": why, **_failed(ok, why_not)})
             if not ok:
                 continue
+            ctx.reach(Reason.NO_ADRG)
             qy_pos = (mdc.adrgs.index(mdc.qy_after) + 1 if mdc.qy_after else 0) if mdc.qy_rule else -1
             for i in range(len(mdc.adrgs) + 1):
                 if i == qy_pos:
@@ -166,33 +176,37 @@ class ReferenceGrouper:
                     if trace:
                         steps.append({"step": "qy", "mdc": mdc.code, "matched": hit, "why": why})
                     if hit:
-                        return Status.AMBIGUOUS, mdc.code, "QY", mdc.code[3] + "QY"
+                        return Status.AMBIGUOUS, mdc.code, "QY", mdc.code[3] + "QY", Reason.QY
                 if i == len(mdc.adrgs):
                     break
                 adrg = rs.adrgs[mdc.adrgs[i]]
-                why = []
-                ok = self._eval(adrg.entry_rule, adrg.code, ctx, why)
+                why, why_not = [], []
+                ok = self._eval(adrg.entry_rule, adrg.code, ctx, why, why_not if trace else None)
                 if trace:
-                    steps.append({"step": "adrg", "adrg": adrg.code, "matched": ok, "why": why})
+                    steps.append({"step": "adrg", "adrg": adrg.code, "matched": ok, "why": why, **_failed(ok, why_not)})
                 if not ok:
                     continue
                 for d in adrg.drgs:
-                    why = []
-                    ok = self._eval(rs.drgs[(adrg.code, d)].split_rule, adrg.code, ctx, why)
+                    why, why_not = [], []
+                    ok = self._eval(rs.drgs[(adrg.code, d)].split_rule, adrg.code, ctx, why, why_not if trace else None)
                     if trace:
-                        steps.append({"step": "drg", "drg": d, "matched": ok, "why": why})
+                        steps.append({"step": "drg", "drg": d, "matched": ok, "why": why, **_failed(ok, why_not)})
                     if ok:
-                        return self._status(adrg), mdc.code, adrg.report_code, d
+                        return self._result(adrg, mdc.code, d)
                 if adrg.no_split_result:  # no split holds: the rule's own result, else the next rule
                     if trace:
                         steps.append({"step": "drg", "drg": adrg.no_split_result, "matched": True,
                                       "why": ["no split holds: the ADRG rule's own result"]})
-                    return self._status(adrg), mdc.code, adrg.report_code, adrg.no_split_result
+                    return self._result(adrg, mdc.code, adrg.no_split_result)
+                ctx.reach(Reason.NO_DRG)  # the ADRG held but gave no result: on to the next ADRG
         return None
 
-    def _status(self, adrg) -> Status:
-        """GROUPED, or UNGROUPABLE for the scheme's fail rules (engine.fail_adrgs: X00 placeholders)."""
-        return Status.UNGROUPABLE if adrg.code in self.rs.engine["fail_adrgs"] else Status.GROUPED
+    def _result(self, adrg, mdc_code: str, drg_code: str) -> tuple:
+        """(status, mdc, adrg, drg, reason): GROUPED, or UNGROUPABLE for the scheme's fail rules
+        (engine.fail_adrgs: the X00 placeholders)."""
+        if adrg.code in self.rs.engine["fail_adrgs"]:
+            return Status.UNGROUPABLE, mdc_code, adrg.report_code, drg_code, Reason.MDC_FAIL
+        return Status.GROUPED, mdc_code, adrg.report_code, drg_code, Reason.NONE
 
     # ------------------------------------------------------------------ steps
     def _codes(self, case: Case) -> tuple[list[str], list[str], Flag]:
@@ -264,17 +278,32 @@ class ReferenceGrouper:
                 ctx.cc.append(c)
 
     # ------------------------------------------------------------------ conditions
-    def _eval(self, tree: dict, owner: str, ctx: _Ctx, why: list[str]) -> bool:
+    def _eval(self, tree: dict, owner: str, ctx: _Ctx, why: list[str], why_not: list | None = None) -> bool:
+        """``tree`` on the case; ``why`` gets what held, ``why_not`` (when given) the first
+        condition that did not hold: a leaf, ``{"none_of": [...]}`` for an or, ``{"not": tree}``."""
         if "const" in tree:
+            if not tree["const"] and why_not is not None:
+                why_not.append(tree)
             return tree["const"]
         op = tree.get("op")
         if op == "and":
-            return all(self._eval(a, owner, ctx, why) for a in tree["args"])
+            return all(self._eval(a, owner, ctx, why, why_not) for a in tree["args"])
         if op == "or":
-            return any(self._eval(a, owner, ctx, why) for a in tree["args"])
+            sub: list | None = [] if why_not is not None else None
+            if any(self._eval(a, owner, ctx, why, sub) for a in tree["args"]):
+                return True
+            if why_not is not None:
+                why_not.append({"none_of": sub})
+            return False
         if op == "not":
-            return not self._eval(tree["arg"], owner, ctx, [])
-        return self._pred(tree, owner, ctx, why)
+            held = self._eval(tree["arg"], owner, ctx, [])
+            if held and why_not is not None:
+                why_not.append({"not": tree["arg"]})
+            return not held
+        hit = self._pred(tree, owner, ctx, why)
+        if not hit and why_not is not None:
+            why_not.append(tree)
+        return hit
 
     def _pred(self, p: dict, owner: str, ctx: _Ctx, why: list[str]) -> bool:
         rs, name = self.rs, p["pred"]
@@ -282,8 +311,9 @@ class ReferenceGrouper:
         def codes_in(codes: Sequence[str], what: str) -> bool:
             lst = self._set(p["list"], owner)
             hit = next((c for c in codes if c in lst), None)
-            if hit is not None:
-                why.append(f"{what} {hit} 在列表 {p['list']} 中")
+            if hit is not None:  # the code with its dictionary name, as a coder reads it
+                name = (rs.px_names if "手术" in what else rs.dx_names).get(hit)
+                why.append(f"{what} {hit}{' ' + name if name else ''} 在列表 {p['list']} 中")
             return hit is not None
 
         if name == "pdx_in":
@@ -357,6 +387,11 @@ class ReferenceGrouper:
             what, unit = _FIELD_ZH[field_name]
             why.append(f"{what} {value}{unit} {_CMP_SIGN[cmp]} {v}{unit}")
         return hit
+
+
+def _failed(ok: bool, why_not: list) -> dict:
+    """The trace's ``failed`` entry: the first condition that did not hold (a rule tree)."""
+    return {} if ok or not why_not else {"failed": why_not[0]}
 
 
 #: how explain names a compared field, and the comparison signs

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from grouper.engine._kernel import CONSTANTS as K
 
-__all__ = ["CcLevel", "Flag", "Status", "CHECK_FLAGS", "describe_flags"]
+__all__ = ["CcLevel", "Flag", "Reason", "Status", "CHECK_FLAGS", "describe_flags", "describe_reason"]
 
 
 class Status(IntEnum):
@@ -35,6 +35,47 @@ _STATUS_LABELS = {
 }
 STATUS_LABELS = [_STATUS_LABELS[s] for s in Status]
 STATUS_NAMES_ZH = {"grouped": "分组成功", "invalid": "信息校验不通过", "ungroupable": "无法入组", "ambiguous": "歧义组"}
+
+
+class Reason(IntEnum):
+    """Where grouping stopped for a case that did not group (the kernel's per-case reason byte).
+
+    The deepest step reached over every MDC tried: an MDC counts as entered once its entry rule
+    held, an ADRG once its entry rule held. NONE for a grouped case."""
+
+    NONE = K["R_NONE"]
+    INVALID = K["R_INVALID"]
+    NO_MDC = K["R_NO_MDC"]
+    NO_ADRG = K["R_NO_ADRG"]
+    PX_NO_ADRG = K["R_PX_NO_ADRG"]
+    NO_DRG = K["R_NO_DRG"]
+    MDC_FAIL = K["R_MDC_FAIL"]
+    QY_PRE = K["R_QY_PRE"]
+    QY = K["R_QY"]
+
+    @property
+    def label(self) -> str | None:
+        """The ``reason_code`` column's value (None for a grouped case)."""
+        return None if self is Reason.NONE else self.name.lower()
+
+    @property
+    def text(self) -> str:
+        return REASON_TEXTS[self]
+
+
+#: what each reason says to a coder (Chinese); the output's ``reason`` column starts with it
+REASON_TEXTS = {
+    Reason.NONE: "",
+    Reason.INVALID: "信息校验不通过，未分组",
+    Reason.NO_MDC: "没有 MDC 接受该病例：所有 MDC 的入组规则均不成立（主要诊断不属于任何 MDC）",
+    Reason.NO_ADRG: "已进入 MDC，但其中没有 ADRG 的入组规则成立（主要诊断不符合该 MDC 的任何 ADRG）",
+    Reason.PX_NO_ADRG: "已进入 MDC，但其中没有 ADRG 的入组规则成立：病例有手术/操作，主要手术/操作不是该 MDC 内 ADRG 的有效手术/操作",
+    Reason.NO_DRG: "已进入 ADRG，但其 DRG 细分条件均不成立，且该 ADRG 没有默认结果",
+    Reason.MDC_FAIL: "已进入该 MDC，但其 ADRG 均不符合：由该 MDC 的占位组（X00 / X000）判为无法入组",
+    Reason.QY_PRE: "歧义组：MDC 入组前检验的歧义组（QY）规则成立",
+    Reason.QY: "歧义组：已进入 MDC，其歧义组（QY）规则成立",
+}
+REASON_LABELS = [Reason(i).label if i in Reason._value2member_map_ else None for i in range(256)]
 
 
 class CcLevel(IntEnum):
@@ -96,6 +137,7 @@ FLAG_MESSAGES = {
 
 
 _MESSAGES = [(int(bit), msg) for bit, msg in FLAG_MESSAGES.items()]
+_SAID_BY_REASON = {int(Reason.MDC_FAIL): int(Flag.MDC_FAIL)}  # flag messages a reason already says
 
 
 @lru_cache(maxsize=4096)
@@ -103,3 +145,12 @@ def describe_flags(flags: int) -> str:
     """``'; '``-joined messages of the set bits, in bit order ('' when none)."""
     flags = int(flags)
     return "; ".join(msg for bit, msg in _MESSAGES if flags & bit)
+
+
+@lru_cache(maxsize=4096)
+def describe_reason(reason: int, flags: int) -> str:
+    """The ``reason`` column: the reason's text, then the flags' messages (a flag the reason
+    already says is not repeated); '' for a grouped case with no flags."""
+    reason, flags = int(reason), int(flags) & ~_SAID_BY_REASON.get(int(reason), 0)
+    head = REASON_TEXTS[Reason(reason)] if reason in Reason._value2member_map_ else f"reason {reason}"
+    return "; ".join(t for t in (head, describe_flags(flags)) if t)

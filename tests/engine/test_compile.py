@@ -81,9 +81,9 @@ def test_hand_built_program_follows_first_match_order():
             (K["OP_CMP"], K["FIELD_AGE"], K["CMP_GE"], 65), (K["OP_TRUE"], 0, 0, 0)]
     p = tiny_program(cond, [], [bits], split=[(1, 0), (2, 1), (3, 2)])
     one = lambda age, dx: p.group_one(fields(age=age), array.array("i", dx), array.array("i"))  # noqa: E731
-    assert one(40, [3, 5]) == (Status.GROUPED, 0, 0, 0, 0, 0)  # two diagnoses -> first DRG
-    assert one(70, [70]) == (Status.GROUPED, 0, 0, 1, 0, 0)  # one diagnosis, age 70 -> second
-    assert one(40, [70]) == (Status.GROUPED, 0, 0, 2, 0, 0)  # else the unconditional third
+    assert one(40, [3, 5]) == (Status.GROUPED, 0, 0, 0, 0, 0, 0)  # two diagnoses -> first DRG
+    assert one(70, [70]) == (Status.GROUPED, 0, 0, 1, 0, 0, 0)  # one diagnosis, age 70 -> second
+    assert one(40, [70]) == (Status.GROUPED, 0, 0, 2, 0, 0, 0)  # else the unconditional third
     assert one(40, [4])[0] == Status.UNGROUPABLE  # pdx not in the MDC's list
     assert one(40, [-1])[0] == Status.UNGROUPABLE and one(40, [-1])[5] == Flag.UNKNOWN_PDX
     assert one(-2**31, [3])[0] == Status.INVALID  # missing age

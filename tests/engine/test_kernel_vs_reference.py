@@ -28,7 +28,8 @@ def reference_rows(ref: ReferenceGrouper, case_dicts):
     for c in case_dicts:
         r = ref.group(Case(**c))
         out.append((Status(r.status).label, r.mdc, r.adrg, r.drg,
-                    None if r.cc_level == CcLevel.NOT_COMPUTED else CC_LABELS[CcLevel(r.cc_level)], r.flags))
+                    None if r.cc_level == CcLevel.NOT_COMPUTED else CC_LABELS[CcLevel(r.cc_level)], r.flags,
+                    r.reason.label))
     return out
 
 
@@ -47,7 +48,7 @@ def to_table(case_dicts):
 
 
 def batch_rows(table: pa.Table):
-    cols = ("status", "mdc", "adrg", "drg", "cc_level", "flags")
+    cols = ("status", "mdc", "adrg", "drg", "cc_level", "flags", "reason_code")
     return list(zip(*(table.column(c).to_pylist() for c in cols)))
 
 
@@ -60,7 +61,7 @@ def test_kernel_equals_reference_on_generated_schemes(spec, case_list):
         expected = reference_rows(ReferenceGrouper(rs), case_list)
         assert batch_rows(g.group(to_table(case_list))) == expected
         singles = [g.group_one(**c) for c in case_list]
-        assert [(r.status, r.mdc, r.adrg, r.drg, r.cc_level, r.flags) for r in singles] == expected
+        assert [(r.status, r.mdc, r.adrg, r.drg, r.cc_level, r.flags, r.reason_code) for r in singles] == expected
 
 
 @settings(max_examples=60, deadline=None)

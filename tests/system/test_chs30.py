@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 import grouper
-from grouper.engine.status import Flag
+from grouper.engine.status import Flag, Reason
 from grouper.engine.reference import Case, ReferenceGrouper
 from grouper.rulesets import RulesetError
 
@@ -103,8 +103,9 @@ def test_placeholder_fails_inside_its_mdc_and_does_not_fall_through(tmp_path):
     assert (rr.status.label, rr.mdc, rr.adrg, rr.drg, rr.flags) == ("ungroupable", "MDCB", "B00", "B000", Flag.MDC_FAIL)
     # a principal no MDC takes: a different flag and reason
     none = g.group_one(sex=1, age=40, dx=[DX[5]])
-    assert (none.status, none.mdc, none.flags, none.reason) == ("ungroupable", "0000", 0, "")
-    assert "没有任何 MDC" in g.explain(sex=1, age=40, dx=[DX[5]]).text()
+    assert (none.status, none.mdc, none.flags, none.reason_code) == ("ungroupable", "0000", 0, "no_mdc")
+    assert r.reason_code == "mdc_fail" and none.reason == Reason.NO_MDC.text
+    assert "没有 MDC 接受" in g.explain(sex=1, age=40, dx=[DX[5]]).text()
     # the same placeholder without the switch is an ordinary group
     plain = grouper.Grouper(grouper.load_ruleset(write_scheme(tmp_path / "plain", placeholder_scheme(False))))
     assert plain.group_one(sex=1, age=40, dx=[DX[0]], px=[PX[1]]).status == "grouped"
@@ -141,9 +142,9 @@ def test_30_explain_names_the_age_rule_robot_code_and_list():
     assert age.result.drg == "MJ1D" and "年龄 6 岁 <= 6 岁" in age.text()
     robot = g.explain(sex=2, age=7, dx=["C18.600", "I82.800x009", "T81.000x026", "T58.x00", "I21.104", "M53.100"],
                       px=["48.6300x001", "17.4200"])
-    assert robot.result.drg == "GB40" and "17.4200 在列表 OP_ARB 中" in robot.text()
+    assert robot.result.drg == "GB40" and "17.4200 腹腔镜机器人援助操作 在列表 OP_ARB 中" in robot.text()
     obd = g.explain(sex=2, age=30, dx=["A34.x00"], px=["74.0x00", "38.8609"])  # no MCC: the list decides
-    assert obd.result.drg == "OB11" and "主要诊断 A34.x00 在列表 DI_OBD 中" in obd.text()
+    assert obd.result.drg == "OB11" and "主要诊断 A34.x00 产科破伤风 在列表 DI_OBD 中" in obd.text()
     mcc = g.explain(sex=2, age=87, dx=["O23.505", "Z60.200x001", "T09.000x011", "S14.100x731", "A15.508"],
                     px=["74.4x01", "69.4900x005", "74.0x00x001"])
     assert mcc.result.drg == "OB11" and "选定: MCC: S14.100x731" in mcc.text()
