@@ -3,7 +3,12 @@
 Exit codes: 0 finished (ungroupable and invalid cases are data, reported per row);
 1 runtime, I/O or ruleset error (one-line reason on stderr); 2 usage error, including a
 missing required input column or a bad column mapping; 3 (``group --max-error-rate``) the
-output was written but too many cases are invalid or ungroupable.
+output was written but too many cases are invalid or ungroupable; 130 interrupted (Ctrl-C),
+nothing written.
+
+Outputs, the same in every command: tables are ``-o`` (format from the extension: .csv,
+.parquet, .arrow, .xlsx), ``--summary`` is always a JSON file, ``--report`` always an HTML page;
+``--overwrite``, ``--bom`` and ``--progress/--no-progress`` mean the same everywhere.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ import click
 
 from grouper._util.version import __version__
 from grouper.cli import analytics, dip, group, rulesets, settle
+from grouper.cli._common import DrgGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=DrgGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="drg-grouper")
 def main() -> None:
     """drg-grouper: group inpatient cases into CHS-DRG groups, exactly and fast."""

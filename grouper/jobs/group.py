@@ -24,11 +24,12 @@ def group_files(grouper, inputs: Iterable[str | os.PathLike], output: str | os.P
                 overwrite: bool = False, n_threads: int | None = None, keep=(), batch_size: int = DEFAULT_BATCH,
                 mapping: Mapping[str, str] | Iterable[str] = (), map_file: str | os.PathLike | None = None,
                 layout: str = "auto", report: str | os.PathLike | None = None, max_error_rate: float | None = None,
-                progress: TextIO | None = None, log: Callable[[str], None] | None = None
+                progress: TextIO | None = None, log: Callable[[str], None] | None = None, bom: bool = False
                 ) -> tuple[RunSummary, pa.Table | None]:
     """``drg group``: files, folders and glob patterns in order into one ``output`` (in memory
     when None), with column ``mapping``, the wide ``layout``, a JSON ``report``, a ``progress``
-    line and ``summary.breach`` set when the error rate is above ``max_error_rate``."""
+    line, ``summary.breach`` set when the error rate is above ``max_error_rate`` and ``bom``
+    starting a CSV output with a UTF-8 byte order mark."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r}: use one of {', '.join(LAYOUTS)}")
     columns = load_mapping(mapping, map_file)
@@ -41,7 +42,7 @@ def group_files(grouper, inputs: Iterable[str | os.PathLike], output: str | os.P
         log(f"no dx column: reading {n} of {len(sources)} input(s) as the wide 病案首页 layout "
             f"({', '.join(wide)} column names); --layout canonical turns this off")
     return _run(grouper, sources, output, overwrite=overwrite, n_threads=n_threads, keep=keep,
-                report=report, max_error_rate=max_error_rate, progress=progress)
+                report=report, max_error_rate=max_error_rate, progress=progress, bom=bom)
 
 
 def group_file(grouper, source: Source, output: str | os.PathLike | None, *, overwrite: bool = False,
@@ -51,7 +52,7 @@ def group_file(grouper, source: Source, output: str | os.PathLike | None, *, ove
 
 
 def _run(grouper, sources: list[CaseSource], output, *, overwrite=False, n_threads=None, keep=(), report=None,
-         max_error_rate=None, progress=None) -> tuple[RunSummary, pa.Table | None]:
+         max_error_rate=None, progress=None, bom=False) -> tuple[RunSummary, pa.Table | None]:
     schemas = [s.schema for s in sources]
     if keep is True:  # every other column of the first input, which the others must have too
         keep = [c for c in schemas[0].names if c not in OUTPUT_COLUMNS]
@@ -88,12 +89,13 @@ def _run(grouper, sources: list[CaseSource], output, *, overwrite=False, n_threa
             for reader in readers:
                 reader.close()
 
-    outs = OutputSet(overwrite)  # the output and the report are published together
+    outs = OutputSet(overwrite, bom=bom)  # the output and the report are published together
     try:
         if output is None:
             collected = list(batches())
         else:
-            write_batches(output, batches(), empty_schema=target, into=outs)
+            write_batches(output, batches(), empty_schema=target, into=outs,
+                          rows=None if None in totals else sum(totals))
     except BaseException:
         outs.discard()
         raise

@@ -154,7 +154,7 @@ def test_write_without_batches_uses_empty_schema(tmp_path):
 
 def test_unknown_output_extension_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown file type"):
-        write_batches(tmp_path / "out.xlsx", small_batches())
+        write_batches(tmp_path / "out.txt", small_batches())
     with pytest.raises(ValueError, match="none"):
         format_of("noext")
     assert format_of("x.PQ") == "parquet" and format_of("x.feather") == "arrow"
