@@ -148,5 +148,5 @@ class DrgGroup(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
-            click.echo("\ninterrupted (Ctrl-C): no output written", err=True)
+            click.echo("\ninterrupted (Ctrl-C)", err=True)
             raise click.exceptions.Exit(130) from None
