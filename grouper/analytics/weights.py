@@ -481,8 +481,7 @@ def compare_weights(a: pa.Table, b: pa.Table, counts: Mapping[str, int] | None =
 def weights_from_files(grouper, inputs, options: WeightOptions = WeightOptions(), *, cost: str = "total_cost",
                        los: str | None = "los", year: str | None = None, batch_size: int = DEFAULT_BATCH,
                        regroup: bool = False) -> WeightResult:
-    """Group case files (CSV/Parquet/Arrow, streamed; grouped files as they are unless
-    ``regroup``, see ``grouped_batches``) and compute weights from them."""
+    """Weights of case files (streamed; grouped files as they are unless ``regroup``)."""
     return sample_files(grouper, inputs, cost=cost, los=los, year=year, batch_size=batch_size,
                         regroup=regroup).weights(options)
 

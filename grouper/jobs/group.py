@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Iterator, Mapping, TextIO
 import pyarrow as pa
 
 from grouper._util.batches import conform, empty_batch, unified_schema
-from grouper._util.progress import Progress
+from grouper._util.progress import Progress, estimate_rows, total_rows
 from grouper.engine import OUTPUT_COLUMNS, BatchCounts, RunSummary
 from grouper.io import (DEFAULT_BATCH, LAYOUTS, CaseSource, OutputSet, Source, check_outputs, expand_inputs,
                         load_mapping, write_batches)
@@ -67,7 +67,9 @@ def _run(grouper, sources: list[CaseSource], output, *, overwrite=False, n_threa
     wanted = {"case_id", *grouper.encoder.columns, *keep}  # columns the scheme ignores stay undecoded
     readers = [s.read(wanted) for s in sources]  # every file's columns checked, none read yet
     totals = [s.num_rows for s in sources]
-    bar = Progress(progress, None if None in totals else sum(totals)) if progress is not None else None
+    bar = None
+    if progress is not None:  # a CSV's rows are estimated from its size
+        bar = Progress(progress, total_rows(n if n is not None else estimate_rows(s.path) for s, n in zip(sources, totals)))
     counts = BatchCounts()
     start = time.perf_counter()
     done = 0

@@ -359,3 +359,17 @@ def test_csv_totals_are_estimated_from_the_file_size(tmp_path):
     assert estimate_rows(f) is not None and abs(estimate_rows(f) - 100_000) < 5_000
     f.write_text("a,b\n1,2\n3,4\n")
     assert estimate_rows(f) == 2
+
+
+def test_group_progress_on_a_csv_shows_percent_from_the_file_size(tmp_path, monkeypatch, synth_province):
+    import grouper._util.progress as prog
+
+    src = tmp_path / "cases.csv"
+    t = pq.read_table(synth_province(5000, seed=4))
+    for c in ("dx", "px"):
+        t = t.set_column(t.schema.get_field_index(c), c, pc.binary_join(t[c].cast(pa.list_(pa.string())), "|"))
+    pcsv.write_csv(t, src)
+    monkeypatch.setattr(prog.time, "perf_counter", iter(range(0, 10_000)).__next__)
+    r = run("group", src, "-o", tmp_path / "g.parquet", "--progress", "--batch-size", "1000")
+    assert r.exit_code == 0, r.output
+    assert "\r5,000 rows" in r.output and "100%  ETA" in r.output  # the total of a CSV is estimated
