@@ -26,16 +26,33 @@ def code_names(compiled, level: str = "drg") -> dict[str, str]:
     return out
 
 
-def with_names(table: pa.Table, names: dict[str, str], code: str = "drg", name: str | None = None) -> pa.Table:
-    """``table`` with a ``name`` column (default ``<code>_name``) of each row's code looked up in
-    ``names`` (null when unknown) right after the ``code`` column; unchanged without it."""
-    if code not in table.column_names:
+def with_names(table, names: dict[str, str], code: str = "drg", name: str | None = None):
+    """``table`` (a table or record batch) with a ``name`` column (default ``<code>_name``) of each
+    row's code looked up in ``names`` (null when unknown) right after the ``code`` column;
+    unchanged without it. A dictionary-encoded code column gets a dictionary-encoded name column,
+    looked up once per distinct code."""
+    if code not in table.schema.names:
         return table
     name = name or f"{code}_name"
-    if name in table.column_names:
+    if name in table.schema.names:
         return table
-    values = [None if c is None else names.get(str(c)) for c in table[code].to_pylist()]
-    return table.add_column(table.column_names.index(code) + 1, name, pa.array(values, pa.string()))
+    col = table.column(code)
+    if not pa.types.is_dictionary(col.type):
+        values = [None if c is None else names.get(str(c)) for c in col.to_pylist()]
+        out = pa.array(values, pa.string())
+    else:
+        chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+        out = pa.chunked_array([pa.DictionaryArray.from_arrays(
+            c.indices, pa.array([names.get(str(v)) for v in c.dictionary.to_pylist()], pa.string())) for c in chunks],
+            pa.dictionary(pa.int32(), pa.string()))
+        if isinstance(table, pa.RecordBatch):
+            out = out.combine_chunks() if out.num_chunks != 1 else out.chunk(0)
+    i = table.schema.names.index(code) + 1
+    if isinstance(table, pa.RecordBatch):
+        cols = [*table.columns[:i], out, *table.columns[i:]]
+        fields = [*table.schema][:i] + [pa.field(name, out.type)] + [*table.schema][i:]
+        return pa.RecordBatch.from_arrays(cols, schema=pa.schema(fields, metadata=table.schema.metadata))
+    return table.add_column(i, name, out)
 
 
 def json_money(d: dict, keys) -> dict:

@@ -373,3 +373,16 @@ def test_group_progress_on_a_csv_shows_percent_from_the_file_size(tmp_path, monk
     r = run("group", src, "-o", tmp_path / "g.parquet", "--progress", "--batch-size", "1000")
     assert r.exit_code == 0, r.output
     assert "\r5,000 rows" in r.output and "100%  ETA" in r.output  # the total of a CSV is estimated
+
+
+def test_settled_cases_name_their_drg(tmp_path, weights_file):
+    r = run("settle", Y24, *R, "-p", "illustrative-2024", "-w", weights_file, "-o", tmp_path / "c.parquet")
+    assert r.exit_code == 0, r.output
+    t = pq.read_table(tmp_path / "c.parquet")
+    assert t.column_names[t.column_names.index("drg") + 1] == "drg_name"
+    from grouper.engine import Grouper
+
+    g = Grouper("chs-drg-1.1")
+    row = t.slice(0, 1).to_pylist()[0]
+    assert row["drg_name"] == g.group_one(**{k: v for k, v in pq.read_table(Y24).slice(0, 1).to_pylist()[0].items()
+                                            if k in ("sex", "age", "age_days", "birth_weight", "dx", "px")}).drg_name
