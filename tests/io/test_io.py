@@ -510,8 +510,8 @@ def test_progress_line_only_when_asked(g, tmp_path):
     assert re.search(r"\r\d+ rows  [\d,]+ rows/s  \d+%  ETA \d+:\d\d", text), text
     assert text.endswith("\r") and "\n" not in text  # the line is cleared, nothing scrolls
     buf = _io.StringIO()
-    group_files(g, [SAMPLE], None, progress=buf)  # CSV: total unknown, no ETA
-    assert "rows/s" in buf.getvalue() and "ETA" not in buf.getvalue()
+    group_files(g, [SAMPLE], None, progress=buf)  # CSV: the total estimated from the file size
+    assert "rows/s" in buf.getvalue() and "100%  ETA" in buf.getvalue()
 
 
 # ----------------------------------------------------------------------------- mapping
