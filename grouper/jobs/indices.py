@@ -8,11 +8,11 @@ from typing import Iterable
 
 import pyarrow as pa
 
-from grouper.analytics.indices import indices_from_files
 from grouper._util.progress import reporting
+from grouper.analytics.indices import indices_from_files
 from grouper.engine import Grouper
-from grouper.jobs.outputs import case_progress
 from grouper.io import OutputSet, check_outputs, read_table, write_table
+from grouper.jobs.outputs import case_progress
 
 __all__ = ["indices_job"]
 

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from grouper.analytics.recalibrate import recalibrate_files
 from grouper._util.progress import reporting
+from grouper.analytics.recalibrate import recalibrate_files
 from grouper.engine import Grouper
 from grouper.io import OutputSet, check_outputs, write_table
 from grouper.jobs.outputs import case_progress, code_names, with_names

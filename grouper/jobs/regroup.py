@@ -8,12 +8,12 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from grouper.analytics.regroup import Regrouping, RegroupResult
-from grouper.engine import Grouper
 import pyarrow as pa
 
-from grouper.io import DEFAULT_BATCH, CaseSource, OutputSet, check_outputs, expand_inputs, write_batches, write_table
 from grouper._util.progress import advance, reporting
+from grouper.analytics.regroup import Regrouping, RegroupResult
+from grouper.engine import Grouper
+from grouper.io import DEFAULT_BATCH, CaseSource, OutputSet, check_outputs, expand_inputs, write_batches, write_table
 from grouper.jobs.outputs import case_progress, code_names
 from grouper.report import write_regroup_report
 

@@ -8,11 +8,11 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from grouper.analytics import WeightOptions, WeightResult, weights_from_files
 from grouper._util.progress import reporting
+from grouper.analytics import WeightOptions, WeightResult, weights_from_files
 from grouper.engine import Grouper
 from grouper.io import OutputSet, check_outputs, write_table
-from grouper.jobs.outputs import case_progress, WEIGHTS_MONEY, code_names, with_money, with_names
+from grouper.jobs.outputs import WEIGHTS_MONEY, case_progress, code_names, with_money, with_names
 
 __all__ = ["weights_job"]
 
