@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from grouper.io import (DEFAULT_BATCH, CaseSource, OutputSet, check_outputs, expand_inputs, open_source, read_table,
                         write_batches, write_table)
 from grouper._util.progress import advance, reporting
-from grouper.jobs.outputs import DIP_MONEY, case_progress, with_money
+from grouper.jobs.outputs import DIP_MONEY, case_progress, check_tables, with_money
 from grouper.payment.dip import (
     ASSIGN_STATUSES,
     ASSIGNED_SCHEMA,
@@ -138,6 +138,7 @@ def dip_catalogue_job(inputs, params: DipParams, output, *, ruleset: str, year_c
     the year column used."""
     files = expand_inputs(inputs)
     check_outputs([output, summary], files, overwrite=overwrite)
+    check_tables(output)
     if year_column is None:
         has = [("discharge_date" in open_source(f).schema.names) for f in files]
         year_column = "discharge_date" if all(has) else None
@@ -159,6 +160,7 @@ def dip_settle_job(inputs, catalogue: Catalogue, params: DipParams, output, *, p
     """``drg dip settle``: ``dip_settle_files`` plus the per-hospital ``summary`` table and the
     ``totals`` JSON, all published together at the end, or none."""
     check_outputs([output, summary, totals], expand_inputs(inputs), overwrite=overwrite)
+    check_tables(output, summary)
     passes = 1 if point_value is not None or params.point_value is not None else 2
     with OutputSet(overwrite, bom=bom) as outs, reporting(case_progress(progress, inputs, passes)):
         r = dip_settle_files(inputs, catalogue, params, output, procedure_types=procedure_types, columns=columns,

@@ -12,7 +12,7 @@ from grouper._util.progress import reporting
 from grouper.analytics.indices import indices_from_files
 from grouper.engine import Grouper
 from grouper.io import OutputSet, check_outputs, read_table, write_table
-from grouper.jobs.outputs import case_progress
+from grouper.jobs.outputs import case_progress, check_tables
 
 __all__ = ["indices_job"]
 
@@ -27,6 +27,7 @@ def indices_job(inputs: Iterable[str | os.PathLike], weights_file: str | os.Path
     (``analytics.indices.indices_from_files``). Grouped inputs are used as they are unless ``regroup``."""
     inputs = list(inputs)
     check_outputs([output, report], [*inputs, weights_file], overwrite=overwrite)
+    check_tables(output)
     wt = read_table(weights_file)
     weights = dict(zip(wt["drg"].to_pylist(), wt["rw"].cast(pa.float64()).to_pylist()))
     if workers is not None or client is not None:

@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from grouper._util.money import money_value, with_money
 
-__all__ = ["DIP_MONEY", "SETTLE_MONEY", "WEIGHTS_MONEY", "case_progress", "code_names", "json_money", "with_money", "with_names"]
+__all__ = ["DIP_MONEY", "SETTLE_MONEY", "WEIGHTS_MONEY", "case_progress", "check_tables", "code_names", "json_money", "with_money", "with_names"]
 
 #: Amounts in yuan of each table a job writes: decimal128(18, 2) in every format.
 WEIGHTS_MONEY = ("mean_cost",)
@@ -58,6 +58,15 @@ def with_names(table, names: dict[str, str], code: str = "drg", name: str | None
 def json_money(d: dict, keys) -> dict:
     """``d`` with the amounts under ``keys`` rounded to the fen (the text is the exact decimal)."""
     return {k: (money_value(v) if k in keys and isinstance(v, (int, float)) else v) for k, v in d.items()}
+
+
+def check_tables(*paths) -> None:
+    """Before any work: each table output (None: not asked for) has a known format."""
+    from grouper.io import table_kind
+
+    for p in paths:
+        if p is not None:
+            table_kind(p)
 
 
 def case_progress(stream, inputs, passes: int = 1):

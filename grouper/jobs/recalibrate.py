@@ -12,7 +12,7 @@ from grouper._util.progress import reporting
 from grouper.analytics.recalibrate import recalibrate_files
 from grouper.engine import Grouper
 from grouper.io import OutputSet, check_outputs, write_table
-from grouper.jobs.outputs import case_progress, code_names, with_names
+from grouper.jobs.outputs import case_progress, check_tables, code_names, with_names
 
 __all__ = ["recalibrate_job"]
 
@@ -26,6 +26,7 @@ def recalibrate_job(inputs: Iterable[str | os.PathLike], g: Grouper, a, b, outpu
     output is published at the end, together, or none."""
     inputs = list(inputs)
     check_outputs([output, hospitals, summary, report], inputs, overwrite=overwrite)
+    check_tables(output, hospitals)
     with reporting(case_progress(progress, inputs)):
         r = recalibrate_files(g, inputs, a, b, regroup=regroup, **columns)
     budget = r.budget()

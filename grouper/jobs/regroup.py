@@ -14,7 +14,7 @@ from grouper._util.progress import advance, reporting
 from grouper.analytics.regroup import Regrouping, RegroupResult
 from grouper.engine import Grouper
 from grouper.io import DEFAULT_BATCH, CaseSource, OutputSet, check_outputs, expand_inputs, write_batches, write_table
-from grouper.jobs.outputs import case_progress, code_names
+from grouper.jobs.outputs import case_progress, check_tables, code_names
 from grouper.report import write_regroup_report
 
 __all__ = ["regroup"]
@@ -31,6 +31,7 @@ def regroup(inputs: Iterable[str | os.PathLike], g_from: Grouper, g_to: Grouper,
     (n_threads, keep, cost_column, hospital_column, top, convert_codes, weight_options)."""
     paths = expand_inputs(inputs)
     check_outputs([output, matrix, summary, report], paths, overwrite=overwrite)
+    check_tables(output, matrix)
     sources = CaseSource.open_all(paths, batch_size=batch_size)
     run = Regrouping(sources, g_from, g_to, **options)
     bar = case_progress(progress, paths)

@@ -12,7 +12,7 @@ from grouper._util.progress import reporting
 from grouper.analytics import WeightOptions, WeightResult, weights_from_files
 from grouper.engine import Grouper
 from grouper.io import OutputSet, check_outputs, write_table
-from grouper.jobs.outputs import WEIGHTS_MONEY, case_progress, code_names, with_money, with_names
+from grouper.jobs.outputs import WEIGHTS_MONEY, case_progress, check_tables, code_names, with_money, with_names
 
 __all__ = ["weights_job"]
 
@@ -28,6 +28,7 @@ def weights_job(inputs: Iterable[str | os.PathLike], g: Grouper, opts: WeightOpt
     The table names each DRG (drg_name) and writes mean_cost as an exact decimal."""
     inputs = list(inputs)
     check_outputs([output, summary, report], inputs, overwrite=overwrite)
+    check_tables(output)
     if workers is not None or client is not None:
         from grouper.scale import weights_dataset
 

@@ -386,3 +386,19 @@ def test_settled_cases_name_their_drg(tmp_path, weights_file):
     row = t.slice(0, 1).to_pylist()[0]
     assert row["drg_name"] == g.group_one(**{k: v for k, v in pq.read_table(Y24).slice(0, 1).to_pylist()[0].items()
                                             if k in ("sex", "age", "age_days", "birth_weight", "dx", "px")}).drg_name
+
+
+def test_an_unknown_table_format_is_refused_before_any_work(tmp_path, weights_file, monkeypatch):
+    import grouper.analytics.grouped as grouped
+
+    def no_reading(*a, **k):
+        raise AssertionError("the cases were read before the outputs were checked")
+
+    monkeypatch.setattr(grouped, "grouped_batches", no_reading)
+    for args in (["weights", Y24, *R, "-o", tmp_path / "w.txt"],
+                 ["indices", Y24, *R, "-w", weights_file, "-o", tmp_path / "i.txt"],
+                 ["recalibrate", Y24, *R, "-a", weights_file, "-b", "iqr:2", "-o", tmp_path / "c.csv",
+                  "--by-hospital", tmp_path / "h.txt"]):
+        r = run(*args)
+        assert r.exit_code == 1 and "unknown file type .txt" in r.output, r.output
+    assert list(tmp_path.iterdir()) == []
