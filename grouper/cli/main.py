@@ -23,7 +23,20 @@ from grouper.cli._common import DrgGroup
 @click.group(cls=DrgGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="drg-grouper")
 def main() -> None:
-    """drg-grouper: group inpatient cases into CHS-DRG groups, exactly and fast."""
+    """drg-grouper: group inpatient cases into CHS-DRG groups, exactly and fast.
+
+    
+    Outputs, the same in every command:
+      -o FILE            a table: .csv, .parquet, .arrow or .xlsx (by extension)
+      --summary FILE     a JSON summary;  --report FILE  an HTML report
+      --by-hospital FILE the per-hospital table (recalibrate, settle, dip settle)
+      --overwrite        replace existing outputs (never an input, never one path twice)
+      --bom              CSV with a UTF-8 BOM, for Excel on Chinese Windows
+      --progress/--no-progress   progress on stderr (default: on a terminal)
+      --year-weights     YEAR=WEIGHT,... e.g. 2022=1,2023=2,2024=7
+    Amounts are exact decimals (yuan, 2 places). A failed or interrupted (Ctrl-C: exit 130)
+    command leaves none of its outputs.
+    """
 
 
 for command in (group.group, group.explain, rulesets.rulesets, rulesets.validate_ruleset, rulesets.compile_command,
