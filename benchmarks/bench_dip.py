@@ -62,7 +62,7 @@ def main(argv=None) -> dict:
         "drg dip assign": run("dip", "assign", str(src), "-c", str(cat), "-o", str(d / "dip-assigned.parquet"),
                               "--overwrite"),
         "drg dip settle": run("dip", "settle", str(src), "-c", str(cat), "-p", str(pack), "-o", str(out),
-                              "--summary", str(d / "dip-hospitals.csv"), "--overwrite"),
+                              "--by-hospital", str(d / "dip-hospitals.csv"), "--overwrite"),
     }
     assert pq.ParquetFile(out).metadata.num_rows == n
     groups = pq.ParquetFile(cat).metadata.num_rows

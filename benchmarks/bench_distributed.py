@@ -108,12 +108,12 @@ def main(argv=None) -> dict:
         out = work / f"one_{t}.parquet"
         cpu0 = children_cpu()
         secs = run_cli("group", *map(str, paths), "-o", str(out), "--threads", str(t), "--overwrite",
-                       "--report", str(work / "r.json"))
+                       "--summary", str(work / "r.json"))
         record(f"drg group, one process, {t} thread(s)", secs, work / "r.json", cpu_s=children_cpu() - cpu0)
         out.unlink()
     cpu0 = children_cpu()
     secs = run_cli("group", str(src), "-o", str(work / "pool"), "--workers", str(workers), "--overwrite",
-                   "--report", str(work / "r.json"))
+                   "--summary", str(work / "r.json"))
     record(f"drg group --workers {workers} (process pool)", secs, work / "r.json",
            task_cases_per_s=task_rate(work / "pool"), cpu_s=children_cpu() - cpu0)
     shutil.rmtree(work / "pool")

@@ -83,7 +83,7 @@ def main(argv=None) -> dict:
     if not weights.exists():
         run("weights", str(src), "-o", str(weights))
     pack, extra = variant(d, a.pack, a.knobs, a.outlier_base)
-    settle = ["--pack", pack, "-w", str(weights), "--summary", str(d / "hospitals.csv"), "--overwrite", *extra]
+    settle = ["--pack", pack, "-w", str(weights), "--by-hospital", str(d / "hospitals.csv"), "--overwrite", *extra]
     results = {"cases": n}
     results["settle_raw"] = run("settle", str(src), "-o", str(d / "settled.parquet"), *settle)
     keep = [x for k in KEEP for x in ("--keep", k)]

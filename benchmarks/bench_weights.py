@@ -29,7 +29,7 @@ def main(argv=None) -> dict:
     tw, mw, *_ = run("weights", str(src), "-o", str(d / "weights.csv"), "--overwrite")
     ti, mi, *_ = run("indices", str(src), "-w", str(d / "weights.csv"), "-o", str(d / "indices.csv"), "--overwrite")
     tr, mr, *_ = run("recalibrate", str(src), "-a", str(d / "weights.csv"), "-b", "sdlog:3", "-o", str(d / "cmp.csv"),
-                 "--hospitals", str(d / "cmp_hospitals.csv"), "--overwrite")
+                 "--by-hospital", str(d / "cmp_hospitals.csv"), "--overwrite")
     print(f"{a.cases:,} synthetic cases (200 hospitals), each command in a fresh process\n")
     print(f"{'command':<16}{'seconds':>9}{'cases/s':>14}{'peak RSS MiB':>14}")
     for name, t, m in (("drg weights", tw, mw), ("drg indices", ti, mi), ("drg recalibrate", tr, mr)):

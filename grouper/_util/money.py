@@ -7,8 +7,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pyarrow as pa
 
-__all__ = ["ExactSum", "ExactTotal", "MoneyOverflow", "cent_sums", "cents", "sorted_sum"]
+__all__ = ["MONEY_TYPE", "ExactSum", "ExactTotal", "MoneyOverflow", "cent_sums", "cents", "money_array", "money_value",
+           "sorted_sum", "with_money"]
 
 
 class ExactSum:
@@ -121,3 +123,54 @@ class ExactTotal:
 
     def value(self) -> float:
         return float(ExactSum.to_float(np.array(self.limbs, dtype=object).reshape(-1, 1))[0])
+
+
+#: How money is written to files: yuan as an exact decimal with two places (whole fen), so a CSV
+#: holds ``37598.98``, never the float ``37598.98190000002``, and Parquet/Arrow a decimal128.
+MONEY_TYPE = pa.decimal128(18, 2)
+
+
+def money_array(values) -> pa.Array:
+    """Yuan (float, int or decimal; NaN or null for none) as ``MONEY_TYPE``: rounded to the fen
+    half to even, like ``cents``; each fen count goes straight into the decimal's 128-bit
+    integer, so no float is ever printed."""
+    arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_decimal(arr.type):
+        return arr.cast(MONEY_TYPE)
+    x = arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    valid = np.isfinite(x)
+    if not (np.abs(x[valid]) < _EXACT_CENTS / 100).all():
+        raise MoneyOverflow(f"an amount of {x[valid][np.abs(x[valid]) >= _EXACT_CENTS / 100][0]:g} yuan "
+                            "cannot be written in whole fen")
+    fen = np.where(valid, np.rint(np.where(valid, x, 0.0) * 100.0), 0.0).astype(np.int64)
+    words = np.empty((len(fen), 2), np.int64)  # little-endian int128: low word, then the sign
+    words[:, 0], words[:, 1] = fen, fen >> 63
+    mask = None if valid.all() else pa.array(valid).buffers()[1]
+    return pa.Array.from_buffers(MONEY_TYPE, len(fen), [mask, pa.py_buffer(words.tobytes())],
+                                 null_count=int((~valid).sum()))
+
+
+def with_money(data, names):
+    """A table or record batch with each of its columns named in ``names`` written as money
+    (``money_array``); others, and names it lacks, as they are. Metadata is kept."""
+    if not any(n in data.schema.names for n in names):
+        return data
+    cols = [money_array(c) if n in names and (pa.types.is_floating(c.type) or pa.types.is_integer(c.type)
+                                                 or pa.types.is_decimal(c.type)) else c
+            for n, c in zip(data.schema.names, data.columns)]
+    fields = [f.with_type(c.type) for f, c in zip(data.schema, cols)]
+    schema = pa.schema(fields, metadata=data.schema.metadata)
+    if isinstance(data, pa.RecordBatch):
+        return pa.RecordBatch.from_arrays(cols, schema=schema)
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def money_value(x):
+    """One amount for a JSON summary: rounded to the fen (a float whose text is the exact
+    decimal), None for a missing one."""
+    if x is None:
+        return None
+    x = float(x)
+    return round(x, 2) if math.isfinite(x) else None

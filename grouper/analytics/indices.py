@@ -328,16 +328,18 @@ def _per_drg(names: np.ndarray, g: np.ndarray, n: np.ndarray, deaths: np.ndarray
 
 def indices_from_files(grouper, inputs, weights, *, hospital: str = "hospital_id", cost: str = "total_cost",
                        los: str = "los", discharge: str = "discharge", department: str | None = None,
-                       death_codes=("5",), batch_size: int = DEFAULT_BATCH, tiers: pa.Table | None = None):
+                       death_codes=("5",), batch_size: int = DEFAULT_BATCH, tiers: pa.Table | None = None,
+                       regroup: bool = False):
     """Group case files (streamed) and compute the indices; see ``cells_from_files``."""
     return cells_from_files(grouper, inputs, hospital=hospital, cost=cost, los=los, discharge=discharge,
                             department=department, death_codes=death_codes,
-                            batch_size=batch_size).indices(weights, tiers)
+                            batch_size=batch_size, regroup=regroup).indices(weights, tiers)
 
 
 def cells_from_files(grouper, inputs, *, hospital: str = "hospital_id", cost: str = "total_cost",
                      los: str = "los", discharge: str = "discharge", department: str | None = None,
-                     death_codes=("5",), batch_size: int = DEFAULT_BATCH, filesystem=None) -> IndexCells:
+                     death_codes=("5",), batch_size: int = DEFAULT_BATCH, filesystem=None,
+                     regroup: bool = False) -> IndexCells:
     """Stream case files through the grouper into ``IndexCells``: each batch is reduced to its
     cells before the next is read, so memory follows hospitals x DRGs, not the number of cases."""
     from grouper.analytics.grouped import grouped_batches
@@ -346,7 +348,7 @@ def cells_from_files(grouper, inputs, *, hospital: str = "hospital_id", cost: st
                        death_codes=death_codes)
     need = [c for c in (hospital, cost, los, discharge, department) if c]
     for b in grouped_batches(grouper, inputs, need, columns=("status", "drg"), batch_size=batch_size,
-                             what="the indices", filesystem=filesystem):
+                             what="the indices", filesystem=filesystem, regroup=regroup):
         cells.add(b)
     return cells
 

@@ -81,7 +81,7 @@ def _restricted(w: Mapping[str, float], other: Mapping[str, float]) -> dict[str,
 
 def recalibrate_files(grouper, inputs, a: Side, b: Side, *, hospital: str = "hospital_id",
                       cost: str = "total_cost", los: str = "los", discharge: str = "discharge",
-                      batch_size: int = DEFAULT_BATCH) -> Recalibration:
+                      batch_size: int = DEFAULT_BATCH, regroup: bool = False) -> Recalibration:
     """Stream case files once through the grouper and compare the two sides on them."""
     from grouper.analytics.grouped import grouped_batches
 
@@ -90,7 +90,7 @@ def recalibrate_files(grouper, inputs, a: Side, b: Side, *, hospital: str = "hos
     sample = CostSample(cost=cost, los=los) if computed else None
     for batch in grouped_batches(grouper, inputs, [hospital, cost, los, discharge],
                                  columns=("status", "adrg", "drg") if computed else ("status", "drg"),
-                                 batch_size=batch_size, what="the recalibration"):
+                                 batch_size=batch_size, what="the recalibration", regroup=regroup):
         cells.add(batch)
         if sample is not None:
             sample.add(batch)

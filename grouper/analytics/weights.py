@@ -479,13 +479,15 @@ def compare_weights(a: pa.Table, b: pa.Table, counts: Mapping[str, int] | None =
 
 
 def weights_from_files(grouper, inputs, options: WeightOptions = WeightOptions(), *, cost: str = "total_cost",
-                       los: str | None = "los", year: str | None = None, batch_size: int = DEFAULT_BATCH) -> WeightResult:
-    """Group case files (CSV/Parquet/Arrow, streamed) and compute weights from them."""
-    return sample_files(grouper, inputs, cost=cost, los=los, year=year, batch_size=batch_size).weights(options)
+                       los: str | None = "los", year: str | None = None, batch_size: int = DEFAULT_BATCH,
+                       regroup: bool = False) -> WeightResult:
+    """Weights of case files (streamed; grouped files as they are unless ``regroup``)."""
+    return sample_files(grouper, inputs, cost=cost, los=los, year=year, batch_size=batch_size,
+                        regroup=regroup).weights(options)
 
 
 def sample_files(grouper, inputs, *, cost: str = "total_cost", los: str | None = "los", year: str | None = None,
-                 batch_size: int = DEFAULT_BATCH, filesystem=None) -> CostSample:
+                 batch_size: int = DEFAULT_BATCH, filesystem=None, regroup: bool = False) -> CostSample:
     """Stream case files through the grouper into a ``CostSample``: each batch is grouped and
     reduced to a DRG id, cost, stay and year per case before the next is read."""
     from grouper.analytics.grouped import grouped_batches
@@ -493,6 +495,6 @@ def sample_files(grouper, inputs, *, cost: str = "total_cost", los: str | None =
     sample = CostSample(cost=cost, los=los, year=year)
     for b in grouped_batches(grouper, inputs, [cost] + ([year] if year else []), optional=[los] if los else [],
                              columns=("status", "adrg", "drg"), batch_size=batch_size, what="the weights",
-                             filesystem=filesystem):
+                             filesystem=filesystem, regroup=regroup):
         sample.add(b)
     return sample

@@ -140,3 +140,79 @@ def plain_inputs_only(inputs, how: str = "--workers/--scheduler", columns: bool 
         given += [o for o, v in (("--map/--map-file", inputs.mapping), ("--layout", inputs.layout != "auto")) if v]
     if given:
         raise click.UsageError(f"{' and '.join(given)} do not apply with {how}: those read Parquet files")
+
+# ----------------------------------------------------------------------------- one output vocabulary
+# Every command: tables are -o (and named secondary tables: --matrix, --by-hospital, --months),
+# --summary is always a JSON file, --report always an HTML page; --overwrite, --bom and
+# --progress/--no-progress mean the same everywhere; --year-weights has one syntax.
+
+def output_options(f):
+    """--overwrite, --bom and --progress/--no-progress, shared by every command that writes."""
+    f = click.option("--progress/--no-progress", default=None,
+                     help="Progress line on stderr: rows, rate, percent and ETA (default: only when stderr "
+                          "is a terminal).")(f)
+    f = click.option("--bom", is_flag=True,
+                     help="Start CSV outputs with a UTF-8 byte order mark, so that Excel on Chinese Windows "
+                          "shows 中文 (-o result.xlsx writes an Excel sheet instead).")(f)
+    return click.option("--overwrite", is_flag=True, help="Replace existing output files.")(f)
+
+
+def regroup_option(f):
+    """--regroup, for the aggregates that accept grouped files (weights, indices, recalibrate)."""
+    return click.option("--regroup", is_flag=True,
+                        help="Regroup inputs that are already grouped (they have status and drg columns) "
+                             "under --ruleset; without it their own groups are used as they are.")(f)
+
+
+def progress_stream(progress: bool | None):
+    """Where progress goes: stderr when asked, or by default when stderr is a terminal; else None."""
+    import sys
+
+    return sys.stderr if (sys.stderr.isatty() if progress is None else progress) else None
+
+
+YEAR_WEIGHTS_HELP = "YEAR=WEIGHT,... oldest to newest, e.g. 2022=1,2023=2,2024=7"
+
+
+def parse_year_weights(text: str | None, *, bare: bool = False):
+    """``--year-weights``: 'YEAR=WEIGHT,...' -> {year: weight} (':' is read as '=' too); with
+    ``bare`` also weights alone, oldest to newest ('1,2,7' -> (1.0, 2.0, 7.0)), aligned to the
+    newest years by the caller. A bad text is a usage error naming the syntax."""
+    if not text:
+        return None
+    try:
+        parts = [p.strip().replace(":", "=").split("=") for p in text.split(",")]
+        if bare and all(len(p) == 1 for p in parts):
+            out = tuple(float(p[0]) for p in parts)
+        else:
+            out = {int(y): float(w) for y, w in parts}
+        values = out.values() if isinstance(out, dict) else out
+        if any(not (w >= 0) for w in values) or not any(w > 0 for w in values):
+            raise ValueError
+        return out
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: use {YEAR_WEIGHTS_HELP}" + (" (or weights alone, 1,2,7)" if bare else ""),
+                                 param_hint="--year-weights") from None
+
+
+def refuse_table_as_summary(summary, table_option: str) -> None:
+    """--summary is JSON in every command: a table path given to it (the old spelling of some
+    commands) is refused, naming the option that writes the table now."""
+    from pathlib import Path
+
+    if summary is not None and Path(summary).suffix.lower() in (".csv", ".parquet", ".pq", ".arrow", ".feather",
+                                                                 ".ipc", ".xlsx"):
+        raise click.UsageError(f"--summary {summary}: --summary is the JSON summary in every command; "
+                               f"write the per-hospital table with {table_option}")
+
+
+class DrgGroup(click.Group):
+    """The ``drg`` command group: Ctrl-C (SIGINT) ends any command with one line and exit 130;
+    the command's outputs are temporary files until the end, so nothing is left behind."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted (Ctrl-C)", err=True)
+            raise click.exceptions.Exit(130) from None

@@ -10,19 +10,17 @@ import click
 
 from grouper._util.batches import DEFAULT_BATCH
 from grouper.cli._common import (RULESET_HELP, command_errors, dask_client, input_options, make_grouper,
-                                 plain_inputs_only)
+                                 output_options, plain_inputs_only, progress_stream)
 from grouper.rulesets import DEFAULT_RULESET
 
 
 @click.command()
 @click.option("-o", "--output", type=click.Path(),
-              help="Output file; format from the extension (.csv, .parquet, .arrow). "
+              help="Output file; format from the extension (.csv, .parquet, .arrow, .xlsx). "
                    "Without it, a readable table is printed. With --workers/--scheduler: an output FOLDER.")
 @click.option("-r", "--ruleset", default=DEFAULT_RULESET, show_default=True, help=RULESET_HELP)
 @click.option("-t", "--threads", type=click.IntRange(min=1), default=None,
               help="Kernel threads (default: the CPUs this process may use).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output (and report) file; with "
-              "--workers/--scheduler, regroup every part instead of resuming.")
 @click.option("--keep", multiple=True, metavar="COL", help="Input column to copy to the output (repeatable); "
               "one named like an output column (status, drg, ...) is written as input_<name>.")
 @click.option("--keep-all", is_flag=True, help="Copy every input column (of the first input) to the output, "
@@ -31,13 +29,12 @@ from grouper.rulesets import DEFAULT_RULESET
               help="Rows per batch; memory use follows this, not the file size.")
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
               help="Rows shown when printing a table (no --output).")
-@click.option("--report", type=click.Path(dir_okay=False),
-              help="Write a JSON summary: counts per status, MDC, DRG and flag, ruleset, timing.")
+@click.option("--summary", type=click.Path(dir_okay=False),
+              help="JSON summary: counts per status, MDC, DRG and flag, ruleset, timing.")
+@click.option("--report", "old_report", hidden=True, type=click.Path(dir_okay=False))
 @click.option("--max-error-rate", type=click.FloatRange(0, 1), metavar="R",
               help="Exit 3 (output still written) when more than this share (0..1) of cases "
                    "is invalid or ungroupable.")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress line on stderr (default: only when stderr is a terminal).")
 @click.option("--workers", type=click.IntRange(min=1), metavar="N",
               help="Group a Parquet dataset with N local processes, one kernel thread each, one task per "
                    "file (big files: per run of row groups). -o is then a folder of part-<file>.parquet "
@@ -45,9 +42,10 @@ from grouper.rulesets import DEFAULT_RULESET
 @click.option("--scheduler", metavar="ADDRESS",
               help="Like --workers, on the Dask cluster at ADDRESS (e.g. tcp://host:8786); every worker "
                    "needs drg-grouper installed and the inputs and -o folder reachable. Needs drg-grouper[dask].")
+@output_options
 @input_options
-def group(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, limit, report, max_error_rate,
-          progress, workers, scheduler):
+def group(inputs, output, ruleset, threads, keep, keep_all, batch_size, limit, summary, old_report,
+          max_error_rate, workers, scheduler, overwrite, bom, progress):
     """Group the cases of INPUT... (files, folders, glob patterns: see `drg --help`) into one
     output, in order.
 
@@ -60,22 +58,26 @@ def group(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_siz
 
     With --workers N or --scheduler ADDRESS, INPUT... are Parquet files, folders (searched
     recursively), globs or URIs (s3://...), and -o names an output folder; a part that fails
-    is reported (exit 1) and rerunning the same command retries only the unfinished parts.
+    is reported (exit 1) and rerunning the same command retries only the unfinished parts
+    (--overwrite regroups every part instead).
     """
     from grouper.jobs.group import group_files
 
+    if old_report is not None:
+        raise click.UsageError("--report is the HTML report in every command and drg group has none; "
+                               "its JSON summary is --summary")
+    report = summary
     if workers is not None or scheduler is not None:
         return _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, report,
-                              max_error_rate, progress, workers, scheduler)
+                              max_error_rate, progress, workers, scheduler, bom)
     if output is not None and Path(output).is_dir():
         raise click.UsageError(f"-o {output}: is a folder; folders are written with --workers or --scheduler")
     g = make_grouper(ruleset, threads)
     with command_errors():
         summary, table = group_files(
             g, inputs, output, overwrite=overwrite, keep=True if keep_all else keep, batch_size=batch_size,
-            report=report, max_error_rate=max_error_rate,
-            progress=sys.stderr if (sys.stderr.isatty() if progress is None else progress) else None,
-            log=lambda msg: click.echo(msg, err=True))
+            report=report, max_error_rate=max_error_rate, progress=progress_stream(progress),
+            log=lambda msg: click.echo(msg, err=True), bom=bom)
     if table is not None:
         click.echo(format_table(table, limit))
     click.echo(summary.line(), err=True)
@@ -86,11 +88,13 @@ def group(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_siz
 
 
 def _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, report, max_error_rate,
-                   progress, workers, scheduler):
+                   progress, workers, scheduler, bom=False):
     """``drg group --workers/--scheduler``: grouper.scale.group_dataset into a folder."""
     from grouper.scale import group_dataset
 
     plain_inputs_only(inputs)
+    if bom:
+        raise click.UsageError("--bom applies to CSV outputs; --workers/--scheduler write Parquet parts")
     if workers is not None and scheduler is not None:
         raise click.UsageError("give --workers (local processes) or --scheduler (a Dask cluster), not both")
     if output is None:
@@ -102,9 +106,8 @@ def _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, 
     with dask_client(scheduler) as client, command_errors():
         result = group_dataset(
             list(inputs), output, g, client, workers=workers, keep=True if keep_all else keep,
-            mapping=inputs.mapping, map_file=inputs.map_file, layout=inputs.layout, batch_size=batch_size, overwrite=overwrite, report=report,
-            max_error_rate=max_error_rate,
-            progress=sys.stderr if (sys.stderr.isatty() if progress is None else progress) else None)
+            mapping=inputs.mapping, map_file=inputs.map_file, layout=inputs.layout, batch_size=batch_size,
+            overwrite=overwrite, report=report, max_error_rate=max_error_rate, progress=progress_stream(progress))
     click.echo(result.line(), err=True)
     if result.failed:
         for row in result.failed[:10]:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from grouper.cli._common import RULESET_HELP, check_outputs, command_errors, input_options, make_grouper
+from grouper.cli._common import (RULESET_HELP, check_outputs, command_errors, input_options, make_grouper,
+                                 output_options, progress_stream, refuse_table_as_summary)
 from grouper.rulesets import DEFAULT_RULESET
 
 
@@ -20,13 +21,14 @@ from grouper.rulesets import DEFAULT_RULESET
 @click.option("--hospitals", "hospitals_file", type=click.Path(exists=True, dir_okay=False),
               help="Hospital table (hospital_id or hospital, optional level, and the columns the pack's knobs "
                    "read, e.g. the output of `drg indices` plus satisfaction).")
-@click.option("--summary", type=click.Path(dir_okay=False),
-              help="Per-hospital settlement (.csv/.parquet): totals, cases by type, surplus/overspend, "
+@click.option("--by-hospital", "by_hospital", type=click.Path(dir_okay=False),
+              help="Per-hospital settlement table: totals, cases by type, surplus/overspend, "
                    "pre-settlement, reserve, clearance, knob effects.")
 @click.option("--months", type=click.Path(dir_okay=False),
-              help="Monthly pre-settlement per hospital and discharge month (.csv/.parquet).")
-@click.option("--json", "json_file", type=click.Path(dir_okay=False),
+              help="Monthly pre-settlement table per hospital and discharge month.")
+@click.option("--summary", type=click.Path(dir_okay=False),
               help="JSON run summary: counts by status and type, totals, rate, renormalisation, knob effects.")
+@click.option("--json", "json_file", hidden=True, type=click.Path(dir_okay=False))
 @click.option("--report", type=click.Path(dir_okay=False), help="HTML report with plots.")
 @click.option("-r", "--ruleset", default=DEFAULT_RULESET, show_default=True,
               help=RULESET_HELP + " Used only for inputs that are not grouped yet (no status/drg columns).")
@@ -35,10 +37,10 @@ from grouper.rulesets import DEFAULT_RULESET
               help="Read a role from another column, e.g. --column cost=zfy (repeatable). Roles: "
                    "case_id, hospital, level, insurance_type, cost, patient_share, los, discharge, date, "
                    "referred, status, drg.")
-@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@output_options
 @input_options
-def settle(inputs, pack, weights_file, output, hospitals_file, summary, months, json_file, report, ruleset, threads,
-           column_map, overwrite):
+def settle(inputs, pack, weights_file, output, hospitals_file, by_hospital, months, summary, json_file, report,
+           ruleset, threads, column_map, overwrite, bom, progress):
     """DRG settlement of INPUT... under a payment pack: per case the payment standard, case type,
     payment, fund and patient share and the hospital's margin; per hospital the totals, surplus
     kept / overspend borne, monthly pre-settlement with the reserve and year-end clearance, and
@@ -54,6 +56,11 @@ def settle(inputs, pack, weights_file, output, hospitals_file, summary, months, 
     from grouper.jobs.settle import settle_files
     from grouper.payment.drg import DrgColumns
 
+    refuse_table_as_summary(summary, "--by-hospital")
+    if json_file is not None:  # the earlier spelling of --summary
+        if summary is not None:
+            raise click.UsageError("give --summary once (--json is its old spelling)")
+        summary = json_file
     roles = {}
     for item in column_map:
         role, sep, name = item.partition("=")
@@ -65,15 +72,16 @@ def settle(inputs, pack, weights_file, output, hospitals_file, summary, months, 
         p = load_pack(pack)
     except PackError as exc:
         raise click.ClickException(str(exc)) from None
-    check_outputs([output, summary, months, json_file, report],
+    check_outputs([output, by_hospital, months, summary, report],
                    [*inputs, weights_file, hospitals_file, pack if Path(pack).is_file() else p.path], overwrite)
     if p.illustrative:
         click.echo(f"warning: pack {p.name} is ILLUSTRATIVE: its numbers are examples, not a region's rules",
                    err=True)
     with command_errors(KeyError, RuntimeError):
-        r = settle_files(inputs, p, weights_file, output, hospitals_path=hospitals_file, summary=summary,
-                         months=months, json_path=json_file, report=report, columns=DrgColumns(**roles),
-                         grouper=lambda: make_grouper(ruleset, threads), overwrite=overwrite)
+        r = settle_files(inputs, p, weights_file, output, hospitals_path=hospitals_file, summary=by_hospital,
+                         months=months, json_path=summary, report=report, columns=DrgColumns(**roles),
+                         grouper=lambda: make_grouper(ruleset, threads), overwrite=overwrite, bom=bom,
+                         progress=progress_stream(progress))
     s = r.summary
     st, tot = s["settle_status"], s["totals"]
     not_settled = {k: v for k, v in st.items() if k != "settled" and v}

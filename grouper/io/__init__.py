@@ -10,11 +10,11 @@ from grouper.io.formats import (DEFAULT_BATCH, FORMATS, INPUT_FORMATS, Source, e
 from grouper.io.text import normalise_encoding
 from grouper.io.layout import (CANONICAL_COLUMNS, LAYOUTS, WIDE_LAYOUTS, ColumnPlan, MappingError, code_list,
                                load_mapping, plan_columns, read_columns)
-from grouper.io.write import (OutputSet, atomic, check_outputs, parquet_writer_options, sweep_stale, write_batches,
-                               write_text)
+from grouper.io.write import (XLSX_MAX_ROWS, OutputSet, atomic, check_outputs, parquet_writer_options, sweep_stale,
+                               table_kind, write_batches, write_table, write_text)
 
 __all__ = ["CANONICAL_COLUMNS", "DEFAULT_BATCH", "FORMATS", "INPUT_FORMATS", "LAYOUTS", "WIDE_LAYOUTS", "CaseInputs",
            "CaseSource", "ColumnPlan", "normalise_encoding",
            "MappingError", "OutputSet", "Source", "atomic", "check_outputs", "code_list", "expand_inputs", "format_of",
            "load_mapping", "open_source", "parquet_writer_options", "plan_columns", "prefetch", "read_columns",
-           "read_table", "sweep_stale", "write_batches", "write_text"]
+           "read_table", "sweep_stale", "table_kind", "write_batches", "write_table", "write_text", "XLSX_MAX_ROWS"]

@@ -28,8 +28,13 @@ from grouper._util.batches import empty_batch
 from grouper._util.errors import first_line
 from grouper.io.formats import PIPELINE_DEPTH, expand_inputs, format_of
 
-__all__ = ["STALE_SECONDS", "OutputSet", "atomic", "check_outputs", "parquet_writer_options", "sweep_stale",
-           "write_batches", "write_text"]
+__all__ = ["STALE_SECONDS", "XLSX_MAX_ROWS", "OutputSet", "atomic", "check_outputs", "parquet_writer_options",
+           "sweep_stale", "table_kind", "write_batches", "write_text"]
+
+#: Rows of one Excel sheet (the header row included): more cannot be opened in Excel.
+XLSX_MAX_ROWS = 1_048_576
+#: UTF-8 byte order mark: Excel on Chinese Windows reads a CSV without it as GBK (乱码).
+BOM = b"\xef\xbb\xbf"
 
 #: A temporary file (or spool folder) whose process no longer runs and that has not changed
 #: for this long is debris of a killed run: it is removed at the next write beside it.
@@ -132,9 +137,13 @@ def check_outputs(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[
 
 def _refuse_output(out, earlier: Iterable, overwrite: bool, folder: bool = True) -> None:
     """The checks of one output that ``check_outputs`` and ``OutputSet.add`` share: not one of
-    the ``earlier`` outputs, (``folder``) not a folder, and without ``overwrite`` not there."""
+    the ``earlier`` outputs, (``folder``) not a folder, its folder not a file, and without
+    ``overwrite`` not there."""
     if any(_same_file(out, other) for other in earlier):
         raise ValueError(f"{out}: named as two different outputs; give each its own path")
+    parent = next((p for p in Path(out).absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise NotADirectoryError(f"{out}: {parent} is a file, not a folder; choose another output path")
     if folder and Path(out).is_dir():
         raise IsADirectoryError(f"{out}: is a folder; give an output file path")
     if not overwrite and (Path(out).exists() or Path(out).is_symlink()):
@@ -148,8 +157,8 @@ class OutputSet:
     where links are unsupported, an ``O_EXCL`` placeholder) fails if another run published it
     first, so of two concurrent runs the later one fails instead of replacing the earlier."""
 
-    def __init__(self, overwrite: bool = False):
-        self.overwrite = overwrite
+    def __init__(self, overwrite: bool = False, *, bom: bool = False):
+        self.overwrite, self.bom = overwrite, bom  # bom: CSV outputs of the set start with a UTF-8 BOM
         self.tmps: dict[Path, str] = {}
 
     def add(self, path: str | os.PathLike) -> str:
@@ -252,20 +261,42 @@ def write_text(path: str | os.PathLike, text: str, *, overwrite: bool = False) -
         Path(tmp).write_text(text, encoding="utf-8")
 
 
+def table_kind(path: str | os.PathLike) -> str:
+    """The format of a table output by its extension: csv, parquet, arrow or xlsx."""
+    return "xlsx" if Path(path).suffix.lower() == ".xlsx" else format_of(Path(path))
+
+
+def check_rows(path: str | os.PathLike, rows: int | None) -> None:
+    """Refuse, before anything is written, a table too long for the format (an Excel sheet)."""
+    if rows is not None and table_kind(path) == "xlsx" and rows + 1 > XLSX_MAX_ROWS:
+        raise ValueError(f"{path}: {rows:,} rows do not fit in an Excel sheet (at most {XLSX_MAX_ROWS - 1:,} "
+                         "rows under the header); write .csv or .parquet instead")
+
+
 def write_batches(path: str | os.PathLike, batches: Iterable[pa.RecordBatch], *,
                   overwrite: bool = False, empty_schema: pa.Schema | None = None,
-                  into: OutputSet | None = None) -> int:
-    """Write batches to CSV/Parquet/Arrow (by extension), all or nothing. Returns rows written.
+                  into: OutputSet | None = None, bom: bool | None = None, rows: int | None = None) -> int:
+    """Write batches to CSV/Parquet/Arrow/Excel (by extension), all or nothing. Returns rows written.
 
     ``empty_schema`` is used when there are no batches, so an empty input still gives a
-    well-formed (header-only) output. CSV has no lists: list columns are written '|'-joined.
-    ``into``: write into this set's temporary file for ``path``, published with the set."""
+    well-formed (header-only) output. CSV has no lists: list columns are written '|'-joined
+    (so in .xlsx). ``into``: write into this set's temporary file for ``path``, published with
+    the set. ``bom``: a CSV starts with a UTF-8 byte order mark (default: the set's choice).
+    ``rows``: the row count when known, so that a table too long for an Excel sheet is refused
+    before anything is written (otherwise when the limit is passed, and nothing is published)."""
     path = Path(path)
-    kind = format_of(path)
+    kind = table_kind(path)
+    check_rows(path, rows)
+    bom = (into.bom if into is not None else False) if bom is None else bom
     if into is not None:
-        return _write_batches(path, into.add(path), kind, batches, empty_schema)
+        return _write_batches(path, into.add(path), kind, batches, empty_schema, bom)
     with atomic(path, overwrite) as tmp:
-        return _write_batches(path, tmp, kind, batches, empty_schema)
+        return _write_batches(path, tmp, kind, batches, empty_schema, bom)
+
+
+def write_table(path: str | os.PathLike, table: pa.Table, *, into: OutputSet) -> int:
+    """A whole table into the set ``into``; refused before anything is written when it does not fit."""
+    return write_batches(path, table.to_batches(), empty_schema=table.schema, into=into, rows=table.num_rows)
 
 
 def _refuse_infinite(path: Path, b: pa.RecordBatch) -> None:
@@ -277,7 +308,7 @@ def _refuse_infinite(path: Path, b: pa.RecordBatch) -> None:
 
 
 def _write_batches(path: Path, tmp: str, kind: str, batches: Iterable[pa.RecordBatch],
-                   empty_schema: pa.Schema | None) -> int:
+                   empty_schema: pa.Schema | None, bom: bool = False) -> int:
     rows = 0
     it = iter(batches)
 
@@ -299,12 +330,14 @@ def _write_batches(path: Path, tmp: str, kind: str, batches: Iterable[pa.RecordB
             try:
                 for b in it:
                     _refuse_infinite(path, b)
-                    if kind == "csv":
+                    if kind in ("csv", "xlsx"):
                         b = _joined_lists(b)
+                    if kind == "xlsx" and rows + b.num_rows + 1 > XLSX_MAX_ROWS:
+                        check_rows(path, rows + b.num_rows)
                     elif kind == "arrow":
                         b = _plain_dictionaries(b)
                     if writer is None:
-                        writer = writing(_writer, kind, tmp, b.schema)
+                        writer = writing(_writer, kind, tmp, b.schema, bom)
                     pending.append(pool.submit(writing, write, writer, b))
                     rows += b.num_rows
                     while len(pending) > PIPELINE_DEPTH:
@@ -316,8 +349,8 @@ def _write_batches(path: Path, tmp: str, kind: str, batches: Iterable[pa.RecordB
                 raise
         if writer is None:
             schema = empty_schema or pa.schema([])
-            plain = {"csv": _joined_lists, "arrow": _plain_dictionaries}.get(kind)
-            writer = writing(_writer, kind, tmp, plain(empty_batch(schema)).schema if plain else schema)
+            plain = {"csv": _joined_lists, "xlsx": _joined_lists, "arrow": _plain_dictionaries}.get(kind)
+            writer = writing(_writer, kind, tmp, plain(empty_batch(schema)).schema if plain else schema, bom)
     except BaseException:
         close = getattr(it, "close", None)
         if close is not None:  # stop the producer (and its read-ahead thread) now, not at garbage collection
@@ -364,9 +397,31 @@ def _plain_dictionaries(b: pa.RecordBatch) -> pa.RecordBatch:
                                       schema=schema)
 
 
-def _writer(kind: str, tmp: str, schema: pa.Schema):
+class _BomCsvWriter:
+    """A CSV writer whose file starts with the UTF-8 byte order mark."""
+
+    def __init__(self, tmp: str, schema: pa.Schema):
+        self.sink = pa.OSFile(tmp, "wb")
+        self.sink.write(BOM)
+        self.writer = pcsv.CSVWriter(self.sink, schema)
+
+    def write_batch(self, b: pa.RecordBatch) -> None:
+        self.writer.write_batch(b)
+
+    def close(self) -> None:
+        try:
+            self.writer.close()
+        finally:
+            self.sink.close()
+
+
+def _writer(kind: str, tmp: str, schema: pa.Schema, bom: bool = False):
+    if kind == "xlsx":
+        from grouper.io.xlsx import XlsxWriter
+
+        return XlsxWriter(tmp, schema)
     if kind == "csv":
-        return pcsv.CSVWriter(tmp, schema)
+        return _BomCsvWriter(tmp, schema) if bom else pcsv.CSVWriter(tmp, schema)
     if kind == "parquet":
         return pq.ParquetWriter(tmp, schema, **parquet_writer_options(schema))
     return ipc.new_file(tmp, schema)

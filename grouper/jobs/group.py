@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Iterator, Mapping, TextIO
 import pyarrow as pa
 
 from grouper._util.batches import conform, empty_batch, unified_schema
-from grouper._util.progress import Progress
+from grouper._util.progress import Progress, estimate_rows, total_rows
 from grouper.engine import OUTPUT_COLUMNS, BatchCounts, RunSummary
 from grouper.io import (DEFAULT_BATCH, LAYOUTS, CaseInputs, CaseSource, OutputSet, Source, check_outputs, load_mapping,
                         write_batches)
@@ -25,11 +25,13 @@ def group_files(grouper, inputs: Iterable[str | os.PathLike], output: str | os.P
                 mapping: Mapping[str, str] | Iterable[str] = (), map_file: str | os.PathLike | None = None,
                 layout: str = "auto", report: str | os.PathLike | None = None, max_error_rate: float | None = None,
                 progress: TextIO | None = None, log: Callable[[str], None] | None = None,
-                encoding: str | None = None, sheet: str | None = None) -> tuple[RunSummary, pa.Table | None]:
+                encoding: str | None = None, sheet: str | None = None, bom: bool = False
+                ) -> tuple[RunSummary, pa.Table | None]:
     """``drg group``: files, folders and glob patterns in order into one ``output`` (in memory
     when None), with column ``mapping``, the wide ``layout``, a JSON ``report``, a ``progress``
-    line and ``summary.breach`` set when the error rate is above ``max_error_rate``. ``inputs``
-    given as ``CaseInputs`` bring their read options; the keyword arguments win over them."""
+    line, ``summary.breach`` set when the error rate is above ``max_error_rate`` and ``bom``
+    starting a CSV output with a UTF-8 byte order mark. ``inputs`` given as ``CaseInputs``
+    bring their read options; the keyword arguments win over them."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r}: use one of {', '.join(LAYOUTS)}")
     inputs = CaseInputs.of(inputs)
@@ -45,7 +47,7 @@ def group_files(grouper, inputs: Iterable[str | os.PathLike], output: str | os.P
         log(f"no dx column: reading {n} of {len(sources)} input(s) as the wide 病案首页 layout "
             f"({', '.join(wide)} column names); --layout canonical turns this off")
     return _run(grouper, sources, output, overwrite=overwrite, n_threads=n_threads, keep=keep,
-                report=report, max_error_rate=max_error_rate, progress=progress)
+                report=report, max_error_rate=max_error_rate, progress=progress, bom=bom)
 
 
 def group_file(grouper, source: Source, output: str | os.PathLike | None, *, overwrite: bool = False,
@@ -55,7 +57,7 @@ def group_file(grouper, source: Source, output: str | os.PathLike | None, *, ove
 
 
 def _run(grouper, sources: list[CaseSource], output, *, overwrite=False, n_threads=None, keep=(), report=None,
-         max_error_rate=None, progress=None) -> tuple[RunSummary, pa.Table | None]:
+         max_error_rate=None, progress=None, bom=False) -> tuple[RunSummary, pa.Table | None]:
     schemas = [s.schema for s in sources]
     if keep is True:  # every other column of the first input, which the others must have too
         keep = [c for c in schemas[0].names if c not in OUTPUT_COLUMNS]
@@ -70,7 +72,9 @@ def _run(grouper, sources: list[CaseSource], output, *, overwrite=False, n_threa
     wanted = {"case_id", *grouper.encoder.columns, *keep}  # columns the scheme ignores stay undecoded
     readers = [s.read(wanted) for s in sources]  # every file's columns checked, none read yet
     totals = [s.num_rows for s in sources]
-    bar = Progress(progress, None if None in totals else sum(totals)) if progress is not None else None
+    bar = None
+    if progress is not None:  # a CSV's rows are estimated from its size
+        bar = Progress(progress, total_rows(n if n is not None else estimate_rows(s.path) for s, n in zip(sources, totals)))
     counts = BatchCounts()
     start = time.perf_counter()
     done = 0
@@ -92,12 +96,13 @@ def _run(grouper, sources: list[CaseSource], output, *, overwrite=False, n_threa
             for reader in readers:
                 reader.close()
 
-    outs = OutputSet(overwrite)  # the output and the report are published together
+    outs = OutputSet(overwrite, bom=bom)  # the output and the report are published together
     try:
         if output is None:
             collected = list(batches())
         else:
-            write_batches(output, batches(), empty_schema=target, into=outs)
+            write_batches(output, batches(), empty_schema=target, into=outs,
+                          rows=None if None in totals else sum(totals))
     except BaseException:
         outs.discard()
         raise

@@ -14,8 +14,10 @@ import pyarrow as pa
 
 from grouper._util.batches import empty_batch
 from grouper._util.errors import InputError
-from grouper.io import (CANONICAL_COLUMNS, DEFAULT_BATCH, CaseSource, OutputSet, check_outputs, format_of, read_table,
-                        write_batches)
+from grouper._util.progress import advance, reporting
+from grouper.io import (CANONICAL_COLUMNS, DEFAULT_BATCH, CaseSource, OutputSet, check_outputs, read_table,
+                        table_kind, write_batches, write_table)
+from grouper.jobs.outputs import SETTLE_MONEY, case_progress, code_names, with_money, with_names
 from grouper.payment.drg import DrgColumns, DrgSettlement, needed_columns, settle_batches
 from grouper.payment.pack import PaymentPack
 
@@ -78,6 +80,8 @@ class CaseFiles:
                 where = files[0] if len(files) == 1 else f"{files[0]} and the {len(files) - 1} other input file(s)"
                 raise InputError(f"{where}: no column {name!r} in the cases ({why})")
         self.grouper = grouper
+        self.recorded = {(s.source.schema.metadata or {}).get(b"drg.ruleset") for s, _, keep in self.parts
+                         if keep is None}  # the rulesets grouped files say they were grouped under
         self.schema = _unified_schema(schemas)
         self.info = {"grouped_here": 0, "pre_grouped": 0, "files": files}
 
@@ -94,36 +98,62 @@ class CaseFiles:
                 else:
                     info["pre_grouped"] += b.num_rows
                 rows += b.num_rows
+                advance(b.num_rows)
                 yield b
         self.info.update(info)
 
 
+def _drg_names(source: CaseFiles, grouper, cols: DrgColumns) -> dict[str, str]:
+    """Names of the DRG codes settled: those of the ruleset the grouped inputs record, when they
+    agree on one; otherwise (raw inputs, or grouped files that do not say) those of ``grouper``
+    (``--ruleset``)."""
+    from grouper.engine import Grouper
+
+    recorded = {r for r in source.recorded if r}
+    if len(recorded) == 1 and None not in source.recorded and source.grouper is None:
+        try:
+            return code_names(Grouper(next(iter(recorded)).decode()).compiled)
+        except Exception:  # a ruleset this installation does not have: names from --ruleset
+            pass
+    g = source.grouper if source.grouper is not None else grouper
+    if g is None:
+        return {}
+    if not hasattr(g, "group_batch"):
+        g = g()
+    return code_names(g.compiled)
+
+
 def settle_files(inputs, pack: PaymentPack, weights_path, output, *, hospitals_path=None, summary=None,
                  months=None, json_path=None, report=None, grouper=None, columns: DrgColumns = DrgColumns(),
-                 overwrite: bool = False, batch_size: int = DEFAULT_BATCH) -> DrgSettlement:
+                 overwrite: bool = False, batch_size: int = DEFAULT_BATCH, bom: bool = False,
+                 progress=None) -> DrgSettlement:
     """What ``drg settle`` runs: stream the case files twice (grouping raw files on the way),
     write the per-case output batch by batch, in input order and atomically, and optionally the
     hospital summary, the monthly table, a JSON summary and a report. The result has no
     ``cases`` table (they are in ``output``). Existing files are refused before any work
-    unless ``overwrite``."""
+    unless ``overwrite``. Amounts are written as exact decimals (yuan with two places, whole
+    fen: ``jobs.outputs.SETTLE_MONEY``); ``bom`` starts CSV outputs with a UTF-8 byte order mark."""
     check_outputs([output, summary, months, json_path, report], [*_as_list(inputs), weights_path, hospitals_path,
                                                                  pack.path or None], overwrite=overwrite)
     for o in (output, summary, months):
         if o is not None:
-            format_of(o)
+            table_kind(o)
     t0 = time.perf_counter()
     weights = read_table(weights_path)
     hospitals = read_table(hospitals_path) if hospitals_path is not None else None
     source = CaseFiles(inputs, pack, columns, grouper, batch_size=batch_size)
-    with OutputSet(overwrite) as outs:  # every output published together at the end, or none
+    names = _drg_names(source, grouper, columns)
+    with OutputSet(overwrite, bom=bom) as outs, reporting(case_progress(progress, _as_list(inputs), passes=2)):
         r = settle_batches(source, pack, weights, hospitals, columns=columns, schema=source.schema,
-                           sink=lambda it: write_batches(output, it, into=outs),
-                           plain_dictionaries=format_of(output) == "arrow", require_rows=True)
+                           sink=lambda it: write_batches(
+                               output, (with_names(with_money(b, SETTLE_MONEY), names, columns.drg, "drg_name")
+                                        if names else with_money(b, SETTLE_MONEY) for b in it), into=outs),
+                           plain_dictionaries=table_kind(output) == "arrow", require_rows=True)
         r.summary["input"] = source.info
         r.summary["seconds"] = time.perf_counter() - t0
         for path, t in ((summary, r.hospitals), (months, r.months)):
             if path is not None:
-                write_batches(path, t.to_batches(), empty_schema=t.schema, into=outs)
+                write_table(path, with_money(t, SETTLE_MONEY), into=outs)
         if json_path is not None:
             Path(outs.add(json_path)).write_text(
                 json.dumps(r.summary, ensure_ascii=False, indent=2, default=_jsonable) + "\n", encoding="utf-8")

@@ -10,7 +10,9 @@ import multiprocessing
 import os
 import pickle
 import re
+import signal
 import tempfile
+import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -102,12 +104,34 @@ def _pool_init(job_file: str | None) -> None:
     write it into the new process's pipe, and block forever when that process died before
     reading it; a path is a few bytes, and a worker that dies only breaks the pool."""
     global _POOL_SHARED
+    if hasattr(signal, "pthread_sigmask"):  # Ctrl-C is the parent's to handle: no traceback from each worker
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     pa.set_cpu_count(1)  # one core per process: no Arrow thread pool competing with the others
     if job_file is None:
         _POOL_SHARED = _NoShared
         return
-    with open(job_file, "rb") as fh:
+    try:
+        fh = open(job_file, "rb")
+    except FileNotFoundError:  # the parent has finished the run (stopped by Ctrl-C) before this process started
+        os._exit(1)
+    with fh:
         _POOL_SHARED = pickle.load(fh)  # written by this process's parent, readable by its user only
+
+
+@contextlib.contextmanager
+def _sigint_blocked():
+    """SIGINT held while pool processes are started (they inherit the mask, so a Ctrl-C during
+    their start-up, before ``_pool_init`` ignores it, prints no traceback); the parent gets a
+    Ctrl-C that came meanwhile when the block ends."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _pool_call(fn, item):
@@ -157,7 +181,8 @@ def _run_pool(fn, items, workers, job_file, retries, errors, on_result) -> list:
                     while todo and broken is None:
                         i = todo.popleft()
                         try:
-                            running[ex.submit(_pool_call, fn, items[i])] = i
+                            with _sigint_blocked():  # a process started here starts with Ctrl-C held
+                                running[ex.submit(_pool_call, fn, items[i])] = i
                         except cf.process.BrokenProcessPool as exc:  # a worker died while tasks were queued
                             broken = exc
                             todo.appendleft(i)

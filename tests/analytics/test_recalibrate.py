@@ -57,11 +57,11 @@ def test_recalibrate_command(tmp_path, synth_province):
     run = CliRunner().invoke
     assert run(main, ["weights", str(src), "-o", str(tmp_path / "w.csv")]).exit_code == 0
     r = run(main, ["recalibrate", str(src), "-a", str(tmp_path / "w.csv"), "-b", "sdlog:2", "-o",
-                   str(tmp_path / "cmp.csv"), "--hospitals", str(tmp_path / "h.csv"), "--summary",
+                   str(tmp_path / "cmp.csv"), "--by-hospital", str(tmp_path / "h.csv"), "--summary",
                    str(tmp_path / "s.json"), "--report", str(tmp_path / "r.html")])
     assert r.exit_code == 0, r.output
     cmp = pcsv.read_csv(tmp_path / "cmp.csv")
-    assert cmp.column_names[:5] == ["drg", "rw_a", "rw_b", "change", "relative_change"] and cmp.num_rows > 100
+    assert cmp.column_names[:6] == ["drg", "drg_name", "rw_a", "rw_b", "change", "relative_change"] and cmp.num_rows > 100
     assert pcsv.read_csv(tmp_path / "h.csv").num_rows == 6
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["budget"]["total_weight_a"] > 0 and "no_weight" in s["excluded"]

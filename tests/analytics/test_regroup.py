@@ -90,7 +90,7 @@ def test_regroup_command(tmp_path, province):
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "DRG changed for" in result.stderr
-    assert pq.read_table(tmp_path / "m.parquet").column_names == ["level", "from", "to", "cases"]
+    assert pq.read_table(tmp_path / "m.parquet").column_names == ["level", "from", "from_name", "to", "to_name", "cases"]
     assert json.loads((tmp_path / "s.json").read_text())["weight_options"]["trim"] == "iqr:1.5"
     trimmed = runner.invoke(main, [*args, "--overwrite", "--trim", "pct:1-99", "--min-cases", "10"])
     assert trimmed.exit_code == 0 and json.loads((tmp_path / "s.json").read_text())["weight_options"] == {
@@ -211,7 +211,8 @@ def test_keep_of_output_column_names_is_renamed_and_the_summary_counts_the_group
     s = json.loads(summ.read_text(encoding="utf-8"))
     assert s["from"]["status_counts"] == {"grouped": 1}
     drg = [m for m in pcsv.read_csv(mat).to_pylist() if m["level"] == "drg"]
-    assert drg == [{"level": "drg", "from": want[0].drg, "to": want[1].drg, "cases": 1}]
+    assert drg == [{"level": "drg", "from": want[0].drg, "from_name": want[0].drg_name, "to": want[1].drg,
+                    "to_name": want[1].drg_name, "cases": 1}]
 
 
 def test_keep_whose_new_name_is_also_kept_exits_2_naming_the_file(tmp_path):

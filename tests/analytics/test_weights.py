@@ -133,7 +133,7 @@ def test_weights_command_on_a_synthetic_province(tmp_path, synth_province):
     assert (tmp_path / "w.html").read_text(encoding="utf-8").count("data:image/png;base64,") >= 3
     import pyarrow.csv as pcsv
 
-    assert pcsv.read_csv(out).column_names[:6] == ["drg", "adrg", "n", "n_trimmed", "mean_cost", "rw"]
+    assert pcsv.read_csv(out).column_names[:7] == ["drg", "drg_name", "adrg", "n", "n_trimmed", "mean_cost", "rw"]
     s = json.loads(summ.read_text())
     assert 0.3 < s["riv"] < 1 and s["groups"] > 100 and s["excluded"]["not_grouped"] >= 0
     bad = CliRunner().invoke(main, ["weights", str(src), "-o", str(tmp_path / "x.csv"), "--cost-column", "nope"])

@@ -229,7 +229,7 @@ def test_group_existing_output_without_overwrite_exits_1(runner, tmp_path):
 
 
 def test_group_unknown_output_type_exits_1(runner, tmp_path):
-    result = invoke(runner, "group", DATA / "sample.csv", "-o", tmp_path / "out.xlsx")
+    result = invoke(runner, "group", DATA / "sample.csv", "-o", tmp_path / "out.txt")
     assert result.exit_code == 1
     assert "unknown file type" in one_line_error(result)
 
@@ -463,7 +463,7 @@ def test_group_inputs_must_share_required_columns(runner, tmp_path):
 
 def test_group_report(runner, g, tmp_path):
     out, report = tmp_path / "o.csv", tmp_path / "r.json"
-    result = invoke(runner, "group", DATA / "golden_edge.csv", "-o", out, "--report", report)
+    result = invoke(runner, "group", DATA / "golden_edge.csv", "-o", out, "--summary", report)
     assert result.exit_code == 0, result.output
     doc = json.loads(report.read_text(encoding="utf-8"))
     rows = read_text_csv(out).to_pylist()
@@ -478,7 +478,7 @@ def test_group_report(runner, g, tmp_path):
     assert doc["inputs"] == [str(DATA / "golden_edge.csv")] and doc["output"] == str(out)
     assert set(doc["flags"]) == {f.name for f in grouper.engine.grouper.Flag}
     # an existing report is refused before any work, and kept
-    result = invoke(runner, "group", DATA / "sample.csv", "-o", tmp_path / "o2.csv", "--report", report)
+    result = invoke(runner, "group", DATA / "sample.csv", "-o", tmp_path / "o2.csv", "--summary", report)
     assert result.exit_code == 1 and "--overwrite" in one_line_error(result)
     assert not (tmp_path / "o2.csv").exists() and json.loads(report.read_text())["rows"] == 2000
 
@@ -487,7 +487,7 @@ def test_group_report(runner, g, tmp_path):
 def test_group_max_error_rate(runner, tmp_path, rate, code):
     out, report = tmp_path / "o.parquet", tmp_path / "r.json"
     result = invoke(runner, "group", DATA / "golden_edge.csv", "-o", out, "--max-error-rate", rate,
-                    "--report", report)
+                    "--summary", report)
     assert result.exit_code == code, result.output
     assert got(pq.read_table(out)) == expected("golden_edge")  # written either way
     assert json.loads(report.read_text())["max_error_rate"] == float(rate)
@@ -591,7 +591,7 @@ def test_group_keep_of_output_column_names_renames_them_and_report_counts_the_gr
     src = tmp_path / "regroup-me.csv"
     src.write_text("case_id,sex,age,dx,px,status,drg\n1,1,65,C61.x00,60.5x02,invalid,ZZ99\n", encoding="utf-8")
     out, report = tmp_path / "out.csv", tmp_path / "report.json"
-    result = invoke(runner, "group", src, "-o", out, "--keep", "status", "--keep", "drg", "--report", report)
+    result = invoke(runner, "group", src, "-o", out, "--keep", "status", "--keep", "drg", "--summary", report)
     assert result.exit_code == 0, result.output
     table = read_text_csv(out)
     assert table.column_names == [*OUTPUT_COLUMNS, "input_status", "input_drg"]

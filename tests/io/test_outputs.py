@@ -59,18 +59,18 @@ def _cases(prov: Path) -> list[list[str]]:
     o = str(prov / "new-out.parquet")
     return [
         (["settle", p, "-p", "illustrative-2024", "-w", w, "-o", p, "--overwrite"], p),
-        (["settle", p, "-p", "illustrative-2024", "-w", w, "-o", o, "--summary", w, "--overwrite"], w),
+        (["settle", p, "-p", "illustrative-2024", "-w", w, "-o", o, "--by-hospital", w, "--overwrite"], w),
         (["regroup", p, "-o", p, "--overwrite"], p),
         (["regroup", p, "-o", o, "--matrix", p, "--overwrite"], p),
-        (["group", p, "-o", o, "--report", p, "--overwrite"], p),
-        (["group", str(prov), "-o", o, "--report", w, "--overwrite"], w),  # a folder holding the input
-        (["group", p, "-o", str(prov / "parts"), "--workers", "1", "--report", p, "--overwrite"], p),
+        (["group", p, "-o", o, "--summary", p, "--overwrite"], p),
+        (["group", str(prov), "-o", o, "--summary", w, "--overwrite"], w),  # a folder holding the input
+        (["group", p, "-o", str(prov / "parts"), "--workers", "1", "--summary", p, "--overwrite"], p),
         (["weights", p, "-o", p, "--overwrite"], p),
         (["indices", p, "-w", w, "-o", w, "--overwrite"], w),
-        (["recalibrate", p, "-a", w, "-b", "iqr:2", "-o", o, "--hospitals", w, "--overwrite"], w),
+        (["recalibrate", p, "-a", w, "-b", "iqr:2", "-o", o, "--by-hospital", w, "--overwrite"], w),
         (["dip", "catalogue", p, "-o", p, "--overwrite"], p),
         (["dip", "assign", p, "-c", cat, "-o", cat, "--overwrite"], cat),
-        (["dip", "settle", p, "-c", cat, "-p", "illustrative-2024", "-o", o, "--summary", cat, "--overwrite"], cat),
+        (["dip", "settle", p, "-c", cat, "-p", "illustrative-2024", "-o", o, "--by-hospital", cat, "--overwrite"], cat),
     ]
 
 
@@ -237,7 +237,7 @@ class FullDisk:  # a writer whose disk fills up at its third batch
     def close(self):
         pass
 
-gio._writer = lambda kind, tmp, schema: FullDisk()
+gio._writer = lambda kind, tmp, schema, *rest: FullDisk()
 from grouper.cli.main import main
 main(sys.argv[1:])
 """
@@ -265,6 +265,6 @@ def test_a_full_disk_writing_a_json_output_names_it(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Path, "write_text", full)
     out = tmp_path / "grouped.parquet"
-    r = CliRunner().invoke(main, ["group", str(CSV), "-o", str(out), "--report", str(tmp_path / "r.json")])
+    r = CliRunner().invoke(main, ["group", str(CSV), "-o", str(out), "--summary", str(tmp_path / "r.json")])
     assert r.exit_code == 1 and f"{tmp_path / 'r.json'}: cannot write (No space left on device)" in r.output
     assert list(tmp_path.iterdir()) == []  # the report failed: the output is not published either

@@ -476,8 +476,8 @@ def test_cli_catalogue_assign_settle(tmp_path):
     assert "2 DIP groups (2 core" in res.output and "of years 2024" in res.output
     assert json.loads((tmp_path / "cat.json").read_text())["mean_cost"] == 10000.0
     res = r.invoke(main, ["dip", "settle", str(tmp_path / "cases.csv"), "-c", str(tmp_path / "cat.parquet"),
-                          "-p", str(pack), "-o", str(tmp_path / "out.csv"), "--summary", str(tmp_path / "h.csv"),
-                          "--totals", str(tmp_path / "t.json"), "--point-value", str(1.2e9 / 0.7 / 180e6)])
+                          "-p", str(pack), "-o", str(tmp_path / "out.csv"), "--by-hospital", str(tmp_path / "h.csv"),
+                          "--summary", str(tmp_path / "t.json"), "--point-value", str(1.2e9 / 0.7 / 180e6)])
     assert res.exit_code == 0, res.output
     out = pcsv.read_csv(tmp_path / "out.csv").to_pylist()
     assert [r["amount"] for r in out[:3]] == [12000.0, 18000.0, 5000.0]

@@ -436,8 +436,8 @@ def test_cli_settle_writes_every_output(province):
     pack.write_text(text.replace("enabled = false", "enabled = true")
                     .replace('renormalize = "none"', 'renormalize = "knobs"'), encoding="utf-8")
     args = ["settle", str(d / "p.parquet"), "--pack", str(pack), "-w", str(d / "w.parquet"),
-            "-o", str(d / "cli.parquet"), "--hospitals", str(d / "hosp.parquet"), "--summary", str(d / "h.csv"),
-            "--months", str(d / "m.csv"), "--json", str(d / "run.json"), "--report", str(d / "r.html"), "-r", "chs-drg-1.1"]
+            "-o", str(d / "cli.parquet"), "--hospitals", str(d / "hosp.parquet"), "--by-hospital", str(d / "h.csv"),
+            "--months", str(d / "m.csv"), "--summary", str(d / "run.json"), "--report", str(d / "r.html"), "-r", "chs-drg-1.1"]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     assert "20000 cases under illustrative-2024: 20000 settled" in r.output
@@ -602,7 +602,9 @@ def test_several_files_stream_like_their_concatenation(tmp_path):
     text = t.cast(pa.schema([(f.name, pa.string()) for f in t.schema]))  # the CSV file makes every column text
     share = pa.concat_arrays([text["patient_share"].combine_chunks().slice(0, 200), pa.nulls(100, pa.string())])
     mem = settle(text.set_column(text.schema.get_field_index("patient_share"), "patient_share", share), PACK, WEIGHTS)
-    assert plain(pq.read_table(tmp_path / "out.parquet")).equals(plain(mem.cases))
+    from grouper.jobs.outputs import SETTLE_MONEY, with_money  # files hold amounts as exact decimals
+
+    assert plain(pq.read_table(tmp_path / "out.parquet")).equals(plain(with_money(mem.cases, SETTLE_MONEY)))
     assert r.hospitals.equals(mem.hospitals) and r.months.equals(mem.months)
     assert r.summary["settle_status"]["no_patient_share"] == 100 == mem.summary["settle_status"]["no_patient_share"]
 
@@ -691,7 +693,7 @@ def test_settle_command_with_infinite_costs_exits_0_with_finite_money(tmp_path):
                                     "3,grouped,FR25,7200,1900,7,1,H1\n")
     r = CliRunner().invoke(main, ["settle", "-r", "chs-drg-1.1", str(tmp_path / "c.csv"), "-p", "illustrative-2024", "-w",
                                   str(tmp_path / "w.csv"), "-o", str(tmp_path / "o.parquet"),
-                                  "--summary", str(tmp_path / "h.csv"), "--json", str(tmp_path / "s.json")])
+                                  "--by-hospital", str(tmp_path / "h.csv"), "--summary", str(tmp_path / "s.json")])
     assert r.exit_code == 0, r.output
     out = pq.read_table(tmp_path / "o.parquet")
     assert out["settle_status"].to_pylist() == ["no_cost", "no_cost", "settled"]

@@ -363,7 +363,7 @@ def test_cli_workers_and_errors(tmp_path, g, province):
     paths = write_dataset(tmp_path / "src", province, [5_000, 5_000])
     runner = CliRunner()
     res = runner.invoke(main, ["group", "-r", "chs-drg-1.1", str(tmp_path / "src"), "-o", str(tmp_path / "out"), "--workers", "2",
-                               "--keep", "dept", "--report", str(tmp_path / "r.json")])
+                               "--keep", "dept", "--summary", str(tmp_path / "r.json")])
     assert res.exit_code == 0, res.output
     assert "10000 cases in 2 parts under chs-drg-1.1" in res.stderr
     ref = runner.invoke(main, ["group", "-r", "chs-drg-1.1", *map(str, paths), "-o", str(tmp_path / "one.parquet"), "--keep", "dept"])
@@ -371,7 +371,7 @@ def test_cli_workers_and_errors(tmp_path, g, province):
     assert_same(read_parts(tmp_path / "out"), pq.read_table(tmp_path / "one.parquet"))
     assert json.loads((tmp_path / "r.json").read_text())["rows"] == 10_000
     again = runner.invoke(main, ["group", "-r", "chs-drg-1.1", str(tmp_path / "src"), "-o", str(tmp_path / "out"), "--workers", "1",
-                                 "--keep", "dept", "--report", str(tmp_path / "r.json")])
+                                 "--keep", "dept", "--summary", str(tmp_path / "r.json")])
     assert again.exit_code == 0 and "2 parts already complete" in again.stderr
     for args, msg in [([], "name it with -o DIR"),
                       (["-o", str(tmp_path / "x"), "-t", "2"], "--threads does not apply"),
