@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from grouper.cli._common import RULESET_HELP, command_errors, input_options, make_grouper
+from grouper.cli._common import RULESET_HELP, command_errors, input_options, make_grouper, output_options, progress_stream
 from grouper.rulesets import DEFAULT_RULESET
 
 
@@ -29,10 +29,10 @@ from grouper.rulesets import DEFAULT_RULESET
                    "(cases / buckets stays). Default: about 250,000 stays each (16 when the size is unknown).")
 @click.option("--workdir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Folder for the temporary bucket files (default: the system's temporary folder).")
-@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@output_options
 @input_options
 def audit(inputs, output, hospitals, report, pack, edits, ruleset, hospital_column, death_code, buckets, workdir,
-          overwrite):
+          overwrite, bom, progress):
     """Audit INPUT...: case edits (coding checks, the secondary diagnosis that alone lifts a case into
     its CC/MCC split) and provider screens (split admissions, severity upcoding, low-standard
     admissions, over-long stays, low-risk deaths, cost shifting) against peers of the same level.
@@ -44,7 +44,7 @@ def audit(inputs, output, hospitals, report, pack, edits, ruleset, hospital_colu
     with command_errors(AuditPackError, RuntimeError):
         r = audit_job(inputs, g, output, hospitals=hospitals, report=report, pack=pack, edits=edits,
                       overwrite=overwrite, buckets=buckets, workdir=workdir, hospital_column=hospital_column,
-                      death_codes=tuple(death_code))
+                      death_codes=tuple(death_code), bom=bom, progress=progress_stream(progress))
     h = r.hospitals
     flagged = {}
     for s, hosp, f in zip(h["screen"].to_pylist(), h["hospital"].to_pylist(), h["flagged"].to_pylist()):

@@ -11,7 +11,9 @@ import pyarrow as pa
 
 from grouper.audit import (BUILTIN_NAMES, CASE_CODES, SCREENS, FINDING_SCHEMA, HOSPITAL_SCHEMA, AuditResult, AuditRun, load_audit_pack,
                            load_edits)
+from grouper._util.progress import advance, reporting
 from grouper.io import DEFAULT_BATCH, CaseInputs, CaseSource, OutputSet, check_outputs, write_batches
+from grouper.jobs.outputs import case_progress
 
 __all__ = ["audit_job"]
 
@@ -36,7 +38,7 @@ def audit_job(inputs: Iterable[str | os.PathLike], grouper, output: str | os.Pat
               pack: str | os.PathLike | None = None, edits: str | os.PathLike | None = None,
               overwrite: bool = False, buckets: int | None = None, workdir: str | None = None,
               hospital_column: str = "hospital_id", batch_size: int = DEFAULT_BATCH,
-              death_codes: tuple[str, ...] = ("5",)) -> AuditResult:
+              death_codes: tuple[str, ...] = ("5",), bom: bool = False, progress=None) -> AuditResult:
     """Audit ``inputs`` under ``grouper``: findings (one row per finding) into ``output``, the
     league table (one row per screen and hospital) into ``hospitals``, the HTML ``report``."""
     audit_pack, edit_set = load_audit_pack(pack), load_edits(edits)
@@ -62,6 +64,7 @@ def audit_job(inputs: Iterable[str | os.PathLike], grouper, output: str | os.Pat
                 for b in reader:
                     with s.named_errors():
                         yield b
+                    advance(b.num_rows)
         finally:
             for reader in readers:
                 reader.close()
@@ -73,9 +76,10 @@ def audit_job(inputs: Iterable[str | os.PathLike], grouper, output: str | os.Pat
                 samples[:] = [_keep_top(pa.concat_tables(samples), SAMPLES)]
             yield from t.combine_chunks().to_batches()
 
-    outs = OutputSet(overwrite)
+    outs = OutputSet(overwrite, bom=bom)
     try:
-        write_batches(output, found(), empty_schema=FINDING_SCHEMA, into=outs)
+        with reporting(case_progress(progress, paths)):
+            write_batches(output, found(), empty_schema=FINDING_SCHEMA, into=outs)
     except BaseException:
         outs.discard()
         raise

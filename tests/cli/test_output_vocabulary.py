@@ -87,7 +87,7 @@ def test_year_weights_have_one_syntax(tmp_path):
 
 def test_every_writing_command_has_the_shared_output_options():
     for cmd in (["group"], ["regroup"], ["weights"], ["indices"], ["recalibrate"], ["settle"],
-                ["dip", "catalogue"], ["dip", "assign"], ["dip", "settle"]):
+                ["dip", "catalogue"], ["dip", "assign"], ["dip", "settle"], ["audit"]):
         text = CliRunner().invoke(main, [*cmd, "--help"]).output
         for opt in ("--overwrite", "--bom", "--progress / --no-progress"):
             assert opt in text, (cmd, opt)
