@@ -1,8 +1,9 @@
 """Weight and expected payment of one grouped case, for the service's optional ``payment`` object.
 
-Today this settles the one case alone with the DRG settlement of ``grouper.payment.drg`` (the
-same pack rules, case types and rounding as ``drg settle``); ``case_payment`` is the one place
-to point at a single-case payment API of the payment layer once it exists. A case without a cost
+The payment layer's single-case quote (``grouper.payment.drg.CaseQuoter``: the same pack rules,
+case types and rounding as ``drg settle``, at the pack's provisional rate and without special
+review, which need a whole year of cases) prices the case; one quoter per weights table and
+pack, built at start-up so that a pack unfit for single cases stops the service there. A case without a cost
 is priced as a typical case of its group (cost = the group's mean cost), and one without a length
 of stay as a typical stay (the group's mean LOS): what a coder wants to see before the bill is
 final; the answer says so (``cost_assumed``, ``los_assumed``)."""
@@ -11,12 +12,12 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from grouper.io import read_table
-from grouper.payment.drg import DRG_CASE_TYPE_NAMES_ZH, settle
+from grouper.payment.drg import CaseQuoter
 from grouper.payment.pack import PaymentPack, load_pack
 
 __all__ = ["Pricing", "WeightsTable", "case_payment", "load_pricing", "load_weights"]
@@ -29,6 +30,14 @@ class WeightsTable:
     table: pa.Table
     by_drg: dict[str, dict]
     source: str
+    quoters: dict = field(default_factory=dict, compare=False, repr=False)  # id(pack) -> (pack, CaseQuoter)
+
+    def quoter(self, pack: PaymentPack) -> CaseQuoter:
+        """The single-case quoter of this table under ``pack`` (built once)."""
+        held = self.quoters.get(id(pack))
+        if held is None or held[0] is not pack:
+            held = self.quoters[id(pack)] = (pack, CaseQuoter(self.table, pack))
+        return held[1]
 
     def rw(self, drg: str) -> float | None:
         return (self.by_drg.get(drg) or {}).get("rw")
@@ -56,7 +65,11 @@ def load_weights(path: str | os.PathLike) -> WeightsTable:
 
 
 def load_pricing(weights: dict[str, str | os.PathLike], pack: str | os.PathLike | None) -> Pricing:
-    return Pricing({name: load_weights(p) for name, p in weights.items()}, load_pack(pack) if pack else None)
+    pricing = Pricing({name: load_weights(p) for name, p in weights.items()}, load_pack(pack) if pack else None)
+    if pricing.pack is not None:
+        for table in pricing.weights.values():  # refused now (start-up), not per request
+            table.quoter(pricing.pack)
+    return pricing
 
 
 def _fen(x) -> int | None:
@@ -81,28 +94,18 @@ def case_payment(result: dict, case: dict, weights: WeightsTable | None, pack: P
     los_assumed = los is None
     if los_assumed:  # a typical stay of the group
         los = row.get("mean_los")
-    cols = {"case_id": ["1"], "hospital_id": ["-"]}
-    for k in ("hospital_level", "insurance_type"):  # absent, not null: settle cannot encode an all-null column
-        if case.get(k) is not None:
-            cols[k] = pa.array([case[k]], pa.string())
-    table = pa.table({
-        **cols,
-        "total_cost": pa.array([cost], pa.float64()),
-        "patient_share": pa.array([case.get("patient_share") or 0.0], pa.float64()),
-        "los": pa.array([los], pa.float64()),
-        "discharge": pa.array([None if case.get("discharge") is None else str(case["discharge"])], pa.string()),
-        "status": [result["status"]], "drg": [drg],
-    })
-    r = settle(table, pack, weights.table).cases.to_pylist()[0]
-    ctype = r["case_type"]
+    extra = {k: str(case[k]) for k in ("hospital_level", "insurance_type") if case.get(k) is not None}
+    q = weights.quoter(pack).quote(
+        result, cost=cost, los=None if los is None else int(round(los)),
+        patient_share=float(case.get("patient_share") or 0.0),
+        discharge=None if case.get("discharge") is None else str(case["discharge"]), **extra)
     out.update({
-        "pack": pack.name, "illustrative": bool(getattr(pack, "illustrative", False)),
-        "settle_status": r["settle_status"], "case_type": ctype,
-        "case_type_name": DRG_CASE_TYPE_NAMES_ZH.get(ctype, "") if ctype else "",
-        "rate": r["rate"], "coefficient": r["coefficient"],
-        "payment_standard_fen": _fen(r["payment_standard"]), "expected_payment_fen": _fen(r["payment"]),
-        "fund_payment_fen": _fen(r["fund_payment"]), "cost_fen": _fen(cost), "cost_assumed": assumed,
-        "los": los, "los_assumed": los_assumed,
+        "pack": q.pack, "illustrative": bool(getattr(pack, "illustrative", False)),
+        "settle_status": q.settle_status, "case_type": q.case_type, "case_type_name": q.case_type_name,
+        "rate": None if q.rate_fen is None else q.rate_fen / 100, "coefficient": q.coefficient,
+        "payment_standard_fen": q.payment_standard_fen, "expected_payment_fen": q.payment_fen,
+        "fund_payment_fen": q.fund_payment_fen, "margin_fen": q.margin_fen, "note": q.note,
+        "cost_fen": _fen(cost), "cost_assumed": assumed, "los": los, "los_assumed": los_assumed,
     })
     return out
 

@@ -69,6 +69,8 @@ class PaymentOut(BaseModel):
     payment_standard_fen: Union[int, None] = None
     expected_payment_fen: Union[int, None] = None
     fund_payment_fen: Union[int, None] = None
+    margin_fen: Union[int, None] = Field(None, description="payment - cost (结余 > 0, 超支 < 0)")
+    note: Union[str, None] = Field(None, description="How the case was priced (e.g. the provisional rate)")
     cost_fen: Union[int, None] = None
     cost_assumed: Union[bool, None] = None
     los: Union[float, None] = None

@@ -41,3 +41,18 @@ def test_weights_table_must_have_drg_and_rw(tmp_path):
     bad.write_text("drg,weight\nHJ13,2.5\n", encoding="utf-8")
     with pytest.raises(ValueError, match="not a weights table \\(missing column\\(s\\) rw\\)"):
         load_weights(bad)
+
+
+def test_the_service_prices_as_the_payment_layers_single_case_quote(weights):
+    """One pricing for one case: the service's payment object is CaseQuoter's quote (the same
+    fen), not a second settlement of its own."""
+    from grouper.payment.drg import CaseQuoter
+
+    pack = load_pack("illustrative-2024")
+    quoter = CaseQuoter(weights.table, pack)
+    for cost, los in ((26000.0, 10), (5000.0, 10), (90000.0, 30), (12000.0, 1)):
+        p = case_payment(GROUPED, {"cost": cost, "los": los}, weights, pack)
+        q = quoter.quote(GROUPED, cost=cost, los=los)
+        assert (p["expected_payment_fen"], p["payment_standard_fen"], p["case_type"], p["margin_fen"]) == \
+               (q.payment_fen, q.payment_standard_fen, q.case_type, q.margin_fen)
+    assert weights.quoter(pack) is weights.quoter(pack)  # built once per table and pack

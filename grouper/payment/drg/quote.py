@@ -42,6 +42,7 @@ class Quote:
     margin_fen: int | None  # payment - cost (结余 > 0, 超支 < 0)
     pack: str = ""
     note: str = ""
+    coefficient: float | None = None  # the pack's coefficient applied to this case (hospital level ...)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,4 +123,4 @@ class CaseQuoter:
                      settle_status=c["settle_status"], rate_fen=_fen(c["rate"]),
                      payment_standard_fen=_fen(c["payment_standard"]), payment_fen=_fen(c["payment"]),
                      fund_payment_fen=_fen(c["fund_payment"]), margin_fen=_fen(c["margin"]),
-                     pack=self.pack.name, note=self.note)
+                     pack=self.pack.name, note=self.note, coefficient=c["coefficient"])
