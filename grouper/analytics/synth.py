@@ -289,12 +289,15 @@ def metadata(spec: SynthSpec) -> dict[bytes, bytes]:
     }
 
 
-def write_synthetic(spec: SynthSpec, path: str | os.PathLike, *, overwrite: bool = False) -> int:
+def write_synthetic(spec: SynthSpec, path: str | os.PathLike, *, overwrite: bool = False, bom: bool = False,
+                    progress=None) -> int:
     """Write the province to Parquet (code columns dictionary-encoded, 1M-row groups) or CSV
-    (dx/px '|'-joined); atomically, like every output. Returns the number of rows."""
-    from grouper.io import format_of, write_batches
+    (dx/px '|'-joined; ``bom``: with a UTF-8 byte order mark); atomically, like every output, with
+    a ``progress`` line (a stream, or None: silent). Returns the number of rows."""
+    from grouper._util.progress import Progress
+    from grouper.io import table_kind, write_batches
 
-    kind = format_of(path)
+    kind = table_kind(path)
     meta = metadata(spec)
 
     def batches():
@@ -310,5 +313,12 @@ def write_synthetic(spec: SynthSpec, path: str | os.PathLike, *, overwrite: bool
                     cols[c] = arr
                 b = pa.RecordBatch.from_pydict(cols)
             yield b.replace_schema_metadata(meta)
+            if bar is not None:
+                bar.advance(b.num_rows)
 
-    return write_batches(path, batches(), overwrite=overwrite)
+    bar = None if progress is None else Progress(progress, spec.cases)
+    try:
+        return write_batches(path, batches(), overwrite=overwrite, bom=bom, rows=spec.cases)
+    finally:
+        if bar is not None:
+            bar.close()

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from grouper.cli._common import RULESET_HELP, check_outputs
+from grouper.cli._common import RULESET_HELP, check_outputs, output_options, progress_stream
 from grouper.rulesets import DEFAULT_RULESET, NEXT_RULESET, STATUSES, RulesetError, available_rulesets, describe, load_ruleset
 
 
@@ -111,13 +111,13 @@ def compile_command(ruleset, dump):
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same file.")
 @click.option("-r", "--ruleset", default=DEFAULT_RULESET, show_default=True, help=RULESET_HELP)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
-              help="Output file (.parquet, .csv or .arrow).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+              help="Output file (.parquet, .csv, .arrow or .xlsx).")
 @click.option("--inject", multiple=True, metavar="KIND=H0001,...[@RATE]",
               help="Plant labelled misconduct at these hospitals (repeatable): upcode (an MCC secondary "
                    "diagnosis added, default rate 0.2), split (a stay cut into discharge and readmission, 0.1), "
                    "lowstd (low-weight 1-2 day low-cost admissions, 0.1); labels in _label_<kind> columns.")
-def synth(cases, hospitals, year, seed, ruleset, output, overwrite, inject):
+@output_options
+def synth(cases, hospitals, year, seed, ruleset, output, inject, overwrite, bom, progress):
     """Write a SYNTHETIC province of discharge records (no real patients) for trying the grouper.
 
     Hospitals of three levels, a skewed realistic case mix drawn from the ruleset's own lists,
@@ -137,7 +137,8 @@ def synth(cases, hospitals, year, seed, ruleset, output, overwrite, inject):
     check_outputs([output], [], overwrite)
     t0 = time.perf_counter()
     try:
-        rows = write_synthetic(SynthSpec(cases, hospitals, year, seed, ruleset, injections), output, overwrite=overwrite)
+        rows = write_synthetic(SynthSpec(cases, hospitals, year, seed, ruleset, injections), output, overwrite=overwrite,
+                               bom=bom, progress=progress_stream(progress))
     except RulesetError as exc:
         raise click.ClickException(f"ruleset {ruleset}: {exc}") from None
     except (OSError, ValueError) as exc:

@@ -87,7 +87,7 @@ def test_year_weights_have_one_syntax(tmp_path):
 
 def test_every_writing_command_has_the_shared_output_options():
     for cmd in (["group"], ["regroup"], ["weights"], ["indices"], ["recalibrate"], ["settle"],
-                ["dip", "catalogue"], ["dip", "assign"], ["dip", "settle"], ["audit"]):
+                ["dip", "catalogue"], ["dip", "assign"], ["dip", "settle"], ["audit"], ["synth"]):
         text = CliRunner().invoke(main, [*cmd, "--help"]).output
         for opt in ("--overwrite", "--bom", "--progress / --no-progress"):
             assert opt in text, (cmd, opt)
@@ -402,3 +402,17 @@ def test_an_unknown_table_format_is_refused_before_any_work(tmp_path, weights_fi
         r = run(*args)
         assert r.exit_code == 1 and "unknown file type .txt" in r.output, r.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_synth_shows_progress_and_writes_a_bom_when_asked(tmp_path, monkeypatch):
+    import grouper._util.progress as prog
+    from grouper.analytics.synth import SynthSpec, write_synthetic
+
+    monkeypatch.setattr(prog.time, "perf_counter", iter(range(0, 10_000)).__next__)  # every update is drawn
+    tty = FakeTty()
+    out = tmp_path / "p.csv"
+    assert write_synthetic(SynthSpec(5_000, 5, 2025, 1, "chs-drg-2.0"), out, bom=True, progress=tty) == 5_000
+    assert "5,000 rows" in tty.getvalue() and "100%" in tty.getvalue()
+    assert out.read_bytes()[:3] == b"\xef\xbb\xbf"
+    r = run("synth", "-n", "100", "-o", tmp_path / "q.csv")  # not a terminal: no progress line
+    assert r.exit_code == 0 and "\r" not in r.output and (tmp_path / "q.csv").read_bytes()[:3] != b"\xef\xbb\xbf"
