@@ -7,7 +7,8 @@ Two workloads, because one flatters: a ``drg synth`` province (many distinct pri
 diagnoses, 5.5 diagnoses a case: the prefilter rows miss the cache) and the bundled reference
 cases resampled (``workload.py``: 2,030 source rows, so the same few rows are read again and
 again). Each is encoded once per process; then ``Program.group_batch`` runs on one thread with
-the outputs preallocated, best of 5 in the process. The processes alternate between the trees
+the outputs preallocated, best of 5 in the process, timed as the thread's CPU time (on a shared CPU
+the time slices of other processes are not counted; wall time is kept in the JSON). The processes alternate between the trees
 (A B A B ..., ``--repeat`` rounds), each pinned to CPU 0, and the best per tree is kept, so load
 from other jobs falls on both alike. A round also times 2 kernel threads (unpinned). The
 outputs of both trees are hashed and must be identical: a faster kernel that groups
@@ -41,6 +42,16 @@ def child(province: str, n: int, ruleset: str) -> dict:
     import grouper
     from workload import best, build_table
 
+    def best_cpu(fn, repeats):
+        """Best thread CPU time of ``repeats`` calls: on a shared CPU the time other processes
+        hold it is not counted (their cache pollution still is)."""
+        times = []
+        for _ in range(repeats):
+            t = time.thread_time()
+            fn()
+            times.append(time.thread_time() - t)
+        return min(times)
+
     g = grouper.Grouper(ruleset, n_threads=1)
     cols = ["sex", "age", "age_days", "birth_weight", "los", "discharge", "dept", "dx", "px"]
     tables = {"province": pq.read_table(province, columns=cols).slice(0, n),
@@ -57,14 +68,15 @@ def child(province: str, n: int, ruleset: str) -> dict:
             g._program.group_batch(enc.fields, enc.dx_off, enc.dx_ids, enc.px_off, enc.px_ids, *res)
 
         one()
-        t1 = best(one, 5)
+        t1 = best_cpu(one, 5)
+        w1 = best(one, 3)
         digest = hashlib.sha256(b"".join(np.ascontiguousarray(r).tobytes() for r in res)).hexdigest()
         t2 = None
         if len(os.sched_getaffinity(0)) > 1:
             g._kernel(enc, res, 2)
             t2 = best(lambda: g._kernel(enc, res, 2), 5)
         n_dx = float(np.diff(np.asarray(enc.dx_off)).mean())
-        out[name] = {"cases": k, "s_1t": t1, "s_2t": t2, "sha256": digest, "dx_per_case": n_dx,
+        out[name] = {"cases": k, "s_1t": t1, "wall_1t": w1, "s_2t": t2, "sha256": digest, "dx_per_case": n_dx,
                      "distinct_pdx": int(len(np.unique(np.asarray(enc.dx_ids)[np.asarray(enc.dx_off)[:-1]])))}
     return out
 
@@ -120,7 +132,7 @@ def main(argv=None) -> None:
                 info[w] = r
     load = os.getloadavg()
     print(f"kernel on encoded ids, {a.ruleset}; {a.repeat} rounds A B A B, each a fresh process, 1 thread pinned to "
-          f"CPU 0 (best of 5 in-process, best over rounds); load average at the end {load[0]:.1f} "
+          f"CPU 0 (thread CPU time, best of 5 in-process, best over rounds; 2 threads: wall time); load average at the end {load[0]:.1f} "
           f"({time.perf_counter() - t0:.0f} s)\n")
     print(f"{'workload':<11}{'cases':>10}{'dx/case':>8}{'pdx':>7}   {'tree':<9}{'ns/case 1t':>11}{'M/s 1t':>8}"
           f"{'M/s 2t':>8}{'2t/1t':>7}")

@@ -12,6 +12,8 @@ in ``_records.pxd`` (their one source) to the Python side.
 from libc.stdint cimport int8_t, int32_t, uint16_t, uint32_t, uint64_t
 from _records cimport *  # record layouts and constants shared with grouper.compile
 
+from cpython cimport array
+import array
 from collections.abc import Mapping
 
 import numpy as np
@@ -527,6 +529,33 @@ def _array(source, str name):
     return arr
 
 
+cdef inline int32_t _number(object v, object one, bint* bad) except? -1:
+    """A whole number in int32 range as the kernel reads it (MISSING when absent or bad); a plain
+    int is taken here, anything else by ``one.parse`` (the rules of ``inputs.parse_int``)."""
+    if v is None:
+        return MISSING
+    if type(v) is int and -2147483647 <= v <= 2147483647:
+        return <int32_t>v
+    iv, b = one.parse(v)
+    if b:
+        bad[0] = True
+    return MISSING if iv is None else <int32_t>iv
+
+
+cdef int _code_ids(object codes, object get, int32_t* out) except -1:
+    """ids of a case's code list (None: empty; text by ``get``, other values as their text)."""
+    cdef Py_ssize_t i = 0
+    for code in codes:
+        if code is None:
+            out[i] = ID_EMPTY
+        elif type(code) is str:
+            out[i] = get(code)
+        else:
+            out[i] = get(str(code))
+        i += 1
+    return 0
+
+
 cdef int32_t _max(const uint16_t[::1] a) noexcept:
     """Largest entry of a class array (-1 when empty): every class must be a row of its tables."""
     cdef Py_ssize_t i
@@ -716,6 +745,58 @@ cdef class Program:
                  &px[0] if px.shape[0] else empty, px.shape[0])
         with nogil:
             o = group_case(&self.m, &c, fields[FIELD_WEIGHT])
+        return o.status, o.mdc, o.adrg, o.drg, o.cc, o.flags
+
+    def group_values(self, sex, age, age_days, birth_weight, los, discharge, dept, dx, px, one):
+        """One case given as Python values -> (status, mdc, adrg, drg, cc, flags) indices, the
+        whole single-case path in one call (``Grouper.group_one``). ``one`` holds the Python side:
+        ``one.dx_get`` / ``one.px_get`` (code text -> id), ``one.parse(v)`` -> (int or None, bad)
+        for numbers other than a plain int, ``one.value_id(field_name, v)`` for a discharge or
+        department code. The same rules as ``Encoder.case_fields`` and ``CodeMapper.get``; a
+        number that is not a whole number sets F_BAD_NUMBER."""
+        cdef CaseCtx c
+        cdef Outcome o
+        cdef int32_t weight_raw
+        cdef bint bad = False
+        cdef int32_t dx_buf[64]
+        cdef int32_t px_buf[64]
+        cdef int32_t* dxp = dx_buf
+        cdef int32_t* pxp = px_buf
+        cdef array.array dx_big = None, px_big = None
+        cdef Py_ssize_t ndx, npx
+        c.sex = _number(sex, one, &bad)
+        c.age = _number(age, one, &bad)
+        c.age_days = _number(age_days, one, &bad)
+        weight_raw = _number(birth_weight, one, &bad)
+        c.weight = MISSING if weight_raw <= 0 else weight_raw
+        c.los = _number(los, one, &bad)
+        c.discharge = MISSING if discharge is None else one.value_id("discharge", discharge)
+        c.dept = MISSING if dept is None else one.value_id("dept", dept)
+        if isinstance(dx, str):
+            dx = dx.split("|") if dx.strip() else ()
+        if isinstance(px, str):
+            px = px.split("|") if px.strip() else ()
+        if type(dx) is not list and type(dx) is not tuple:
+            dx = list(dx)
+        if type(px) is not list and type(px) is not tuple:
+            px = list(px)
+        ndx = len(dx)
+        npx = len(px)
+        if ndx > 64:
+            dx_big = array.array("i", bytes(4 * ndx))
+            dxp = <int32_t*>dx_big.data.as_ints
+        if npx > 64:
+            px_big = array.array("i", bytes(4 * npx))
+            pxp = <int32_t*>px_big.data.as_ints
+        _code_ids(dx, one.dx_get, dxp)
+        _code_ids(px, one.px_get, pxp)
+        c.dx = dxp if ndx else self.empty_case
+        c.ndx_raw = <int32_t>ndx
+        c.px = pxp if npx else self.empty_case
+        c.npx_raw = <int32_t>npx
+        o = group_case(&self.m, &c, weight_raw)
+        if bad:
+            o.flags |= F_BAD_NUMBER
         return o.status, o.mdc, o.adrg, o.drg, o.cc, o.flags
 
     def check_offsets(self, const int32_t[::1] off):
