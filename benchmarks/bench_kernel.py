@@ -105,7 +105,7 @@ def main(argv=None) -> None:
     if a.child:
         a.json.write_text(json.dumps(child(str(a.province), a.cases, a.ruleset)))
         return
-    trees = {"this": str(HERE / ".venv/bin/python")}
+    trees = {"this": sys.executable}
     if a.baseline:
         trees = {"baseline": str(a.baseline.resolve() / ".venv/bin/python"), **trees}
     province = a.province
