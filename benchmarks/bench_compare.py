@@ -37,7 +37,10 @@ def run(python: str, args: list[str], cpu: int | None) -> tuple[float, float, fl
     pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
     env = {**os.environ, "DRG_CACHE_DIR": os.environ.get("DRG_CACHE_DIR", "")}
     t0 = time.perf_counter()
-    p = subprocess.run([python, "-c", CHILD, *args], capture_output=True, text=True, preexec_fn=pin, env=env)
+    # run outside any checkout: ``python -c`` puts the working folder first on sys.path, and a
+    # baseline run from this tree's root would import this tree's package instead of its own
+    p = subprocess.run([python, "-c", CHILD, *args], capture_output=True, text=True, preexec_fn=pin, env=env,
+                       cwd=tempfile.gettempdir())
     seconds = time.perf_counter() - t0
     if p.returncode != 0:
         raise SystemExit(f"{python}: drg {' '.join(args)} failed:\n{p.stderr[-2000:]}")
