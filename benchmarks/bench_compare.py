@@ -5,11 +5,14 @@
 ``--baseline`` is a checkout with its own ``.venv`` (``make .venv/.installed-stamp`` there). One
 synthetic province is made once (by this tree); then every command below runs in a fresh
 process under each install in turn (A B A B ...), pinned to one CPU, and the best of
-``--repeat`` runs is kept: ``drg group`` (one kernel thread), ``weights``, ``indices``,
-``settle`` (raw cases, grouping included), ``dip settle`` and ``regroup``. Each tree's own
-``bench_group.py --cases 200000`` gives the in-process kernel, ``Grouper.group`` and ``group_one``
-rates. Prints seconds and the ratio baseline/this (above 1: this tree is faster). Reports only;
-never fails on time.
+``--repeat`` runs is kept: ``drg group`` on a 1-row file (start-up), ``drg group`` (one kernel
+thread), ``weights``, ``indices``, ``settle`` (raw cases, grouping included), ``dip settle`` and
+``regroup`` (``--only`` picks some, by the names printed). This tree's ``bench_group.py --cases
+200000``, run by each install's Python, gives the in-process kernel, ``Grouper.group`` and
+``group_one`` rates and group_one's p50/p99 latency. Prints seconds (wall, and the CPU seconds of
+that run: on a shared machine CPU time is the steadier), and the ratio baseline/this (above 1:
+this tree is faster). Reports only; never fails on time. The kernel alone on two case mixes:
+``bench_kernel.py``.
 """
 
 from __future__ import annotations
@@ -29,22 +32,26 @@ from bench_dip import PACK  # noqa: E402  (a pack with a [dip] table)
 from bench_end_to_end import CHILD  # noqa: E402  (the command line, reporting peak memory)
 
 
-def run(python: str, args: list[str], cpu: int | None) -> tuple[float, float]:
-    """(seconds, peak RSS MiB) of one command in a fresh process, pinned to ``cpu``."""
+def run(python: str, args: list[str], cpu: int | None) -> tuple[float, float, float]:
+    """(seconds, peak RSS MiB, CPU seconds) of one command in a fresh process, pinned to ``cpu``."""
     pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
     env = {**os.environ, "DRG_CACHE_DIR": os.environ.get("DRG_CACHE_DIR", "")}
     t0 = time.perf_counter()
-    p = subprocess.run([python, "-c", CHILD, *args], capture_output=True, text=True, preexec_fn=pin, env=env)
+    # run outside any checkout: ``python -c`` puts the working folder first on sys.path, and a
+    # baseline run from this tree's root would import this tree's package instead of its own
+    p = subprocess.run([python, "-c", CHILD, *args], capture_output=True, text=True, preexec_fn=pin, env=env,
+                       cwd=tempfile.gettempdir())
     seconds = time.perf_counter() - t0
     if p.returncode != 0:
         raise SystemExit(f"{python}: drg {' '.join(args)} failed:\n{p.stderr[-2000:]}")
     line = next(x.split() for x in p.stderr.splitlines() if x.startswith("MAXRSS_KB"))
-    return seconds, int(line[1]) / 1024
+    return seconds, int(line[1]) / 1024, float(line[2])
 
 
-def in_process(python: str, tree: Path) -> dict:
+def in_process(python: str) -> dict:
+    """This tree's bench_group.py run by ``python`` (so both installs run the same measurement)."""
     out = Path(tempfile.mkstemp(suffix=".json")[1])
-    subprocess.run([python, str(tree / "benchmarks" / "bench_group.py"), "--cases", "200000", "--threads", "1",
+    subprocess.run([python, str(HERE / "benchmarks" / "bench_group.py"), "--cases", "200000", "--threads", "1",
                     "--json", str(out)], check=True, capture_output=True, preexec_fn=lambda: os.sched_setaffinity(0, {0}))
     return json.loads(out.read_text())
 
@@ -56,6 +63,8 @@ def main(argv=None) -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--dir", type=Path)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--only", help="comma-separated commands to run (names as printed; default all)")
+    ap.add_argument("--no-in-process", action="store_true", help="skip the bench_group.py rates")
     a = ap.parse_args(argv)
     installs = {"baseline": (str(a.baseline.resolve() / ".venv/bin/python"), a.baseline.resolve()),
                 "this": (str(HERE / ".venv/bin/python"), HERE)}
@@ -75,7 +84,13 @@ def main(argv=None) -> None:
         run(py_this, ["dip", "catalogue", str(src), "-o", str(catalogue)], None)
     dip_pack = d / "dip-pack.toml"
     dip_pack.write_text(PACK, encoding="utf-8")
+    one_row = d / "one_row.parquet"
+    if not one_row.exists():
+        import pyarrow.parquet as pq
+
+        pq.write_table(pq.read_table(src).slice(0, 1), one_row)
     commands = {
+        "drg group 1 row": ["group", str(one_row), "-o", str(d / "g1.parquet"), "--overwrite"],
         "drg group -t 1": ["group", str(src), "-o", str(d / "g.parquet"), "-t", "1", "--overwrite"],
         "drg weights": ["weights", str(src), "-o", str(d / "w.parquet"), "--overwrite"],
         "drg indices": ["indices", str(src), "-w", str(weights), "-o", str(d / "i.csv"), "--overwrite"],
@@ -85,26 +100,39 @@ def main(argv=None) -> None:
                            "-o", str(d / "ds.parquet"), "--overwrite"],
         "drg regroup": ["regroup", str(src), "-o", str(d / "r.parquet"), "--overwrite"],
     }
+    if a.only:
+        names = [x.strip() for x in a.only.split(",")]
+        unknown = [x for x in names if x not in commands]
+        if unknown:
+            raise SystemExit(f"--only: unknown command(s) {unknown}; known: {list(commands)}")
+        commands = {k: v for k, v in commands.items() if k in names}
     for python, _tree in installs.values():  # warm-up: each install fills its compiled-ruleset cache
-        run(python, commands["drg group -t 1"], cpu=0)
-    best: dict[str, dict[str, tuple[float, float]]] = {k: {} for k in commands}
+        run(python, ["group", str(one_row), "-o", str(d / "g1.parquet"), "--overwrite"], cpu=0)
+    best: dict[str, dict[str, tuple[float, float, float]]] = {k: {} for k in commands}
     for _ in range(a.repeat):
         for name, args in commands.items():
             for who, (python, _tree) in installs.items():
-                t, m = run(python, args, cpu=0)
+                t, m, c = run(python, args, cpu=0)
                 if who not in best[name] or t < best[name][who][0]:
-                    best[name][who] = (t, m)
-    rates = {who: in_process(python, tree) for who, (python, tree) in installs.items()}
-    print(f"{n:,} synthetic cases, each command in a fresh process pinned to one CPU, best of {a.repeat}\n")
-    print(f"{'command':<22}{'baseline s':>12}{'this s':>10}{'ratio':>8}{'RSS base':>10}{'RSS this':>10}")
+                    best[name][who] = (t, m, c)
+    rates = {} if a.no_in_process else {who: in_process(python) for who, (python, _tree) in installs.items()}
+    load = os.getloadavg()[0]
+    print(f"{n:,} synthetic cases, each command in a fresh process pinned to one CPU, best of {a.repeat} "
+          f"(wall; CPU s of that run beside it); load average at the end {load:.1f}\n")
+    print(f"{'command':<22}{'baseline s':>12}{'this s':>10}{'ratio':>8}{'CPU base':>10}{'CPU this':>10}"
+          f"{'RSS base':>10}{'RSS this':>10}")
     for name, r in best.items():
-        (tb, mb), (tt, mt) = r["baseline"], r["this"]
-        print(f"{name:<22}{tb:>12.2f}{tt:>10.2f}{tb / tt:>8.2f}{mb:>10.0f}{mt:>10.0f}")
-    print(f"\n{'in process, cases/s':<22}{'baseline':>12}{'this':>10}{'ratio':>8}   (ratio this/baseline)")
-    for key in rates["this"]["cases_per_s"]:
-        vb, vt = rates["baseline"]["cases_per_s"].get(key), rates["this"]["cases_per_s"][key]
-        if vb:
-            print(f"{key:<22}{vb:>12,.0f}{vt:>10,.0f}{vt / vb:>8.2f}")
+        (tb, mb, cb), (tt, mt, ct) = r["baseline"], r["this"]
+        print(f"{name:<22}{tb:>12.3f}{tt:>10.3f}{tb / tt:>8.2f}{cb:>10.3f}{ct:>10.3f}{mb:>10.0f}{mt:>10.0f}")
+    if rates:
+        print(f"\n{'in process, cases/s':<22}{'baseline':>12}{'this':>10}{'ratio':>8}   (ratio this/baseline)")
+        for key in rates["this"]["cases_per_s"]:
+            vb, vt = rates["baseline"]["cases_per_s"].get(key), rates["this"]["cases_per_s"][key]
+            if vb:
+                print(f"{key:<22}{vb:>12,.0f}{vt:>10,.0f}{vt / vb:>8.2f}")
+        for key in ("group_one_p50_us", "group_one_p99_us"):
+            vb, vt = rates["baseline"][key], rates["this"][key]
+            print(f"{key:<22}{vb:>12.2f}{vt:>10.2f}{vb / vt:>8.2f}   (us; ratio baseline/this)")
     if a.json:
         a.json.write_text(json.dumps({"cases": n, "commands": best, "in_process": rates}, indent=2))
 

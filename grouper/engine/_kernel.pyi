@@ -36,5 +36,9 @@ class Program:
         thread, GIL released. ``reason`` (optional uint8[n]) gets each case's R_* code."""
     def group_one(self, fields: _I32 | Any, dx: _I32 | Any, px: _I32 | Any) -> tuple[int, int, int, int, int, int, int]:
         """One case -> (status, mdc, adrg, drg, cc, flags, reason) indices and codes."""
+    def group_values(self, sex: Any, age: Any, age_days: Any, birth_weight: Any, los: Any, discharge: Any,
+                     dept: Any, dx: Any, px: Any, one: Any) -> tuple[int, int, int, int, int, int, int]:
+        """One case given as Python values (``Grouper.group_one``'s) -> the same indices and
+        reason code; ``one`` is an ``inputs.SingleCase`` (code hashes, number and value-code rules)."""
     def check_offsets(self, off: _I32) -> bool:
         """True when offsets never decrease."""

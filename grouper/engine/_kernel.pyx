@@ -9,9 +9,11 @@ array set-up. No Python object is touched per case. ``CONSTANTS`` exposes the nu
 in ``_records.pxd`` (their one source) to the Python side.
 """
 
-from libc.stdint cimport int8_t, int32_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 from _records cimport *  # record layouts and constants shared with grouper.compile
 
+from cpython cimport array
+import array
 from collections.abc import Mapping
 
 import numpy as np
@@ -37,6 +39,7 @@ cdef struct Model:
     int32_t px_words
     const int8_t* regions
     int32_t n_dx_codes
+    const uint16_t* cc_class  # by dx id: the row of the three tables below
     const int8_t* cc_level
     const int32_t* cc_table
     const int32_t* pdx_table
@@ -51,8 +54,11 @@ cdef struct Model:
     int32_t none_mdc
     int32_t none_adrg
     int32_t none_drg
-    # prefilters: rows by principal dx / principal px id (last row: none or unknown);
-    # a clear bit means that MDC / ADRG cannot match, so its condition is not evaluated
+    # prefilters: rows by the class of the principal dx / px id (dx_class, px_class; their
+    # last entry: none or unknown); a clear bit means that MDC / ADRG cannot match, so its
+    # condition is not evaluated. Codes with equal rows share a class: the rows fit in cache.
+    const uint16_t* dx_class
+    const uint16_t* px_class
     const uint64_t* mdc_by_pdx
     const uint64_t* mdc_by_ppx
     const uint64_t* mdc_by_anydx
@@ -288,20 +294,24 @@ cdef int32_t scan_codes(CaseCtx* c) noexcept nogil:
 
 
 cdef void severity(const Model* m, CaseCtx* c) noexcept nogil:
-    cdef int32_t ptab = -1, i, k
+    cdef int32_t ptab = -1, i, k, level
     if c.dx[0] >= 0:
-        ptab = m.pdx_table[c.dx[0]]
+        ptab = m.pdx_table[m.cc_class[c.dx[0]]]
     c.has_mcc = False
     c.has_cc = False
     for i in range(0 if m.cc_all else 1, c.ndx_raw):
         k = c.dx[i]
-        if k < 0 or m.cc_level[k] == 0:
+        if k < 0:
+            continue
+        k = m.cc_class[k]
+        level = m.cc_level[k]
+        if level == 0:
             continue
         if ptab >= 0 and m.cc_table[k] == ptab:
             continue
-        if m.cc_level[k] & 2:
+        if level & 2:
             c.has_mcc = True
-        if m.cc_level[k] & 1:
+        if level & 1:
             c.has_cc = True
 
 
@@ -375,15 +385,15 @@ cdef inline bint group_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, c
     return group_in_mdc(m, c, md, a_pdx, a_ppx, o)
 
 
-cdef inline uint64_t any_code_mask(const uint64_t* table, int32_t none_row, const int32_t* ids,
-                                   int32_t n) noexcept nogil:
-    """OR of the rows of a case's known codes (and the row for 'no code'): the MDCs that some
+cdef inline uint64_t any_code_mask(const uint64_t* table, const uint16_t* cls, int32_t none_row,
+                                   const int32_t* ids, int32_t n) noexcept nogil:
+    """OR of the rows of a case's known codes' classes (and of 'no code'): the MDCs that some
     code of the case allows."""
-    cdef uint64_t mask = table[none_row]
+    cdef uint64_t mask = table[cls[none_row]]
     cdef int32_t i
     for i in range(n):
         if ids[i] >= 0:
-            mask |= table[ids[i]]
+            mask |= table[cls[ids[i]]]
     return mask
 
 
@@ -393,16 +403,16 @@ cdef bint group_mdcs(const Model* m, const CaseCtx* c, Outcome* o) noexcept nogi
     cdef uint64_t mdc_ok
     cdef const uint64_t* a_pdx
     cdef const uint64_t* a_ppx
-    # prefilter rows: the principal codes' ids, or the last row when unknown/absent
-    pdx_row = c.dx[0] if c.dx[0] >= 0 else m.n_dx_codes
-    ppx_row = m.n_px_codes
+    # prefilter rows: the classes of the principal codes' ids (the last entry when unknown/absent)
+    pdx_row = m.dx_class[c.dx[0] if c.dx[0] >= 0 else m.n_dx_codes]
+    ppx_row = m.px_class[m.n_px_codes]
     if c.ppx >= 0 and c.px[c.ppx] >= 0:
-        ppx_row = c.px[c.ppx]
+        ppx_row = m.px_class[c.px[c.ppx]]
     mdc_ok = m.mdc_by_pdx[pdx_row] & m.mdc_by_ppx[ppx_row] & m.mdc_bits
     if m.use_anydx:
-        mdc_ok &= any_code_mask(m.mdc_by_anydx, m.n_dx_codes, c.dx, c.ndx_raw)
+        mdc_ok &= any_code_mask(m.mdc_by_anydx, m.dx_class, m.n_dx_codes, c.dx, c.ndx_raw)
     if m.use_anypx:
-        mdc_ok &= any_code_mask(m.mdc_by_anypx, m.n_px_codes, c.px, c.npx_raw)
+        mdc_ok &= any_code_mask(m.mdc_by_anypx, m.px_class, m.n_px_codes, c.px, c.npx_raw)
     a_pdx = m.adrg_by_pdx + <Py_ssize_t>pdx_row * m.adrg_words
     a_ppx = m.adrg_by_ppx + <Py_ssize_t>ppx_row * m.adrg_words
     while mdc_ok:  # bit = position in the evaluation order
@@ -494,8 +504,9 @@ cdef inline void group_row(const Model* m, Py_ssize_t i, Py_ssize_t n, const int
 #: The record dtypes are filled in below, once they are derived from the structs.
 ARRAYS = {
     "cond": ("COND", 1), "cond_args": ("int32", 1), "dx_sets": ("uint64", 2), "px_sets": ("uint64", 2),
-    "regions": ("int8", 2), "cc_level": ("int8", 1), "cc_table": ("int32", 1), "pdx_table": ("int32", 1),
-    "mdc": ("MDC", 1), "adrg": ("ADRG", 1), "split": ("SPLIT", 1),
+    "regions": ("int8", 2), "cc_class": ("uint16", 1), "cc_level": ("int8", 1), "cc_table": ("int32", 1),
+    "pdx_table": ("int32", 1), "mdc": ("MDC", 1), "adrg": ("ADRG", 1), "split": ("SPLIT", 1),
+    "dx_class": ("uint16", 1), "px_class": ("uint16", 1),
     "mdc_by_pdx": ("uint64", 1), "mdc_by_ppx": ("uint64", 1), "mdc_by_anydx": ("uint64", 1),
     "mdc_by_anypx": ("uint64", 1), "adrg_by_pdx": ("uint64", 2), "adrg_by_ppx": ("uint64", 2),
 }
@@ -533,6 +544,43 @@ def _array(source, str name):
     return arr
 
 
+cdef inline int32_t _number(object v, object one, bint* bad) except? -1:
+    """A whole number in int32 range as the kernel reads it (MISSING when absent or bad); a plain
+    int is taken here, anything else by ``one.parse`` (the rules of ``inputs.parse_int``)."""
+    if v is None:
+        return MISSING
+    if type(v) is int and -2147483647 <= v <= 2147483647:
+        return <int32_t>v
+    iv, b = one.parse(v)
+    if b:
+        bad[0] = True
+    return MISSING if iv is None else <int32_t>iv
+
+
+cdef int _code_ids(object codes, object get, int32_t* out) except -1:
+    """ids of a case's code list (None: empty; text by ``get``, other values as their text)."""
+    cdef Py_ssize_t i = 0
+    for code in codes:
+        if code is None:
+            out[i] = ID_EMPTY
+        elif type(code) is str:
+            out[i] = get(code)
+        else:
+            out[i] = get(str(code))
+        i += 1
+    return 0
+
+
+cdef int32_t _max(const uint16_t[::1] a) noexcept:
+    """Largest entry of a class array (-1 when empty): every class must be a row of its tables."""
+    cdef Py_ssize_t i
+    cdef int32_t top = -1
+    for i in range(a.shape[0]):
+        if a[i] > top:
+            top = a[i]
+    return top
+
+
 cdef class Program:
     """Typed views of one compiled ruleset: ``Program(compiled)`` reads the arrays named in
     ``ARRAYS`` (attributes of a ``CompiledRuleset``, or keys of a mapping), its ``params`` and
@@ -544,6 +592,9 @@ cdef class Program:
     cdef const uint64_t[:, ::1] dx_sets
     cdef const uint64_t[:, ::1] px_sets
     cdef const int8_t[:, ::1] regions
+    cdef const uint16_t[::1] cc_class
+    cdef const uint16_t[::1] dx_class
+    cdef const uint16_t[::1] px_class
     cdef const int8_t[::1] cc_level
     cdef const int32_t[::1] cc_table
     cdef const int32_t[::1] pdx_table
@@ -557,6 +608,8 @@ cdef class Program:
     cdef const uint64_t[:, ::1] adrg_by_pdx
     cdef const uint64_t[:, ::1] adrg_by_ppx
     cdef int8_t dummy_i8[1]
+    cdef int32_t dummy_i32[1]
+    cdef uint16_t dummy_u16[1]
     cdef uint64_t dummy_u64[1]
     cdef int32_t empty_case[1]
 
@@ -577,6 +630,9 @@ cdef class Program:
         self.dx_sets = a["dx_sets"]
         self.px_sets = a["px_sets"]
         self.regions = a["regions"]
+        self.cc_class = a["cc_class"]
+        self.dx_class = a["dx_class"]
+        self.px_class = a["px_class"]
         self.cc_level = a["cc_level"]
         self.cc_table = a["cc_table"]
         self.pdx_table = a["pdx_table"]
@@ -589,21 +645,31 @@ cdef class Program:
         self.mdc_by_anypx = a["mdc_by_anypx"]
         self.adrg_by_pdx = a["adrg_by_pdx"]
         self.adrg_by_ppx = a["adrg_by_ppx"]
-        if (self.mdc_by_pdx.shape[0] != self.regions.shape[1] + 1
-                or self.mdc_by_anydx.shape[0] != self.mdc_by_pdx.shape[0]
-                or self.mdc_by_anypx.shape[0] != self.mdc_by_ppx.shape[0]
-                or self.adrg_by_pdx.shape[0] != self.regions.shape[1] + 1
-                or self.mdc_by_ppx.shape[0] != self.adrg_by_ppx.shape[0]
-                or self.adrg_by_pdx.shape[1] != self.adrg_by_ppx.shape[1]
-                or self.adrg_by_pdx.shape[1] * 64 < self.adrg.shape[0]):
-            raise ValueError("prefilter tables do not fit the code dictionaries")
         n_dx = self.regions.shape[1]
-        for name in ("cc_level", "cc_table", "pdx_table"):
-            if a[name].shape[0] != n_dx:
-                raise ValueError(f"compiled field {name!r} must have {n_dx} entries (one per diagnosis code), "
-                                 f"got {a[name].shape[0]}")
+        if (self.dx_class.shape[0] != n_dx + 1
+                or self.mdc_by_anydx.shape[0] != self.mdc_by_pdx.shape[0]
+                or self.adrg_by_pdx.shape[0] != self.mdc_by_pdx.shape[0]
+                or self.mdc_by_anypx.shape[0] != self.mdc_by_ppx.shape[0]
+                or self.adrg_by_ppx.shape[0] != self.mdc_by_ppx.shape[0]
+                or self.adrg_by_pdx.shape[1] != self.adrg_by_ppx.shape[1]
+                or self.adrg_by_pdx.shape[1] * 64 < self.adrg.shape[0]
+                or self.px_class.shape[0] < 1
+                or _max(self.dx_class) >= self.mdc_by_pdx.shape[0]
+                or _max(self.px_class) >= self.mdc_by_ppx.shape[0]):
+            raise ValueError("prefilter tables do not fit the code dictionaries")
+        if self.cc_class.shape[0] != n_dx:
+            raise ValueError(f"compiled field 'cc_class' must have {n_dx} entries (one per diagnosis code), "
+                             f"got {self.cc_class.shape[0]}")
+        for name in ("cc_table", "pdx_table"):
+            if a[name].shape[0] != self.cc_level.shape[0]:
+                raise ValueError(f"compiled field {name!r} must have {self.cc_level.shape[0]} entries (one per "
+                                 f"CC class, as 'cc_level'), got {a[name].shape[0]}")
+        if _max(self.cc_class) >= self.cc_level.shape[0]:
+            raise ValueError("compiled field 'cc_class' names a class beyond 'cc_level'")
         self.dummy_i8[0] = -1
         self.dummy_u64[0] = 0
+        self.dummy_i32[0] = -1
+        self.dummy_u16[0] = 0
         self.empty_case[0] = ID_EMPTY
         m = &self.m
         m.cond = &self.cond[0]
@@ -614,9 +680,12 @@ cdef class Program:
         m.px_words = self.px_sets.shape[1]
         m.regions = &self.regions[0, 0] if self.regions.shape[0] else self.dummy_i8
         m.n_dx_codes = self.regions.shape[1]
-        m.cc_level = &self.cc_level[0]
-        m.cc_table = &self.cc_table[0]
-        m.pdx_table = &self.pdx_table[0]
+        m.cc_class = &self.cc_class[0] if n_dx else self.dummy_u16
+        m.cc_level = &self.cc_level[0] if self.cc_level.shape[0] else self.dummy_i8
+        m.cc_table = &self.cc_table[0] if self.cc_table.shape[0] else self.dummy_i32
+        m.pdx_table = &self.pdx_table[0] if self.pdx_table.shape[0] else self.dummy_i32
+        m.dx_class = &self.dx_class[0]
+        m.px_class = &self.px_class[0]
         m.mdc = &self.mdc[0]
         m.n_mdc = self.mdc.shape[0]
         m.adrg = &self.adrg[0]
@@ -639,7 +708,7 @@ cdef class Program:
         m.adrg_by_pdx = &self.adrg_by_pdx[0, 0]
         m.adrg_by_ppx = &self.adrg_by_ppx[0, 0]
         m.adrg_words = self.adrg_by_pdx.shape[1]
-        m.n_px_codes = self.mdc_by_ppx.shape[0] - 1
+        m.n_px_codes = self.px_class.shape[0] - 1
         m.mdc_bits = ~(<uint64_t>0) if m.n_mdc >= 64 else ((<uint64_t>1) << m.n_mdc) - 1
 
     def group_batch(self, const int32_t[:, ::1] fields, const int32_t[::1] dx_off, const int32_t[::1] dx_ids,
@@ -693,6 +762,58 @@ cdef class Program:
                  &px[0] if px.shape[0] else empty, px.shape[0])
         with nogil:
             o = group_case(&self.m, &c, fields[FIELD_WEIGHT])
+        return o.status, o.mdc, o.adrg, o.drg, o.cc, o.flags, o.reason
+
+    def group_values(self, sex, age, age_days, birth_weight, los, discharge, dept, dx, px, one):
+        """One case given as Python values -> (status, mdc, adrg, drg, cc, flags, reason), the
+        whole single-case path in one call (``Grouper.group_one``). ``one`` holds the Python side:
+        ``one.dx_get`` / ``one.px_get`` (code text -> id), ``one.parse(v)`` -> (int or None, bad)
+        for numbers other than a plain int, ``one.value_id(field_name, v)`` for a discharge or
+        department code. The same rules as ``Encoder.case_fields`` and ``CodeMapper.get``; a
+        number that is not a whole number sets F_BAD_NUMBER."""
+        cdef CaseCtx c
+        cdef Outcome o
+        cdef int32_t weight_raw
+        cdef bint bad = False
+        cdef int32_t dx_buf[64]
+        cdef int32_t px_buf[64]
+        cdef int32_t* dxp = dx_buf
+        cdef int32_t* pxp = px_buf
+        cdef array.array dx_big = None, px_big = None
+        cdef Py_ssize_t ndx, npx
+        c.sex = _number(sex, one, &bad)
+        c.age = _number(age, one, &bad)
+        c.age_days = _number(age_days, one, &bad)
+        weight_raw = _number(birth_weight, one, &bad)
+        c.weight = MISSING if weight_raw <= 0 else weight_raw
+        c.los = _number(los, one, &bad)
+        c.discharge = MISSING if discharge is None else one.value_id("discharge", discharge)
+        c.dept = MISSING if dept is None else one.value_id("dept", dept)
+        if isinstance(dx, str):  # joined codes: the one splitting rule of every input path
+            dx = one.split_codes(dx)
+        if isinstance(px, str):
+            px = one.split_codes(px)
+        if type(dx) is not list and type(dx) is not tuple:
+            dx = list(dx)
+        if type(px) is not list and type(px) is not tuple:
+            px = list(px)
+        ndx = len(dx)
+        npx = len(px)
+        if ndx > 64:
+            dx_big = array.array("i", bytes(4 * ndx))
+            dxp = <int32_t*>dx_big.data.as_ints
+        if npx > 64:
+            px_big = array.array("i", bytes(4 * npx))
+            pxp = <int32_t*>px_big.data.as_ints
+        _code_ids(dx, one.dx_get, dxp)
+        _code_ids(px, one.px_get, pxp)
+        c.dx = dxp if ndx else self.empty_case
+        c.ndx_raw = <int32_t>ndx
+        c.px = pxp if npx else self.empty_case
+        c.npx_raw = <int32_t>npx
+        o = group_case(&self.m, &c, weight_raw)
+        if bad:
+            o.flags |= F_BAD_NUMBER
         return o.status, o.mdc, o.adrg, o.drg, o.cc, o.flags, o.reason
 
     def check_offsets(self, const int32_t[::1] off):

@@ -6,8 +6,13 @@ The decision structure, in the spirit of scikit-learn's histogram-GBDT predictor
   identical subtrees are stored once.
 * ``dx_sets`` / ``px_sets``: one bitset row per code list, indexed by code id.
 * ``regions``: per region-carrying list, the body region of each diagnosis id (-1 none).
-* ``cc_level`` / ``cc_table`` / ``pdx_table``: CC/MCC level and exclusion tables by dx id.
+* ``cc_class``, then ``cc_level`` / ``cc_table`` / ``pdx_table`` by class: CC/MCC level and
+  exclusion tables of each diagnosis.
 * ``mdc`` / ``adrg`` / ``split`` records: the MDC -> ADRG -> DRG order with condition roots.
+* ``dx_class`` / ``px_class``, then the prefilter rows by class: which MDCs and ADRGs a principal
+  code allows. Codes share a class when all their rows are equal (about 300 diagnosis and 1,600
+  procedure classes among 33 k and 14 k codes), so the tables the kernel reads per case fit in
+  cache (a few hundred KiB instead of 3.3 MiB per-code rows).
 * code dictionaries (``dx_codes``, ``px_codes``) and result code tables with names.
 
 A ``CompiledRuleset`` is plain data: picklable, and rebuilt in well under a second.
@@ -42,6 +47,27 @@ _VALUE_OPS = {"n_dx_gt": "OP_N_DX_GT", "n_px_gt": "OP_N_PX_GT", "sex_eq": "OP_SE
 _FIELDS = {"age_years": "FIELD_AGE", "age_days": "FIELD_AGE_DAYS", "weight": "FIELD_WEIGHT", "los": "FIELD_LOS"}
 _VALUE_FIELDS = {"discharge_in": "discharge", "dept_in": "dept"}
 _KNOWN = {"age_days_known": "FIELD_AGE_DAYS", "weight_known": "FIELD_WEIGHT"}
+#: which class array indexes each per-class table
+_CLASS_OF = {"mdc_by_pdx": "dx_class", "mdc_by_anydx": "dx_class", "adrg_by_pdx": "dx_class",
+             "mdc_by_ppx": "px_class", "mdc_by_anypx": "px_class", "adrg_by_ppx": "px_class",
+             "cc_level": "cc_class", "cc_table": "cc_class", "pdx_table": "cc_class"}
+
+
+def _classes(tables: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Rows equal in every table of ``tables`` (same length) share a class: (class id per row,
+    uint16, classes numbered in order of first appearance; each table cut to one row per class)."""
+    n = len(next(iter(tables.values())))
+    key = np.concatenate([np.ascontiguousarray(t).reshape(n, -1).view(np.uint8).reshape(n, -1)
+                          for t in tables.values()], axis=1)
+    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    if len(first) > 65535:
+        raise ValueError(f"{len(first)} distinct rows of {', '.join(tables)}: more than 65,535 classes")
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(first), np.int64)
+    rank[order] = np.arange(len(first))
+    rows = first[order]
+    return (rank[inverse.reshape(n)].astype(np.uint16),
+            {k: np.ascontiguousarray(t[rows]) for k, t in tables.items()})
 
 
 @dataclass
@@ -54,18 +80,21 @@ class CompiledRuleset:
     dx_sets: np.ndarray
     px_sets: np.ndarray
     regions: np.ndarray
-    cc_level: np.ndarray
-    cc_table: np.ndarray
-    pdx_table: np.ndarray
+    cc_class: np.ndarray  # uint16[n_dx]: CC class of each diagnosis (rows of the next three)
+    cc_level: np.ndarray  # int8[cc classes]: bit 1 CC, bit 2 MCC
+    cc_table: np.ndarray  # int32[cc classes]: exclusion table the code belongs to (-1 none)
+    pdx_table: np.ndarray  # int32[cc classes]: exclusion table of the code as principal (-1 none)
     mdc: np.ndarray
     adrg: np.ndarray
     split: np.ndarray
-    mdc_by_pdx: np.ndarray  # uint64[n_dx + 1]: MDCs (bit = eval position) a principal dx allows
-    mdc_by_ppx: np.ndarray  # uint64[n_px + 1]: same by principal procedure
-    mdc_by_anydx: np.ndarray  # uint64[n_dx + 1]: same by any diagnosis (OR over the case's)
-    mdc_by_anypx: np.ndarray  # uint64[n_px + 1]: same by any procedure
-    adrg_by_pdx: np.ndarray  # uint64[n_dx + 1, words]: ADRG records a principal dx allows
-    adrg_by_ppx: np.ndarray  # uint64[n_px + 1, words]
+    dx_class: np.ndarray  # uint16[n_dx + 1]: prefilter class of each dx id (last: none or unknown)
+    px_class: np.ndarray  # uint16[n_px + 1]: same for procedures
+    mdc_by_pdx: np.ndarray  # uint64[dx classes]: MDCs (bit = eval position) a principal dx allows
+    mdc_by_ppx: np.ndarray  # uint64[px classes]: same by principal procedure
+    mdc_by_anydx: np.ndarray  # uint64[dx classes]: same by any diagnosis (OR over the case's)
+    mdc_by_anypx: np.ndarray  # uint64[px classes]: same by any procedure
+    adrg_by_pdx: np.ndarray  # uint64[dx classes, words]: ADRG records a principal dx allows
+    adrg_by_ppx: np.ndarray  # uint64[px classes, words]
     params: dict
     dx_codes: list[str]  # id -> code
     px_codes: list[str]
@@ -102,6 +131,12 @@ class CompiledRuleset:
         from grouper.engine.dump import dump_program
 
         return dump_program(self)
+
+    def by_code(self, name: str) -> np.ndarray:
+        """Table ``name`` expanded to one row per code id (prefilters: plus the last row, none or
+        unknown), as the kernel reads it through the class arrays; for inspection and tests."""
+        kind = _CLASS_OF[name]
+        return getattr(self, name)[getattr(self, kind)]
 
     @property
     def nbytes(self) -> int:
@@ -377,6 +412,9 @@ class _Compiler:
             "adrg_by_ppx": self._prefilter(adrg_trees, "ppx", self.px_id),
         }
         use_any = {k: bool(prefilters[f"mdc_by_p{k}"][-1] & ~prefilters[f"mdc_by_any{k}"][-1]) for k in ("dx", "px")}
+        dx_class, dx_rows = _classes({k: prefilters[k] for k in ("mdc_by_pdx", "mdc_by_anydx", "adrg_by_pdx")})
+        px_class, px_rows = _classes({k: prefilters[k] for k in ("mdc_by_ppx", "mdc_by_anypx", "adrg_by_ppx")})
+        cc_class, cc_rows = _classes({"cc_level": cc_level, "cc_table": cc_table, "pdx_table": pdx_table})
 
         v = rs.validation
         sex_mask = 0
@@ -389,9 +427,10 @@ class _Compiler:
             cond=np.array(self.nodes, dtype=COND_DTYPE),
             cond_args=np.array(self.args, dtype=np.int32),
             dx_sets=self._bitsets("dx"), px_sets=self._bitsets("px"), regions=regions,
-            cc_level=cc_level, cc_table=cc_table, pdx_table=pdx_table,
+            cc_class=cc_class, **cc_rows,
             mdc=np.array(mdc_recs, dtype=MDC_DTYPE), adrg=np.array(adrg_recs, dtype=ADRG_DTYPE),
-            split=np.array(split_recs, dtype=SPLIT_DTYPE), **prefilters,
+            split=np.array(split_recs, dtype=SPLIT_DTYPE), dx_class=dx_class, px_class=px_class,
+            **dx_rows, **px_rows,
             params={"sex_mask": sex_mask, "newborn_days": v["newborn_max_age_days"],
                     "max_age": v["max_age_years"], "cc_all": rs.engine["cc_scope"] == "all",
                     "require_los": v["require_los"], "fail_retry": rs.engine["fail_retry"] != "none",

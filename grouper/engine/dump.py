@@ -97,13 +97,14 @@ def dump_program(c: CompiledRuleset) -> str:
              f"arrays: {len(c.cond)} condition nodes, {len(c.dx_sets)} dx sets, {len(c.px_sets)} px sets, "
              f"{len(c.dx_codes)} dx codes, {len(c.px_codes)} px codes, {c.nbytes:,} bytes",
              "params: " + ", ".join(f"{k}={v}" for k, v in sorted(c.params.items()))]
+    pdx_rows, ppx_rows = c.by_code("adrg_by_pdx"), c.by_code("adrg_by_ppx")
     for pos, m in enumerate(c.mdc):  # position = bit in the MDC prefilters
         mi = int(m["code"])
         lines.append(f"MDC {c.mdc_codes[mi]} {c.mdc_names[mi]}".rstrip())
         if m["pre_cond"] >= 0:
             lines.append(f"  before entry, ambiguous if {d.cond(int(m['pre_cond']))} -> "
                          f"{c.mdc_codes[int(m['pre_mdc'])]} {drg(int(m['pre_drg']))}")
-        lines.append(f"  entry: {d.cond(int(m['entry_cond']), d.prefiltered(c.mdc_by_pdx, c.mdc_by_ppx, pos))}")
+        lines.append(f"  entry: {d.cond(int(m['entry_cond']), d.prefiltered(c.by_code('mdc_by_pdx'), c.by_code('mdc_by_ppx'), pos))}")
         for j in range(int(m["adrg_start"]), int(m["adrg_end"])):
             if m["qy_cond"] >= 0 and j == m["adrg_start"] + m["qy_pos"]:
                 lines.append(f"  ambiguous if {d.cond(int(m['qy_cond']))} -> {drg(int(m['qy_drg']))}")
@@ -111,7 +112,7 @@ def dump_program(c: CompiledRuleset) -> str:
             ai = int(a["code"])
             fail = " (fail rule: ungroupable)" if a["status"] == K["ST_UNGROUPABLE"] else ""
             lines.append(f"  ADRG {c.adrg_codes[ai]} {c.adrg_names[ai]}{fail}".rstrip())
-            lines.append(f"    entry: {d.cond(int(a['entry_cond']), d.prefiltered(c.adrg_by_pdx, c.adrg_by_ppx, j))}")
+            lines.append(f"    entry: {d.cond(int(a['entry_cond']), d.prefiltered(pdx_rows, ppx_rows, j))}")
             for s in c.split[int(a["split_start"]):int(a["split_end"])]:
                 lines.append(f"    DRG {drg(int(s['drg']))}: {d.cond(int(s['cond']))}")
             if a["nosplit_drg"] >= 0:

@@ -7,8 +7,6 @@ order; ``group_batches`` streams; ``group_one`` serves single requests without A
 
 from __future__ import annotations
 
-import array
-import hashlib
 import json
 import os
 import threading
@@ -20,15 +18,15 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-from grouper._util.columns import split_codes
 from grouper._util.version import __version__
-from grouper.engine.inputs import (ID_EMPTY, CodeMapper, Encoded, Encoder, InputError, check_columns, iter_batches,
+from grouper.engine.inputs import (ID_EMPTY, Encoded, Encoder, InputError, SingleCase, check_columns, iter_batches,
                                    parse_int)
-from grouper.engine.compile import CompiledRuleset, compile_ruleset
+from grouper.engine.compile import CompiledRuleset
 from grouper.engine.explain import Explanation, build_steps, code_warnings
 from grouper.engine.status import CC_LABELS, REASON_LABELS, STATUS_LABELS, CcLevel, Flag, Reason, Status, describe_reason
 from grouper.engine.reference import Case, ReferenceGrouper
-from grouper.rulesets import DEFAULT_RULESET, LOADER_MODULES, Ruleset, code_hash, disk_cached, load_ruleset
+from grouper.engine.cached import LazyRuleset, compiled_from_files, compiled_ruleset
+from grouper.rulesets import DEFAULT_RULESET, Ruleset
 
 __all__ = ["Grouper", "GroupResult", "default_threads", "kept_name", "kept_names", "OUTPUT_COLUMNS"]
 
@@ -62,10 +60,10 @@ def kept_names(keep: Sequence[str], columns: Sequence[str],
         taken[out] = c
         names[c] = out
     return names
-_COMPILED: dict[str, CompiledRuleset] = {}
 _BAD_NUMBER = int(Flag.BAD_NUMBER)
 _CC_TEXT = {int(lv): CC_LABELS.get(lv) for lv in CcLevel}  # NOT_COMPUTED: None
 _MIN_SLICE = 4096  # cases per kernel thread; smaller batches are grouped by one thread
+_RESULTS_KEPT = 65536  # distinct group_one outcomes kept per grouper (then the cache starts over)
 
 
 def default_threads() -> int:
@@ -106,28 +104,15 @@ class GroupResult:
         return out
 
 
-def _compiled(rs: Ruleset) -> CompiledRuleset:
-    """The compiled arrays of ``rs``, from the on-disk cache when this very code built them
-    before: keyed by the ruleset's fingerprint (every byte its loader read) and the sha256 of
-    the loader, compiler and kernel modules' files, so neither a table edit nor a rebuilt kernel
-    is ever served stale. Compiling takes about 0.1 s, a cache hit a few ms (a CLI run)."""
-    code = code_hash((*LOADER_MODULES, "engine.compile", "engine._kernel"))
-    key = hashlib.sha256(json.dumps(["compiled-2", rs.fingerprint, code]).encode()).hexdigest()
-    return disk_cached(key if code else None, lambda: compile_ruleset(rs), CompiledRuleset,
-                        valid=lambda c: c.fingerprint == rs.fingerprint)
-
-
 class Grouper:
     """Groups cases under one ruleset. Thread-safe; picklable (ships compiled arrays)."""
 
     def __init__(self, ruleset: Ruleset | str | os.PathLike = DEFAULT_RULESET, n_threads: int | None = None):
-        self.ruleset = ruleset if isinstance(ruleset, Ruleset) else load_ruleset(ruleset)
-        fp = self.ruleset.fingerprint
-        if fp not in _COMPILED:
-            if len(_COMPILED) >= 8:  # bounded: a process rarely uses many schemes
-                _COMPILED.pop(next(iter(_COMPILED)))
-            _COMPILED[fp] = _compiled(self.ruleset)
-        self._setup(_COMPILED[fp], n_threads)
+        if isinstance(ruleset, Ruleset):
+            self.ruleset, compiled = ruleset, compiled_ruleset(ruleset)
+        else:  # by name or folder: the files key the cache, so a hit parses no table
+            compiled, self.ruleset = compiled_from_files(ruleset)
+        self._setup(compiled, n_threads)
 
     def _setup(self, compiled: CompiledRuleset, n_threads: int | None) -> None:
         self.compiled = compiled
@@ -141,6 +126,8 @@ class Grouper:
         self._reason_codes = _dictionary([lb or "" for lb in REASON_LABELS])
         self._cc = _dictionary([CC_LABELS[CcLevel.NONE], CC_LABELS[CcLevel.CC], CC_LABELS[CcLevel.MCC]])
         self._reference: ReferenceGrouper | None = None
+        self._one = SingleCase(self.encoder)
+        self._results: dict[tuple, GroupResult] = {}  # group_one: outcome indices -> its result
         self._pool: ThreadPoolExecutor | None = None  # kernel threads beyond the caller's
         self._pool_key = (0, 0)  # (its size, the process that made it: a fork child needs its own)
         self._pool_lock = threading.Lock()
@@ -297,17 +284,19 @@ class Grouper:
         (``grouper.payment.drg.CaseQuoter(weights, pack)``); with it and ``cost`` (yuan) the
         result's ``payment`` holds the case's RW, case type and payment (fen). The engine does
         not import the payment layer: the quoter is passed in."""
-        fields, bad = self.encoder.case_fields(sex=sex, age=age, age_days=age_days, birth_weight=birth_weight,
-                                               los=los, discharge=discharge, dept=dept)
-        dx_ids = _ids(dx, self.encoder.dx)
-        px_ids = _ids(px, self.encoder.px)
-        st, m, a, d, cc, fl, why = self._program.group_one(fields, dx_ids, px_ids)
-        if bad:
-            fl |= _BAD_NUMBER
-        c = self.compiled
-        result = GroupResult(STATUS_LABELS[st], c.mdc_codes[m], c.adrg_codes[a], c.drg_codes[d],
-                             _CC_TEXT[cc], fl, c.mdc_names[m], c.adrg_names[a], c.drg_names[d],
-                             describe_reason(why, fl), REASON_LABELS[why])
+        # one compiled call reads the values, maps the codes and groups (``Program.group_values``);
+        # results are immutable, so one object per distinct outcome is built and then reused
+        out = self._program.group_values(sex, age, age_days, birth_weight, los, discharge, dept, dx, px, self._one)
+        result = self._results.get(out)
+        if result is None:
+            st, m, a, d, cc, fl, why = out
+            c = self.compiled
+            result = GroupResult(STATUS_LABELS[st], c.mdc_codes[m], c.adrg_codes[a], c.drg_codes[d],
+                                 _CC_TEXT[cc], fl, c.mdc_names[m], c.adrg_names[a], c.drg_names[d],
+                                 describe_reason(why, fl), REASON_LABELS[why])
+            if len(self._results) >= _RESULTS_KEPT:
+                self._results.clear()
+            self._results[out] = result
         return self._quoted(result, quote, cost, los, patient_share, discharge)
 
     @staticmethod
@@ -387,11 +376,6 @@ def _check_case_types(case: dict) -> None:
             raise InputError(f"case field {k!r}: expected a number or text, got {kind(v)}")
 
 
-def _ids(codes: Sequence[str] | str, mapper: CodeMapper) -> array.array:
-    if isinstance(codes, str):
-        codes = split_codes(codes)
-    return array.array("i", [mapper.get(c) for c in codes])
-
 
 def _dictionary(values: Sequence[str]) -> tuple[pa.Array, np.ndarray]:
     """(unique values, position of each input value among them): a dictionary for outputs."""
@@ -416,23 +400,8 @@ def _reasons(flags: np.ndarray, reason: np.ndarray) -> pa.Array:
 def _restore(compiled: CompiledRuleset, path: str, n_threads: int) -> Grouper:
     g = Grouper.__new__(Grouper)
     g._setup(compiled, n_threads)
-    g.ruleset = _LazyRuleset(path, compiled.fingerprint)  # loaded only if explain() is called
+    g.ruleset = LazyRuleset(path, compiled.fingerprint)  # loaded only if explain() is called
     return g
-
-
-class _LazyRuleset:
-    """Stands in for the Ruleset on unpickled Groupers; loads (and checks) it on first use."""
-
-    def __init__(self, path: str, fingerprint: str):
-        self.path, self.fingerprint, self._rs = path, fingerprint, None
-
-    def __getattr__(self, name):
-        if self._rs is None:
-            rs = load_ruleset(self.path)
-            if rs.fingerprint != self.fingerprint:
-                raise RuntimeError(f"ruleset at {self.path} changed since this grouper was compiled")
-            self._rs = rs
-        return getattr(self._rs, name)
 
 
 _ENGINE_GROUPERS: dict[str, Grouper] = {}

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper._util.columns import (CODE_COLUMNS, NUMBER_PATTERN, NUMERIC_COLUMNS, REQUIRED_COLUMNS,
-                                   check_columns, is_text, split_joined, to_string)
+                                   check_columns, is_text, split_codes, split_joined, to_string)
 from grouper._util.errors import CorruptInputError, InputError, first_line
 from grouper.engine._codes import CodeTable
 from grouper.engine._kernel import CONSTANTS as K
@@ -31,6 +31,7 @@ __all__ = [
     "CodeMapper",
     "Encoded",
     "Encoder",
+    "SingleCase",
     "iter_batches",
 ]
 
@@ -462,3 +463,23 @@ class Encoder:
                 bad |= b
                 out[row] = MISSING if iv is None else iv
         return out, bad
+
+
+class SingleCase:
+    """What ``Program.group_values`` (``Grouper.group_one``) calls back for one case given as
+    Python values: the code hashes, and the slow paths of ``Encoder.case_fields`` (numbers
+    other than a plain int, discharge and department codes), so a single case is read by the
+    same rules as a batch."""
+
+    def __init__(self, encoder: Encoder):
+        self.dx_get = encoder.dx.table.get
+        self.px_get = encoder.px.table.get
+        self.parse = parse_int
+        self.split_codes = split_codes  # codes joined in one string: the rule of every input path
+        self._values = encoder.values
+
+    def value_id(self, name: str, v) -> int:
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        i = self._values[name].get(v if isinstance(v, str) else str(v))
+        return MISSING if i == ID_EMPTY else i

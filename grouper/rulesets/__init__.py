@@ -2,11 +2,11 @@
 vocabulary, the registry of bundled and local schemes, the verified disk cache."""
 
 from grouper.rulesets.cache import cache_dir, code_hash, disk_cached
-from grouper.rulesets.loader import LOADER_MODULES, load_ruleset
+from grouper.rulesets.loader import LOADER_MODULES, load_ruleset, ruleset_source
 from grouper.rulesets.model import GLOBAL, Adrg, CodeList, Drg, Mdc, Ruleset, RulesetError
 from grouper.rulesets.registry import (DEFAULT_RULESET, NEXT_RULESET, STATUSES, available_rulesets, describe,
                                        rules_dirs)
 
 __all__ = ["DEFAULT_RULESET", "GLOBAL", "LOADER_MODULES", "NEXT_RULESET", "STATUSES", "Adrg", "CodeList", "Drg",
            "Mdc", "Ruleset", "RulesetError", "available_rulesets", "cache_dir", "code_hash", "describe",
-           "disk_cached", "load_ruleset", "rules_dirs"]
+           "disk_cached", "load_ruleset", "rules_dirs", "ruleset_source"]

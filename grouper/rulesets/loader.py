@@ -22,7 +22,7 @@ from grouper.rulesets.model import GLOBAL, Adrg, CodeList, Drg, Mdc, Ruleset, Ru
 from grouper.rulesets.registry import STATUSES, find_ruleset
 from grouper.rulesets.tables import OPTIONAL, SCHEMA, Table, read_files
 
-__all__ = ["LOADER_MODULES", "load_ruleset"]
+__all__ = ["LOADER_MODULES", "load_ruleset", "ruleset_source"]
 
 #: Shape of a 医保版 ICD-10 code, dagger/asterisk pairs written as one string
 #: (``A18.300x009+K93.0*``).
@@ -49,6 +49,24 @@ def load_ruleset(name_or_path: str | os.PathLike) -> Ruleset:
     keyed by the sha256 of every byte of every file the loader reads (about 4 ms for 5 MB),
     the folder and the loader's own code: any edit reloads from the tables, whatever the
     files' sizes and modification times say. The loader parses exactly the bytes it hashed."""
+    folder, files, key = _source(name_or_path)
+    if key not in _CACHE:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = disk_cached(key if code_hash(LOADER_MODULES) else None, lambda: _Loader(folder, files).load())
+    return _CACHE[key]
+
+
+def ruleset_source(name_or_path: str | os.PathLike) -> tuple[str, str | None]:
+    """(folder, content key) of a ruleset without parsing it: the key ``load_ruleset`` caches
+    it under (every byte of every file read, the folder, the loader's code; None when the
+    loader's code cannot be hashed). Keys a cache of what is derived from the ruleset (the
+    compiled arrays) so a hit needs no parsing at all."""
+    folder, _files, key = _source(name_or_path)
+    return str(folder), key if code_hash(LOADER_MODULES) else None
+
+
+def _source(name_or_path: str | os.PathLike) -> tuple[Path, dict[str, bytes], str]:
     folder = find_ruleset(name_or_path).resolve()
     files = read_files(folder)
     code = code_hash(LOADER_MODULES)
@@ -56,12 +74,7 @@ def load_ruleset(name_or_path: str | os.PathLike) -> Ruleset:
     for name in sorted(files):
         h.update(b"\0%s\0%d\0" % (name.encode(), len(files[name])))
         h.update(files[name])
-    key = h.hexdigest()
-    if key not in _CACHE:
-        if len(_CACHE) >= _CACHE_SIZE:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = disk_cached(key if code else None, lambda: _Loader(folder, files).load())
-    return _CACHE[key]
+    return folder, files, h.hexdigest()
 
 
 _ENGINE_DEFAULTS = {"cc_scope": "secondary", "fail_retry": "none", "fail_adrgs": []}

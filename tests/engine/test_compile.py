@@ -50,13 +50,12 @@ def tiny_program(cond, cond_args, dx_sets, n_dx=128, n_px=64, mdc=None, adrg=Non
     return _kernel.Program({
         "cond": np.array(cond, COND_DTYPE), "cond_args": np.array(cond_args, np.int32),
         "dx_sets": np.array(dx_sets, np.uint64).reshape(len(dx_sets), -1), "px_sets": np.zeros((1, 1), np.uint64),
-        "regions": np.full((0, n_dx), -1, np.int8), "cc_level": np.zeros(n_dx, np.int8),
-        "cc_table": np.full(n_dx, -1, np.int32), "pdx_table": np.full(n_dx, -1, np.int32),
+        "regions": np.full((0, n_dx), -1, np.int8), "cc_class": np.zeros(n_dx, np.uint16),
+        "cc_level": np.zeros(1, np.int8), "cc_table": np.full(1, -1, np.int32), "pdx_table": np.full(1, -1, np.int32),
         "mdc": mdc, "adrg": adrg, "split": np.array(split, SPLIT_DTYPE),
-        "mdc_by_pdx": np.repeat(all_bits, n_dx + 1), "mdc_by_ppx": np.repeat(all_bits, n_px + 1),
-        "mdc_by_anydx": np.repeat(all_bits, n_dx + 1), "mdc_by_anypx": np.repeat(all_bits, n_px + 1),
-        "adrg_by_pdx": np.full((n_dx + 1, 1), 2**64 - 1, np.uint64),
-        "adrg_by_ppx": np.full((n_px + 1, 1), 2**64 - 1, np.uint64),
+        "dx_class": np.zeros(n_dx + 1, np.uint16), "px_class": np.zeros(n_px + 1, np.uint16),
+        "mdc_by_pdx": all_bits, "mdc_by_ppx": all_bits, "mdc_by_anydx": all_bits, "mdc_by_anypx": all_bits,
+        "adrg_by_pdx": np.full((1, 1), 2**64 - 1, np.uint64), "adrg_by_ppx": np.full((1, 1), 2**64 - 1, np.uint64),
         "params": {"use_anydx": False, "use_anypx": False, "sex_mask": 0b110, "newborn_days": 28, "max_age": 150,
                    "cc_all": False, "require_los": False, "fail_retry": False},
         **n_none,
@@ -133,17 +132,40 @@ def test_prefilters_never_rule_out_a_matching_entry(ruleset11):
     """Soundness on the real scheme: a code listed in an entry's pdx list keeps that entry's bit."""
     compiled = compile_ruleset(ruleset11)
     dx_id = {c: i for i, c in enumerate(compiled.dx_codes)}
+    mdc_by_pdx, adrg_by_pdx = compiled.by_code("mdc_by_pdx"), compiled.by_code("adrg_by_pdx")
     for pos, m in enumerate(ruleset11.mdcs):
         lst = ruleset11.lists.get((m.code, "mdc_dx"))
         for code in lst.codes if lst else ():
-            assert compiled.mdc_by_pdx[dx_id[code]] >> np.uint64(pos) & np.uint64(1)
+            assert mdc_by_pdx[dx_id[code]] >> np.uint64(pos) & np.uint64(1)
     order = [a for m in ruleset11.mdcs for a in m.adrgs]
     for j, code in enumerate(order):
         lst = ruleset11.lists.get((code, "dx"))
         for c in lst.codes if lst else ():
-            assert compiled.adrg_by_pdx[dx_id[c], j >> 6] >> np.uint64(j & 63) & np.uint64(1)
+            assert adrg_by_pdx[dx_id[c], j >> 6] >> np.uint64(j & 63) & np.uint64(1)
     # an unknown principal diagnosis (last row) cannot enter any pdx-listed MDC
-    assert bin(int(compiled.mdc_by_pdx[-1])).count("1") == 1  # only MDCA (entered by procedure)
+    assert bin(int(mdc_by_pdx[-1])).count("1") == 1  # only MDCA (entered by procedure)
+
+
+def test_codes_with_equal_rows_share_a_class(ruleset11):
+    """The class tables hold each distinct row once, and expanding them by class gives back
+    exactly the per-code rows the compiler derived (so the kernel reads the same bits)."""
+    compiled = compile_ruleset(ruleset11)
+    for cls, names in (("dx_class", ("mdc_by_pdx", "mdc_by_anydx", "adrg_by_pdx")),
+                       ("px_class", ("mdc_by_ppx", "mdc_by_anypx", "adrg_by_ppx")),
+                       ("cc_class", ("cc_level", "cc_table", "pdx_table"))):
+        ids = getattr(compiled, cls)
+        n = len(getattr(compiled, names[0]))
+        assert ids.dtype == np.uint16 and set(np.unique(ids)) == set(range(n))  # every class used
+        rows = np.concatenate([getattr(compiled, k).reshape(n, -1).view(np.uint8).reshape(n, -1) for k in names], 1)
+        assert len(np.unique(rows, axis=0)) == n  # no two classes alike
+    assert len(compiled.mdc_by_pdx) < 500 and len(compiled.mdc_by_ppx) < 2000 and len(compiled.cc_level) < 2000
+    dx_id = {c: i for i, c in enumerate(compiled.dx_codes)}
+    ptab = compiled.by_code("pdx_table")
+    lv = compiled.by_code("cc_level")
+    for code, (level, table) in list(ruleset11.cc.items())[:2000]:
+        assert lv[dx_id[code]] == sum({"CC": 1, "MCC": 2}[x] for x in level.split("+"))
+    excluded = [code for code, table in ruleset11.pdx_excl.items() if table]
+    assert excluded and all(ptab[dx_id[c]] >= 0 for c in excluded)
 
 
 def test_program_rejects_inconsistent_arrays():
@@ -168,6 +190,11 @@ def test_program_reads_named_fields_and_names_a_wrong_one(ruleset11):
             ("dx_sets", compiled.dx_sets[0], "'dx_sets' must be a 2-d uint64 array"),
             ("mdc_by_pdx", list(compiled.mdc_by_pdx), "'mdc_by_pdx' must be a 1-d uint64 array, got list"),
             ("cc_table", compiled.cc_table[:-1], "'cc_table' must have"),
+            ("cc_level", compiled.cc_level[:-1], "'cc_table' must have"),
+            ("cc_class", compiled.cc_class[:-1], "'cc_class' must have"),
+            ("dx_class", compiled.dx_class.astype(np.int32), "'dx_class' must be a 1-d uint16 array"),
+            ("dx_class", compiled.dx_class[:-1], "prefilter tables do not fit"),
+            ("mdc_by_pdx", compiled.mdc_by_pdx[:-1], "prefilter tables do not fit"),
             ("adrg_by_pdx", np.asfortranarray(np.repeat(compiled.adrg_by_pdx, 2, axis=1)), "C-contiguous")]:
         with pytest.raises(ValueError, match=message):
             _kernel.Program({**named, name: value})

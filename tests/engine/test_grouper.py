@@ -108,11 +108,11 @@ def test_input_without_required_column_names_it(grouper11):
 
 
 def test_compiled_arrays_come_from_the_disk_cache_the_second_time(tmp_path, monkeypatch):
-    import grouper.engine.grouper as core
+    import grouper.engine.cached as core
 
     monkeypatch.setenv("DRG_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(core, "_COMPILED", {})
-    first = core.Grouper("chs-drg-1.1")
+    first = grouper.Grouper("chs-drg-1.1")
     assert any(tmp_path.iterdir())
     monkeypatch.setattr(core, "_COMPILED", {})
 
@@ -120,13 +120,41 @@ def test_compiled_arrays_come_from_the_disk_cache_the_second_time(tmp_path, monk
         raise AssertionError("compiled again although cached")
 
     monkeypatch.setattr(core, "compile_ruleset", boom)
-    again = core.Grouper("chs-drg-1.1")
+    again = grouper.Grouper("chs-drg-1.1")
     assert again.group_one(sex=1, age=65, dx=["C61.x00"], px=["60.5x02"]).drg == \
         first.group_one(sex=1, age=65, dx=["C61.x00"], px=["60.5x02"]).drg
     monkeypatch.setenv("DRG_NO_CACHE", "1")
     monkeypatch.setattr(core, "_COMPILED", {})
     with pytest.raises(AssertionError, match="compiled again"):
-        core.Grouper("chs-drg-1.1")
+        grouper.Grouper("chs-drg-1.1")
+
+
+def test_a_cache_hit_by_name_parses_no_table_and_an_edit_recompiles(tmp_path, monkeypatch):
+    """The compiled arrays are keyed on the ruleset's files: a hit reads the bytes and the cached
+    arrays only (the Ruleset is loaded when explain needs it); any edited byte is a miss."""
+    import shutil
+    from pathlib import Path
+
+    import grouper.engine.cached as cached
+
+    monkeypatch.setenv("DRG_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(cached, "_COMPILED", {})
+    folder = tmp_path / "scheme"
+    shutil.copytree(Path(grouper.load_ruleset("chs-drg-1.1").path), folder)
+    first = grouper.Grouper(folder)
+    case = {"sex": 1, "age": 65, "dx": ["C61.x00"], "px": ["60.5x02"]}
+    monkeypatch.setattr(cached, "_COMPILED", {})
+    loads, compiles = [], []
+    real_load, real_compile = cached.load_ruleset, cached.compile_ruleset
+    monkeypatch.setattr(cached, "load_ruleset", lambda p: loads.append(p) or real_load(p))
+    monkeypatch.setattr(cached, "compile_ruleset", lambda rs: compiles.append(1) or real_compile(rs))
+    again = grouper.Grouper(folder)
+    assert again.group_one(**case) == first.group_one(**case) and not loads and not compiles
+    assert again.explain(case).result.drg == "MA19" and len(loads) == 1  # loaded now, lazily
+    drg = folder / "drg.csv"
+    drg.write_bytes(drg.read_bytes() + b"\n")  # one more byte: another key
+    monkeypatch.setattr(cached, "_COMPILED", {})
+    assert grouper.Grouper(folder).group_one(**case) == first.group_one(**case) and len(compiles) == 1
 
 
 # ----------------------------------------------------------------------------- keep (issue 18, item 3)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import grouper
-from grouper.engine import grouper as core
+from grouper.engine import cached as core
 from grouper.rulesets import RulesetError, load_ruleset
 from grouper.rulesets import cache as cache_mod
 from grouper.rulesets import loader as mod

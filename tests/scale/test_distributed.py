@@ -141,7 +141,7 @@ def _empty_dir(tmp_path: Path) -> Path:
 # ----------------------------------------------------------------------------- map_fragments
 
 def _pid_and_shared(item, shared):
-    return item * 10, os.getpid(), id(shared), len(grouper.engine.grouper._COMPILED), shared.compiled.fingerprint
+    return item * 10, os.getpid(), id(shared), len(grouper.engine.cached._COMPILED), shared.compiled.fingerprint
 
 
 def _flaky(item, folder):
@@ -407,7 +407,7 @@ def test_dask_local_cluster_equals_drg_group(tmp_path, g, province, cluster):
     assert r.ok and len(r.parts) == 6
     assert_same(read_parts(tmp_path / "out", r), expected_of(g, paths))
     # the compiled ruleset was shipped, never compiled on a worker
-    assert set(cluster.run(lambda: len(grouper.engine.grouper._COMPILED)).values()) == {0}
+    assert set(cluster.run(lambda: len(grouper.engine.cached._COMPILED)).values()) == {0}
     got = map_fragments(_pid_and_shared, list(range(6)), client=cluster, shared=g)
     assert [x[0] for x in got] == [i * 10 for i in range(6)]
     assert len({(pid, obj) for _, pid, obj, _, _ in got}) <= 2
