@@ -117,21 +117,23 @@ CHECK_FLAGS = (
     | Flag.LOS_INVALID
 )
 
+#: what each flag says to a coder (Chinese); batch outputs give them per distinct flag value, so
+#: they name no code: `drg explain` and `group_one(...).explain` name the offending codes
 FLAG_MESSAGES = {
-    Flag.SEX_INVALID: "sex is not one of the scheme's codes (1 male, 2 female)",
-    Flag.AGE_MISSING: "age (years) missing",
-    Flag.AGE_OUT_OF_RANGE: "age (years) out of range",
-    Flag.AGE_DAYS_MISSING: "age in days missing for a patient aged 0",
-    Flag.AGE_DAYS_OUT_OF_RANGE: "age in days negative",
-    Flag.WEIGHT_MISSING: "birth weight missing for a newborn",
-    Flag.WEIGHT_OUT_OF_RANGE: "birth weight negative",
-    Flag.NO_DIAGNOSIS: "no principal diagnosis",
-    Flag.UNKNOWN_PDX: "principal diagnosis not in the scheme's dictionary",
-    Flag.UNKNOWN_SDX: "secondary diagnosis not in the scheme's dictionary",
-    Flag.UNKNOWN_PX: "procedure not in the scheme's dictionary",
-    Flag.EMPTY_CODE: "empty code in a diagnosis/procedure list ignored",
-    Flag.BAD_NUMBER: "a numeric field is not a whole number (read as missing)",
-    Flag.LOS_INVALID: "length of stay missing or negative (the scheme requires it)",
+    Flag.SEX_INVALID: "性别不是本方案的代码（1 男，2 女）",
+    Flag.AGE_MISSING: "年龄（岁）缺失",
+    Flag.AGE_OUT_OF_RANGE: "年龄（岁）超出范围",
+    Flag.AGE_DAYS_MISSING: "0 岁患者缺少年龄（天）",
+    Flag.AGE_DAYS_OUT_OF_RANGE: "年龄（天）为负数",
+    Flag.WEIGHT_MISSING: "新生儿缺少出生体重",
+    Flag.WEIGHT_OUT_OF_RANGE: "出生体重为负数",
+    Flag.NO_DIAGNOSIS: "没有主要诊断",
+    Flag.UNKNOWN_PDX: "主要诊断不在本方案的诊断字典中",
+    Flag.UNKNOWN_SDX: "其他诊断不在本方案的诊断字典中",
+    Flag.UNKNOWN_PX: "手术操作不在本方案的手术操作字典中",
+    Flag.EMPTY_CODE: "诊断/手术操作列表中的空代码已忽略",
+    Flag.BAD_NUMBER: "数值字段不是整数（按缺失处理）",
+    Flag.LOS_INVALID: "住院天数缺失或为负数（本方案需要住院天数）",
     Flag.MDC_FAIL: "已进入该 MDC，但其 ADRG 均不符合：由该 MDC 的占位组（X00 / X000）判为无法入组",
 }
 

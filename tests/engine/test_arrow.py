@@ -307,7 +307,7 @@ def test_text_in_age_is_invalid_row_not_failed_batch(g):
     flags = Flag(out[1]["flags"])
     assert Flag.BAD_NUMBER in flags and Flag.AGE_MISSING in flags
     assert out[1]["drg"] == "0000" and out[1]["cc_level"] is None
-    assert "not a whole number" in out[1]["reason"] and "age" in out[1]["reason"]
+    assert "数值字段不是整数" in out[1]["reason"] and "年龄" in out[1]["reason"]
 
 
 @pytest.mark.parametrize("age", [pa.array([1.5], pa.float64()), pa.array(["1.5"]), pa.array([" 64.9 "])])
@@ -339,7 +339,7 @@ def test_bad_number_in_unused_field_warns_but_groups(g):
     r = row(g, age_days=pa.array([2**40], pa.int64()))
     assert (r["status"], r["drg"]) == ("grouped", "MA19")
     assert Flag(r["flags"]) == Flag.BAD_NUMBER
-    assert r["reason"] == "a numeric field is not a whole number (read as missing)"
+    assert r["reason"] == "数值字段不是整数（按缺失处理）"
 
 
 def test_boundary_int32_values_are_numbers(g):
@@ -395,7 +395,7 @@ def test_no_diagnosis_is_invalid(g, dx):
     assert r["status"] == "invalid"
     assert Flag.NO_DIAGNOSIS in Flag(r["flags"])
     assert (r["mdc"], r["adrg"], r["drg"], r["cc_level"]) == ("0000", "00", "0000", None)
-    assert "no principal diagnosis" in r["reason"]
+    assert "没有主要诊断" in r["reason"]
 
 
 @pytest.mark.parametrize("dx,px", [
@@ -410,7 +410,7 @@ def test_empty_code_after_principal_warns_and_groups(g, dx, px):
     r = row(g, dx=dx, px=px)
     assert (r["status"], r["drg"]) == ("grouped", "MA19")
     assert Flag(r["flags"]) == Flag.EMPTY_CODE
-    assert r["reason"] == "empty code in a diagnosis/procedure list ignored"
+    assert r["reason"] == "诊断/手术操作列表中的空代码已忽略"
 
 
 def test_unknown_codes_are_flagged_with_reasons(g):
@@ -426,8 +426,8 @@ def test_unknown_codes_are_flagged_with_reasons(g):
     assert (out[1]["status"], out[1]["drg"]) == ("grouped", "MA19")
     assert Flag(out[2]["flags"]) == Flag.UNKNOWN_PX
     assert out[2]["status"] == "grouped"
-    for r, word in zip(out, ("principal diagnosis", "secondary diagnosis", "procedure")):
-        assert r["reason"] and word in r["reason"] and "dictionary" in r["reason"]
+    for r, word in zip(out, ("主要诊断", "其他诊断", "手术操作")):
+        assert r["reason"] and word in r["reason"] and "字典" in r["reason"]
 
 
 def test_unknown_codes_in_dictionary_columns(g):

@@ -48,7 +48,7 @@ def test_unknown_codes_are_reported_not_dropped(grouper11):
     r = grouper11.group_one(sex=1, age=65, dx=["C61.x00", "X99.999"], px=["60.5x02", "00.0000x999"])
     assert r.drg == "MA19"
     assert r.flags == Flag.UNKNOWN_SDX | Flag.UNKNOWN_PX
-    assert "secondary diagnosis not in the scheme's dictionary" in r.reason
+    assert "其他诊断不在本方案的诊断字典中" in r.reason
     bad = grouper11.group_one(sex=1, age=65, dx=["NOT-A-CODE"])
     assert (bad.status, bad.flags) == ("ungroupable", Flag.UNKNOWN_PDX)
 
@@ -57,7 +57,7 @@ def test_invalid_input_is_explained(grouper11):
     r = grouper11.group_one(sex=3, age=0, age_days=5, birth_weight=None, dx=["P07.100"])
     assert (r.status, r.mdc, r.adrg, r.drg, r.cc_level) == ("invalid", "0000", "00", "0000", None)
     assert r.flags == Flag.SEX_INVALID | Flag.WEIGHT_MISSING
-    assert "birth weight missing" in r.reason
+    assert "新生儿缺少出生体重" in r.reason
 
 
 def test_explain_gives_the_decision_path(grouper11):
@@ -76,7 +76,7 @@ def test_explain_gives_the_decision_path(grouper11):
 def test_explain_shows_exclusions_and_validation(grouper11):
     # E11.900 is a CC in the principal's own exclusion table when the principal is a diabetes code
     inv = grouper11.explain(sex=None, age=30, dx=["K35.800"])
-    assert inv.result.status == "invalid" and "sex" in inv.text()
+    assert inv.result.status == "invalid" and "性别" in inv.text()
 
 
 def test_pickled_grouper_groups_identically(grouper11):

@@ -77,6 +77,6 @@ def test_batch_output_carries_reason_code_and_text(scheme):
     for text, (_, r, _) in zip(out["reason"][1:], CASES[1:]):
         assert text.startswith(r.text)
     # the invalid case's text goes on with the failed check
-    assert "age (years) missing" in out["reason"][-1]
+    assert "年龄（岁）缺失" in out["reason"][-1]
     # the fail rule's flag message is not repeated after the reason that says it
     assert out["reason"][5] == Reason.MDC_FAIL.text
