@@ -33,7 +33,8 @@ def indices_job(inputs: Iterable[str | os.PathLike], weights_file: str | os.Path
     if workers is not None or client is not None:
         from grouper.scale import indices_dataset
 
-        table, excluded = indices_dataset(inputs, weights, g, client, workers=workers, **columns)
+        table, excluded = indices_dataset(inputs, weights, g, client, workers=workers, progress=progress,
+                                           **columns)
     else:
         with reporting(case_progress(progress, inputs)):
             table, excluded = indices_from_files(g, inputs, weights, regroup=regroup, **columns)

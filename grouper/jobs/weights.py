@@ -32,7 +32,8 @@ def weights_job(inputs: Iterable[str | os.PathLike], g: Grouper, opts: WeightOpt
     if workers is not None or client is not None:
         from grouper.scale import weights_dataset
 
-        r = weights_dataset(inputs, g, opts, client, workers=workers, cost=cost, los=los, year=year)
+        r = weights_dataset(inputs, g, opts, client, workers=workers, cost=cost, los=los, year=year,
+                            progress=progress)
     else:
         with reporting(case_progress(progress, inputs)):
             r = weights_from_files(g, inputs, opts, cost=cost, los=los, year=year, regroup=regroup)

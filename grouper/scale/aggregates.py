@@ -39,15 +39,23 @@ def _cells_fragment(path: str, job: _AggJob):
     return cells_from_files(job.grouper, [path], batch_size=job.batch_size, filesystem=job.filesystem, **job.options)
 
 
-def _aggregate(fn, src, ruleset, client, workers, filesystem, options, batch_size):
-    """Run ``fn`` per file and merge the partial results (CostSample or IndexCells) in file order."""
+def _aggregate(fn, src, ruleset, client, workers, filesystem, options, batch_size, progress=None):
+    """Run ``fn`` per file and merge the partial results (CostSample or IndexCells) in file order;
+    ``progress`` (a text stream or None) gets a 'files done / total' line as tasks finish."""
+    from grouper.scale.dataset import _Bar
+
     from grouper.engine import Grouper
 
     g = ruleset if isinstance(ruleset, Grouper) else Grouper(ruleset)
     fs, files, _ = fragment_listing(src, filesystem)
     local = isinstance(fs, pafs.LocalFileSystem)
     job = _AggJob(g, None if local else fs, options, batch_size)
-    parts = map_fragments(fn, [p for p, _ in files], client, workers, shared=job)
+    bar = _Bar(progress, len(files), 0, 0)
+    try:
+        parts = map_fragments(fn, [p for p, _ in files], client, workers, shared=job,
+                              on_result=lambda i, value: bar.update(None))
+    finally:
+        bar.close()
     total = parts[0]
     for p in parts[1:]:
         total.merge(p)
@@ -56,15 +64,15 @@ def _aggregate(fn, src, ruleset, client, workers, filesystem, options, batch_siz
 
 def sample_dataset(src, ruleset: Any = DEFAULT_RULESET, client=None, *, workers: int | None = None,
                    filesystem: pafs.FileSystem | None = None, cost: str = "total_cost", los: str | None = "los",
-                   year: str | None = None, batch_size: int = DEFAULT_BATCH):
+                   year: str | None = None, batch_size: int = DEFAULT_BATCH, progress=None):
     """The ``weights.CostSample`` of a Parquet dataset, one task per file (see ``weights_dataset``)."""
     return _aggregate(_sample_fragment, src, ruleset, client, workers, filesystem,
-                      {"cost": cost, "los": los, "year": year}, batch_size)
+                      {"cost": cost, "los": los, "year": year}, batch_size, progress)
 
 
 def weights_dataset(src, ruleset: Any = DEFAULT_RULESET, options=None, client=None, *, workers: int | None = None,
                     filesystem: pafs.FileSystem | None = None, cost: str = "total_cost", los: str | None = "los",
-                    year: str | None = None, batch_size: int = DEFAULT_BATCH):
+                    year: str | None = None, batch_size: int = DEFAULT_BATCH, progress=None):
     """Relative weights of a partitioned Parquet dataset (``src`` as in ``list_fragments``): each
     task groups one file and keeps its kept cases' DRG, cost and stay (about 20 bytes a case,
     returned to the driver, which spills them to disk beyond ``weights.SPILL_ROWS``); the samples
@@ -72,7 +80,7 @@ def weights_dataset(src, ruleset: Any = DEFAULT_RULESET, options=None, client=No
     from grouper.analytics import WeightOptions
 
     sample = sample_dataset(src, ruleset, client, workers=workers, filesystem=filesystem, cost=cost, los=los,
-                            year=year, batch_size=batch_size)
+                            year=year, batch_size=batch_size, progress=progress)
     return sample.weights(options if options is not None else WeightOptions())
 
 
@@ -80,12 +88,12 @@ def cells_dataset(src, ruleset: Any = DEFAULT_RULESET, client=None, *, workers: 
                   filesystem: pafs.FileSystem | None = None, hospital: str = "hospital_id",
                   cost: str = "total_cost", los: str = "los", discharge: str = "discharge",
                   department: str | None = None, death_codes: Sequence[str] = ("5",),
-                  batch_size: int = DEFAULT_BATCH):
+                  batch_size: int = DEFAULT_BATCH, progress=None):
     """The ``indices.IndexCells`` of a Parquet dataset, one task per file: each task returns only
     its (hospital, DRG) cells, so nothing per case crosses the network."""
     opts = {"hospital": hospital, "cost": cost, "los": los, "discharge": discharge, "department": department,
             "death_codes": tuple(death_codes)}
-    return _aggregate(_cells_fragment, src, ruleset, client, workers, filesystem, opts, batch_size)
+    return _aggregate(_cells_fragment, src, ruleset, client, workers, filesystem, opts, batch_size, progress)
 
 
 def indices_dataset(src, weights: Mapping[str, float], ruleset: Any = DEFAULT_RULESET, client=None, *,

@@ -445,16 +445,19 @@ class _Bar:
         self.stream, self.total, self.done, self.rows, self.new = stream, total, done, rows, 0
         self.start, self.shown, self.width = time.perf_counter(), 0.0, 0
 
-    def update(self, rows: int) -> None:
+    def update(self, rows: int | None) -> None:
+        """One more part done, with its row count (None where a task's result does not say)."""
         self.done += 1
-        self.rows += rows
-        self.new += rows
+        self.rows += rows or 0
+        self.new += rows or 0
         now = time.perf_counter()
         if self.stream is None or (now - self.shown < 0.2 and self.done < self.total):
             return
         self.shown = now
         rate = self.new / max(now - self.start, 1e-9)
-        text = f"{self.done}/{self.total} parts  {self.rows:,} rows  {rate:,.0f} rows/s"
+        text = f"{self.done}/{self.total} parts"
+        if rows is not None:
+            text += f"  {self.rows:,} rows  {rate:,.0f} rows/s"
         self.stream.write("\r" + text.ljust(self.width))
         self.stream.flush()
         self.width = len(text)

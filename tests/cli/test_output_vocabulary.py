@@ -351,6 +351,23 @@ def test_commands_show_progress_only_on_a_terminal(tmp_path, monkeypatch, weight
     assert r.exit_code == 0 and "\r" not in r.output
 
 
+def test_weights_and_indices_on_workers_show_files_done(tmp_path, weights_file):
+    """--workers runs report each finished file: '2/2 parts' (the per-file tasks do not stream rows)."""
+    two = tmp_path / "in"
+    two.mkdir()
+    t = pq.read_table(Y24)
+    pq.write_table(t.slice(0, 1500), two / "a.parquet")
+    pq.write_table(t.slice(1500), two / "b.parquet")
+    r = run("weights", two, *R, "--workers", "1", "-o", tmp_path / "w.csv", "--progress")
+    assert r.exit_code == 0, r.output
+    assert "\r2/2 parts" in r.output
+    r = run("indices", two, *R, "-w", weights_file, "--workers", "1", "-o", tmp_path / "i.csv", "--progress")
+    assert r.exit_code == 0, r.output
+    assert "\r2/2 parts" in r.output
+    r = run("indices", two, *R, "-w", weights_file, "--workers", "1", "-o", tmp_path / "i2.csv")
+    assert r.exit_code == 0 and "\r" not in r.output  # not a terminal, not asked: silent
+
+
 def test_csv_totals_are_estimated_from_the_file_size(tmp_path):
     from grouper._util.progress import estimate_rows
 
