@@ -6,6 +6,7 @@ a fresh interpreter whose ``sys.modules`` is read at the end."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -44,7 +45,7 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 def drg_modules(*args: str, cwd=None) -> tuple[str, set[str]]:
     """Run ``drg args`` in a fresh interpreter: (its stdout before the report, the modules it imported)."""
     p = subprocess.run([sys.executable, "-c", _RUN, json.dumps(list(args))], capture_output=True, text=True,
-                       cwd=cwd, timeout=300)
+                       cwd=cwd, timeout=300, env={**os.environ, "COLUMNS": "80"})  # help laid out at 80 columns
     assert p.returncode == 0, p.stderr
     out, _, report = p.stdout.rstrip("\n").rpartition("\n")
     doc = json.loads(report)
