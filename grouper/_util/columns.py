@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from grouper._util.errors import InputError
 
-__all__ = ["CODE_COLUMNS", "CODE_SEPARATORS", "CODE_WHITESPACE", "NUMBER_PATTERN", "NUMERIC_COLUMNS",
+__all__ = ["CODE_COLUMNS", "CODE_SEPARATORS", "CODE_WHITESPACE", "NAME_COLUMNS", "NUMBER_PATTERN", "NUMERIC_COLUMNS",
            "REQUIRED_COLUMNS", "check_columns", "closest_column", "is_text", "missing_columns", "split_codes",
            "split_joined", "to_string"]
 
@@ -31,6 +31,11 @@ NUMBER_PATTERN = r"^(?P<sign>[+-]?)0*(?P<digits>[0-9]{1,10})(?:\.0*)?$"
 CODE_SEPARATORS = "|,;；，"
 _SEPARATOR_CLASS = "[" + re.escape(CODE_SEPARATORS) + "]"
 _SEPARATOR_RE = re.compile(_SEPARATOR_CLASS)
+#: Result columns that spell out the code beside them (mdc -> mdc_name, ...): written for people
+#: (CSV, Excel, the printed table) and left out of columnar outputs (Parquet, Arrow) unless asked
+#: for (``drg group --names``): they held half of such a file and half its write time, for what
+#: one join with ``drg groups`` gives.
+NAME_COLUMNS = ("mdc_name", "adrg_name", "drg_name")
 #: Whitespace trimmed around codes (also by ``engine._codes.CodeTable`` and the reference).
 CODE_WHITESPACE = " \t\n\r\v\f\u00a0\u3000"
 

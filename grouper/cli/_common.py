@@ -9,7 +9,6 @@ from contextlib import contextmanager
 import click
 
 from grouper._util.errors import InputError
-from grouper.rulesets import RulesetError
 
 RULESET_HELP = "Ruleset name (see `drg rulesets`) or path to a ruleset folder."
 
@@ -19,6 +18,8 @@ def command_errors(*also: type[Exception], ruleset: Callable[[], str] | None = N
     """A command's failures as exit codes: a missing input column or a bad mapping is a usage
     error (2); a broken ruleset (named by ``ruleset()`` when given), I/O or bad data, and the
     exception types in ``also``, one line and exit 1."""
+    from grouper.rulesets import RulesetError  # here, not at the top: `drg --help` loads no ruleset code
+
     try:
         yield
     except InputError as exc:
@@ -44,6 +45,7 @@ def check_outputs(outputs, inputs=(), overwrite: bool = False) -> None:
 
 def make_grouper(ruleset: str, threads: int | None):
     from grouper.engine import Grouper
+    from grouper.rulesets import RulesetError
 
     try:
         return Grouper(ruleset, n_threads=threads)
@@ -208,7 +210,40 @@ def refuse_table_as_summary(summary, table_option: str) -> None:
 
 class DrgGroup(click.Group):
     """The ``drg`` command group: Ctrl-C (SIGINT) ends any command with one line and exit 130;
-    the command's outputs are temporary files until the end, so nothing is left behind."""
+    the command's outputs are temporary files until the end, so nothing is left behind.
+
+    ``lazy`` (name -> (module, attribute, short help)) names commands whose module is imported
+    only when the command is looked up (click's lazy-loading pattern): the command list in
+    ``--help`` is made from the short helps, importing nothing, and a loaded command is given
+    the same short help so that both lists read alike."""
+
+    def __init__(self, *args, lazy: dict[str, tuple[str, str, str]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx, cmd_name: str):
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            import importlib
+
+            module, attribute, short_help = self.lazy[cmd_name]
+            command = getattr(importlib.import_module(module), attribute)
+            command.short_help = short_help
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx, formatter) -> None:
+        """The command list of --help: loaded commands' own short help, the others' from ``lazy``."""
+        names = [n for n in self.list_commands(ctx) if n in self.lazy or not self.commands[n].hidden]
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = [(n, self.commands[n].get_short_help_str(limit) if n in self.commands else self.lazy[n][2])
+                for n in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx):
         try:

@@ -25,6 +25,10 @@ from grouper.rulesets import DEFAULT_RULESET
               "one named like an output column (status, drg, ...) is written as input_<name>.")
 @click.option("--keep-all", is_flag=True, help="Copy every input column (of the first input) to the output, "
               "except those named like output columns.")
+@click.option("--names/--no-names", default=None,
+              help="Write the name columns (mdc_name, adrg_name, drg_name). Default: in CSV and Excel "
+                   "outputs and the printed table, not in Parquet or Arrow files, whose metadata names "
+                   "the ruleset: `drg groups -r RULESET` lists the names by drg.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True,
               help="Rows per batch; memory use follows this, not the file size.")
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
@@ -44,14 +48,15 @@ from grouper.rulesets import DEFAULT_RULESET
                    "needs drg-grouper installed and the inputs and -o folder reachable. Needs drg-grouper[dask].")
 @output_options
 @input_options
-def group(inputs, output, ruleset, threads, keep, keep_all, batch_size, limit, summary, old_report,
+def group(inputs, output, ruleset, threads, keep, keep_all, names, batch_size, limit, summary, old_report,
           max_error_rate, workers, scheduler, overwrite, bom, progress):
     """Group the cases of INPUT... (files, folders, glob patterns: see `drg --help`) into one
     output, in order.
 
     Input columns: sex (1 male, 2 female), age (years), age_days, birth_weight (g),
     dx and px (principal first; list<string> or text joined with | , ;), case_id optional.
-    One output row per input row, in input order.
+    One output row per input row, in input order: case_id, status, mdc, adrg, drg, cc_level,
+    flags, reason_code and reason (Chinese), and in CSV/Excel (or with --names) the names.
 
     Exit codes: 0 done; 1 runtime or I/O error; 2 usage error (bad option, missing column);
     3 output written but the share of invalid/ungroupable cases is above --max-error-rate.
@@ -69,7 +74,7 @@ def group(inputs, output, ruleset, threads, keep, keep_all, batch_size, limit, s
     report = summary
     if workers is not None or scheduler is not None:
         return _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, report,
-                              max_error_rate, progress, workers, scheduler, bom)
+                              max_error_rate, progress, workers, scheduler, bom, names)
     if output is not None and Path(output).is_dir():
         raise click.UsageError(f"-o {output}: is a folder; folders are written with --workers or --scheduler")
     g = make_grouper(ruleset, threads)
@@ -77,7 +82,7 @@ def group(inputs, output, ruleset, threads, keep, keep_all, batch_size, limit, s
         summary, table = group_files(
             g, inputs, output, overwrite=overwrite, keep=True if keep_all else keep, batch_size=batch_size,
             report=report, max_error_rate=max_error_rate, progress=progress_stream(progress),
-            log=lambda msg: click.echo(msg, err=True), bom=bom)
+            log=lambda msg: click.echo(msg, err=True), bom=bom, names=names)
     if table is not None:
         click.echo(format_table(table, limit))
     click.echo(summary.line(), err=True)
@@ -88,7 +93,7 @@ def group(inputs, output, ruleset, threads, keep, keep_all, batch_size, limit, s
 
 
 def _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, batch_size, report, max_error_rate,
-                   progress, workers, scheduler, bom=False):
+                   progress, workers, scheduler, bom=False, names=None):
     """``drg group --workers/--scheduler``: grouper.scale.group_dataset into a folder."""
     from grouper.scale import group_dataset
 
@@ -107,7 +112,8 @@ def _group_dataset(inputs, output, ruleset, threads, overwrite, keep, keep_all, 
         result = group_dataset(
             list(inputs), output, g, client, workers=workers, keep=True if keep_all else keep,
             mapping=inputs.mapping, map_file=inputs.map_file, layout=inputs.layout, batch_size=batch_size,
-            overwrite=overwrite, report=report, max_error_rate=max_error_rate, progress=progress_stream(progress))
+            overwrite=overwrite, report=report, max_error_rate=max_error_rate, progress=progress_stream(progress),
+            names=bool(names))
     click.echo(result.line(), err=True)
     if result.failed:
         for row in result.failed[:10]:

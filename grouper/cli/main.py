@@ -16,11 +16,34 @@ from __future__ import annotations
 import click
 
 from grouper._util.version import __version__
-from grouper.cli import analytics, audit, dip, group, rulesets, serve, settle
 from grouper.cli._common import INPUT_HELP, DrgGroup
 
+#: Every ``drg`` command: name -> (module, its click command, short help for ``drg --help``).
+#: A command's module is imported only when it runs (or its own --help is asked for), so that
+#: ``drg group`` does not load the settlement, audit, DIP or web modules, and ``drg --help``
+#: loads none: its list is made from here (the commands carry the same short help when loaded).
+COMMANDS = {
+    "group": ("grouper.cli.group", "group", "Group case files into one output, one row per case."),
+    "explain": ("grouper.cli.group", "explain", "Show why one case lands in its group (and its price)."),
+    "rulesets": ("grouper.cli.rulesets", "rulesets", "List the rulesets this installation knows."),
+    "groups": ("grouper.cli.rulesets", "groups", "List a scheme's MDCs, ADRGs and DRGs with their names."),
+    "validate-ruleset": ("grouper.cli.rulesets", "validate_ruleset",
+                         "Check a ruleset folder's tables, then compile it."),
+    "compile": ("grouper.cli.rulesets", "compile_command", "Compile a ruleset as the grouper would; say what it holds."),
+    "synth": ("grouper.cli.rulesets", "synth", "Write a SYNTHETIC province of cases (no real patients)."),
+    "regroup": ("grouper.cli.analytics", "regroup", "Regroup cases into another ruleset: who moves where."),
+    "weights": ("grouper.cli.analytics", "weights", "Relative weights (RW) per DRG from case files with costs."),
+    "indices": ("grouper.cli.analytics", "indices", "Hospital indices: CMI, cost and time indices, mortality."),
+    "recalibrate": ("grouper.cli.analytics", "recalibrate", "Compare two weight sets on the same cases."),
+    "settle": ("grouper.cli.settle", "settle", "DRG settlement of cases under a payment pack."),
+    "dip": ("grouper.cli.dip", "dip", "DIP (按病种分值付费): catalogue, assign, settle."),
+    "audit": ("grouper.cli.audit", "audit", "Audit cases: coding edits and provider screens (智能审核)."),
+    "serve": ("grouper.cli.serve", "serve", "Serve grouping over HTTP, with a web page for coders."),
+}
 
-@click.group(cls=DrgGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=INPUT_HELP)
+
+@click.group(cls=DrgGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=INPUT_HELP)
 @click.version_option(__version__, prog_name="drg-grouper")
 def main() -> None:
     """drg-grouper: group inpatient cases into CHS-DRG groups, exactly and fast.
@@ -38,12 +61,6 @@ def main() -> None:
     command leaves none of its outputs.
     """
 
-
-for command in (group.group, group.explain, rulesets.rulesets, rulesets.groups, rulesets.validate_ruleset, rulesets.compile_command,
-                rulesets.synth,
-                analytics.regroup, analytics.weights, analytics.indices, analytics.recalibrate, settle.settle,
-                dip.dip, audit.audit, serve.serve):
-    main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -12,12 +12,30 @@ from typing import Callable, Iterable, Iterator, Mapping, TextIO
 import pyarrow as pa
 
 from grouper._util.batches import conform, empty_batch, unified_schema
+from grouper._util.columns import NAME_COLUMNS
 from grouper._util.progress import Progress, estimate_rows, total_rows
 from grouper.engine import OUTPUT_COLUMNS, BatchCounts, RunSummary
 from grouper.io import (DEFAULT_BATCH, LAYOUTS, CaseInputs, CaseSource, OutputSet, Source, check_outputs, load_mapping,
-                        write_batches)
+                        table_kind, write_batches)
 
-__all__ = ["group_file", "group_files"]
+__all__ = ["group_file", "group_files", "names_hint", "result_columns"]
+
+
+def result_columns(output: str | os.PathLike | None, names: bool | None = None) -> tuple[str, ...]:
+    """The result columns of ``drg group`` into ``output``: all of them (OUTPUT_COLUMNS) for
+    people (CSV, Excel, a table in memory or printed: output None); without the name columns
+    (NAME_COLUMNS) in a columnar file (Parquet, Arrow), where one join with ``drg groups`` gives
+    them. ``names`` True or False decides instead of the format (``--names/--no-names``)."""
+    if names is None:
+        names = output is None or table_kind(output) in ("csv", "xlsx")
+    return OUTPUT_COLUMNS if names else tuple(c for c in OUTPUT_COLUMNS if c not in NAME_COLUMNS)
+
+
+def names_hint(grouper, columns) -> dict[bytes, bytes]:
+    """Schema metadata of an output whose ``columns`` leave the names out: where to find them."""
+    if any(c in columns for c in NAME_COLUMNS):
+        return {}
+    return {b"drg.names": f"drg groups -r {grouper.compiled.name}".encode()}
 
 
 def group_files(grouper, inputs: Iterable[str | os.PathLike], output: str | os.PathLike | None = None, *,
@@ -25,12 +43,13 @@ def group_files(grouper, inputs: Iterable[str | os.PathLike], output: str | os.P
                 mapping: Mapping[str, str] | Iterable[str] = (), map_file: str | os.PathLike | None = None,
                 layout: str = "auto", report: str | os.PathLike | None = None, max_error_rate: float | None = None,
                 progress: TextIO | None = None, log: Callable[[str], None] | None = None,
-                encoding: str | None = None, sheet: str | None = None, bom: bool = False
-                ) -> tuple[RunSummary, pa.Table | None]:
+                encoding: str | None = None, sheet: str | None = None, bom: bool = False,
+                names: bool | None = None) -> tuple[RunSummary, pa.Table | None]:
     """``drg group``: files, folders and glob patterns in order into one ``output`` (in memory
     when None), with column ``mapping``, the wide ``layout``, a JSON ``report``, a ``progress``
     line, ``summary.breach`` set when the error rate is above ``max_error_rate`` and ``bom``
-    starting a CSV output with a UTF-8 byte order mark. ``inputs`` given as ``CaseInputs``
+    starting a CSV output with a UTF-8 byte order mark. ``names``: the name columns, by default
+    only where people read the output (``result_columns``). ``inputs`` given as ``CaseInputs``
     bring their read options; the keyword arguments win over them."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r}: use one of {', '.join(LAYOUTS)}")
@@ -47,18 +66,20 @@ def group_files(grouper, inputs: Iterable[str | os.PathLike], output: str | os.P
         log(f"no dx column: reading {n} of {len(sources)} input(s) as the wide 病案首页 layout "
             f"({', '.join(wide)} column names); --layout canonical turns this off")
     return _run(grouper, sources, output, overwrite=overwrite, n_threads=n_threads, keep=keep,
-                report=report, max_error_rate=max_error_rate, progress=progress, bom=bom)
+                report=report, max_error_rate=max_error_rate, progress=progress, bom=bom, names=names)
 
 
 def group_file(grouper, source: Source, output: str | os.PathLike | None, *, overwrite: bool = False,
-               n_threads: int | None = None, keep=()) -> tuple[RunSummary, pa.Table | None]:
+               n_threads: int | None = None, keep=(), names: bool | None = None) -> tuple[RunSummary, pa.Table | None]:
     """Stream one opened ``source`` through ``grouper`` into ``output`` (or into memory when None)."""
-    return _run(grouper, [CaseSource(source)], output, overwrite=overwrite, n_threads=n_threads, keep=keep)
+    return _run(grouper, [CaseSource(source)], output, overwrite=overwrite, n_threads=n_threads, keep=keep,
+                names=names)
 
 
 def _run(grouper, sources: list[CaseSource], output, *, overwrite=False, n_threads=None, keep=(), report=None,
-         max_error_rate=None, progress=None, bom=False) -> tuple[RunSummary, pa.Table | None]:
+         max_error_rate=None, progress=None, bom=False, names=None) -> tuple[RunSummary, pa.Table | None]:
     schemas = [s.schema for s in sources]
+    columns = result_columns(output, names)
     if keep is True:  # every other column of the first input, which the others must have too
         keep = [c for c in schemas[0].names if c not in OUTPUT_COLUMNS]
     outs = []
@@ -66,8 +87,9 @@ def _run(grouper, sources: list[CaseSource], output, *, overwrite=False, n_threa
         s.check(grouper.encoder.required, ["case_id", *grouper.encoder.columns])
         s.check(keep)
         with s.named_errors():
-            outs.append(grouper.group_batch(empty_batch(schema), keep=keep).schema)
-    target = unified_schema(outs, grouper.metadata)
+            outs.append(grouper.group_batch(empty_batch(schema), keep=keep, columns=columns).schema)
+    hint = names_hint(grouper, columns)
+    target = unified_schema(outs, {**grouper.metadata, **hint})
     check_outputs([output, report], [s.path for s in sources], overwrite=overwrite)
     wanted = {"case_id", *grouper.encoder.columns, *keep}  # columns the scheme ignores stay undecoded
     readers = [s.read(wanted) for s in sources]  # every file's columns checked, none read yet
@@ -85,8 +107,10 @@ def _run(grouper, sources: list[CaseSource], output, *, overwrite=False, n_threa
             for s, reader in zip(sources, readers):
                 for b in reader:  # the next batch is read while this one is grouped
                     with s.named_errors():
-                        out = grouper.group_batch(b, n_threads=n_threads, keep=keep, row_offset=done)
+                        out = grouper.group_batch(b, n_threads=n_threads, keep=keep, row_offset=done, columns=columns)
                     out = conform(out, target)
+                    if hint:
+                        out = out.replace_schema_metadata(target.metadata)
                     counts.add(out)
                     done += out.num_rows
                     if bar is not None:

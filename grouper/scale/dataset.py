@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from grouper._util.batches import conform, empty_batch, unified_schema
 from grouper._util.errors import first_line
 from grouper._util.version import __version__
-from grouper._util.columns import check_columns
+from grouper._util.columns import NAME_COLUMNS, check_columns
 from grouper._util.errors import InputError
 from grouper.engine import STATUS_LABELS, BatchCounts, Flag, RunSummary
 from grouper.io import (CANONICAL_COLUMNS, DEFAULT_BATCH, ColumnPlan, check_outputs, load_mapping,
@@ -89,6 +89,7 @@ class _Job:
     batch_size: int
     run_key: dict
     writer_options: dict = field(default_factory=dict)
+    columns: tuple[str, ...] | None = None  # result columns (None: all of them)
 
 
 _MALLOC_CHECKED = False
@@ -133,7 +134,8 @@ def _group_piece(piece: _Piece, job: _Job) -> dict:
             for rg in range(*piece.row_groups):
                 for b in pf.iter_batches(batch_size=job.batch_size, row_groups=[rg], columns=list(piece.columns),
                                          use_threads=False):
-                    out = job.grouper.group_batch(piece.plan.apply(b), n_threads=1, keep=job.keep, row_offset=offset)
+                    out = job.grouper.group_batch(piece.plan.apply(b), n_threads=1, keep=job.keep, row_offset=offset,
+                                                  **({} if job.columns is None else {"columns": job.columns}))
                     out = conform(out, job.target)
                     writer.write_batch(out, row_group_size=1 << 20)
                     counts.add(out)
@@ -200,7 +202,8 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
                   mapping: Mapping[str, str] | Iterable[str] = (), map_file: str | os.PathLike | None = None,
                   layout: str = "auto", batch_size: int = DEFAULT_BATCH, split_rows: int | None = DEFAULT_SPLIT_ROWS,
                   overwrite: bool = False, retries: int = 2, report: str | os.PathLike | None = None,
-                  max_error_rate: float | None = None, progress: TextIO | None = None) -> DatasetResult:
+                  max_error_rate: float | None = None, progress: TextIO | None = None,
+                  names: bool = False) -> DatasetResult:
     """Group the Parquet dataset ``src`` into the folder ``dst``, one task per piece, on the
     Dask ``client`` or (without one) a pool of ``workers`` local processes.
 
@@ -211,7 +214,8 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
     rows with several row groups: ``part-<name>-00000.parquet``, ... at row-group boundaries),
     rows in input order; the parts read in manifest order are exactly what ``drg group`` writes
     for the files in listing order. ``keep``, ``mapping``/``map_file``, ``layout`` and
-    ``batch_size`` are ``drg group``'s.
+    ``batch_size`` are ``drg group``'s; so is ``names``: the name columns (mdc_name, adrg_name,
+    drg_name), left out by default as from every Parquet output of ``drg group``.
 
     Rerunning with the same arguments skips the pieces already complete; ``overwrite`` starts
     afresh; a folder holding another run (other ruleset or options) or other files is refused.
@@ -248,16 +252,20 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
             check_columns(schema.names, keep)
         except InputError as exc:
             raise InputError(f"{f['path']}: {exc}") from None
+    from grouper.engine import OUTPUT_COLUMNS
+
+    columns = OUTPUT_COLUMNS if names else tuple(c for c in OUTPUT_COLUMNS if c not in NAME_COLUMNS)
     outs: dict[pa.Schema, pa.Schema] = {}
     for f, schema in zip(files, schemas):  # also refuses unusable column types, before any work
         if schema not in outs:
             try:
-                outs[schema] = g.group_batch(empty_batch(schema), keep=keep).schema
+                outs[schema] = g.group_batch(empty_batch(schema), keep=keep, columns=columns).schema
             except InputError as exc:
                 raise InputError(f"{f['path']}: {exc}") from None
-    target = unified_schema([outs[s] for s in schemas], g.metadata)
+    hint = {} if names else {b"drg.names": f"drg groups -r {g.compiled.name}".encode()}  # as drg group's
+    target = unified_schema([outs[s] for s in schemas], {**g.metadata, **hint})
     run_key = {"grouper_version": __version__, "ruleset": g.compiled.name, "fingerprint": g.compiled.fingerprint,
-               "keep": keep, "mapping": columns_map, "layout": layout, "split_rows": split_rows}
+               "keep": keep, "mapping": columns_map, "layout": layout, "split_rows": split_rows, "names": names}
     pieces = _pieces(files, [rel for _, rel in frags], plans, {*CANONICAL_COLUMNS, *keep}, split_rows)
 
     if report is not None:  # never one of the inputs, even with overwrite
@@ -302,7 +310,7 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
 
     save()
     todo = [p for p, r in zip(pieces, rows) if r is None]
-    job = _Job(g, src_fs, dst_fs, dst_path, keep, target, batch_size, run_key, parquet_writer_options(target))
+    job = _Job(g, src_fs, dst_fs, dst_path, keep, target, batch_size, run_key, parquet_writer_options(target), columns)
     last_save = [time.perf_counter()]
     bar = _Bar(progress, len(pieces), resumed, sum(r["rows_in"] for r in rows if r is not None))
 

@@ -80,8 +80,8 @@ def assert_same(got: pa.Table, expected: pa.Table) -> None:
 
 
 def expected_of(g, paths, **kw) -> pa.Table:
-    """What `drg group` produces for these files in this order."""
-    _, table = group_files(g, [str(p) for p in paths], **kw)
+    """What `drg group` writes to Parquet for these files in this order (no name columns)."""
+    _, table = group_files(g, [str(p) for p in paths], names=False, **kw)
     return table
 
 

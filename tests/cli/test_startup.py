@@ -1,0 +1,137 @@
+"""Start-up: ``drg`` imports only what the command it runs needs. ``drg --help`` lists every
+command without importing one; ``drg group`` on a small file loads none of the modules of the
+other commands nor the optional libraries it does not use. Behaviour, not timing: each run is
+a fresh interpreter whose ``sys.modules`` is read at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import click
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from grouper.cli._common import DrgGroup
+from grouper.cli.main import COMMANDS, main
+
+from conftest import DATA
+
+#: Modules that `drg group` never needs for Parquet, CSV or Arrow files: the other commands'
+#: layers, Excel, pandas, plotting, Dask and the web stack.
+NOT_FOR_GROUP = ("grouper.cli.analytics", "grouper.cli.audit", "grouper.cli.dip", "grouper.cli.rulesets",
+                 "grouper.cli.serve", "grouper.cli.settle", "grouper.analytics", "grouper.audit", "grouper.payment",
+                 "grouper.report", "grouper.scale", "grouper.serve", "grouper.io.xlsx", "fastexcel", "openpyxl",
+                 "pandas", "matplotlib", "dask", "distributed", "fastapi", "uvicorn", "jinja2")
+
+_RUN = """
+import json, sys
+sys.argv = ["drg", *json.loads(sys.argv[1])]
+from grouper.cli import main
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def drg_modules(*args: str, cwd=None) -> tuple[str, set[str]]:
+    """Run ``drg args`` in a fresh interpreter: (its stdout before the report, the modules it imported)."""
+    p = subprocess.run([sys.executable, "-c", _RUN, json.dumps(list(args))], capture_output=True, text=True,
+                       cwd=cwd, timeout=300, env={**os.environ, "COLUMNS": "80"})  # help laid out at 80 columns
+    assert p.returncode == 0, p.stderr
+    out, _, report = p.stdout.rstrip("\n").rpartition("\n")
+    doc = json.loads(report)
+    assert doc["code"] in (0, None), p.stderr
+    return out, set(doc["modules"])
+
+
+def loaded(modules: set[str], names) -> list[str]:
+    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
+
+
+@pytest.fixture(scope="module")
+def one_row(tmp_path_factory) -> dict[str, str]:
+    """A one-case file in each format that `drg group` reads without an optional library."""
+    folder = tmp_path_factory.mktemp("one")
+    lines = (DATA / "chs-drg-1.1" / "sample.csv").read_text(encoding="utf-8").splitlines()[:2]
+    csv = folder / "one.csv"
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    table = pa.table({"case_id": ["1"], "sex": [1], "age": [65], "dx": [["C61.x00"]], "px": [["60.5x02"]]})
+    pq.write_table(table, folder / "one.parquet")
+    with pa.ipc.new_file(folder / "one.arrow", table.schema) as w:
+        w.write_table(table)
+    return {k: str(folder / f"one.{k}") for k in ("csv", "parquet", "arrow")}
+
+
+@pytest.mark.parametrize("source, target", [("parquet", "parquet"), ("csv", "csv"), ("arrow", "arrow"),
+                                            ("parquet", None)])
+def test_drg_group_imports_only_what_it_needs(one_row, tmp_path, grouper11, source, target):
+    args = ["group", one_row[source], "-r", "chs-drg-1.1"]
+    if target is not None:
+        args += ["-o", str(tmp_path / f"out.{target}")]
+    out, modules = drg_modules(*args)
+    assert loaded(modules, NOT_FOR_GROUP) == []
+    assert "grouper.cli.group" in modules and "grouper.engine.grouper" in modules  # it did run
+    if target is None:
+        assert "MA19" in out  # the table printed for people
+    else:
+        assert (tmp_path / f"out.{target}").stat().st_size > 0
+
+
+def test_help_lists_every_command_and_imports_none():
+    out, modules = drg_modules("--help")
+    listed = _listed(out)
+    assert listed == {name: short for name, (_, _, short) in COMMANDS.items()}
+    assert loaded(modules, ("grouper.cli.group", "grouper.engine", "grouper.rulesets", "grouper.io", "numpy",
+                            "pyarrow")) == []
+
+
+def test_version_imports_no_engine():
+    out, modules = drg_modules("--version")
+    assert "drg-grouper, version" in out
+    assert loaded(modules, ("grouper.engine", "numpy", "pyarrow")) == []
+
+
+def _listed(help_text: str) -> dict[str, str]:
+    """The 'Commands:' section of a help text: name -> short help (one line each)."""
+    section = help_text.split("\nCommands:\n", 1)[1].split("\n\n", 1)[0]
+    rows = [line.split(None, 1) for line in section.splitlines()]
+    assert all(line.startswith("  ") and not line.startswith("   ") for line in section.splitlines()), section
+    return {name: short for name, short in rows}
+
+
+def test_every_registered_command_loads_under_its_name():
+    ctx = click.Context(main)
+    for name, (module, attribute, short) in COMMANDS.items():
+        command = main.get_command(ctx, name)
+        assert isinstance(command, click.Command) and command.name == name, (name, module, attribute)
+        assert command.short_help == short
+        assert len(short) <= 80 - 6 - max(map(len, COMMANDS)), f"{name}: short help wraps at 80 columns"
+    assert main.list_commands(ctx) == sorted(COMMANDS)
+    assert main.get_command(ctx, "no-such-command") is None
+
+
+def test_help_reads_the_same_before_and_after_the_commands_load():
+    fresh = click.group(cls=DrgGroup, lazy=COMMANDS)(lambda: None)
+    before = CliRunner().invoke(fresh, ["--help"], terminal_width=80).output
+    for name in COMMANDS:
+        fresh.get_command(click.Context(fresh), name)
+    assert set(fresh.commands) == set(COMMANDS)
+    assert CliRunner().invoke(fresh, ["--help"], terminal_width=80).output == before
+    assert set(_listed(before)) == set(COMMANDS)
+
+
+def test_subcommand_help_and_unknown_command():
+    runner = CliRunner()
+    result = runner.invoke(main, ["dip", "--help"])
+    assert result.exit_code == 0 and "catalogue" in result.output
+    result = runner.invoke(main, ["no-such-command"])
+    assert result.exit_code == 2 and "No such command" in result.output
