@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from grouper._util.version import __version__
 from grouper.rulesets import describe
-from grouper.serve.cases import RequestError, group_arrow, group_json
+from grouper.serve.cases import RequestError, group_arrow, group_json, one_line, shown
 from grouper.serve.schemas import CASE_EXAMPLE, CaseIn, CodeHit, ErrorOut, GroupOut, GroupsOut, RulesetOut
 from grouper.serve.service import ServeConfig, Service
 
@@ -31,7 +31,7 @@ _ERRORS = {c: {"model": ErrorOut} for c in (400, 401, 404, 413, 415, 422)}
 
 
 def _error(status: int, message: str, detail=None, headers=None) -> JSONResponse:
-    body = {"error": message}
+    body = {"error": one_line(message)}
     if detail is not None:
         body["detail"] = detail
     return JSONResponse(body, status_code=status, headers=headers)
@@ -83,7 +83,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     async def validation_error(request: Request, exc: RequestValidationError):
         errs = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
         first = errs[0] if errs else {"loc": [], "msg": "invalid request"}
-        return _error(422, f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}", errs)
+        return _error(422, f"{'.'.join(shown(p) for p in first['loc'])}: {first['msg']}", errs)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -100,7 +100,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     def ruleset_of(name: str | None):
         g = svc.grouper(name)
         if g is None:
-            raise RequestError(404, f"no ruleset {name!r} in this service (served: {', '.join(svc.groupers)})")
+            raise RequestError(404, f"no ruleset {shown(name, quote=True)} in this service (served: {', '.join(svc.groupers)})")
         return g
 
     guarded = [Depends(authorized)]
@@ -123,7 +123,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
             data = await run_in_threadpool(group_arrow, svc, g, body)
             return Response(data, media_type=ARROW)
         if kind not in ("application/json", ""):
-            raise RequestError(415, f"content type {kind!r}: send application/json or {ARROW}")
+            raise RequestError(415, f"content type {shown(kind, quote=True)}: send application/json or {ARROW}")
         body = await _read_body(request, config.max_body_bytes)
         return JSONResponse(group_json(svc, name, body, explain))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pyarrow as pa
 from pydantic import TypeAdapter, ValidationError
@@ -16,17 +17,48 @@ from grouper.serve.pricing import case_payment
 from grouper.serve.schemas import CaseIn
 from grouper.serve.service import Service
 
-__all__ = ["RequestError", "group_arrow", "group_json", "parse_json"]
+__all__ = ["RequestError", "group_arrow", "group_json", "one_line", "parse_json", "shown"]
 
 _CASE = TypeAdapter(CaseIn)
 _FIELDS = ("sex", "age", "age_days", "birth_weight", "los", "discharge", "dept")
 _FLAG_BITS = [f for f in Flag if f.value and (f.value & (f.value - 1)) == 0]
 
 
+_PLAIN = re.compile(r"[\w.\-]+")  # shown as it is; anything else is quoted
+MAX_SHOWN = 40  # characters of a client's text echoed in a message
+MAX_MESSAGE = 1000
+
+
+def shown(text: object, limit: int = MAX_SHOWN, quote: bool = False) -> str:
+    """A client's text (a field or ruleset name, a content type) as an error message may echo
+    it: plain names as they are (unless ``quote``), anything else quoted and escaped like
+    Python's repr (no line break or control character gets through), at most ``limit``
+    characters of it."""
+    text = str(text)
+    if len(text) <= limit and not quote and _PLAIN.fullmatch(text):
+        return text
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def _bounded(p):
+    """A location part of pydantic's detail (a field name may be any text the client sent)."""
+    return p[:MAX_SHOWN] + "..." if isinstance(p, str) and len(p) > MAX_SHOWN else p
+
+
+def one_line(message: str) -> str:
+    """The last guard of every error message: one line of printable text, bounded in length."""
+    if not message.isprintable():
+        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "..."
+
+
 class RequestError(Exception):
-    """A client error: HTTP ``status`` and a message (plus pydantic's ``detail`` when given)."""
+    """A client error: HTTP ``status`` and a one-line message (plus pydantic's ``detail`` when given)."""
 
     def __init__(self, status: int, message: str, detail: list | None = None):
+        message = one_line(message)
         super().__init__(message)
         self.status, self.message, self.detail = status, message, detail
 
@@ -79,7 +111,7 @@ def _validate(doc: object, max_cases: int, max_codes: int) -> tuple[list[CaseIn]
         except ValidationError as exc:
             errs = exc.errors(include_url=False, include_context=False, include_input=False)
             raise RequestError(422, where + _message(errs[0]),
-                               [{**e, "loc": ([] if single else [i]) + list(e["loc"])} for e in errs]) from None
+                               [{**e, "loc": ([] if single else [i]) + [_bounded(p) for p in e["loc"]]} for e in errs]) from None
         for k in ("dx", "px"):
             n = len(_codes(getattr(c, k)))
             if n > max_codes:
@@ -98,7 +130,7 @@ def _message(err: dict) -> str:
     """One line for pydantic's first error: the field and what it takes, without the names of
     the union's members pydantic puts in the location."""
     loc = [p for p in err["loc"]]
-    field = str(loc[0]) if loc else "case"
+    field = shown(loc[0]) if loc else "case"
     if err["type"] == "extra_forbidden":
         return f"{field}: not a case field (fields: {', '.join(CaseIn.model_fields)})"
     if not loc:
