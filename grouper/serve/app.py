@@ -7,7 +7,9 @@ offline); the OpenAPI document is at /openapi.json."""
 from __future__ import annotations
 
 import hmac
+import json
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -63,11 +65,104 @@ def _request_body_doc() -> dict:
                 "description": "Arrow IPC stream with the case columns (case_id, sex, age, dx, px, ...)"}}}
 
 
+class _App(FastAPI):
+    """FastAPI with a short way through for the request a hospital system sends most: one JSON
+    case (or a list) to POST /v1/group. ``_fast`` answers it without the middleware stack, the
+    dependency solver and the parameter models when everything about it is plain and it groups
+    (a 200); anything else, errors included, goes on to the FastAPI route, which gives its usual
+    answer (the body already read is handed on). The route stays the API's definition (OpenAPI)."""
+
+    fast_answers = 0  # requests answered by _fast (the tests check it is used)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/v1/group" and scope["method"] == "POST" \
+                and not scope.get("root_path"):
+            await self._fast(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _fast(self, scope, receive, send):
+        svc: Service = self.state.service
+        config = svc.config
+        head: dict[bytes, bytes] = {}
+        for k, v in scope["headers"]:
+            if k in _FAST_HEADERS:
+                if k in head or k == b"origin":  # repeated, or a browser's (CORS): the usual way
+                    return await super().__call__(scope, receive, send)
+                head[k] = v
+        kind = head.get(b"content-type", b"application/json").decode("latin-1").split(";")[0].strip().lower()
+        ruleset, explain = _fast_query(scope["query_string"])
+        length = head.get(b"content-length", b"")
+        if kind not in ("application/json", "") or explain is None or svc.grouper(ruleset) is None \
+                or (length.isdigit() and int(length) > config.max_body_bytes) \
+                or (config.token is not None and not _bearer_ok(head.get(b"authorization", b""), config.token)):
+            return await super().__call__(scope, receive, send)
+        got, size, more = [], 0, True
+        while more:
+            message = await receive()
+            got.append(message)
+            if message["type"] != "http.request":
+                return await super().__call__(scope, _replay(got, receive), send)
+            size += len(message.get("body", b""))
+            if size > config.max_body_bytes:
+                return await super().__call__(scope, _replay(got, receive), send)
+            more = message.get("more_body", False)
+        body = got[0].get("body", b"") if len(got) == 1 else b"".join(m.get("body", b"") for m in got)
+        try:
+            data = json.dumps(group_json(svc, svc.grouper(ruleset).ruleset.name, body, explain), ensure_ascii=False,
+                              allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
+        except Exception:  # an error answer (or a fault) is the route's to give, exactly as always
+            return await super().__call__(scope, _replay(got, receive), send)
+        self.fast_answers += 1
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(data)).encode()), (b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": data})
+
+
+_FAST_HEADERS = frozenset((b"content-type", b"content-length", b"authorization", b"origin"))
+_TRUE_FALSE = {"1": True, "true": True, "0": False, "false": False}
+
+
+def _fast_query(query: bytes) -> tuple[str | None, bool | None]:
+    """(ruleset, explain) of a plain query string; explain None when _fast should not answer
+    (an unknown or repeated parameter, a value the route would have to judge)."""
+    if not query:
+        return None, False
+    ruleset, explain, seen = None, False, set()
+    for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if k in seen or not v:
+            return None, None
+        seen.add(k)
+        if k == "ruleset" and len(v) <= 64:
+            ruleset = v
+        elif k == "explain" and v in _TRUE_FALSE:
+            explain = _TRUE_FALSE[v]
+        else:
+            return None, None
+    return ruleset, explain
+
+
+def _bearer_ok(header: bytes, token: str) -> bool:
+    scheme, _, got = header.decode("latin-1").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(got.strip().encode(), token.encode())
+
+
+def _replay(messages: list, receive):
+    """``receive`` that first gives back the messages already read."""
+    pending = iter(messages)
+
+    async def again():
+        for m in pending:
+            return m
+        return await receive()
+    return again
+
+
 def create_app(config: ServeConfig | None = None) -> FastAPI:
     """The application for ``config`` (default: from the environment, see ``ServeConfig.from_env``)."""
     config = config or ServeConfig.from_env()
     svc = Service(config)
-    app = FastAPI(title="drg-grouper", version=__version__, docs_url=None, redoc_url=None,
+    app = _App(title="drg-grouper", version=__version__, docs_url=None, redoc_url=None,
                   description="CHS-DRG grouping as a service: one case or a list as JSON, thousands as an "
                               "Arrow stream. Errors answer `{\"error\": message}` with a 4xx status.")
     app.state.service = svc

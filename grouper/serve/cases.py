@@ -21,7 +21,12 @@ __all__ = ["RequestError", "group_arrow", "group_json", "one_line", "parse_json"
 
 _CASE = TypeAdapter(CaseIn)
 _FIELDS = ("sex", "age", "age_days", "birth_weight", "los", "discharge", "dept")
-_FLAG_BITS = [f for f in Flag if f.value and (f.value & (f.value - 1)) == 0]
+_SCALAR, _CODES, _MONEY, _LABEL = range(4)  # the kinds of CaseIn's fields, for _plain_case
+_KINDS = {"case_id": _SCALAR, "sex": _SCALAR, "age": _SCALAR, "age_days": _SCALAR, "birth_weight": _SCALAR,
+          "dx": _CODES, "px": _CODES, "los": _SCALAR, "discharge": _SCALAR, "dept": _SCALAR, "cost": _MONEY,
+          "patient_share": _MONEY, "hospital_level": _LABEL, "insurance_type": _LABEL}
+_SURROGATE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+_REASONS = [(int(f), f.name, describe_flags(f)) for f in Flag if f.value and (f.value & (f.value - 1)) == 0]
 
 
 _PLAIN = re.compile(r"[\w.\-]+")  # shown as it is; anything else is quoted
@@ -92,8 +97,46 @@ def _codes(v) -> list:
     return [c for c in v if c is not None]
 
 
-def _validate(doc: object, max_cases: int, max_codes: int) -> tuple[list[CaseIn], bool]:
-    """(cases, whether one case was sent as an object) or a 413/422."""
+def _plain_case(item: object) -> dict | None:
+    """The case as ``CaseIn.model_validate(item).model_dump()`` gives it, for the plain shapes a
+    hospital system sends (every value exactly str, int, float or null, codes as short strings,
+    money in bounds), without building a model; None for anything else, which pydantic then
+    decides and words the errors of. The tests check that both agree wherever this answers."""
+    if type(item) is not dict:
+        return None
+    out = {k: None for k in _KINDS}
+    for k, v in item.items():
+        kind = _KINDS.get(k)
+        t = type(v)
+        if kind is None:
+            return None
+        if kind == _SCALAR:
+            if not (v is None or t is int or t is float or (t is str and len(v) <= 64)):
+                return None
+            out[k] = v
+        elif kind == _CODES:
+            if t is str and len(v) <= 4096:
+                out[k] = v
+            elif t is list and all(c is None or (type(c) is str and len(c) <= 32) for c in v):
+                out[k] = list(v)
+            else:
+                return None
+        elif kind == _MONEY:
+            if not (v is None or ((t is int or t is float) and 0 <= v <= 1e9)):
+                return None
+            out[k] = None if v is None else float(v)
+        elif v is None or (t is str and len(v) <= 32):  # _LABEL
+            out[k] = v
+        else:
+            return None
+    for k in ("dx", "px"):
+        if out[k] is None:
+            out[k] = []
+    return out
+
+
+def _validate(doc: object, max_cases: int, max_codes: int, plain: bool = True) -> tuple[list[dict], bool]:
+    """(cases as ``CaseIn.model_dump`` gives them, whether one case was sent as an object) or a 413/422."""
     single = isinstance(doc, dict)
     items = [doc] if single else doc
     if not isinstance(items, list):
@@ -106,14 +149,17 @@ def _validate(doc: object, max_cases: int, max_codes: int) -> tuple[list[CaseIn]
     cases = []
     for i, item in enumerate(items):
         where = "" if single else f"case {i}: "
-        try:
-            c = _CASE.validate_python(item)
-        except ValidationError as exc:
-            errs = exc.errors(include_url=False, include_context=False, include_input=False)
-            raise RequestError(422, where + _message(errs[0]),
-                               [{**e, "loc": ([] if single else [i]) + [_bounded(p) for p in e["loc"]]} for e in errs]) from None
+        c = _plain_case(item) if plain else None
+        if c is None:  # anything but the plain shapes: pydantic decides, and words its errors
+            try:
+                c = _CASE.validate_python(item).model_dump()
+            except ValidationError as exc:
+                errs = exc.errors(include_url=False, include_context=False, include_input=False)
+                raise RequestError(422, where + _message(errs[0]),
+                                   [{**e, "loc": ([] if single else [i]) + [_bounded(p) for p in e["loc"]]}
+                                    for e in errs]) from None
         for k in ("dx", "px"):
-            n = len(_codes(getattr(c, k)))
+            n = len(_codes(c[k]))
             if n > max_codes:
                 raise RequestError(422, f"{where}{k}: {n} codes; at most {max_codes} per case")
         cases.append(c)
@@ -157,22 +203,23 @@ def _severity(explanation, g: Grouper, level: str | None) -> dict | None:
             "cc": named(step["cc"]), "excluded": named(step["excluded"])}
 
 
-def _result(svc: Service, name: str, g: Grouper, case: CaseIn, explain: bool) -> dict:
-    raw = case.model_dump()
-    fields = {k: raw[k] for k in _FIELDS}
+def _result(svc: Service, name: str, g: Grouper, case: dict, explain: bool) -> dict:
+    fields = {k: case[k] for k in _FIELDS}
+    dx, px = _codes(case["dx"]), _codes(case["px"])
     try:
         if explain:
-            e = g.explain({**fields, "dx": _codes(case.dx), "px": _codes(case.px)})
+            e = g.explain({**fields, "dx": dx, "px": px})
             r = e.result
         else:
-            r = g.group_one(dx=_codes(case.dx), px=_codes(case.px), **fields)
+            r = g.group_one(dx=dx, px=px, **fields)
     except InputError as exc:
         raise RequestError(422, str(exc)) from None
-    out = {"case_id": case.case_id, "ruleset": name, "status": r.status, "status_name": STATUS_NAMES_ZH[r.status],
+    flags = int(r.flags)
+    out = {"case_id": case["case_id"], "ruleset": name, "status": r.status, "status_name": STATUS_NAMES_ZH[r.status],
            "mdc": r.mdc, "mdc_name": r.mdc_name, "adrg": r.adrg, "adrg_name": r.adrg_name, "drg": r.drg,
-           "drg_name": r.drg_name, "cc_level": r.cc_level, "flags": int(r.flags),
-           "reasons": [{"flag": b.name, "message": describe_flags(b)} for b in _FLAG_BITS if r.flags & b]}
-    pay = case_payment(out, raw, svc.pricing.weights.get(name), svc.pricing.pack)
+           "drg_name": r.drg_name, "cc_level": r.cc_level, "flags": flags,
+           "reasons": [{"flag": f, "message": m} for bit, f, m in _REASONS if flags & bit] if flags else []}
+    pay = case_payment(out, case, svc.pricing.weights.get(name), svc.pricing.pack)
     if pay is not None:
         out["payment"] = pay
     if explain:
@@ -183,7 +230,9 @@ def _result(svc: Service, name: str, g: Grouper, case: CaseIn, explain: bool) ->
 def group_json(svc: Service, name: str, body: bytes, explain: bool) -> object:
     """The answer to a JSON body: one result object for one case, a list for a list."""
     g = svc.grouper(name)
-    cases, single = _validate(parse_json(body), svc.config.max_cases, svc.config.max_codes)
+    # a lone surrogate (JSON "\ud800") is text pydantic refuses: such bodies go to pydantic whole
+    cases, single = _validate(parse_json(body), svc.config.max_cases, svc.config.max_codes,
+                              plain=_SURROGATE.search(body) is None)
     results = [_result(svc, name, g, c, explain) for c in cases]
     return results[0] if single else results
 
