@@ -103,7 +103,7 @@ def cpu_seconds(pid: int) -> float | None:
 def measured(pid: int, phase) -> dict:
     """Run the phase (a coroutine) and add the CPU seconds the server and this client spent."""
     s0, c0 = cpu_seconds(pid), time.process_time()
-    r = asyncio.run(phase)
+    r = run(phase)
     s1, c1 = cpu_seconds(pid), time.process_time()
     r["server_cpu_s"] = None if s0 is None or s1 is None else round(s1 - s0, 3)
     r["client_cpu_s"] = round(c1 - c0, 3)
@@ -115,39 +115,88 @@ def request_bytes(path: str, body: bytes, kind: str = "application/json") -> byt
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
+class _Reader(asyncio.Protocol):
+    """The reading side of one connection: bytes in, one (status, body, close) per answer."""
+
+    def __init__(self):
+        self.transport, self.waiter, self.buf, self.head = None, None, bytearray(), None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        w = self.waiter
+        if w is None or w.done():
+            return
+        try:
+            if self.head is None:
+                end = self.buf.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                lines = self.buf[:end].decode("latin-1").split("\r\n")
+                length, close = 0, False
+                for line in lines[1:]:
+                    k, _, v = line.partition(":")
+                    k = k.strip().lower()
+                    if k == "content-length":
+                        length = int(v)
+                    elif k == "connection" and v.strip().lower() == "close":
+                        close = True
+                self.head = (int(lines[0].split()[1]), end + 4, end + 4 + length, close)
+            status, start, stop, close = self.head
+            if len(self.buf) >= stop:
+                body = bytes(self.buf[start:stop])
+                del self.buf[:stop]
+                self.head = None
+                w.set_result((status, body, close))
+        except (ValueError, IndexError) as exc:
+            w.set_exception(exc)
+
+    def connection_lost(self, exc) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("connection closed before the answer"))
+
+
 class Conn:
-    """One keep-alive HTTP/1.1 connection: send prepared bytes, read status and body."""
+    """One keep-alive HTTP/1.1 connection: send prepared bytes, read status and body. A protocol
+    on the event loop (no stream reader, no task per request): the load generator shares the
+    CPUs with the server, so it should cost little."""
 
     def __init__(self, port: int):
         self.port = port
-        self.r = self.w = None
+        self.p: _Reader | None = None
 
     async def send(self, data: bytes, timeout: float = 30) -> tuple[int, bytes]:
-        if self.w is None:
-            self.r, self.w = await asyncio.open_connection("127.0.0.1", self.port)
-        return await asyncio.wait_for(self._send(data), timeout)
-
-    async def _send(self, data: bytes) -> tuple[int, bytes]:
-        self.w.write(data)
-        await self.w.drain()
-        status = int((await self.r.readline()).split()[1])
-        length, close = 0, False
-        while (line := await self.r.readline()) not in (b"\r\n", b""):
-            k, _, v = line.decode("latin-1").partition(":")
-            k = k.strip().lower()
-            if k == "content-length":
-                length = int(v)
-            elif k == "connection" and v.strip().lower() == "close":
-                close = True
-        body = await self.r.readexactly(length)
+        loop = asyncio.get_running_loop()
+        if self.p is None:
+            _, self.p = await loop.create_connection(_Reader, "127.0.0.1", self.port)
+        p = self.p
+        waiter = p.waiter = loop.create_future()
+        p.transport.write(data)
+        timer = loop.call_later(timeout, lambda: waiter.done() or waiter.set_exception(asyncio.TimeoutError()))
+        try:
+            status, body, close = await waiter
+        finally:
+            timer.cancel()
+            p.waiter = None
         if close:
             self.close()
         return status, body
 
     def close(self) -> None:
-        if self.w is not None:
-            self.w.close()
-        self.r = self.w = None
+        if self.p is not None:
+            self.p.transport.close()
+        self.p = None
+
+
+def run(coro):
+    """Run a phase on uvloop when it is installed (the serve extra brings it): the leaner loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def case_bodies(n: int) -> list[bytes]:
@@ -365,7 +414,7 @@ def main(argv=None) -> dict:
         for k, tree in trees.items():
             port = free_port()
             procs[k] = (start_server(a.workers, port, tree=tree), port)
-            asyncio.run(single_phase(port, a.clients, a.rate, min(1.0, a.seconds)))  # warm every worker
+            run(single_phase(port, a.clients, a.rate, min(1.0, a.seconds)))  # warm every worker
         for r in range(a.rounds):
             order = list(trees) if r % 2 == 0 else list(reversed(trees))  # A B, then B A: load drifts evenly
             for k in order:
@@ -377,7 +426,7 @@ def main(argv=None) -> dict:
                 print(_line_single(label(k), single, a.rate, a.clients), flush=True)
                 print(_line_batch(label(k), batch), flush=True)
         proc, port = procs["this"]
-        fuzz = asyncio.run(fuzz_phase(port, a.fuzz, max(a.seconds, 30)))
+        fuzz = run(fuzz_phase(port, a.fuzz, max(a.seconds, 30)))
     finally:
         for proc, _ in procs.values():
             stop_server(proc)
