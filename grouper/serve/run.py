@@ -1,15 +1,11 @@
 """Running the service: uvicorn with the configuration handed to its worker processes through
 the environment (``DRG_SERVE_CONFIG``; the token through ``DRG_SERVE_TOKEN``, never on a
-command line). uvicorn's own shutdown finishes in-flight requests on SIGINT/SIGTERM. With several
-workers each groups an Arrow batch on its share of the CPUs (not all of them, which would make
-concurrent batches fight for the cores)."""
+command line). uvicorn's own shutdown finishes in-flight requests on SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
-from grouper.engine import default_threads
 from grouper.serve.service import ENV_CONFIG, ENV_TOKEN, ServeConfig, Service
 
 __all__ = ["serve"]
@@ -21,8 +17,6 @@ def serve(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, worker
     then serve until stopped."""
     import uvicorn
 
-    if config.threads is None and workers > 1:  # the workers share the CPUs: kernel threads of each batch
-        config = replace(config, threads=max(1, default_threads() // workers))
     Service(config)  # fail fast, in this process, with a one-line error
     os.environ[ENV_CONFIG] = config.to_json()
     if config.token:
