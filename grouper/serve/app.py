@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import hmac
-import json
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -22,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from grouper._util.version import __version__
 from grouper.rulesets import describe
-from grouper.serve.cases import RequestError, group_arrow, group_json, one_line, shown
+from grouper.serve.cases import ENCODER, RequestError, group_arrow, group_json, one_line, shown
 from grouper.serve.schemas import CASE_EXAMPLE, CaseIn, CodeHit, ErrorOut, GroupOut, GroupsOut, RulesetOut
 from grouper.serve.service import ServeConfig, Service
 
@@ -110,8 +109,7 @@ class _App(FastAPI):
             more = message.get("more_body", False)
         body = got[0].get("body", b"") if len(got) == 1 else b"".join(m.get("body", b"") for m in got)
         try:
-            data = json.dumps(group_json(svc, svc.grouper(ruleset).ruleset.name, body, explain), ensure_ascii=False,
-                              allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
+            data = ENCODER.encode(group_json(svc, svc.grouper(ruleset).ruleset.name, body, explain)).encode("utf-8")
         except Exception:  # an error answer (or a fault) is the route's to give, exactly as always
             return await super().__call__(scope, _replay(got, receive), send)
         self.fast_answers += 1

@@ -17,7 +17,7 @@ from grouper.serve.pricing import case_payment
 from grouper.serve.schemas import CaseIn
 from grouper.serve.service import Service
 
-__all__ = ["RequestError", "group_arrow", "group_json", "one_line", "parse_json", "shown"]
+__all__ = ["ENCODER", "RequestError", "group_arrow", "group_json", "one_line", "parse_json", "shown"]
 
 _CASE = TypeAdapter(CaseIn)
 _FIELDS = ("sex", "age", "age_days", "birth_weight", "los", "discharge", "dept")
@@ -79,10 +79,17 @@ def _finite(text: str) -> float:
     return v
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)  # json.loads(s, **these), built once
+ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))  # as Starlette's JSONResponse
+
+
 def parse_json(body: bytes) -> object:
     """The JSON document of a body (strict: no NaN/Infinity, no number that overflows), or a 400."""
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
+        text = body.decode("utf-8")
+        if text.startswith("\ufeff"):  # as json.loads says it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        return _DECODER.decode(text)
     except UnicodeDecodeError as exc:
         raise RequestError(400, f"the body is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
