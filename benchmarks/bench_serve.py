@@ -193,10 +193,10 @@ class Conn:
 def run(coro):
     """Run a phase on uvloop when it is installed (the serve extra brings it): the leaner loop."""
     try:
-        import uvloop
+        from uvloop import run as uv_run
     except ImportError:
         return asyncio.run(coro)
-    return uvloop.run(coro)
+    return uv_run(coro)
 
 
 def case_bodies(n: int) -> list[bytes]:
@@ -374,15 +374,16 @@ def _line_single(label: str, x: dict, rate: float, clients: int) -> str:
     cpu = "" if x["server_cpu_s"] is None else f"; server CPU {1e6 * x['server_cpu_s'] / max(x['requests'], 1):.0f} us/request"
     return (f"{label}single case : {x['requests']} requests in {x['seconds']} s = {x['rate']} req/s ({clients} clients, "
             f"paced to {rate:g}/s); p50 {x['p50_ms']} ms, p99 {x['p99_ms']} ms, max {x['max_ms']} ms; errors "
-            f"{x['errors']}{cpu}, client CPU {1e6 * x['client_cpu_s'] / max(x['requests'], 1):.0f} us/request   "
-            f"[target p99 <= {TARGETS['single_p99_ms']} ms at {TARGETS['single_rate']}/s]")
+            f"{x['errors']}{cpu}, client CPU {1e6 * x['client_cpu_s'] / max(x['requests'], 1):.0f} us/request; "
+            f"load {x['load_average']}   [target p99 <= {TARGETS['single_p99_ms']} ms at {TARGETS['single_rate']}/s]")
 
 
 def _line_batch(label: str, x: dict) -> str:
     cpu = "" if x["server_cpu_s"] is None or not x["requests"] else \
         f"; server CPU {1e9 * x['server_cpu_s'] / (x['requests'] * x['cases_per_request']):.0f} ns/case"
     return (f"{label}Arrow batch : {x['requests']} requests of {x['cases_per_request']:,} cases ({x['request_mb']} MB) "
-            f"in {x['seconds']} s = {x['cases_per_s'] / 1e6:.2f} M cases/s; errors {x['errors']}{cpu}   "
+            f"in {x['seconds']} s = {x['cases_per_s'] / 1e6:.2f} M cases/s; errors {x['errors']}{cpu}; "
+            f"load {x['load_average']}   "
             f"[target >= {TARGETS['batch_cases_per_s'] / 1e6:g} M cases/s]")
 
 
@@ -420,8 +421,9 @@ def main(argv=None) -> dict:
             for k in order:
                 proc, port = procs[k]
                 single = measured(proc.pid, single_phase(port, a.clients, a.rate, a.seconds))
+                single["load_average"] = round(os.getloadavg()[0], 2)  # 1-min load average after the phase
                 batch = measured(proc.pid, batch_phase(port, a.batch_cases, a.batch_seconds))
-                single["load_average"] = batch["load_average"] = round(os.getloadavg()[0], 2)
+                batch["load_average"] = round(os.getloadavg()[0], 2)
                 runs[k].append({"single": single, "batch": batch})
                 print(_line_single(label(k), single, a.rate, a.clients), flush=True)
                 print(_line_batch(label(k), batch), flush=True)
