@@ -6,8 +6,10 @@ offline); the OpenAPI document is at /openapi.json."""
 
 from __future__ import annotations
 
+import gc
 import hmac
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from grouper._util.version import __version__
 from grouper.rulesets import describe
-from grouper.serve.cases import RequestError, group_arrow, group_json
+from grouper.serve.cases import ENCODER, RequestError, group_arrow, group_json, one_line, shown
 from grouper.serve.schemas import CASE_EXAMPLE, CaseIn, CodeHit, ErrorOut, GroupOut, GroupsOut, RulesetOut
 from grouper.serve.service import ServeConfig, Service
 
@@ -31,7 +33,7 @@ _ERRORS = {c: {"model": ErrorOut} for c in (400, 401, 404, 413, 415, 422)}
 
 
 def _error(status: int, message: str, detail=None, headers=None) -> JSONResponse:
-    body = {"error": message}
+    body = {"error": one_line(message)}
     if detail is not None:
         body["detail"] = detail
     return JSONResponse(body, status_code=status, headers=headers)
@@ -63,11 +65,103 @@ def _request_body_doc() -> dict:
                 "description": "Arrow IPC stream with the case columns (case_id, sex, age, dx, px, ...)"}}}
 
 
+class _App(FastAPI):
+    """FastAPI with a short way through for the request a hospital system sends most: one JSON
+    case (or a list) to POST /v1/group. ``_fast`` answers it without the middleware stack, the
+    dependency solver and the parameter models when everything about it is plain and it groups
+    (a 200); anything else, errors included, goes on to the FastAPI route, which gives its usual
+    answer (the body already read is handed on). The route stays the API's definition (OpenAPI)."""
+
+    fast_answers = 0  # requests answered by _fast (the tests check it is used)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/v1/group" and scope["method"] == "POST" \
+                and not scope.get("root_path"):
+            await self._fast(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _fast(self, scope, receive, send):
+        svc: Service = self.state.service
+        config = svc.config
+        head: dict[bytes, bytes] = {}
+        for k, v in scope["headers"]:
+            if k in _FAST_HEADERS:
+                if k in head or k == b"origin":  # repeated, or a browser's (CORS): the usual way
+                    return await super().__call__(scope, receive, send)
+                head[k] = v
+        kind = head.get(b"content-type", b"application/json").decode("latin-1").split(";")[0].strip().lower()
+        ruleset, explain = _fast_query(scope["query_string"])
+        length = head.get(b"content-length", b"")
+        if kind not in ("application/json", "") or explain is None or svc.grouper(ruleset) is None \
+                or (length.isdigit() and int(length) > config.max_body_bytes) \
+                or (config.token is not None and not _bearer_ok(head.get(b"authorization", b""), config.token)):
+            return await super().__call__(scope, receive, send)
+        got, size, more = [], 0, True
+        while more:
+            message = await receive()
+            got.append(message)
+            if message["type"] != "http.request":
+                return await super().__call__(scope, _replay(got, receive), send)
+            size += len(message.get("body", b""))
+            if size > config.max_body_bytes:
+                return await super().__call__(scope, _replay(got, receive), send)
+            more = message.get("more_body", False)
+        body = got[0].get("body", b"") if len(got) == 1 else b"".join(m.get("body", b"") for m in got)
+        try:
+            data = ENCODER.encode(group_json(svc, svc.grouper(ruleset).ruleset.name, body, explain)).encode("utf-8")
+        except Exception:  # an error answer (or a fault) is the route's to give, exactly as always
+            return await super().__call__(scope, _replay(got, receive), send)
+        self.fast_answers += 1
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(data)).encode()), (b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": data})
+
+
+_FAST_HEADERS = frozenset((b"content-type", b"content-length", b"authorization", b"origin"))
+_TRUE_FALSE = {"1": True, "true": True, "0": False, "false": False}
+
+
+def _fast_query(query: bytes) -> tuple[str | None, bool | None]:
+    """(ruleset, explain) of a plain query string; explain None when _fast should not answer
+    (an unknown or repeated parameter, a value the route would have to judge)."""
+    if not query:
+        return None, False
+    ruleset, explain, seen = None, False, set()
+    for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if k in seen or not v:
+            return None, None
+        seen.add(k)
+        if k == "ruleset" and len(v) <= 64:
+            ruleset = v
+        elif k == "explain" and v in _TRUE_FALSE:
+            explain = _TRUE_FALSE[v]
+        else:
+            return None, None
+    return ruleset, explain
+
+
+def _bearer_ok(header: bytes, token: str) -> bool:
+    scheme, _, got = header.decode("latin-1").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(got.strip().encode(), token.encode())
+
+
+def _replay(messages: list, receive):
+    """``receive`` that first gives back the messages already read."""
+    pending = iter(messages)
+
+    async def again():
+        for m in pending:
+            return m
+        return await receive()
+    return again
+
+
 def create_app(config: ServeConfig | None = None) -> FastAPI:
     """The application for ``config`` (default: from the environment, see ``ServeConfig.from_env``)."""
     config = config or ServeConfig.from_env()
     svc = Service(config)
-    app = FastAPI(title="drg-grouper", version=__version__, docs_url=None, redoc_url=None,
+    app = _App(title="drg-grouper", version=__version__, docs_url=None, redoc_url=None,
                   description="CHS-DRG grouping as a service: one case or a list as JSON, thousands as an "
                               "Arrow stream. Errors answer `{\"error\": message}` with a 4xx status.")
     app.state.service = svc
@@ -83,7 +177,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     async def validation_error(request: Request, exc: RequestValidationError):
         errs = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
         first = errs[0] if errs else {"loc": [], "msg": "invalid request"}
-        return _error(422, f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}", errs)
+        return _error(422, f"{'.'.join(shown(p) for p in first['loc'])}: {first['msg']}", errs)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -100,7 +194,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     def ruleset_of(name: str | None):
         g = svc.grouper(name)
         if g is None:
-            raise RequestError(404, f"no ruleset {name!r} in this service (served: {', '.join(svc.groupers)})")
+            raise RequestError(404, f"no ruleset {shown(name, quote=True)} in this service (served: {', '.join(svc.groupers)})")
         return g
 
     guarded = [Depends(authorized)]
@@ -123,7 +217,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
             data = await run_in_threadpool(group_arrow, svc, g, body)
             return Response(data, media_type=ARROW)
         if kind not in ("application/json", ""):
-            raise RequestError(415, f"content type {kind!r}: send application/json or {ARROW}")
+            raise RequestError(415, f"content type {shown(kind, quote=True)}: send application/json or {ARROW}")
         body = await _read_body(request, config.max_body_bytes)
         return JSONResponse(group_json(svc, name, body, explain))
 
@@ -179,5 +273,11 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
 
 def app_from_env() -> FastAPI:
-    """uvicorn's factory for worker processes: the configuration comes from the environment."""
-    return create_app(ServeConfig.from_env())
+    """uvicorn's factory for worker processes: the configuration comes from the environment.
+    What start-up loaded (rulesets, code indices: some 70,000 objects) lives as long as the
+    process, so it is frozen out of the cyclic garbage collector: a full collection would
+    otherwise scan it all and hold up every request for about 0.1 s."""
+    app = create_app(ServeConfig.from_env())
+    gc.collect()
+    gc.freeze()
+    return app

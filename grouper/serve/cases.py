@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pyarrow as pa
 from pydantic import TypeAdapter, ValidationError
@@ -16,17 +17,53 @@ from grouper.serve.pricing import case_payment
 from grouper.serve.schemas import CaseIn
 from grouper.serve.service import Service
 
-__all__ = ["RequestError", "group_arrow", "group_json", "parse_json"]
+__all__ = ["ENCODER", "RequestError", "group_arrow", "group_json", "one_line", "parse_json", "shown"]
 
 _CASE = TypeAdapter(CaseIn)
 _FIELDS = ("sex", "age", "age_days", "birth_weight", "los", "discharge", "dept")
-_FLAG_BITS = [f for f in Flag if f.value and (f.value & (f.value - 1)) == 0]
+_SCALAR, _CODES, _MONEY, _LABEL = range(4)  # the kinds of CaseIn's fields, for _plain_case
+_KINDS = {"case_id": _SCALAR, "sex": _SCALAR, "age": _SCALAR, "age_days": _SCALAR, "birth_weight": _SCALAR,
+          "dx": _CODES, "px": _CODES, "los": _SCALAR, "discharge": _SCALAR, "dept": _SCALAR, "cost": _MONEY,
+          "patient_share": _MONEY, "hospital_level": _LABEL, "insurance_type": _LABEL}
+_SURROGATE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+_REASONS = [(int(f), f.name, describe_flags(f)) for f in Flag if f.value and (f.value & (f.value - 1)) == 0]
+
+
+_PLAIN = re.compile(r"[\w.\-]+")  # shown as it is; anything else is quoted
+MAX_SHOWN = 40  # characters of a client's text echoed in a message
+MAX_MESSAGE = 1000
+
+
+def shown(text: object, limit: int = MAX_SHOWN, quote: bool = False) -> str:
+    """A client's text (a field or ruleset name, a content type) as an error message may echo
+    it: plain names as they are (unless ``quote``), anything else quoted and escaped like
+    Python's repr (no line break or control character gets through), at most ``limit``
+    characters of it."""
+    text = str(text)
+    if len(text) <= limit and not quote and _PLAIN.fullmatch(text):
+        return text
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def _bounded(p):
+    """A location part of pydantic's detail (a field name may be any text the client sent)."""
+    return p[:MAX_SHOWN] + "..." if isinstance(p, str) and len(p) > MAX_SHOWN else p
+
+
+def one_line(message: str) -> str:
+    """The last guard of every error message: one line of printable text, bounded in length."""
+    if not message.isprintable():
+        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "..."
 
 
 class RequestError(Exception):
-    """A client error: HTTP ``status`` and a message (plus pydantic's ``detail`` when given)."""
+    """A client error: HTTP ``status`` and a one-line message (plus pydantic's ``detail`` when given)."""
 
     def __init__(self, status: int, message: str, detail: list | None = None):
+        message = one_line(message)
         super().__init__(message)
         self.status, self.message, self.detail = status, message, detail
 
@@ -42,10 +79,17 @@ def _finite(text: str) -> float:
     return v
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)  # json.loads(s, **these), built once
+ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))  # as Starlette's JSONResponse
+
+
 def parse_json(body: bytes) -> object:
     """The JSON document of a body (strict: no NaN/Infinity, no number that overflows), or a 400."""
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
+        text = body.decode("utf-8")
+        if text.startswith("\ufeff"):  # as json.loads says it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        return _DECODER.decode(text)
     except UnicodeDecodeError as exc:
         raise RequestError(400, f"the body is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
@@ -60,8 +104,46 @@ def _codes(v) -> list:
     return [c for c in v if c is not None]
 
 
-def _validate(doc: object, max_cases: int, max_codes: int) -> tuple[list[CaseIn], bool]:
-    """(cases, whether one case was sent as an object) or a 413/422."""
+def _plain_case(item: object) -> dict | None:
+    """The case as ``CaseIn.model_validate(item).model_dump()`` gives it, for the plain shapes a
+    hospital system sends (every value exactly str, int, float or null, codes as short strings,
+    money in bounds), without building a model; None for anything else, which pydantic then
+    decides and words the errors of. The tests check that both agree wherever this answers."""
+    if type(item) is not dict:
+        return None
+    out = {k: None for k in _KINDS}
+    for k, v in item.items():
+        kind = _KINDS.get(k)
+        t = type(v)
+        if kind is None:
+            return None
+        if kind == _SCALAR:
+            if not (v is None or t is int or t is float or (t is str and len(v) <= 64)):
+                return None
+            out[k] = v
+        elif kind == _CODES:
+            if t is str and len(v) <= 4096:
+                out[k] = v
+            elif t is list and all(c is None or (type(c) is str and len(c) <= 32) for c in v):
+                out[k] = list(v)
+            else:
+                return None
+        elif kind == _MONEY:
+            if not (v is None or ((t is int or t is float) and 0 <= v <= 1e9)):
+                return None
+            out[k] = None if v is None else float(v)
+        elif v is None or (t is str and len(v) <= 32):  # _LABEL
+            out[k] = v
+        else:
+            return None
+    for k in ("dx", "px"):
+        if out[k] is None:
+            out[k] = []
+    return out
+
+
+def _validate(doc: object, max_cases: int, max_codes: int, plain: bool = True) -> tuple[list[dict], bool]:
+    """(cases as ``CaseIn.model_dump`` gives them, whether one case was sent as an object) or a 413/422."""
     single = isinstance(doc, dict)
     items = [doc] if single else doc
     if not isinstance(items, list):
@@ -74,14 +156,17 @@ def _validate(doc: object, max_cases: int, max_codes: int) -> tuple[list[CaseIn]
     cases = []
     for i, item in enumerate(items):
         where = "" if single else f"case {i}: "
-        try:
-            c = _CASE.validate_python(item)
-        except ValidationError as exc:
-            errs = exc.errors(include_url=False, include_context=False, include_input=False)
-            raise RequestError(422, where + _message(errs[0]),
-                               [{**e, "loc": ([] if single else [i]) + list(e["loc"])} for e in errs]) from None
+        c = _plain_case(item) if plain else None
+        if c is None:  # anything but the plain shapes: pydantic decides, and words its errors
+            try:
+                c = _CASE.validate_python(item).model_dump()
+            except ValidationError as exc:
+                errs = exc.errors(include_url=False, include_context=False, include_input=False)
+                raise RequestError(422, where + _message(errs[0]),
+                                   [{**e, "loc": ([] if single else [i]) + [_bounded(p) for p in e["loc"]]}
+                                    for e in errs]) from None
         for k in ("dx", "px"):
-            n = len(_codes(getattr(c, k)))
+            n = len(_codes(c[k]))
             if n > max_codes:
                 raise RequestError(422, f"{where}{k}: {n} codes; at most {max_codes} per case")
         cases.append(c)
@@ -98,7 +183,7 @@ def _message(err: dict) -> str:
     """One line for pydantic's first error: the field and what it takes, without the names of
     the union's members pydantic puts in the location."""
     loc = [p for p in err["loc"]]
-    field = str(loc[0]) if loc else "case"
+    field = shown(loc[0]) if loc else "case"
     if err["type"] == "extra_forbidden":
         return f"{field}: not a case field (fields: {', '.join(CaseIn.model_fields)})"
     if not loc:
@@ -125,22 +210,23 @@ def _severity(explanation, g: Grouper, level: str | None) -> dict | None:
             "cc": named(step["cc"]), "excluded": named(step["excluded"])}
 
 
-def _result(svc: Service, name: str, g: Grouper, case: CaseIn, explain: bool) -> dict:
-    raw = case.model_dump()
-    fields = {k: raw[k] for k in _FIELDS}
+def _result(svc: Service, name: str, g: Grouper, case: dict, explain: bool) -> dict:
+    fields = {k: case[k] for k in _FIELDS}
+    dx, px = _codes(case["dx"]), _codes(case["px"])
     try:
         if explain:
-            e = g.explain({**fields, "dx": _codes(case.dx), "px": _codes(case.px)})
+            e = g.explain({**fields, "dx": dx, "px": px})
             r = e.result
         else:
-            r = g.group_one(dx=_codes(case.dx), px=_codes(case.px), **fields)
+            r = g.group_one(dx=dx, px=px, **fields)
     except InputError as exc:
         raise RequestError(422, str(exc)) from None
-    out = {"case_id": case.case_id, "ruleset": name, "status": r.status, "status_name": STATUS_NAMES_ZH[r.status],
+    flags = int(r.flags)
+    out = {"case_id": case["case_id"], "ruleset": name, "status": r.status, "status_name": STATUS_NAMES_ZH[r.status],
            "mdc": r.mdc, "mdc_name": r.mdc_name, "adrg": r.adrg, "adrg_name": r.adrg_name, "drg": r.drg,
-           "drg_name": r.drg_name, "cc_level": r.cc_level, "flags": int(r.flags),
-           "reasons": [{"flag": b.name, "message": describe_flags(b)} for b in _FLAG_BITS if r.flags & b]}
-    pay = case_payment(out, raw, svc.pricing.weights.get(name), svc.pricing.pack)
+           "drg_name": r.drg_name, "cc_level": r.cc_level, "flags": flags,
+           "reasons": [{"flag": f, "message": m} for bit, f, m in _REASONS if flags & bit] if flags else []}
+    pay = case_payment(out, case, svc.pricing.weights.get(name), svc.pricing.pack)
     if pay is not None:
         out["payment"] = pay
     if explain:
@@ -151,13 +237,16 @@ def _result(svc: Service, name: str, g: Grouper, case: CaseIn, explain: bool) ->
 def group_json(svc: Service, name: str, body: bytes, explain: bool) -> object:
     """The answer to a JSON body: one result object for one case, a list for a list."""
     g = svc.grouper(name)
-    cases, single = _validate(parse_json(body), svc.config.max_cases, svc.config.max_codes)
+    # a lone surrogate (JSON "\ud800") is text pydantic refuses: such bodies go to pydantic whole
+    cases, single = _validate(parse_json(body), svc.config.max_cases, svc.config.max_codes,
+                              plain=_SURROGATE.search(body) is None)
     results = [_result(svc, name, g, c, explain) for c in cases]
     return results[0] if single else results
 
 
-def group_arrow(svc: Service, g: Grouper, body: bytes) -> bytes:
-    """The answer to an Arrow IPC stream body: the grouper's output table as an IPC stream."""
+def group_arrow(svc: Service, g: Grouper, body: bytes) -> memoryview:
+    """The answer to an Arrow IPC stream body: the grouper's output table as an IPC stream (a
+    view of Arrow's buffer, sent without another copy)."""
     try:
         table = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError) as exc:
@@ -173,4 +262,4 @@ def group_arrow(svc: Service, g: Grouper, body: bytes) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, out.schema) as w:
         w.write_table(out)
-    return sink.getvalue().to_pybytes()
+    return memoryview(sink.getvalue())

@@ -22,4 +22,4 @@ def serve(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, worker
     if config.token:
         os.environ[ENV_TOKEN] = config.token
     uvicorn.run("grouper.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, timeout_graceful_shutdown=graceful_s, server_header=False)
+                log_level=log_level, access_log=False, timeout_graceful_shutdown=graceful_s, server_header=False)

@@ -3,6 +3,7 @@ JSON documents, case-shaped objects with random values, and random bytes under e
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -65,3 +66,32 @@ def test_random_code_queries_never_a_500(q, kind, limit):
                           else {"q": q, "limit": limit}))
     if r.status_code == 200:
         assert len(r.json()) <= limit
+
+
+@pytest.mark.parametrize("doc", [
+    {"\n": None},  # found by test_random_json_never_a_500: the name was echoed with its line break
+    {"a\r\nb\x00\x1b[31m\u2028": 1},
+    {"x" * 5000: 1},
+    [CASE, {"\t" + "y" * 100: 1}],
+])
+def test_unknown_field_names_are_echoed_escaped_and_bounded(doc):
+    r = _check(both().post("/v1/group", content=json.dumps(doc).encode(), headers={"content-type": "application/json"}))
+    msg = r.json()["error"]
+    assert r.status_code == 422 and "not a case field" in msg and msg.isprintable() and len(msg) < 300
+    name = next(iter(doc[-1] if isinstance(doc, list) else doc))
+    if len(name) <= 40:
+        assert msg.startswith(("", "case 1: ")[isinstance(doc, list)] + repr(name) + ": not a case field")
+    else:
+        assert f"... ({len(name)} characters): not a case field" in msg and "y" * 41 not in msg and "x" * 41 not in msg
+    assert all(len(p) <= 43 for e in r.json()["detail"] for p in e["loc"] if isinstance(p, str))
+
+
+def test_other_echoed_client_text_is_escaped_and_bounded():
+    c = both()
+    r = _check(c.post("/v1/group", content=b"x", headers={"content-type": "text/\x7fplain" + "z" * 300}))
+    assert r.status_code == 415 and r.json()["error"].startswith("content type 'text/\\x7fplain")
+    r = _check(c.post("/v1/group?ruleset=a%0Ab", json=CASE))
+    assert r.status_code == 404 and r.json()["error"].startswith("no ruleset 'a\\nb' in this service")
+    r = _check(c.get("/v1/rulesets/" + "q" * 500 + "%0A/groups"))
+    assert r.status_code == 404 and "q" * 41 not in r.json()["error"] and "(501 characters)" in r.json()["error"]
+    assert c.post("/v1/group", json={"hospital": "x"}).json()["error"].startswith("hospital: not a case field")
