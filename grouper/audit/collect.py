@@ -12,12 +12,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["Collector", "Grid", "Interner", "patient_hash"]
+__all__ = ["Collector", "Grid", "Interner", "patient_hash", "period_of", "period_label"]
 
 SLIM = pa.schema([("row", pa.int64()), ("case_id", pa.string()), ("pkey", pa.uint64()), ("hospital", pa.int32()),
                   ("peer", pa.int32()), ("drg", pa.int32()), ("adrg", pa.int32()), ("mdc", pa.int32()),
                   ("severe", pa.bool_()), ("admit", pa.int32()), ("discharge", pa.int32()), ("los", pa.float64()),
-                  ("cost", pa.float64()), ("share", pa.float64()), ("death", pa.bool_()), ("planned", pa.bool_())])
+                  ("cost", pa.float64()), ("share", pa.float64()), ("death", pa.bool_()), ("planned", pa.bool_()),
+                  ("unit", pa.int32())])
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _BYTE_KEYS = np.random.default_rng(20251).integers(1, 2**63, 256, dtype=np.uint64) | np.uint64(1)
 
@@ -100,6 +101,25 @@ def _days(batch: pa.RecordBatch, name: str, n: int) -> np.ndarray:
     return pc.cast(col, pa.int32()).fill_null(-(2**31)).to_numpy(zero_copy_only=False)
 
 
+def period_of(days: np.ndarray, period: str) -> np.ndarray:
+    """A period number per discharge day (days since 1970; the missing marker gives -1): year,
+    half, quarter or month, numbered so that later periods have larger numbers."""
+    ok = days > -(2**31)
+    month = (np.where(ok, days, 0).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64))  # since 1970-01
+    per = {"year": 12, "half": 6, "quarter": 3, "month": 1}[period]
+    return np.where(ok, month // per, -1)
+
+
+def period_label(p: int, period: str) -> str:
+    """``2025``, ``2025H2``, ``2025Q3``, ``2025-07``."""
+    if period == "year":
+        return str(1970 + p)
+    if period == "month":
+        return f"{1970 + p // 12}-{p % 12 + 1:02d}"
+    k = 2 if period == "half" else 4
+    return f"{1970 + p // k}{'H' if k == 2 else 'Q'}{p % k + 1}"
+
+
 def _floats(batch: pa.RecordBatch, name: str | None, n: int) -> np.ndarray:
     if name is None or name not in batch.schema.names:
         return np.full(n, np.nan)
@@ -120,6 +140,19 @@ class Collector:
         self.drg_region = Grid(4)  # (0, drg): cases, cost sum, deaths, cases with a cost
         self.hosp_peer: dict[int, int] = {}
         self.coding_errors = Grid(1)  # (hospital, 0): cases with at least one error-severity edit
+        # severity drift: per discharge period, (hospital, ADRG) / (unit, ADRG) like hosp_adrg
+        self.period_adrg: dict[int, Grid] = {}
+        self.period_unit_adrg: dict[int, Grid] = {}
+        # lifting secondary diagnoses: (hospital, ADRG, code id) -> cases that code alone lifted (AE95)
+        self.lift_code = Interner()
+        self.lifts: dict[tuple[int, int, int], int] = {}
+        # departments: a unit is one (hospital, department) pair
+        self.dept = Interner()
+        self.unit_ids: dict[int, int] = {}  # hospital id << 32 | department id -> unit id
+        self.unit_hosp: list[int] = []
+        self.unit_dept: list[int] = []
+        self.unit_adrg = Grid(2)
+        self.unit_errors = Grid(1)
         self.rows = 0
         self.has_share = False
         self.writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
@@ -127,9 +160,23 @@ class Collector:
     def path(self, b: int) -> Path:
         return self.dir / f"bucket-{b:04d}.arrow"
 
+    def units(self, hosp: np.ndarray, dept: np.ndarray) -> np.ndarray:
+        """The unit id of each (hospital, department) pair, once per distinct pair."""
+        key = hosp.astype(np.int64) << 32 | dept.astype(np.int64)
+        u, inv = np.unique(key, return_inverse=True)
+        ids = np.empty(len(u), np.int32)
+        for i, k in enumerate(u.tolist()):
+            if k not in self.unit_ids:
+                self.unit_ids[k] = len(self.unit_hosp)
+                self.unit_hosp.append(k >> 32)
+                self.unit_dept.append(k & 0xFFFFFFFF)
+            ids[i] = self.unit_ids[k]
+        return ids[inv.reshape(-1)]
+
     def add(self, batch: pa.RecordBatch, grouped: pa.RecordBatch, row_offset: int,
-            error_rows: np.ndarray | None = None) -> None:
-        """One batch: ``error_rows`` are the batch's rows (0-based in the batch) with an error edit."""
+            error_rows: np.ndarray | None = None, lifts: tuple[np.ndarray, pa.Array] | None = None) -> None:
+        """One batch: ``error_rows`` are the batch's rows (0-based in the batch) with an error edit;
+        ``lifts`` the (rows, codes) of its AE95 findings (the code alone lifting the case)."""
         n = batch.num_rows
         names = batch.schema.names
         pk = self.pack
@@ -160,11 +207,15 @@ class Collector:
             pa.array(np.arange(row_offset, row_offset + n)).cast(pa.string())
         pkey = patient_hash(batch.column("patient_id")) if "patient_id" in names else \
             np.arange(row_offset, row_offset + n).astype(np.uint64) * _MIX
+        has_dept = pk.dept_column in names
+        unit = self.units(hosp, self.dept.encode(batch.column(pk.dept_column))) if has_dept else \
+            np.full(n, -1, np.int32)
         slim = pa.RecordBatch.from_arrays([
             pa.array(np.arange(row_offset, row_offset + n, dtype=np.int64)), case_id, pa.array(pkey),
             pa.array(hosp), pa.array(peer), pa.array(drg), pa.array(adrg), pa.array(mdc), pa.array(severe),
             pa.array(_days(batch, "admit_date", n)), pa.array(_days(batch, "discharge_date", n)), pa.array(los),
-            pa.array(cost), pa.array(share), pa.array(death), pa.array(planned)], schema=SLIM)
+            pa.array(cost), pa.array(share), pa.array(death), pa.array(planned), pa.array(unit, pa.int32())],
+            schema=SLIM)
         self._write(slim, (pkey % np.uint64(self.buckets)).astype(np.int64))
         # running totals: grouped cases only
         o = np.flatnonzero(ok)
@@ -183,8 +234,26 @@ class Collector:
         for hh, pp in zip(u.tolist(), peer[first].tolist()):  # per distinct hospital
             self.hosp_peer.setdefault(hh, pp)
         if error_rows is not None and len(error_rows):
-            e = hosp[np.unique(error_rows)]
+            er = np.unique(error_rows)
+            e = hosp[er]
             self.coding_errors.add(e, np.zeros(len(e), np.int64), np.ones((len(e), 1)))
+            if has_dept:
+                self.unit_errors.add(unit[er], np.zeros(len(er), np.int64), np.ones((len(er), 1)))
+        sv = np.c_[np.ones(int(split_adrg.sum())), severe[split_adrg]]
+        if has_dept:
+            self.unit_adrg.add(unit[split_adrg], adrg[split_adrg], sv)
+        per = period_of(_days(batch, "discharge_date", n), pk.drift_period)[split_adrg]
+        for q in np.unique(per[per >= 0]).tolist():  # a few periods per batch
+            at = per == q
+            self.period_adrg.setdefault(q, Grid(2)).add(hosp[split_adrg][at], adrg[split_adrg][at], sv[at])
+            if has_dept:
+                self.period_unit_adrg.setdefault(q, Grid(2)).add(unit[split_adrg][at], adrg[split_adrg][at], sv[at])
+        if lifts is not None and len(lifts[0]):
+            r = lifts[0]
+            key = np.c_[hosp[r], adrg[r], self.lift_code.encode(lifts[1])]
+            u, k = np.unique(key, axis=0, return_counts=True)
+            for (hh, aa, cc), kk in zip(u.tolist(), k.tolist()):
+                self.lifts[(hh, aa, cc)] = self.lifts.get((hh, aa, cc), 0) + kk
         self.rows += n
 
     def _write(self, slim: pa.RecordBatch, bucket: np.ndarray) -> None:

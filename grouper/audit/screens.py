@@ -7,6 +7,11 @@ Per hospital: each screen's count against what its peers (hospitals of the same 
 left out) or the region's case mix (severity: indirect standardisation by ADRG) make expected,
 with a one-sided p-value; a hospital is flagged when p < alpha / (hospitals screened), so the
 chance that noise alone flags any hospital in a screen is at most alpha (Bonferroni).
+
+Beside these: severity drift between the last two discharge periods (严重程度漂移), secondary
+diagnoses that alone lift cases into CC/MCC splits far more often than in the region (升组次要诊断,
+per hospital and code), a severity share far below same-level peers within ADRGs (推诿), and each
+screen again per (hospital, department) against the same department at same-level hospitals.
 """
 
 from __future__ import annotations
@@ -17,26 +22,33 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 
-from grouper.audit.collect import Collector
+from grouper.audit.collect import Collector, period_label
 from grouper.audit.edits import FINDING_SCHEMA
 from grouper.audit.stats import normal_upper, peer_percentile, poisson_upper
 
 __all__ = ["CASE_CODES", "SCREENS", "screen_name", "HOSPITAL_SCHEMA", "Screens"]
 
 SCREENS = {"coding_quality": "病案质量（有错误级审核问题的病例比例）", "upcoding": "高套分组（CC/MCC 比例）", "split": "分解住院（二次入院）", "low_standard": "低标入院",
-           "long_stay": "超长住院", "low_risk_death": "低风险组死亡", "cost_shift": "转嫁费用（个人负担比例）"}
+           "long_stay": "超长住院", "low_risk_death": "低风险组死亡", "cost_shift": "转嫁费用（个人负担比例）",
+           "drift": "严重程度漂移（标化 CC/MCC 比例同比上升）", "lifting_dx": "升组次要诊断（唯一升组依据的诊断频率）",
+           "avoidance": "推诿（标化 CC/MCC 比例低于同级）"}
+DEPT_PREFIX = "dept_"  # department-level rows: the same screen per (hospital, department)
 CASE_CODES = {"split": "AS01", "low_standard": "AS02", "long_stay": "AS03", "low_risk_death": "AS04",
               "cost_shift": "AS05"}
 HOSPITAL_SCHEMA = pa.schema([("screen", pa.string()), ("screen_name", pa.string()), ("hospital", pa.string()),
                              ("peer", pa.string()), ("cases", pa.int64()), ("observed", pa.float64()),
                              ("expected", pa.float64()), ("value", pa.float64()), ("expected_value", pa.float64()),
                              ("peer_median", pa.float64()), ("percentile", pa.float64()), ("z", pa.float64()),
-                             ("p_value", pa.float64()), ("flagged", pa.bool_()), ("rank", pa.int32())])
+                             ("p_value", pa.float64()), ("flagged", pa.bool_()), ("rank", pa.int32()),
+                             ("department", pa.string()), ("item", pa.string()), ("message", pa.string())])
 _EPOCH = np.datetime64("1970-01-01")
 
 
 def screen_name(screen: str) -> str:
-    """The Chinese name of a screen (``readmit_<days>``: the 二次入院 rate within that many days)."""
+    """The Chinese name of a screen (``readmit_<days>``: the 二次入院 rate within that many days;
+    ``dept_<screen>``: that screen per department)."""
+    if screen.startswith(DEPT_PREFIX):
+        return "科室：" + screen_name(screen[len(DEPT_PREFIX):])
     if screen.startswith("readmit_"):
         return f"二次入院率（{screen[8:]}天内，非计划）"
     return SCREENS[screen]
@@ -54,12 +66,28 @@ def _div(a, b):
         return np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
 
 
+class _Axis:
+    """What a screen compares: hospitals, or (hospital, department) units. ``peer``: the peer
+    group of each unit (hospital: its level; department: level and department code);
+    ``fallback``: a wider group used when a unit has no peers (department: the same code at any
+    level; hospital: all)."""
+
+    def __init__(self, prefix: str, hospital: list, department: list | None, peer: np.ndarray, peer_label: list,
+                 fallback: np.ndarray):
+        self.prefix, self.hospital, self.department = prefix, hospital, department
+        self.peer, self.peer_label, self.fallback = peer, peer_label, fallback
+
+    def label(self, i: int) -> str:
+        return self.hospital[i] + (f" {self.department[i] or '（未填）'}科室" if self.department is not None else "")
+
+
 class Screens:
     """``cases(buckets)`` yields the per-case findings; ``hospitals()`` is the league table."""
 
-    def __init__(self, col: Collector):
+    def __init__(self, col: Collector, dx_names: dict | None = None):
         self.col, pk = col, col.pack
         self.pk = pk
+        self.dx_names = dx_names or {}
         nh, npeer, nd = len(col.hosp.names), len(col.peer.names), len(col.drg.names)
         reg = _fit(col.drg_region.a, 1, nd)[0]
         overall = _div(reg[:, 1].sum(), reg[:, 3].sum())
@@ -70,11 +98,24 @@ class Screens:
         self.mean_los = _div(pd[..., 2], pd[..., 0])
         ns = _fit(col.peer_drg_share.a, npeer, nd)[..., 0]
         self.mean_ratio = _div(pd[..., 3], ns)
-        self.n = np.zeros(nh)
-        self.counts = {k: np.zeros(nh) for k in ("split", "low_standard", "long_stay", "low_risk_death",
-                                                 "low_risk_cases", "low_risk_expected", "share_cases",
-                                                 "excess_sum", "excess_sq", "cost_shift")}
+        nu = len(col.unit_hosp)
+        self.n, self.un = np.zeros(nh), np.zeros(nu)
+        keys = ("split", "low_standard", "long_stay", "low_risk_death", "low_risk_cases", "low_risk_expected",
+                "share_cases", "excess_sum", "excess_sq", "cost_shift")
+        self.counts = {k: np.zeros(nh) for k in keys}
+        self.ucounts = {k: np.zeros(nu) for k in keys}
         self.split_pairs = 0
+        self._h = self._u = np.zeros(0, np.int64)
+
+    def _add(self, name: str, idx, w=1.0) -> None:
+        """Count cases ``idx`` (indices or a mask of the bucket) with weights ``w`` per hospital and
+        per department unit."""
+        h, u = self._h[idx], self._u[idx]
+        np.add.at(self.counts.setdefault(name, np.zeros(len(self.n))), h, w)
+        ok = u >= 0
+        if ok.any():
+            np.add.at(self.ucounts.setdefault(name, np.zeros(len(self.un))), u[ok],
+                      w[ok] if isinstance(w, np.ndarray) else w)
 
     # ------------------------------------------------------------------ cases
     def cases(self, buckets: list[Path]) -> Iterator[pa.Table]:
@@ -87,8 +128,11 @@ class Screens:
     def _bucket(self, t: pa.Table) -> pa.Table:
         pk, c = self.pk, {n: t[n].to_numpy() for n in t.column_names if n != "case_id"}
         h, peer, drg = c["hospital"], c["peer"], c["drg"]
+        self._h, self._u = h, c["unit"]
         los, cost = c["los"], c["cost"]
         np.add.at(self.n, h, 1)
+        if (self._u >= 0).any():
+            np.add.at(self.un, self._u[self._u >= 0], 1)
         out = []
         # split admissions: each patient's stays in admission order; each stay against the three
         # before it (another stay may fall between the two halves), the best-scoring one kept
@@ -111,7 +155,7 @@ class Screens:
             back = cand & (gap < first_gap[b])
             first_gap[b[back]] = gap[back]
         for w in pk.split_windows:  # 二次入院: any unplanned readmission within w days
-            np.add.at(self.counts.setdefault(f"readmit_{w}", np.zeros(len(self.n))), h[first_gap <= w], 1)
+            self._add(f"readmit_{w}", first_gap <= w)
         fb = np.flatnonzero((best >= pk.split_min_score) & (best_a >= 0))
         fa = best_a[fb]
         score = best[fb]
@@ -119,7 +163,7 @@ class Screens:
         same_adrg = c["adrg"][fa] == c["adrg"][fb]
         related = np.where(same_adrg, "同一ADRG", np.where(c["mdc"][fa] == c["mdc"][fb], "同一MDC", "不同MDC"))
         self.split_pairs += len(fb)
-        np.add.at(self.counts["split"], h[fb], 1)
+        self._add("split", fb)
         if len(fb):
             names, drgs = np.array(self.col.hosp.names, object), np.array(self.col.drg.names, object)
             d1 = (_EPOCH + c["discharge"][fa].astype("timedelta64[D]")).astype(str)
@@ -142,17 +186,17 @@ class Screens:
             f"{los[i] / ml[i]:.1f} 倍，超长住院"))
         m = self.mortality[drg]
         low_risk = m < self.pk.death_max_group_mortality
-        np.add.at(self.counts["low_risk_cases"], h[low_risk], 1)
-        np.add.at(self.counts["low_risk_expected"], h[low_risk], m[low_risk])
+        self._add("low_risk_cases", low_risk)
+        self._add("low_risk_expected", low_risk, m[low_risk])
         self._case_screen(t, out, h, low_risk & c["death"], "low_risk_death", lambda i: (
             f"低风险组 {self.col.drg.names[drg[i]]}（全区病死率 {m[i]:.2%}）病例死亡"))
         ratio = c["share"] / np.where(cost > 0, cost, np.nan)
         mr = np.where(ok, self.mean_ratio[peer, np.minimum(drg, len(self.weight) - 1)], np.nan)
         excess = ratio - mr
         has = np.isfinite(excess)
-        np.add.at(self.counts["share_cases"], h[has], 1)
-        np.add.at(self.counts["excess_sum"], h[has], excess[has])
-        np.add.at(self.counts["excess_sq"], h[has], excess[has] ** 2)
+        self._add("share_cases", has)
+        self._add("excess_sum", has, excess[has])
+        self._add("excess_sq", has, excess[has] ** 2)
         self._case_screen(t, out, h, has & (excess > pk.share_min_excess), "cost_shift", lambda i: (
             f"个人负担 {c['share'][i]:.0f} 元，占费用 {ratio[i]:.0%}，高于同级医院 {self.col.drg.names[drg[i]]} "
             f"均值 {mr[i]:.0%}"))
@@ -160,7 +204,7 @@ class Screens:
 
     def _case_screen(self, t, out, h, mask, screen, message) -> None:
         idx = np.flatnonzero(mask)
-        np.add.at(self.counts[screen], h[idx], 1)
+        self._add(screen, idx)
         if len(idx):
             out.append(self._findings(t, idx, screen, np.ones(len(idx)), [message(i) for i in idx]))
 
@@ -175,57 +219,250 @@ class Screens:
                          "message": pa.array(msg, pa.string())}, schema=FINDING_SCHEMA)
 
     # ------------------------------------------------------------------ hospitals
+    def axes(self) -> tuple[_Axis, _Axis | None]:
+        """The hospital axis, and the department axis when the input had a department column."""
+        col = self.col
+        nh = len(col.hosp.names)
+        peer = np.array([col.hosp_peer.get(i, 0) for i in range(nh)], np.int64)
+        hax = _Axis("", col.hosp.names[:nh], None, peer, [col.peer.names[q] for q in peer], np.zeros(nh, np.int64))
+        if not col.unit_hosp:
+            return hax, None
+        uh, ud = np.array(col.unit_hosp, np.int64), np.array(col.unit_dept, np.int64)
+        _, upeer = np.unique(np.c_[peer[uh], ud], axis=0, return_inverse=True)
+        dnames = [col.dept.names[d] for d in ud]
+        uax = _Axis(DEPT_PREFIX, [col.hosp.names[i] for i in uh], dnames, upeer.reshape(-1).astype(np.int64),
+                    [f"{col.peer.names[peer[i]]}/{d or '-'}" for i, d in zip(uh, dnames)], ud)
+        return hax, uax
+
     def hospitals(self) -> pa.Table:
         col, pk = self.col, self.pk
         nh = len(col.hosp.names)
-        peer = np.array([col.hosp_peer.get(i, 0) for i in range(nh)])
+        hax, uax = self.axes()
         errors = _fit(col.coding_errors.a, nh, 1)[:, 0, 0]
-        parts = [self._rate("coding_quality", peer, errors, self.n), self._upcoding(peer)]
+        up = self._upcoding(hax, col.hosp_adrg)
+        upcoders = self.last_flagged
+        parts = [self._rate("coding_quality", hax, errors, self.n), up]
         for screen in ("split", *(f"readmit_{w}" for w in pk.split_windows), "low_standard", "long_stay"):
-            parts.append(self._rate(screen, peer, self.counts.get(screen, np.zeros(nh)), self.n))
+            parts.append(self._rate(screen, hax, self.counts.get(screen, np.zeros(nh)), self.n))
         lr = self.counts["low_risk_cases"]
-        parts.append(self._table("low_risk_death", peer, lr, self.counts["low_risk_death"],
+        parts.append(self._table("low_risk_death", hax, lr, self.counts["low_risk_death"],
                                  self.counts["low_risk_expected"], rank_on_excess=True))
         if col.has_share:
-            parts.append(self._cost_shift(peer))
+            parts.append(self._cost_shift(hax, self.counts))
+        parts += self._drift(hax, col.period_adrg)
+        parts.append(self._lifting(hax))
+        parts.append(self._avoidance(hax, col.hosp_adrg, upcoders))
+        if uax is not None:  # the same screens per (hospital, department)
+            nu = len(col.unit_hosp)
+            uc = self.ucounts
+            parts.append(self._rate("coding_quality", uax, _fit(col.unit_errors.a, nu, 1)[:, 0, 0], self.un))
+            parts.append(self._upcoding(uax, col.unit_adrg))
+            unit_upcoders = self.last_flagged
+            for screen in ("split", *(f"readmit_{w}" for w in pk.split_windows), "low_standard", "long_stay"):
+                parts.append(self._rate(screen, uax, uc.get(screen, np.zeros(nu)), self.un))
+            parts.append(self._table("low_risk_death", uax, uc["low_risk_cases"], uc["low_risk_death"],
+                                     uc["low_risk_expected"], rank_on_excess=True))
+            if col.has_share:
+                parts.append(self._cost_shift(uax, uc))
+            parts += self._drift(uax, col.period_unit_adrg)
+            parts.append(self._avoidance(uax, col.unit_adrg, unit_upcoders))
         return pa.concat_tables(parts)
 
-    def _upcoding(self, peer) -> pa.Table:
-        nh, na = len(self.col.hosp.names), len(self.col.adrg.names)
-        g = _fit(self.col.hosp_adrg.a, nh, na)
+    def _standardised(self, grid, axis: _Axis, by_peer: bool, exclude: np.ndarray | None = None):
+        """Per unit: (cases, severe cases, expected, variance, excess per ADRG) in ADRGs with a
+        CC/MCC split, the expected share per ADRG from the other units (``by_peer``: of the same
+        peer group, falling back to all others where the peers have no case of the ADRG)."""
+        nu, na = len(axis.hospital), len(self.col.adrg.names)
+        g = _fit(grid.a, nu, na)
         n_ha, s_ha = g[..., 0], g[..., 1]
         n_a, s_a = n_ha.sum(0), s_ha.sum(0)
         rest = n_a[None, :] - n_ha
-        p = _div(s_a[None, :] - s_ha, rest)  # the other hospitals' share, per ADRG
+        p = _div(s_a[None, :] - s_ha, rest)  # the other units' share, per ADRG
         use = rest > 0
+        if by_peer:
+            # units in ``exclude`` (flagged for upcoding) are no reference: their excess would make
+            # honest peers look deficient
+            keep = np.ones(nu, bool) if exclude is None else ~exclude
+            n_a, s_a = (n_ha * keep[:, None]).sum(0), (s_ha * keep[:, None]).sum(0)
+            rest = n_a[None, :] - n_ha * keep[:, None]
+            p = _div(s_a[None, :] - s_ha * keep[:, None], rest)
+            use = rest > 0
+            npg, spg = np.zeros((axis.peer.max(initial=-1) + 1, na)), np.zeros((axis.peer.max(initial=-1) + 1, na))
+            np.add.at(npg, axis.peer[keep], n_ha[keep])
+            np.add.at(spg, axis.peer[keep], s_ha[keep])
+            prest = npg[axis.peer] - n_ha * keep[:, None]
+            spg = spg[axis.peer] - s_ha * keep[:, None]
+            p = np.where(prest > 0, _div(spg, prest), p)
+            rest = np.where(prest > 0, prest, rest)
         p = np.where(use, p, 0.0)
         e = (n_ha * p * use).sum(1)
         v = (n_ha * p * (1 - p) * use).sum(1)
         o = (s_ha * use).sum(1)
-        return self._table("upcoding", peer, (n_ha * use).sum(1), o, e, var=v, rank_on_excess=True)
+        # the variance of the expectation itself (each p estimated from the other units' cases)
+        v_est = (n_ha ** 2 * p * (1 - p) * np.where(use, _div(1.0, rest), 0.0)).sum(1)
+        return (n_ha * use).sum(1), o, e, v, (s_ha - n_ha * p) * use, n_ha * use, v_est
 
-    def _rate(self, screen, peer, o, n) -> pa.Table:
+    def _top_adrgs(self, excess_row: np.ndarray, sign: float = 1.0) -> str:
+        top = np.argsort(-sign * excess_row, kind="stable")[:3]
+        return "、".join(f"{self.col.adrg.names[a]}（{sign * excess_row[a]:+.1f} 例）" for a in top
+                        if sign * excess_row[a] > 0)
+
+    def _upcoding(self, axis: _Axis, grid) -> pa.Table:
+        n, o, e, v, ex, _, _ = self._standardised(grid, axis, False)
+        return self._table("upcoding", axis, n, o, e, var=v, rank_on_excess=True, explain=lambda i: (
+            f"CC/MCC 比例 {o[i] / n[i]:.1%}，按全区各 ADRG 比例标化的期望为 {e[i] / n[i]:.1%}（多 {o[i] - e[i]:.0f} 例），"
+            f"主要在 {self._top_adrgs(ex[i])}；可疑高套分组，病例见 AE95"))
+
+    def _avoidance(self, axis: _Axis, grid, upcoders: np.ndarray) -> pa.Table:
+        """推诿: fewer severe (CC/MCC) cases within the same ADRGs than same-level peers have (those
+        flagged for upcoding left out of the reference); the lower tail of the standardised count
+        (continuity-corrected normal, with the variance of the peers' shares)."""
+        n, o, e, v, ex, _, v_est = self._standardised(grid, axis, True, upcoders)
+        sd = np.sqrt(v + v_est)
+        z = _div(e - o, sd)
+        pval = normal_upper(np.where(np.isfinite(z), _div(e - o - 0.5, sd), -np.inf))
+        return self._table("avoidance", axis, n, o, e, z=z, pval=pval, lower=True,
+                           floor=e >= self.pk.avoid_min_ratio * o, explain=lambda i: (
+                               f"同一 ADRG 内 CC/MCC 病例比例 {o[i] / n[i]:.1%}，低于同级医院比例标化的期望 "
+                               f"{e[i] / n[i]:.1%}（少 {e[i] - o[i]:.0f} 例），主要在 {self._top_adrgs(ex[i], -1.0)}；"
+                               f"可能推诿重症（高费用）患者，或漏编并发症/合并症"))
+
+    def _drift(self, axis: _Axis, grids: dict) -> list[pa.Table]:
+        """严重程度漂移: the last discharge period against the one before, each standardised by the
+        other units' share per ADRG in that period; expected: the current period's standardised
+        count plus the previous period's excess share (so a unit that always codes more severely
+        than the region is not flagged, only one whose excess grew)."""
+        size = {q: g.a[..., 0].sum() for q, g in grids.items()}
+        periods = [q for q in sorted(grids) if size[q] >= self.pk.drift_min_period_share * max(size.values())]
+        if len(periods) < 2:
+            return []
+        q0, q1 = periods[-2:]
+        n0, o0, e0, v0, _, _, w0 = self._standardised(grids[q0], axis, False)
+        n1, o1, e1, v1, x1, c1, w1 = self._standardised(grids[q1], axis, False)
+        d0 = _div(o0 - e0, n0)
+        expected = e1 + n1 * np.nan_to_num(d0)
+        var = v1 + w1 + (v0 + w0) * np.nan_to_num(_div(n1, n0)) ** 2
+        change = _div(o1 - expected, n1)
+        per = self.pk.drift_period
+        l0, l1 = period_label(q0, per), period_label(q1, per)
+        return [self._table("drift", axis, n1, o1, expected, var=var, rank_on_excess=True,
+                            screened=np.minimum(n0, n1) >= self.pk.min_cases,
+                            floor=np.nan_to_num(change) >= self.pk.drift_min_change, item=f"{l0}→{l1}", explain=lambda i: (
+                                f"{l1} 标化 CC/MCC 比例较 {l0} 上升 {change[i]:.1%}（{l0}: {o0[i] / n0[i]:.1%}，"
+                                f"期望 {e0[i] / n0[i]:.1%}；{l1}: {o1[i] / n1[i]:.1%}，期望 {e1[i] / n1[i]:.1%}），"
+                                f"上升主要在 {self._top_adrgs(x1[i] - c1[i] * np.nan_to_num(d0[i]))}；病例见 AE95"))]
+
+    def _lifting(self, axis: _Axis) -> pa.Table:
+        """升组次要诊断: per hospital and code, the cases that code alone lifts into a CC/MCC split
+        (AE95) against the other hospitals' rate of that code per ADRG, applied to this hospital's
+        ADRG mix (indirect standardisation); Poisson upper tail, Bonferroni over hospitals x codes."""
+        col, pk = self.col, self.pk
+        nh, na, nc = len(axis.hospital), len(col.adrg.names), len(col.lift_code.names)
+        if not col.lifts or nh == 0:
+            return HOSPITAL_SCHEMA.empty_table()
+        n_ha = _fit(col.hosp_adrg.a, nh, na)[..., 0]
+        n_a = n_ha.sum(0)
+        rest = n_a[None, :] - n_ha
+        wt = _div(n_ha, rest)
+        wt = np.where(rest > 0, wt, 0.0)
+        key = np.array(list(col.lifts), np.int64).reshape(-1, 3)
+        cnt = np.array(list(col.lifts.values()), float)
+        lac = np.zeros((na, nc))
+        np.add.at(lac, (key[:, 1], key[:, 2]), cnt)
+        e = wt @ lac  # sum_a n_ha L_ac / rest_a, minus the hospital's own lifts below
+        np.add.at(e, (key[:, 0], key[:, 2]), -wt[key[:, 0], key[:, 1]] * cnt)
+        e = np.where(e < 1e-9, 0.0, e)  # the own lifts taken back out leave rounding, not a count
+        counted = rest[key[:, 0], key[:, 1]] > 0  # ADRGs only this hospital has give no expectation
+        o = np.zeros((nh, nc))
+        np.add.at(o, (key[counted, 0], key[counted, 2]), cnt[counted])
+        # the other hospitals' lifts in the ADRGs this one has: the expectation rests on them
+        r = ((n_ha > 0) & (rest > 0)).astype(float) @ lac
+        np.add.at(r, (key[counted, 0], key[counted, 2]), -cnt[counted])
+        r = np.maximum(r, 0.0)
+        n = (n_ha * (rest > 0)).sum(1)
+        hi, ci = np.nonzero(o > 0)
+        screened_h = n >= pk.min_cases
+        tests = max(1, int(screened_h.sum()) * nc)
+        rate = _div(o, n[:, None])
+        # peers: hospitals of the same level, screened; the percentile and median of the code's rate
+        pct, med = np.full(len(hi), np.nan), np.full(len(hi), np.nan)
+        for q in np.unique(axis.peer):
+            members = np.flatnonzero((axis.peer == q) & screened_h)
+            rows = np.flatnonzero(axis.peer[hi] == q)
+            if not len(members) or not len(rows):
+                continue
+            vq = np.nan_to_num(rate[members])  # members x codes
+            keyed = np.sort((np.arange(nc)[None, :] * 10.0 + vq).ravel())
+            mine = ci[rows] * 10.0 + np.nan_to_num(rate[hi[rows], ci[rows]])
+            at_or_below = np.searchsorted(keyed, mine, "right") - np.searchsorted(keyed, ci[rows] * 10.0, "left")
+            pct[rows] = np.where(screened_h[hi[rows]], 100.0 * at_or_below / len(members), np.nan)
+            med[rows] = np.median(vq, axis=0)[ci[rows]]
+        oo, ee, rr = o[hi, ci], e[hi, ci], r[hi, ci]
+        # conditional on all lifts of the code (own + the others'), the own share is binomial with
+        # p = E / (E + R) when the rates are equal; its upper tail is bounded by the Poisson's of the
+        # same mean, which stays honest where few lifts elsewhere make E itself uncertain
+        lam = (oo + rr) * _div(ee, ee + rr)
+        pval = poisson_upper(oo, np.nan_to_num(lam))
+        z = _div(oo - ee, np.sqrt(ee + _div(ee ** 2, np.maximum(rr, 1.0))))
+        codes = [col.lift_code.names[c] for c in ci]
+
+        def explain(i):
+            h, c = hi[i], ci[i]
+            by = sorted(((k, a) for (hh, a, cc), k in col.lifts.items() if hh == h and cc == c), reverse=True)[:3]
+            code = codes[i]
+            return (f"次要诊断 {code} {self.dx_names.get(code, '')} 在 {axis.hospital[h]} 是 {oo[i]:.0f} 例病例进入 "
+                    f"CC/MCC 细分组的唯一依据，按全区同 ADRG 比例期望 {ee[i]:.1f} 例（{oo[i] / max(ee[i], 1e-9):.1f} 倍），"
+                    f"主要在 {'、'.join(f'{col.adrg.names[a]}（{k} 例）' for k, a in by)}；请核查该诊断的病历依据，病例见 AE95")
+
+        sub = _Axis("", [axis.hospital[h] for h in hi], None, axis.peer[hi], [axis.peer_label[h] for h in hi],
+                    np.zeros(len(hi), np.int64))
+        return self._table("lifting_dx", sub, n[hi], oo, ee, z=z, pval=pval,
+                           screened=screened_h[hi], tests=tests,
+                           floor=(oo >= pk.lift_min_ratio * ee) & (oo >= pk.lift_min_cases), item=codes,
+                           percentile=pct, peer_median=med, explain=explain)
+
+    def _rate(self, screen, axis: _Axis, o, n) -> pa.Table:
+        """A count against the peers' rate (itself left out). The p-value is conditional on all
+        events of the unit and its peers (o + r): under equal rates the unit's part is binomial
+        with p = n / (n + peers' cases), its upper tail bounded by the Poisson's of that mean; so
+        a small peer group with few events (an uncertain rate) does not make noise significant."""
+        peer = axis.peer
         o_peer = np.array([o[peer == q].sum() for q in peer])
         n_peer = np.array([n[peer == q].sum() for q in peer])
-        rate = _div(o_peer - o, n_peer - n)
-        region = _div(o.sum() - o, n.sum() - n)
-        rate = np.where(np.isfinite(rate), rate, region)
-        return self._table(screen, peer, n, o, n * np.nan_to_num(rate))
+        r, rest = o_peer - o, n_peer - n
+        if axis.department is not None:  # the same department at any level
+            fb = axis.fallback
+            o_fb = np.array([o[fb == q].sum() for q in fb])
+            n_fb = np.array([n[fb == q].sum() for q in fb])
+            none = ~(rest > 0)
+            r, rest = np.where(none, o_fb - o, r), np.where(none, n_fb - n, rest)
+        none = ~(rest > 0)
+        r, rest = np.where(none, o.sum() - o, r), np.where(none, n.sum() - n, rest)  # the region
+        rate = _div(r, rest)
+        pval = poisson_upper(o, np.nan_to_num((o + r) * _div(n, n + rest)))
+        e = n * np.nan_to_num(rate)
+        return self._table(screen, axis, n, o, e, z=_div(o - e, np.sqrt(e)), pval=pval)
 
-    def _cost_shift(self, peer) -> pa.Table:
-        n = self.counts["share_cases"]
-        s, q = self.counts["excess_sum"], self.counts["excess_sq"]
+    def _cost_shift(self, axis: _Axis, counts: dict) -> pa.Table:
+        n = counts["share_cases"]
+        s, q = counts["excess_sum"], counts["excess_sq"]
         sd = np.sqrt(max(_div(q.sum(), n.sum()) - _div(s.sum(), n.sum()) ** 2, 1e-12))
         mean = _div(s, n)
         z = mean / (sd / np.sqrt(np.maximum(n, 1)))
-        return self._table("cost_shift", peer, n, self.counts["cost_shift"], np.zeros_like(n), value=mean,
-                           expected_value=np.zeros_like(n), z=z)
+        return self._table("cost_shift", axis, n, counts["cost_shift"], np.zeros_like(n), value=mean,
+                           expected_value=np.zeros_like(n), z=z,
+                           floor=np.nan_to_num(mean) >= self.pk.share_min_mean_excess)
 
-    def _table(self, screen, peer, n, o, e, *, var=None, value=None, expected_value=None, z=None,
-               rank_on_excess: bool = False) -> pa.Table:
+    def _table(self, screen, axis: _Axis, n, o, e, *, var=None, value=None, expected_value=None, z=None, pval=None,
+               rank_on_excess: bool = False, lower: bool = False, floor=None, screened=None, tests=None, item=None,
+               percentile=None, peer_median=None, explain=None) -> pa.Table:
         """One screen's rows: the percentile is of the value among peers, or (standardised screens,
-        ``rank_on_excess``) of the value over its expectation from the case mix."""
+        ``rank_on_excess``) of the value over its expectation from the case mix; ``lower``: a
+        deficit is suspicious (the percentile is of the deficit). ``floor``: the practical
+        significance a flag needs besides p (default observed >= min_ratio x expected);
+        ``tests``: the Bonferroni count (default the units screened)."""
         pk = self.pk
+        peer = axis.peer
         value = _div(o, n) if value is None else value
         expected_value = _div(e, n) if expected_value is None else expected_value
         if z is None:
@@ -233,25 +470,46 @@ class Screens:
             pval = normal_upper(np.where(np.isfinite(z), z, -np.inf)) if var is not None else poisson_upper(o, e)
             if var is not None:  # continuity correction for a count
                 pval = normal_upper(np.where(np.isfinite(z), _div(o - e - 0.5, np.sqrt(var)), -np.inf))
-        else:
+        elif pval is None:
             pval = normal_upper(np.where(np.isfinite(z), z, -np.inf))
-        screened = n >= pk.min_cases
-        m = max(1, int(screened.sum()))
-        flagged = screened & (pval < pk.alpha / m) & (np.nan_to_num(value) > np.nan_to_num(expected_value))
-        if screen == "cost_shift":  # practical significance: a mean excess share worth an audit
-            flagged &= np.nan_to_num(value) >= pk.share_min_mean_excess
-        else:
-            flagged &= o >= pk.min_ratio * e
-        v = np.nan_to_num(value - expected_value if rank_on_excess else value, nan=-np.inf)
-        pct = np.where(screened, peer_percentile(np.where(screened, v, -np.inf), peer), np.nan)
-        med = np.array([np.median(value[(peer == q) & screened]) if ((peer == q) & screened).any() else np.nan
-                        for q in peer])
-        rank_key = np.where(screened, np.nan_to_num(z, nan=-np.inf), -np.inf)
+        screened = n >= pk.min_cases if screened is None else screened
+        m = max(1, int(screened.sum())) if tests is None else tests
+        above = np.nan_to_num(expected_value) > np.nan_to_num(value) if lower else \
+            np.nan_to_num(value) > np.nan_to_num(expected_value)
+        flagged = screened & (pval < pk.alpha / m) & above
+        flagged &= o >= pk.min_ratio * e if floor is None else floor
+        if percentile is None:
+            v = expected_value - value if lower else (value - expected_value if rank_on_excess else value)
+            v = np.nan_to_num(v, nan=-np.inf)
+            percentile = np.where(screened, peer_percentile(np.where(screened, v, -np.inf), peer), np.nan)
+        if peer_median is None:
+            peer_median = np.array([np.median(value[(peer == q) & screened]) if ((peer == q) & screened).any()
+                                    else np.nan for q in peer])
+        # z rounded: sums taken in another order (other batches or buckets) must not reorder ties
+        rank_key = np.where(screened, np.round(np.nan_to_num(z, nan=-np.inf), 9), -np.inf)
         rank = np.empty(len(n), np.int32)
-        rank[np.argsort(-rank_key, kind="stable")] = np.arange(1, len(n) + 1)
         nh = len(n)
-        return pa.table({"screen": [screen] * nh, "screen_name": [screen_name(screen)] * nh,
-                         "hospital": self.col.hosp.names[:nh], "peer": [self.col.peer.names[q] for q in peer],
+        items = item if isinstance(item, list) else [item] * nh
+        many = axis.department is not None or isinstance(item, list)  # several rows per hospital
+        if many:  # ties by name, not by the order units were met in (which depends on the batches)
+            by = np.lexsort((np.array([x or "" for x in items], object).astype(str),
+                             np.array(axis.department or [""] * nh, object).astype(str),
+                             np.array(axis.hospital[:nh], object).astype(str), -rank_key))
+        else:
+            by = np.argsort(-rank_key, kind="stable")
+        rank[by] = np.arange(1, len(n) + 1)
+        message = [None] * nh
+        for i in np.flatnonzero(flagged).tolist():
+            detail = explain(i) if explain is not None else (
+                f"指标值 {value[i]:.4f}，期望 {expected_value[i]:.4f}（观察 {o[i]:.0f}，期望 {e[i]:.1f}）")
+            message[i] = (f"{axis.label(i)} {screen_name(axis.prefix + screen)}：{detail}；同级百分位 "
+                          f"{percentile[i]:.0f}，" + (f"z={z[i]:.2f}，" if np.isfinite(z[i]) else "") + f"p={pval[i]:.2g}")
+        self.last_flagged = flagged  # in unit order (the table may be sorted by name below)
+        t = pa.table({"screen": [axis.prefix + screen] * nh, "screen_name": [screen_name(axis.prefix + screen)] * nh,
+                         "hospital": axis.hospital[:nh], "peer": axis.peer_label[:nh],
                          "cases": n.astype(np.int64), "observed": o, "expected": e, "value": value,
-                         "expected_value": expected_value, "peer_median": med, "percentile": pct, "z": z,
-                         "p_value": pval, "flagged": flagged, "rank": rank}, schema=HOSPITAL_SCHEMA)
+                         "expected_value": expected_value, "peer_median": peer_median, "percentile": percentile,
+                         "z": z, "p_value": pval, "flagged": flagged, "rank": rank,
+                         "department": axis.department if axis.department is not None else [None] * nh,
+                         "item": items, "message": message}, schema=HOSPITAL_SCHEMA)
+        return t.sort_by([("hospital", "ascending"), ("department", "ascending"), ("item", "ascending")]) if many else t

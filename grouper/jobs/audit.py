@@ -46,7 +46,8 @@ def audit_job(inputs: Iterable[str | os.PathLike], grouper, output: str | os.Pat
     check_outputs([output, hospitals, report], [*paths, pack, edits], overwrite=overwrite)
     sources = CaseSource.open_all(paths, batch_size=batch_size)
     optional = ["case_id", *grouper.encoder.columns, "patient_id", hospital_column, audit_pack.peer_column,
-                "admit_date", "discharge_date", "los", "total_cost", audit_pack.share_column, "discharge"]
+                "admit_date", "discharge_date", "los", "total_cost", audit_pack.share_column, "discharge",
+                audit_pack.dept_column]
     for s in sources:  # fail before any work
         s.check(grouper.encoder.required, list(dict.fromkeys(optional)), what="the audit")
     readers = [s.read(set(grouper.encoder.required) | {c for c in optional if c in s.schema.names})
