@@ -416,7 +416,7 @@ class Screens:
 
         sub = _Axis("", [axis.hospital[h] for h in hi], None, axis.peer[hi], [axis.peer_label[h] for h in hi],
                     np.zeros(len(hi), np.int64))
-        return self._table("lifting_dx", sub, n[hi], oo, ee, z=z, pval=pval,
+        return self._table("lifting_dx", sub, n[hi], oo, ee, z=z, pval=pval, by_p=True,
                            screened=screened_h[hi], tests=tests,
                            floor=(oo >= pk.lift_min_ratio * ee) & (oo >= pk.lift_min_cases), item=codes,
                            percentile=pct, peer_median=med, explain=explain)
@@ -455,12 +455,13 @@ class Screens:
 
     def _table(self, screen, axis: _Axis, n, o, e, *, var=None, value=None, expected_value=None, z=None, pval=None,
                rank_on_excess: bool = False, lower: bool = False, floor=None, screened=None, tests=None, item=None,
-               percentile=None, peer_median=None, explain=None) -> pa.Table:
+               percentile=None, peer_median=None, explain=None, by_p: bool = False) -> pa.Table:
         """One screen's rows: the percentile is of the value among peers, or (standardised screens,
         ``rank_on_excess``) of the value over its expectation from the case mix; ``lower``: a
         deficit is suspicious (the percentile is of the deficit). ``floor``: the practical
         significance a flag needs besides p (default observed >= min_ratio x expected);
-        ``tests``: the Bonferroni count (default the units screened)."""
+        ``tests``: the Bonferroni count (default the units screened); ``by_p``: ranked by p, not z
+        (where rare events make z meaningless)."""
         pk = self.pk
         peer = axis.peer
         value = _div(o, n) if value is None else value
@@ -487,6 +488,9 @@ class Screens:
                                     else np.nan for q in peer])
         # z rounded: sums taken in another order (other batches or buckets) must not reorder ties
         rank_key = np.where(screened, np.round(np.nan_to_num(z, nan=-np.inf), 9), -np.inf)
+        second = np.zeros(len(n))
+        if by_p:
+            rank_key, second = np.where(screened, np.round(-np.log10(np.maximum(pval, 1e-300)), 9), -np.inf), rank_key
         rank = np.empty(len(n), np.int32)
         nh = len(n)
         items = item if isinstance(item, list) else [item] * nh
@@ -494,7 +498,7 @@ class Screens:
         if many:  # ties by name, not by the order units were met in (which depends on the batches)
             by = np.lexsort((np.array([x or "" for x in items], object).astype(str),
                              np.array(axis.department or [""] * nh, object).astype(str),
-                             np.array(axis.hospital[:nh], object).astype(str), -rank_key))
+                             np.array(axis.hospital[:nh], object).astype(str), -second, -rank_key))
         else:
             by = np.argsort(-rank_key, kind="stable")
         rank[by] = np.arange(1, len(n) + 1)
