@@ -26,7 +26,7 @@ from grouper.audit.collect import Collector, period_label
 from grouper.audit.edits import FINDING_SCHEMA
 from grouper.audit.stats import normal_upper, peer_percentile, poisson_upper
 
-__all__ = ["CASE_CODES", "SCREENS", "screen_name", "HOSPITAL_SCHEMA", "Screens"]
+__all__ = ["CASE_CODES", "DEPT_PREFIX", "SCREENS", "screen_name", "HOSPITAL_SCHEMA", "Screens"]
 
 SCREENS = {"coding_quality": "病案质量（有错误级审核问题的病例比例）", "upcoding": "高套分组（CC/MCC 比例）", "split": "分解住院（二次入院）", "low_standard": "低标入院",
            "long_stay": "超长住院", "low_risk_death": "低风险组死亡", "cost_shift": "转嫁费用（个人负担比例）",
@@ -379,6 +379,11 @@ class Screens:
         r = ((n_ha > 0) & (rest > 0)).astype(float) @ lac
         np.add.at(r, (key[counted, 0], key[counted, 2]), -cnt[counted])
         r = np.maximum(r, 0.0)
+        # under equal rates, the hospital's count given every lift of the code in the same ADRGs
+        # (its own included) is binomial with mean sum_a n_ha L_ac / N_a; its upper tail is bounded
+        # by the Poisson's of that mean, which stays honest where few lifts elsewhere make the
+        # leave-one-out expectation uncertain (or zero: a code no other hospital uses)
+        pooled = np.where(rest > 0, _div(n_ha, n_a[None, :]), 0.0) @ lac
         n = (n_ha * (rest > 0)).sum(1)
         hi, ci = np.nonzero(o > 0)
         screened_h = n >= pk.min_cases
@@ -398,11 +403,7 @@ class Screens:
             pct[rows] = np.where(screened_h[hi[rows]], 100.0 * at_or_below / len(members), np.nan)
             med[rows] = np.median(vq, axis=0)[ci[rows]]
         oo, ee, rr = o[hi, ci], e[hi, ci], r[hi, ci]
-        # conditional on all lifts of the code (own + the others'), the own share is binomial with
-        # p = E / (E + R) when the rates are equal; its upper tail is bounded by the Poisson's of the
-        # same mean, which stays honest where few lifts elsewhere make E itself uncertain
-        lam = (oo + rr) * _div(ee, ee + rr)
-        pval = poisson_upper(oo, np.nan_to_num(lam))
+        pval = poisson_upper(oo, np.nan_to_num(pooled[hi, ci]))
         z = _div(oo - ee, np.sqrt(ee + _div(ee ** 2, np.maximum(rr, 1.0))))
         codes = [col.lift_code.names[c] for c in ci]
 
