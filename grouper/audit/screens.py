@@ -111,11 +111,13 @@ class Screens:
         """Count cases ``idx`` (indices or a mask of the bucket) with weights ``w`` per hospital and
         per department unit."""
         h, u = self._h[idx], self._u[idx]
-        np.add.at(self.counts.setdefault(name, np.zeros(len(self.n))), h, w)
+        w = np.broadcast_to(np.asarray(w, float), h.shape)
+        self.counts.setdefault(name, np.zeros(len(self.n)))
+        self.counts[name] += np.bincount(h, w, minlength=len(self.n))
         ok = u >= 0
         if ok.any():
-            np.add.at(self.ucounts.setdefault(name, np.zeros(len(self.un))), u[ok],
-                      w[ok] if isinstance(w, np.ndarray) else w)
+            self.ucounts.setdefault(name, np.zeros(len(self.un)))
+            self.ucounts[name] += np.bincount(u[ok], w[ok], minlength=len(self.un))
 
     # ------------------------------------------------------------------ cases
     def cases(self, buckets: list[Path]) -> Iterator[pa.Table]:
@@ -130,9 +132,9 @@ class Screens:
         h, peer, drg = c["hospital"], c["peer"], c["drg"]
         self._h, self._u = h, c["unit"]
         los, cost = c["los"], c["cost"]
-        np.add.at(self.n, h, 1)
+        self.n += np.bincount(h, minlength=len(self.n))
         if (self._u >= 0).any():
-            np.add.at(self.un, self._u[self._u >= 0], 1)
+            self.un += np.bincount(self._u[self._u >= 0], minlength=len(self.un))
         out = []
         # split admissions: each patient's stays in admission order; each stay against the three
         # before it (another stay may fall between the two halves), the best-scoring one kept
@@ -428,13 +430,11 @@ class Screens:
         with p = n / (n + peers' cases), its upper tail bounded by the Poisson's of that mean; so
         a small peer group with few events (an uncertain rate) does not make noise significant."""
         peer = axis.peer
-        o_peer = np.array([o[peer == q].sum() for q in peer])
-        n_peer = np.array([n[peer == q].sum() for q in peer])
+        o_peer, n_peer = np.bincount(peer, o)[peer], np.bincount(peer, n)[peer]
         r, rest = o_peer - o, n_peer - n
         if axis.department is not None:  # the same department at any level
             fb = axis.fallback
-            o_fb = np.array([o[fb == q].sum() for q in fb])
-            n_fb = np.array([n[fb == q].sum() for q in fb])
+            o_fb, n_fb = np.bincount(fb, o)[fb], np.bincount(fb, n)[fb]
             none = ~(rest > 0)
             r, rest = np.where(none, o_fb - o, r), np.where(none, n_fb - n, rest)
         none = ~(rest > 0)
@@ -484,9 +484,12 @@ class Screens:
             v = expected_value - value if lower else (value - expected_value if rank_on_excess else value)
             v = np.nan_to_num(v, nan=-np.inf)
             percentile = np.where(screened, peer_percentile(np.where(screened, v, -np.inf), peer), np.nan)
-        if peer_median is None:
-            peer_median = np.array([np.median(value[(peer == q) & screened]) if ((peer == q) & screened).any()
-                                    else np.nan for q in peer])
+        if peer_median is None:  # once per peer group
+            peer_median = np.full(len(n), np.nan)
+            for q in np.unique(peer):
+                at = peer == q
+                if (at & screened).any():
+                    peer_median[at] = np.median(value[at & screened])
         # z rounded: sums taken in another order (other batches or buckets) must not reorder ties
         rank_key = np.where(screened, np.round(np.nan_to_num(z, nan=-np.inf), 9), -np.inf)
         second = np.zeros(len(n))
