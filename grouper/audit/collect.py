@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["Collector", "Grid", "Interner", "patient_hash", "period_of", "period_label"]
+__all__ = ["Collector", "Grid", "Interner", "Pairs", "patient_hash", "period_of", "period_label"]
 
 SLIM = pa.schema([("row", pa.int64()), ("case_id", pa.string()), ("pkey", pa.uint64()), ("hospital", pa.int32()),
                   ("peer", pa.int32()), ("drg", pa.int32()), ("adrg", pa.int32()), ("mdc", pa.int32()),
@@ -66,6 +66,58 @@ class Grid:
         size = self.a.shape[0] * self.a.shape[1]
         for f in range(self.a.shape[2]):
             self.a[:, :, f] += np.bincount(flat, weights=values[:, f], minlength=size).reshape(self.a.shape[:2])
+
+
+class Pairs:
+    """Running sums over the (row id, column id) pairs that occur, kept sparse: (hospital,
+    department) units x ADRGs or periods x hospitals x ADRGs would be mostly empty as a grid
+    (thousands of units x hundreds of ADRGs). Each batch is summed by pair at once; the pairs
+    are merged when the pending ones outgrow the merged ones."""
+
+    def __init__(self, fields: int):
+        self.fields = fields
+        self.keys = np.zeros(0, np.int64)
+        self.vals = np.zeros((0, fields))
+        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self.pending_rows = 0
+
+    @staticmethod
+    def _sum(keys: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        u, inv = np.unique(keys, return_inverse=True)
+        inv = inv.reshape(-1)
+        return u, np.stack([np.bincount(inv, vals[:, f], minlength=len(u)) for f in range(vals.shape[1])], axis=1)
+
+    def add(self, i: np.ndarray, j: np.ndarray, values: np.ndarray) -> None:
+        if not len(i):
+            return
+        k, v = self._sum(i.astype(np.int64) << 32 | j.astype(np.int64), np.asarray(values, float).reshape(len(i), -1))
+        self.pending.append((k, v))
+        self.pending_rows += len(k)
+        if self.pending_rows > max(100_000, len(self.keys)):
+            self._merge()
+
+    def _merge(self) -> None:
+        if self.pending:
+            self.keys, self.vals = self._sum(np.concatenate([self.keys, *(k for k, _ in self.pending)]),
+                                             np.concatenate([self.vals, *(v for _, v in self.pending)]))
+            self.pending, self.pending_rows = [], 0
+
+    def items(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row ids, column ids, sums) of every pair, by row then column."""
+        self._merge()
+        return (self.keys >> 32).astype(np.int64), (self.keys & 0xFFFFFFFF).astype(np.int64), self.vals
+
+    def total(self, col: int = 0) -> float:
+        self._merge()
+        return float(self.vals[:, col].sum()) if len(self.vals) else 0.0
+
+    @classmethod
+    def of_grid(cls, a: np.ndarray) -> "Pairs":
+        """The non-empty cells (first field > 0) of a dense grid."""
+        out = cls(a.shape[2])
+        i, j = np.nonzero(a[..., 0] > 0)
+        out.keys, out.vals = i.astype(np.int64) << 32 | j, a[i, j]
+        return out
 
 
 def patient_hash(col) -> np.ndarray:
@@ -141,8 +193,8 @@ class Collector:
         self.hosp_peer: dict[int, int] = {}
         self.coding_errors = Grid(1)  # (hospital, 0): cases with at least one error-severity edit
         # severity drift: per discharge period, (hospital, ADRG) / (unit, ADRG) like hosp_adrg
-        self.period_adrg: dict[int, Grid] = {}
-        self.period_unit_adrg: dict[int, Grid] = {}
+        self.period_adrg: dict[int, Pairs] = {}
+        self.period_unit_adrg: dict[int, Pairs] = {}
         # lifting secondary diagnoses: (hospital, ADRG, code id) -> cases that code alone lifted (AE95)
         self.lift_code = Interner()
         self.lifts: dict[tuple[int, int, int], int] = {}
@@ -151,7 +203,7 @@ class Collector:
         self.unit_ids: dict[int, int] = {}  # hospital id << 32 | department id -> unit id
         self.unit_hosp: list[int] = []
         self.unit_dept: list[int] = []
-        self.unit_adrg = Grid(2)
+        self.unit_adrg = Pairs(2)
         self.unit_errors = Grid(1)
         self.rows = 0
         self.has_share = False
@@ -245,9 +297,9 @@ class Collector:
         per = period_of(_days(batch, "discharge_date", n), pk.drift_period)[split_adrg]
         for q in np.unique(per[per >= 0]).tolist():  # a few periods per batch
             at = per == q
-            self.period_adrg.setdefault(q, Grid(2)).add(hosp[split_adrg][at], adrg[split_adrg][at], sv[at])
+            self.period_adrg.setdefault(q, Pairs(2)).add(hosp[split_adrg][at], adrg[split_adrg][at], sv[at])
             if has_dept:
-                self.period_unit_adrg.setdefault(q, Grid(2)).add(unit[split_adrg][at], adrg[split_adrg][at], sv[at])
+                self.period_unit_adrg.setdefault(q, Pairs(2)).add(unit[split_adrg][at], adrg[split_adrg][at], sv[at])
         if lifts is not None and len(lifts[0]):
             r = lifts[0]
             key = np.c_[hosp[r], adrg[r], self.lift_code.encode(lifts[1])]

@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 
-from grouper.audit.collect import Collector, period_label
+from grouper.audit.collect import Collector, Grid, Pairs, period_label
 from grouper.audit.edits import FINDING_SCHEMA
 from grouper.audit.stats import normal_upper, peer_percentile, poisson_upper
 
@@ -79,6 +79,22 @@ class _Axis:
 
     def label(self, i: int) -> str:
         return self.hospital[i] + (f" {self.department[i] or '（未填）'}科室" if self.department is not None else "")
+
+
+class _Std:
+    """A standardised severity count: per unit totals (n, o, e, v, v_est) and per (unit, ADRG)
+    pair its excess and cases, sorted by unit so that one unit's pairs are a slice."""
+
+    def __init__(self, u, a, ex, cases):
+        order = np.argsort(u, kind="stable")
+        self.u, self.a, self.ex, self.cases = u[order], a[order], ex[order], cases[order]
+        self.n = self.o = self.e = self.v = self.v_est = np.zeros(0)
+
+    def of(self, i: int) -> slice:
+        return slice(int(np.searchsorted(self.u, i, "left")), int(np.searchsorted(self.u, i, "right")))
+
+    def per_pair(self, per_unit: np.ndarray) -> np.ndarray:
+        return per_unit[self.u]
 
 
 class Screens:
@@ -251,7 +267,10 @@ class Screens:
                                  self.counts["low_risk_expected"], rank_on_excess=True))
         if col.has_share:
             parts.append(self._cost_shift(hax, self.counts))
-        parts += self._drift(hax, col.period_adrg)
+        drift = self._drift(hax, col.period_adrg)
+        if drift:  # a hospital whose severity rose is no reference for avoidance either
+            upcoders = upcoders | self.last_flagged
+        parts += drift
         parts.append(self._lifting(hax))
         parts.append(self._avoidance(hax, col.hosp_adrg, upcoders))
         if uax is not None:  # the same screens per (hospital, department)
@@ -266,67 +285,78 @@ class Screens:
                                      uc["low_risk_expected"], rank_on_excess=True))
             if col.has_share:
                 parts.append(self._cost_shift(uax, uc))
-            parts += self._drift(uax, col.period_unit_adrg)
+            drift = self._drift(uax, col.period_unit_adrg)
+            if drift:
+                unit_upcoders = unit_upcoders | self.last_flagged
+            parts += drift
             parts.append(self._avoidance(uax, col.unit_adrg, unit_upcoders))
         return pa.concat_tables(parts)
 
-    def _standardised(self, grid, axis: _Axis, by_peer: bool, exclude: np.ndarray | None = None):
-        """Per unit: (cases, severe cases, expected, variance, excess per ADRG) in ADRGs with a
-        CC/MCC split, the expected share per ADRG from the other units (``by_peer``: of the same
-        peer group, falling back to all others where the peers have no case of the ADRG)."""
-        nu, na = len(axis.hospital), len(self.col.adrg.names)
-        g = _fit(grid.a, nu, na)
-        n_ha, s_ha = g[..., 0], g[..., 1]
-        n_a, s_a = n_ha.sum(0), s_ha.sum(0)
-        rest = n_a[None, :] - n_ha
-        p = _div(s_a[None, :] - s_ha, rest)  # the other units' share, per ADRG
+    def _standardised(self, pairs, axis: _Axis, by_peer: bool, exclude: np.ndarray | None = None) -> "_Std":
+        """Per unit: cases, severe cases, expected, variance (and that of the expectation) in ADRGs
+        with a CC/MCC split, the expected share per ADRG from the other units (``by_peer``: of the
+        same peer group, falling back to all others where the peers have no case of the ADRG).
+        ``pairs``: (unit, ADRG) sums of (cases, severe), sparse (a dense grid is converted)."""
+        nu = len(axis.hospital)
+        if isinstance(pairs, Grid):
+            pairs = Pairs.of_grid(pairs.a)
+        u, a, vals = pairs.items()
+        inside = u < nu
+        u, a, vals = u[inside], a[inside], vals[inside]
+        n, s = vals[:, 0], vals[:, 1]
+        na = int(a.max(initial=-1)) + 1
+        keep = np.ones(nu, bool) if exclude is None or not by_peer else ~exclude
+        k = keep[u]  # units in ``exclude`` (flagged for upcoding) are no reference: their excess would
+        # make honest peers look deficient
+        n_a, s_a = np.bincount(a, n * k, minlength=na), np.bincount(a, s * k, minlength=na)
+        rest = n_a[a] - n * k
+        p = _div(s_a[a] - s * k, rest)  # the other units' share, per ADRG
         use = rest > 0
         if by_peer:
-            # units in ``exclude`` (flagged for upcoding) are no reference: their excess would make
-            # honest peers look deficient
-            keep = np.ones(nu, bool) if exclude is None else ~exclude
-            n_a, s_a = (n_ha * keep[:, None]).sum(0), (s_ha * keep[:, None]).sum(0)
-            rest = n_a[None, :] - n_ha * keep[:, None]
-            p = _div(s_a[None, :] - s_ha * keep[:, None], rest)
-            use = rest > 0
-            npg, spg = np.zeros((axis.peer.max(initial=-1) + 1, na)), np.zeros((axis.peer.max(initial=-1) + 1, na))
-            np.add.at(npg, axis.peer[keep], n_ha[keep])
-            np.add.at(spg, axis.peer[keep], s_ha[keep])
-            prest = npg[axis.peer] - n_ha * keep[:, None]
-            spg = spg[axis.peer] - s_ha * keep[:, None]
-            p = np.where(prest > 0, _div(spg, prest), p)
+            g, ginv = np.unique(axis.peer[u].astype(np.int64) * (na + 1) + a, return_inverse=True)
+            ginv = ginv.reshape(-1)
+            npg, spg = np.bincount(ginv, n * k, minlength=len(g)), np.bincount(ginv, s * k, minlength=len(g))
+            prest = npg[ginv] - n * k
+            p = np.where(prest > 0, _div(spg[ginv] - s * k, prest), p)
             rest = np.where(prest > 0, prest, rest)
         p = np.where(use, p, 0.0)
-        e = (n_ha * p * use).sum(1)
-        v = (n_ha * p * (1 - p) * use).sum(1)
-        o = (s_ha * use).sum(1)
+        w = use.astype(float)
+        out = _Std(u, a, (s - n * p) * w, n * w)
+        out.n = np.bincount(u, n * w, minlength=nu)
+        out.o = np.bincount(u, s * w, minlength=nu)
+        out.e = np.bincount(u, n * p * w, minlength=nu)
+        out.v = np.bincount(u, n * p * (1 - p) * w, minlength=nu)
         # the variance of the expectation itself (each p estimated from the other units' cases)
-        v_est = (n_ha ** 2 * p * (1 - p) * np.where(use, _div(1.0, rest), 0.0)).sum(1)
-        return (n_ha * use).sum(1), o, e, v, (s_ha - n_ha * p) * use, n_ha * use, v_est
+        out.v_est = np.bincount(u, n ** 2 * p * (1 - p) * np.where(use, _div(1.0, rest), 0.0), minlength=nu)
+        return out
 
-    def _top_adrgs(self, excess_row: np.ndarray, sign: float = 1.0) -> str:
-        top = np.argsort(-sign * excess_row, kind="stable")[:3]
-        return "、".join(f"{self.col.adrg.names[a]}（{sign * excess_row[a]:+.1f} 例）" for a in top
-                        if sign * excess_row[a] > 0)
+    def _top_adrgs(self, std: "_Std", i: int, excess: np.ndarray | None = None, sign: float = 1.0) -> str:
+        """The three ADRGs of unit ``i`` with the largest excess (``sign`` -1: deficit)."""
+        at = std.of(i)
+        x = sign * (std.ex if excess is None else excess)[at]
+        top = np.argsort(-x, kind="stable")[:3]
+        return "、".join(f"{self.col.adrg.names[std.a[at][t]]}（{x[t] * sign:+.1f} 例）" for t in top if x[t] > 0)
 
     def _upcoding(self, axis: _Axis, grid) -> pa.Table:
-        n, o, e, v, ex, _, _ = self._standardised(grid, axis, False)
-        return self._table("upcoding", axis, n, o, e, var=v, rank_on_excess=True, explain=lambda i: (
+        st = self._standardised(grid, axis, False)
+        n, o, e = st.n, st.o, st.e
+        return self._table("upcoding", axis, n, o, e, var=st.v, rank_on_excess=True, explain=lambda i: (
             f"CC/MCC 比例 {o[i] / n[i]:.1%}，按全区各 ADRG 比例标化的期望为 {e[i] / n[i]:.1%}（多 {o[i] - e[i]:.0f} 例），"
-            f"主要在 {self._top_adrgs(ex[i])}；可疑高套分组，病例见 AE95"))
+            f"主要在 {self._top_adrgs(st, i)}；可疑高套分组，病例见 AE95"))
 
     def _avoidance(self, axis: _Axis, grid, upcoders: np.ndarray) -> pa.Table:
         """推诿: fewer severe (CC/MCC) cases within the same ADRGs than same-level peers have (those
-        flagged for upcoding left out of the reference); the lower tail of the standardised count
+        flagged for upcoding or drift left out of the reference); the lower tail of the standardised count
         (continuity-corrected normal, with the variance of the peers' shares)."""
-        n, o, e, v, ex, _, v_est = self._standardised(grid, axis, True, upcoders)
-        sd = np.sqrt(v + v_est)
+        st = self._standardised(grid, axis, True, upcoders)
+        n, o, e = st.n, st.o, st.e
+        sd = np.sqrt(st.v + st.v_est)
         z = _div(e - o, sd)
         pval = normal_upper(np.where(np.isfinite(z), _div(e - o - 0.5, sd), -np.inf))
         return self._table("avoidance", axis, n, o, e, z=z, pval=pval, lower=True,
                            floor=e >= self.pk.avoid_min_ratio * o, explain=lambda i: (
                                f"同一 ADRG 内 CC/MCC 病例比例 {o[i] / n[i]:.1%}，低于同级医院比例标化的期望 "
-                               f"{e[i] / n[i]:.1%}（少 {e[i] - o[i]:.0f} 例），主要在 {self._top_adrgs(ex[i], -1.0)}；"
+                               f"{e[i] / n[i]:.1%}（少 {e[i] - o[i]:.0f} 例），主要在 {self._top_adrgs(st, i, sign=-1.0)}；"
                                f"可能推诿重症（高费用）患者，或漏编并发症/合并症"))
 
     def _drift(self, axis: _Axis, grids: dict) -> list[pa.Table]:
@@ -334,25 +364,29 @@ class Screens:
         other units' share per ADRG in that period; expected: the current period's standardised
         count plus the previous period's excess share (so a unit that always codes more severely
         than the region is not flagged, only one whose excess grew)."""
-        size = {q: g.a[..., 0].sum() for q, g in grids.items()}
+        size = {q: g.total() for q, g in grids.items()}
         periods = [q for q in sorted(grids) if size[q] >= self.pk.drift_min_period_share * max(size.values())]
         if len(periods) < 2:
             return []
         q0, q1 = periods[-2:]
-        n0, o0, e0, v0, _, _, w0 = self._standardised(grids[q0], axis, False)
-        n1, o1, e1, v1, x1, c1, w1 = self._standardised(grids[q1], axis, False)
+        s0, s1 = self._standardised(grids[q0], axis, False), self._standardised(grids[q1], axis, False)
+        n0, o0, e0, v0, w0 = s0.n, s0.o, s0.e, s0.v, s0.v_est
+        n1, o1, e1, v1, w1 = s1.n, s1.o, s1.e, s1.v, s1.v_est
         d0 = _div(o0 - e0, n0)
         expected = e1 + n1 * np.nan_to_num(d0)
         var = v1 + w1 + (v0 + w0) * np.nan_to_num(_div(n1, n0)) ** 2
         change = _div(o1 - expected, n1)
         per = self.pk.drift_period
         l0, l1 = period_label(q0, per), period_label(q1, per)
+
+        def grown(i):  # per ADRG: this period's excess beyond the earlier excess share
+            return self._top_adrgs(s1, i, s1.ex - s1.cases * np.nan_to_num(s1.per_pair(d0)))
         return [self._table("drift", axis, n1, o1, expected, var=var, rank_on_excess=True,
                             screened=np.minimum(n0, n1) >= self.pk.min_cases,
                             floor=np.nan_to_num(change) >= self.pk.drift_min_change, item=f"{l0}→{l1}", explain=lambda i: (
                                 f"{l1} 标化 CC/MCC 比例较 {l0} 上升 {change[i]:.1%}（{l0}: {o0[i] / n0[i]:.1%}，"
                                 f"期望 {e0[i] / n0[i]:.1%}；{l1}: {o1[i] / n1[i]:.1%}，期望 {e1[i] / n1[i]:.1%}），"
-                                f"上升主要在 {self._top_adrgs(x1[i] - c1[i] * np.nan_to_num(d0[i]))}；病例见 AE95"))]
+                                f"上升主要在 {grown(i)}；病例见 AE95"))]
 
     def _lifting(self, axis: _Axis) -> pa.Table:
         """升组次要诊断: per hospital and code, the cases that code alone lifts into a CC/MCC split
