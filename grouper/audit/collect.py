@@ -71,8 +71,7 @@ class Grid:
 class Pairs:
     """Running sums over the (row id, column id) pairs that occur, kept sparse: (hospital,
     department) units x ADRGs or periods x hospitals x ADRGs would be mostly empty as a grid
-    (thousands of units x hundreds of ADRGs). Each batch is summed by pair at once; the pairs
-    are merged when the pending ones outgrow the merged ones."""
+    (thousands of units x hundreds of ADRGs). The rows of the batches (one sort) when a million are pending, or as many as the sums hold."""
 
     def __init__(self, fields: int):
         self.fields = fields
@@ -90,10 +89,10 @@ class Pairs:
     def add(self, i: np.ndarray, j: np.ndarray, values: np.ndarray) -> None:
         if not len(i):
             return
-        k, v = self._sum(i.astype(np.int64) << 32 | j.astype(np.int64), np.asarray(values, float).reshape(len(i), -1))
-        self.pending.append((k, v))
-        self.pending_rows += len(k)
-        if self.pending_rows > max(100_000, len(self.keys)):
+        self.pending.append((i.astype(np.int64) << 32 | j.astype(np.int64),
+                             np.asarray(values, float).reshape(len(i), -1)))
+        self.pending_rows += len(i)
+        if self.pending_rows > max(1_000_000, len(self.keys)):  # one sort per million rows
             self._merge()
 
     def _merge(self) -> None:
@@ -200,7 +199,7 @@ class Collector:
         self.lifts: dict[tuple[int, int, int], int] = {}
         # departments: a unit is one (hospital, department) pair
         self.dept = Interner()
-        self.unit_ids: dict[int, int] = {}  # hospital id << 32 | department id -> unit id
+        self.unit_lut = np.full((8, 8), -1, np.int32)  # [hospital id, department id] -> unit id
         self.unit_hosp: list[int] = []
         self.unit_dept: list[int] = []
         self.unit_adrg = Pairs(2)
@@ -213,17 +212,22 @@ class Collector:
         return self.dir / f"bucket-{b:04d}.arrow"
 
     def units(self, hosp: np.ndarray, dept: np.ndarray) -> np.ndarray:
-        """The unit id of each (hospital, department) pair, once per distinct pair."""
-        key = hosp.astype(np.int64) << 32 | dept.astype(np.int64)
-        u, inv = np.unique(key, return_inverse=True)
-        ids = np.empty(len(u), np.int32)
-        for i, k in enumerate(u.tolist()):
-            if k not in self.unit_ids:
-                self.unit_ids[k] = len(self.unit_hosp)
+        """The unit id of each (hospital, department) pair: a table lookup; the pairs not met
+        before get ids once per distinct pair."""
+        nh, nd = int(hosp.max(initial=0)) + 1, int(dept.max(initial=0)) + 1
+        if nh > self.unit_lut.shape[0] or nd > self.unit_lut.shape[1]:
+            grown = np.full((max(nh, self.unit_lut.shape[0]) * 2, max(nd, self.unit_lut.shape[1]) * 2), -1, np.int32)
+            grown[: self.unit_lut.shape[0], : self.unit_lut.shape[1]] = self.unit_lut
+            self.unit_lut = grown
+        ids = self.unit_lut[hosp, dept]
+        new = ids < 0
+        if new.any():
+            for k in np.unique(hosp[new].astype(np.int64) << 32 | dept[new].astype(np.int64)).tolist():
+                self.unit_lut[k >> 32, k & 0xFFFFFFFF] = len(self.unit_hosp)
                 self.unit_hosp.append(k >> 32)
                 self.unit_dept.append(k & 0xFFFFFFFF)
-            ids[i] = self.unit_ids[k]
-        return ids[inv.reshape(-1)]
+            ids = self.unit_lut[hosp, dept]
+        return ids
 
     def add(self, batch: pa.RecordBatch, grouped: pa.RecordBatch, row_offset: int,
             error_rows: np.ndarray | None = None, lifts: tuple[np.ndarray, pa.Array] | None = None) -> None:
