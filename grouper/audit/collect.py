@@ -82,6 +82,13 @@ class Pairs:
 
     @staticmethod
     def _sum(keys: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        i, j = keys >> 32, keys & 0xFFFFFFFF
+        ni, nj = int(i.max(initial=0)) + 1, int(j.max(initial=0)) + 1
+        if ni * nj <= 8 * len(keys) + 4096:  # a dense count is cheaper than a sort
+            flat = i * nj + j
+            sums = np.stack([np.bincount(flat, vals[:, f], minlength=ni * nj) for f in range(vals.shape[1])], axis=1)
+            hit = np.flatnonzero(np.bincount(flat, minlength=ni * nj))
+            return (hit // nj) << 32 | hit % nj, sums[hit]
         u, inv = np.unique(keys, return_inverse=True)
         inv = inv.reshape(-1)
         return u, np.stack([np.bincount(inv, vals[:, f], minlength=len(u)) for f in range(vals.shape[1])], axis=1)
@@ -196,7 +203,7 @@ class Collector:
         self.period_unit_adrg: dict[int, Pairs] = {}
         # lifting secondary diagnoses: (hospital, ADRG, code id) -> cases that code alone lifted (AE95)
         self.lift_code = Interner()
-        self.lifts: dict[tuple[int, int, int], int] = {}
+        self.lifts = Pairs(1)  # row: hospital, column: ADRG << 20 | code id
         # departments: a unit is one (hospital, department) pair
         self.dept = Interner()
         self.unit_lut = np.full((8, 8), -1, np.int32)  # [hospital id, department id] -> unit id
@@ -306,10 +313,8 @@ class Collector:
                 self.period_unit_adrg.setdefault(q, Pairs(2)).add(unit[split_adrg][at], adrg[split_adrg][at], sv[at])
         if lifts is not None and len(lifts[0]):
             r = lifts[0]
-            key = np.c_[hosp[r], adrg[r], self.lift_code.encode(lifts[1])]
-            u, k = np.unique(key, axis=0, return_counts=True)
-            for (hh, aa, cc), kk in zip(u.tolist(), k.tolist()):
-                self.lifts[(hh, aa, cc)] = self.lifts.get((hh, aa, cc), 0) + kk
+            code = self.lift_code.encode(lifts[1]).astype(np.int64)
+            self.lifts.add(hosp[r], adrg[r].astype(np.int64) << 20 | code, np.ones(len(r)))
         self.rows += n
 
     def _write(self, slim: pa.RecordBatch, bucket: np.ndarray) -> None:

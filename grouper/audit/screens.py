@@ -394,26 +394,26 @@ class Screens:
         ADRG mix (indirect standardisation); Poisson upper tail, Bonferroni over hospitals x codes."""
         col, pk = self.col, self.pk
         nh, na, nc = len(axis.hospital), len(col.adrg.names), len(col.lift_code.names)
-        if not col.lifts or nh == 0:
+        kh, kj, kv = col.lifts.items()
+        if not len(kh) or nh == 0:
             return HOSPITAL_SCHEMA.empty_table()
         n_ha = _fit(col.hosp_adrg.a, nh, na)[..., 0]
         n_a = n_ha.sum(0)
         rest = n_a[None, :] - n_ha
         wt = _div(n_ha, rest)
         wt = np.where(rest > 0, wt, 0.0)
-        key = np.array(list(col.lifts), np.int64).reshape(-1, 3)
-        cnt = np.array(list(col.lifts.values()), float)
-        lac = np.zeros((na, nc))
-        np.add.at(lac, (key[:, 1], key[:, 2]), cnt)
+        key = np.c_[kh, kj >> 20, kj & (2**20 - 1)]  # hospital, ADRG, code
+        cnt = kv[:, 0]
+        lac = np.bincount(key[:, 1] * nc + key[:, 2], cnt, minlength=na * nc).reshape(na, nc)
         e = wt @ lac  # sum_a n_ha L_ac / rest_a, minus the hospital's own lifts below
-        np.add.at(e, (key[:, 0], key[:, 2]), -wt[key[:, 0], key[:, 1]] * cnt)
+        e -= np.bincount(key[:, 0] * nc + key[:, 2], wt[key[:, 0], key[:, 1]] * cnt, minlength=nh * nc).reshape(nh, nc)
         e = np.where(e < 1e-9, 0.0, e)  # the own lifts taken back out leave rounding, not a count
         counted = rest[key[:, 0], key[:, 1]] > 0  # ADRGs only this hospital has give no expectation
-        o = np.zeros((nh, nc))
-        np.add.at(o, (key[counted, 0], key[counted, 2]), cnt[counted])
+        flat = key[:, 0] * nc + key[:, 2]
+        o = np.bincount(flat[counted], cnt[counted], minlength=nh * nc).reshape(nh, nc)
         # the other hospitals' lifts in the ADRGs this one has: the expectation rests on them
         r = ((n_ha > 0) & (rest > 0)).astype(float) @ lac
-        np.add.at(r, (key[counted, 0], key[counted, 2]), -cnt[counted])
+        r -= o
         r = np.maximum(r, 0.0)
         # under equal rates, the hospital's count given every lift of the code in the same ADRGs
         # (its own included) is binomial with mean sum_a n_ha L_ac / N_a; its upper tail is bounded
@@ -445,7 +445,8 @@ class Screens:
 
         def explain(i):
             h, c = hi[i], ci[i]
-            by = sorted(((k, a) for (hh, a, cc), k in col.lifts.items() if hh == h and cc == c), reverse=True)[:3]
+            at = np.flatnonzero((key[:, 0] == h) & (key[:, 2] == c))
+            by = sorted(zip(cnt[at].astype(int).tolist(), key[at, 1].tolist()), reverse=True)[:3]
             code = codes[i]
             return (f"次要诊断 {code} {self.dx_names.get(code, '')} 在 {axis.hospital[h]} 是 {oo[i]:.0f} 例病例进入 "
                     f"CC/MCC 细分组的唯一依据，按全区同 ADRG 比例期望 {ee[i]:.1f} 例（{oo[i] / max(ee[i], 1e-9):.1f} 倍），"

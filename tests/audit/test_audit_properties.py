@@ -64,3 +64,12 @@ def test_sparse_pairs_sum_like_a_grid(rows, chunk):
     dense[i, j] = v
     assert np.array_equal(dense, grid.a)
     assert pairs.total() == len(rows) and (np.diff(i * 1000 + j) > 0).all()
+
+
+def test_normal_tail_matches_math_erfc():
+    import math
+    from grouper.audit.stats import normal_upper
+    z = np.r_[np.linspace(-8, 12, 401), np.inf, -np.inf, np.nan]
+    got = normal_upper(z)
+    want = [0.5 * math.erfc(v / math.sqrt(2)) if np.isfinite(v) else (0.0 if v > 0 else 1.0) for v in z]
+    assert np.allclose(got, want, rtol=2e-7, atol=0)
