@@ -8,10 +8,15 @@ Three kinds, each at chosen hospitals and a rate (share of that hospital's cases
   patient readmitted 0-5 days later for the rest, same diagnoses and procedures; the second
   stay overwrites another case of the same hospital, so row count and volumes do not change;
 - ``lowstd``: the case replaced by a low-weight medical case with a 1-2 day stay and a low cost
-  (低标入院), the principal diagnosis alone.
+  (低标入院), the principal diagnosis alone;
+- ``drift``: as ``upcode``, only for discharges in July-December (严重程度漂移 between halves);
+- ``lift``: one and the same MCC secondary diagnosis (``LIFT_CODE_SEED`` picks it from the
+  scheme's MCC codes) added to the case (升组次要诊断: one code far above the region);
+- ``avoid``: every CC/MCC secondary diagnosis taken off a case that has one, as if the severe
+  patient had been turned away and a simpler one admitted (推诿).
 
-The planted rows are marked in hidden label columns ``_label_upcode``, ``_label_split`` (on the
-readmission) and ``_label_lowstd``. Injection draws from its own random stream, so the columns
+The planted rows are marked in hidden label columns ``_label_<kind>`` (``_label_split`` on the
+readmission). Injection draws from its own random stream, so the columns
 of a province without ``--inject`` are exactly those of before.
 """
 
@@ -24,7 +29,9 @@ import pyarrow as pa
 
 __all__ = ["INJECT_KINDS", "Injection", "inject_chunk", "parse_injection"]
 
-INJECT_KINDS = {"upcode": 0.2, "split": 0.1, "lowstd": 0.1}  # kind -> default rate
+INJECT_KINDS = {"upcode": 0.2, "split": 0.1, "lowstd": 0.1, "drift": 0.2, "lift": 0.05,
+                "avoid": 0.3}  # kind -> default rate
+LIFT_CODE_SEED = 0x11F7  # the one MCC code of ``lift``: the same in every chunk
 
 
 @dataclass(frozen=True)
@@ -99,7 +106,11 @@ def inject_chunk(batch: pa.RecordBatch, injections, cat, level_cost: np.ndarray,
     dates = {c: cols[c].to_numpy(zero_copy_only=False).copy() for c in ("admit_date", "discharge_date")}
     discharge = np.array(cols["discharge"].to_pylist(), dtype=object)
     dx_rows, dx_new, px_rows, px_new, copy_from = [], [], [], [], np.arange(n)
-    for inj in sorted(injections, key=lambda i: ("split", "lowstd", "upcode").index(i.kind)):
+    discharged = dates["discharge_date"].astype("datetime64[M]").astype(np.int64) % 12  # month - 1
+    severe_ids = np.r_[cat.sdx_groups[1], cat.sdx_groups[2]]
+    severe_el = np.isin(dx_ids, severe_ids) & (np.arange(len(dx_ids)) > np.repeat(dx_off[:-1], np.diff(dx_off)))
+    has_severe = np.bincount(np.repeat(np.arange(n), np.diff(dx_off)), weights=severe_el, minlength=n) > 0
+    for inj in sorted(injections, key=lambda i: ("split", "lowstd", "upcode", "drift", "lift", "avoid").index(i.kind)):
         at = np.isin(h, _hospital_index(names, inj))
         if inj.kind == "split":
             for hi in _hospital_index(names, inj):
@@ -146,14 +157,24 @@ def inject_chunk(batch: pa.RecordBatch, injections, cat, level_cost: np.ndarray,
             discharge[pick] = "1"
             used[pick] = True
             labels["lowstd"][pick] = True
-        else:  # upcode
-            pick = np.flatnonzero(at & ~used & (rng.random(n) < inj.rate))
+        elif inj.kind == "avoid":
+            pick = np.flatnonzero(at & ~used & has_severe & (rng.random(n) < inj.rate))
+            dx_rows += list(pick)
+            dx_new += [dx_ids[dx_off[r]:dx_off[r + 1]][~severe_el[dx_off[r]:dx_off[r + 1]]].astype(np.int32)
+                       for r in pick]
+            used[pick] = True
+            labels["avoid"][pick] = True
+        else:  # upcode, drift (second half of the year only), lift (one fixed code)
+            late = discharged >= 6 if inj.kind == "drift" else np.ones(n, bool)
+            pick = np.flatnonzero(at & ~used & late & (rng.random(n) < inj.rate))
             mcc = cat.sdx_groups[2]
             add = mcc[rng.integers(0, len(mcc), len(pick))]
+            if inj.kind == "lift":
+                add = np.full(len(pick), np.random.default_rng(LIFT_CODE_SEED).choice(mcc))
             dx_rows += list(pick)
             dx_new += [np.r_[dx_ids[dx_off[r]:dx_off[r + 1]], a].astype(np.int32) for r, a in zip(pick, add)]
             used[pick] = True
-            labels["upcode"][pick] = True
+            labels[inj.kind][pick] = True
     for c in ("dx", "px", "sex", "age", "age_days", "birth_weight", "dept"):
         cols[c] = cols[c].take(pa.array(copy_from))
     if dx_rows:

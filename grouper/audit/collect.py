@@ -12,12 +12,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["Collector", "Grid", "Interner", "patient_hash"]
+__all__ = ["Collector", "Grid", "Interner", "Pairs", "patient_hash", "period_of", "period_label"]
 
 SLIM = pa.schema([("row", pa.int64()), ("case_id", pa.string()), ("pkey", pa.uint64()), ("hospital", pa.int32()),
                   ("peer", pa.int32()), ("drg", pa.int32()), ("adrg", pa.int32()), ("mdc", pa.int32()),
                   ("severe", pa.bool_()), ("admit", pa.int32()), ("discharge", pa.int32()), ("los", pa.float64()),
-                  ("cost", pa.float64()), ("share", pa.float64()), ("death", pa.bool_()), ("planned", pa.bool_())])
+                  ("cost", pa.float64()), ("share", pa.float64()), ("death", pa.bool_()), ("planned", pa.bool_()),
+                  ("unit", pa.int32())])
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _BYTE_KEYS = np.random.default_rng(20251).integers(1, 2**63, 256, dtype=np.uint64) | np.uint64(1)
 
@@ -67,6 +68,64 @@ class Grid:
             self.a[:, :, f] += np.bincount(flat, weights=values[:, f], minlength=size).reshape(self.a.shape[:2])
 
 
+class Pairs:
+    """Running sums over the (row id, column id) pairs that occur, kept sparse: (hospital,
+    department) units x ADRGs or periods x hospitals x ADRGs would be mostly empty as a grid
+    (thousands of units x hundreds of ADRGs). The rows of the batches (one sort) when a million are pending, or as many as the sums hold."""
+
+    def __init__(self, fields: int):
+        self.fields = fields
+        self.keys = np.zeros(0, np.int64)
+        self.vals = np.zeros((0, fields))
+        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self.pending_rows = 0
+
+    @staticmethod
+    def _sum(keys: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        i, j = keys >> 32, keys & 0xFFFFFFFF
+        ni, nj = int(i.max(initial=0)) + 1, int(j.max(initial=0)) + 1
+        if ni * nj <= 8 * len(keys) + 4096:  # a dense count is cheaper than a sort
+            flat = i * nj + j
+            sums = np.stack([np.bincount(flat, vals[:, f], minlength=ni * nj) for f in range(vals.shape[1])], axis=1)
+            hit = np.flatnonzero(np.bincount(flat, minlength=ni * nj))
+            return (hit // nj) << 32 | hit % nj, sums[hit]
+        u, inv = np.unique(keys, return_inverse=True)
+        inv = inv.reshape(-1)
+        return u, np.stack([np.bincount(inv, vals[:, f], minlength=len(u)) for f in range(vals.shape[1])], axis=1)
+
+    def add(self, i: np.ndarray, j: np.ndarray, values: np.ndarray) -> None:
+        if not len(i):
+            return
+        self.pending.append((i.astype(np.int64) << 32 | j.astype(np.int64),
+                             np.asarray(values, float).reshape(len(i), -1)))
+        self.pending_rows += len(i)
+        if self.pending_rows > max(1_000_000, len(self.keys)):  # one sort per million rows
+            self._merge()
+
+    def _merge(self) -> None:
+        if self.pending:
+            self.keys, self.vals = self._sum(np.concatenate([self.keys, *(k for k, _ in self.pending)]),
+                                             np.concatenate([self.vals, *(v for _, v in self.pending)]))
+            self.pending, self.pending_rows = [], 0
+
+    def items(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row ids, column ids, sums) of every pair, by row then column."""
+        self._merge()
+        return (self.keys >> 32).astype(np.int64), (self.keys & 0xFFFFFFFF).astype(np.int64), self.vals
+
+    def total(self, col: int = 0) -> float:
+        self._merge()
+        return float(self.vals[:, col].sum()) if len(self.vals) else 0.0
+
+    @classmethod
+    def of_grid(cls, a: np.ndarray) -> "Pairs":
+        """The non-empty cells (first field > 0) of a dense grid."""
+        out = cls(a.shape[2])
+        i, j = np.nonzero(a[..., 0] > 0)
+        out.keys, out.vals = i.astype(np.int64) << 32 | j, a[i, j]
+        return out
+
+
 def patient_hash(col) -> np.ndarray:
     """A 64-bit hash of each patient id (integers mixed, text hashed byte by byte, vectorised)."""
     if isinstance(col, pa.ChunkedArray):
@@ -100,6 +159,25 @@ def _days(batch: pa.RecordBatch, name: str, n: int) -> np.ndarray:
     return pc.cast(col, pa.int32()).fill_null(-(2**31)).to_numpy(zero_copy_only=False)
 
 
+def period_of(days: np.ndarray, period: str) -> np.ndarray:
+    """A period number per discharge day (days since 1970; the missing marker gives -1): year,
+    half, quarter or month, numbered so that later periods have larger numbers."""
+    ok = days > -(2**31)
+    month = (np.where(ok, days, 0).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64))  # since 1970-01
+    per = {"year": 12, "half": 6, "quarter": 3, "month": 1}[period]
+    return np.where(ok, month // per, -1)
+
+
+def period_label(p: int, period: str) -> str:
+    """``2025``, ``2025H2``, ``2025Q3``, ``2025-07``."""
+    if period == "year":
+        return str(1970 + p)
+    if period == "month":
+        return f"{1970 + p // 12}-{p % 12 + 1:02d}"
+    k = 2 if period == "half" else 4
+    return f"{1970 + p // k}{'H' if k == 2 else 'Q'}{p % k + 1}"
+
+
 def _floats(batch: pa.RecordBatch, name: str | None, n: int) -> np.ndarray:
     if name is None or name not in batch.schema.names:
         return np.full(n, np.nan)
@@ -120,6 +198,19 @@ class Collector:
         self.drg_region = Grid(4)  # (0, drg): cases, cost sum, deaths, cases with a cost
         self.hosp_peer: dict[int, int] = {}
         self.coding_errors = Grid(1)  # (hospital, 0): cases with at least one error-severity edit
+        # severity drift: per discharge period, (hospital, ADRG) / (unit, ADRG) like hosp_adrg
+        self.period_adrg: dict[int, Pairs] = {}
+        self.period_unit_adrg: dict[int, Pairs] = {}
+        # lifting secondary diagnoses: (hospital, ADRG, code id) -> cases that code alone lifted (AE95)
+        self.lift_code = Interner()
+        self.lifts = Pairs(1)  # row: hospital, column: ADRG << 20 | code id
+        # departments: a unit is one (hospital, department) pair
+        self.dept = Interner()
+        self.unit_lut = np.full((8, 8), -1, np.int32)  # [hospital id, department id] -> unit id
+        self.unit_hosp: list[int] = []
+        self.unit_dept: list[int] = []
+        self.unit_adrg = Pairs(2)
+        self.unit_errors = Grid(1)
         self.rows = 0
         self.has_share = False
         self.writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
@@ -127,9 +218,28 @@ class Collector:
     def path(self, b: int) -> Path:
         return self.dir / f"bucket-{b:04d}.arrow"
 
+    def units(self, hosp: np.ndarray, dept: np.ndarray) -> np.ndarray:
+        """The unit id of each (hospital, department) pair: a table lookup; the pairs not met
+        before get ids once per distinct pair."""
+        nh, nd = int(hosp.max(initial=0)) + 1, int(dept.max(initial=0)) + 1
+        if nh > self.unit_lut.shape[0] or nd > self.unit_lut.shape[1]:
+            grown = np.full((max(nh, self.unit_lut.shape[0]) * 2, max(nd, self.unit_lut.shape[1]) * 2), -1, np.int32)
+            grown[: self.unit_lut.shape[0], : self.unit_lut.shape[1]] = self.unit_lut
+            self.unit_lut = grown
+        ids = self.unit_lut[hosp, dept]
+        new = ids < 0
+        if new.any():
+            for k in np.unique(hosp[new].astype(np.int64) << 32 | dept[new].astype(np.int64)).tolist():
+                self.unit_lut[k >> 32, k & 0xFFFFFFFF] = len(self.unit_hosp)
+                self.unit_hosp.append(k >> 32)
+                self.unit_dept.append(k & 0xFFFFFFFF)
+            ids = self.unit_lut[hosp, dept]
+        return ids
+
     def add(self, batch: pa.RecordBatch, grouped: pa.RecordBatch, row_offset: int,
-            error_rows: np.ndarray | None = None) -> None:
-        """One batch: ``error_rows`` are the batch's rows (0-based in the batch) with an error edit."""
+            error_rows: np.ndarray | None = None, lifts: tuple[np.ndarray, pa.Array] | None = None) -> None:
+        """One batch: ``error_rows`` are the batch's rows (0-based in the batch) with an error edit;
+        ``lifts`` the (rows, codes) of its AE95 findings (the code alone lifting the case)."""
         n = batch.num_rows
         names = batch.schema.names
         pk = self.pack
@@ -160,11 +270,15 @@ class Collector:
             pa.array(np.arange(row_offset, row_offset + n)).cast(pa.string())
         pkey = patient_hash(batch.column("patient_id")) if "patient_id" in names else \
             np.arange(row_offset, row_offset + n).astype(np.uint64) * _MIX
+        has_dept = pk.dept_column in names
+        unit = self.units(hosp, self.dept.encode(batch.column(pk.dept_column))) if has_dept else \
+            np.full(n, -1, np.int32)
         slim = pa.RecordBatch.from_arrays([
             pa.array(np.arange(row_offset, row_offset + n, dtype=np.int64)), case_id, pa.array(pkey),
             pa.array(hosp), pa.array(peer), pa.array(drg), pa.array(adrg), pa.array(mdc), pa.array(severe),
             pa.array(_days(batch, "admit_date", n)), pa.array(_days(batch, "discharge_date", n)), pa.array(los),
-            pa.array(cost), pa.array(share), pa.array(death), pa.array(planned)], schema=SLIM)
+            pa.array(cost), pa.array(share), pa.array(death), pa.array(planned), pa.array(unit, pa.int32())],
+            schema=SLIM)
         self._write(slim, (pkey % np.uint64(self.buckets)).astype(np.int64))
         # running totals: grouped cases only
         o = np.flatnonzero(ok)
@@ -183,8 +297,24 @@ class Collector:
         for hh, pp in zip(u.tolist(), peer[first].tolist()):  # per distinct hospital
             self.hosp_peer.setdefault(hh, pp)
         if error_rows is not None and len(error_rows):
-            e = hosp[np.unique(error_rows)]
+            er = np.unique(error_rows)
+            e = hosp[er]
             self.coding_errors.add(e, np.zeros(len(e), np.int64), np.ones((len(e), 1)))
+            if has_dept:
+                self.unit_errors.add(unit[er], np.zeros(len(er), np.int64), np.ones((len(er), 1)))
+        sv = np.c_[np.ones(int(split_adrg.sum())), severe[split_adrg]]
+        if has_dept:
+            self.unit_adrg.add(unit[split_adrg], adrg[split_adrg], sv)
+        per = period_of(_days(batch, "discharge_date", n), pk.drift_period)[split_adrg]
+        for q in np.unique(per[per >= 0]).tolist():  # a few periods per batch
+            at = per == q
+            self.period_adrg.setdefault(q, Pairs(2)).add(hosp[split_adrg][at], adrg[split_adrg][at], sv[at])
+            if has_dept:
+                self.period_unit_adrg.setdefault(q, Pairs(2)).add(unit[split_adrg][at], adrg[split_adrg][at], sv[at])
+        if lifts is not None and len(lifts[0]):
+            r = lifts[0]
+            code = self.lift_code.encode(lifts[1]).astype(np.int64)
+            self.lifts.add(hosp[r], adrg[r].astype(np.int64) << 20 | code, np.ones(len(r)))
         self.rows += n
 
     def _write(self, slim: pa.RecordBatch, bucket: np.ndarray) -> None:

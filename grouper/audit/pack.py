@@ -12,7 +12,10 @@ from pathlib import Path
 
 from grouper.rulesets import rules_dirs
 
-__all__ = ["AuditPack", "AuditPackError", "load_audit_pack", "parse_audit_pack"]
+__all__ = ["PERIODS", "AuditPack", "AuditPackError", "load_audit_pack", "parse_audit_pack"]
+
+#: drift periods, from the discharge date: the last two in the data are compared
+PERIODS = ("year", "half", "quarter", "month")
 
 
 class AuditPackError(ValueError):
@@ -41,6 +44,13 @@ class AuditPack:
     share_column: str
     share_min_excess: float
     share_min_mean_excess: float
+    drift_period: str = "year"
+    drift_min_change: float = 0.03
+    drift_min_period_share: float = 0.25
+    lift_min_ratio: float = 2.0
+    lift_min_cases: int = 10
+    avoid_min_ratio: float = 1.2
+    dept_column: str = "dept"
     path: str = ""
 
 
@@ -73,6 +83,13 @@ class _Table:
             self.fail(name, "must be non-empty text")
         return v
 
+    def choice(self, name: str, default: str, options: tuple[str, ...]) -> str:
+        self.seen.add(name)
+        v = self.data.get(name, default)
+        if v not in options:
+            self.fail(name, f"must be one of {', '.join(options)}")
+        return v
+
     def list(self, name: str, default: list, kind: type) -> list:
         self.seen.add(name)
         v = self.data.get(name, default)
@@ -88,8 +105,9 @@ class _Table:
 
 def parse_audit_pack(doc: dict, file: str = "<audit pack>") -> AuditPack:
     top = _Table(file, "", doc)
-    p, s, sp, lo, ls, d, cs = (top.sub(k) for k in ("pack", "significance", "split", "low_standard", "long_stay",
-                                                     "death", "cost_shift"))
+    p, s, sp, lo, ls, d, cs, dr, lf, av, dp = (top.sub(k) for k in (
+        "pack", "significance", "split", "low_standard", "long_stay", "death", "cost_shift", "drift", "lifting_dx",
+        "avoidance", "department"))
     windows = sp.list("windows", [15, 30], int)
     if not windows or any(w < 1 or w > 365 for w in windows) or windows != sorted(set(windows)):
         sp.fail("windows", "must be increasing day counts in [1, 365]")
@@ -106,8 +124,12 @@ def parse_audit_pack(doc: dict, file: str = "<audit pack>") -> AuditPack:
         death_max_group_mortality=d.number("max_group_mortality", 0.005, 0, 1),
         share_column=cs.text("share_column", "patient_share"), share_min_excess=cs.number("min_excess", 0.1, 0, 1),
         share_min_mean_excess=cs.number("min_mean_excess", 0.02, 0, 1),
+        drift_period=dr.choice("period", "year", PERIODS), drift_min_change=dr.number("min_change", 0.03, 0, 1),
+        drift_min_period_share=dr.number("min_period_share", 0.25, 0, 1),
+        lift_min_ratio=lf.number("min_ratio", 2.0, 1, 1000), lift_min_cases=lf.number("min_cases", 10, 1, 10**9, True),
+        avoid_min_ratio=av.number("min_ratio", 1.2, 1, 100), dept_column=dp.text("column", "dept"),
         path=file)
-    for t in (p, s, sp, lo, ls, d, cs, top):
+    for t in (p, s, sp, lo, ls, d, cs, dr, lf, av, dp, top):
         t.done()
     return pack
 

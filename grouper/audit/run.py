@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.audit.collect import Collector
-from grouper.audit.edits import FINDING_SCHEMA, EditSet, load_edits, run_edits
+from grouper.audit.edits import FINDING_SCHEMA, ONLY_CC, EditSet, load_edits, run_edits
 from grouper.audit.pack import AuditPack, load_audit_pack
 from grouper.audit.screens import Screens
 
@@ -61,9 +61,10 @@ class AuditRun:
                 if found.num_rows:
                     yield counted(found)
                 errors = found.filter(pc.equal(found["severity"], "error"))["row"].to_numpy() - offset
-                col.add(batch, grouped, offset, errors)
+                lifted = found.filter(pc.equal(found["code"], ONLY_CC))
+                col.add(batch, grouped, offset, errors, (lifted["row"].to_numpy() - offset, lifted["item"]))
                 offset += batch.num_rows
-            screens = Screens(col)
+            screens = Screens(col, g.ruleset.dx_names)
             for t in screens.cases(col.close()):
                 if t.num_rows:
                     yield counted(t)

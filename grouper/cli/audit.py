@@ -13,8 +13,8 @@ from grouper.rulesets import DEFAULT_RULESET
               help="Findings, one row per finding (.parquet, .csv or .arrow): row, case_id, hospital, code, "
                    "severity, item, score, message (Chinese).")
 @click.option("--hospitals", type=click.Path(dir_okay=False),
-              help="Hospital league table, one row per screen and hospital: value, expected, peer median, "
-                   "percentile, z, p-value, flagged, rank.")
+              help="Hospital league table, one row per screen and hospital (department, code): value, expected, "
+                   "peer median, percentile, z, p-value, flagged, rank, department, item, message (Chinese).")
 @click.option("--report", type=click.Path(dir_okay=False),
               help="HTML report: league table and peer distribution per screen, top cases with explanations.")
 @click.option("--pack", default=None, metavar="TOML",
@@ -35,8 +35,10 @@ def audit(inputs, output, hospitals, report, pack, edits, ruleset, hospital_colu
           overwrite, bom, progress):
     """Audit INPUT...: case edits (coding checks, the secondary diagnosis that alone lifts a case into
     its CC/MCC split) and provider screens (split admissions, severity upcoding, low-standard
-    admissions, over-long stays, low-risk deaths, cost shifting) against peers of the same level.
-    Edits never change the group."""
+    admissions, over-long stays, low-risk deaths, cost shifting, severity drift between discharge
+    periods, secondary diagnoses lifting cases far above the region, avoidance of severe cases)
+    against peers of the same level, per hospital and, with a department column (dept), per
+    department. Edits never change the group."""
     from grouper.audit import AuditPackError
     from grouper.jobs.audit import audit_job
 
@@ -45,11 +47,12 @@ def audit(inputs, output, hospitals, report, pack, edits, ruleset, hospital_colu
         r = audit_job(inputs, g, output, hospitals=hospitals, report=report, pack=pack, edits=edits,
                       overwrite=overwrite, buckets=buckets, workdir=workdir, hospital_column=hospital_column,
                       death_codes=tuple(death_code), bom=bom, progress=progress_stream(progress))
-    h = r.hospitals
+    h = r.hospitals.filter(r.hospitals["flagged"])
     flagged = {}
-    for s, hosp, f in zip(h["screen"].to_pylist(), h["hospital"].to_pylist(), h["flagged"].to_pylist()):
-        if f:
-            flagged.setdefault(s, []).append(hosp)
+    for s, hosp, dept, item in zip(*(h[c].to_pylist() for c in ("screen", "hospital", "department", "item"))):
+        flagged.setdefault(s, []).append(hosp + (f"/{dept}" if dept is not None else "")
+                                         + (f":{item}" if item is not None and s == "lifting_dx" else ""))
+    shown = {s: v[:8] + ([f"... (+{len(v) - 8})"] if len(v) > 8 else []) for s, v in flagged.items()}
     click.echo(f"{r.rows} cases audited in {r.seconds:.1f} s: {sum(r.counts.values())} findings ("
                + ", ".join(f"{k} {v}" for k, v in r.counts.items()) + "); flagged hospitals: "
-               + ("; ".join(f"{s} {', '.join(v)}" for s, v in flagged.items()) or "none"), err=True)
+               + ("; ".join(f"{s} {', '.join(v)}" for s, v in shown.items()) or "none"), err=True)

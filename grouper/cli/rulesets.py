@@ -115,7 +115,9 @@ def compile_command(ruleset, dump):
 @click.option("--inject", multiple=True, metavar="KIND=H0001,...[@RATE]",
               help="Plant labelled misconduct at these hospitals (repeatable): upcode (an MCC secondary "
                    "diagnosis added, default rate 0.2), split (a stay cut into discharge and readmission, 0.1), "
-                   "lowstd (low-weight 1-2 day low-cost admissions, 0.1); labels in _label_<kind> columns.")
+                   "lowstd (low-weight 1-2 day low-cost admissions, 0.1), drift (as upcode, July-December "
+                   "discharges only, 0.2), lift (one fixed MCC code added, 0.05), avoid (CC/MCC secondary "
+                   "diagnoses taken off cases, 0.3); labels in _label_<kind> columns.")
 @output_options
 def synth(cases, hospitals, year, seed, ruleset, output, inject, overwrite, bom, progress):
     """Write a SYNTHETIC province of discharge records (no real patients) for trying the grouper.

@@ -9,7 +9,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from grouper.audit import (BUILTIN_NAMES, CASE_CODES, SCREENS, FINDING_SCHEMA, HOSPITAL_SCHEMA, AuditResult, AuditRun, load_audit_pack,
+from grouper.audit import (BUILTIN_NAMES, CASE_CODES, DEPT_PREFIX, SCREENS, FINDING_SCHEMA, HOSPITAL_SCHEMA, AuditResult, AuditRun, load_audit_pack,
                            load_edits)
 from grouper._util.progress import advance, reporting
 from grouper.io import DEFAULT_BATCH, CaseInputs, CaseSource, OutputSet, check_outputs, write_batches
@@ -46,7 +46,8 @@ def audit_job(inputs: Iterable[str | os.PathLike], grouper, output: str | os.Pat
     check_outputs([output, hospitals, report], [*paths, pack, edits], overwrite=overwrite)
     sources = CaseSource.open_all(paths, batch_size=batch_size)
     optional = ["case_id", *grouper.encoder.columns, "patient_id", hospital_column, audit_pack.peer_column,
-                "admit_date", "discharge_date", "los", "total_cost", audit_pack.share_column, "discharge"]
+                "admit_date", "discharge_date", "los", "total_cost", audit_pack.share_column, "discharge",
+                audit_pack.dept_column]
     for s in sources:  # fail before any work
         s.check(grouper.encoder.required, list(dict.fromkeys(optional)), what="the audit")
     readers = [s.read(set(grouper.encoder.required) | {c for c in optional if c in s.schema.names})
@@ -96,5 +97,7 @@ def audit_job(inputs: Iterable[str | os.PathLike], grouper, output: str | os.Pat
                                title=f"{grouper.compiled.name} 智能审核报告 / audit report",
                                edit_names={**{e.code: e.message.split("{")[0].strip() for e in edit_set.edits},
                                            **BUILTIN_NAMES, **{c: SCREENS[s] for s, c in CASE_CODES.items()}},
-                               screen_codes={"upcoding": "AE95", **CASE_CODES})
+                               screen_codes={"upcoding": "AE95", "drift": "AE95", "lifting_dx": "AE95", **CASE_CODES,
+                                             **{f"{DEPT_PREFIX}{k}": v for k, v in CASE_CODES.items()},
+                                             f"{DEPT_PREFIX}upcoding": "AE95", f"{DEPT_PREFIX}drift": "AE95"})
     return result

@@ -1,7 +1,9 @@
 """The audit report (智能审核报告), laid out like what an auditor works from: per screen the
 hospital league table (value, expected, peer median, percentile, z, p, flag), the peer
-distribution with the top hospitals marked, and the top cases behind them with their
-explanations; then the case edits by code with an example each.
+distribution with the top hospitals marked, the explanation of each flag, and the top cases
+behind them with their explanations; then the case edits by code with an example each.
+Department screens (``dept_*``) list (hospital, department) rows, their strips are per level;
+the lifting-diagnosis screen lists (hospital, code) rows.
 
 Plot labels stay ASCII; a hospital name that is not ASCII is shown as its rank "#k".
 """
@@ -57,25 +59,41 @@ def _screen(plt, screen: str, h: list[dict], samples: pa.Table, case_code: str |
     out = [f"<h2>{esc(name)} / {esc(screen)}</h2>"]
     flagged = [r for r in h if r["flagged"]]
     out.append(f"<p>标记医院 {len(flagged)} 家：{esc('、'.join(r['hospital'] for r in flagged) or '无')}</p>")
+    dept = any(r.get("department") is not None for r in h)
+    item = any(r.get("item") is not None for r in h)
     rows = []
     for r in h[:TABLE_ROWS]:
         cls = "hi" if r["flagged"] else ""
-        rows.append([r["rank"], (r["hospital"], cls), r["peer"], r["cases"], num(r["observed"], ".0f"),
+        rows.append([r["rank"], (r["hospital"], cls), *([r["department"]] if dept else []),
+                     *([r["item"]] if item else []), r["peer"], r["cases"], num(r["observed"], ".0f"),
                      num(r["expected"], ".1f"), num(r["value"], ".4f"), num(r["expected_value"], ".4f"),
                      num(r["peer_median"], ".4f"), num(r["percentile"], ".0f"), num(r["z"], ".2f"),
                      num(r["p_value"], ".2g"), ("是" if r["flagged"] else "", cls)])
-    out.append(cells_html(["排名", "医院", "同级", "病例", "观察数", "期望数", "指标值", "期望值", "同级中位数",
-                           "同级百分位", "z", "p", "标记"], rows))
-    img = _distribution(plt, screen, h)
+    out.append(cells_html(["排名", "医院", *(["科室"] if dept else []), *(["项目"] if item else []), "同级", "病例",
+                           "观察数", "期望数", "指标值", "期望值", "同级中位数", "同级百分位", "z", "p", "标记"], rows))
+    explained = [r["message"] for r in flagged if r.get("message")]
+    if explained:
+        out.append("<ul class=msg>" + "".join(f"<li>{esc(m)}</li>" for m in explained[:TABLE_ROWS]) + "</ul>")
+        if len(explained) > TABLE_ROWS:
+            out.append(f"<p class=note>另有 {len(explained) - TABLE_ROWS} 条标记，见医院表（--hospitals）的 message 列</p>")
+    img = None if screen == "lifting_dx" else _distribution(plt, screen, h)  # rates of different codes: no strip
     if img:
         out.append(f'<img src="data:image/png;base64,{img}" alt="{esc(screen)} peer distribution">')
-    if case_code:
+    if dept and case_code:
+        out.append("<p class=note>病例按医院列于医院级筛查；某科室的病例：审核结果（-o）按 row 回查输入的科室列</p>")
+    elif case_code:
         top = flagged or h[:1]
         for r in top[:5]:
-            ex = samples.filter(pc.and_(pc.equal(samples["code"], case_code),
-                                        pc.equal(samples["hospital"], r["hospital"]))).slice(0, CASES_SHOWN)
+            match = pc.and_(pc.equal(samples["code"], case_code), pc.equal(samples["hospital"], r["hospital"]))
+            if item and r.get("item"):  # the cases of that code (kept ones: a few per code and hospital)
+                match = pc.and_(match, pc.equal(samples["item"], r["item"]))
+            ex = samples.filter(match).slice(0, CASES_SHOWN)
+            if not ex.num_rows and item and r.get("item") and r["flagged"]:
+                out.append(f"<p class=note>{esc(r['hospital'])} {esc(r['item'])} 的病例：审核结果（-o）中 "
+                           f"code={esc(case_code)}、item={esc(r['item'])}、hospital={esc(r['hospital'])} 的行</p>")
             if ex.num_rows:
-                out.append(f"<h3>{esc(r['hospital'])} 的病例 / cases</h3>")
+                out.append(f"<h3>{esc(r['hospital'])}{esc(' ' + r['item'] if item and r.get('item') else '')} "
+                           f"的病例 / cases</h3>")
                 out.append(table_html(["行", "病例号", "评分", "说明"], [[x["row"], x["case_id"], num(x["score"], ".1f"),
                                                                     x["message"]] for x in ex.to_pylist()]))
     return "\n".join(out)
@@ -87,6 +105,8 @@ def _distribution(plt, screen: str, h: list[dict]) -> str | None:
            and np.isfinite(r["percentile"])]
     if len(pts) < 2:
         return None
+    if screen.startswith("dept_"):  # one strip per level ("二级/R02" -> "二级"), not per department
+        pts = [{**r, "peer": r["peer"].split("/")[0]} for r in pts]
     peers = list(dict.fromkeys(r["peer"] for r in pts))
     fig, ax = plt.subplots(figsize=(8, 0.7 + 0.6 * len(peers)))
     for i, p in enumerate(peers):
@@ -96,8 +116,9 @@ def _distribution(plt, screen: str, h: list[dict]) -> str | None:
         colour = [UNSTABLE if r["flagged"] else STABLE for r in grp]
         ax.scatter(x, i + jitter, c=colour, s=22)
         for r, xv, yv in zip(grp, x, i + jitter):
-            if r["flagged"] or r["rank"] <= 3:
-                ax.annotate(ascii_label(r["hospital"], f"#{r['rank']}"), (xv, yv), fontsize=7,
+            if r["rank"] <= 3 or (r["flagged"] and r["rank"] <= 10):
+                label = r["hospital"] + (f"/{r['department']}" if r.get("department") else "")
+                ax.annotate(ascii_label(label, f"#{r['rank']}"), (xv, yv), fontsize=7,
                             xytext=(3, 3), textcoords="offset points")
     ax.set_yticks(range(len(peers)), [ascii_label(p, f"peer {i + 1}") for i, p in enumerate(peers)])
     ax.set_xlabel(f"{screen} value per hospital (orange: flagged)")

@@ -1,6 +1,5 @@
 """``drg synth --inject``: labelled misconduct planted at chosen hospitals, nothing else changed."""
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -12,6 +11,7 @@ from grouper.cli.main import main
 
 BAD = ("H0008", "H0022", "H0040")
 KINDS = ("upcode", "split", "lowstd")
+MORE = {"drift": ("H0008",), "lift": ("H0022",), "avoid": ("H0040",)}
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,26 @@ def test_upcoded_cases_gain_one_diagnosis_and_lowstd_are_short(planted):
     low = t["_label_lowstd"].to_numpy(zero_copy_only=False)
     assert (t["los"].to_numpy()[low] <= 2).all()
     assert (pc.list_value_length(t["dx"]).to_numpy()[low] == 1).all()
+
+
+def test_drift_lift_and_avoid_plant_what_they_say():
+    inj = tuple(parse_injection(f"{k}={','.join(h)}") for k, h in MORE.items())
+    t = pa.Table.from_batches(list(generate(SynthSpec(30_000, inject=inj))))
+    plain = pa.Table.from_batches(list(generate(SynthSpec(30_000))))
+    hosp = t["hospital_id"].cast(pa.string())
+    n_new, n_old = (pc.list_value_length(x["dx"]).to_numpy() for x in (t, plain))
+    for k, h in MORE.items():
+        lab = t[f"_label_{k}"].to_numpy(zero_copy_only=False)
+        assert lab.sum() > 30 and set(hosp.filter(pa.array(lab)).unique().to_pylist()) == set(h)
+    drift = t["_label_drift"].to_numpy(zero_copy_only=False)
+    months = t["discharge_date"].to_numpy().astype("datetime64[M]").astype(int) % 12
+    assert (months[drift] >= 6).all() and (n_new[drift] == n_old[drift] + 1).all()
+    lift = t["_label_lift"].to_numpy(zero_copy_only=False)
+    assert len({dx[-1] for dx in t.filter(pa.array(lift))["dx"].to_pylist()}) == 1
+    avoid = t["_label_avoid"].to_numpy(zero_copy_only=False)
+    assert (n_new[avoid] < n_old[avoid]).all()
+    keep = pc.invert(pc.is_in(hosp, pa.array([h for v in MORE.values() for h in v])))
+    assert t.filter(keep).select(plain.column_names).equals(plain.filter(keep))
 
 
 @pytest.mark.parametrize("text", ["bogus=H0001", "split", "split=", "split=H0001@0.9", "split=H0001@x"])

@@ -12,6 +12,10 @@ def test_bundled_default_pack():
 
 def test_an_empty_pack_takes_the_defaults():
     assert parse_audit_pack({}).split_min_score == load_audit_pack().split_min_score
+    empty, bundled = parse_audit_pack({}), load_audit_pack()
+    for key in ("drift_period", "drift_min_change", "drift_min_period_share", "lift_min_ratio", "lift_min_cases",
+                "avoid_min_ratio", "dept_column"):
+        assert getattr(empty, key) == getattr(bundled, key)
 
 
 @pytest.mark.parametrize("doc,key", [
@@ -26,6 +30,16 @@ def test_an_empty_pack_takes_the_defaults():
     ({"low_standard": {"max_los": True}}, "low_standard.max_los"),
     ({"bogus": {}}, "bogus"),
     ({"long_stay": {"los_ratio": 0.5}}, "long_stay.los_ratio"),
+    ({"drift": {"period": "week"}}, "drift.period"),
+    ({"drift": {"perod": "year"}}, "drift.perod"),
+    ({"drift": {"min_change": -0.1}}, "drift.min_change"),
+    ({"drift": {"min_period_share": 2}}, "drift.min_period_share"),
+    ({"lifting_dx": {"min_ratio": 0.5}}, "lifting_dx.min_ratio"),
+    ({"lifting_dx": {"min_cases": 2.5}}, "lifting_dx.min_cases"),
+    ({"avoidance": {"min_ratio": "1.2"}}, "avoidance.min_ratio"),
+    ({"avoidance": {"alpha": 0.01}}, "avoidance.alpha"),
+    ({"department": {"column": ""}}, "department.column"),
+    ({"department": {"columns": "dept"}}, "department.columns"),
 ])
 def test_bad_packs_are_refused_naming_the_key(doc, key):
     with pytest.raises(AuditPackError, match=key.replace(".", r"\.")):

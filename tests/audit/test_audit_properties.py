@@ -45,3 +45,31 @@ def test_patient_hash_depends_on_the_value_only(ids, start):
         assert by_value.setdefault(v, h) == h
     ints = patient_hash(pa.array(np.arange(len(ids), dtype=np.int64)))
     assert len(set(ints.tolist())) == len(ids)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 30), st.integers(0, 5)), max_size=200),
+       st.integers(1, 50))
+def test_sparse_pairs_sum_like_a_grid(rows, chunk):
+    """Pairs (the sparse (unit, ADRG) sums) agree with the dense Grid, however the rows come."""
+    from grouper.audit.collect import Grid, Pairs
+    grid, pairs = Grid(2), Pairs(2)
+    for k in range(0, len(rows), chunk):
+        part = np.array(rows[k:k + chunk], np.int64).reshape(-1, 3)
+        vals = np.c_[np.ones(len(part)), part[:, 2]]
+        grid.add(part[:, 0], part[:, 1], vals)
+        pairs.add(part[:, 0], part[:, 1], vals)
+    i, j, v = pairs.items()
+    dense = np.zeros_like(grid.a)
+    dense[i, j] = v
+    assert np.array_equal(dense, grid.a)
+    assert pairs.total() == len(rows) and (np.diff(i * 1000 + j) > 0).all()
+
+
+def test_normal_tail_matches_math_erfc():
+    import math
+    from grouper.audit.stats import normal_upper
+    z = np.r_[np.linspace(-8, 12, 401), np.inf, -np.inf, np.nan]
+    got = normal_upper(z)
+    want = [0.5 * math.erfc(v / math.sqrt(2)) if np.isfinite(v) else (0.0 if v > 0 else 1.0) for v in z]
+    assert np.allclose(got, want, rtol=2e-7, atol=0)

@@ -65,8 +65,11 @@ def test_split_rate_hospitals_rank_top_three(planted):
 
 def test_league_table_has_value_peers_percentile(planted):
     h = planted[2].hospitals
-    assert set(h["screen"].to_pylist()) == {"coding_quality", "upcoding", "split", "readmit_15", "readmit_30", "low_standard",
-                                             "long_stay", "low_risk_death", "cost_shift"}
+    base = {"coding_quality", "upcoding", "split", "readmit_15", "readmit_30", "low_standard", "long_stay",
+            "low_risk_death", "cost_shift", "avoidance", "lifting_dx"}  # no drift: one year of discharges
+    screens = set(h["screen"].to_pylist())
+    assert {s for s in screens if not s.startswith("dept_")} == base
+    assert {s[5:] for s in screens if s.startswith("dept_")} == base - {"lifting_dx"}  # synth has a dept column
     r15, _ = ranks(planted[2], "readmit_15")
     assert sorted(r15[b] for b in BAD) == [1, 2, 3]  # the planted splits are 二次入院 within 15 days
     up = h.filter(pc.equal(h["screen"], "upcoding")).to_pylist()
@@ -101,9 +104,9 @@ def test_buckets_and_batches_do_not_change_the_answer(synth_table, g20):
     f2, r2 = audit_table(pa.Table.from_batches(t.to_batches(max_chunksize=3_001)), g20, buckets=7)
     key = lambda f: sorted(zip(f["row"].to_pylist(), f["code"].to_pylist(), f["item"].to_pylist()))  # noqa: E731
     assert key(f1) == key(f2)
-    cols = ["screen", "hospital", "cases", "observed", "flagged", "rank"]
-    assert r1.hospitals.select(cols).sort_by([("screen", "ascending"), ("hospital", "ascending")]).equals(
-        r2.hospitals.select(cols).sort_by([("screen", "ascending"), ("hospital", "ascending")]))
+    cols = ["screen", "hospital", "department", "item", "cases", "observed", "flagged", "rank"]
+    order = [(c, "ascending") for c in cols[:4]]
+    assert r1.hospitals.select(cols).sort_by(order).equals(r2.hospitals.select(cols).sort_by(order))
 
 
 def test_poisson_tail_close_to_exact():
@@ -125,11 +128,13 @@ def test_practical_floor_unflags_small_excesses(planted, g20):
     from grouper.audit import parse_audit_pack
     t, _, result = planted
     assert result.hospitals.filter(result.hospitals["flagged"]).num_rows >= 9
-    _, high = audit_table(t, g20, pack=parse_audit_pack({"significance": {"min_ratio": 50.0}}))
-    h = high.hospitals
+    _, high = audit_table(t, g20, pack=parse_audit_pack({"significance": {"min_ratio": 50.0},
+                                                         "avoidance": {"min_ratio": 50.0}}))
+    h = high.hospitals.filter(pc.invert(pc.starts_with(high.hospitals["screen"], "dept_")))
     assert set(h.filter(h["flagged"])["screen"].to_pylist()) <= {"split", "cost_shift"}  # split ratios are ~8-300
-    for r in h.filter(h["flagged"]).to_pylist():
-        assert r["screen"] == "cost_shift" or r["observed"] >= 50 * r["expected"]
+    for r in high.hospitals.filter(high.hospitals["flagged"]).to_pylist():  # departments too
+        own_floor = r["screen"].removeprefix("dept_") in ("cost_shift", "avoidance", "drift", "lifting_dx")
+        assert own_floor or r["observed"] >= 50 * r["expected"]
 
 
 def test_coding_quality_flags_the_hospital_with_more_error_edits(synth_table, g20):

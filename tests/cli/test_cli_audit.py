@@ -28,7 +28,11 @@ def test_audit_writes_findings_hospitals_and_report(tmp_path):
     assert {"row", "case_id", "hospital", "code", "severity", "message"} <= set(f.column_names)
     assert pc.sum(pc.equal(f["code"], "AS01")).as_py() > 0
     h = pcsv.read_csv(hosp)
-    assert set(h["screen"].to_pylist()) >= {"upcoding", "split", "low_standard"}
+    assert set(h["screen"].to_pylist()) >= {"upcoding", "split", "low_standard", "avoidance", "lifting_dx",
+                                             "dept_upcoding", "dept_split"}  # synth writes a dept column
+    assert {"department", "item", "message"} <= set(h.column_names)
+    flagged = h.filter(h["flagged"]).to_pylist()
+    assert flagged and all(r["message"] and r["hospital"] in r["message"] for r in flagged)
     page = rep.read_text(encoding="utf-8")
     assert "分解住院" in page and "H0002" in page and "data:image/png;base64" in page
 

@@ -29,3 +29,21 @@ def test_report_marks_the_flagged_hospital_and_shows_its_cases(tmp_path):
 def test_empty_audit_report(tmp_path):
     out = write_audit_report(HOSPITAL_SCHEMA.empty_table(), FINDING_SCHEMA.empty_table(), {}, tmp_path / "e.html")
     assert "病例审核规则" in out.read_text(encoding="utf-8")
+
+
+def test_report_lists_departments_codes_and_the_explanations(tmp_path):
+    rows = []
+    for i, (h, d) in enumerate([("H1", "R02"), ("H1", "E01"), ("H2", "R02")]):
+        rows.append(dict(screen="dept_split", screen_name="科室：分解住院（二次入院）", hospital=h, peer=f"三级/{d}",
+                         cases=500, observed=20.0 - i, expected=5.0, value=0.04, expected_value=0.01, peer_median=0.01,
+                         percentile=100.0, z=6.0 - i, p_value=1e-8, flagged=i == 0, rank=i + 1, department=d,
+                         message="H1 R02科室 科室：分解住院（二次入院）：<说明>" if i == 0 else None))
+    rows.append(dict(screen="lifting_dx", screen_name="升组次要诊断", hospital="H1", peer="三级", cases=900,
+                     observed=40.0, expected=4.0, value=0.04, expected_value=0.004, peer_median=0.004, percentile=100.0,
+                     z=18.0, p_value=1e-20, flagged=True, rank=1, item="J96.000", message="次要诊断 J96.000 …"))
+    hospitals = pa.Table.from_pylist(rows, schema=HOSPITAL_SCHEMA)
+    out = write_audit_report(hospitals, FINDING_SCHEMA.empty_table(), {}, tmp_path / "d.html",
+                             screen_codes={"dept_split": "AS01", "lifting_dx": "AE95"})
+    page = out.read_text(encoding="utf-8")
+    assert "<th>科室</th>" in page and "R02" in page and "&lt;说明&gt;" in page
+    assert "<th>项目</th>" in page and "J96.000" in page and "item=J96.000" in page
