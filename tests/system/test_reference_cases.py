@@ -82,4 +82,4 @@ def test_local_schemes_use_their_own_codes_and_inputs():
     ru = [cz.group_one(sex=1, age=50, dx=["Z51.101"], los=d, discharge="1").drg for d in (5, 20, 45, 70)]
     assert ru[:3] == ["RU10", "RU12", "RU14"] and ru[3] == "RU1"
     no_los = cz.group_one(sex=1, age=50, dx=["Z51.101"])
-    assert no_los.status == "invalid" and "length of stay" in no_los.reason
+    assert no_los.status == "invalid" and "住院天数" in no_los.reason
