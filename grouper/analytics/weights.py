@@ -114,6 +114,7 @@ class CostSample:
         self.drgs: dict[str, int] = {}  # DRG code -> id
         self.adrg_of: dict[str, str] = {}
         self._adrg_ids: set[int] = set()
+        self._known = np.zeros(0, bool)  # per DRG id: its ADRG is known
         self._sorted = False
         self.parts: list[tuple[np.ndarray, ...]] = []
         self.has_los: bool | None = None
@@ -171,17 +172,22 @@ class CostSample:
         self._append((gid, c[rows], stay[rows] if stay is not None else None, year))
 
     def _learn_adrgs(self, b: pa.RecordBatch, rows: np.ndarray, gid: np.ndarray) -> None:
-        """The ADRG of each DRG (that of its first case), looked up once per new DRG."""
-        uniq, first = np.unique(gid, return_index=True)
-        new = [(g, j) for g, j in zip(uniq.tolist(), first.tolist()) if g not in self._adrg_ids]
-        if not new:
+        """The ADRG of each DRG (that of its first case), looked up once per new DRG: a batch
+        whose DRGs are all known costs one pass over its ids, no sort."""
+        if len(self._known) < len(self.drgs):
+            self._known = np.concatenate([self._known, np.zeros(len(self.drgs) - len(self._known), bool)])
+        fresh = ~self._known[gid] if len(gid) else np.zeros(0, bool)
+        if not fresh.any():
             return
+        at = np.flatnonzero(fresh)
+        uniq, first = np.unique(gid[at], return_index=True)
         names = {v: key for key, v in self.drgs.items()}
         col = b.column(self.columns["adrg"]) if self.columns["adrg"] in b.schema.names else None
-        for g, j in new:
+        for g, j in zip(uniq.tolist(), at[first].tolist()):
             v = col[int(rows[j])].as_py() if col is not None else None
             self.adrg_of[names[g]] = str(v) if v is not None else names[g]
             self._adrg_ids.add(g)
+        self._known[uniq] = True
 
     def merge(self, other: "CostSample") -> "CostSample":
         """Add another sample's cases (e.g. from another dataset fragment)."""
@@ -191,6 +197,9 @@ class CostSample:
         for d, a in other.adrg_of.items():
             self.adrg_of.setdefault(d, a)
             self._adrg_ids.add(self.drgs[d])
+        self._known = np.zeros(len(self.drgs), bool)
+        if self._adrg_ids:
+            self._known[list(self._adrg_ids)] = True
         for gid, c, stay, year in other._all_parts():
             self._append((remap[gid] if len(gid) else gid, c, stay, year))
         for key, v in other.excluded.items():
@@ -220,14 +229,18 @@ class CostSample:
         if self._spill is None:
             self._spill = tempfile.TemporaryDirectory(prefix="drg-weights-", dir=self.spill_dir)
             self._spilled_rows = 0
-        for gid, c, stay, year in self.parts:
+        parts, self.parts = self.parts, []
+        while parts:  # about CHUNK rows at a time: one pass by bucket, each bucket file opened once
+            take = max(1, int(np.searchsorted(np.cumsum([len(p[0]) for p in parts]), CHUNK, side="right")))
+            group, parts = parts[:take], parts[take:]
+            gid = np.concatenate([p[0] for p in group])
             rec = np.zeros(len(gid), SPILL_DTYPE)
-            rec["g"], rec["c"] = gid, c
-            if stay is not None:
-                rec["s"] = stay
-            if year is not None:
-                rec["y"] = year
-            bucket = gid % BUCKETS
+            rec["g"] = gid
+            for name, i in (("c", 1), ("s", 2), ("y", 3)):
+                if group[0][i] is not None:
+                    rec[name] = np.concatenate([p[i] for p in group])
+            del group
+            bucket = (gid % BUCKETS).astype(np.uint8)  # a stable sort of bytes is a radix sort
             order = np.argsort(bucket, kind="stable")
             bounds = np.searchsorted(bucket[order], np.arange(BUCKETS + 1))
             for k in np.flatnonzero(np.diff(bounds)):
@@ -268,7 +281,17 @@ class CostSample:
 
     @staticmethod
     def _sorted_block(gid, c, stay, year, rank) -> tuple:
-        """The cases sorted by (DRG rank, cost, year, stay), one column at a time."""
+        """The cases sorted by (DRG rank, cost, year, stay): one int64 sort when the four fit in
+        one key (``sort_key``), else a lexsort one column at a time; the same order either way."""
+        packed = sort_key(rank[gid] if len(gid) else gid, c, stay, year)
+        if packed is not None:
+            key, unpack = packed
+            del packed
+            key.sort()
+            r, c, stay, year = unpack(key)
+            inverse = np.zeros(len(rank), np.int32)  # rank -> stored DRG id
+            inverse[rank] = np.arange(len(rank), dtype=np.int32)
+            return inverse[r], c, stay, year
         keys = [k for k in (stay, year, c) if k is not None] + [rank[gid] if len(gid) else gid]
         order = np.lexsort(keys)
         del keys
@@ -306,8 +329,7 @@ class CostSample:
         for gid, c, stay, year in self._blocks(rank):
             w = None
             if options.year_weights:
-                years, inv = np.unique(year, return_inverse=True)  # a lookup per distinct year
-                w = np.array([float(options.year_weights.get(int(v), 0.0)) for v in years])[inv]
+                w = _year_weights(year, options.year_weights)
                 ok = w > 0
                 excluded["year_without_weight"] += int((~ok).sum())
                 if not ok.all():
@@ -336,6 +358,17 @@ BUCKETS = 64  # spill files; a DRG's cases all go to one (DRG id modulo BUCKETS)
 SPILL_DTYPE = np.dtype([("g", "<i4"), ("c", "<f8"), ("s", "<f8"), ("y", "<i8")])
 
 
+def _year_weights(year: np.ndarray, weights: Mapping[int, float]) -> np.ndarray:
+    """Each case's year weight (0.0 for a year without one), looked up once per year."""
+    if not len(year):
+        return np.zeros(0)
+    y0, y1 = int(year.min()), int(year.max())
+    if y1 - y0 < 1 << 16:  # a table over the range of years, no sort
+        return np.array([float(weights.get(y0 + i, 0.0)) for i in range(y1 - y0 + 1)])[year - y0]
+    years, inv = np.unique(year, return_inverse=True)
+    return np.array([float(weights.get(int(v), 0.0)) for v in years])[inv]
+
+
 def _chunks(starts: np.ndarray, counts: np.ndarray, n: int):
     """Row ranges of about CHUNK rows that hold whole groups (a group bigger than CHUNK alone)."""
     ends = starts + counts
@@ -345,6 +378,51 @@ def _chunks(starts: np.ndarray, counts: np.ndarray, n: int):
         hi = int(ends[k - 1]) if k > 0 and ends[k - 1] > lo else int(ends[np.searchsorted(ends, lo, side="right")])
         yield lo, hi
         lo = hi
+
+
+def sort_key(rank: np.ndarray, c: np.ndarray, stay: np.ndarray | None, year: np.ndarray | None):
+    """(one int64 per case whose order is that of (rank, cost, year, stay), a function giving
+    back the four columns from the sorted keys), or None when they do not fit in 63 bits.
+
+    Costs must be whole fen (each cost is exactly the double nearest to some fen / 100, so fen
+    order is cost order and fen / 100 gives the cost back bit for bit), stays whole days and
+    years a narrow range; each field then takes a few bits, and one integer sort replaces a
+    lexsort of four columns. Anything else (a cost of 0.001, a stay of 1.5) returns None."""
+    n = len(rank)
+    if not n:
+        return None
+    fen = np.rint(c * 100.0)
+    if not (fen.min() >= 0 and fen.max() < 2.0 ** 40) or not np.array_equal(fen / 100.0, c):
+        return None
+    fields = [(rank.astype(np.int64), int(rank.max()) + 1), (fen.astype(np.int64), int(fen.max()) + 1)]
+    y0 = 0
+    if year is not None:
+        y0 = int(year.min())
+        fields.append((year - y0, int(year.max()) - y0 + 1))
+    if stay is not None:
+        if not (stay.min() >= 0 and stay.max() < 2.0 ** 31) or not np.array_equal(np.rint(stay), stay):
+            return None
+        fields.append((stay.astype(np.int64), int(stay.max()) + 1))
+    bits = [max(int(size - 1).bit_length(), 1) for _, size in fields]
+    if sum(bits) > 63:
+        return None
+    key = np.zeros(n, np.int64)
+    for (v, _), b in zip(fields, bits):
+        key <<= b
+        key |= v
+
+    def unpack(key: np.ndarray) -> tuple:
+        out, shift = [], 0
+        for b in reversed(bits):
+            out.append((key >> shift) & ((1 << b) - 1))
+            shift += b
+        out.reverse()
+        r, f = out[0].astype(np.int32), out[1] / 100.0
+        y = out[2] + y0 if year is not None else None
+        s = out[-1].astype(np.float64) if stay is not None else None
+        return r, f, s, y
+
+    return key, unpack
 
 
 class _Stats:
