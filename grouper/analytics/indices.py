@@ -14,8 +14,10 @@ the means of g over every hospital in the data (the peer / regional means):
 
 Which cases count: only status ``grouped``, with a cost, a length of stay >= 0 and a DRG that has a
 weight. Other rows are left out and counted by reason, each under the first reason that applies,
-in the order of ``EXCLUSION_REASONS``. Hospitals, departments and DRGs become integer codes and
-every sum is an ``np.bincount``: no Python loop per case (one per distinct DRG, for the weights).
+in the order of ``EXCLUSION_REASONS``. Hospitals, departments and DRGs become integer codes, the
+(unit, DRG) cells of a batch are found by hashing (no sort), costs and stays are summed exactly as
+integers (``exact``) and counts with ``np.bincount``: no Python loop per case (one per distinct
+DRG, for the weights).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from grouper._util.money import ExactSum
 from grouper.io import DEFAULT_BATCH
+from grouper.analytics import exact
 from grouper.analytics.weights import as_floats, equals_mask, vocabulary_ids
 
 __all__ = ["EXCLUSION_REASONS", "TIERS", "IndexCells", "hospital_indices", "risk_tiers"]
@@ -148,7 +150,7 @@ class IndexCells:
         self.excluded = dict.fromkeys(EXCLUSION_REASONS[:3], 0)
         self._hospitals: dict = {}
         self._departments: dict = {}
-        self._parts: list[tuple[np.ndarray, ...]] = []  # key, n, deaths, cost limbs, los limbs
+        self._parts: list[tuple[np.ndarray, ...]] = []  # key, n, deaths, cost sums, los sums (exact.ROWS rows)
         self._rows = 0
 
     def add(self, data: pa.Table | pa.RecordBatch) -> "IndexCells":
@@ -182,44 +184,48 @@ class IndexCells:
             return
         hosp = self._ids(b.column(k["hospital"]), self._hospitals, rows)
         dept = self._ids(b.column(k["department"]), self._departments, rows) if k["department"] else np.zeros_like(hosp)
-        pair = hosp * (1 << 31) + dept
-        upair, inv = np.unique(pair, return_inverse=True)
+        upair, inv = _dense(hosp * (1 << 31) + dept)
         names_h = {v: key for key, v in self._hospitals.items()}
         names_d = {v: key for key, v in self._departments.items()}
         unit_ids = np.array([self.units.setdefault((names_h[int(p) >> 31], names_d.get(int(p) & ((1 << 31) - 1))),
-                                                   len(self.units)) for p in upair], np.int64)
+                                                   len(self.units)) for p in upair.tolist()], np.int64)
         drg = self._ids(b.column(k["drg"]), self.drgs, rows)
         if len(self.drgs) >= 1 << 24:
             raise ValueError("more than 16 million distinct DRG codes")
-        key = unit_ids[inv] * (1 << 24) + drg
-        ukey, cell = np.unique(key, return_inverse=True)
+        ukey, cell = _dense(unit_ids[inv] * (1 << 24) + drg)
         dead = _deaths(b.column(k["discharge"]).take(pa.array(rows)), self.death_codes)
         m = len(ukey)
         sums = []
         for name, x in ((k["cost"], c), (k["los"], t)):
             try:
-                sums.append(ExactSum.by_key(cell, x[rows], m))
+                sums.append(exact.by_key(cell, x[rows], m))
             except ValueError as exc:
                 raise ValueError(f"column {name!r}: {exc}") from None
         self._parts.append((ukey, np.bincount(cell, minlength=m), np.bincount(cell, dead, m).astype(np.int64), *sums))
         self._rows += len(rows)
         if len(self._parts) >= 8:  # bounded: a batch has up to one cell per row
-            self._parts = [self._reduced()]
+            self._reduced()
 
     def _reduced(self) -> tuple[np.ndarray, ...]:
-        """The parts added so far as one set of cells, sorted by key (integer sums: exact)."""
+        """The parts added so far as one set of cells, in no particular order (integer sums: exact)."""
         if not self._parts:
             z = np.zeros(0, np.int64)
-            return z, z, z, np.zeros((ExactSum.LIMBS, 0), np.int64), np.zeros((ExactSum.LIMBS, 0), np.int64)
-        key = np.concatenate([p[0] for p in self._parts])
-        order = np.argsort(key, kind="stable")
-        key = key[order]
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        def red(i):
-            if self._parts[0][i].ndim == 2:
-                return np.add.reduceat(np.concatenate([p[i] for p in self._parts], axis=1)[:, order], starts, axis=1)
-            return np.add.reduceat(np.concatenate([p[i] for p in self._parts])[order], starts)
-        return (key[starts], *(red(i) for i in range(1, 5)))
+            return z, z, z, np.zeros((exact.ROWS, 0), np.int64), np.zeros((exact.ROWS, 0), np.int64)
+        if len(self._parts) == 1:
+            return self._parts[0]
+        key, cell = _dense(np.concatenate([p[0] for p in self._parts]))
+        m = len(key)
+        out = [key]
+        for i in (1, 2):
+            acc = np.zeros(m, np.int64)
+            np.add.at(acc, cell, np.concatenate([p[i] for p in self._parts]))
+            out.append(acc)
+        for i in (3, 4):
+            acc = np.zeros((exact.ROWS, m), np.int64)
+            exact.add_by_key(acc, cell, np.concatenate([p[i] for p in self._parts], axis=1))
+            out.append(acc)
+        self._parts = [tuple(out)]
+        return self._parts[0]
 
     def merge(self, other: "IndexCells") -> "IndexCells":
         """Add another set of cells (e.g. from another dataset fragment); exact."""
@@ -233,7 +239,7 @@ class IndexCells:
                             sorted(other.drgs, key=other.drgs.get)] or [0], np.int64)
         newkey = unit_map[key >> 24] * (1 << 24) + drg_map[key & ((1 << 24) - 1)] if len(key) else key
         self._parts.append((newkey, n, deaths, cl, tl))
-        self._parts = [self._reduced()]
+        self._reduced()
         for reason, v in other.excluded.items():
             self.excluded[reason] = self.excluded.get(reason, 0) + v
         self._rows += other._rows
@@ -276,7 +282,7 @@ class IndexCells:
         order = np.lexsort((g, u))
         u, g, n, deaths, cl, tl = u[order], g[order], n[order], deaths[order], cl[:, order], tl[:, order]
         n_units, n_drgs = len(sorted_units), len(drg_sorted)
-        cost_cell, los_cell = ExactSum.to_float(cl), ExactSum.to_float(tl)
+        cost_cell, los_cell = exact.to_float(cl), exact.to_float(tl)
         drg_cases = np.bincount(g, n, n_drgs).astype(np.int64)
         drg_cost = _exact_by(g, cl, n_drgs)
         drg_los = _exact_by(g, tl, n_drgs)
@@ -308,12 +314,18 @@ class IndexCells:
         return pa.table(out), excluded
 
 
-def _exact_by(g: np.ndarray, limbs: np.ndarray, n: int) -> np.ndarray:
-    """Exact per-group totals of cell limb sums (int64 additions), rounded once."""
-    out = np.zeros((limbs.shape[0], n), np.int64)
-    for j in range(limbs.shape[0]):
-        np.add.at(out[j], g, limbs[j])
-    return ExactSum.to_float(out)
+def _exact_by(g: np.ndarray, sums: np.ndarray, n: int) -> np.ndarray:
+    """Exact per-group totals of cell sums (int64 additions), rounded once."""
+    out = np.zeros((sums.shape[0], n), np.int64)
+    exact.add_by_key(out, g, sums)
+    return exact.to_float(out)
+
+
+def _dense(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct keys, each row's position among them) by hashing, O(n), no sort: keys in
+    order of first appearance, so only integer sums and an order-free final step may use them."""
+    enc = pc.dictionary_encode(pa.array(key, pa.int64()))
+    return enc.dictionary.to_numpy(), enc.indices.to_numpy().astype(np.int64)
 
 
 def _per_drg(names: np.ndarray, g: np.ndarray, n: np.ndarray, deaths: np.ndarray):
