@@ -18,7 +18,7 @@ import numpy as np
 
 from grouper._util.money import ExactSum
 
-__all__ = ["ROWS", "add_by_key", "by_key", "to_float"]
+__all__ = ["ROWS", "add_at", "add_by_key", "by_key", "to_float"]
 
 ROWS = 3 + ExactSum.LIMBS  # H, A, B, then the limbs
 _HALF = float(1 << 26)
@@ -44,6 +44,24 @@ def by_key(key: np.ndarray, x: np.ndarray, n_keys: int) -> np.ndarray:
         for row, part in enumerate((h, hi, lo)):
             out[row] += np.bincount(k, part, n_keys).astype(np.int64)
     return out
+
+
+def add_at(into: np.ndarray, key: np.ndarray, x: np.ndarray) -> None:
+    """Add each value of ``x`` exactly into column ``key`` of the sums ``into`` (ROWS, m), one
+    integer addition a part (``np.add.at``): no array the size of ``into`` per call."""
+    x = np.asarray(x, np.float64)
+    fast = (x == 0) | ((x >= 1) & (x < _LIMIT))
+    if not fast.all():
+        slow = ~fast
+        limbs = ExactSum.limbs(x[slow])  # a ValueError for a value it cannot hold
+        for j in range(ExactSum.LIMBS):
+            np.add.at(into[3 + j], key[slow], limbs[j])
+        key, x = key[fast], x[fast]
+    h = np.floor(x)
+    f = (x - h) * _HALF
+    hi = np.floor(f)
+    for row, part in enumerate((h, hi, (f - hi) * _HALF)):
+        np.add.at(into[row], key, part.astype(np.int64))
 
 
 def add_by_key(into: np.ndarray, key: np.ndarray, sums: np.ndarray) -> None:

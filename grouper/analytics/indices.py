@@ -150,7 +150,14 @@ class IndexCells:
         self.excluded = dict.fromkeys(EXCLUSION_REASONS[:3], 0)
         self._hospitals: dict = {}
         self._departments: dict = {}
-        self._parts: list[tuple[np.ndarray, ...]] = []  # key, n, deaths, cost sums, los sums (exact.ROWS rows)
+        self._unit_of = _PairTable()  # (hospital id, department id) -> unit id
+        self._cell_of = _PairTable()  # (unit id, DRG id) -> cell id, in order of first appearance
+        self._keys = np.zeros(0, np.int64)  # per cell: unit id << 24 | DRG id
+        self._n = np.zeros(0, np.int64)  # per cell: cases, deaths; exact sums of cost and stay
+        self._dead = np.zeros(0, np.int64)
+        self._cost = np.zeros((exact.ROWS, 0), np.int64)
+        self._los = np.zeros((exact.ROWS, 0), np.int64)
+        self._cells = 0
         self._rows = 0
 
     def add(self, data: pa.Table | pa.RecordBatch) -> "IndexCells":
@@ -184,48 +191,52 @@ class IndexCells:
             return
         hosp = self._ids(b.column(k["hospital"]), self._hospitals, rows)
         dept = self._ids(b.column(k["department"]), self._departments, rows) if k["department"] else np.zeros_like(hosp)
-        upair, inv = _dense(hosp * (1 << 31) + dept)
-        names_h = {v: key for key, v in self._hospitals.items()}
-        names_d = {v: key for key, v in self._departments.items()}
-        unit_ids = np.array([self.units.setdefault((names_h[int(p) >> 31], names_d.get(int(p) & ((1 << 31) - 1))),
-                                                   len(self.units)) for p in upair.tolist()], np.int64)
+        names_h = names_d = None
+
+        def new_units(h: np.ndarray, d: np.ndarray) -> np.ndarray:  # once per new (hospital, department)
+            nonlocal names_h, names_d
+            if names_h is None:
+                names_h = {v: key for key, v in self._hospitals.items()}
+                names_d = {v: key for key, v in self._departments.items()}
+            return np.array([self.units.setdefault((names_h[a], names_d.get(b)), len(self.units))
+                             for a, b in zip(h.tolist(), d.tolist())], np.int64)
+
+        unit = self._unit_of.ids(hosp, dept, new_units)
         drg = self._ids(b.column(k["drg"]), self.drgs, rows)
         if len(self.drgs) >= 1 << 24:
             raise ValueError("more than 16 million distinct DRG codes")
-        ukey, cell = _dense(unit_ids[inv] * (1 << 24) + drg)
+        cell = self._cell_ids(unit, drg)
         dead = _deaths(b.column(k["discharge"]).take(pa.array(rows)), self.death_codes)
-        m = len(ukey)
-        sums = []
-        for name, x in ((k["cost"], c), (k["los"], t)):
+        for name, x, into in ((k["cost"], c, self._cost), (k["los"], t, self._los)):
             try:
-                sums.append(exact.by_key(cell, x[rows], m))
+                exact.add_at(into, cell, x[rows])
             except ValueError as exc:
                 raise ValueError(f"column {name!r}: {exc}") from None
-        self._parts.append((ukey, np.bincount(cell, minlength=m), np.bincount(cell, dead, m).astype(np.int64), *sums))
+        np.add.at(self._n, cell, 1)
+        np.add.at(self._dead, cell, dead.astype(np.int64))
         self._rows += len(rows)
-        if len(self._parts) >= 8:  # bounded: a batch has up to one cell per row
-            self._reduced()
+
+    def _cell_ids(self, unit: np.ndarray, drg: np.ndarray) -> np.ndarray:
+        """Each row's cell id, new cells added (zero sums) in order of first appearance."""
+        def new_cells(u: np.ndarray, g: np.ndarray) -> np.ndarray:
+            ids = np.arange(self._cells, self._cells + len(u), dtype=np.int64)
+            self._cells += len(u)
+            if self._cells > len(self._keys):  # grow by doubling: amortised O(1) a cell
+                cap = max(2 * len(self._keys), self._cells, 1024)
+                self._keys = np.resize(self._keys, cap)
+                self._n, self._dead = (np.concatenate([a, np.zeros(cap - len(a), np.int64)]) for a in (self._n, self._dead))
+                self._cost, self._los = (np.concatenate([a, np.zeros((exact.ROWS, cap - a.shape[1]), np.int64)], axis=1)
+                                         for a in (self._cost, self._los))
+            self._keys[ids] = (u << 24) | g
+            return ids
+
+        return self._cell_of.ids(unit, drg, new_cells)
 
     def _reduced(self) -> tuple[np.ndarray, ...]:
-        """The parts added so far as one set of cells, in no particular order (integer sums: exact)."""
-        if not self._parts:
-            z = np.zeros(0, np.int64)
-            return z, z, z, np.zeros((exact.ROWS, 0), np.int64), np.zeros((exact.ROWS, 0), np.int64)
-        if len(self._parts) == 1:
-            return self._parts[0]
-        key, cell = _dense(np.concatenate([p[0] for p in self._parts]))
-        m = len(key)
-        out = [key]
-        for i in (1, 2):
-            acc = np.zeros(m, np.int64)
-            np.add.at(acc, cell, np.concatenate([p[i] for p in self._parts]))
-            out.append(acc)
-        for i in (3, 4):
-            acc = np.zeros((exact.ROWS, m), np.int64)
-            exact.add_by_key(acc, cell, np.concatenate([p[i] for p in self._parts], axis=1))
-            out.append(acc)
-        self._parts = [tuple(out)]
-        return self._parts[0]
+        """The cells: keys (unit id << 24 | DRG id), cases, deaths, exact cost and stay sums; in
+        order of first appearance, so only integer sums and an order-free final step use it."""
+        m = self._cells
+        return self._keys[:m], self._n[:m], self._dead[:m], self._cost[:, :m], self._los[:, :m]
 
     def merge(self, other: "IndexCells") -> "IndexCells":
         """Add another set of cells (e.g. from another dataset fragment); exact."""
@@ -237,9 +248,12 @@ class IndexCells:
                              sorted(other.units, key=other.units.get)] or [0], np.int64)
         drg_map = np.array([self.drgs.setdefault(d, len(self.drgs)) for d in
                             sorted(other.drgs, key=other.drgs.get)] or [0], np.int64)
-        newkey = unit_map[key >> 24] * (1 << 24) + drg_map[key & ((1 << 24) - 1)] if len(key) else key
-        self._parts.append((newkey, n, deaths, cl, tl))
-        self._reduced()
+        if len(key):
+            cell = self._cell_ids(unit_map[key >> 24], drg_map[key & ((1 << 24) - 1)])
+            np.add.at(self._n, cell, n)
+            np.add.at(self._dead, cell, deaths)
+            exact.add_by_key(self._cost, cell, cl)
+            exact.add_by_key(self._los, cell, tl)
         for reason, v in other.excluded.items():
             self.excluded[reason] = self.excluded.get(reason, 0) + v
         self._rows += other._rows
@@ -326,6 +340,76 @@ def _dense(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order of first appearance, so only integer sums and an order-free final step may use them."""
     enc = pc.dictionary_encode(pa.array(key, pa.int64()))
     return enc.dictionary.to_numpy(), enc.indices.to_numpy().astype(np.int64)
+
+
+class _PairTable:
+    """Dense ids of pairs (a, b) of small non-negative integers (vocabulary ids), kept across
+    batches: a direct table of a x b entries while that is small (a gather per row, no hashing
+    or sorting), else sorted keys and a binary search. New pairs get their ids from ``new``
+    (called with the new pairs' a and b, once per pair)."""
+
+    LIMIT = 1 << 23  # table entries (int64: 64 MiB at most)
+
+    def __init__(self):
+        self.a = np.zeros(0, np.int64)  # the pairs known, and their ids
+        self.b = np.zeros(0, np.int64)
+        self.id = np.zeros(0, np.int64)
+        self.table: np.ndarray | None = None
+        self.acap = self.bcap = 0
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # (keys sorted, ids) without a table
+
+    def ids(self, a: np.ndarray, b: np.ndarray, new) -> np.ndarray:
+        if not len(a):
+            return np.zeros(0, np.int64)
+        a, b = a.astype(np.int64), b.astype(np.int64)
+        amax, bmax = int(a.max()), int(b.max())
+        if amax >= self.acap or bmax >= self.bcap:
+            self._resize(max(self.acap, _pow2(amax + 1)), max(self.bcap, _pow2(bmax + 1)))
+        if self.table is not None:
+            idx = a * self.bcap + b
+            out = self.table[idx]
+            fresh = out < 0
+            if fresh.any():
+                u = np.unique(idx[fresh])
+                self._learn(u // self.bcap, u % self.bcap, new)
+                out = self.table[idx]
+            return out
+        key = (a << 32) | b
+        uniq, inv = _dense(key)
+        keys, ids = self._sorted
+        pos = np.minimum(np.searchsorted(keys, uniq), max(len(keys) - 1, 0))
+        hit = keys[pos] == uniq if len(keys) else np.zeros(len(uniq), bool)
+        if not hit.all():
+            u = np.sort(uniq[~hit])
+            self._learn(u >> 32, u & ((1 << 32) - 1), new)
+            keys, ids = self._sorted
+            pos = np.searchsorted(keys, uniq)
+        return ids[pos][inv]
+
+    def _learn(self, a: np.ndarray, b: np.ndarray, new) -> None:
+        ids = np.asarray(new(a, b), np.int64)
+        self.a, self.b, self.id = np.r_[self.a, a], np.r_[self.b, b], np.r_[self.id, ids]
+        if self.table is not None:
+            self.table[a * self.bcap + b] = ids
+        else:
+            key = (self.a << 32) | self.b
+            order = np.argsort(key)
+            self._sorted = key[order], self.id[order]
+
+    def _resize(self, acap: int, bcap: int) -> None:
+        self.acap, self.bcap = acap, bcap
+        if acap * bcap <= self.LIMIT:
+            self.table = np.full(acap * bcap, -1, np.int64)
+            self.table[self.a * bcap + self.b] = self.id
+        else:
+            self.table = None
+            key = (self.a << 32) | self.b
+            order = np.argsort(key)
+            self._sorted = key[order], self.id[order]
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(int(n - 1).bit_length(), 4)
 
 
 def _per_drg(names: np.ndarray, g: np.ndarray, n: np.ndarray, deaths: np.ndarray):
