@@ -14,10 +14,10 @@ the means of g over every hospital in the data (the peer / regional means):
 
 Which cases count: only status ``grouped``, with a cost, a length of stay >= 0 and a DRG that has a
 weight. Other rows are left out and counted by reason, each under the first reason that applies,
-in the order of ``EXCLUSION_REASONS``. Hospitals, departments and DRGs become integer codes, the
-(unit, DRG) cells of a batch are found by hashing (no sort), costs and stays are summed exactly as
-integers (``exact``) and counts with ``np.bincount``: no Python loop per case (one per distinct
-DRG, for the weights).
+in the order of ``EXCLUSION_REASONS``. Hospitals, departments and DRGs become integer codes, each
+row finds its (unit, DRG) cell in a table kept across batches (no sort per batch), and costs,
+stays and counts are added into the cells as integers (``exact``): no Python loop per case (one
+per distinct DRG, for the weights).
 """
 
 from __future__ import annotations
@@ -175,7 +175,9 @@ class IndexCells:
 
     @staticmethod
     def _ids(col: pa.Array, vocab: dict, rows: np.ndarray) -> np.ndarray:
-        return vocabulary_ids(col.take(pa.array(rows)), vocab)
+        """The kept rows' ids (the whole column is looked up: no copy of the kept rows' text; a
+        value seen only in left-out rows gets an id that no cell uses)."""
+        return vocabulary_ids(col, vocab)[rows]
 
     def _add_batch(self, b: pa.RecordBatch) -> None:
         k = self.columns
@@ -206,7 +208,7 @@ class IndexCells:
         if len(self.drgs) >= 1 << 24:
             raise ValueError("more than 16 million distinct DRG codes")
         cell = self._cell_ids(unit, drg)
-        dead = _deaths(b.column(k["discharge"]).take(pa.array(rows)), self.death_codes)
+        dead = _deaths(b.column(k["discharge"]), self.death_codes)[rows]
         for name, x, into in ((k["cost"], c, self._cost), (k["los"], t, self._los)):
             try:
                 exact.add_at(into, cell, x[rows])
@@ -335,20 +337,13 @@ def _exact_by(g: np.ndarray, sums: np.ndarray, n: int) -> np.ndarray:
     return exact.to_float(out)
 
 
-def _dense(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(the distinct keys, each row's position among them) by hashing, O(n), no sort: keys in
-    order of first appearance, so only integer sums and an order-free final step may use them."""
-    enc = pc.dictionary_encode(pa.array(key, pa.int64()))
-    return enc.dictionary.to_numpy(), enc.indices.to_numpy().astype(np.int64)
-
-
 class _PairTable:
     """Dense ids of pairs (a, b) of small non-negative integers (vocabulary ids), kept across
     batches: a direct table of a x b entries while that is small (a gather per row, no hashing
-    or sorting), else sorted keys and a binary search. New pairs get their ids from ``new``
+    or sorting), else sorted keys and a binary search over each batch's distinct pairs. New pairs get their ids from ``new``
     (called with the new pairs' a and b, once per pair)."""
 
-    LIMIT = 1 << 23  # table entries (int64: 64 MiB at most)
+    LIMIT = 1 << 24  # table entries (int32: 64 MiB at most)
 
     def __init__(self):
         self.a = np.zeros(0, np.int64)  # the pairs known, and their ids
@@ -363,8 +358,9 @@ class _PairTable:
             return np.zeros(0, np.int64)
         a, b = a.astype(np.int64), b.astype(np.int64)
         amax, bmax = int(a.max()), int(b.max())
-        if amax >= self.acap or bmax >= self.bcap:
-            self._resize(max(self.acap, _pow2(amax + 1)), max(self.bcap, _pow2(bmax + 1)))
+        if amax >= self.acap or bmax >= self.bcap:  # grown by half: O(1) a pair, few reallocations
+            self._resize(max(self.acap, amax + 1, self.acap * 3 // 2, 16),
+                         max(self.bcap, bmax + 1, self.bcap * 3 // 2, 64))
         if self.table is not None:
             idx = a * self.bcap + b
             out = self.table[idx]
@@ -373,14 +369,14 @@ class _PairTable:
                 u = np.unique(idx[fresh])
                 self._learn(u // self.bcap, u % self.bcap, new)
                 out = self.table[idx]
-            return out
+            return out.astype(np.int64)
         key = (a << 32) | b
-        uniq, inv = _dense(key)
+        uniq, inv = np.unique(key, return_inverse=True)
         keys, ids = self._sorted
         pos = np.minimum(np.searchsorted(keys, uniq), max(len(keys) - 1, 0))
         hit = keys[pos] == uniq if len(keys) else np.zeros(len(uniq), bool)
         if not hit.all():
-            u = np.sort(uniq[~hit])
+            u = uniq[~hit]  # sorted
             self._learn(u >> 32, u & ((1 << 32) - 1), new)
             keys, ids = self._sorted
             pos = np.searchsorted(keys, uniq)
@@ -391,25 +387,23 @@ class _PairTable:
         self.a, self.b, self.id = np.r_[self.a, a], np.r_[self.b, b], np.r_[self.id, ids]
         if self.table is not None:
             self.table[a * self.bcap + b] = ids
-        else:
-            key = (self.a << 32) | self.b
+        else:  # merged into the sorted keys: O(pairs known) a batch, no sort of them all
+            keys, known = self._sorted
+            key = (a << 32) | b
             order = np.argsort(key)
-            self._sorted = key[order], self.id[order]
+            at = np.searchsorted(keys, key[order])
+            self._sorted = np.insert(keys, at, key[order]), np.insert(known, at, ids[order])
 
     def _resize(self, acap: int, bcap: int) -> None:
         self.acap, self.bcap = acap, bcap
         if acap * bcap <= self.LIMIT:
-            self.table = np.full(acap * bcap, -1, np.int64)
+            self.table = np.full(acap * bcap, -1, np.int32)
             self.table[self.a * bcap + self.b] = self.id
-        else:
+        elif self._sorted is None or self.table is not None:
             self.table = None
             key = (self.a << 32) | self.b
             order = np.argsort(key)
             self._sorted = key[order], self.id[order]
-
-
-def _pow2(n: int) -> int:
-    return 1 << max(int(n - 1).bit_length(), 4)
 
 
 def _per_drg(names: np.ndarray, g: np.ndarray, n: np.ndarray, deaths: np.ndarray):
