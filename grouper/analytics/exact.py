@@ -58,10 +58,12 @@ def add_at(into: np.ndarray, key: np.ndarray, x: np.ndarray) -> None:
             np.add.at(into[3 + j], key[slow], limbs[j])
         key, x = key[fast], x[fast]
     h = np.floor(x)
+    np.add.at(into[0], key, h.astype(np.int64))
     f = (x - h) * _HALF
-    hi = np.floor(f)
-    for row, part in enumerate((h, hi, (f - hi) * _HALF)):
-        np.add.at(into[row], key, part.astype(np.int64))
+    if f.any():  # whole numbers (days) have no fraction to add
+        hi = np.floor(f)
+        np.add.at(into[1], key, hi.astype(np.int64))
+        np.add.at(into[2], key, ((f - hi) * _HALF).astype(np.int64))
 
 
 def add_by_key(into: np.ndarray, key: np.ndarray, sums: np.ndarray) -> None:

@@ -234,18 +234,18 @@ class CostSample:
             take = max(1, int(np.searchsorted(np.cumsum([len(p[0]) for p in parts]), CHUNK, side="right")))
             group, parts = parts[:take], parts[take:]
             gid = np.concatenate([p[0] for p in group])
-            rec = np.zeros(len(gid), SPILL_DTYPE)
-            rec["g"] = gid
-            for name, i in (("c", 1), ("s", 2), ("y", 3)):
-                if group[0][i] is not None:
-                    rec[name] = np.concatenate([p[i] for p in group])
-            del group
             bucket = (gid % BUCKETS).astype(np.uint8)  # a stable sort of bytes is a radix sort
             order = np.argsort(bucket, kind="stable")
             bounds = np.searchsorted(bucket[order], np.arange(BUCKETS + 1))
+            rec = np.zeros(len(gid), SPILL_DTYPE)  # in bucket order, column by column (a gather of
+            rec["g"] = gid[order]  # whole records would copy them one at a time)
+            for name, i in (("c", 1), ("s", 2), ("y", 3)):
+                if group[0][i] is not None:
+                    rec[name] = np.concatenate([p[i] for p in group])[order]
+            del group
             for k in np.flatnonzero(np.diff(bounds)):
                 with open(os.path.join(self._spill.name, f"{k:03d}.bin"), "ab") as fh:
-                    rec[order[bounds[k]:bounds[k + 1]]].tofile(fh)
+                    rec[bounds[k]:bounds[k + 1]].tofile(fh)
             self._spilled_rows += len(gid)
         self.parts, self._in_memory, self._sorted = [], 0, False
 

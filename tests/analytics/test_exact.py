@@ -25,6 +25,10 @@ def test_sums_are_the_exact_sum_rounded_once_in_any_split(pairs, cut):
     want = [math.fsum(x[key == k]) for k in range(4)]  # fsum: the exact sum, rounded once
     assert exact.to_float(exact.by_key(key, x, 4)).tolist() == want
     assert exact.to_float(exact.by_key(key, x, 4)).tolist() == ExactSum.to_float(ExactSum.by_key(key, x, 4)).tolist()
+    row_by_row = np.zeros((exact.ROWS, 4), np.int64)
+    exact.add_at(row_by_row, key[:cut], x[:cut])  # values added in place, in two calls
+    exact.add_at(row_by_row, key[cut:], x[cut:])
+    assert exact.to_float(row_by_row).tolist() == want
     # two parts added into one, the second's keys renumbered: the same totals
     a = exact.by_key(key[:cut], x[:cut], 4)
     b = exact.by_key(3 - key[cut:], x[cut:], 4)
@@ -48,3 +52,5 @@ def test_a_value_that_cannot_be_summed_exactly_is_an_error():
     for bad in (np.inf, np.nan, 2.0 ** 64):
         with pytest.raises(ValueError, match="finite"):
             exact.by_key(np.zeros(2, np.int64), np.array([1.5, bad]), 1)
+        with pytest.raises(ValueError, match="finite"):
+            exact.add_at(np.zeros((exact.ROWS, 1), np.int64), np.zeros(2, np.int64), np.array([1.5, bad]))
