@@ -18,32 +18,11 @@ import numpy as np
 
 from grouper._util.money import ExactSum
 
-__all__ = ["ROWS", "add_at", "add_by_key", "by_key", "to_float"]
+__all__ = ["ROWS", "add_at", "add_by_key", "to_float"]
 
 ROWS = 3 + ExactSum.LIMBS  # H, A, B, then the limbs
 _HALF = float(1 << 26)
-_LIMIT = float(1 << 31)  # H below this: a batch's float bincount of H stays exact (< 2^53 for 2^22 rows)
-
-
-def by_key(key: np.ndarray, x: np.ndarray, n_keys: int) -> np.ndarray:
-    """(ROWS, n_keys) int64 exact sums of ``x`` per ``key`` (0 <= key < n_keys). A value that is
-    not finite, or 2^64 or more, is a ValueError (as ``ExactSum``)."""
-    out = np.zeros((ROWS, n_keys), np.int64)
-    x = np.asarray(x, np.float64)
-    fast = (x == 0) | ((x >= 1) & (x < _LIMIT))
-    if not fast.all():
-        slow = ~fast
-        out[3:] = ExactSum.by_key(key[slow], x[slow], n_keys)
-        key, x = key[fast], x[fast]
-    for a in range(0, len(x), 1 << 22):  # float bincounts of integers stay below 2^53: exact
-        k, v = key[a:a + (1 << 22)], x[a:a + (1 << 22)]
-        h = np.floor(v)
-        f = (v - h) * _HALF  # exact: v - h is v's fraction, with no bit below 2^-52
-        hi = np.floor(f)
-        lo = (f - hi) * _HALF
-        for row, part in enumerate((h, hi, lo)):
-            out[row] += np.bincount(k, part, n_keys).astype(np.int64)
-    return out
+_LIMIT = float(1 << 31)  # H below this: int64 sums of H hold 2^32 such values
 
 
 def add_at(into: np.ndarray, key: np.ndarray, x: np.ndarray) -> None:
