@@ -224,7 +224,7 @@ class IndexCells:
             ids = np.arange(self._cells, self._cells + len(u), dtype=np.int64)
             self._cells += len(u)
             if self._cells > len(self._keys):  # grow by doubling: amortised O(1) a cell
-                cap = max(2 * len(self._keys), self._cells, 1024)
+                cap = max(2 * len(self._keys), self._cells, 1 << 16)
                 self._keys = np.resize(self._keys, cap)
                 self._n, self._dead = (np.concatenate([a, np.zeros(cap - len(a), np.int64)]) for a in (self._n, self._dead))
                 self._cost, self._los = (np.concatenate([a, np.zeros((exact.ROWS, cap - a.shape[1]), np.int64)], axis=1)
@@ -346,9 +346,7 @@ class _PairTable:
     LIMIT = 1 << 24  # table entries (int32: 64 MiB at most)
 
     def __init__(self):
-        self.a = np.zeros(0, np.int64)  # the pairs known, and their ids
-        self.b = np.zeros(0, np.int64)
-        self.id = np.zeros(0, np.int64)
+        self._known: list[tuple[np.ndarray, ...]] = []  # (a, b, ids) of the pairs known, in chunks
         self.table: np.ndarray | None = None
         self.acap = self.bcap = 0
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # (keys sorted, ids) without a table
@@ -384,7 +382,7 @@ class _PairTable:
 
     def _learn(self, a: np.ndarray, b: np.ndarray, new) -> None:
         ids = np.asarray(new(a, b), np.int64)
-        self.a, self.b, self.id = np.r_[self.a, a], np.r_[self.b, b], np.r_[self.id, ids]
+        self._known.append((a, b, ids))
         if self.table is not None:
             self.table[a * self.bcap + b] = ids
         else:  # merged into the sorted keys: O(pairs known) a batch, no sort of them all
@@ -396,14 +394,16 @@ class _PairTable:
 
     def _resize(self, acap: int, bcap: int) -> None:
         self.acap, self.bcap = acap, bcap
+        a, b, ids = (np.concatenate(c) for c in zip(*self._known)) if self._known else (np.zeros(0, np.int64),) * 3
+        self._known = [(a, b, ids)] if len(a) else []
         if acap * bcap <= self.LIMIT:
             self.table = np.full(acap * bcap, -1, np.int32)
-            self.table[self.a * bcap + self.b] = self.id
+            self.table[a * bcap + b] = ids
         elif self._sorted is None or self.table is not None:
             self.table = None
-            key = (self.a << 32) | self.b
+            key = (a << 32) | b
             order = np.argsort(key)
-            self._sorted = key[order], self.id[order]
+            self._sorted = key[order], ids[order]
 
 
 def _per_drg(names: np.ndarray, g: np.ndarray, n: np.ndarray, deaths: np.ndarray):
