@@ -234,6 +234,24 @@ class IndexCells:
 
         return self._cell_of.ids(unit, drg, new_cells)
 
+    def __getstate__(self) -> dict:
+        """Pickled (e.g. returned by a Dask task) with the cells in use only, without the lookup
+        tables: they are rebuilt from the cells when unpickled."""
+        state = dict(self.__dict__)
+        m = self._cells
+        state.update(_keys=self._keys[:m].copy(), _n=self._n[:m].copy(), _dead=self._dead[:m].copy(),
+                     _cost=self._cost[:, :m].copy(), _los=self._los[:, :m].copy(), _unit_of=None, _cell_of=None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        m = self._cells
+        self._cell_of = _PairTable.of(self._keys[:m] >> 24, self._keys[:m] & ((1 << 24) - 1), np.arange(m))
+        known = [(self._hospitals[h], self._departments[d] if self.columns["department"] else 0, u)
+                 for (h, d), u in self.units.items()
+                 if h in self._hospitals and (not self.columns["department"] or d in self._departments)]
+        self._unit_of = _PairTable.of(*(np.array(c, np.int64) for c in zip(*known))) if known else _PairTable()
+
     def _reduced(self) -> tuple[np.ndarray, ...]:
         """The cells: keys (unit id << 24 | DRG id), cases, deaths, exact cost and stay sums; in
         order of first appearance, so only integer sums and an order-free final step use it."""
@@ -350,6 +368,15 @@ class _PairTable:
         self.table: np.ndarray | None = None
         self.acap = self.bcap = 0
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # (keys sorted, ids) without a table
+
+    @classmethod
+    def of(cls, a: np.ndarray, b: np.ndarray, ids: np.ndarray) -> "_PairTable":
+        """A table that knows these pairs and their ids."""
+        t = cls()
+        if len(a):
+            t._known = [(a.astype(np.int64), b.astype(np.int64), ids.astype(np.int64))]
+            t._resize(int(a.max()) + 1, int(b.max()) + 1)
+        return t
 
     def ids(self, a: np.ndarray, b: np.ndarray, new) -> np.ndarray:
         if not len(a):

@@ -361,3 +361,21 @@ def test_cells_learnt_batch_by_batch_as_the_tables_grow():
             cells.add(table.slice(a, 7))
         got = cells.indices(WEIGHTS)
         assert got[1] == whole[1] and got[0].equals(whole[0])
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows, st.integers(1, 59), st.booleans())
+def test_pickled_cells_carry_on_exactly(rs, cut, by_dept):
+    """Cells travel (e.g. from a Dask worker) with only the cells in use, and go on taking batches."""
+    import pickle
+
+    table = cases([(*r, f"D{i % 3}") for i, r in enumerate(rs)])
+    dept = "dept" if by_dept else None
+    whole = IndexCells(department=dept).add(table).indices(WEIGHTS)
+    first = IndexCells(department=dept).add(table.slice(0, cut))
+    data = pickle.dumps(first)
+    assert len(data) < 20_000  # not the 64 K cells reserved
+    again = pickle.loads(data).add(table.slice(cut))
+    got = again.indices(WEIGHTS)
+    assert got[1] == whole[1] and got[0].equals(whole[0])
+    assert len(again.units) == len(whole[0]) or not len(whole[0])
