@@ -139,8 +139,8 @@ def main(argv=None) -> dict:
 
     def commands(tag: str) -> dict[str, list[str]]:
         w = d / f"weights_{tag}.csv"
-        cmds = {"weights": ["weights", str(src), "-r", RULESET, "-o", str(w), "--summary", str(d / f"summary_{tag}.json"),
-                            "--overwrite"],
+        cmds = {"weights": ["weights", str(src), "-r", RULESET, "-o", str(w),
+                            "--summary", str(d / f"summary_{tag}.json"), "--overwrite"],
                 "indices": ["indices", str(src), "-r", RULESET, "-w", str(d / "weights_this.csv"),
                             "-o", str(d / f"indices_{tag}.csv"), "--overwrite"]}
         if a.department:
@@ -180,9 +180,11 @@ def main(argv=None) -> dict:
         print(f"{name:<14}{tag:<10}{t:>9.2f}{cpu:>8.2f}{m:>10,.0f}"
               f"{(f'{t / ref[0]:.2f}x' if ref else '-'):>10}{(f'{t / mine[0]:.2f}x' if mine else '-'):>8}")
     if same:
-        print("outputs byte-identical to the baseline: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items()))
+        print("outputs byte-identical to the baseline: "
+              + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items()))
     result = {"cases": a.cases, "load": loads, "same_as_baseline": same,
-              "runs": {f"{n}/{t}": {"seconds": v[0], "peak_mib": v[1], "cpu_seconds": v[2]} for (n, t), v in best.items()}}
+              "runs": {f"{n}/{t}": {"seconds": v[0], "peak_mib": v[1], "cpu_seconds": v[2]}
+                       for (n, t), v in best.items()}}
     if a.json:
         a.json.write_text(json.dumps(result, indent=2) + "\n")
     return result

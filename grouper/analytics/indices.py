@@ -226,7 +226,8 @@ class IndexCells:
             if self._cells > len(self._keys):  # grow by doubling: amortised O(1) a cell
                 cap = max(2 * len(self._keys), self._cells, 1 << 16)
                 self._keys = np.resize(self._keys, cap)
-                self._n, self._dead = (np.concatenate([a, np.zeros(cap - len(a), np.int64)]) for a in (self._n, self._dead))
+                self._n, self._dead = (np.concatenate([a, np.zeros(cap - len(a), np.int64)])
+                                       for a in (self._n, self._dead))
                 self._cost, self._los = (np.concatenate([a, np.zeros((exact.ROWS, cap - a.shape[1]), np.int64)], axis=1)
                                          for a in (self._cost, self._los))
             self._keys[ids] = (u << 24) | g
@@ -358,8 +359,8 @@ def _exact_by(g: np.ndarray, sums: np.ndarray, n: int) -> np.ndarray:
 class _PairTable:
     """Dense ids of pairs (a, b) of small non-negative integers (vocabulary ids), kept across
     batches: a direct table of a x b entries while that is small (a gather per row, no hashing
-    or sorting), else sorted keys and a binary search over each batch's distinct pairs. New pairs get their ids from ``new``
-    (called with the new pairs' a and b, once per pair)."""
+    or sorting), else sorted keys and a binary search over each batch's distinct pairs. New
+    pairs get their ids from ``new`` (called with the new pairs' a and b, once per pair)."""
 
     LIMIT = 1 << 24  # table entries (int32: 64 MiB at most)
 
