@@ -14,7 +14,8 @@ weight, CMI and cost and time indices (no risk tiers: DuckDB does a little less)
 is a checkout with its own ``.venv`` (``.venv/bin/python``): its commands run alternately with
 this tree's (A B A B ...) and their outputs must be byte-identical. Each configuration reports
 the best wall time of ``--repeat`` runs, the CPU seconds of that run (all threads; on a shared
-machine the steadier number), peak RSS, and the ratio to DuckDB. The load average is printed.
+machine the steadier number), peak RSS, and the ratio to DuckDB; then how DuckDB's numbers agree
+with ours (kept cases per DRG, mean costs, indices). The load average is printed.
 Reports only; never fails on time. Without DuckDB installed (``pip install duckdb``, or the
 ``bench`` extra) it says so and skips the DuckDB rows; with no DuckDB and no baseline there is
 nothing to compare, and it exits 0 with that message.
@@ -112,6 +113,25 @@ def grouped_province(d: Path, cases: int, python: str) -> Path:
     return out
 
 
+def agreement(d: Path) -> str:
+    """How this tree's weights and indices agree with DuckDB's (a check of the comparison itself)."""
+    import pyarrow.csv as pv
+
+    def rows(path: Path, key: str) -> dict:
+        t = pv.read_csv(path, convert_options=pv.ConvertOptions(column_types={key: "string"}))
+        return {r[key]: r for r in t.to_pylist()}
+
+    a, b = rows(d / "weights_this.csv", "drg"), rows(d / "weights_duckdb.csv", "drg")
+    same_n = sum(a[g]["n"] == b[g]["n"] for g in a if g in b)
+    mean = max((abs(float(a[g]["mean_cost"]) - b[g]["mean_cost"]) for g in a if g in b), default=0.0)
+    ia, ib = rows(d / "indices_this.csv", "hospital"), rows(d / "indices_duckdb.csv", "hospital")
+    worst = max((abs(ia[h][c] - ib[h][c]) for h in ia if h in ib for c in ("cmi", "cost_index", "time_index")),
+                default=0.0)
+    return (f"DuckDB agrees: kept cases per DRG equal for {same_n} of {len(a)} DRGs ({len(b)} in DuckDB), mean cost "
+            f"within {mean:.3f} yuan (ours is rounded to the fen); {len(ia)} hospitals ({len(ib)}), CMI and cost "
+            f"and time indices within {worst:.1e}")
+
+
 def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -182,6 +202,8 @@ def main(argv=None) -> dict:
     if same:
         print("outputs byte-identical to the baseline: "
               + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items()))
+    if duck:
+        print(agreement(d))
     result = {"cases": a.cases, "load": loads, "same_as_baseline": same,
               "runs": {f"{n}/{t}": {"seconds": v[0], "peak_mib": v[1], "cpu_seconds": v[2]}
                        for (n, t), v in best.items()}}

@@ -13,7 +13,7 @@ def test_aggregate_benchmark_runs(tmp_path, capsys):
         assert r == {} and "duckdb is not installed" in out
         return
     assert {"weights/duckdb", "indices/duckdb", "weights/this", "indices_dept/this"} <= set(r["runs"])
-    assert (tmp_path / "indices_duckdb.csv").exists() and "/ duckdb" in out
+    assert (tmp_path / "indices_duckdb.csv").exists() and "/ duckdb" in out and "DuckDB agrees" in out
     assert (tmp_path / "weights_this.csv").exists() and (tmp_path / "departments_this.csv").exists()
 
 
