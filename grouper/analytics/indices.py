@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from grouper.io import DEFAULT_BATCH
 from grouper.analytics import exact
-from grouper.analytics.weights import as_floats, equals_mask, vocabulary_ids
+from grouper.analytics.columns import as_floats, equals_mask, vocabulary_ids
 
 __all__ = ["EXCLUSION_REASONS", "TIERS", "IndexCells", "hospital_indices", "risk_tiers"]
 

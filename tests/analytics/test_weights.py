@@ -205,7 +205,8 @@ def test_spilling_to_disk_gives_the_same_weights(groups, spill, trim):
 @settings(max_examples=200, deadline=None)
 @given(data=st.data(), n=st.integers(0, 60), with_stay=st.booleans(), with_year=st.booleans(), fen=st.booleans())
 def test_the_packed_sort_orders_like_a_lexsort_of_the_four_columns(data, n, with_stay, with_year, fen):
-    from grouper.analytics.weights import CostSample, sort_key
+    from grouper.analytics.columns import sort_key
+    from grouper.analytics.weights import CostSample
 
     ids = st.integers(0, 5)  # few distinct values: many ties, so the later keys decide
     gid = np.array(data.draw(st.lists(ids, min_size=n, max_size=n)), np.int32)
