@@ -1,6 +1,5 @@
 """``drg synth --inject``: labelled misconduct planted at chosen hospitals, nothing else changed."""
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
