@@ -14,8 +14,10 @@ the means of g over every hospital in the data (the peer / regional means):
 
 Which cases count: only status ``grouped``, with a cost, a length of stay >= 0 and a DRG that has a
 weight. Other rows are left out and counted by reason, each under the first reason that applies,
-in the order of ``EXCLUSION_REASONS``. Hospitals, departments and DRGs become integer codes and
-every sum is an ``np.bincount``: no Python loop per case (one per distinct DRG, for the weights).
+in the order of ``EXCLUSION_REASONS``. Hospitals, departments and DRGs become integer codes, each
+row finds its (unit, DRG) cell in a table kept across batches (no sort per batch), and costs,
+stays and counts are added into the cells as integers (``exact``): no Python loop per case (one
+per distinct DRG, for the weights).
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from grouper._util.money import ExactSum
 from grouper.io import DEFAULT_BATCH
-from grouper.analytics.weights import as_floats, equals_mask, vocabulary_ids
+from grouper.analytics import exact
+from grouper.analytics.columns import as_floats, equals_mask, vocabulary_ids
 
 __all__ = ["EXCLUSION_REASONS", "TIERS", "IndexCells", "hospital_indices", "risk_tiers"]
 
@@ -148,7 +150,14 @@ class IndexCells:
         self.excluded = dict.fromkeys(EXCLUSION_REASONS[:3], 0)
         self._hospitals: dict = {}
         self._departments: dict = {}
-        self._parts: list[tuple[np.ndarray, ...]] = []  # key, n, deaths, cost limbs, los limbs
+        self._unit_of = _PairTable()  # (hospital id, department id) -> unit id
+        self._cell_of = _PairTable()  # (unit id, DRG id) -> cell id, in order of first appearance
+        self._keys = np.zeros(0, np.int64)  # per cell: unit id << 24 | DRG id
+        self._n = np.zeros(0, np.int64)  # per cell: cases, deaths; exact sums of cost and stay
+        self._dead = np.zeros(0, np.int64)
+        self._cost = np.zeros((exact.ROWS, 0), np.int64)
+        self._los = np.zeros((exact.ROWS, 0), np.int64)
+        self._cells = 0
         self._rows = 0
 
     def add(self, data: pa.Table | pa.RecordBatch) -> "IndexCells":
@@ -166,7 +175,9 @@ class IndexCells:
 
     @staticmethod
     def _ids(col: pa.Array, vocab: dict, rows: np.ndarray) -> np.ndarray:
-        return vocabulary_ids(col.take(pa.array(rows)), vocab)
+        """The kept rows' ids (the whole column is looked up: no copy of the kept rows' text; a
+        value seen only in left-out rows gets an id that no cell uses)."""
+        return vocabulary_ids(col, vocab)[rows]
 
     def _add_batch(self, b: pa.RecordBatch) -> None:
         k = self.columns
@@ -182,44 +193,71 @@ class IndexCells:
             return
         hosp = self._ids(b.column(k["hospital"]), self._hospitals, rows)
         dept = self._ids(b.column(k["department"]), self._departments, rows) if k["department"] else np.zeros_like(hosp)
-        pair = hosp * (1 << 31) + dept
-        upair, inv = np.unique(pair, return_inverse=True)
-        names_h = {v: key for key, v in self._hospitals.items()}
-        names_d = {v: key for key, v in self._departments.items()}
-        unit_ids = np.array([self.units.setdefault((names_h[int(p) >> 31], names_d.get(int(p) & ((1 << 31) - 1))),
-                                                   len(self.units)) for p in upair], np.int64)
+        names_h = names_d = None
+
+        def new_units(h: np.ndarray, d: np.ndarray) -> np.ndarray:  # once per new (hospital, department)
+            nonlocal names_h, names_d
+            if names_h is None:
+                names_h = {v: key for key, v in self._hospitals.items()}
+                names_d = {v: key for key, v in self._departments.items()}
+            return np.array([self.units.setdefault((names_h[a], names_d.get(b)), len(self.units))
+                             for a, b in zip(h.tolist(), d.tolist())], np.int64)
+
+        unit = self._unit_of.ids(hosp, dept, new_units)
         drg = self._ids(b.column(k["drg"]), self.drgs, rows)
         if len(self.drgs) >= 1 << 24:
             raise ValueError("more than 16 million distinct DRG codes")
-        key = unit_ids[inv] * (1 << 24) + drg
-        ukey, cell = np.unique(key, return_inverse=True)
-        dead = _deaths(b.column(k["discharge"]).take(pa.array(rows)), self.death_codes)
-        m = len(ukey)
-        sums = []
-        for name, x in ((k["cost"], c), (k["los"], t)):
+        cell = self._cell_ids(unit, drg)
+        dead = _deaths(b.column(k["discharge"]), self.death_codes)[rows]
+        for name, x, into in ((k["cost"], c, self._cost), (k["los"], t, self._los)):
             try:
-                sums.append(ExactSum.by_key(cell, x[rows], m))
+                exact.add_at(into, cell, x[rows])
             except ValueError as exc:
                 raise ValueError(f"column {name!r}: {exc}") from None
-        self._parts.append((ukey, np.bincount(cell, minlength=m), np.bincount(cell, dead, m).astype(np.int64), *sums))
+        np.add.at(self._n, cell, 1)
+        np.add.at(self._dead, cell, dead.astype(np.int64))
         self._rows += len(rows)
-        if len(self._parts) >= 8:  # bounded: a batch has up to one cell per row
-            self._parts = [self._reduced()]
+
+    def _cell_ids(self, unit: np.ndarray, drg: np.ndarray) -> np.ndarray:
+        """Each row's cell id, new cells added (zero sums) in order of first appearance."""
+        def new_cells(u: np.ndarray, g: np.ndarray) -> np.ndarray:
+            ids = np.arange(self._cells, self._cells + len(u), dtype=np.int64)
+            self._cells += len(u)
+            if self._cells > len(self._keys):  # grow by doubling: amortised O(1) a cell
+                cap = max(2 * len(self._keys), self._cells, 1 << 16)
+                self._keys = np.resize(self._keys, cap)
+                self._n, self._dead = (np.concatenate([a, np.zeros(cap - len(a), np.int64)])
+                                       for a in (self._n, self._dead))
+                self._cost, self._los = (np.concatenate([a, np.zeros((exact.ROWS, cap - a.shape[1]), np.int64)], axis=1)
+                                         for a in (self._cost, self._los))
+            self._keys[ids] = (u << 24) | g
+            return ids
+
+        return self._cell_of.ids(unit, drg, new_cells)
+
+    def __getstate__(self) -> dict:
+        """Pickled (e.g. returned by a Dask task) with the cells in use only, without the lookup
+        tables: they are rebuilt from the cells when unpickled."""
+        state = dict(self.__dict__)
+        m = self._cells
+        state.update(_keys=self._keys[:m].copy(), _n=self._n[:m].copy(), _dead=self._dead[:m].copy(),
+                     _cost=self._cost[:, :m].copy(), _los=self._los[:, :m].copy(), _unit_of=None, _cell_of=None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        m = self._cells
+        self._cell_of = _PairTable.of(self._keys[:m] >> 24, self._keys[:m] & ((1 << 24) - 1), np.arange(m))
+        known = [(self._hospitals[h], self._departments[d] if self.columns["department"] else 0, u)
+                 for (h, d), u in self.units.items()
+                 if h in self._hospitals and (not self.columns["department"] or d in self._departments)]
+        self._unit_of = _PairTable.of(*(np.array(c, np.int64) for c in zip(*known))) if known else _PairTable()
 
     def _reduced(self) -> tuple[np.ndarray, ...]:
-        """The parts added so far as one set of cells, sorted by key (integer sums: exact)."""
-        if not self._parts:
-            z = np.zeros(0, np.int64)
-            return z, z, z, np.zeros((ExactSum.LIMBS, 0), np.int64), np.zeros((ExactSum.LIMBS, 0), np.int64)
-        key = np.concatenate([p[0] for p in self._parts])
-        order = np.argsort(key, kind="stable")
-        key = key[order]
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        def red(i):
-            if self._parts[0][i].ndim == 2:
-                return np.add.reduceat(np.concatenate([p[i] for p in self._parts], axis=1)[:, order], starts, axis=1)
-            return np.add.reduceat(np.concatenate([p[i] for p in self._parts])[order], starts)
-        return (key[starts], *(red(i) for i in range(1, 5)))
+        """The cells: keys (unit id << 24 | DRG id), cases, deaths, exact cost and stay sums; in
+        order of first appearance, so only integer sums and an order-free final step use it."""
+        m = self._cells
+        return self._keys[:m], self._n[:m], self._dead[:m], self._cost[:, :m], self._los[:, :m]
 
     def merge(self, other: "IndexCells") -> "IndexCells":
         """Add another set of cells (e.g. from another dataset fragment); exact."""
@@ -231,9 +269,12 @@ class IndexCells:
                              sorted(other.units, key=other.units.get)] or [0], np.int64)
         drg_map = np.array([self.drgs.setdefault(d, len(self.drgs)) for d in
                             sorted(other.drgs, key=other.drgs.get)] or [0], np.int64)
-        newkey = unit_map[key >> 24] * (1 << 24) + drg_map[key & ((1 << 24) - 1)] if len(key) else key
-        self._parts.append((newkey, n, deaths, cl, tl))
-        self._parts = [self._reduced()]
+        if len(key):
+            cell = self._cell_ids(unit_map[key >> 24], drg_map[key & ((1 << 24) - 1)])
+            np.add.at(self._n, cell, n)
+            np.add.at(self._dead, cell, deaths)
+            exact.add_by_key(self._cost, cell, cl)
+            exact.add_by_key(self._los, cell, tl)
         for reason, v in other.excluded.items():
             self.excluded[reason] = self.excluded.get(reason, 0) + v
         self._rows += other._rows
@@ -276,7 +317,7 @@ class IndexCells:
         order = np.lexsort((g, u))
         u, g, n, deaths, cl, tl = u[order], g[order], n[order], deaths[order], cl[:, order], tl[:, order]
         n_units, n_drgs = len(sorted_units), len(drg_sorted)
-        cost_cell, los_cell = ExactSum.to_float(cl), ExactSum.to_float(tl)
+        cost_cell, los_cell = exact.to_float(cl), exact.to_float(tl)
         drg_cases = np.bincount(g, n, n_drgs).astype(np.int64)
         drg_cost = _exact_by(g, cl, n_drgs)
         drg_los = _exact_by(g, tl, n_drgs)
@@ -308,12 +349,89 @@ class IndexCells:
         return pa.table(out), excluded
 
 
-def _exact_by(g: np.ndarray, limbs: np.ndarray, n: int) -> np.ndarray:
-    """Exact per-group totals of cell limb sums (int64 additions), rounded once."""
-    out = np.zeros((limbs.shape[0], n), np.int64)
-    for j in range(limbs.shape[0]):
-        np.add.at(out[j], g, limbs[j])
-    return ExactSum.to_float(out)
+def _exact_by(g: np.ndarray, sums: np.ndarray, n: int) -> np.ndarray:
+    """Exact per-group totals of cell sums (int64 additions), rounded once."""
+    out = np.zeros((sums.shape[0], n), np.int64)
+    exact.add_by_key(out, g, sums)
+    return exact.to_float(out)
+
+
+class _PairTable:
+    """Dense ids of pairs (a, b) of small non-negative integers (vocabulary ids), kept across
+    batches: a direct table of a x b entries while that is small (a gather per row, no hashing
+    or sorting), else sorted keys and a binary search over each batch's distinct pairs. New
+    pairs get their ids from ``new`` (called with the new pairs' a and b, once per pair)."""
+
+    LIMIT = 1 << 24  # table entries (int32: 64 MiB at most)
+
+    def __init__(self):
+        self._known: list[tuple[np.ndarray, ...]] = []  # (a, b, ids) of the pairs known, in chunks
+        self.table: np.ndarray | None = None
+        self.acap = self.bcap = 0
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # (keys sorted, ids) without a table
+
+    @classmethod
+    def of(cls, a: np.ndarray, b: np.ndarray, ids: np.ndarray) -> "_PairTable":
+        """A table that knows these pairs and their ids."""
+        t = cls()
+        if len(a):
+            t._known = [(a.astype(np.int64), b.astype(np.int64), ids.astype(np.int64))]
+            t._resize(int(a.max()) + 1, int(b.max()) + 1)
+        return t
+
+    def ids(self, a: np.ndarray, b: np.ndarray, new) -> np.ndarray:
+        if not len(a):
+            return np.zeros(0, np.int64)
+        a, b = a.astype(np.int64), b.astype(np.int64)
+        amax, bmax = int(a.max()), int(b.max())
+        if amax >= self.acap or bmax >= self.bcap:  # grown by half: O(1) a pair, few reallocations
+            self._resize(max(self.acap, amax + 1, self.acap * 3 // 2, 16),
+                         max(self.bcap, bmax + 1, self.bcap * 3 // 2, 64))
+        if self.table is not None:
+            idx = a * self.bcap + b
+            out = self.table[idx]
+            fresh = out < 0
+            if fresh.any():
+                u = np.unique(idx[fresh])
+                self._learn(u // self.bcap, u % self.bcap, new)
+                out = self.table[idx]
+            return out.astype(np.int64)
+        key = (a << 32) | b
+        uniq, inv = np.unique(key, return_inverse=True)
+        keys, ids = self._sorted
+        pos = np.minimum(np.searchsorted(keys, uniq), max(len(keys) - 1, 0))
+        hit = keys[pos] == uniq if len(keys) else np.zeros(len(uniq), bool)
+        if not hit.all():
+            u = uniq[~hit]  # sorted
+            self._learn(u >> 32, u & ((1 << 32) - 1), new)
+            keys, ids = self._sorted
+            pos = np.searchsorted(keys, uniq)
+        return ids[pos][inv]
+
+    def _learn(self, a: np.ndarray, b: np.ndarray, new) -> None:
+        ids = np.asarray(new(a, b), np.int64)
+        self._known.append((a, b, ids))
+        if self.table is not None:
+            self.table[a * self.bcap + b] = ids
+        else:  # merged into the sorted keys: O(pairs known) a batch, no sort of them all
+            keys, known = self._sorted
+            key = (a << 32) | b
+            order = np.argsort(key)
+            at = np.searchsorted(keys, key[order])
+            self._sorted = np.insert(keys, at, key[order]), np.insert(known, at, ids[order])
+
+    def _resize(self, acap: int, bcap: int) -> None:
+        self.acap, self.bcap = acap, bcap
+        a, b, ids = (np.concatenate(c) for c in zip(*self._known)) if self._known else (np.zeros(0, np.int64),) * 3
+        self._known = [(a, b, ids)] if len(a) else []
+        if acap * bcap <= self.LIMIT:
+            self.table = np.full(acap * bcap, -1, np.int32)
+            self.table[a * bcap + b] = ids
+        elif self._sorted is None or self.table is not None:
+            self.table = None
+            key = (a << 32) | b
+            order = np.argsort(key)
+            self._sorted = key[order], ids[order]
 
 
 def _per_drg(names: np.ndarray, g: np.ndarray, n: np.ndarray, deaths: np.ndarray):

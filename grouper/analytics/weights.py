@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from grouper.analytics.columns import as_floats, equals_mask, sort_key, vocabulary_ids, year_weights
 from grouper.analytics.trimming import TrimRule, keep_emptied
 from grouper.io import DEFAULT_BATCH
 
@@ -57,36 +58,6 @@ class WeightResult:
         return dict(zip(self.table["drg"].to_pylist(), self.table["rw"].to_pylist()))
 
 
-def equals_mask(col: pa.Array | pa.ChunkedArray, value: str) -> np.ndarray:
-    """Rows equal to ``value`` (nulls never), comparing a dictionary's values once, not each row.
-    Shared with ``indices``."""
-    if isinstance(col, pa.ChunkedArray):
-        return np.concatenate([equals_mask(c, value) for c in col.chunks]) if col.num_chunks else np.zeros(0, bool)
-    if pa.types.is_dictionary(col.type):
-        hit = pc.fill_null(pc.equal(col.dictionary.cast(pa.string()), value), False)
-        return pc.fill_null(pc.take(hit, col.indices), False).to_numpy(zero_copy_only=False)
-    return pc.fill_null(pc.equal(col.cast(pa.string()), value), False).to_numpy(zero_copy_only=False)
-
-
-def as_floats(col) -> np.ndarray:
-    """A numeric column as float64, nulls as NaN."""
-    return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
-
-
-def vocabulary_ids(col: pa.Array, vocab: dict) -> np.ndarray:
-    """Each row's id in ``vocab`` (text value -> id, grown as new values appear; a null is the
-    value None): the column's dictionary is looked up once per distinct value, never per row."""
-    if not pa.types.is_dictionary(col.type):
-        col = pc.dictionary_encode(col, null_encoding="encode")
-    values = col.dictionary.cast(pa.string()).to_pylist()
-    indices = col.indices
-    if indices.null_count:
-        indices = indices.fill_null(len(values))
-        values.append(None)
-    ids = np.array([vocab.setdefault(v, len(vocab)) for v in values] or [0], np.int64)
-    return ids[indices.to_numpy(zero_copy_only=False)]
-
-
 def _column(batch: pa.RecordBatch, name: str) -> pa.Array:
     if name not in batch.schema.names:
         raise ValueError(f"no column {name!r} in the grouped data")
@@ -114,6 +85,7 @@ class CostSample:
         self.drgs: dict[str, int] = {}  # DRG code -> id
         self.adrg_of: dict[str, str] = {}
         self._adrg_ids: set[int] = set()
+        self._known = np.zeros(0, bool)  # per DRG id: its ADRG is known
         self._sorted = False
         self.parts: list[tuple[np.ndarray, ...]] = []
         self.has_los: bool | None = None
@@ -171,17 +143,22 @@ class CostSample:
         self._append((gid, c[rows], stay[rows] if stay is not None else None, year))
 
     def _learn_adrgs(self, b: pa.RecordBatch, rows: np.ndarray, gid: np.ndarray) -> None:
-        """The ADRG of each DRG (that of its first case), looked up once per new DRG."""
-        uniq, first = np.unique(gid, return_index=True)
-        new = [(g, j) for g, j in zip(uniq.tolist(), first.tolist()) if g not in self._adrg_ids]
-        if not new:
+        """The ADRG of each DRG (that of its first case), looked up once per new DRG: a batch
+        whose DRGs are all known costs one pass over its ids, no sort."""
+        if len(self._known) < len(self.drgs):
+            self._known = np.concatenate([self._known, np.zeros(len(self.drgs) - len(self._known), bool)])
+        fresh = ~self._known[gid] if len(gid) else np.zeros(0, bool)
+        if not fresh.any():
             return
+        at = np.flatnonzero(fresh)
+        uniq, first = np.unique(gid[at], return_index=True)
         names = {v: key for key, v in self.drgs.items()}
         col = b.column(self.columns["adrg"]) if self.columns["adrg"] in b.schema.names else None
-        for g, j in new:
+        for g, j in zip(uniq.tolist(), at[first].tolist()):
             v = col[int(rows[j])].as_py() if col is not None else None
             self.adrg_of[names[g]] = str(v) if v is not None else names[g]
             self._adrg_ids.add(g)
+        self._known[uniq] = True
 
     def merge(self, other: "CostSample") -> "CostSample":
         """Add another sample's cases (e.g. from another dataset fragment)."""
@@ -191,6 +168,9 @@ class CostSample:
         for d, a in other.adrg_of.items():
             self.adrg_of.setdefault(d, a)
             self._adrg_ids.add(self.drgs[d])
+        self._known = np.zeros(len(self.drgs), bool)
+        if self._adrg_ids:
+            self._known[list(self._adrg_ids)] = True
         for gid, c, stay, year in other._all_parts():
             self._append((remap[gid] if len(gid) else gid, c, stay, year))
         for key, v in other.excluded.items():
@@ -220,19 +200,23 @@ class CostSample:
         if self._spill is None:
             self._spill = tempfile.TemporaryDirectory(prefix="drg-weights-", dir=self.spill_dir)
             self._spilled_rows = 0
-        for gid, c, stay, year in self.parts:
-            rec = np.zeros(len(gid), SPILL_DTYPE)
-            rec["g"], rec["c"] = gid, c
-            if stay is not None:
-                rec["s"] = stay
-            if year is not None:
-                rec["y"] = year
-            bucket = gid % BUCKETS
+        parts, self.parts = self.parts, []
+        while parts:  # about CHUNK rows at a time: one pass by bucket, each bucket file opened once
+            take = max(1, int(np.searchsorted(np.cumsum([len(p[0]) for p in parts]), CHUNK, side="right")))
+            group, parts = parts[:take], parts[take:]
+            gid = np.concatenate([p[0] for p in group])
+            bucket = (gid % BUCKETS).astype(np.uint8)  # a stable sort of bytes is a radix sort
             order = np.argsort(bucket, kind="stable")
             bounds = np.searchsorted(bucket[order], np.arange(BUCKETS + 1))
+            rec = np.zeros(len(gid), SPILL_DTYPE)  # in bucket order, column by column (a gather of
+            rec["g"] = gid[order]  # whole records would copy them one at a time)
+            for name, i in (("c", 1), ("s", 2), ("y", 3)):
+                if group[0][i] is not None:
+                    rec[name] = np.concatenate([p[i] for p in group])[order]
+            del group
             for k in np.flatnonzero(np.diff(bounds)):
                 with open(os.path.join(self._spill.name, f"{k:03d}.bin"), "ab") as fh:
-                    rec[order[bounds[k]:bounds[k + 1]]].tofile(fh)
+                    rec[bounds[k]:bounds[k + 1]].tofile(fh)
             self._spilled_rows += len(gid)
         self.parts, self._in_memory, self._sorted = [], 0, False
 
@@ -268,7 +252,17 @@ class CostSample:
 
     @staticmethod
     def _sorted_block(gid, c, stay, year, rank) -> tuple:
-        """The cases sorted by (DRG rank, cost, year, stay), one column at a time."""
+        """The cases sorted by (DRG rank, cost, year, stay): one int64 sort when the four fit in
+        one key (``sort_key``), else a lexsort one column at a time; the same order either way."""
+        packed = sort_key(rank[gid] if len(gid) else gid, c, stay, year)
+        if packed is not None:
+            key, unpack = packed
+            del packed
+            key.sort()
+            r, c, stay, year = unpack(key)
+            inverse = np.zeros(len(rank), np.int32)  # rank -> stored DRG id
+            inverse[rank] = np.arange(len(rank), dtype=np.int32)
+            return inverse[r], c, stay, year
         keys = [k for k in (stay, year, c) if k is not None] + [rank[gid] if len(gid) else gid]
         order = np.lexsort(keys)
         del keys
@@ -306,8 +300,7 @@ class CostSample:
         for gid, c, stay, year in self._blocks(rank):
             w = None
             if options.year_weights:
-                years, inv = np.unique(year, return_inverse=True)  # a lookup per distinct year
-                w = np.array([float(options.year_weights.get(int(v), 0.0)) for v in years])[inv]
+                w = year_weights(year, options.year_weights)
                 ok = w > 0
                 excluded["year_without_weight"] += int((~ok).sum())
                 if not ok.all():

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import grouper
-from grouper.analytics.indices import EXCLUSION_REASONS, TIERS, hospital_indices, risk_tiers
+from grouper.analytics.indices import EXCLUSION_REASONS, TIERS, IndexCells, hospital_indices, risk_tiers
 
 TEXT = ("status", "drg", "hospital_id", "discharge", "dept")
 
@@ -323,3 +323,59 @@ def test_an_infinite_cost_is_an_error_naming_the_column():
     t = cases([("H1", "D1", float("inf"), 3, "1")])
     with pytest.raises(ValueError, match="total_cost.*finite"):
         hospital_indices(t, WEIGHTS)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows, st.lists(st.integers(1, 59), max_size=4), st.booleans())
+def test_cells_found_without_a_direct_table_are_the_same(rs, cuts, by_dept):
+    """Beyond ``_PairTable.LIMIT`` entries the cells are found by binary search: same indices."""
+    import grouper.analytics.indices as gi
+
+    table = cases([(*r, f"D{i % 3}") for i, r in enumerate(rs)])
+    dept = "dept" if by_dept else None
+    whole = gi.IndexCells(department=dept).add(table).indices(WEIGHTS)
+    old, gi._PairTable.LIMIT = gi._PairTable.LIMIT, 1
+    try:
+        bounds = sorted({0, len(rs), *(c for c in cuts if c < len(rs))})
+        cells = gi.IndexCells(department=dept)
+        for a, b in zip(bounds, bounds[1:]):  # batch after batch: pairs learnt as they come
+            cells.add(table.slice(a, b - a))
+        got = cells.indices(WEIGHTS)
+    finally:
+        gi._PairTable.LIMIT = old
+    assert got[1] == whole[1] and got[0].equals(whole[0])
+
+
+def test_cells_learnt_batch_by_batch_as_the_tables_grow():
+    """Hospitals and DRGs beyond the first table's size arrive late: the tables grow, same indices."""
+    rng = np.random.default_rng(5)
+    rs = [(f"H{int(h):02d}", f"D{int(d)}", float(c), int(t), "5" if c > 9e4 else "1")
+          for h, d, c, t in zip(np.minimum(rng.integers(0, 40, 400), np.arange(400) // 8),
+                                np.minimum(rng.integers(1, 30, 400), 1 + np.arange(400) // 12),
+                                np.round(rng.uniform(100, 1e5, 400), 2), rng.integers(0, 30, 400))]
+    table = cases([(*r, f"K{i % 25}") for i, r in enumerate(rs)])
+    for dept in (None, "dept"):
+        whole = hospital_indices(table, WEIGHTS, department=dept)
+        cells = IndexCells(department=dept)
+        for a in range(0, 400, 7):
+            cells.add(table.slice(a, 7))
+        got = cells.indices(WEIGHTS)
+        assert got[1] == whole[1] and got[0].equals(whole[0])
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows, st.integers(1, 59), st.booleans())
+def test_pickled_cells_carry_on_exactly(rs, cut, by_dept):
+    """Cells travel (e.g. from a Dask worker) with only the cells in use, and go on taking batches."""
+    import pickle
+
+    table = cases([(*r, f"D{i % 3}") for i, r in enumerate(rs)])
+    dept = "dept" if by_dept else None
+    whole = IndexCells(department=dept).add(table).indices(WEIGHTS)
+    first = IndexCells(department=dept).add(table.slice(0, cut))
+    data = pickle.dumps(first)
+    assert len(data) < 20_000  # not the 64 K cells reserved
+    again = pickle.loads(data).add(table.slice(cut))
+    got = again.indices(WEIGHTS)
+    assert got[1] == whole[1] and got[0].equals(whole[0])
+    assert len(again.units) == len(whole[0]) or not len(whole[0])

@@ -98,7 +98,9 @@ def test_attach_and_compare():
     assert cmp["rw_b"][0].as_py() > cmp["rw_a"][0].as_py()  # untrimmed A keeps its outlier
 
 
-costs = st.lists(st.floats(100, 100_000, allow_nan=False), min_size=2, max_size=30)
+# any floats, or whole fen (the usual money: the weights then sort on one packed integer key)
+costs = st.one_of(st.lists(st.floats(100, 100_000, allow_nan=False), min_size=2, max_size=30),
+                  st.lists(st.integers(10_000, 10_000_000).map(lambda f: f / 100), min_size=2, max_size=30))
 
 
 @settings(max_examples=60, deadline=None)
@@ -198,3 +200,28 @@ def test_spilling_to_disk_gives_the_same_weights(groups, spill, trim):
         got = spilled.weights(opts)
         assert got.table.equals(whole.table) and got.excluded == whole.excluded and got.riv == whole.riv or (
             np.isnan(got.riv) and np.isnan(whole.riv))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), n=st.integers(0, 60), with_stay=st.booleans(), with_year=st.booleans(), fen=st.booleans())
+def test_the_packed_sort_orders_like_a_lexsort_of_the_four_columns(data, n, with_stay, with_year, fen):
+    from grouper.analytics.columns import sort_key
+    from grouper.analytics.weights import CostSample
+
+    ids = st.integers(0, 5)  # few distinct values: many ties, so the later keys decide
+    gid = np.array(data.draw(st.lists(ids, min_size=n, max_size=n)), np.int32)
+    cents = data.draw(st.lists(st.sampled_from([1, 99, 100, 12345, 12346, 2 ** 39]), min_size=n, max_size=n))
+    c = np.array(cents, float) / 100.0 if fen else np.array(cents, float) / 100.0 + 1e-3
+    stay = np.array(data.draw(st.lists(st.sampled_from([1.0, 2.0, 30.0, 2.0 ** 12]), min_size=n, max_size=n))) \
+        if with_stay else None
+    year = np.array(data.draw(st.lists(st.sampled_from([2023, 2024, 2025]), min_size=n, max_size=n)), np.int64) \
+        if with_year else None
+    rank = np.array(data.draw(st.permutations(range(6))), np.int32)
+    assert (sort_key(rank[gid], c, stay, year) is not None) == (fen and n > 0)  # whole fen: the packed key
+    got = CostSample._sorted_block(gid, c, stay, year, rank)
+    order = np.lexsort([k for k in (stay, year, c) if k is not None] + [rank[gid]])
+    for a, b in zip(got, (gid, c, stay, year)):
+        if b is None:
+            assert a is None
+        else:
+            assert a.dtype == b.dtype and a.tobytes() == b[order].tobytes()  # bit for bit
