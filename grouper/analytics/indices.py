@@ -328,7 +328,7 @@ class IndexCells:
         if self.columns["department"] is not None:
             out["department"] = pa.array([s[1] for s in sorted_units], pa.string())
         w = w_by_id[g_id[order]] if len(key) else np.zeros(0)
-        total_weight = np.bincount(u, w * n, n_units)
+        total_weight = _weight_sums(u, w, n, n_units)
         out |= {"cases": cases, "drg_count": np.bincount(u, minlength=n_units).astype(np.int64),
                 "total_weight": total_weight, "cmi": total_weight / per_case}
         for name, cell_sum, drg_sum in (("cost_index", cost_cell, drg_cost), ("time_index", los_cell, drg_los)):
@@ -347,6 +347,18 @@ class IndexCells:
             out |= {f"{prefix}_cases": k, f"{prefix}_deaths": d,
                     f"{prefix}_mortality": pa.array(d / np.maximum(k, 1), mask=k == 0)}
         return pa.table(out), excluded
+
+
+def _weight_sums(u: np.ndarray, w: np.ndarray, n: np.ndarray, n_units: int) -> np.ndarray:
+    """Σ RW × cases per unit. Weights with at most four decimals (as ``drg weights`` writes them)
+    are summed as whole ten-thousandths, exactly, so a total reads 950.7849, not the float noise
+    950.7849000000004 of adding the binary fractions; other weights are summed as floats."""
+    scaled = w * 10_000
+    whole = np.round(scaled)
+    if len(w) and np.all(np.abs(scaled - whole) <= 1e-6 * np.maximum(1.0, np.abs(whole))) \
+            and float(np.abs(whole) @ n) < 2.0 ** 53:
+        return np.bincount(u, whole * n, n_units) / 10_000  # integers below 2^53: exact in float64
+    return np.bincount(u, w * n, n_units)
 
 
 def _exact_by(g: np.ndarray, sums: np.ndarray, n: int) -> np.ndarray:

@@ -76,6 +76,18 @@ def test_worked_example_of_the_spec():
     assert excluded == dict.fromkeys(EXCLUSION_REASONS, 0)
 
 
+def test_total_weight_of_four_decimal_weights_has_no_float_noise():
+    # 0.1 + 0.2 is 0.30000000000000004 in floats; RWs as `drg weights` writes them (four decimals)
+    # are summed as whole ten-thousandths: the total is the decimal sum, read back as written
+    rows = expand((1, "A", "G1", 100.0, 3), (1, "A", "G2", 100.0, 3), (3, "B", "G3", 100.0, 3))
+    out, _ = hospital_indices(cases(rows), {"G1": 0.1, "G2": 0.2, "G3": 1.6717})
+    assert repr(one(out, "A")["total_weight"]) == "0.3"
+    assert repr(one(out, "B")["total_weight"]) == "5.0151"
+    # weights with more decimals are summed as floats, as before
+    out, _ = hospital_indices(cases(rows), {"G1": 0.1, "G2": 0.2, "G3": 1 / 3})
+    assert one(out, "B")["total_weight"] == pytest.approx(1.0)
+
+
 # --- (2) risk tiers by hand ---------------------------------------------------------------------
 
 # mortality 1 %, 2 %, 4 %, 8 % (ln m evenly spaced by ln 2) and a DRG without deaths; H1 holds
