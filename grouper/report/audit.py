@@ -24,6 +24,7 @@ __all__ = ["write_audit_report"]
 
 TABLE_ROWS = 15  # hospitals per league table
 CASES_SHOWN = 8  # cases per flagged (or top) hospital
+NO_STRIP = {"lifting_dx"}  # screens without a peer strip: rates of different codes are not comparable
 CSS = "td.hi{background:#fbe3d6} td.lo{background:#dcebf7} .msg{font-size:.9em}"
 
 
@@ -41,8 +42,11 @@ def write_audit_report(hospitals: pa.Table, samples: pa.Table, counts: dict, pat
                  "单侧检验 p 值低于 alpha/医院数 时标记（Bonferroni），噪声误标任何医院的概率不超过 alpha。"
                  "病例审核：规则见 rules/audit/edits.toml。合成数据的标签列不参与审核。</p>"]
         for screen in dict.fromkeys(hospitals["screen"].to_pylist()):
-            h = hospitals.filter(pc.equal(hospitals["screen"], screen)).sort_by("rank").to_pylist()
-            parts.append(_screen(plt, screen, h, samples, screen_codes.get(screen)))
+            t = hospitals.filter(pc.equal(hospitals["screen"], screen)).sort_by("rank")
+            if screen in NO_STRIP:  # only the rows shown: a province has ~10^5-10^6 (hospital, code) rows
+                shown = np.arange(t.num_rows) < TABLE_ROWS
+                t = t.filter(pa.array(shown | t["flagged"].to_numpy(zero_copy_only=False).astype(bool)))
+            parts.append(_screen(plt, screen, t.to_pylist(), samples, screen_codes.get(screen)))
         parts.append("<h2>病例审核规则 / case edits</h2>")
         rows = []
         for code, k in sorted(counts.items()):
@@ -76,7 +80,7 @@ def _screen(plt, screen: str, h: list[dict], samples: pa.Table, case_code: str |
         out.append("<ul class=msg>" + "".join(f"<li>{esc(m)}</li>" for m in explained[:TABLE_ROWS]) + "</ul>")
         if len(explained) > TABLE_ROWS:
             out.append(f"<p class=note>另有 {len(explained) - TABLE_ROWS} 条标记，见医院表（--hospitals）的 message 列</p>")
-    img = None if screen == "lifting_dx" else _distribution(plt, screen, h)  # rates of different codes: no strip
+    img = None if screen in NO_STRIP else _distribution(plt, screen, h)
     if img:
         out.append(f'<img src="data:image/png;base64,{img}" alt="{esc(screen)} peer distribution">')
     if dept and case_code:
