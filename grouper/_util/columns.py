@@ -9,9 +9,9 @@ from typing import Iterable, Mapping
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from grouper._util.errors import InputError
+from grouper._util.lazy import pc
 
 __all__ = ["CODE_COLUMNS", "CODE_SEPARATORS", "CODE_WHITESPACE", "NAME_COLUMNS", "NUMBER_PATTERN", "NUMERIC_COLUMNS",
            "REQUIRED_COLUMNS", "check_columns", "closest_column", "is_text", "missing_columns", "split_codes",

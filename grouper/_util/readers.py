@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from grouper._util.lazy import pc
 
 __all__ = ["Vocab", "encode", "finite", "flags", "numbers", "unique_small", "yyyymm"]
 

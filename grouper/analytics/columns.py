@@ -8,7 +8,8 @@ from typing import Mapping
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from grouper._util.lazy import pc
 
 __all__ = ["as_floats", "equals_mask", "sort_key", "vocabulary_ids", "year_weights"]
 

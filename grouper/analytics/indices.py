@@ -26,8 +26,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from grouper._util.lazy import pc
 from grouper.io import DEFAULT_BATCH
 from grouper.analytics import exact
 from grouper.analytics.columns import as_floats, equals_mask, vocabulary_ids

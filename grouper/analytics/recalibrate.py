@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from grouper._util.lazy import pc
 from grouper.analytics.indices import IndexCells
 from grouper.analytics.weights import CostSample, WeightOptions, compare_weights
 from grouper.io import DEFAULT_BATCH

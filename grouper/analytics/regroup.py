@@ -18,8 +18,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from grouper._util.lazy import pc
 from grouper.analytics.weights import WeightOptions
 from grouper.engine import Encoder, Grouper, kept_names
 from grouper.io import CANONICAL_COLUMNS, CaseSource

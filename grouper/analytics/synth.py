@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from grouper._util.lazy import pc
 from grouper._util.version import __version__
 from grouper.rulesets import DEFAULT_RULESET, Ruleset, load_ruleset
 

@@ -18,8 +18,8 @@ from typing import Mapping
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from grouper._util.lazy import pc
 from grouper.analytics.columns import as_floats, equals_mask, sort_key, vocabulary_ids, year_weights
 from grouper.analytics.trimming import TrimRule, keep_emptied
 from grouper.io import DEFAULT_BATCH

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from grouper._util.lazy import pc
 
 __all__ = ["Collector", "Grid", "Interner", "Pairs", "patient_hash", "period_of", "period_label"]
 

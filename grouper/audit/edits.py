@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from grouper._util.lazy import pc
 from grouper.rulesets import rules_dirs
 
 __all__ = ["BUILTIN_NAMES", "Edit", "EditSet", "FINDING_SCHEMA", "SEVERITIES", "load_edits", "run_edits"]

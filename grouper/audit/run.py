@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from grouper._util.lazy import pc
 from grouper.audit.collect import Collector
 from grouper.audit.edits import FINDING_SCHEMA, ONLY_CC, EditSet, load_edits, run_edits
 from grouper.audit.pack import AuditPack, load_audit_pack

@@ -389,12 +389,23 @@ def _encode(table: tuple[pa.Array, np.ndarray], idx: np.ndarray, mask: np.ndarra
     return pa.DictionaryArray.from_arrays(np.take(pos, idx), values, mask=mask)
 
 
+SMALL_BATCH = 4096  # rows up to which _reasons encodes with NumPy (start-up: no pyarrow.compute)
+
+
 def _reasons(flags: np.ndarray, reason: np.ndarray) -> pa.Array:
     """Each row's reason text and flag messages, built once per distinct (reason, flags) pair."""
     key = (reason.astype(np.int64) << 32) | flags.view(np.uint32)
-    enc = pa.array(key).dictionary_encode()  # hashing, not sorting: most rows are 0
-    texts = pa.array([describe_reason(k >> 32, k & 0xFFFFFFFF) for k in enc.dictionary.to_pylist()], pa.string())
-    return pa.DictionaryArray.from_arrays(enc.indices.to_numpy(), texts, mask=key == 0)
+    if len(key) > SMALL_BATCH:
+        enc = pa.array(key).dictionary_encode()  # hashing, not sorting: most rows are 0
+        distinct, indices = enc.dictionary.to_pylist(), enc.indices.to_numpy()
+    else:  # the same encoding (first-appearance order) by NumPy: a small batch need not load pyarrow.compute
+        u, first, inv = np.unique(key, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty(len(u), np.int32)
+        rank[order] = np.arange(len(u), dtype=np.int32)
+        distinct, indices = u[order].tolist(), rank[inv.reshape(-1)]
+    texts = pa.array([describe_reason(k >> 32, k & 0xFFFFFFFF) for k in distinct], pa.string())
+    return pa.DictionaryArray.from_arrays(indices, texts, mask=key == 0)
 
 
 def _restore(compiled: CompiledRuleset, path: str, n_threads: int) -> Grouper:

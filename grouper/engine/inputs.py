@@ -14,12 +14,13 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from grouper._util.columns import (CODE_COLUMNS, NUMBER_PATTERN, NUMERIC_COLUMNS, REQUIRED_COLUMNS,
                                    check_columns, is_text, split_codes, split_joined, to_string)
-from grouper._util.errors import CorruptInputError, InputError, first_line
+from grouper._util.errors import CorruptInputError, InputError
+from grouper._util.lazy import pc
 from grouper.engine._codes import CodeTable
+from grouper.engine.checks import check_indices, check_list, checked, corrupt
 from grouper.engine._kernel import CONSTANTS as K
 
 __all__ = [
@@ -38,38 +39,6 @@ __all__ = [
 MISSING = K["MISSING"]  # numbers of the kernel (engine/_records.pxd)
 ID_UNKNOWN, ID_EMPTY = K["ID_UNKNOWN"], K["ID_EMPTY"]
 INT32_MAX = 2**31 - 1
-
-
-def _corrupt(name: str, exc: BaseException) -> CorruptInputError:
-    return CorruptInputError(f"column {name!r}: corrupt Arrow data ({first_line(exc)})")
-
-
-def _checked(name: str, arr: pa.Array) -> pa.Array:
-    """``arr`` once it is safe to hand to Arrow compute functions and NumPy: its buffers are
-    large enough, text values have in-bounds increasing offsets and valid UTF-8, dictionary
-    indices are within the dictionary. Flat and dictionary columns only (lists are checked in
-    ``encode_code_column``); the cost follows the slice, not the buffers it shares."""
-    t = arr.type
-    try:
-        arr.validate()  # structural: buffer sizes, the last offset (cheap)
-        if pa.types.is_dictionary(t):
-            arr.dictionary.validate(full=True)  # the distinct values: small
-            _check_indices(arr)
-        elif is_text(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
-            arr.validate(full=True)  # this slice's offsets and bytes only
-    except (pa.ArrowInvalid, pa.ArrowIndexError) as exc:
-        raise _corrupt(name, exc) from None
-    return arr
-
-
-def _check_indices(arr: pa.DictionaryArray) -> None:
-    """Every (non-null) index of ``arr`` is a position in its dictionary."""
-    if len(arr) == arr.indices.null_count:
-        return
-    lo, hi = pc.min_max(arr.indices).values()
-    if lo.as_py() < 0 or hi.as_py() >= len(arr.dictionary):
-        raise pa.ArrowIndexError(f"dictionary index out of range (indices {lo}..{hi}, "
-                                 f"{len(arr.dictionary)} dictionary values)")
 
 
 # ----------------------------------------------------------------------------- sources
@@ -122,7 +91,7 @@ def parse_int_column(name: str, col: pa.Array | None, n: int) -> tuple[np.ndarra
     a whole number in int32 range (those are read as MISSING and flagged BAD_NUMBER)."""
     if col is None:
         return np.full(n, MISSING, dtype=np.int32), np.zeros(n, dtype=bool)
-    arr = _checked(name, _as_array(col))
+    arr = checked(name, _as_array(col))
     t = arr.type
     if pa.types.is_dictionary(t):
         arr = arr.dictionary_decode()
@@ -152,8 +121,7 @@ def parse_int_column(name: str, col: pa.Array | None, n: int) -> tuple[np.ndarra
         raise InputError(f"column {name!r} has type {t}, expected integers (or text holding them)")
     # range check in the column's own type (a uint64 above 2^63 must not fail a cast); the
     # narrow types (int8/16, uint8/16) always fit, and a column without nulls needs no mask
-    raw = (arr.fill_null(0) if arr.null_count else arr).to_numpy(zero_copy_only=False)
-    keep = arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else None
+    raw, keep = _int_values(arr)
     limits = np.iinfo(raw.dtype)
     if limits.max > INT32_MAX or limits.min < -INT32_MAX:
         out_of_range = raw > INT32_MAX
@@ -169,6 +137,18 @@ def parse_int_column(name: str, col: pa.Array | None, n: int) -> tuple[np.ndarra
         # used to come out as 0, a newborn)
         v[~keep] = MISSING
     return v, bad
+
+
+def _int_values(arr: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
+    """An integer array's values (anything where null) and its validity (None without nulls),
+    read from its buffers by NumPy: no pyarrow.compute for a small batch (start-up)."""
+    if not arr.null_count:
+        return arr.to_numpy(zero_copy_only=False), None
+    n, off = len(arr), arr.offset
+    validity, data = arr.buffers()[:2]
+    raw = np.frombuffer(data, dtype=arr.type.to_pandas_dtype(), count=off + n)[off:]
+    keep = np.unpackbits(np.frombuffer(validity, np.uint8), count=off + n, bitorder="little")[off:].astype(bool)
+    return raw, keep
 
 
 def parse_int(value) -> tuple[int | None, bool]:
@@ -244,7 +224,7 @@ class CodeMapper:
             mapped = self._map_dictionary(flat.dictionary)  # each distinct code mapped once
             try:
                 flat.validate()
-                _check_indices(flat)  # np.take below would wrap a negative index silently
+                check_indices(flat)  # np.take below would wrap a negative index silently
             except (pa.ArrowInvalid, pa.ArrowIndexError) as exc:
                 raise CorruptInputError(str(exc)) from None
             idx = flat.indices
@@ -279,32 +259,13 @@ class CodeMapper:
         return self.table.get(code if isinstance(code, str) else str(code))
 
 
-def _check_list(name: str, arr: pa.Array) -> None:
-    """The list level of a code column is safe to flatten: offsets that start at or after 0,
-    never decrease and end within the values (Arrow's cheap validation checks only the last).
-    The values are checked as they are mapped (``CodeMapper.map_flat``)."""
-    t = arr.type
-    try:
-        arr.validate()
-        if pa.types.is_list(t) or pa.types.is_large_list(t):
-            if len(arr):
-                width = np.int64 if pa.types.is_large_list(t) else np.int32
-                off = np.frombuffer(arr.buffers()[1], dtype=width)[arr.offset:arr.offset + len(arr) + 1]
-                if off[0] < 0 or off[-1] > len(arr.values) or (np.diff(off) < 0).any():
-                    raise pa.ArrowInvalid("list offsets out of order or outside the values")
-        elif pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
-            arr.validate(full=True)  # rare: views may overlap, Arrow checks each one
-    except pa.ArrowInvalid as exc:
-        raise _corrupt(name, exc) from None
-
-
 def encode_code_column(name: str, col, n: int, mapper: CodeMapper) -> tuple[np.ndarray, np.ndarray]:
     """(offsets[n+1], ids[m]) for a list<string> column, or a '|'-joined string column."""
     arr = _as_array(col)
     t = arr.type
     try:
         if pa.types.is_dictionary(t) and is_text(t.value_type):
-            _checked(name, arr)
+            checked(name, arr)
             if len(arr.dictionary) <= len(arr):
                 # split each distinct value once, then expand by the indices
                 arr = pc.take(split_joined(arr.dictionary), arr.indices)
@@ -314,20 +275,29 @@ def encode_code_column(name: str, col, n: int, mapper: CodeMapper) -> tuple[np.n
                 arr = split_joined(arr.dictionary_decode())
             t = arr.type
         elif is_text(t):
-            arr = split_joined(_checked(name, arr))
+            arr = split_joined(checked(name, arr))
             t = arr.type
         elif pa.types.is_null(t):
             return np.zeros(n + 1, dtype=np.int32), np.zeros(0, dtype=np.int32)
         if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
                 or pa.types.is_list_view(t) or pa.types.is_large_list_view(t)):
             raise TypeError(str(t))
-        _check_list(name, arr)
-        lengths = pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False)
+        check_list(name, arr)
+        flat = None
+        if (pa.types.is_list(t) or pa.types.is_large_list(t)) and not arr.null_count:
+            # NumPy on the slice's own offsets (n + 1 of them): a small batch need not load
+            # pyarrow.compute, which flatten() and list_value_length() do (start-up)
+            raw = arr.offsets.to_numpy()
+            lengths = np.diff(raw)
+            flat = arr.values.slice(int(raw[0]), int(raw[-1] - raw[0]))
+        else:
+            lengths = pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False)
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         if offsets[-1] >= 2**31:
             raise InputError(f"column {name!r}: more than 2^31 codes in one batch; use smaller batches")
-        flat = arr.flatten()  # honours slices, skips null lists, logical order for list views
+        if flat is None:
+            flat = arr.flatten()  # honours slices, skips null lists, logical order for list views
         try:
             ids = mapper.map_flat(flat)
         except CorruptInputError as exc:
@@ -422,7 +392,7 @@ class Encoder:
             name = "px"
             px_off, px_ids = encode_code_column("px", batch.column("px"), n, self.px)
         except (pa.ArrowInvalid, pa.ArrowIndexError) as exc:  # past the checks: still no traceback
-            raise _corrupt(name, exc) from None
+            raise corrupt(name, exc) from None
         return Encoded(n, fields, dx_off, dx_ids, px_off, px_ids, bad)
 
     def _value_ids(self, name: str, col, n: int) -> np.ndarray:
@@ -430,7 +400,7 @@ class Encoder:
         (-1 another code, MISSING absent). Integer columns are read as their decimal text."""
         if col is None:
             return np.full(n, MISSING, dtype=np.int32)
-        arr = _checked(name, _as_array(col))
+        arr = checked(name, _as_array(col))
         if pa.types.is_dictionary(arr.type):
             arr = arr.dictionary_decode()
         t = arr.type
@@ -444,7 +414,7 @@ class Encoder:
         try:
             ids = self.values[name].map_strings(arr)
         except CorruptInputError as exc:
-            raise _corrupt(name, exc) from None
+            raise corrupt(name, exc) from None
         return np.where(ids == ID_EMPTY, MISSING, ids).astype(np.int32)
 
     def case_fields(self, **values) -> np.ndarray:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from grouper._util.lazy import pc
 from grouper._util.version import __version__
 from grouper.engine.status import STATUS_LABELS, Flag
 
@@ -87,7 +87,10 @@ class BatchCounts:
                 # the grouper's output: count dictionary positions, then name the used ones
                 n = np.bincount(col.indices.to_numpy(), minlength=len(col.dictionary))
                 used = np.flatnonzero(n)
-                values, counts = col.dictionary.take(used).to_pylist(), n[used].tolist()
+                d = col.dictionary
+                # a few used values by scalar (no pyarrow.compute for a small run: start-up)
+                values = [d[i].as_py() for i in used.tolist()] if len(used) <= 64 else d.take(used).to_pylist()
+                counts = n[used].tolist()
             else:
                 vc = pc.value_counts(col)  # one entry per distinct value
                 values, counts = vc.field("values").to_pylist(), vc.field("counts").to_pylist()

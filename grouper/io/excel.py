@@ -9,9 +9,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from grouper._util.errors import InputError, first_line
+from grouper._util.lazy import pc
 
 __all__ = ["EXCEL_FORMATS", "open_excel"]
 

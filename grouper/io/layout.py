@@ -13,10 +13,10 @@ from typing import Iterable, Mapping
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from grouper._util.batches import empty_batch
 from grouper._util.errors import InputError, first_line
+from grouper._util.lazy import pc
 
 __all__ = ["CANONICAL_COLUMNS", "LAYOUTS", "WIDE_LAYOUTS", "ColumnPlan", "MappingError", "code_list", "column_aliases",
            "load_mapping",

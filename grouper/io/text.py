@@ -17,9 +17,9 @@ import os
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from grouper._util.errors import InputError
+from grouper._util.lazy import pc
 
 try:  # the compiled GB18030 loop; without it (a source checkout not yet built), Python's codec
     import grouper.io._gb18030 as _gb18030

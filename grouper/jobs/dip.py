@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from grouper._util.lazy import pc
 from grouper.io import (DEFAULT_BATCH, CaseInputs, CaseSource, OutputSet, check_outputs, read_table, write_batches,
                         write_table)
 from grouper._util.progress import advance, reporting

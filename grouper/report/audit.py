@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from grouper._util.lazy import pc
 from grouper.report._html import esc, cells_html, num, page_head, table_html, write_page
 from grouper.report._plots import STABLE, UNSTABLE, ascii_label, png, pyplot_for
 

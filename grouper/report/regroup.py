@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from grouper._util.lazy import pc
 from grouper.engine import STATUS_LABELS, STATUS_NAMES_ZH
 from grouper.analytics.regroup import SPLIT_READS_ZH
 from grouper.report._html import CODES_CSS, esc, figures_html, page_head, table_html, write_page

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from grouper._util.columns import CODE_WHITESPACE, split_joined
+from grouper._util.lazy import pc
 
 __all__ = ["CodeConverter"]
 

@@ -11,6 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import grouper
 from grouper.engine.inputs import InputError
@@ -541,3 +543,53 @@ def test_group_one_accepts_lists_and_joined_text(g):
     batch = row(g, dx=pa.array([["C61.x00", "I10.x00x002"]]))
     assert (batch["status"], batch["mdc"], batch["adrg"], batch["drg"], batch["flags"]) == (
         a.status, a.mdc, a.adrg, a.drg, a.flags)
+
+
+# --- NumPy paths for small batches (no pyarrow.compute at start-up) give what the compute paths give
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(-(2**40), 2**40)), min_size=1, max_size=40),
+       st.integers(0, 5), st.sampled_from(["int8", "int16", "int32", "int64", "uint32", "uint64"]))
+def test_int_values_by_numpy_equal_fill_null_and_is_valid(values, cut, kind):
+    from grouper.engine.inputs import _int_values
+
+    t = pa.from_numpy_dtype(np.dtype(kind))
+    lo, hi = np.iinfo(np.dtype(kind)).min, np.iinfo(np.dtype(kind)).max
+    arr = pa.array([v if v is None or lo <= v <= hi else None for v in values], t).slice(min(cut, len(values) - 1))
+    raw, keep = _int_values(arr)
+    want_keep = arr.is_valid().to_numpy(zero_copy_only=False)
+    if keep is None:
+        assert want_keep.all()
+    else:
+        assert (keep == want_keep).all()
+    want = arr.fill_null(0).to_numpy(zero_copy_only=False)
+    assert (raw[want_keep] == want[want_keep]).all() and raw.dtype == want.dtype
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 4096, 4097, 20000])
+def test_reasons_encoded_alike_by_numpy_and_by_hashing(n, monkeypatch):
+    import grouper.engine.grouper as gm
+
+    rng = np.random.default_rng(n)
+    flags = rng.choice(np.array([0, 0, 0, 1, 512, 1024, 8192], np.int32), n)
+    reason = rng.choice(np.array([0, 0, 2, 3, 4], np.uint8), n)
+    small = gm._reasons(flags, reason) if n <= gm.SMALL_BATCH else None
+    monkeypatch.setattr(gm, "SMALL_BATCH", -1)  # every size by hashing
+    hashed = gm._reasons(flags, reason)
+    monkeypatch.setattr(gm, "SMALL_BATCH", 10**9)  # every size by NumPy
+    numpy_ = gm._reasons(flags, reason)
+    assert numpy_.equals(hashed)  # same dictionary, same indices, same nulls
+    if small is not None:
+        assert small.equals(hashed)
+
+
+@pytest.mark.parametrize("list_type", [pa.list_(pa.string()), pa.large_list(pa.string())])
+@pytest.mark.parametrize("offset, length", [(0, 5), (1, 3), (2, 0), (4, 1)])
+def test_list_codes_of_a_slice_are_read_from_its_own_offsets(g, list_type, offset, length):
+    dx = [["C61.x00", "I10.x00"], ["K35.800"], ["I10.x00"], ["C61.x00"], ["I10.x00", "E11.900", "K35.800"]]
+    px = [["60.5x02"], [], [], ["60.5x02"], []]
+    t = pa.table({"sex": [1] * 5, "age": [65] * 5, "dx": pa.array(dx, list_type), "px": pa.array(px, list_type)})
+    out = g.group(t.slice(offset, length)).to_pylist()
+    one = [g.group_one(sex=1, age=65, dx=d, px=p) for d, p in zip(dx[offset:offset + length], px[offset:offset + length])]
+    assert [(r["status"], r["drg"], r["flags"]) for r in out] == [(r.status, r.drg, r.flags) for r in one]

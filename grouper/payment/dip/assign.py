@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from grouper._util.lazy import pc
 from grouper.payment.dip.catalogue import GROUP_TYPES, Catalogue
 from grouper.payment.dip.keys import (
     BAD_PDX,

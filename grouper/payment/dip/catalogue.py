@@ -25,8 +25,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from grouper._util.lazy import pc
 from grouper.analytics import TrimRule, trim_mask
 from grouper.payment.dip.keys import (
     DEFAULT_COLUMNS,

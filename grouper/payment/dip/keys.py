@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from grouper._util.lazy import pc
 
 __all__ = ["TREATMENT_TYPES", "CONSERVATIVE", "DIAGNOSTIC", "THERAPEUTIC", "SURGERY", "DIAGNOSTIC_CHAPTERS",
            "ICD10_CHAPTERS", "ProcedureTypes", "principal_codes", "diagnosis_parts", "procedure_parts",

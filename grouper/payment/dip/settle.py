@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from grouper._util.lazy import pc
 from grouper.payment.dip.assign import TEXT, Assigner, case_ids, dict_array, floats_or_null, labels
 from grouper.payment.dip.catalogue import GROUP_TYPES, Catalogue, DipParams, check_number
 from grouper.payment.dip.keys import (

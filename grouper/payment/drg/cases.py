@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from grouper._util.lazy import pc
 from grouper._util.readers import Vocab, encode, flags, numbers, yyyymm
 from grouper.payment.drg.inputs import (GROUP_STATUS, NO_COST, NO_LOS, NO_SHARE, NO_WEIGHT, RETURNED, SETTLED,
                                         UNKNOWN_STATUS, DrgColumns, Hospitals, Weights, case_rates, need_column,

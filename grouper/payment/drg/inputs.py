@@ -8,9 +8,9 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from grouper._util.errors import InputError
+from grouper._util.lazy import pc
 from grouper._util.money import sorted_sum
 from grouper._util.readers import encode, finite, flags, numbers
 from grouper.payment.drg.waterfall import sharing_adjustment

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from grouper._util.lazy import pc
 from grouper._util.money import MoneyOverflow
 from grouper.io import sweep_stale
 from grouper.payment.drg.cases import Prep, Run

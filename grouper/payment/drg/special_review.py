@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from grouper._util.lazy import pc
 from grouper._util.money import ExactTotal
 from grouper.payment.drg.cases import Prep
 from grouper.payment.drg.inputs import SETTLED

@@ -1,0 +1,32 @@
+"""``pc``: pyarrow.compute, imported on its first use.
+
+Its import (about 60-90 ms: its generated function wrappers, dateutil) was a third of the CPU of
+`drg group` on a one-row file, which reads, groups and writes small batches without it. Modules
+write ``from grouper._util.lazy import pc`` where they would ``import pyarrow.compute as pc``.
+Not ``importlib.util.LazyLoader``: that would put a lazy module into ``sys.modules`` for the
+whole process, which is the embedding application's, not ours.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+
+class _LazyModule:
+    """Attribute access imports the module once, then reads from it."""
+
+    def __init__(self, name: str):
+        self._name = name
+        self._module: ModuleType | None = None
+
+    def __getattr__(self, attr: str):
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
+
+    def __repr__(self) -> str:
+        return f"<lazy module {self._name!r}{'' if self._module is None else ' (loaded)'}>"
+
+
+pc = _LazyModule("pyarrow.compute")
