@@ -51,20 +51,24 @@ def check_indices(arr: pa.DictionaryArray) -> None:
                                  f"{len(arr.dictionary)} dictionary values)")
 
 
-def check_list(name: str, arr: pa.Array) -> None:
+def check_list(name: str, arr: pa.Array) -> np.ndarray | None:
     """The list level of a code column is safe to flatten: offsets that start at or after 0,
     never decrease and end within the values (Arrow's cheap validation checks only the last).
-    The values are checked as they are mapped (``CodeMapper.map_flat``)."""
+    The values are checked as they are mapped (``CodeMapper.map_flat``). Returns the checked
+    offsets of the slice (n + 1 of them) for a list or large list, None for other list types."""
     t = arr.type
     try:
         arr.validate()
         if pa.types.is_list(t) or pa.types.is_large_list(t):
-            if len(arr):
-                width = np.int64 if pa.types.is_large_list(t) else np.int32
-                off = np.frombuffer(arr.buffers()[1], dtype=width)[arr.offset:arr.offset + len(arr) + 1]
-                if off[0] < 0 or off[-1] > len(arr.values) or (np.diff(off) < 0).any():
-                    raise pa.ArrowInvalid("list offsets out of order or outside the values")
-        elif pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
+            if not len(arr):
+                return np.zeros(1, np.int64)
+            width = np.int64 if pa.types.is_large_list(t) else np.int32
+            off = np.frombuffer(arr.buffers()[1], dtype=width)[arr.offset:arr.offset + len(arr) + 1]
+            if off[0] < 0 or off[-1] > len(arr.values) or (np.diff(off) < 0).any():
+                raise pa.ArrowInvalid("list offsets out of order or outside the values")
+            return off
+        if pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
             arr.validate(full=True)  # rare: views may overlap, Arrow checks each one
     except pa.ArrowInvalid as exc:
         raise corrupt(name, exc) from None
+    return None

@@ -282,12 +282,11 @@ def encode_code_column(name: str, col, n: int, mapper: CodeMapper) -> tuple[np.n
         if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
                 or pa.types.is_list_view(t) or pa.types.is_large_list_view(t)):
             raise TypeError(str(t))
-        check_list(name, arr)
+        raw = check_list(name, arr)
         flat = None
-        if (pa.types.is_list(t) or pa.types.is_large_list(t)) and not arr.null_count:
-            # NumPy on the slice's own offsets (n + 1 of them): a small batch need not load
-            # pyarrow.compute, which flatten() and list_value_length() do (start-up)
-            raw = arr.offsets.to_numpy()
+        if raw is not None and not arr.null_count:
+            # NumPy on the slice's checked offsets: a small batch need not load pyarrow.compute,
+            # which flatten() and list_value_length() do (start-up)
             lengths = np.diff(raw)
             flat = arr.values.slice(int(raw[0]), int(raw[-1] - raw[0]))
         else:
