@@ -14,11 +14,11 @@ from grouper.engine.compile import CompiledRuleset, compile_ruleset
 from grouper.engine.reference import Case, ReferenceGrouper
 from grouper.engine.summary import BatchCounts, RunSummary
 from grouper.engine.explain import Explanation
-from grouper.engine.grouper import (OUTPUT_COLUMNS, Grouper, GroupResult, default_threads, group_batch, kept_name,
+from grouper.engine.grouper import (OUTPUT_COLUMNS, output_columns, Grouper, GroupResult, default_threads, group_batch, kept_name,
                                     kept_names)
 
 __all__ = [
-    "CC_LABELS", "CHECK_FLAGS", "CODE_COLUMNS", "OUTPUT_COLUMNS", "STATUS_LABELS", "STATUS_NAMES_ZH",
+    "CC_LABELS", "CHECK_FLAGS", "CODE_COLUMNS", "OUTPUT_COLUMNS", "output_columns", "STATUS_LABELS", "STATUS_NAMES_ZH",
     "BatchCounts", "Case", "CcLevel", "CompiledRuleset", "CorruptInputError", "Encoded", "Encoder", "Explanation",
     "Flag", "GroupResult", "Grouper", "InputError", "Reason", "ReferenceGrouper", "RunSummary", "Status",
     "check_columns", "compile_ruleset", "default_threads", "describe_flags", "describe_reason", "group_batch",

@@ -18,6 +18,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
+from grouper._util.columns import NAME_COLUMNS
 from grouper._util.version import __version__
 from grouper.engine.inputs import (ID_EMPTY, Encoded, Encoder, InputError, SingleCase, check_columns, iter_batches,
                                    parse_int)
@@ -28,10 +29,19 @@ from grouper.engine.reference import Case, ReferenceGrouper
 from grouper.engine.cached import LazyRuleset, compiled_from_files, compiled_ruleset
 from grouper.rulesets import DEFAULT_RULESET, Ruleset
 
-__all__ = ["Grouper", "GroupResult", "default_threads", "kept_name", "kept_names", "OUTPUT_COLUMNS"]
+__all__ = ["Grouper", "GroupResult", "default_threads", "kept_name", "kept_names", "OUTPUT_COLUMNS",
+           "output_columns"]
 
 OUTPUT_COLUMNS = ("case_id", "status", "mdc", "adrg", "drg", "cc_level", "mdc_name", "adrg_name",
                   "drg_name", "flags", "reason_code", "reason")
+
+
+def output_columns(names: bool = True) -> tuple[str, ...]:
+    """The result columns: all of them, or without the name columns (``NAME_COLUMNS``), which a
+    columnar output leaves to one join with ``drg groups`` (``names_metadata`` says so)."""
+    return OUTPUT_COLUMNS if names else tuple(c for c in OUTPUT_COLUMNS if c not in NAME_COLUMNS)
+
+
 #: Prefix of a kept input column that has an output column's name (``keep=["status"]`` gives
 #: ``input_status``): the grouper's result is never replaced by a column of the input.
 KEPT_PREFIX = "input_"
@@ -137,6 +147,8 @@ class Grouper:
             b"drg.ruleset_fingerprint": compiled.fingerprint.encode(),
             b"drg.grouper_version": __version__.encode(),
         }
+        #: schema metadata of an output without the name columns: where the names are
+        self.names_metadata = {b"drg.names": f"drg groups -r {compiled.name}".encode()}
 
     def __reduce__(self):
         return (_restore, (self.compiled, self.ruleset.path, self.n_threads))

@@ -14,7 +14,7 @@ import pyarrow as pa
 from grouper._util.batches import conform, empty_batch, unified_schema
 from grouper._util.columns import NAME_COLUMNS
 from grouper._util.progress import Progress, estimate_rows, total_rows
-from grouper.engine import OUTPUT_COLUMNS, BatchCounts, RunSummary
+from grouper.engine import OUTPUT_COLUMNS, BatchCounts, RunSummary, output_columns
 from grouper.io import (DEFAULT_BATCH, LAYOUTS, CaseInputs, CaseSource, OutputSet, Source, check_outputs, load_mapping,
                         table_kind, write_batches)
 
@@ -28,14 +28,12 @@ def result_columns(output: str | os.PathLike | None, names: bool | None = None) 
     them. ``names`` True or False decides instead of the format (``--names/--no-names``)."""
     if names is None:
         names = output is None or table_kind(output) in ("csv", "xlsx")
-    return OUTPUT_COLUMNS if names else tuple(c for c in OUTPUT_COLUMNS if c not in NAME_COLUMNS)
+    return output_columns(names)
 
 
 def names_hint(grouper, columns) -> dict[bytes, bytes]:
     """Schema metadata of an output whose ``columns`` leave the names out: where to find them."""
-    if any(c in columns for c in NAME_COLUMNS):
-        return {}
-    return {b"drg.names": f"drg groups -r {grouper.compiled.name}".encode()}
+    return {} if any(c in columns for c in NAME_COLUMNS) else grouper.names_metadata
 
 
 def group_files(grouper, inputs: Iterable[str | os.PathLike], output: str | os.PathLike | None = None, *,

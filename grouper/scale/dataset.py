@@ -33,9 +33,9 @@ import pyarrow.parquet as pq
 from grouper._util.batches import conform, empty_batch, unified_schema
 from grouper._util.errors import first_line
 from grouper._util.version import __version__
-from grouper._util.columns import NAME_COLUMNS, check_columns
+from grouper._util.columns import check_columns
 from grouper._util.errors import InputError
-from grouper.engine import STATUS_LABELS, BatchCounts, Flag, RunSummary
+from grouper.engine import OUTPUT_COLUMNS, STATUS_LABELS, BatchCounts, Flag, RunSummary, output_columns
 from grouper.io import (CANONICAL_COLUMNS, DEFAULT_BATCH, ColumnPlan, check_outputs, load_mapping,
                         parquet_writer_options, plan_columns, read_columns, write_text)
 from grouper.rulesets import DEFAULT_RULESET
@@ -89,7 +89,7 @@ class _Job:
     batch_size: int
     run_key: dict
     writer_options: dict = field(default_factory=dict)
-    columns: tuple[str, ...] | None = None  # result columns (None: all of them)
+    columns: tuple[str, ...] = OUTPUT_COLUMNS  # result columns
 
 
 _MALLOC_CHECKED = False
@@ -135,7 +135,7 @@ def _group_piece(piece: _Piece, job: _Job) -> dict:
                 for b in pf.iter_batches(batch_size=job.batch_size, row_groups=[rg], columns=list(piece.columns),
                                          use_threads=False):
                     out = job.grouper.group_batch(piece.plan.apply(b), n_threads=1, keep=job.keep, row_offset=offset,
-                                                  **({} if job.columns is None else {"columns": job.columns}))
+                                                  columns=job.columns)
                     out = conform(out, job.target)
                     writer.write_batch(out, row_group_size=1 << 20)
                     counts.add(out)
@@ -252,9 +252,7 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
             check_columns(schema.names, keep)
         except InputError as exc:
             raise InputError(f"{f['path']}: {exc}") from None
-    from grouper.engine import OUTPUT_COLUMNS
-
-    columns = OUTPUT_COLUMNS if names else tuple(c for c in OUTPUT_COLUMNS if c not in NAME_COLUMNS)
+    columns = output_columns(names)
     outs: dict[pa.Schema, pa.Schema] = {}
     for f, schema in zip(files, schemas):  # also refuses unusable column types, before any work
         if schema not in outs:
@@ -262,7 +260,7 @@ def group_dataset(src, dst: str | os.PathLike, ruleset: Any = DEFAULT_RULESET, c
                 outs[schema] = g.group_batch(empty_batch(schema), keep=keep, columns=columns).schema
             except InputError as exc:
                 raise InputError(f"{f['path']}: {exc}") from None
-    hint = {} if names else {b"drg.names": f"drg groups -r {g.compiled.name}".encode()}  # as drg group's
+    hint = {} if names else g.names_metadata  # as drg group's
     target = unified_schema([outs[s] for s in schemas], {**g.metadata, **hint})
     run_key = {"grouper_version": __version__, "ruleset": g.compiled.name, "fingerprint": g.compiled.fingerprint,
                "keep": keep, "mapping": columns_map, "layout": layout, "split_rows": split_rows, "names": names}
