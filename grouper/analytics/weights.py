@@ -84,8 +84,7 @@ class CostSample:
         self._in_memory = 0
         self.drgs: dict[str, int] = {}  # DRG code -> id
         self.adrg_of: dict[str, str] = {}
-        self._adrg_ids: set[int] = set()
-        self._known = np.zeros(0, bool)  # per DRG id: its ADRG is known
+        self._known = np.zeros(0, bool)  # per DRG id: its ADRG is known (grown by _known_ids)
         self._sorted = False
         self.parts: list[tuple[np.ndarray, ...]] = []
         self.has_los: bool | None = None
@@ -145,9 +144,7 @@ class CostSample:
     def _learn_adrgs(self, b: pa.RecordBatch, rows: np.ndarray, gid: np.ndarray) -> None:
         """The ADRG of each DRG (that of its first case), looked up once per new DRG: a batch
         whose DRGs are all known costs one pass over its ids, no sort."""
-        if len(self._known) < len(self.drgs):
-            self._known = np.concatenate([self._known, np.zeros(len(self.drgs) - len(self._known), bool)])
-        fresh = ~self._known[gid] if len(gid) else np.zeros(0, bool)
+        fresh = ~self._known_ids()[gid] if len(gid) else np.zeros(0, bool)
         if not fresh.any():
             return
         at = np.flatnonzero(fresh)
@@ -157,8 +154,13 @@ class CostSample:
         for g, j in zip(uniq.tolist(), at[first].tolist()):
             v = col[int(rows[j])].as_py() if col is not None else None
             self.adrg_of[names[g]] = str(v) if v is not None else names[g]
-            self._adrg_ids.add(g)
         self._known[uniq] = True
+
+    def _known_ids(self) -> np.ndarray:
+        """The per-DRG-id 'ADRG known' marks, grown to every DRG id met so far."""
+        if len(self._known) < len(self.drgs):
+            self._known = np.concatenate([self._known, np.zeros(len(self.drgs) - len(self._known), bool)])
+        return self._known
 
     def merge(self, other: "CostSample") -> "CostSample":
         """Add another sample's cases (e.g. from another dataset fragment)."""
@@ -167,10 +169,7 @@ class CostSample:
         remap = np.array([self.drgs.setdefault(d, len(self.drgs)) for d in other.drgs] or [0], np.int32)
         for d, a in other.adrg_of.items():
             self.adrg_of.setdefault(d, a)
-            self._adrg_ids.add(self.drgs[d])
-        self._known = np.zeros(len(self.drgs), bool)
-        if self._adrg_ids:
-            self._known[list(self._adrg_ids)] = True
+        self._known_ids()[[self.drgs[d] for d in other.adrg_of]] = True
         for gid, c, stay, year in other._all_parts():
             self._append((remap[gid] if len(gid) else gid, c, stay, year))
         for key, v in other.excluded.items():
