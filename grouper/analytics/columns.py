@@ -1,6 +1,7 @@
 """Per-case columns of grouped cases, shared by the aggregates (weights, indices): which rows
 count, numbers as float64, text as integer ids looked up once per distinct value, and one
-integer key that orders the weights' cases (``sort_key``), each case's year weight."""
+integer key that orders the weights' cases (``sort_key``), each case's year weight, and dense
+ids of id pairs kept across batches (``PairIds``: indices' cells, the audit's departments)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pyarrow as pa
 
 from grouper._util.lazy import pc
 
-__all__ = ["as_floats", "equals_mask", "sort_key", "vocabulary_ids", "year_weights"]
+__all__ = ["PairIds", "as_floats", "equals_mask", "sort_key", "vocabulary_ids", "year_weights"]
 
 
 def equals_mask(col: pa.Array | pa.ChunkedArray, value: str) -> np.ndarray:
@@ -97,3 +98,81 @@ def year_weights(year: np.ndarray, weights: Mapping[int, float]) -> np.ndarray:
         return np.array([float(weights.get(y0 + i, 0.0)) for i in range(y1 - y0 + 1)])[year - y0]
     years, inv = np.unique(year, return_inverse=True)
     return np.array([float(weights.get(int(v), 0.0)) for v in years])[inv]
+
+
+class PairIds:
+    """Dense ids of pairs (a, b) of small non-negative integers (vocabulary ids: hospital and
+    department, unit and DRG), kept across batches: a direct table of a x b entries while that is small (a gather per row, no hashing
+    or sorting), else sorted keys and a binary search over each batch's distinct pairs. New
+    pairs get their ids from ``new`` (called with the new pairs' a and b, once per pair)."""
+
+    LIMIT = 1 << 24  # table entries (int32: 64 MiB at most)
+
+    def __init__(self):
+        self._known: list[tuple[np.ndarray, ...]] = []  # (a, b, ids) of the pairs known, in chunks
+        self.table: np.ndarray | None = None
+        self.acap = self.bcap = 0
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # (keys sorted, ids) without a table
+
+    @classmethod
+    def of(cls, a: np.ndarray, b: np.ndarray, ids: np.ndarray) -> "PairIds":
+        """A table that knows these pairs and their ids."""
+        t = cls()
+        if len(a):
+            t._known = [(a.astype(np.int64), b.astype(np.int64), ids.astype(np.int64))]
+            t._resize(int(a.max()) + 1, int(b.max()) + 1)
+        return t
+
+    def ids(self, a: np.ndarray, b: np.ndarray, new) -> np.ndarray:
+        if not len(a):
+            return np.zeros(0, np.int64)
+        a, b = a.astype(np.int64), b.astype(np.int64)
+        amax, bmax = int(a.max()), int(b.max())
+        if amax >= self.acap or bmax >= self.bcap:  # grown by half: O(1) a pair, few reallocations
+            self._resize(max(self.acap, amax + 1, self.acap * 3 // 2, 16),
+                         max(self.bcap, bmax + 1, self.bcap * 3 // 2, 64))
+        if self.table is not None:
+            idx = a * self.bcap + b
+            out = self.table[idx]
+            fresh = out < 0
+            if fresh.any():
+                u = np.unique(idx[fresh])
+                self._learn(u // self.bcap, u % self.bcap, new)
+                out = self.table[idx]
+            return out.astype(np.int64)
+        key = (a << 32) | b
+        uniq, inv = np.unique(key, return_inverse=True)
+        keys, ids = self._sorted
+        pos = np.minimum(np.searchsorted(keys, uniq), max(len(keys) - 1, 0))
+        hit = keys[pos] == uniq if len(keys) else np.zeros(len(uniq), bool)
+        if not hit.all():
+            u = uniq[~hit]  # sorted
+            self._learn(u >> 32, u & ((1 << 32) - 1), new)
+            keys, ids = self._sorted
+            pos = np.searchsorted(keys, uniq)
+        return ids[pos][inv]
+
+    def _learn(self, a: np.ndarray, b: np.ndarray, new) -> None:
+        ids = np.asarray(new(a, b), np.int64)
+        self._known.append((a, b, ids))
+        if self.table is not None:
+            self.table[a * self.bcap + b] = ids
+        else:  # merged into the sorted keys: O(pairs known) a batch, no sort of them all
+            keys, known = self._sorted
+            key = (a << 32) | b
+            order = np.argsort(key)
+            at = np.searchsorted(keys, key[order])
+            self._sorted = np.insert(keys, at, key[order]), np.insert(known, at, ids[order])
+
+    def _resize(self, acap: int, bcap: int) -> None:
+        self.acap, self.bcap = acap, bcap
+        a, b, ids = (np.concatenate(c) for c in zip(*self._known)) if self._known else (np.zeros(0, np.int64),) * 3
+        self._known = [(a, b, ids)] if len(a) else []
+        if acap * bcap <= self.LIMIT:
+            self.table = np.full(acap * bcap, -1, np.int32)
+            self.table[a * bcap + b] = ids
+        elif self._sorted is None or self.table is not None:
+            self.table = None
+            key = (a << 32) | b
+            order = np.argsort(key)
+            self._sorted = key[order], ids[order]

@@ -30,7 +30,7 @@ import pyarrow as pa
 from grouper._util.lazy import pc
 from grouper.io import DEFAULT_BATCH
 from grouper.analytics import exact
-from grouper.analytics.columns import as_floats, equals_mask, vocabulary_ids
+from grouper.analytics.columns import PairIds, as_floats, equals_mask, vocabulary_ids
 
 __all__ = ["EXCLUSION_REASONS", "TIERS", "IndexCells", "hospital_indices", "risk_tiers"]
 
@@ -150,8 +150,8 @@ class IndexCells:
         self.excluded = dict.fromkeys(EXCLUSION_REASONS[:3], 0)
         self._hospitals: dict = {}
         self._departments: dict = {}
-        self._unit_of = _PairTable()  # (hospital id, department id) -> unit id
-        self._cell_of = _PairTable()  # (unit id, DRG id) -> cell id, in order of first appearance
+        self._unit_of = PairIds()  # (hospital id, department id) -> unit id
+        self._cell_of = PairIds()  # (unit id, DRG id) -> cell id, in order of first appearance
         self._keys = np.zeros(0, np.int64)  # per cell: unit id << 24 | DRG id
         self._n = np.zeros(0, np.int64)  # per cell: cases, deaths; exact sums of cost and stay
         self._dead = np.zeros(0, np.int64)
@@ -247,11 +247,11 @@ class IndexCells:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         m = self._cells
-        self._cell_of = _PairTable.of(self._keys[:m] >> 24, self._keys[:m] & ((1 << 24) - 1), np.arange(m))
+        self._cell_of = PairIds.of(self._keys[:m] >> 24, self._keys[:m] & ((1 << 24) - 1), np.arange(m))
         known = [(self._hospitals[h], self._departments[d] if self.columns["department"] else 0, u)
                  for (h, d), u in self.units.items()
                  if h in self._hospitals and (not self.columns["department"] or d in self._departments)]
-        self._unit_of = _PairTable.of(*(np.array(c, np.int64) for c in zip(*known))) if known else _PairTable()
+        self._unit_of = PairIds.of(*(np.array(c, np.int64) for c in zip(*known))) if known else PairIds()
 
     def _reduced(self) -> tuple[np.ndarray, ...]:
         """The cells: keys (unit id << 24 | DRG id), cases, deaths, exact cost and stay sums; in
@@ -366,84 +366,6 @@ def _exact_by(g: np.ndarray, sums: np.ndarray, n: int) -> np.ndarray:
     out = np.zeros((sums.shape[0], n), np.int64)
     exact.add_by_key(out, g, sums)
     return exact.to_float(out)
-
-
-class _PairTable:
-    """Dense ids of pairs (a, b) of small non-negative integers (vocabulary ids), kept across
-    batches: a direct table of a x b entries while that is small (a gather per row, no hashing
-    or sorting), else sorted keys and a binary search over each batch's distinct pairs. New
-    pairs get their ids from ``new`` (called with the new pairs' a and b, once per pair)."""
-
-    LIMIT = 1 << 24  # table entries (int32: 64 MiB at most)
-
-    def __init__(self):
-        self._known: list[tuple[np.ndarray, ...]] = []  # (a, b, ids) of the pairs known, in chunks
-        self.table: np.ndarray | None = None
-        self.acap = self.bcap = 0
-        self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # (keys sorted, ids) without a table
-
-    @classmethod
-    def of(cls, a: np.ndarray, b: np.ndarray, ids: np.ndarray) -> "_PairTable":
-        """A table that knows these pairs and their ids."""
-        t = cls()
-        if len(a):
-            t._known = [(a.astype(np.int64), b.astype(np.int64), ids.astype(np.int64))]
-            t._resize(int(a.max()) + 1, int(b.max()) + 1)
-        return t
-
-    def ids(self, a: np.ndarray, b: np.ndarray, new) -> np.ndarray:
-        if not len(a):
-            return np.zeros(0, np.int64)
-        a, b = a.astype(np.int64), b.astype(np.int64)
-        amax, bmax = int(a.max()), int(b.max())
-        if amax >= self.acap or bmax >= self.bcap:  # grown by half: O(1) a pair, few reallocations
-            self._resize(max(self.acap, amax + 1, self.acap * 3 // 2, 16),
-                         max(self.bcap, bmax + 1, self.bcap * 3 // 2, 64))
-        if self.table is not None:
-            idx = a * self.bcap + b
-            out = self.table[idx]
-            fresh = out < 0
-            if fresh.any():
-                u = np.unique(idx[fresh])
-                self._learn(u // self.bcap, u % self.bcap, new)
-                out = self.table[idx]
-            return out.astype(np.int64)
-        key = (a << 32) | b
-        uniq, inv = np.unique(key, return_inverse=True)
-        keys, ids = self._sorted
-        pos = np.minimum(np.searchsorted(keys, uniq), max(len(keys) - 1, 0))
-        hit = keys[pos] == uniq if len(keys) else np.zeros(len(uniq), bool)
-        if not hit.all():
-            u = uniq[~hit]  # sorted
-            self._learn(u >> 32, u & ((1 << 32) - 1), new)
-            keys, ids = self._sorted
-            pos = np.searchsorted(keys, uniq)
-        return ids[pos][inv]
-
-    def _learn(self, a: np.ndarray, b: np.ndarray, new) -> None:
-        ids = np.asarray(new(a, b), np.int64)
-        self._known.append((a, b, ids))
-        if self.table is not None:
-            self.table[a * self.bcap + b] = ids
-        else:  # merged into the sorted keys: O(pairs known) a batch, no sort of them all
-            keys, known = self._sorted
-            key = (a << 32) | b
-            order = np.argsort(key)
-            at = np.searchsorted(keys, key[order])
-            self._sorted = np.insert(keys, at, key[order]), np.insert(known, at, ids[order])
-
-    def _resize(self, acap: int, bcap: int) -> None:
-        self.acap, self.bcap = acap, bcap
-        a, b, ids = (np.concatenate(c) for c in zip(*self._known)) if self._known else (np.zeros(0, np.int64),) * 3
-        self._known = [(a, b, ids)] if len(a) else []
-        if acap * bcap <= self.LIMIT:
-            self.table = np.full(acap * bcap, -1, np.int32)
-            self.table[a * bcap + b] = ids
-        elif self._sorted is None or self.table is not None:
-            self.table = None
-            key = (a << 32) | b
-            order = np.argsort(key)
-            self._sorted = key[order], ids[order]
 
 
 def _per_drg(names: np.ndarray, g: np.ndarray, n: np.ndarray, deaths: np.ndarray):

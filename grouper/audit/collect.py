@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from grouper._util.lazy import pc
+from grouper.analytics.columns import PairIds
 
 __all__ = ["Collector", "Grid", "Interner", "Pairs", "patient_hash", "period_of", "period_label"]
 
@@ -207,7 +208,7 @@ class Collector:
         self.lifts = Pairs(1)  # row: hospital, column: ADRG << 20 | code id
         # departments: a unit is one (hospital, department) pair
         self.dept = Interner()
-        self.unit_lut = np.full((8, 8), -1, np.int32)  # [hospital id, department id] -> unit id
+        self.unit_of = PairIds()  # (hospital id, department id) -> unit id
         self.unit_hosp: list[int] = []
         self.unit_dept: list[int] = []
         self.unit_adrg = Pairs(2)
@@ -220,22 +221,15 @@ class Collector:
         return self.dir / f"bucket-{b:04d}.arrow"
 
     def units(self, hosp: np.ndarray, dept: np.ndarray) -> np.ndarray:
-        """The unit id of each (hospital, department) pair: a table lookup; the pairs not met
-        before get ids once per distinct pair."""
-        nh, nd = int(hosp.max(initial=0)) + 1, int(dept.max(initial=0)) + 1
-        if nh > self.unit_lut.shape[0] or nd > self.unit_lut.shape[1]:
-            grown = np.full((max(nh, self.unit_lut.shape[0]) * 2, max(nd, self.unit_lut.shape[1]) * 2), -1, np.int32)
-            grown[: self.unit_lut.shape[0], : self.unit_lut.shape[1]] = self.unit_lut
-            self.unit_lut = grown
-        ids = self.unit_lut[hosp, dept]
-        new = ids < 0
-        if new.any():
-            for k in np.unique(hosp[new].astype(np.int64) << 32 | dept[new].astype(np.int64)).tolist():
-                self.unit_lut[k >> 32, k & 0xFFFFFFFF] = len(self.unit_hosp)
-                self.unit_hosp.append(k >> 32)
-                self.unit_dept.append(k & 0xFFFFFFFF)
-            ids = self.unit_lut[hosp, dept]
-        return ids
+        """The unit id of each (hospital, department) pair; pairs not met before get the next
+        ids, in (hospital, department) order."""
+        def new(h: np.ndarray, d: np.ndarray) -> np.ndarray:
+            ids = np.arange(len(self.unit_hosp), len(self.unit_hosp) + len(h))
+            self.unit_hosp.extend(h.tolist())
+            self.unit_dept.extend(d.tolist())
+            return ids
+
+        return self.unit_of.ids(hosp, dept, new).astype(np.int32)
 
     def add(self, batch: pa.RecordBatch, grouped: pa.RecordBatch, row_offset: int,
             error_rows: np.ndarray | None = None, lifts: tuple[np.ndarray, pa.Array] | None = None) -> None:

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import grouper
+from grouper.analytics.columns import PairIds
 from grouper.analytics.indices import EXCLUSION_REASONS, TIERS, IndexCells, hospital_indices, risk_tiers
 
 TEXT = ("status", "drg", "hospital_id", "discharge", "dept")
@@ -340,13 +341,13 @@ def test_an_infinite_cost_is_an_error_naming_the_column():
 @settings(max_examples=40, deadline=None)
 @given(rows, st.lists(st.integers(1, 59), max_size=4), st.booleans())
 def test_cells_found_without_a_direct_table_are_the_same(rs, cuts, by_dept):
-    """Beyond ``_PairTable.LIMIT`` entries the cells are found by binary search: same indices."""
+    """Beyond ``PairIds.LIMIT`` entries the cells are found by binary search: same indices."""
     import grouper.analytics.indices as gi
 
     table = cases([(*r, f"D{i % 3}") for i, r in enumerate(rs)])
     dept = "dept" if by_dept else None
     whole = gi.IndexCells(department=dept).add(table).indices(WEIGHTS)
-    old, gi._PairTable.LIMIT = gi._PairTable.LIMIT, 1
+    old, PairIds.LIMIT = PairIds.LIMIT, 1
     try:
         bounds = sorted({0, len(rs), *(c for c in cuts if c < len(rs))})
         cells = gi.IndexCells(department=dept)
@@ -354,7 +355,7 @@ def test_cells_found_without_a_direct_table_are_the_same(rs, cuts, by_dept):
             cells.add(table.slice(a, b - a))
         got = cells.indices(WEIGHTS)
     finally:
-        gi._PairTable.LIMIT = old
+        PairIds.LIMIT = old
     assert got[1] == whole[1] and got[0].equals(whole[0])
 
 
