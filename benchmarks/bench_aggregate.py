@@ -30,7 +30,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
@@ -81,16 +80,7 @@ print("MAXRSS_KB", r.ru_maxrss, r.ru_utime + r.ru_stime, file=sys.stderr)
 
 def run_duck(python: str, *args: str):
     """(seconds, peak RSS MiB, CPU seconds) of the DuckDB child."""
-    import subprocess
-
-    t0 = time.perf_counter()
-    p = subprocess.run([python, "-c", DUCK_CHILD, *args], capture_output=True, text=True,
-                       cwd=tempfile.gettempdir())
-    seconds = time.perf_counter() - t0
-    if p.returncode != 0:
-        raise SystemExit(f"duckdb {args[0]} failed:\n{p.stderr[-2000:]}")
-    line = next(x.split() for x in p.stderr.splitlines() if x.startswith("MAXRSS_KB"))
-    return seconds, int(line[1]) / 1024, float(line[2])
+    return run(python, list(args), None, child=DUCK_CHILD, name="duckdb")
 
 
 def has_duckdb(python: str) -> bool:

@@ -32,18 +32,19 @@ from bench_dip import PACK  # noqa: E402  (a pack with a [dip] table)
 from bench_end_to_end import CHILD  # noqa: E402  (the command line, reporting peak memory)
 
 
-def run(python: str, args: list[str], cpu: int | None) -> tuple[float, float, float]:
-    """(seconds, peak RSS MiB, CPU seconds) of one command in a fresh process, pinned to ``cpu``."""
+def run(python: str, args: list[str], cpu: int | None, child: str = CHILD, name: str = "drg") -> tuple[float, float, float]:
+    """(seconds, peak RSS MiB, CPU seconds) of one command in a fresh process, pinned to ``cpu``:
+    ``child`` (by default ``drg ARGS``) reports its own peak RSS and CPU on a MAXRSS_KB line."""
     pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
     env = {**os.environ, "DRG_CACHE_DIR": os.environ.get("DRG_CACHE_DIR", "")}
     t0 = time.perf_counter()
     # run outside any checkout: ``python -c`` puts the working folder first on sys.path, and a
     # baseline run from this tree's root would import this tree's package instead of its own
-    p = subprocess.run([python, "-c", CHILD, *args], capture_output=True, text=True, preexec_fn=pin, env=env,
+    p = subprocess.run([python, "-c", child, *args], capture_output=True, text=True, preexec_fn=pin, env=env,
                        cwd=tempfile.gettempdir())
     seconds = time.perf_counter() - t0
     if p.returncode != 0:
-        raise SystemExit(f"{python}: drg {' '.join(args)} failed:\n{p.stderr[-2000:]}")
+        raise SystemExit(f"{python}: {name} {' '.join(args)} failed:\n{p.stderr[-2000:]}")
     line = next(x.split() for x in p.stderr.splitlines() if x.startswith("MAXRSS_KB"))
     return seconds, int(line[1]) / 1024, float(line[2])
 
