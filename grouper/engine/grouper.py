@@ -388,7 +388,6 @@ def _check_case_types(case: dict) -> None:
             raise InputError(f"case field {k!r}: expected a number or text, got {kind(v)}")
 
 
-
 def _dictionary(values: Sequence[str]) -> tuple[pa.Array, np.ndarray]:
     """(unique values, position of each input value among them): a dictionary for outputs."""
     uniq, pos = np.unique(np.array(values, dtype=object), return_inverse=True)
