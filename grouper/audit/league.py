@@ -102,44 +102,37 @@ class League:
         return hax, uax
 
     def hospitals(self) -> pa.Table:
-        col, pk = self.col, self.pk
-        nh = len(col.hosp.names)
+        col = self.col
+        nh, nu = len(col.hosp.names), len(col.unit_hosp)
         hax, uax = self.axes()
-        errors = _fit(col.coding_errors.a, nh, 1)[:, 0, 0]
-        up = self._upcoding(hax, col.hosp_adrg)
+        parts = self._screens(hax, self.counts, self.n, _fit(col.coding_errors.a, nh, 1)[:, 0, 0], col.hosp_adrg,
+                              col.period_adrg, lifting=True)
+        if uax is not None:  # the same screens per (hospital, department)
+            parts += self._screens(uax, self.ucounts, self.un, _fit(col.unit_errors.a, nu, 1)[:, 0, 0], col.unit_adrg,
+                                   col.period_unit_adrg, lifting=False)
+        return pa.concat_tables(parts)
+
+    def _screens(self, axis: _Axis, counts: dict, n: np.ndarray, errors: np.ndarray, adrg_sums, period_sums: dict,
+                 lifting: bool) -> list[pa.Table]:
+        """Every screen over one axis (hospitals, or (hospital, department) units), in report order;
+        the lifting screen (per hospital and code) on the hospital axis only."""
+        pk = self.pk
+        parts = [self._rate("coding_quality", axis, errors, n), self._upcoding(axis, adrg_sums)]
         upcoders = self.last_flagged
-        parts = [self._rate("coding_quality", hax, errors, self.n), up]
         for screen in ("split", *(f"readmit_{w}" for w in pk.split_windows), "low_standard", "long_stay"):
-            parts.append(self._rate(screen, hax, self.counts.get(screen, np.zeros(nh)), self.n))
-        lr = self.counts["low_risk_cases"]
-        parts.append(self._table("low_risk_death", hax, lr, self.counts["low_risk_death"],
-                                 self.counts["low_risk_expected"], rank_on_excess=True))
-        if col.has_share:
-            parts.append(self._cost_shift(hax, self.counts))
-        drift = self._drift(hax, col.period_adrg)
-        if drift:  # a hospital whose severity rose is no reference for avoidance either
+            parts.append(self._rate(screen, axis, counts.get(screen, np.zeros(len(n))), n))
+        parts.append(self._table("low_risk_death", axis, counts["low_risk_cases"], counts["low_risk_death"],
+                                 counts["low_risk_expected"], rank_on_excess=True))
+        if self.col.has_share:
+            parts.append(self._cost_shift(axis, counts))
+        drift = self._drift(axis, period_sums)
+        if drift:  # a unit whose severity rose is no reference for avoidance either
             upcoders = upcoders | self.last_flagged
         parts += drift
-        parts.append(self._lifting(hax))
-        parts.append(self._avoidance(hax, col.hosp_adrg, upcoders))
-        if uax is not None:  # the same screens per (hospital, department)
-            nu = len(col.unit_hosp)
-            uc = self.ucounts
-            parts.append(self._rate("coding_quality", uax, _fit(col.unit_errors.a, nu, 1)[:, 0, 0], self.un))
-            parts.append(self._upcoding(uax, col.unit_adrg))
-            unit_upcoders = self.last_flagged
-            for screen in ("split", *(f"readmit_{w}" for w in pk.split_windows), "low_standard", "long_stay"):
-                parts.append(self._rate(screen, uax, uc.get(screen, np.zeros(nu)), self.un))
-            parts.append(self._table("low_risk_death", uax, uc["low_risk_cases"], uc["low_risk_death"],
-                                     uc["low_risk_expected"], rank_on_excess=True))
-            if col.has_share:
-                parts.append(self._cost_shift(uax, uc))
-            drift = self._drift(uax, col.period_unit_adrg)
-            if drift:
-                unit_upcoders = unit_upcoders | self.last_flagged
-            parts += drift
-            parts.append(self._avoidance(uax, col.unit_adrg, unit_upcoders))
-        return pa.concat_tables(parts)
+        if lifting:
+            parts.append(self._lifting(axis))
+        parts.append(self._avoidance(axis, adrg_sums, upcoders))
+        return parts
 
     def _standardised(self, pairs, axis: _Axis, by_peer: bool, exclude: np.ndarray | None = None) -> "_Std":
         """Per unit: cases, severe cases, expected, variance (and that of the expectation) in ADRGs
