@@ -11,7 +11,9 @@ thread), ``weights``, ``indices``, ``settle`` (raw cases, grouping included), ``
 200000``, run by each install's Python, gives the in-process kernel, ``Grouper.group`` and
 ``group_one`` rates and group_one's p50/p99 latency. Prints seconds (wall, and the CPU seconds of
 that run: on a shared machine CPU time is the steadier), and the ratio baseline/this (above 1:
-this tree is faster). Reports only; never fails on time. The kernel alone on two case mixes:
+this tree is faster). With ``drg group -t 1`` it also times pyarrow alone reading that
+command's input columns and writing its output file, the same bytes (``ARROW_CHILD``), pinned
+likewise, and gives the ratio of this tree to it. Reports only; never fails on time. The kernel alone on two case mixes:
 ``bench_kernel.py``.
 """
 
@@ -30,6 +32,35 @@ HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE / "benchmarks"))
 from bench_dip import PACK  # noqa: E402  (a pack with a [dip] table)
 from bench_end_to_end import CHILD  # noqa: E402  (the command line, reporting peak memory)
+
+
+#: pyarrow alone doing the I/O of ``drg group -t 1``: read the grouper's input columns of the
+#: province as the grouper reads them (code lists as dictionaries), then write the grouper's
+#: output table (loaded first from its output file; that load's CPU is left out of the CPU
+#: seconds, not of the wall time) with the grouper's Parquet options, one row group per batch of
+#: 65,536 rows: the same file, byte for byte. Arguments: input, grouped file, output, columns.
+ARROW_CHILD = """
+import resource, sys
+import pyarrow as pa
+import pyarrow.parquet as pq
+src, grouped, out, cols = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(",")
+cpu = lambda: (lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_SELF))
+t = pq.read_table(src, columns=cols, read_dictionary=["dx.list.element", "px.list.element"])
+c0 = cpu()
+o = pq.read_table(grouped)
+o = pa.Table.from_batches(o.to_batches(max_chunksize=65536), o.schema)
+loaded = cpu() - c0
+plain = [f.name for f in o.schema if not pa.types.is_dictionary(f.type)]
+with pq.ParquetWriter(out, o.schema, compression="zstd", write_statistics=plain,
+                      use_dictionary=[c for c in o.column_names if c != "case_id"],
+                      column_encoding={"case_id": "DELTA_BINARY_PACKED"}) as w:
+    for b in o.to_batches():
+        w.write_batch(b, row_group_size=1 << 20)
+r = resource.getrusage(resource.RUSAGE_SELF)
+print("MAXRSS_KB", r.ru_maxrss, cpu() - loaded, file=sys.stderr)
+"""
+#: The columns ``drg group`` reads from the province under chs-drg-2.0 (``Encoder.columns``).
+GROUP_INPUTS = "case_id,age,age_days,birth_weight,los,sex,dx,px"
 
 
 def run(python: str, args: list[str], cpu: int | None, child: str = CHILD, name: str = "drg") -> tuple[float, float, float]:
@@ -116,6 +147,12 @@ def main(argv=None) -> None:
                 t, m, c = run(python, args, cpu=0)
                 if who not in best[name] or t < best[name][who][0]:
                     best[name][who] = (t, m, c)
+    arrow = None
+    if "drg group -t 1" in commands:  # pyarrow alone doing the same I/O, best of as many runs
+        args = [str(src), str(d / "g.parquet"), str(d / "arrow.parquet"), GROUP_INPUTS]
+        for _ in range(a.repeat):
+            r = run(py_this, args, cpu=0, child=ARROW_CHILD, name="pyarrow alone")
+            arrow = r if arrow is None or r[0] < arrow[0] else arrow
     rates = {} if a.no_in_process else {who: in_process(python) for who, (python, _tree) in installs.items()}
     load = os.getloadavg()[0]
     print(f"{n:,} synthetic cases, each command in a fresh process pinned to one CPU, best of {a.repeat} "
@@ -125,6 +162,13 @@ def main(argv=None) -> None:
     for name, r in best.items():
         (tb, mb, cb), (tt, mt, ct) = r["baseline"], r["this"]
         print(f"{name:<22}{tb:>12.3f}{tt:>10.3f}{tb / tt:>8.2f}{cb:>10.3f}{ct:>10.3f}{mb:>10.0f}{mt:>10.0f}")
+    if arrow is not None:
+        t, m, c = arrow
+        tt, _, ct = best["drg group -t 1"]["this"]
+        same = (d / "arrow.parquet").read_bytes() == (d / "g.parquet").read_bytes()
+        print(f"{'pyarrow alone, I/O':<22}{'':>12}{t:>10.3f}{'':>8}{'':>10}{c:>10.3f}{'':>10}{m:>10.0f}"
+              f"   drg group -t 1 / pyarrow alone: {tt / t:.2f} wall, {ct / c:.2f} CPU "
+              f"({'the same file' if same else 'NOT the same file'})")
     if rates:
         print(f"\n{'in process, cases/s':<22}{'baseline':>12}{'this':>10}{'ratio':>8}   (ratio this/baseline)")
         for key in rates["this"]["cases_per_s"]:
@@ -135,7 +179,8 @@ def main(argv=None) -> None:
             vb, vt = rates["baseline"][key], rates["this"][key]
             print(f"{key:<22}{vb:>12.2f}{vt:>10.2f}{vb / vt:>8.2f}   (us; ratio baseline/this)")
     if a.json:
-        a.json.write_text(json.dumps({"cases": n, "commands": best, "in_process": rates}, indent=2))
+        a.json.write_text(json.dumps({"cases": n, "commands": best, "pyarrow_alone": arrow, "in_process": rates},
+                                     indent=2))
 
 
 if __name__ == "__main__":

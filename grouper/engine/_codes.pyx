@@ -7,9 +7,14 @@ offsets and data buffers) to int32 ids without the GIL: surrounding whitespace t
 codes -1, null or blank -2, and each value's offsets checked against the buffers (a corrupt
 array raises ValueError, never reads out of bounds). Building the table once matters: ``pyarrow.compute.index_in``
 rebuilds its hash of the 35k-code dictionary on every call, about 1 ms per batch.
+
+The other direction too, one pass over a batch each: ids gathered through a dictionary's ids
+(``take_ids``), the kernel's result ids as output dictionary indices with their validity bitmap
+(``dictionary_indices``), the reason column's keys in first-appearance order
+(``first_appearance``) and dictionary indices counted (``count_indices``).
 """
 
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcmp
 from _records cimport ID_EMPTY, ID_UNKNOWN  # the kernel's code ids (one source)
 
@@ -192,3 +197,119 @@ cdef class CodeTable:
     def __reduce__(self):
         codes = [self.blob[self.starts[i]:self.starts[i + 1]].decode("utf-8") for i in range(self.size)]
         return (CodeTable, (codes,))
+
+
+# ----------------------------------------------------------------------------- ids -> output columns
+# The other direction: the kernel's per-row result ids become the int32 indices (and validity
+# bitmap) of dictionary-encoded output columns, in one pass over the batch, without the int8 ->
+# int64 index casts of ``np.take`` or the bool-mask -> bitmap conversion of ``pa.array(mask=)``.
+
+ctypedef fused index_t:
+    int8_t
+    uint8_t
+    int32_t
+
+
+def take_ids(const int32_t[::1] table, const index_t[::1] idx):
+    """int32 ``table[idx]``: a code column's ids from its dictionary's ids and the dictionary
+    indices. Returns (ids, -1) when every index is a position in ``table``, else (None, the row
+    of the first that is not); a negative index is never wrapped."""
+    cdef Py_ssize_t i, n = idx.shape[0], bad = -1
+    cdef Py_ssize_t size = table.shape[0]
+    cdef int32_t[::1] out = np.empty(n, dtype=np.int32)
+    cdef Py_ssize_t k
+    with nogil:
+        for i in range(n):
+            k = idx[i]
+            if k < 0 or k >= size:
+                bad = i
+                break
+            out[i] = table[k]
+    if bad >= 0:
+        return None, bad
+    return np.asarray(out), -1
+
+
+def dictionary_indices(const int32_t[::1] pos, const index_t[::1] idx, int null):
+    """(indices int32[n], validity bitmap or None, null count) of an output column whose row
+    ``i`` is the dictionary value at ``pos[idx[i]]``, null where ``idx[i]`` is negative or equals
+    ``null`` (pass -1 for none beyond the negatives); a null row's index is 0. An index beyond
+    ``pos`` raises ValueError (the kernel's ids are positions in its lists)."""
+    cdef Py_ssize_t i, n = idx.shape[0], nulls = 0, bad = -1
+    cdef Py_ssize_t size = pos.shape[0]
+    cdef int32_t[::1] out = np.empty(n, dtype=np.int32)
+    cdef uint8_t[::1] bits = np.zeros((n + 7) // 8, dtype=np.uint8)
+    cdef Py_ssize_t k
+    with nogil:
+        for i in range(n):
+            k = idx[i]
+            if k < 0 or k == null:
+                out[i] = 0
+                nulls += 1
+            elif k >= size:
+                bad = i
+                break
+            else:
+                out[i] = pos[k]
+                bits[i >> 3] |= <uint8_t> (1 << (i & 7))
+    if bad >= 0:
+        raise ValueError(f"result id {idx[bad]} of row {bad} is beyond the {size} values of its column")
+    return np.asarray(out), (np.asarray(bits) if nulls else None), nulls
+
+
+def first_appearance(const int32_t[::1] flags, const uint8_t[::1] reason):
+    """The ``reason`` column's encoding: each row's key ``reason << 32 | flags`` (uint32 bits),
+    its distinct keys in order of first appearance (a list of ints) and each row's position
+    among them (int32[n]), with the validity bitmap (null where the key is 0: grouped cleanly)
+    and null count. The same dictionary and indices as Arrow's ``dictionary_encode`` of the
+    keys; an open-addressing hash, so a batch whose every row is flagged costs no sort."""
+    cdef Py_ssize_t i, n = flags.shape[0], nulls = 0
+    cdef int32_t[::1] out = np.empty(n, dtype=np.int32)
+    cdef uint8_t[::1] bits = np.zeros((n + 7) // 8, dtype=np.uint8)
+    cdef Py_ssize_t cap = 64
+    while cap < 2 * n:
+        cap *= 2
+    cdef int32_t[::1] slots = np.full(cap, -1, dtype=np.int32)
+    cdef uint64_t[::1] keys = np.empty(max(n, 1), dtype=np.uint64)
+    cdef uint64_t mask = cap - 1, key, h
+    cdef int32_t distinct = 0, s
+    with nogil:
+        for i in range(n):
+            key = (<uint64_t> reason[i] << 32) | <uint32_t> flags[i]
+            h = (key * 11400714819323198485ULL) >> 17
+            while True:
+                h &= mask
+                s = slots[h]
+                if s < 0:
+                    slots[h] = distinct
+                    keys[distinct] = key
+                    s = distinct
+                    distinct += 1
+                    break
+                if keys[s] == key:
+                    break
+                h += 1
+            out[i] = s
+            if key == 0:
+                nulls += 1
+            else:
+                bits[i >> 3] |= <uint8_t> (1 << (i & 7))
+    return (np.asarray(keys[:distinct]).tolist(), np.asarray(out), np.asarray(bits) if nulls else None, nulls)
+
+
+def count_indices(const int32_t[::1] idx, Py_ssize_t size):
+    """int64[size]: how many rows hold each dictionary index (``np.bincount`` without its cast
+    of the indices to int64). An index outside 0..size-1 raises ValueError."""
+    cdef int64_t[::1] out = np.zeros(size, dtype=np.int64)
+    cdef Py_ssize_t i, n = idx.shape[0], bad = -1
+    cdef int32_t k
+    with nogil:
+        for i in range(n):
+            k = idx[i]
+            if k < 0 or k >= size:
+                bad = i
+                break
+            out[k] += 1
+    if bad >= 0:
+        raise ValueError(f"dictionary index {idx[bad]} of row {bad} outside its {size} values")
+    return np.asarray(out)

@@ -27,6 +27,7 @@ from grouper.engine.explain import Explanation, build_steps, code_warnings
 from grouper.engine.status import CC_LABELS, REASON_LABELS, STATUS_LABELS, CcLevel, Flag, Reason, Status, describe_reason
 from grouper.engine.reference import Case, ReferenceGrouper
 from grouper.engine.cached import LazyRuleset, compiled_from_files, compiled_ruleset
+from grouper.engine._codes import dictionary_indices, first_appearance
 from grouper.rulesets import DEFAULT_RULESET, Ruleset
 
 __all__ = ["Grouper", "GroupResult", "default_threads", "kept_name", "kept_names", "OUTPUT_COLUMNS",
@@ -206,7 +207,7 @@ class Grouper:
         if "case_id" in batch.schema.names:
             case_id = batch.column("case_id")
         else:
-            case_id = pa.array(np.arange(row_offset, row_offset + n, dtype=np.int64))
+            case_id = _numbers(np.arange(row_offset, row_offset + n, dtype=np.int64))
         t = self._tables
         build = {
             "case_id": lambda: case_id,
@@ -214,12 +215,12 @@ class Grouper:
             "mdc": lambda: _encode(t["mdc_codes"], mdc),
             "adrg": lambda: _encode(t["adrg_codes"], adrg),
             "drg": lambda: _encode(t["drg_codes"], drg),
-            "cc_level": lambda: _encode(self._cc, np.maximum(cc, 0), mask=cc < 0),
+            "cc_level": lambda: _encode(self._cc, cc),  # negative: not computed
             "mdc_name": lambda: _encode(t["mdc_names"], mdc),
             "adrg_name": lambda: _encode(t["adrg_names"], adrg),
             "drg_name": lambda: _encode(t["drg_names"], drg),
-            "flags": lambda: pa.array(flags),
-            "reason_code": lambda: _encode(self._reason_codes, reason, mask=reason == Reason.NONE),
+            "flags": lambda: _numbers(flags),
+            "reason_code": lambda: _encode(self._reason_codes, reason, null=Reason.NONE),
             "reason": lambda: _reasons(flags, reason),
         }
         cols = {c: build[c]() for c in columns}
@@ -394,29 +395,40 @@ def _dictionary(values: Sequence[str]) -> tuple[pa.Array, np.ndarray]:
     return pa.array(list(uniq), pa.string()), pos.astype(np.int32)
 
 
-def _encode(table: tuple[pa.Array, np.ndarray], idx: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
-    """Result indices -> a dictionary-encoded string column (no strings copied per row)."""
+_TEXT_DICT = pa.dictionary(pa.int32(), pa.string())
+
+
+def _encode(table: tuple[pa.Array, np.ndarray], idx: np.ndarray, null: int = -1) -> pa.Array:
+    """Result indices -> a dictionary-encoded string column (no strings copied per row), null
+    where an index is negative or equals ``null``. One compiled pass gives the indices and the
+    validity bitmap (``_codes.dictionary_indices``)."""
     values, pos = table
-    return pa.DictionaryArray.from_arrays(np.take(pos, idx), values, mask=mask)
+    indices, validity, nulls = dictionary_indices(pos, idx, null)
+    return _dictionary_array(len(idx), indices, validity, nulls, values)
 
 
-SMALL_BATCH = 4096  # rows up to which _reasons encodes with NumPy (start-up: no pyarrow.compute)
+def _numbers(values: np.ndarray) -> pa.Array:
+    """An int32/int64 column without nulls on the NumPy array's own memory (``pa.array`` would
+    import numpy.ma to look for a mask)."""
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
+
+
+def _dictionary_array(n: int, indices: np.ndarray, validity: np.ndarray | None, nulls: int,
+                      values: pa.Array) -> pa.DictionaryArray:
+    """A dictionary column from its int32 indices and packed validity bits, as they are (they
+    are in range by construction: no bounds pass, no NumPy mask to convert)."""
+    buffers = [None if validity is None else pa.py_buffer(validity), pa.py_buffer(indices)]
+    return pa.DictionaryArray.from_buffers(_TEXT_DICT, n, buffers, values, null_count=nulls)
 
 
 def _reasons(flags: np.ndarray, reason: np.ndarray) -> pa.Array:
-    """Each row's reason text and flag messages, built once per distinct (reason, flags) pair."""
-    key = (reason.astype(np.int64) << 32) | flags.view(np.uint32)
-    if len(key) > SMALL_BATCH:
-        enc = pa.array(key).dictionary_encode()  # hashing, not sorting: most rows are 0
-        distinct, indices = enc.dictionary.to_pylist(), enc.indices.to_numpy()
-    else:  # the same encoding (first-appearance order) by NumPy: a small batch need not load pyarrow.compute
-        u, first, inv = np.unique(key, return_index=True, return_inverse=True)
-        order = np.argsort(first, kind="stable")
-        rank = np.empty(len(u), np.int32)
-        rank[order] = np.arange(len(u), dtype=np.int32)
-        distinct, indices = u[order].tolist(), rank[inv.reshape(-1)]
+    """Each row's reason text and flag messages, built once per distinct (reason, flags) pair:
+    the pairs in order of first appearance (the encoding Arrow's ``dictionary_encode`` gives),
+    found by a compiled hash (``_codes.first_appearance``), null where both are 0."""
+    distinct, indices, validity, nulls = first_appearance(np.ascontiguousarray(flags, np.int32),
+                                                          np.ascontiguousarray(reason, np.uint8))
     texts = pa.array([describe_reason(k >> 32, k & 0xFFFFFFFF) for k in distinct], pa.string())
-    return pa.DictionaryArray.from_arrays(indices, texts, mask=key == 0)
+    return _dictionary_array(len(indices), indices, validity, nulls, texts)
 
 
 def _restore(compiled: CompiledRuleset, path: str, n_threads: int) -> Grouper:

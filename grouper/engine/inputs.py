@@ -19,7 +19,7 @@ from grouper._util.columns import (CODE_COLUMNS, NUMBER_PATTERN, NUMERIC_COLUMNS
                                    check_columns, is_text, split_codes, split_joined, to_string)
 from grouper._util.errors import CorruptInputError, InputError
 from grouper._util.lazy import pc
-from grouper.engine._codes import CodeTable
+from grouper.engine._codes import CodeTable, take_ids
 from grouper.engine.checks import check_indices, check_list, checked, corrupt
 from grouper.engine._kernel import CONSTANTS as K
 
@@ -224,14 +224,19 @@ class CodeMapper:
             mapped = self._map_dictionary(flat.dictionary)  # each distinct code mapped once
             try:
                 flat.validate()
-                check_indices(flat)  # np.take below would wrap a negative index silently
+                idx = flat.indices
+                if idx.null_count:
+                    idx = idx.fill_null(len(mapped))
+                    mapped = np.append(mapped, np.int32(ID_EMPTY))
+                raw = idx.to_numpy(zero_copy_only=False)
+                # one compiled pass gathers and checks every index (a negative one is never wrapped)
+                ids, bad = take_ids(mapped, raw if raw.dtype == np.int32 else raw.astype(np.int32))
+                if bad >= 0 or raw.dtype.itemsize > 4 and (raw != raw.astype(np.int32)).any():
+                    check_indices(flat)  # raises, naming the indices' range
+                    raise pa.ArrowIndexError(f"dictionary index {raw[bad]} out of range")
             except (pa.ArrowInvalid, pa.ArrowIndexError) as exc:
                 raise CorruptInputError(str(exc)) from None
-            idx = flat.indices
-            if idx.null_count:
-                idx = idx.fill_null(len(mapped))
-                mapped = np.append(mapped, np.int32(ID_EMPTY))
-            return np.take(mapped, idx.to_numpy(zero_copy_only=False))
+            return ids
         if is_text(t):
             return self.map_strings(flat)
         if pa.types.is_null(t):

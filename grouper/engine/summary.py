@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from grouper._util.lazy import pc
 from grouper._util.version import __version__
+from grouper.engine._codes import count_indices
 from grouper.engine.status import STATUS_LABELS, Flag
 
 __all__ = ["BatchCounts", "RunSummary"]
@@ -79,17 +80,20 @@ class BatchCounts:
         self.drg: dict[str, int] = {}
         self.bits = [(f.name, int(f)) for f in Flag]
         self.flags = np.zeros(len(self.bits), np.int64)
+        self._dictionaries: dict[str, tuple] = {}  # column -> (buffer key, dictionary, its values)
 
     def add(self, b: pa.RecordBatch) -> None:
         for name, into in (("status", self.status), ("mdc", self.mdc), ("drg", self.drg)):
             col = b.column(name)
             if pa.types.is_dictionary(col.type) and col.null_count == 0:
                 # the grouper's output: count dictionary positions, then name the used ones
-                n = np.bincount(col.indices.to_numpy(), minlength=len(col.dictionary))
-                used = np.flatnonzero(n)
+                idx = col.indices.to_numpy()
                 d = col.dictionary
-                # a few used values by scalar (no pyarrow.compute for a small run: start-up)
-                values = [d[i].as_py() for i in used.tolist()] if len(used) <= 64 else d.take(used).to_pylist()
+                n = count_indices(idx, len(d)) if idx.dtype == np.int32 else np.bincount(idx, minlength=len(d))
+                used = np.flatnonzero(n)
+                # a few used values by scalar, many from the dictionary's values read once (no
+                # pyarrow.compute: its import is a tenth of a small run)
+                values = [d[i].as_py() for i in used.tolist()] if len(used) <= 64 else self._values(name, d, used)
                 counts = n[used].tolist()
             else:
                 vc = pc.value_counts(col)  # one entry per distinct value
@@ -97,8 +101,20 @@ class BatchCounts:
             for v, c in zip(values, counts):
                 into[v] = into.get(v, 0) + c
         flags = b.column("flags").to_numpy(zero_copy_only=False)
-        if flags.any():
-            self.flags += [np.count_nonzero(flags & bit) for _, bit in self.bits]
+        flagged = flags[flags != 0]  # few rows: each bit is counted over those only
+        if flagged.size:
+            self.flags += [np.count_nonzero(flagged & bit) for _, bit in self.bits]
+
+    def _values(self, name: str, d: pa.Array, used: np.ndarray) -> list:
+        """The values of ``d`` at ``used``. Every batch of the grouper brings the same dictionary
+        (the same buffers): its values are read into Python once and kept with it."""
+        key = (len(d), d.offset, *(None if x is None else x.address for x in d.buffers()))
+        kept = self._dictionaries.get(name)
+        if kept is None or kept[0] != key:
+            kept = (key, d, d.to_pylist())  # ``d`` kept: its buffers, the key's addresses, stay alive
+            self._dictionaries[name] = kept
+        values = kept[2]
+        return [values[i] for i in used.tolist()]
 
     def flag_counts(self) -> dict[str, int]:
         return {name: int(c) for (name, _), c in zip(self.bits, self.flags)}

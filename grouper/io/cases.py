@@ -17,7 +17,8 @@ import pyarrow.fs as pafs
 
 from grouper._util.columns import check_columns, missing_columns
 from grouper._util.errors import CorruptInputError, InputError
-from grouper.io.formats import DEFAULT_BATCH, PIPELINE_DEPTH, Source, expand_inputs, open_source, warn_stderr
+from grouper.io.formats import (DEFAULT_BATCH, PIPELINE_DEPTH, Source, expand_inputs, open_source, pipeline_depth,
+                                warn_stderr)
 from grouper.io.layout import ColumnPlan, column_aliases, plan_columns, read_columns
 
 __all__ = ["CaseInputs", "CaseSource", "prefetch"]
@@ -143,12 +144,15 @@ class CaseSource:
         """The file's columns that become the canonical ``columns`` (see ``read_columns``)."""
         return read_columns(self.source.schema, self.plan, columns)
 
-    def read(self, columns: Iterable[str] | None = None, *, ahead: int = PIPELINE_DEPTH
+    def read(self, columns: Iterable[str] | None = None, *, ahead: int | None = None
              ) -> Iterator[pa.RecordBatch]:
         """The planned batches holding the canonical ``columns`` (None: every column): only the
         file's columns that become one are decoded. A repeated one is an InputError raised here,
         before anything is read; the file is opened at the first batch. A thread reads ``ahead``
-        batches in advance (0: none, the caller's thread reads)."""
+        batches in advance (0: none, the caller's thread reads; None: ``pipeline_depth()``, none
+        on one CPU)."""
+        if ahead is None:
+            ahead = pipeline_depth()
         source = self.source
         source.columns = None if columns is None else self.input_columns(columns)
         return self._planned(source.batches, ahead)  # .batches checks the columns now

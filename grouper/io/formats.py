@@ -31,7 +31,7 @@ from grouper.io.text import (AUTO, FAST_ENCODINGS, SAMPLE_BYTES, TextDecoder, de
                              not_encoded)
 
 __all__ = ["DEFAULT_BATCH", "FORMATS", "INPUT_FORMATS", "PIPELINE_DEPTH", "Source", "expand_inputs", "format_of",
-           "open_source", "warn_stderr"]
+           "open_source", "pipeline_depth", "warn_stderr"]
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".arrow": "arrow",
            ".feather": "arrow", ".ipc": "arrow"}
@@ -40,6 +40,19 @@ INPUT_FORMATS = {**FORMATS, **EXCEL_FORMATS}
 #: Batches read ahead of the grouping, and grouped batches waiting for the writer: the work
 #: overlaps (Arrow decodes and encodes files without the GIL) while memory stays bounded.
 PIPELINE_DEPTH = 2
+
+
+def pipeline_depth() -> int:
+    """How far reading runs ahead of the grouping and the grouping ahead of the writer:
+    PIPELINE_DEPTH batches, each side on a thread of its own, where this process may run on
+    several CPUs; 0 (the calling thread reads and writes itself) where it may run on one only
+    (``taskset -c 0``, a one-CPU container or job slot). There the threads could overlap nothing
+    and only switch in and out, through the GIL, between the batches."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cpus = os.cpu_count() or 1
+    return PIPELINE_DEPTH if cpus > 1 else 0
 
 
 def format_of(path: str | os.PathLike, *, reading: bool = False) -> str:

@@ -13,7 +13,7 @@ import re
 import tempfile
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from grouper._util.batches import empty_batch
 from grouper._util.errors import first_line
 from grouper._util.lazy import pc
-from grouper.io.formats import PIPELINE_DEPTH, expand_inputs, format_of
+from grouper.io.formats import expand_inputs, format_of, pipeline_depth
 
 __all__ = ["STALE_SECONDS", "XLSX_MAX_ROWS", "OutputSet", "atomic", "check_outputs", "parquet_writer_options",
            "sweep_stale", "table_kind", "write_batches", "write_text"]
@@ -322,10 +322,12 @@ def _write_batches(path: Path, tmp: str, kind: str, batches: Iterable[pa.RecordB
             raise _write_error(path, exc) from None
 
     writer = None
+    depth = pipeline_depth()
     try:
         # one writer thread, fed in order: while it encodes and compresses batch k, this
-        # thread makes batch k+1 (the work inside ``batches``); at most PIPELINE_DEPTH wait
-        with ThreadPoolExecutor(1, thread_name_prefix="drg-write") as pool:
+        # thread makes batch k+1 (the work inside ``batches``); at most ``depth`` wait. On one
+        # CPU (depth 0) this thread writes each batch itself.
+        with ThreadPoolExecutor(1, thread_name_prefix="drg-write") if depth else _Inline() as pool:
             pending: deque = deque()
             try:
                 for b in it:
@@ -340,7 +342,7 @@ def _write_batches(path: Path, tmp: str, kind: str, batches: Iterable[pa.RecordB
                         writer = writing(_writer, kind, tmp, b.schema, bom)
                     pending.append(pool.submit(writing, write, writer, b))
                     rows += b.num_rows
-                    while len(pending) > PIPELINE_DEPTH:
+                    while len(pending) > depth:
                         pending.popleft().result()
                 while pending:
                     pending.popleft().result()
@@ -363,6 +365,27 @@ def _write_batches(path: Path, tmp: str, kind: str, batches: Iterable[pa.RecordB
             writing(w.close)
     return rows
 
+
+class _Inline:
+    """The writer 'thread' of a one-CPU process: each job runs when submitted, its outcome kept
+    in a Future as a pool's would be."""
+
+    def __enter__(self) -> "_Inline":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def submit(self, fn, *args) -> Future:
+        f: Future = Future()
+        try:
+            f.set_result(fn(*args))
+        except BaseException as exc:  # raised where the pool's would be: at .result()
+            f.set_exception(exc)
+        return f
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        return None
 
 
 def _joined_lists(b: pa.RecordBatch) -> pa.RecordBatch:

@@ -567,21 +567,75 @@ def test_int_values_by_numpy_equal_fill_null_and_is_valid(values, cut, kind):
     assert (raw[want_keep] == want[want_keep]).all() and raw.dtype == want.dtype
 
 
-@pytest.mark.parametrize("n", [0, 1, 5, 4096, 4097, 20000])
-def test_reasons_encoded_alike_by_numpy_and_by_hashing(n, monkeypatch):
+def _reasons_by_arrow(flags, reason):
+    """The ``reason`` column as it was built by Arrow: the keys' ``dictionary_encode`` (first
+    appearance order, hashing), the texts, a NumPy mask where the key is 0."""
+    from grouper.engine.status import describe_reason
+
+    key = (reason.astype(np.int64) << 32) | flags.view(np.uint32)
+    enc = pa.array(key).dictionary_encode()
+    texts = pa.array([describe_reason(k >> 32, k & 0xFFFFFFFF) for k in enc.dictionary.to_pylist()], pa.string())
+    return pa.DictionaryArray.from_arrays(enc.indices.to_numpy(), texts, mask=key == 0)
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 4096, 4097, 20000, 70000])
+def test_reasons_encoded_as_arrow_encodes_them(n):
     import grouper.engine.grouper as gm
 
     rng = np.random.default_rng(n)
-    flags = rng.choice(np.array([0, 0, 0, 1, 512, 1024, 8192], np.int32), n)
-    reason = rng.choice(np.array([0, 0, 2, 3, 4], np.uint8), n)
-    small = gm._reasons(flags, reason) if n <= gm.SMALL_BATCH else None
-    monkeypatch.setattr(gm, "SMALL_BATCH", -1)  # every size by hashing
-    hashed = gm._reasons(flags, reason)
-    monkeypatch.setattr(gm, "SMALL_BATCH", 10**9)  # every size by NumPy
-    numpy_ = gm._reasons(flags, reason)
-    assert numpy_.equals(hashed)  # same dictionary, same indices, same nulls
-    if small is not None:
-        assert small.equals(hashed)
+    flags = rng.choice(np.array([0, 0, 0, 1, 512, 1024, 8192, -(2**31)], np.int32), n)
+    reason = rng.choice(np.array([0, 0, 2, 3, 4, 255], np.uint8), n)
+    got = gm._reasons(flags, reason)
+    assert got.equals(_reasons_by_arrow(flags, reason))  # same dictionary, same indices, same nulls
+    got.validate(full=True)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(-(2**31), 2**31 - 1), st.integers(0, 255)), max_size=300))
+def test_reasons_first_appearance_equals_arrow_on_any_keys(rows):
+    import grouper.engine.grouper as gm
+
+    flags = np.array([f for f, _ in rows], np.int32)
+    reason = np.array([r for _, r in rows], np.uint8)
+    assert gm._reasons(flags, reason).equals(_reasons_by_arrow(flags, reason))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(-3, 12), max_size=200), st.sampled_from([np.int8, np.uint8, np.int32]),
+       st.sampled_from([-1, 0, 3]))
+def test_output_column_indices_equal_take_with_a_mask(idx, dtype, null):
+    """``_encode`` (one compiled pass) gives the array ``np.take`` + ``from_arrays(mask=)`` gave;
+    an index beyond the table is an error, never a wrapped read."""
+    import grouper.engine.grouper as gm
+
+    values = pa.array(["a", "b", "c", "d", "e", "f", "g"])
+    pos = np.array([6, 0, 5, 1, 4, 2, 3, 0, 1, 2], np.int32)  # 10 result ids onto 7 values
+    lo = np.iinfo(dtype).min
+    idx = np.array([max(i, lo) for i in idx], dtype)
+    if (idx >= len(pos)).any():
+        with pytest.raises(ValueError, match="beyond"):
+            gm._encode((values, pos), idx, null)
+        return
+    mask = (idx < 0) | (idx == null)
+    want = pa.DictionaryArray.from_arrays(np.take(pos, np.where(mask, 0, idx)), values, mask=mask)
+    got = gm._encode((values, pos), idx, null)
+    assert got.equals(want) and got.null_count == int(mask.sum())
+    got.validate(full=True)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(-2, 9), max_size=200), st.sampled_from([np.int8, np.int32]))
+def test_take_ids_equals_take_and_refuses_out_of_range(idx, dtype):
+    from grouper.engine._codes import take_ids
+
+    table = np.arange(100, 108, dtype=np.int32)
+    idx = np.array(idx, dtype)
+    ids, bad = take_ids(table, idx)
+    wrong = np.flatnonzero((idx < 0) | (idx >= len(table)))
+    if wrong.size:
+        assert ids is None and bad == wrong[0]
+    else:
+        assert bad == -1 and ids.dtype == np.int32 and (ids == np.take(table, idx)).all()
 
 
 @pytest.mark.parametrize("list_type", [pa.list_(pa.string()), pa.large_list(pa.string())])

@@ -121,6 +121,66 @@ def test_many_small_batches_through_the_pipeline_keep_order_and_counts(g, tmp_pa
     assert sum(summary.drg_counts.values()) == 10_000
 
 
+@pytest.fixture
+def one_cpu(monkeypatch):
+    """This process as if it may run on one CPU only (``taskset -c 0``): reading and writing on
+    the calling thread. Threads started meanwhile are collected."""
+    import grouper.io.formats as formats
+
+    monkeypatch.setattr(formats.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    started = []
+    start = threading.Thread.start
+
+    def record(self):
+        started.append(self.name)
+        return start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", record)
+    return started
+
+
+def test_on_one_cpu_the_pipeline_reads_and_writes_without_threads_and_writes_the_same_file(g, tmp_path, one_cpu):
+    from grouper.io import pipeline_depth
+
+    src = tmp_path / "in.parquet"
+    pq.write_table(cases(6000, sex=[1, 2, 9, None] * 1500), src, row_group_size=2500)
+    threaded = tmp_path / "threaded.parquet"
+    with pytest.MonkeyPatch.context() as m:  # several CPUs: the read-ahead and writer threads
+        import grouper.io.formats as formats
+
+        m.setattr(formats.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+        assert pipeline_depth() == 2
+        s_threaded, _ = group_files(g, [src], threaded, batch_size=700)
+    assert any(n.startswith("drg-read") for n in one_cpu) and any(n.startswith("drg-write") for n in one_cpu)
+    one_cpu.clear()
+    assert pipeline_depth() == 0
+    inline = tmp_path / "inline.parquet"
+    s_inline, _ = group_files(g, [src], inline, batch_size=700)
+    assert one_cpu == []  # no thread started: not to read, not to write, not for the kernel
+    assert inline.read_bytes() == threaded.read_bytes()
+    assert s_inline.status_counts == s_threaded.status_counts and s_inline.drg_counts == s_threaded.drg_counts
+
+
+def test_on_one_cpu_an_error_in_the_writer_leaves_no_file_and_stops_the_input(tmp_path, one_cpu):
+    out = tmp_path / "o.parquet"
+    a = pa.record_batch({"x": [1, 2]})
+    b = pa.record_batch({"x": ["not", "ints"]})  # the writer refuses a different schema
+    made = []
+
+    def batches():
+        try:
+            for x in (a, a, b, a, a):
+                made.append(x)
+                yield x
+        finally:
+            made.append("closed")
+
+    with pytest.raises(Exception):
+        write_batches(out, batches())
+    assert list(tmp_path.iterdir()) == [] and one_cpu == []
+    assert made[-1] == "closed" and len(made) == 4  # nothing made after the failed batch
+
+
 # ----------------------------------------------------------------------------- encoding
 
 def test_dictionary_mapping_is_reused_only_for_an_equal_dictionary():
