@@ -238,8 +238,9 @@ def dictionary_indices(const int32_t[::1] pos, const index_t[::1] idx, int null)
     cdef Py_ssize_t i, n = idx.shape[0], nulls = 0, bad = -1
     cdef Py_ssize_t size = pos.shape[0]
     cdef int32_t[::1] out = np.empty(n, dtype=np.int32)
-    cdef uint8_t[::1] bits = np.zeros((n + 7) // 8, dtype=np.uint8)
+    cdef uint8_t[::1] bits = np.empty((n + 7) // 8, dtype=np.uint8)
     cdef Py_ssize_t k
+    cdef uint8_t byte = 0
     with nogil:
         for i in range(n):
             k = idx[i]
@@ -251,7 +252,12 @@ def dictionary_indices(const int32_t[::1] pos, const index_t[::1] idx, int null)
                 break
             else:
                 out[i] = pos[k]
-                bits[i >> 3] |= <uint8_t> (1 << (i & 7))
+                byte |= <uint8_t> (1 << (i & 7))
+            if (i & 7) == 7:  # a byte of the bitmap at a time
+                bits[i >> 3] = byte
+                byte = 0
+        if bad < 0 and n & 7:
+            bits[n >> 3] = byte
     if bad >= 0:
         raise ValueError(f"result id {idx[bad]} of row {bad} is beyond the {size} values of its column")
     return np.asarray(out), (np.asarray(bits) if nulls else None), nulls
@@ -265,7 +271,8 @@ def first_appearance(const int32_t[::1] flags, const uint8_t[::1] reason):
     keys; an open-addressing hash, so a batch whose every row is flagged costs no sort."""
     cdef Py_ssize_t i, n = flags.shape[0], nulls = 0
     cdef int32_t[::1] out = np.empty(n, dtype=np.int32)
-    cdef uint8_t[::1] bits = np.zeros((n + 7) // 8, dtype=np.uint8)
+    cdef uint8_t[::1] bits = np.empty((n + 7) // 8, dtype=np.uint8)
+    cdef uint8_t byte = 0
     cdef Py_ssize_t cap = 64
     while cap < 2 * n:
         cap *= 2
@@ -293,7 +300,12 @@ def first_appearance(const int32_t[::1] flags, const uint8_t[::1] reason):
             if key == 0:
                 nulls += 1
             else:
-                bits[i >> 3] |= <uint8_t> (1 << (i & 7))
+                byte |= <uint8_t> (1 << (i & 7))
+            if (i & 7) == 7:
+                bits[i >> 3] = byte
+                byte = 0
+        if n & 7:
+            bits[n >> 3] = byte
     return (np.asarray(keys[:distinct]).tolist(), np.asarray(out), np.asarray(bits) if nulls else None, nulls)
 
 

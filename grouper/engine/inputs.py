@@ -246,6 +246,8 @@ class CodeMapper:
     def _map_dictionary(self, dictionary: pa.Array) -> np.ndarray:
         last = self._last  # one read: another thread may replace it meanwhile
         if last is not None and len(last[0]) == len(dictionary):
+            if _same_bytes(last[0], dictionary):  # the usual case, a copy: no validation needed
+                return last[1]
             try:  # before comparing: ``equals`` trusts the offsets (the distinct values: cheap)
                 dictionary.validate(full=True)
             except pa.ArrowInvalid as exc:
@@ -262,6 +264,16 @@ class CodeMapper:
         if code is None:
             return ID_EMPTY
         return self.table.get(code if isinstance(code, str) else str(code))
+
+
+def _same_bytes(a: pa.Array, b: pa.Array) -> bool:
+    """``b`` is byte for byte ``a`` (type, offset, null count and every buffer): the same array,
+    whatever its buffers hold, so what was found of ``a`` holds of ``b``."""
+    if a.type != b.type or a.offset != b.offset or a.null_count != b.null_count:
+        return False
+    ours, theirs = a.buffers(), b.buffers()
+    return len(ours) == len(theirs) and all(
+        x is None and y is None or x is not None and y is not None and x.equals(y) for x, y in zip(ours, theirs))
 
 
 def encode_code_column(name: str, col, n: int, mapper: CodeMapper) -> tuple[np.ndarray, np.ndarray]:
@@ -291,15 +303,19 @@ def encode_code_column(name: str, col, n: int, mapper: CodeMapper) -> tuple[np.n
         flat = None
         if raw is not None and not arr.null_count:
             # NumPy on the slice's checked offsets: a small batch need not load pyarrow.compute,
-            # which flatten() and list_value_length() do (start-up)
-            lengths = np.diff(raw)
+            # which flatten() and list_value_length() do (start-up); the offsets, rebased to the
+            # slice's first value, are the kernel's
+            if raw[-1] - raw[0] >= 2**31:
+                raise InputError(f"column {name!r}: more than 2^31 codes in one batch; use smaller batches")
+            offsets = (raw - raw[0]).astype(np.int32)
             flat = arr.values.slice(int(raw[0]), int(raw[-1] - raw[0]))
         else:
             lengths = pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False)
-        offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        if offsets[-1] >= 2**31:
-            raise InputError(f"column {name!r}: more than 2^31 codes in one batch; use smaller batches")
+            offsets = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            if offsets[-1] >= 2**31:
+                raise InputError(f"column {name!r}: more than 2^31 codes in one batch; use smaller batches")
+            offsets = offsets.astype(np.int32)
         if flat is None:
             flat = arr.flatten()  # honours slices, skips null lists, logical order for list views
         try:
@@ -313,7 +329,7 @@ def encode_code_column(name: str, col, n: int, mapper: CodeMapper) -> tuple[np.n
             f"column {name!r} has type {t}, expected list<string> (principal first) "
             f"or a '|'-separated string ({exc})"
         ) from None
-    return offsets.astype(np.int32), ids
+    return offsets, ids
 
 
 # ----------------------------------------------------------------------------- batches

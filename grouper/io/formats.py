@@ -45,8 +45,9 @@ PIPELINE_DEPTH = 2
 def pipeline_depth() -> int:
     """How far reading runs ahead of the grouping and the grouping ahead of the writer:
     PIPELINE_DEPTH batches, each side on a thread of its own, where this process may run on
-    several CPUs; 0 (the calling thread reads and writes itself) where it may run on one only
-    (``taskset -c 0``, a one-CPU container or job slot). There the threads could overlap nothing
+    several CPUs; 0 (the calling thread reads and writes itself, and Arrow decodes a Parquet
+    batch's columns one after the other, not on its thread pool) where it may run on one only
+    (``taskset -c 0``, a one-CPU container or job slot). There threads could overlap nothing
     and only switch in and out, through the GIL, between the batches."""
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -222,9 +223,11 @@ def _open_parquet(p: Path | str, batch_size: int, filesystem=None) -> Source:
 
     def batches(columns: list[str] | None) -> Iterator[pa.RecordBatch]:
         try:
+            threads = pipeline_depth() > 0  # Arrow's decoding threads: only where there are CPUs for them
             with pq.ParquetFile(p, read_dictionary=dict_cols or None, filesystem=filesystem) as pf:
                 for rg in range(pf.num_row_groups):
-                    yield from pf.iter_batches(batch_size=batch_size, row_groups=[rg], columns=columns)
+                    yield from pf.iter_batches(batch_size=batch_size, row_groups=[rg], columns=columns,
+                                               use_threads=threads)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
             raise ValueError(f"{p}: corrupt Parquet data ({first_line(exc)})") from None
 

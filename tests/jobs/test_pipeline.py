@@ -195,6 +195,17 @@ def test_dictionary_mapping_is_reused_only_for_an_equal_dictionary():
     assert m.map_flat(column(["C03", "A01"], [0])).tolist() == [2]
 
 
+def test_a_byte_identical_dictionary_reuses_the_mapping_and_any_other_is_mapped_afresh():
+    m = CodeMapper(["A01", "B02", "C03"])
+    first = pa.array(["C03", "A01", "B02"])
+    mapped = m._map_dictionary(first)
+    copy = pa.concat_arrays([pa.array(["C03", "A01", "B02"])])  # other buffers, the same bytes
+    assert m._map_dictionary(copy) is mapped
+    for other in (pa.array(["C03", "A01", "X"]), pa.array(["Z", "C03", "A01", "B02"]).slice(1),
+                  pa.array(["C03", None, "B02"]), pa.array(["C03", "A01", "B02"], pa.large_string())):
+        assert m._map_dictionary(other).tolist() == [m.get(c) for c in other.to_pylist()]
+
+
 def test_a_scheme_without_department_conditions_never_reads_the_column(g):
     assert "dept" not in g.encoder.columns and "discharge" not in g.encoder.columns
     assert "los" in g.encoder.columns  # a bad length of stay is still flagged
