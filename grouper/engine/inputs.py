@@ -266,6 +266,11 @@ class CodeMapper:
         return self.table.get(code if isinstance(code, str) else str(code))
 
 
+def _validity(valid: np.ndarray) -> pa.Buffer | None:
+    """An Arrow validity bitmap of the bool array ``valid`` (None when every row is valid)."""
+    return None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+
+
 def _same_bytes(a: pa.Array, b: pa.Array) -> bool:
     """``b`` is byte for byte ``a`` (type, offset, null count and every buffer): the same array,
     whatever its buffers hold, so what was found of ``a`` holds of ``b``."""
@@ -422,11 +427,17 @@ class Encoder:
             return np.full(n, MISSING, dtype=np.int32)
         arr = checked(name, _as_array(col))
         if pa.types.is_dictionary(arr.type):
+            if is_text(arr.type.value_type):  # each distinct code mapped once, not once per row
+                try:
+                    ids = self.values[name].map_flat(arr)
+                except CorruptInputError as exc:
+                    raise corrupt(name, exc) from None
+                return np.where(ids == ID_EMPTY, MISSING, ids).astype(np.int32)
             arr = arr.dictionary_decode()
         t = arr.type
         if pa.types.is_integer(t) or pa.types.is_floating(t):
-            v, _ = parse_int_column(name, arr, n)
-            arr = pa.array(np.where(v == MISSING, None, v.astype(object)), pa.int64()).cast(pa.string())
+            v, _ = parse_int_column(name, arr, n)  # the decimal text of each whole number
+            arr = pa.Array.from_buffers(pa.int32(), n, [_validity(v != MISSING), pa.py_buffer(v)]).cast(pa.string())
         elif pa.types.is_null(t):
             return np.full(n, MISSING, dtype=np.int32)
         elif not is_text(t):

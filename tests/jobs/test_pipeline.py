@@ -218,6 +218,39 @@ def test_a_scheme_without_department_conditions_never_reads_the_column(g):
         zj.group(cases(4, dept=weird, los=[3] * 4, discharge=["1"] * 4))
 
 
+def _value_ids_decoded(enc, name, col, n):
+    """Discharge/department ids as they were read before: a dictionary decoded, numbers as the
+    decimal text of Python ints, every row's string looked up."""
+    if pa.types.is_dictionary(col.type):
+        col = col.dictionary_decode()
+    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+        v, _ = parse_int_column(name, col, n)
+        col = pa.array(np.where(v == MISSING, None, v.astype(object)), pa.int64()).cast(pa.string())
+    ids = enc.values[name].map_strings(col)
+    return np.where(ids == ID_EMPTY, MISSING, ids).astype(np.int32)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["1", " 2", "5", "", "9", "A01", "1.0", "+1"])), min_size=1,
+                max_size=60),
+       st.sampled_from(["text", "dictionary", "int", "float"]), st.integers(0, 3))
+def test_discharge_and_department_ids_equal_reading_every_row(values, kind, cut):
+    """A dictionary column's codes are mapped once per distinct value and a number column's
+    text built without Python objects: the same ids as decoding and reading every row."""
+    enc = grouper.Grouper("changzhou-2022").encoder
+    assert enc.values["discharge"].codes
+    if kind == "text":
+        col = pa.array(values, pa.string())
+    elif kind == "dictionary":
+        col = pa.array(values, pa.string()).dictionary_encode()
+    else:
+        nums = [None if v is None or not v.strip().lstrip("+").isdigit() else int(v) for v in values]
+        col = pa.array(nums, pa.int64() if kind == "int" else pa.float64())
+    col = col.slice(min(cut, len(values) - 1))
+    n = len(col)
+    assert enc._value_ids("discharge", col, n).tolist() == _value_ids_decoded(enc, "discharge", col, n).tolist()
+
+
 INT_TYPES = [pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64()]
 
 
