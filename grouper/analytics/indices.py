@@ -28,13 +28,15 @@ import numpy as np
 import pyarrow as pa
 
 from grouper._util.lazy import pc
+from grouper._util.money import ExactSum
 from grouper.io import DEFAULT_BATCH
-from grouper.analytics import exact
-from grouper.analytics.columns import PairIds, as_floats, equals_mask, vocabulary_ids
+from grouper.analytics import _cells, exact
+from grouper.analytics.columns import PairIds, as_floats, dictionary_codes, equals_mask, vocabulary_table
 
 __all__ = ["EXCLUSION_REASONS", "TIERS", "IndexCells", "hospital_indices", "risk_tiers"]
 
 TIERS = ("low", "mid-low", "mid-high", "high")
+_NONE64, _NONE32 = np.zeros(0, np.int64), np.zeros(0, np.int32)  # no department column
 EXCLUSION_REASONS = ("not_grouped", "null_cost", "null_or_negative_los", "no_weight")
 
 
@@ -173,50 +175,58 @@ class IndexCells:
         if missing:
             raise ValueError(f"missing column(s) for the indices: {', '.join(missing)}")
 
-    @staticmethod
-    def _ids(col: pa.Array, vocab: dict, rows: np.ndarray) -> np.ndarray:
-        """The kept rows' ids (the whole column is looked up: no copy of the kept rows' text; a
-        value seen only in left-out rows gets an id that no cell uses)."""
-        return vocabulary_ids(col, vocab)[rows]
-
     def _add_batch(self, b: pa.RecordBatch) -> None:
+        """One compiled pass over the batch (``_cells.scan``); the rows of units or cells not yet
+        known come back, their pairs are learnt once (``PairIds``) and they are added then."""
         k = self.columns
         self._need(b.schema.names)
         c, t = as_floats(b.column(k["cost"])), as_floats(b.column(k["los"]))
-        keep = np.ones(b.num_rows, bool)
-        not_grouped = ~equals_mask(b.column(k["status"]), "grouped")
-        for reason, bad in zip(EXCLUSION_REASONS, (not_grouped, np.isnan(c), ~(t >= 0))):
-            self.excluded[reason] += int((keep & bad).sum())  # each row under its first reason
-            keep &= ~bad
-        rows = np.flatnonzero(keep)
-        if not len(rows):
-            return
-        hosp = self._ids(b.column(k["hospital"]), self._hospitals, rows)
-        dept = self._ids(b.column(k["department"]), self._departments, rows) if k["department"] else np.zeros_like(hosp)
-        names_h = names_d = None
-
-        def new_units(h: np.ndarray, d: np.ndarray) -> np.ndarray:  # once per new (hospital, department)
-            nonlocal names_h, names_d
-            if names_h is None:
-                names_h = {v: key for key, v in self._hospitals.items()}
-                names_d = {v: key for key, v in self._departments.items()}
-            return np.array([self.units.setdefault((names_h[a], names_d.get(b)), len(self.units))
-                             for a, b in zip(h.tolist(), d.tolist())], np.int64)
-
-        unit = self._unit_of.ids(hosp, dept, new_units)
-        drg = self._ids(b.column(k["drg"]), self.drgs, rows)
+        status, values = dictionary_codes(b.column(k["status"]))
+        grouped = np.array([v == "grouped" for v in values] or [0], np.uint8)
+        hosp, hosp_id = self._codes(b.column(k["hospital"]), self._hospitals)
+        dept, dept_id = self._codes(b.column(k["department"]), self._departments) if k["department"] else (None, None)
+        drg, drg_id = self._codes(b.column(k["drg"]), self.drgs)
         if len(self.drgs) >= 1 << 24:
             raise ValueError("more than 16 million distinct DRG codes")
-        cell = self._cell_ids(unit, drg)
-        dead = _deaths(b.column(k["discharge"]), self.death_codes)[rows]
-        for name, x, into in ((k["cost"], c, self._cost), (k["los"], t, self._los)):
-            try:
-                exact.add_at(into, cell, x[rows])
-            except ValueError as exc:
-                raise ValueError(f"column {name!r}: {exc}") from None
-        np.add.at(self._n, cell, 1)
-        np.add.at(self._dead, cell, dead.astype(np.int64))
-        self._rows += len(rows)
+        discharge, values = dictionary_codes(b.column(k["discharge"]))
+        dead_of = np.array([v in self.death_codes for v in values] or [0], np.uint8)
+        excluded, bad = np.zeros(3, np.int64), np.full(2, -1, np.int64)
+        missed = np.empty(b.num_rows, np.int64)
+        sums = (c, t, dead_of, discharge, self._n, self._dead, self._cost, self._los)
+        m = _cells.scan(grouped, status, c, t, hosp_id, hosp, *((dept_id, dept, True) if dept is not None else
+                                                               (_NONE64, _NONE32, False)),
+                        drg_id, drg, dead_of, discharge, *self._unit_of.direct(), *self._cell_of.direct(),
+                        *sums[4:], missed, excluded, bad)
+        if m:  # kept rows of units or cells not in the tables yet
+            rows = missed[:m]
+            h = hosp_id[hosp[rows]]
+            unit = self._unit_of.ids(h, dept_id[dept[rows]] if dept is not None else np.zeros_like(h),
+                                     self._new_units)
+            cell = self._cell_ids(unit, drg_id[drg[rows]])
+            _cells.add_rows(rows, cell, *sums[:4], self._n, self._dead, self._cost, self._los, bad)
+        for reason, v in zip(EXCLUSION_REASONS, excluded.tolist()):
+            self.excluded[reason] += v
+        self._rows += b.num_rows - int(excluded.sum())
+        for name, x, row in ((k["cost"], c, bad[0]), (k["los"], t, bad[1])):
+            if row >= 0:
+                try:
+                    ExactSum.limbs(x[row:row + 1])
+                except ValueError as exc:
+                    raise ValueError(f"column {name!r}: {exc}") from None
+
+    @staticmethod
+    def _codes(col: pa.Array, vocab: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(each row's dictionary position, the vocabulary id of each position): the whole
+        column's values are looked up (a value seen only in left-out rows gets an id no cell uses)."""
+        indices, values = dictionary_codes(col)
+        return indices, vocabulary_table(values, vocab)
+
+    def _new_units(self, h: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """Unit ids of new (hospital id, department id) pairs, once per pair."""
+        names_h = {v: key for key, v in self._hospitals.items()}
+        names_d = {v: key for key, v in self._departments.items()}
+        return np.array([self.units.setdefault((names_h[a], names_d.get(b)), len(self.units))
+                         for a, b in zip(h.tolist(), d.tolist())], np.int64)
 
     def _cell_ids(self, unit: np.ndarray, drg: np.ndarray) -> np.ndarray:
         """Each row's cell id, new cells added (zero sums) in order of first appearance."""

@@ -1,0 +1,146 @@
+# cython: language_level=3
+"""The per-case pass of the hospital indices (``analytics.indices.IndexCells``), without the GIL.
+
+One loop over a batch does what took a dozen NumPy passes: each row's exclusion reason (status
+not grouped, no cost, no or a negative stay), its (unit, DRG) cell through the direct tables of
+``PairIds``, and the additions into the cell: case, death, and the exact integer parts of cost
+and stay, as ``analytics.exact.add_at`` cuts them (H, A, B for 0 and [1, 2^31), else the five
+``ExactSum`` limbs). Integer additions only, so the sums do not depend on the order of the
+rows. Text columns arrive as dictionary positions with a small table per distinct value (its
+vocabulary id, whether it is 'grouped', whether it is a death), looked up per row here.
+Rows whose unit or cell is not yet in the tables are handed back (``scan``'s ``missed``):
+Python learns their pairs once, then ``add_rows`` adds them."""
+
+cimport cython
+from libc.math cimport fabs, frexp, ldexp
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+
+cdef double HALF = 67108864.0  # 2^26: A and B, the two halves of a fraction's 52 bits
+cdef double LIMIT = 2147483648.0  # 2^31: H below this
+cdef double BIG = 18446744073709551616.0  # 2^64: limbs hold |x| below this
+cdef int LIMBS = 5
+cdef uint64_t MASK = (<uint64_t>1 << 32) - 1  # a limb: 32 bits
+cdef int LOW = -96  # the lowest limb's lowest bit: 2^LOW (ExactSum.LOW)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef inline bint _add(int64_t[:, ::1] s, Py_ssize_t cell, double x) noexcept nogil:
+    """Add x exactly into column ``cell`` of the sums ``s`` (exact.ROWS, m); False (nothing
+    added) for a value the limbs cannot hold: not finite, or |x| >= 2^64."""
+    cdef double f, ax, m
+    cdef int64_t h, hi, mant, t
+    cdef int e, j
+    cdef uint64_t u
+    if x == 0:
+        return True
+    if x >= 1 and x < LIMIT:  # no bit below 2^-52: H, A and B are exact
+        h = <int64_t>x
+        f = (x - <double>h) * HALF
+        hi = <int64_t>f
+        s[0, cell] += h
+        s[1, cell] += hi
+        s[2, cell] += <int64_t>((f - <double>hi) * HALF)
+        return True
+    ax = fabs(x)
+    if not (ax < BIG):
+        return False
+    m = frexp(ax, &e)  # |x| = m * 2^e, m in [0.5, 1)
+    mant = <int64_t>ldexp(m, 53)
+    for j in range(LIMBS):
+        t = e - 53 - LOW - 32 * j  # where the mantissa's lowest bit sits in limb j
+        if t >= 0:
+            u = (<uint64_t>mant) << (t if t < 63 else 63)
+        else:
+            u = (<uint64_t>mant) >> (-t if -t < 63 else 63)
+        if x < 0:
+            s[3 + j, cell] -= <int64_t>(u & MASK)
+        else:
+            s[3 + j, cell] += <int64_t>(u & MASK)
+    return True
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef inline void _case(Py_ssize_t i, Py_ssize_t cell, const double[::1] cost, const double[::1] los,
+                       const uint8_t[::1] dead_of, const int32_t[::1] discharge, int64_t[::1] n,
+                       int64_t[::1] deaths, int64_t[:, ::1] cost_sums, int64_t[:, ::1] los_sums,
+                       int64_t* bad) noexcept nogil:
+    n[cell] += 1
+    deaths[cell] += dead_of[discharge[i]]
+    if not _add(cost_sums, cell, cost[i]) and bad[0] < 0:
+        bad[0] = i
+    if not _add(los_sums, cell, los[i]) and bad[1] < 0:
+        bad[1] = i
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def scan(const uint8_t[::1] grouped, const int32_t[::1] status, const double[::1] cost, const double[::1] los,
+         const int64_t[::1] hospital_id, const int32_t[::1] hospital,
+         const int64_t[::1] department_id, const int32_t[::1] department, bint by_department,
+         const int64_t[::1] drg_id, const int32_t[::1] drg, const uint8_t[::1] dead_of,
+         const int32_t[::1] discharge, const int32_t[::1] units, int64_t unit_a, int64_t unit_b,
+         const int32_t[::1] cells, int64_t cell_a, int64_t cell_b, int64_t[::1] n, int64_t[::1] deaths,
+         int64_t[:, ::1] cost_sums, int64_t[:, ::1] los_sums, int64_t[::1] missed, int64_t[::1] excluded,
+         int64_t[::1] bad):
+    """Add one batch's rows into their cells; returns how many rows were written to ``missed``
+    (kept rows whose unit or cell the tables do not hold: nothing of theirs is added).
+
+    Per row: ``grouped[status[i]]``, cost and stay (NaN for null), the vocabulary ids
+    ``hospital_id[hospital[i]]`` (``department_id[department[i]]`` when ``by_department``, else
+    0) and ``drg_id[drg[i]]``, the death flag ``dead_of[discharge[i]]``. ``units``: the unit of
+    (hospital, department) at ``h * unit_b + d`` for h < unit_a, d < unit_b, -1 unknown;
+    ``cells`` the same of (unit, DRG). ``excluded`` (3) counts the rows left out by their first
+    reason: not grouped, null cost, null or negative stay. ``bad`` (2): the first row whose cost,
+    and whose stay, cannot be summed exactly (-1 none; its other parts are added)."""
+    cdef Py_ssize_t i, rows = status.shape[0], m = 0
+    cdef int64_t h, d, g, u, c
+    cdef double x, t
+    cdef int64_t b[2]
+    b[0] = bad[0]
+    b[1] = bad[1]
+    with nogil:
+        for i in range(rows):
+            if not grouped[status[i]]:
+                excluded[0] += 1
+                continue
+            x = cost[i]
+            if x != x:
+                excluded[1] += 1
+                continue
+            t = los[i]
+            if not (t >= 0):
+                excluded[2] += 1
+                continue
+            h = hospital_id[hospital[i]]
+            d = department_id[department[i]] if by_department else 0
+            g = drg_id[drg[i]]
+            u = units[h * unit_b + d] if h < unit_a and d < unit_b else -1
+            c = cells[u * cell_b + g] if 0 <= u < cell_a and g < cell_b else -1
+            if c < 0:
+                missed[m] = i
+                m += 1
+                continue
+            _case(i, c, cost, los, dead_of, discharge, n, deaths, cost_sums, los_sums, b)
+    bad[0] = b[0]
+    bad[1] = b[1]
+    return m
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def add_rows(const int64_t[::1] rows, const int64_t[::1] cell, const double[::1] cost, const double[::1] los,
+             const uint8_t[::1] dead_of, const int32_t[::1] discharge, int64_t[::1] n, int64_t[::1] deaths,
+             int64_t[:, ::1] cost_sums, int64_t[:, ::1] los_sums, int64_t[::1] bad):
+    """Add rows ``rows`` (kept, e.g. ``scan``'s missed rows) into the cells ``cell`` (one a row);
+    ``bad`` as for ``scan``."""
+    cdef Py_ssize_t k
+    cdef int64_t b[2]
+    b[0] = bad[0]
+    b[1] = bad[1]
+    with nogil:
+        for k in range(rows.shape[0]):
+            _case(rows[k], cell[k], cost, los, dead_of, discharge, n, deaths, cost_sums, los_sums, b)
+    bad[0] = b[0]
+    bad[1] = b[1]
