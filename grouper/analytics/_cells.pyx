@@ -21,13 +21,17 @@ cdef double BIG = 18446744073709551616.0  # 2^64: limbs hold |x| below this
 cdef int LIMBS = 5
 cdef uint64_t MASK = (<uint64_t>1 << 32) - 1  # a limb: 32 bits
 cdef int LOW = -96  # the lowest limb's lowest bit: 2^LOW (ExactSum.LOW)
+cdef enum:
+    BLOCK = 64  # rows whose cells are looked up (and their lines prefetched) before they are added
+
+cdef extern from *:
+    void __builtin_prefetch(const void* p, int rw, int locality) noexcept nogil
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef inline bint _add(int64_t[:, ::1] s, Py_ssize_t cell, double x) noexcept nogil:
-    """Add x exactly into column ``cell`` of the sums ``s`` (exact.ROWS, m); False (nothing
-    added) for a value the limbs cannot hold: not finite, or |x| >= 2^64."""
+cdef inline bint _add(int64_t* hab, int64_t* limbs, double x) noexcept nogil:
+    """Add x exactly: into H, A, B (``hab[0:3]``) or the limbs (``limbs[0:5]``); False (nothing
+    added) for a value the limbs cannot hold: not finite, or |x| >= 2^64. Pointers, not
+    memoryviews: a memoryview passed per call is reference-counted, atomically, per call."""
     cdef double f, ax, m
     cdef int64_t h, hi, mant, t
     cdef int e, j
@@ -38,9 +42,9 @@ cdef inline bint _add(int64_t[:, ::1] s, Py_ssize_t cell, double x) noexcept nog
         h = <int64_t>x
         f = (x - <double>h) * HALF
         hi = <int64_t>f
-        s[0, cell] += h
-        s[1, cell] += hi
-        s[2, cell] += <int64_t>((f - <double>hi) * HALF)
+        hab[0] += h
+        hab[1] += hi
+        hab[2] += <int64_t>((f - <double>hi) * HALF)
         return True
     ax = fabs(x)
     if not (ax < BIG):
@@ -54,24 +58,27 @@ cdef inline bint _add(int64_t[:, ::1] s, Py_ssize_t cell, double x) noexcept nog
         else:
             u = (<uint64_t>mant) >> (-t if -t < 63 else 63)
         if x < 0:
-            s[3 + j, cell] -= <int64_t>(u & MASK)
+            limbs[j] -= <int64_t>(u & MASK)
         else:
-            s[3 + j, cell] += <int64_t>(u & MASK)
+            limbs[j] += <int64_t>(u & MASK)
     return True
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef inline void _case(Py_ssize_t i, Py_ssize_t cell, const double[::1] cost, const double[::1] los,
-                       const uint8_t[::1] dead_of, const int32_t[::1] discharge, int64_t[::1] n,
-                       int64_t[::1] deaths, int64_t[:, ::1] cost_sums, int64_t[:, ::1] los_sums,
+cdef inline void _case(int64_t* hot, int64_t* limbs, Py_ssize_t i, double cost, double los, uint8_t dead,
                        int64_t* bad) noexcept nogil:
-    n[cell] += 1
-    deaths[cell] += dead_of[discharge[i]]
-    if not _add(cost_sums, cell, cost[i]) and bad[0] < 0:
+    """One kept row into its cell: ``hot`` its 8 counts and sums, ``limbs`` its 10 limbs."""
+    hot[0] += 1
+    hot[1] += dead
+    if not _add(hot + 2, limbs, cost) and bad[0] < 0:
         bad[0] = i
-    if not _add(los_sums, cell, los[i]) and bad[1] < 0:
+    if not _add(hot + 5, limbs + LIMBS, los) and bad[1] < 0:
         bad[1] = i
+
+
+cdef int _check(int64_t[:, ::1] hot, int64_t[:, ::1] limbs) except -1:
+    if hot.shape[1] != 8 or limbs.shape[1] != 2 * LIMBS or hot.shape[0] > limbs.shape[0]:
+        raise ValueError("cells must be (m, 8) and (m, 10) int64")
+    return 0
 
 
 @cython.boundscheck(False)
@@ -81,48 +88,66 @@ def scan(const uint8_t[::1] grouped, const int32_t[::1] status, const double[::1
          const int64_t[::1] department_id, const int32_t[::1] department, bint by_department,
          const int64_t[::1] drg_id, const int32_t[::1] drg, const uint8_t[::1] dead_of,
          const int32_t[::1] discharge, const int32_t[::1] units, int64_t unit_a, int64_t unit_b,
-         const int32_t[::1] cells, int64_t cell_a, int64_t cell_b, int64_t[::1] n, int64_t[::1] deaths,
-         int64_t[:, ::1] cost_sums, int64_t[:, ::1] los_sums, int64_t[::1] missed, int64_t[::1] excluded,
-         int64_t[::1] bad):
+         const int32_t[::1] cells, int64_t cell_a, int64_t cell_b, int64_t[:, ::1] hot, int64_t[:, ::1] limbs,
+         int64_t[::1] missed, int64_t[::1] excluded, int64_t[::1] bad):
     """Add one batch's rows into their cells; returns how many rows were written to ``missed``
     (kept rows whose unit or cell the tables do not hold: nothing of theirs is added).
 
     Per row: ``grouped[status[i]]``, cost and stay (NaN for null), the vocabulary ids
     ``hospital_id[hospital[i]]`` (``department_id[department[i]]`` when ``by_department``, else
-    0) and ``drg_id[drg[i]]``, the death flag ``dead_of[discharge[i]]``. ``units``: the unit of
+    0) and ``drg_id[drg[i]]``, the death flag ``dead_of[discharge[i]]`` (``dead_of[i]`` when
+    ``discharge`` is empty). ``units``: the unit of
     (hospital, department) at ``h * unit_b + d`` for h < unit_a, d < unit_b, -1 unknown;
     ``cells`` the same of (unit, DRG). ``excluded`` (3) counts the rows left out by their first
-    reason: not grouped, null cost, null or negative stay. ``bad`` (2): the first row whose cost,
+    reason: not grouped, null cost, null or negative stay. The cells: ``hot`` (m, 8) cases,
+    deaths, cost H A B, stay H A B (one cache line a cell: the rows hit cells at random);
+    ``limbs`` (m, 10) the cost's and the stay's limbs. ``bad`` (2): the first row whose cost,
     and whose stay, cannot be summed exactly (-1 none; its other parts are added)."""
-    cdef Py_ssize_t i, rows = status.shape[0], m = 0
+    cdef Py_ssize_t i, start, end, rows = status.shape[0], m = 0
     cdef int64_t h, d, g, u, c
+    cdef int64_t cell[BLOCK]
     cdef double x, t
     cdef int64_t b[2]
+    cdef bint by_position = discharge.shape[0] > 0
+    _check(hot, limbs)
+    cdef int64_t* hp = &hot[0, 0]
+    cdef int64_t* lp = &limbs[0, 0]
     b[0] = bad[0]
     b[1] = bad[1]
     with nogil:
-        for i in range(rows):
-            if not grouped[status[i]]:
-                excluded[0] += 1
-                continue
-            x = cost[i]
-            if x != x:
-                excluded[1] += 1
-                continue
-            t = los[i]
-            if not (t >= 0):
-                excluded[2] += 1
-                continue
-            h = hospital_id[hospital[i]]
-            d = department_id[department[i]] if by_department else 0
-            g = drg_id[drg[i]]
-            u = units[h * unit_b + d] if h < unit_a and d < unit_b else -1
-            c = cells[u * cell_b + g] if 0 <= u < cell_a and g < cell_b else -1
-            if c < 0:
-                missed[m] = i
-                m += 1
-                continue
-            _case(i, c, cost, los, dead_of, discharge, n, deaths, cost_sums, los_sums, b)
+        start = 0
+        while start < rows:
+            end = start + BLOCK if start + BLOCK < rows else rows
+            for i in range(start, end):  # the cells of a block of rows, each prefetched
+                cell[i - start] = -1
+                if not grouped[status[i]]:
+                    excluded[0] += 1
+                    continue
+                x = cost[i]
+                if x != x:
+                    excluded[1] += 1
+                    continue
+                t = los[i]
+                if not (t >= 0):
+                    excluded[2] += 1
+                    continue
+                h = hospital_id[hospital[i]]
+                d = department_id[department[i]] if by_department else 0
+                g = drg_id[drg[i]]
+                u = units[h * unit_b + d] if h < unit_a and d < unit_b else -1
+                c = cells[u * cell_b + g] if 0 <= u < cell_a and g < cell_b else -1
+                if c < 0:
+                    missed[m] = i
+                    m += 1
+                    continue
+                cell[i - start] = c
+                __builtin_prefetch(hp + 8 * c, 1, 1)
+            for i in range(start, end):  # then added, the cache lines on their way
+                c = cell[i - start]
+                if c >= 0:
+                    _case(hp + 8 * c, lp + 2 * LIMBS * c, i, cost[i], los[i],
+                          dead_of[discharge[i]] if by_position else dead_of[i], b)
+            start = end
     bad[0] = b[0]
     bad[1] = b[1]
     return m
@@ -131,16 +156,24 @@ def scan(const uint8_t[::1] grouped, const int32_t[::1] status, const double[::1
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def add_rows(const int64_t[::1] rows, const int64_t[::1] cell, const double[::1] cost, const double[::1] los,
-             const uint8_t[::1] dead_of, const int32_t[::1] discharge, int64_t[::1] n, int64_t[::1] deaths,
-             int64_t[:, ::1] cost_sums, int64_t[:, ::1] los_sums, int64_t[::1] bad):
+             const uint8_t[::1] dead_of, const int32_t[::1] discharge, int64_t[:, ::1] hot, int64_t[:, ::1] limbs,
+             int64_t[::1] bad):
     """Add rows ``rows`` (kept, e.g. ``scan``'s missed rows) into the cells ``cell`` (one a row);
     ``bad`` as for ``scan``."""
-    cdef Py_ssize_t k
+    cdef Py_ssize_t k, i
+    cdef int64_t c
     cdef int64_t b[2]
+    cdef bint by_position = discharge.shape[0] > 0
+    _check(hot, limbs)
+    cdef int64_t* hp = &hot[0, 0]
+    cdef int64_t* lp = &limbs[0, 0]
     b[0] = bad[0]
     b[1] = bad[1]
     with nogil:
         for k in range(rows.shape[0]):
-            _case(rows[k], cell[k], cost, los, dead_of, discharge, n, deaths, cost_sums, los_sums, b)
+            i = rows[k]
+            c = cell[k]
+            _case(hp + 8 * c, lp + 2 * LIMBS * c, i, cost[i], los[i],
+                  dead_of[discharge[i]] if by_position else dead_of[i], b)
     bad[0] = b[0]
     bad[1] = b[1]

@@ -37,6 +37,18 @@ __all__ = ["EXCLUSION_REASONS", "TIERS", "IndexCells", "hospital_indices", "risk
 
 TIERS = ("low", "mid-low", "mid-high", "high")
 _NONE64, _NONE32 = np.zeros(0, np.int64), np.zeros(0, np.int32)  # no department column
+_HOT, _LIMBS = 8, 2 * ExactSum.LIMBS  # int64 per cell: cases, deaths, 2 x H A B (one cache line); the limbs
+
+
+def _cell_rows(cap: int, width: int, old: np.ndarray | None = None) -> np.ndarray:
+    """Zeroed (cap, width) int64 cell rows starting on a 64-byte boundary (a hot row is one cache
+    line), ``old``'s rows copied in."""
+    buf = np.zeros(cap * width + 8, np.int64)
+    start = (-buf.ctypes.data % 64) // 8
+    rows = buf[start:start + cap * width].reshape(cap, width)
+    if old is not None:
+        rows[:len(old)] = old
+    return rows
 EXCLUSION_REASONS = ("not_grouped", "null_cost", "null_or_negative_los", "no_weight")
 
 
@@ -155,10 +167,8 @@ class IndexCells:
         self._unit_of = PairIds()  # (hospital id, department id) -> unit id
         self._cell_of = PairIds()  # (unit id, DRG id) -> cell id, in order of first appearance
         self._keys = np.zeros(0, np.int64)  # per cell: unit id << 24 | DRG id
-        self._n = np.zeros(0, np.int64)  # per cell: cases, deaths; exact sums of cost and stay
-        self._dead = np.zeros(0, np.int64)
-        self._cost = np.zeros((exact.ROWS, 0), np.int64)
-        self._los = np.zeros((exact.ROWS, 0), np.int64)
+        self._hot = _cell_rows(0, _HOT)  # per cell: cases, deaths, H A B of cost, of stay (exact.add_at)
+        self._limbs = _cell_rows(0, _LIMBS)  # per cell: the limbs of cost, of stay
         self._cells = 0
         self._rows = 0
 
@@ -188,22 +198,20 @@ class IndexCells:
         drg, drg_id = self._codes(b.column(k["drg"]), self.drgs)
         if len(self.drgs) >= 1 << 24:
             raise ValueError("more than 16 million distinct DRG codes")
-        discharge, values = dictionary_codes(b.column(k["discharge"]))
-        dead_of = np.array([v in self.death_codes for v in values] or [0], np.uint8)
+        discharge, dead_of = self._dead_of(b.column(k["discharge"]))
         excluded, bad = np.zeros(3, np.int64), np.full(2, -1, np.int64)
         missed = np.empty(b.num_rows, np.int64)
-        sums = (c, t, dead_of, discharge, self._n, self._dead, self._cost, self._los)
         m = _cells.scan(grouped, status, c, t, hosp_id, hosp, *((dept_id, dept, True) if dept is not None else
                                                                (_NONE64, _NONE32, False)),
                         drg_id, drg, dead_of, discharge, *self._unit_of.direct(), *self._cell_of.direct(),
-                        *sums[4:], missed, excluded, bad)
+                        self._hot, self._limbs, missed, excluded, bad)
         if m:  # kept rows of units or cells not in the tables yet
             rows = missed[:m]
             h = hosp_id[hosp[rows]]
             unit = self._unit_of.ids(h, dept_id[dept[rows]] if dept is not None else np.zeros_like(h),
                                      self._new_units)
             cell = self._cell_ids(unit, drg_id[drg[rows]])
-            _cells.add_rows(rows, cell, *sums[:4], self._n, self._dead, self._cost, self._los, bad)
+            _cells.add_rows(rows, cell, c, t, dead_of, discharge, self._hot, self._limbs, bad)
         for reason, v in zip(EXCLUSION_REASONS, excluded.tolist()):
             self.excluded[reason] += v
         self._rows += b.num_rows - int(excluded.sum())
@@ -221,6 +229,14 @@ class IndexCells:
         indices, values = dictionary_codes(col)
         return indices, vocabulary_table(values, vocab)
 
+    def _dead_of(self, col) -> tuple[np.ndarray, np.ndarray]:
+        """(dictionary positions, a death flag per position) of a dictionary column; (empty, a
+        flag per row) of another (one set lookup a row, cheaper than encoding it)."""
+        if pa.types.is_dictionary(col.type):
+            positions, values = dictionary_codes(col)
+            return positions, np.array([v in self.death_codes for v in values] or [0], np.uint8)
+        return _NONE32, _deaths(col, self.death_codes).view(np.uint8)
+
     def _new_units(self, h: np.ndarray, d: np.ndarray) -> np.ndarray:
         """Unit ids of new (hospital id, department id) pairs, once per pair."""
         names_h = {v: key for key, v in self._hospitals.items()}
@@ -236,10 +252,7 @@ class IndexCells:
             if self._cells > len(self._keys):  # grow by doubling: amortised O(1) a cell
                 cap = max(2 * len(self._keys), self._cells, 1 << 16)
                 self._keys = np.resize(self._keys, cap)
-                self._n, self._dead = (np.concatenate([a, np.zeros(cap - len(a), np.int64)])
-                                       for a in (self._n, self._dead))
-                self._cost, self._los = (np.concatenate([a, np.zeros((exact.ROWS, cap - a.shape[1]), np.int64)], axis=1)
-                                         for a in (self._cost, self._los))
+                self._hot, self._limbs = (_cell_rows(cap, a.shape[1], a) for a in (self._hot, self._limbs))
             self._keys[ids] = (u << 24) | g
             return ids
 
@@ -250,13 +263,14 @@ class IndexCells:
         tables: they are rebuilt from the cells when unpickled."""
         state = dict(self.__dict__)
         m = self._cells
-        state.update(_keys=self._keys[:m].copy(), _n=self._n[:m].copy(), _dead=self._dead[:m].copy(),
-                     _cost=self._cost[:, :m].copy(), _los=self._los[:, :m].copy(), _unit_of=None, _cell_of=None)
+        state.update(_keys=self._keys[:m].copy(), _hot=self._hot[:m].copy(), _limbs=self._limbs[:m].copy(),
+                     _unit_of=None, _cell_of=None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         m = self._cells
+        self._hot, self._limbs = (_cell_rows(m, a.shape[1], a) for a in (self._hot, self._limbs))
         self._cell_of = PairIds.of(self._keys[:m] >> 24, self._keys[:m] & ((1 << 24) - 1), np.arange(m))
         known = [(self._hospitals[h], self._departments[d] if self.columns["department"] else 0, u)
                  for (h, d), u in self.units.items()
@@ -267,24 +281,25 @@ class IndexCells:
         """The cells: keys (unit id << 24 | DRG id), cases, deaths, exact cost and stay sums; in
         order of first appearance, so only integer sums and an order-free final step use it."""
         m = self._cells
-        return self._keys[:m], self._n[:m], self._dead[:m], self._cost[:, :m], self._los[:, :m]
+        hot, limbs = self._hot[:m], self._limbs[:m]
+        return (self._keys[:m], hot[:, 0], hot[:, 1], np.concatenate([hot[:, 2:5], limbs[:, :5]], axis=1).T,
+                np.concatenate([hot[:, 5:8], limbs[:, 5:]], axis=1).T)
 
     def merge(self, other: "IndexCells") -> "IndexCells":
         """Add another set of cells (e.g. from another dataset fragment); exact."""
         if other.columns["department"] != self.columns["department"] and (other.columns["department"] is None
                                                                              or self.columns["department"] is None):
             raise ValueError("cannot merge cells with and without departments")
-        key, n, deaths, cl, tl = other._reduced()
+        m = other._cells
+        key, hot, limbs = other._keys[:m], other._hot[:m], other._limbs[:m]
         unit_map = np.array([self.units.setdefault(u, len(self.units)) for u in
                              sorted(other.units, key=other.units.get)] or [0], np.int64)
         drg_map = np.array([self.drgs.setdefault(d, len(self.drgs)) for d in
                             sorted(other.drgs, key=other.drgs.get)] or [0], np.int64)
         if len(key):
             cell = self._cell_ids(unit_map[key >> 24], drg_map[key & ((1 << 24) - 1)])
-            np.add.at(self._n, cell, n)
-            np.add.at(self._dead, cell, deaths)
-            exact.add_by_key(self._cost, cell, cl)
-            exact.add_by_key(self._los, cell, tl)
+            np.add.at(self._hot, cell, hot)
+            np.add.at(self._limbs, cell, limbs)
         for reason, v in other.excluded.items():
             self.excluded[reason] = self.excluded.get(reason, 0) + v
         self._rows += other._rows
