@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from grouper._util.lazy import pc
 
-__all__ = ["PairIds", "as_floats", "dictionary_codes", "equals_mask", "sort_key", "vocabulary_ids", "vocabulary_table",
+__all__ = ["PairIds", "as_floats", "dictionary_codes", "dictionary_lookup", "equals_mask", "sort_key", "vocabulary_ids", "vocabulary_table",
            "year_weights"]
 
 
@@ -35,14 +35,26 @@ def dictionary_codes(col: pa.Array) -> tuple[np.ndarray, list]:
     """(each row's position in the list of distinct values, as int32; that list, as text with
     None for a null): a column's dictionary (made when it has none), so that a per-value
     lookup table indexed by the positions replaces a per-row comparison or hash."""
+    return dictionary_lookup(col, list, {}, None)
+
+
+def dictionary_lookup(col: pa.Array, per_value, memo: dict, key) -> tuple[np.ndarray, object]:
+    """(each row's dictionary position as int32, ``per_value(values)``: a table with an entry per
+    distinct value as text, None for a null), the table kept in ``memo[key]`` and reused while
+    the batches share a dictionary (a Parquet row group's batches carry the same one)."""
     if not pa.types.is_dictionary(col.type):
         col = pc.dictionary_encode(col, null_encoding="encode")
-    values = col.dictionary.cast(pa.string()).to_pylist()
-    indices = col.indices
-    if indices.null_count:
-        indices = indices.fill_null(len(values))
-        values.append(None)
-    return indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False), values
+    indices, dictionary = col.indices, col.dictionary
+    nulls = indices.null_count > 0
+    last = memo.get(key)
+    if last is not None and last[1] == nulls and (last[0] is dictionary or last[0].equals(dictionary)):
+        table = last[2]
+    else:
+        table = per_value(dictionary.cast(pa.string()).to_pylist() + ([None] if nulls else []))
+        memo[key] = (dictionary, nulls, table)
+    if nulls:
+        indices = indices.fill_null(len(dictionary))
+    return indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False), table
 
 
 def vocabulary_ids(col: pa.Array, vocab: dict) -> np.ndarray:

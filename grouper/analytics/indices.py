@@ -23,6 +23,7 @@ per distinct DRG, for the weights).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -31,7 +32,7 @@ from grouper._util.lazy import pc
 from grouper._util.money import ExactSum
 from grouper.io import DEFAULT_BATCH
 from grouper.analytics import _cells, exact
-from grouper.analytics.columns import PairIds, as_floats, dictionary_codes, equals_mask, vocabulary_table
+from grouper.analytics.columns import PairIds, as_floats, dictionary_lookup, equals_mask, vocabulary_table
 
 __all__ = ["EXCLUSION_REASONS", "TIERS", "IndexCells", "hospital_indices", "risk_tiers"]
 
@@ -171,6 +172,7 @@ class IndexCells:
         self._limbs = _cell_rows(0, _LIMBS)  # per cell: the limbs of cost, of stay
         self._cells = 0
         self._rows = 0
+        self._tables: dict = {}  # per column: the last batch's dictionary and its lookup table
 
     def add(self, data: pa.Table | pa.RecordBatch) -> "IndexCells":
         """Add the rows of a table or batch of grouped cases."""
@@ -191,11 +193,12 @@ class IndexCells:
         k = self.columns
         self._need(b.schema.names)
         c, t = as_floats(b.column(k["cost"])), as_floats(b.column(k["los"]))
-        status, values = dictionary_codes(b.column(k["status"]))
-        grouped = np.array([v == "grouped" for v in values] or [0], np.uint8)
-        hosp, hosp_id = self._codes(b.column(k["hospital"]), self._hospitals)
-        dept, dept_id = self._codes(b.column(k["department"]), self._departments) if k["department"] else (None, None)
-        drg, drg_id = self._codes(b.column(k["drg"]), self.drgs)
+        status, grouped = self._lookup(b, "status", lambda values: np.array([v == "grouped" for v in values] or [0],
+                                                                           np.uint8))
+        hosp, hosp_id = self._lookup(b, "hospital", partial(vocabulary_table, vocab=self._hospitals))
+        dept, dept_id = (self._lookup(b, "department", partial(vocabulary_table, vocab=self._departments))
+                         if k["department"] else (None, None))
+        drg, drg_id = self._lookup(b, "drg", partial(vocabulary_table, vocab=self.drgs))
         if len(self.drgs) >= 1 << 24:
             raise ValueError("more than 16 million distinct DRG codes")
         discharge, dead_of = self._dead_of(b.column(k["discharge"]))
@@ -222,19 +225,18 @@ class IndexCells:
                 except ValueError as exc:
                     raise ValueError(f"column {name!r}: {exc}") from None
 
-    @staticmethod
-    def _codes(col: pa.Array, vocab: dict) -> tuple[np.ndarray, np.ndarray]:
-        """(each row's dictionary position, the vocabulary id of each position): the whole
-        column's values are looked up (a value seen only in left-out rows gets an id no cell uses)."""
-        indices, values = dictionary_codes(col)
-        return indices, vocabulary_table(values, vocab)
+    def _lookup(self, b: pa.RecordBatch, column: str, per_value) -> tuple[np.ndarray, np.ndarray]:
+        """(each row's dictionary position, ``per_value`` of the positions' values: a vocabulary
+        id, or a flag), kept while the batches share a dictionary. A text column's values are
+        all looked up (a value seen only in left-out rows gets an id that no cell uses)."""
+        return dictionary_lookup(b.column(self.columns[column]), per_value, self._tables, column)
 
     def _dead_of(self, col) -> tuple[np.ndarray, np.ndarray]:
         """(dictionary positions, a death flag per position) of a dictionary column; (empty, a
         flag per row) of another (one set lookup a row, cheaper than encoding it)."""
         if pa.types.is_dictionary(col.type):
-            positions, values = dictionary_codes(col)
-            return positions, np.array([v in self.death_codes for v in values] or [0], np.uint8)
+            return dictionary_lookup(col, lambda values: np.array([v in self.death_codes for v in values] or [0],
+                                                                  np.uint8), self._tables, "discharge")
         return _NONE32, _deaths(col, self.death_codes).view(np.uint8)
 
     def _new_units(self, h: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -264,7 +266,7 @@ class IndexCells:
         state = dict(self.__dict__)
         m = self._cells
         state.update(_keys=self._keys[:m].copy(), _hot=self._hot[:m].copy(), _limbs=self._limbs[:m].copy(),
-                     _unit_of=None, _cell_of=None)
+                     _unit_of=None, _cell_of=None, _tables={})
         return state
 
     def __setstate__(self, state: dict) -> None:
