@@ -14,10 +14,10 @@ the means of g over every hospital in the data (the peer / regional means):
 
 Which cases count: only status ``grouped``, with a cost, a length of stay >= 0 and a DRG that has a
 weight. Other rows are left out and counted by reason, each under the first reason that applies,
-in the order of ``EXCLUSION_REASONS``. Hospitals, departments and DRGs become integer codes, each
-row finds its (unit, DRG) cell in a table kept across batches (no sort per batch), and costs,
-stays and counts are added into the cells as integers (``exact``): no Python loop per case (one
-per distinct DRG, for the weights).
+in the order of ``EXCLUSION_REASONS``. Hospitals, departments and DRGs become integer codes (one
+lookup per distinct value), and one compiled pass over each batch (``_cells``) finds each row's
+(unit, DRG) cell in tables kept across batches and adds its case, death, cost and stay into the
+cell as integers (``exact``'s parts): no Python and no sort per case.
 """
 
 from __future__ import annotations
@@ -316,14 +316,16 @@ class IndexCells:
 
     def indices(self, weights: Mapping[str, float], tiers: pa.Table | None = None) -> tuple[pa.Table, dict[str, int]]:
         """The indices of every unit (see ``hospital_indices``) and the exclusions by reason."""
-        key, n, deaths, cl, tl = self._reduced()
+        m = self._cells
+        key, hot, limbs = self._keys[:m], self._hot[:m], self._limbs[:m]
         drg_names = sorted(self.drgs, key=self.drgs.get)
         w_by_id = np.array([np.nan if weights.get(d) is None else float(weights.get(d)) for d in drg_names] or [np.nan])
         g_id = key & ((1 << 24) - 1)
         has_w = ~np.isnan(w_by_id[g_id]) if len(key) else np.zeros(0, bool)
         excluded = dict(self.excluded)
-        excluded["no_weight"] = int(n[~has_w].sum())
-        key, n, deaths, cl, tl, g_id = key[has_w], n[has_w], deaths[has_w], cl[:, has_w], tl[:, has_w], g_id[has_w]
+        excluded["no_weight"] = int(hot[~has_w, 0].sum())
+        kept = np.flatnonzero(has_w)
+        key, g_id = key[kept], g_id[kept]
 
         # units in sorted order (hospital, then department; missing last), DRGs in sorted code order
         unit_names = sorted(self.units, key=self.units.get)
@@ -340,10 +342,14 @@ class IndexCells:
         grank = np.zeros(max(len(drg_names), 1), np.int64)
         grank[by_code] = np.arange(len(by_code))
         g = grank[g_id] if len(key) else np.zeros(0, np.int64)
-        # one canonical order of the cells (unit, DRG): every float sum below runs in it
-        order = np.lexsort((g, u))
-        u, g, n, deaths, cl, tl = u[order], g[order], n[order], deaths[order], cl[:, order], tl[:, order]
         n_units, n_drgs = len(sorted_units), len(drg_sorted)
+        # one canonical order of the cells (unit, DRG; one key each): every float sum below runs in it
+        order = np.argsort(u * n_drgs + g)
+        u, g, kept = u[order], g[order], kept[order]
+        hot, limbs = np.take(hot, kept, axis=0), np.take(limbs, kept, axis=0)  # whole rows, then column views
+        n, deaths = hot[:, 0], hot[:, 1]
+        cl = np.concatenate([hot[:, 2:5], limbs[:, :5]], axis=1).T
+        tl = np.concatenate([hot[:, 5:8], limbs[:, 5:]], axis=1).T
         cost_cell, los_cell = exact.to_float(cl), exact.to_float(tl)
         drg_cases = np.bincount(g, n, n_drgs).astype(np.int64)
         drg_cost = _exact_by(g, cl, n_drgs)
