@@ -102,8 +102,9 @@ def scan(const uint8_t[::1] grouped, const int32_t[::1] status, const double[::1
     reason: not grouped, null cost, null or negative stay. The cells: ``hot`` (m, 8) cases,
     deaths, cost H A B, stay H A B (one cache line a cell: the rows hit cells at random);
     ``limbs`` (m, 10) the cost's and the stay's limbs. ``bad`` (2): the first row whose cost,
-    and whose stay, cannot be summed exactly (-1 none; its other parts are added)."""
-    cdef Py_ssize_t i, start, end, rows = status.shape[0], m = 0
+    and whose stay, cannot be summed exactly (-1 none; its other parts are added). A position
+    outside its table (a corrupt dictionary column) raises ValueError, never reads beyond it."""
+    cdef Py_ssize_t i, start, end, rows = status.shape[0], m = 0, corrupt = -1
     cdef int64_t h, d, g, u, c
     cdef int64_t cell[BLOCK]
     cdef double x, t
@@ -120,6 +121,9 @@ def scan(const uint8_t[::1] grouped, const int32_t[::1] status, const double[::1
             end = start + BLOCK if start + BLOCK < rows else rows
             for i in range(start, end):  # the cells of a block of rows, each prefetched
                 cell[i - start] = -1
+                if not (<size_t>status[i] < <size_t>grouped.shape[0]):
+                    corrupt = i
+                    break
                 if not grouped[status[i]]:
                     excluded[0] += 1
                     continue
@@ -131,6 +135,11 @@ def scan(const uint8_t[::1] grouped, const int32_t[::1] status, const double[::1
                 if not (t >= 0):
                     excluded[2] += 1
                     continue
+                if not (<size_t>hospital[i] < <size_t>hospital_id.shape[0] and <size_t>drg[i] < <size_t>drg_id.shape[0]
+                        and (not by_department or <size_t>department[i] < <size_t>department_id.shape[0])
+                        and <size_t>(discharge[i] if by_position else i) < <size_t>dead_of.shape[0]):
+                    corrupt = i
+                    break
                 h = hospital_id[hospital[i]]
                 d = department_id[department[i]] if by_department else 0
                 g = drg_id[drg[i]]
@@ -142,12 +151,16 @@ def scan(const uint8_t[::1] grouped, const int32_t[::1] status, const double[::1
                     continue
                 cell[i - start] = c
                 __builtin_prefetch(hp + 8 * c, 1, 1)
+            if corrupt >= 0:
+                break
             for i in range(start, end):  # then added, the cache lines on their way
                 c = cell[i - start]
                 if c >= 0:
                     _case(hp + 8 * c, lp + 2 * LIMBS * c, i, cost[i], los[i],
                           dead_of[discharge[i]] if by_position else dead_of[i], b)
             start = end
+    if corrupt >= 0:
+        raise ValueError(f"row {corrupt}: a dictionary index outside its dictionary (a corrupt column)")
     bad[0] = b[0]
     bad[1] = b[1]
     return m

@@ -162,6 +162,19 @@ def test_cells_equal_a_plain_computation_of_them(rs, cuts, by_dept, encoded):
     assert cells._rows == sum(n)
 
 
+def test_a_position_outside_its_table_is_an_error_not_a_read_beyond_it():
+    one = np.zeros(1, np.int64)
+    flags = np.ones(1, np.uint8)
+    for bad in range(5):  # status, hospital, department, DRG, discharge
+        pos = [np.zeros(3, np.int32) for _ in range(5)]
+        pos[bad][1] = 1 if bad != 1 else -1
+        with pytest.raises(ValueError, match="row 1: a dictionary index outside"):
+            _cells.scan(flags, pos[0], np.ones(3), np.ones(3), one, pos[1], one, pos[2], True, one, pos[3], flags,
+                        pos[4], np.zeros(1, np.int32), 1, 1, np.zeros(1, np.int32), 1, 1,
+                        np.zeros((1, 8), np.int64), np.zeros((1, 10), np.int64), np.empty(3, np.int64),
+                        np.zeros(3, np.int64), np.full(2, -1, np.int64))
+
+
 def test_limbs_are_those_of_exact_sum():
     """The kernel's five limbs are ``ExactSum.limbs``, bit for bit."""
     x = np.array([0.5, -3.25, 2.0 ** 40 + 0.5, -(2.0 ** 63), 1e-12, 5e-324, 2.0 ** 31])
