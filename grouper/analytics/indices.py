@@ -37,6 +37,7 @@ from grouper.analytics.columns import PairIds, as_floats, dictionary_lookup, equ
 __all__ = ["EXCLUSION_REASONS", "TIERS", "IndexCells", "hospital_indices", "risk_tiers"]
 
 TIERS = ("low", "mid-low", "mid-high", "high")
+EXCLUSION_REASONS = ("not_grouped", "null_cost", "null_or_negative_los", "no_weight")
 _NONE64, _NONE32 = np.zeros(0, np.int64), np.zeros(0, np.int32)  # no department column
 _HOT, _LIMBS = 8, 2 * ExactSum.LIMBS  # int64 per cell: cases, deaths, 2 x H A B (one cache line); the limbs
 
@@ -50,7 +51,6 @@ def _cell_rows(cap: int, width: int, old: np.ndarray | None = None) -> np.ndarra
     if old is not None:
         rows[:len(old)] = old
     return rows
-EXCLUSION_REASONS = ("not_grouped", "null_cost", "null_or_negative_los", "no_weight")
 
 
 def _text(col) -> pa.Array:
