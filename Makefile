@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: test demo bench bench-quick clean browser
 
-$(STAMP): pyproject.toml setup.py $(wildcard grouper/engine/*.pyx grouper/engine/*.pxd)
+$(STAMP): pyproject.toml setup.py $(wildcard grouper/*/*.pyx grouper/*/*.pxd)
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

@@ -16,6 +16,7 @@ extensions = [
     Extension("grouper.engine._kernel", ["grouper/engine/_kernel.pyx"], extra_compile_args=opt),
     Extension("grouper.engine._codes", ["grouper/engine/_codes.pyx"], extra_compile_args=opt),
     Extension("grouper.io._gb18030", ["grouper/io/_gb18030.pyx"], extra_compile_args=opt),
+    Extension("grouper.analytics._cells", ["grouper/analytics/_cells.pyx"], extra_compile_args=opt),
 ]
 directives = {"language_level": 3, "boundscheck": DEBUG, "wraparound": DEBUG,
               "initializedcheck": DEBUG, "cdivision": True}

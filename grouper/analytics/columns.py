@@ -12,7 +12,8 @@ import pyarrow as pa
 
 from grouper._util.lazy import pc
 
-__all__ = ["PairIds", "as_floats", "equals_mask", "sort_key", "vocabulary_ids", "year_weights"]
+__all__ = ["PairIds", "as_floats", "dictionary_codes", "dictionary_lookup", "equals_mask", "sort_key", "vocabulary_ids", "vocabulary_table",
+           "year_weights"]
 
 
 def equals_mask(col: pa.Array | pa.ChunkedArray, value: str) -> np.ndarray:
@@ -30,18 +31,42 @@ def as_floats(col) -> np.ndarray:
     return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
 
 
+def dictionary_codes(col: pa.Array) -> tuple[np.ndarray, list]:
+    """(each row's position in the list of distinct values, as int32; that list, as text with
+    None for a null): a column's dictionary (made when it has none), so that a per-value
+    lookup table indexed by the positions replaces a per-row comparison or hash."""
+    return dictionary_lookup(col, list, {}, None)
+
+
+def dictionary_lookup(col: pa.Array, per_value, memo: dict, key) -> tuple[np.ndarray, object]:
+    """(each row's dictionary position as int32, ``per_value(values)``: a table with an entry per
+    distinct value as text, None for a null), the table kept in ``memo[key]`` and reused while
+    the batches share a dictionary (a Parquet row group's batches carry the same one)."""
+    if not pa.types.is_dictionary(col.type):
+        col = pc.dictionary_encode(col, null_encoding="encode")
+    indices, dictionary = col.indices, col.dictionary
+    nulls = indices.null_count > 0
+    last = memo.get(key)
+    if last is not None and last[1] == nulls and (last[0] is dictionary or last[0].equals(dictionary)):
+        table = last[2]
+    else:
+        table = per_value(dictionary.cast(pa.string()).to_pylist() + ([None] if nulls else []))
+        memo[key] = (dictionary, nulls, table)
+    if nulls:
+        indices = indices.fill_null(len(dictionary))
+    return indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False), table
+
+
 def vocabulary_ids(col: pa.Array, vocab: dict) -> np.ndarray:
     """Each row's id in ``vocab`` (text value -> id, grown as new values appear; a null is the
     value None): the column's dictionary is looked up once per distinct value, never per row."""
-    if not pa.types.is_dictionary(col.type):
-        col = pc.dictionary_encode(col, null_encoding="encode")
-    values = col.dictionary.cast(pa.string()).to_pylist()
-    indices = col.indices
-    if indices.null_count:
-        indices = indices.fill_null(len(values))
-        values.append(None)
-    ids = np.array([vocab.setdefault(v, len(vocab)) for v in values] or [0], np.int64)
-    return ids[indices.to_numpy(zero_copy_only=False)]
+    indices, values = dictionary_codes(col)
+    return vocabulary_table(values, vocab)[indices]
+
+
+def vocabulary_table(values: list, vocab: dict) -> np.ndarray:
+    """The ids in ``vocab`` of ``values`` (new ones added), as int64 (at least one entry)."""
+    return np.array([vocab.setdefault(v, len(vocab)) for v in values] or [0], np.int64)
 
 
 def sort_key(rank: np.ndarray, c: np.ndarray, stay: np.ndarray | None, year: np.ndarray | None):
@@ -100,6 +125,9 @@ def year_weights(year: np.ndarray, weights: Mapping[int, float]) -> np.ndarray:
     return np.array([float(weights.get(int(v), 0.0)) for v in years])[inv]
 
 
+_NO_TABLE = np.zeros(0, np.int32)
+
+
 class PairIds:
     """Dense ids of pairs (a, b) of small non-negative integers (vocabulary ids: hospital and
     department, unit and DRG), kept across batches: a direct table of a x b entries while that is small (a gather per row, no hashing
@@ -122,6 +150,13 @@ class PairIds:
             t._known = [(a.astype(np.int64), b.astype(np.int64), ids.astype(np.int64))]
             t._resize(int(a.max()) + 1, int(b.max()) + 1)
         return t
+
+    def direct(self) -> tuple[np.ndarray, int, int]:
+        """(the direct table, a-capacity, b-capacity) for a compiled lookup ``table[a * bcap + b]``
+        (-1: not known), or an empty table with capacity 0 when the pairs are in sorted keys."""
+        if self.table is None:
+            return _NO_TABLE, 0, 0
+        return self.table, self.acap, self.bcap
 
     def ids(self, a: np.ndarray, b: np.ndarray, new) -> np.ndarray:
         if not len(a):

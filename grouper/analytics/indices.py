@@ -14,28 +14,43 @@ the means of g over every hospital in the data (the peer / regional means):
 
 Which cases count: only status ``grouped``, with a cost, a length of stay >= 0 and a DRG that has a
 weight. Other rows are left out and counted by reason, each under the first reason that applies,
-in the order of ``EXCLUSION_REASONS``. Hospitals, departments and DRGs become integer codes, each
-row finds its (unit, DRG) cell in a table kept across batches (no sort per batch), and costs,
-stays and counts are added into the cells as integers (``exact``): no Python loop per case (one
-per distinct DRG, for the weights).
+in the order of ``EXCLUSION_REASONS``. Hospitals, departments and DRGs become integer codes (one
+lookup per distinct value), and one compiled pass over each batch (``_cells``) finds each row's
+(unit, DRG) cell in tables kept across batches and adds its case, death, cost and stay into the
+cell as integers (``exact``'s parts): no Python and no sort per case.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
 
 from grouper._util.lazy import pc
+from grouper._util.money import ExactSum
 from grouper.io import DEFAULT_BATCH
-from grouper.analytics import exact
-from grouper.analytics.columns import PairIds, as_floats, equals_mask, vocabulary_ids
+from grouper.analytics import _cells, exact
+from grouper.analytics.columns import PairIds, as_floats, dictionary_lookup, equals_mask, vocabulary_table
 
 __all__ = ["EXCLUSION_REASONS", "TIERS", "IndexCells", "hospital_indices", "risk_tiers"]
 
 TIERS = ("low", "mid-low", "mid-high", "high")
 EXCLUSION_REASONS = ("not_grouped", "null_cost", "null_or_negative_los", "no_weight")
+_NONE64, _NONE32 = np.zeros(0, np.int64), np.zeros(0, np.int32)  # no department column
+_HOT, _LIMBS = 8, 2 * ExactSum.LIMBS  # int64 per cell: cases, deaths, 2 x H A B (one cache line); the limbs
+
+
+def _cell_rows(cap: int, width: int, old: np.ndarray | None = None) -> np.ndarray:
+    """Zeroed (cap, width) int64 cell rows starting on a 64-byte boundary (a hot row is one cache
+    line), ``old``'s rows copied in."""
+    buf = np.zeros(cap * width + 8, np.int64)
+    start = (-buf.ctypes.data % 64) // 8
+    rows = buf[start:start + cap * width].reshape(cap, width)
+    if old is not None:
+        rows[:len(old)] = old
+    return rows
 
 
 def _text(col) -> pa.Array:
@@ -153,12 +168,11 @@ class IndexCells:
         self._unit_of = PairIds()  # (hospital id, department id) -> unit id
         self._cell_of = PairIds()  # (unit id, DRG id) -> cell id, in order of first appearance
         self._keys = np.zeros(0, np.int64)  # per cell: unit id << 24 | DRG id
-        self._n = np.zeros(0, np.int64)  # per cell: cases, deaths; exact sums of cost and stay
-        self._dead = np.zeros(0, np.int64)
-        self._cost = np.zeros((exact.ROWS, 0), np.int64)
-        self._los = np.zeros((exact.ROWS, 0), np.int64)
+        self._hot = _cell_rows(0, _HOT)  # per cell: cases, deaths, H A B of cost, of stay (exact.add_at)
+        self._limbs = _cell_rows(0, _LIMBS)  # per cell: the limbs of cost, of stay
         self._cells = 0
         self._rows = 0
+        self._tables: dict = {}  # per column: the last batch's dictionary and its lookup table
 
     def add(self, data: pa.Table | pa.RecordBatch) -> "IndexCells":
         """Add the rows of a table or batch of grouped cases."""
@@ -173,50 +187,64 @@ class IndexCells:
         if missing:
             raise ValueError(f"missing column(s) for the indices: {', '.join(missing)}")
 
-    @staticmethod
-    def _ids(col: pa.Array, vocab: dict, rows: np.ndarray) -> np.ndarray:
-        """The kept rows' ids (the whole column is looked up: no copy of the kept rows' text; a
-        value seen only in left-out rows gets an id that no cell uses)."""
-        return vocabulary_ids(col, vocab)[rows]
-
     def _add_batch(self, b: pa.RecordBatch) -> None:
+        """One compiled pass over the batch (``_cells.scan``); the rows of units or cells not yet
+        known come back, their pairs are learnt once (``PairIds``) and they are added then."""
         k = self.columns
         self._need(b.schema.names)
         c, t = as_floats(b.column(k["cost"])), as_floats(b.column(k["los"]))
-        keep = np.ones(b.num_rows, bool)
-        not_grouped = ~equals_mask(b.column(k["status"]), "grouped")
-        for reason, bad in zip(EXCLUSION_REASONS, (not_grouped, np.isnan(c), ~(t >= 0))):
-            self.excluded[reason] += int((keep & bad).sum())  # each row under its first reason
-            keep &= ~bad
-        rows = np.flatnonzero(keep)
-        if not len(rows):
-            return
-        hosp = self._ids(b.column(k["hospital"]), self._hospitals, rows)
-        dept = self._ids(b.column(k["department"]), self._departments, rows) if k["department"] else np.zeros_like(hosp)
-        names_h = names_d = None
-
-        def new_units(h: np.ndarray, d: np.ndarray) -> np.ndarray:  # once per new (hospital, department)
-            nonlocal names_h, names_d
-            if names_h is None:
-                names_h = {v: key for key, v in self._hospitals.items()}
-                names_d = {v: key for key, v in self._departments.items()}
-            return np.array([self.units.setdefault((names_h[a], names_d.get(b)), len(self.units))
-                             for a, b in zip(h.tolist(), d.tolist())], np.int64)
-
-        unit = self._unit_of.ids(hosp, dept, new_units)
-        drg = self._ids(b.column(k["drg"]), self.drgs, rows)
+        status, grouped = self._lookup(b, "status", lambda values: np.array([v == "grouped" for v in values] or [0],
+                                                                           np.uint8))
+        hosp, hosp_id = self._lookup(b, "hospital", partial(vocabulary_table, vocab=self._hospitals))
+        dept, dept_id = (self._lookup(b, "department", partial(vocabulary_table, vocab=self._departments))
+                         if k["department"] else (None, None))
+        drg, drg_id = self._lookup(b, "drg", partial(vocabulary_table, vocab=self.drgs))
         if len(self.drgs) >= 1 << 24:
             raise ValueError("more than 16 million distinct DRG codes")
-        cell = self._cell_ids(unit, drg)
-        dead = _deaths(b.column(k["discharge"]), self.death_codes)[rows]
-        for name, x, into in ((k["cost"], c, self._cost), (k["los"], t, self._los)):
-            try:
-                exact.add_at(into, cell, x[rows])
-            except ValueError as exc:
-                raise ValueError(f"column {name!r}: {exc}") from None
-        np.add.at(self._n, cell, 1)
-        np.add.at(self._dead, cell, dead.astype(np.int64))
-        self._rows += len(rows)
+        discharge, dead_of = self._dead_of(b.column(k["discharge"]))
+        excluded, bad = np.zeros(3, np.int64), np.full(2, -1, np.int64)
+        missed = np.empty(b.num_rows, np.int64)
+        m = _cells.scan(grouped, status, c, t, hosp_id, hosp, *((dept_id, dept, True) if dept is not None else
+                                                               (_NONE64, _NONE32, False)),
+                        drg_id, drg, dead_of, discharge, *self._unit_of.direct(), *self._cell_of.direct(),
+                        self._hot, self._limbs, missed, excluded, bad)
+        if m:  # kept rows of units or cells not in the tables yet
+            rows = missed[:m]
+            h = hosp_id[hosp[rows]]
+            unit = self._unit_of.ids(h, dept_id[dept[rows]] if dept is not None else np.zeros_like(h),
+                                     self._new_units)
+            cell = self._cell_ids(unit, drg_id[drg[rows]])
+            _cells.add_rows(rows, cell, c, t, dead_of, discharge, self._hot, self._limbs, bad)
+        for reason, v in zip(EXCLUSION_REASONS, excluded.tolist()):
+            self.excluded[reason] += v
+        self._rows += b.num_rows - int(excluded.sum())
+        for name, x, row in ((k["cost"], c, bad[0]), (k["los"], t, bad[1])):
+            if row >= 0:
+                try:
+                    ExactSum.limbs(x[row:row + 1])
+                except ValueError as exc:
+                    raise ValueError(f"column {name!r}: {exc}") from None
+
+    def _lookup(self, b: pa.RecordBatch, column: str, per_value) -> tuple[np.ndarray, np.ndarray]:
+        """(each row's dictionary position, ``per_value`` of the positions' values: a vocabulary
+        id, or a flag), kept while the batches share a dictionary. A text column's values are
+        all looked up (a value seen only in left-out rows gets an id that no cell uses)."""
+        return dictionary_lookup(b.column(self.columns[column]), per_value, self._tables, column)
+
+    def _dead_of(self, col) -> tuple[np.ndarray, np.ndarray]:
+        """(dictionary positions, a death flag per position) of a dictionary column; (empty, a
+        flag per row) of another (one set lookup a row, cheaper than encoding it)."""
+        if pa.types.is_dictionary(col.type):
+            return dictionary_lookup(col, lambda values: np.array([v in self.death_codes for v in values] or [0],
+                                                                  np.uint8), self._tables, "discharge")
+        return _NONE32, _deaths(col, self.death_codes).view(np.uint8)
+
+    def _new_units(self, h: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """Unit ids of new (hospital id, department id) pairs, once per pair."""
+        names_h = {v: key for key, v in self._hospitals.items()}
+        names_d = {v: key for key, v in self._departments.items()}
+        return np.array([self.units.setdefault((names_h[a], names_d.get(b)), len(self.units))
+                         for a, b in zip(h.tolist(), d.tolist())], np.int64)
 
     def _cell_ids(self, unit: np.ndarray, drg: np.ndarray) -> np.ndarray:
         """Each row's cell id, new cells added (zero sums) in order of first appearance."""
@@ -226,10 +254,7 @@ class IndexCells:
             if self._cells > len(self._keys):  # grow by doubling: amortised O(1) a cell
                 cap = max(2 * len(self._keys), self._cells, 1 << 16)
                 self._keys = np.resize(self._keys, cap)
-                self._n, self._dead = (np.concatenate([a, np.zeros(cap - len(a), np.int64)])
-                                       for a in (self._n, self._dead))
-                self._cost, self._los = (np.concatenate([a, np.zeros((exact.ROWS, cap - a.shape[1]), np.int64)], axis=1)
-                                         for a in (self._cost, self._los))
+                self._hot, self._limbs = (_cell_rows(cap, a.shape[1], a) for a in (self._hot, self._limbs))
             self._keys[ids] = (u << 24) | g
             return ids
 
@@ -240,13 +265,14 @@ class IndexCells:
         tables: they are rebuilt from the cells when unpickled."""
         state = dict(self.__dict__)
         m = self._cells
-        state.update(_keys=self._keys[:m].copy(), _n=self._n[:m].copy(), _dead=self._dead[:m].copy(),
-                     _cost=self._cost[:, :m].copy(), _los=self._los[:, :m].copy(), _unit_of=None, _cell_of=None)
+        state.update(_keys=self._keys[:m].copy(), _hot=self._hot[:m].copy(), _limbs=self._limbs[:m].copy(),
+                     _unit_of=None, _cell_of=None, _tables={})
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         m = self._cells
+        self._hot, self._limbs = (_cell_rows(m, a.shape[1], a) for a in (self._hot, self._limbs))
         self._cell_of = PairIds.of(self._keys[:m] >> 24, self._keys[:m] & ((1 << 24) - 1), np.arange(m))
         known = [(self._hospitals[h], self._departments[d] if self.columns["department"] else 0, u)
                  for (h, d), u in self.units.items()
@@ -257,24 +283,25 @@ class IndexCells:
         """The cells: keys (unit id << 24 | DRG id), cases, deaths, exact cost and stay sums; in
         order of first appearance, so only integer sums and an order-free final step use it."""
         m = self._cells
-        return self._keys[:m], self._n[:m], self._dead[:m], self._cost[:, :m], self._los[:, :m]
+        hot, limbs = self._hot[:m], self._limbs[:m]
+        return (self._keys[:m], hot[:, 0], hot[:, 1], np.concatenate([hot[:, 2:5], limbs[:, :5]], axis=1).T,
+                np.concatenate([hot[:, 5:8], limbs[:, 5:]], axis=1).T)
 
     def merge(self, other: "IndexCells") -> "IndexCells":
         """Add another set of cells (e.g. from another dataset fragment); exact."""
         if other.columns["department"] != self.columns["department"] and (other.columns["department"] is None
                                                                              or self.columns["department"] is None):
             raise ValueError("cannot merge cells with and without departments")
-        key, n, deaths, cl, tl = other._reduced()
+        m = other._cells
+        key, hot, limbs = other._keys[:m], other._hot[:m], other._limbs[:m]
         unit_map = np.array([self.units.setdefault(u, len(self.units)) for u in
                              sorted(other.units, key=other.units.get)] or [0], np.int64)
         drg_map = np.array([self.drgs.setdefault(d, len(self.drgs)) for d in
                             sorted(other.drgs, key=other.drgs.get)] or [0], np.int64)
         if len(key):
             cell = self._cell_ids(unit_map[key >> 24], drg_map[key & ((1 << 24) - 1)])
-            np.add.at(self._n, cell, n)
-            np.add.at(self._dead, cell, deaths)
-            exact.add_by_key(self._cost, cell, cl)
-            exact.add_by_key(self._los, cell, tl)
+            np.add.at(self._hot, cell, hot)
+            np.add.at(self._limbs, cell, limbs)
         for reason, v in other.excluded.items():
             self.excluded[reason] = self.excluded.get(reason, 0) + v
         self._rows += other._rows
@@ -289,14 +316,16 @@ class IndexCells:
 
     def indices(self, weights: Mapping[str, float], tiers: pa.Table | None = None) -> tuple[pa.Table, dict[str, int]]:
         """The indices of every unit (see ``hospital_indices``) and the exclusions by reason."""
-        key, n, deaths, cl, tl = self._reduced()
+        m = self._cells
+        key, hot, limbs = self._keys[:m], self._hot[:m], self._limbs[:m]
         drg_names = sorted(self.drgs, key=self.drgs.get)
         w_by_id = np.array([np.nan if weights.get(d) is None else float(weights.get(d)) for d in drg_names] or [np.nan])
         g_id = key & ((1 << 24) - 1)
         has_w = ~np.isnan(w_by_id[g_id]) if len(key) else np.zeros(0, bool)
         excluded = dict(self.excluded)
-        excluded["no_weight"] = int(n[~has_w].sum())
-        key, n, deaths, cl, tl, g_id = key[has_w], n[has_w], deaths[has_w], cl[:, has_w], tl[:, has_w], g_id[has_w]
+        excluded["no_weight"] = int(hot[~has_w, 0].sum())
+        kept = np.flatnonzero(has_w)
+        key, g_id = key[kept], g_id[kept]
 
         # units in sorted order (hospital, then department; missing last), DRGs in sorted code order
         unit_names = sorted(self.units, key=self.units.get)
@@ -313,10 +342,14 @@ class IndexCells:
         grank = np.zeros(max(len(drg_names), 1), np.int64)
         grank[by_code] = np.arange(len(by_code))
         g = grank[g_id] if len(key) else np.zeros(0, np.int64)
-        # one canonical order of the cells (unit, DRG): every float sum below runs in it
-        order = np.lexsort((g, u))
-        u, g, n, deaths, cl, tl = u[order], g[order], n[order], deaths[order], cl[:, order], tl[:, order]
         n_units, n_drgs = len(sorted_units), len(drg_sorted)
+        # one canonical order of the cells (unit, DRG; one key each): every float sum below runs in it
+        order = np.argsort(u * n_drgs + g)
+        u, g, kept = u[order], g[order], kept[order]
+        hot, limbs = np.take(hot, kept, axis=0), np.take(limbs, kept, axis=0)  # whole rows, then column views
+        n, deaths = hot[:, 0], hot[:, 1]
+        cl = np.concatenate([hot[:, 2:5], limbs[:, :5]], axis=1).T
+        tl = np.concatenate([hot[:, 5:8], limbs[:, 5:]], axis=1).T
         cost_cell, los_cell = exact.to_float(cl), exact.to_float(tl)
         drg_cases = np.bincount(g, n, n_drgs).astype(np.int64)
         drg_cost = _exact_by(g, cl, n_drgs)
