@@ -206,7 +206,7 @@ class Grouper:
         if "case_id" in batch.schema.names:
             case_id = batch.column("case_id")
         else:
-            case_id = pa.array(np.arange(row_offset, row_offset + n, dtype=np.int64))
+            case_id = _from_numpy(np.arange(row_offset, row_offset + n, dtype=np.int64), pa.int64())
         t = self._tables
         build = {
             "case_id": lambda: case_id,
@@ -218,7 +218,7 @@ class Grouper:
             "mdc_name": lambda: _encode(t["mdc_names"], mdc),
             "adrg_name": lambda: _encode(t["adrg_names"], adrg),
             "drg_name": lambda: _encode(t["drg_names"], drg),
-            "flags": lambda: pa.array(flags),
+            "flags": lambda: _from_numpy(flags, pa.int32()),
             "reason_code": lambda: _encode(self._reason_codes, reason, mask=reason == Reason.NONE),
             "reason": lambda: _reasons(flags, reason),
         }
@@ -397,7 +397,20 @@ def _dictionary(values: Sequence[str]) -> tuple[pa.Array, np.ndarray]:
 def _encode(table: tuple[pa.Array, np.ndarray], idx: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
     """Result indices -> a dictionary-encoded string column (no strings copied per row)."""
     values, pos = table
-    return pa.DictionaryArray.from_arrays(np.take(pos, idx), values, mask=mask)
+    return _from_numpy(np.take(pos, idx), pa.dictionary(pa.int32(), pa.string()), mask, values)
+
+
+def _from_numpy(data: np.ndarray, type: pa.DataType, mask: np.ndarray | None = None,
+                dictionary: pa.Array | None = None) -> pa.Array:
+    """An Arrow array on a contiguous NumPy array's buffer (null where ``mask``), the values of a
+    dictionary array when ``dictionary`` is given. Not ``pa.array``/``from_arrays``: on NumPy
+    input those import ``numpy.ma`` (8-10 ms of a one-row run, docs/performance.md)."""
+    nulls = 0 if mask is None else int(np.count_nonzero(mask))
+    validity = pa.py_buffer(np.packbits(~mask, bitorder="little")) if nulls else None
+    buffers = [validity, pa.py_buffer(np.ascontiguousarray(data))]
+    if dictionary is not None:
+        return pa.DictionaryArray.from_buffers(type, len(data), buffers, dictionary, null_count=nulls)
+    return pa.Array.from_buffers(type, len(data), buffers, null_count=nulls)
 
 
 SMALL_BATCH = 4096  # rows up to which _reasons encodes with NumPy (start-up: no pyarrow.compute)
@@ -416,7 +429,7 @@ def _reasons(flags: np.ndarray, reason: np.ndarray) -> pa.Array:
         rank[order] = np.arange(len(u), dtype=np.int32)
         distinct, indices = u[order].tolist(), rank[inv.reshape(-1)]
     texts = pa.array([describe_reason(k >> 32, k & 0xFFFFFFFF) for k in distinct], pa.string())
-    return pa.DictionaryArray.from_arrays(indices, texts, mask=key == 0)
+    return _from_numpy(indices.astype(np.int32, copy=False), pa.dictionary(pa.int32(), pa.string()), key == 0, texts)
 
 
 def _restore(compiled: CompiledRuleset, path: str, n_threads: int) -> Grouper:
