@@ -24,6 +24,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from grouper._util.batches import empty_batch
+from grouper._util.columns import SMALL_TEXT, is_text
 from grouper._util.errors import first_line
 from grouper._util.lazy import pc
 from grouper.io.formats import PIPELINE_DEPTH, expand_inputs, format_of
@@ -393,8 +394,16 @@ def _plain_dictionaries(b: pa.RecordBatch) -> pa.RecordBatch:
     if types == b.schema.types:
         return b
     schema = pa.schema([f.with_type(t) for f, t in zip(b.schema, types)], metadata=b.schema.metadata)
-    return pa.RecordBatch.from_arrays([c if c.type == t else c.cast(t) for c, t in zip(b.columns, types)],
+    return pa.RecordBatch.from_arrays([c if c.type == t else _decoded(c, t) for c, t in zip(b.columns, types)],
                                       schema=schema)
+
+
+def _decoded(c: pa.Array, t: pa.DataType) -> pa.Array:
+    """``c`` cast to its plain type ``t``; a small dictionary column of text through Python's
+    values (the same array), as ``cast`` would load pyarrow.compute (start-up, a 1-row file)."""
+    if pa.types.is_dictionary(c.type) and is_text(t) and len(c) <= SMALL_TEXT:
+        return pa.array(c.to_pylist(), t)
+    return c.cast(t)
 
 
 class _BomCsvWriter:
