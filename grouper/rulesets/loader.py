@@ -17,12 +17,12 @@ import tomllib
 from pathlib import Path
 
 from grouper.rulesets import conditions
-from grouper.rulesets.cache import CACHE_FORMAT, code_hash, disk_cached
+from grouper.rulesets.cache import CACHE_FORMAT, code_hash, disk_cached, file_stamp, module_files
 from grouper.rulesets.model import GLOBAL, Adrg, CodeList, Drg, Mdc, Ruleset, RulesetError
 from grouper.rulesets.registry import STATUSES, find_ruleset
-from grouper.rulesets.tables import OPTIONAL, SCHEMA, Table, read_files
+from grouper.rulesets.tables import FILES, OPTIONAL, SCHEMA, Table, read_files
 
-__all__ = ["LOADER_MODULES", "load_ruleset", "ruleset_source"]
+__all__ = ["LOADER_MODULES", "load_ruleset", "ruleset_source", "ruleset_stamp"]
 
 #: Shape of a 医保版 ICD-10 code, dagger/asterisk pairs written as one string
 #: (``A18.300x009+K93.0*``).
@@ -55,6 +55,16 @@ def load_ruleset(name_or_path: str | os.PathLike) -> Ruleset:
             _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = disk_cached(key if code_hash(LOADER_MODULES) else None, lambda: _Loader(folder, files).load())
     return _CACHE[key]
+
+
+def ruleset_stamp(name_or_path: str | os.PathLike, modules: tuple[str, ...] = LOADER_MODULES) -> tuple[str, str | None]:
+    """(folder, stat stamp of every file the loader reads and of ``modules``' files), the stamp
+    None while one of them has just changed (``cache.file_stamp``): what a content key of them
+    is remembered under (``cache.stamped_key``), so a run that finds them as they were need not
+    read and hash their bytes (5 MB, 8 ms for a national scheme)."""
+    folder = find_ruleset(name_or_path).resolve()
+    code = module_files(modules)
+    return str(folder), file_stamp(None if code is None else [*(folder / name for name in FILES), *code])
 
 
 def ruleset_source(name_or_path: str | os.PathLike) -> tuple[str, str | None]:
