@@ -21,12 +21,11 @@ from typing import Iterable
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.ipc as ipc
-import pyarrow.parquet as pq
 
 from grouper._util.batches import empty_batch
 from grouper._util.columns import SMALL_TEXT, is_text
 from grouper._util.errors import first_line
-from grouper._util.lazy import pc
+from grouper._util.lazy import pc, pq
 from grouper.io.formats import PIPELINE_DEPTH, expand_inputs, format_of
 
 __all__ = ["STALE_SECONDS", "XLSX_MAX_ROWS", "OutputSet", "atomic", "check_outputs", "parquet_writer_options",

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import re
-import tomllib
 from pathlib import Path
 
 from grouper.rulesets import conditions
@@ -153,6 +152,8 @@ class _Loader:
 
     # -- manifest
     def _manifest(self) -> dict:
+        import tomllib  # here: a run served from the compiled cache never parses a manifest
+
         try:
             m = tomllib.loads(self.files["ruleset.toml"].decode("utf-8"))
         except (KeyError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
