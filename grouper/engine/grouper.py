@@ -13,7 +13,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -23,11 +23,13 @@ from grouper._util.version import __version__
 from grouper.engine.inputs import (ID_EMPTY, Encoded, Encoder, InputError, SingleCase, check_columns, iter_batches,
                                    parse_int)
 from grouper.engine.compile import CompiledRuleset
-from grouper.engine.explain import Explanation, build_steps, code_warnings
 from grouper.engine.status import CC_LABELS, REASON_LABELS, STATUS_LABELS, CcLevel, Flag, Reason, Status, describe_reason
-from grouper.engine.reference import Case, ReferenceGrouper
 from grouper.engine.cached import LazyRuleset, compiled_from_files, compiled_ruleset
 from grouper.rulesets import DEFAULT_RULESET, Ruleset
+
+if TYPE_CHECKING:  # imported where used: a grouping run never explains (start-up, 2-3 ms)
+    from grouper.engine.explain import Explanation
+    from grouper.engine.reference import Case, ReferenceGrouper
 
 __all__ = ["Grouper", "GroupResult", "default_threads", "kept_name", "kept_names", "OUTPUT_COLUMNS",
            "output_columns"]
@@ -329,6 +331,9 @@ class Grouper:
 
         The kernel's result is attached and must agree with the reference; a disagreement is
         a bug and raises instead of explaining the wrong thing."""
+        from grouper.engine.explain import Explanation, build_steps, code_warnings
+        from grouper.engine.reference import Case
+
         if case is None:
             case = fields
         if isinstance(case, dict):
@@ -338,9 +343,7 @@ class Grouper:
             _check_case_types(case)
             raw = {k: case.get(k) for k in ("sex", "age", "age_days", "birth_weight", "los", "discharge", "dept")}
             case = Case.from_raw(dx=case.get("dx") or (), px=case.get("px") or (), **raw)
-        if self._reference is None:
-            self._reference = ReferenceGrouper(self.ruleset)
-        ref = self._reference.group(case, trace=True)
+        ref = self.reference.group(case, trace=True)
         result = self.group_one(case.sex, case.age, case.age_days, case.birth_weight, case.dx, case.px,
                                 case.los, case.discharge, case.dept)
         if case.bad_number:
@@ -357,6 +360,8 @@ class Grouper:
     @property
     def reference(self) -> ReferenceGrouper:
         if self._reference is None:
+            from grouper.engine.reference import ReferenceGrouper
+
             self._reference = ReferenceGrouper(self.ruleset)
         return self._reference
 

@@ -10,7 +10,6 @@ import contextlib
 import errno
 import os
 import re
-import tempfile
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ from grouper._util.batches import empty_batch
 from grouper._util.columns import SMALL_TEXT, is_text
 from grouper._util.errors import first_line
 from grouper._util.lazy import pc, pq
+from grouper._util.tempfiles import mkstemp
 from grouper.io.formats import PIPELINE_DEPTH, expand_inputs, format_of
 
 __all__ = ["STALE_SECONDS", "XLSX_MAX_ROWS", "OutputSet", "atomic", "check_outputs", "parquet_writer_options",
@@ -60,8 +60,6 @@ def sweep_stale(folder: str | os.PathLike, pattern: "re.Pattern[str]", age: floa
     """Remove the entries of ``folder`` whose name ``pattern`` matches, whose writer (the
     pattern's ``pid`` group, when it has one) no longer runs and which have not changed for
     ``age`` seconds. Returns how many were removed; never raises."""
-    import shutil
-
     removed = 0
     now = time.time()
     try:
@@ -77,6 +75,8 @@ def sweep_stale(folder: str | os.PathLike, pattern: "re.Pattern[str]", age: floa
             if (pid is not None and _pid_alive(int(pid))) or now - e.stat(follow_symlinks=False).st_mtime < age:
                 continue
             if e.is_dir(follow_symlinks=False):
+                import shutil  # only for a folder left by a killed run (start-up: not imported otherwise)
+
                 shutil.rmtree(e.path)
             else:
                 os.unlink(e.path)
@@ -168,7 +168,7 @@ class OutputSet:
         _refuse_output(path, self.tmps, self.overwrite, folder=False)
         path.parent.mkdir(parents=True, exist_ok=True)
         _sweep_parts(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent)
+        fd, tmp = mkstemp(path.parent, f".{path.name}.{os.getpid()}.", ".part")
         os.close(fd)
         self.tmps[path] = tmp
         return tmp

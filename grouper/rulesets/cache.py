@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+from grouper._util.tempfiles import mkstemp
 from grouper.rulesets.model import Ruleset
 
 __all__ = ["CACHE_FORMAT", "CACHE_MAX_BYTES", "CACHE_MAX_ENTRIES", "cache_dir", "cache_evict", "cache_read",
@@ -173,7 +174,6 @@ def cache_read(path: Path, key: str):
 
 def cache_write(folder: Path, path: Path, key: str, obj) -> None:
     import pickle
-    import tempfile
 
     tmp = None
     try:  # best effort: a read-only home only costs the next process a second
@@ -181,7 +181,7 @@ def cache_write(folder: Path, path: Path, key: str, obj) -> None:
         head = json.dumps({"key": key, "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest(),
                            "type": type(obj).__name__}).encode()
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=_TEMP_PREFIX, suffix=".tmp")
+        fd, tmp = mkstemp(folder, _TEMP_PREFIX, ".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(CACHE_MAGIC + head + b"\n")
             fh.write(payload)

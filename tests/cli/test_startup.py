@@ -82,9 +82,11 @@ def test_drg_group_imports_only_what_it_needs(one_row, tmp_path, grouper11, sour
     assert loaded(modules, NOT_FOR_GROUP) == []
     assert "grouper.cli.group" in modules and "grouper.engine.grouper" in modules  # it did run
     # pyarrow.compute (60-90 ms) and numpy.ma (8-10 ms, which pa.array imports on NumPy input)
-    # are not needed for a small file of any of these formats, nor the TOML parser on a cache hit;
+    # are not needed for a small file of any of these formats, nor the TOML parser on a cache hit,
+    # the reference interpreter and explanations, or tempfile (with shutil, random, bz2, lzma);
     # pyarrow.parquet (and pyarrow.fs, 13 ms) only where a Parquet file is read or written
-    assert loaded(modules, ("pyarrow.compute", "numpy.ma", "tomllib")) == []
+    assert loaded(modules, ("pyarrow.compute", "numpy.ma", "tomllib", "grouper.engine.reference",
+                            "grouper.engine.explain", "tempfile", "shutil")) == []
     assert ("pyarrow.parquet" in modules) == ("parquet" in (source, target))
     assert ("pyarrow.fs" in modules) == ("parquet" in (source, target))
     if target is None:

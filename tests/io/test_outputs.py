@@ -268,3 +268,25 @@ def test_a_full_disk_writing_a_json_output_names_it(tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["group", str(CSV), "-o", str(out), "--summary", str(tmp_path / "r.json")])
     assert r.exit_code == 1 and f"{tmp_path / 'r.json'}: cannot write (No space left on device)" in r.output
     assert list(tmp_path.iterdir()) == []  # the report failed: the output is not published either
+
+
+def test_temporary_names_are_those_of_tempfile(tmp_path, monkeypatch):
+    """``_util.tempfiles.mkstemp`` (tempfile is not imported at start-up): a new file, 0600, named
+    as tempfile.mkstemp names them (what the sweeps match), never one that exists."""
+    import re
+    import stat
+
+    from grouper._util.tempfiles import mkstemp
+
+    fd, path = mkstemp(tmp_path, ".out.csv.123.", ".part")
+    os.close(fd)
+    assert os.path.isabs(path) and Path(path).parent == tmp_path
+    assert re.fullmatch(r"\.out\.csv\.123\.[a-z0-9_]{8}\.part", Path(path).name)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600 and os.path.getsize(path) == 0
+    taken = iter([b"\0" * 8, b"\0" * 8, b"\1" * 8])  # the first name twice: the second try is refused
+    monkeypatch.setattr(os, "urandom", lambda n: next(taken))
+    first = mkstemp(tmp_path, "x", "")
+    second = mkstemp(tmp_path, "x", "")
+    for fd, _ in (first, second):
+        os.close(fd)
+    assert Path(first[1]).name == "xaaaaaaaa" and Path(second[1]).name == "xbbbbbbbb"
