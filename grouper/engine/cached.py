@@ -6,10 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from typing import TYPE_CHECKING
 
 from grouper.engine.compile import CompiledRuleset, compile_ruleset
-from grouper.rulesets import (LOADER_MODULES, Ruleset, code_hash, disk_cached, load_ruleset, ruleset_source,
-                              ruleset_stamp, stamped_key)
+from grouper.rulesets import LOADER_MODULES, code_hash, disk_cached, ruleset_source, ruleset_stamp, stamped_key
+
+if TYPE_CHECKING:
+    from grouper.rulesets import Ruleset
 
 __all__ = ["LazyRuleset", "compiled_from_files", "compiled_ruleset"]
 
@@ -67,6 +70,14 @@ def compiled_from_files(ruleset: str | os.PathLike) -> tuple[CompiledRuleset, Ru
     if key is not None:
         _remember(key, compiled)
     return compiled, (loaded[0] if loaded else LazyRuleset(folder, compiled.fingerprint))
+
+
+def load_ruleset(path: str) -> Ruleset:
+    """``grouper.rulesets.load_ruleset``, imported when a Ruleset is needed: a cache hit loads
+    neither the loader nor the data model (start-up)."""
+    from grouper.rulesets.loader import load_ruleset as load
+
+    return load(path)
 
 
 class LazyRuleset:

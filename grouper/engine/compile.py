@@ -23,12 +23,15 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 import grouper.engine._kernel as _kernel
-from grouper.rulesets.conditions import COMPARISONS
-from grouper.rulesets import Ruleset, RulesetError
+from grouper.rulesets import RulesetError
+
+if TYPE_CHECKING:  # the data model is imported by what builds a Ruleset, not by a cache hit (start-up)
+    from grouper.rulesets import Ruleset
 
 __all__ = ["CompiledRuleset", "compile_ruleset", "COND_DTYPE", "MDC_DTYPE", "ADRG_DTYPE", "SPLIT_DTYPE"]
 
@@ -238,6 +241,8 @@ class _Compiler:
             return (K[_VALUE_OPS[name]], p["value"], 0, 0)
         if name in _KNOWN:
             return (K["OP_KNOWN"], K[_KNOWN[name]], 0, 0)
+        from grouper.rulesets.conditions import COMPARISONS  # compiling only (start-up)
+
         if name in COMPARISONS:
             fld, cmp = COMPARISONS[name]
             return (K["OP_CMP"], K[_FIELDS[fld]], K["CMP_" + cmp.upper()], p["value"])

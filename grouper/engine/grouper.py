@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,11 +26,12 @@ from grouper.engine.inputs import (ID_EMPTY, Encoded, Encoder, InputError, Singl
 from grouper.engine.compile import CompiledRuleset
 from grouper.engine.status import CC_LABELS, REASON_LABELS, STATUS_LABELS, CcLevel, Flag, Reason, Status, describe_reason
 from grouper.engine.cached import LazyRuleset, compiled_from_files, compiled_ruleset
-from grouper.rulesets import DEFAULT_RULESET, Ruleset
+from grouper.rulesets import DEFAULT_RULESET
 
 if TYPE_CHECKING:  # imported where used: a grouping run never explains (start-up, 2-3 ms)
     from grouper.engine.explain import Explanation
     from grouper.engine.reference import Case, ReferenceGrouper
+    from grouper.rulesets import Ruleset
 
 __all__ = ["Grouper", "GroupResult", "default_threads", "kept_name", "kept_names", "OUTPUT_COLUMNS",
            "output_columns"]
@@ -78,6 +80,13 @@ _MIN_SLICE = 4096  # cases per kernel thread; smaller batches are grouped by one
 _RESULTS_KEPT = 65536  # distinct group_one outcomes kept per grouper (then the cache starts over)
 
 
+def _is_ruleset(obj) -> bool:
+    """Whether ``obj`` is a loaded Ruleset: never, while the data model is not even imported (a
+    grouper made from a name or folder does not import it: start-up)."""
+    model = sys.modules.get("grouper.rulesets.model")
+    return model is not None and isinstance(obj, model.Ruleset)
+
+
 def default_threads() -> int:
     """CPUs this process may run on (cgroup/affinity aware), the kernel's default."""
     try:
@@ -120,7 +129,7 @@ class Grouper:
     """Groups cases under one ruleset. Thread-safe; picklable (ships compiled arrays)."""
 
     def __init__(self, ruleset: Ruleset | str | os.PathLike = DEFAULT_RULESET, n_threads: int | None = None):
-        if isinstance(ruleset, Ruleset):
+        if _is_ruleset(ruleset):
             self.ruleset, compiled = ruleset, compiled_ruleset(ruleset)
         else:  # by name or folder: the files key the cache, so a hit parses no table
             compiled, self.ruleset = compiled_from_files(ruleset)
@@ -458,7 +467,7 @@ def group_batch(batch: pa.RecordBatch, grouper: Grouper | Ruleset | str | os.Pat
     dictionary-encoded text columns, for engines whose schemas have no dictionary type (Spark).
     Other keywords (``keep``, ``columns``, ``row_offset``) are ``Grouper.group_batch``'s."""
     if not isinstance(grouper, Grouper):
-        key = grouper.fingerprint if isinstance(grouper, Ruleset) else os.fspath(grouper)
+        key = grouper.fingerprint if _is_ruleset(grouper) else os.fspath(grouper)
         if key not in _ENGINE_GROUPERS:
             _ENGINE_GROUPERS[key] = Grouper(grouper)
         grouper = _ENGINE_GROUPERS[key]

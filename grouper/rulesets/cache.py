@@ -15,20 +15,28 @@ import re
 from pathlib import Path
 
 from grouper._util.tempfiles import mkstemp
-from grouper.rulesets.model import Ruleset
 
 __all__ = ["CACHE_FORMAT", "CACHE_MAX_BYTES", "CACHE_MAX_ENTRIES", "cache_dir", "cache_evict", "cache_read",
            "cache_write", "code_hash", "disk_cached", "file_stamp", "module_files", "stamped_key"]
 
 def module_files(modules: tuple[str, ...]) -> list[str] | None:
     """The files of the named ``grouper`` modules (sources or built extensions), None when one
-    has none (then nothing is cached on disk)."""
-    import importlib
+    has none (then nothing is cached on disk). Found without importing them: a run served from
+    the cache need not load the loader and the data model (start-up)."""
+    import importlib.util
+    import sys
 
-    try:
-        return [importlib.import_module(f"grouper.{name}").__file__ for name in modules]
-    except ImportError:
-        return None
+    files = []
+    for name in modules:
+        module = sys.modules.get(f"grouper.{name}")
+        try:
+            origin = module.__file__ if module is not None else importlib.util.find_spec(f"grouper.{name}").origin
+        except (ImportError, AttributeError, ValueError):
+            return None
+        if not isinstance(origin, str):
+            return None
+        files.append(origin)
+    return files
 
 
 @functools.lru_cache(maxsize=None)
@@ -132,7 +140,10 @@ def disk_cached(key: str | None, load, kind: type | None = None, valid=None):
     corrupt, another format, another key, ``valid(obj)`` false) is ignored and rebuilt.
     Writes go to a temporary file renamed into place, so readers and concurrent writers only
     ever see whole entries; the folder keeps the ``CACHE_MAX_ENTRIES`` most recently used."""
-    kind = kind or Ruleset
+    if kind is None:
+        from grouper.rulesets.model import Ruleset
+
+        kind = Ruleset
     if key is None or os.environ.get("DRG_NO_CACHE") == "1":
         return load()
     folder = cache_dir()

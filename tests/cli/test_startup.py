@@ -86,7 +86,8 @@ def test_drg_group_imports_only_what_it_needs(one_row, tmp_path, grouper11, sour
     # the reference interpreter and explanations, or tempfile (with shutil, random, bz2, lzma);
     # pyarrow.parquet (and pyarrow.fs, 13 ms) only where a Parquet file is read or written
     assert loaded(modules, ("pyarrow.compute", "numpy.ma", "tomllib", "grouper.engine.reference",
-                            "grouper.engine.explain", "tempfile", "shutil")) == []
+                            "grouper.engine.explain", "tempfile", "shutil", "grouper.rulesets.model",
+                            "grouper.rulesets.loader", "grouper.rulesets.conditions")) == []
     assert ("pyarrow.parquet" in modules) == ("parquet" in (source, target))
     assert ("pyarrow.fs" in modules) == ("parquet" in (source, target))
     if target is None:

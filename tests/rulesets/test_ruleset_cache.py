@@ -17,6 +17,7 @@ from grouper.engine import cached as core
 from grouper.rulesets import RulesetError, load_ruleset
 from grouper.rulesets import cache as cache_mod
 from grouper.rulesets import loader as mod
+from grouper.rulesets import source as source_mod
 from grouper.rulesets import tables
 
 from conftest import RULES
@@ -144,7 +145,7 @@ def test_settled_files_are_found_by_their_stamp_without_reading_them(cache, smal
     def unread(*args):
         raise AssertionError("read although its stamp is remembered")
 
-    monkeypatch.setattr(mod, "read_files", unread)
+    monkeypatch.setattr(source_mod, "read_files", unread)
     again = grouper.Grouper(small)
     assert again.compiled.fingerprint == first.compiled.fingerprint
     assert again.group_one(sex=1, age=40, dx=[DX[2]], px=[PX[2]]).drg == "AC19"
