@@ -34,3 +34,5 @@ pc = _LazyModule("pyarrow.compute")
 #: 13 ms, needed by a run that reads or writes Parquet only (not by a CSV one).
 pq = _LazyModule("pyarrow.parquet")
 pafs = _LazyModule("pyarrow.fs")
+#: pyarrow.csv: for CSV files only.
+pcsv = _LazyModule("pyarrow.csv")

@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Iterable
 
 import pyarrow as pa
-import pyarrow.csv as pcsv
 import pyarrow.ipc as ipc
 
 from grouper._util.batches import empty_batch
 from grouper._util.columns import SMALL_TEXT, is_text
 from grouper._util.errors import first_line
-from grouper._util.lazy import pc, pq
+from grouper._util.lazy import pc, pcsv, pq
 from grouper._util.tempfiles import mkstemp
 from grouper.io.formats import PIPELINE_DEPTH, expand_inputs, format_of
 
