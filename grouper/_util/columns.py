@@ -14,8 +14,8 @@ from grouper._util.errors import InputError
 from grouper._util.lazy import pc
 
 __all__ = ["CODE_COLUMNS", "CODE_SEPARATORS", "CODE_WHITESPACE", "NAME_COLUMNS", "NUMBER_PATTERN", "NUMERIC_COLUMNS",
-           "REQUIRED_COLUMNS", "check_columns", "closest_column", "is_text", "missing_columns", "split_codes",
-           "split_joined", "to_string"]
+           "REQUIRED_COLUMNS", "SMALL_TEXT", "check_columns", "closest_column", "is_text", "missing_columns",
+           "small_ascii_texts", "split_codes", "split_joined", "to_string"]
 
 NUMERIC_COLUMNS = ("sex", "age", "age_days", "birth_weight")
 CODE_COLUMNS = ("dx", "px")
@@ -36,6 +36,8 @@ _SEPARATOR_RE = re.compile(_SEPARATOR_CLASS)
 #: for (``drg group --names``): they held half of such a file and half its write time, for what
 #: one join with ``drg groups`` gives.
 NAME_COLUMNS = ("mdc_name", "adrg_name", "drg_name")
+#: Rows of a text column up to which it is read as Python strings (``small_ascii_texts``).
+SMALL_TEXT = 4096
 #: Whitespace trimmed around codes (also by ``engine._codes.CodeTable`` and the reference).
 CODE_WHITESPACE = " \t\n\r\v\f\u00a0\u3000"
 
@@ -104,9 +106,24 @@ def split_codes(text: str) -> list[str]:
     return _SEPARATOR_RE.split(text) if text.strip() else []
 
 
+def small_ascii_texts(values: pa.Array) -> list[str | None] | None:
+    """The values of a text array as Python strings when it is small (``SMALL_TEXT``) and all
+    ASCII, else None. Such a batch is read by Python's own string methods, which on ASCII text
+    do what the pyarrow.compute functions used for larger ones do (trimming, splitting, the
+    number pattern), so a one-row CSV file need not load pyarrow.compute (start-up)."""
+    if len(values) > SMALL_TEXT:
+        return None
+    texts = values.to_pylist()
+    return texts if all(v is None or v.isascii() for v in texts) else None
+
+
 def split_joined(values: pa.Array) -> pa.Array:
     """Joined code strings -> lists, split at any of CODE_SEPARATORS ('|', ',', ';', '；', '，');
-    a blank string is an empty list, not one empty code."""
+    a blank string is a null list (no codes), not one empty code."""
+    texts = small_ascii_texts(values)
+    if texts is not None:  # Python's strip and split: the same lists, without pyarrow.compute
+        return pa.array([None if v is None or not v.strip() else _SEPARATOR_RE.split(v) for v in texts],
+                        pa.list_(pa.string()))
     values = to_string(values)
     others = _other_separators(values)
     blank = pc.equal(pc.utf8_trim_whitespace(values), "")

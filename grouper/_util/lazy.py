@@ -1,4 +1,4 @@
-"""``pc``: pyarrow.compute, imported on its first use.
+"""``pc``: pyarrow.compute, imported on its first use (``pq``, ``pafs``: pyarrow.parquet, pyarrow.fs).
 
 Its import (about 60-90 ms: its generated function wrappers, dateutil) was a third of the CPU of
 `drg group` on a one-row file, which reads, groups and writes small batches without it. Modules
@@ -30,3 +30,9 @@ class _LazyModule:
 
 
 pc = _LazyModule("pyarrow.compute")
+#: pyarrow.parquet and pyarrow.fs (which it imports, with the S3/GCS/HDFS bindings and ssl): about
+#: 13 ms, needed by a run that reads or writes Parquet only (not by a CSV one).
+pq = _LazyModule("pyarrow.parquet")
+pafs = _LazyModule("pyarrow.fs")
+#: pyarrow.csv: for CSV files only.
+pcsv = _LazyModule("pyarrow.csv")

@@ -3,7 +3,8 @@ over Arrow batches, the reference interpreter that checks it, and the ``Grouper`
 
 Other subpackages import the engine's public names from here. Modules inside the engine import
 the exact module they need (never this package), so the order below is only that of their
-dependencies: constants and statuses, the Arrow boundary, the compiler, the reference, the API.
+dependencies: constants and statuses, the Arrow boundary, the compiler, the API. The reference
+interpreter and the explanation are imported on first use of their names (``_LAZY``).
 """
 
 from grouper.engine.status import (CC_LABELS, CHECK_FLAGS, STATUS_LABELS, STATUS_NAMES_ZH, CcLevel, Flag, Reason,
@@ -11,11 +12,24 @@ from grouper.engine.status import (CC_LABELS, CHECK_FLAGS, STATUS_LABELS, STATUS
 from grouper.engine.inputs import (CODE_COLUMNS, CorruptInputError, Encoded, Encoder, InputError, check_columns,
                                    iter_batches)
 from grouper.engine.compile import CompiledRuleset, compile_ruleset
-from grouper.engine.reference import Case, ReferenceGrouper
 from grouper.engine.summary import BatchCounts, RunSummary
-from grouper.engine.explain import Explanation
 from grouper.engine.grouper import (OUTPUT_COLUMNS, output_columns, Grouper, GroupResult, default_threads, group_batch, kept_name,
                                     kept_names)
+
+#: Imported on first use (PEP 562): a grouping run neither explains nor replays cases (start-up).
+_LAZY = {"Case": "grouper.engine.reference", "ReferenceGrouper": "grouper.engine.reference",
+         "Explanation": "grouper.engine.explain"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CC_LABELS", "CHECK_FLAGS", "CODE_COLUMNS", "OUTPUT_COLUMNS", "output_columns", "STATUS_LABELS", "STATUS_NAMES_ZH",

@@ -74,15 +74,24 @@ cdef class CodeTable:
     cdef readonly int32_t size
 
     def __init__(self, codes):
-        encoded = [c.encode("utf-8") for c in codes]
-        self.size = len(encoded)
-        self.blob = b"".join(encoded)
+        # one join and one encode, the ends by a typed loop: building the two tables of a
+        # national scheme (47 k codes) in Python objects took 8-10 ms of a 1-row `drg group`
+        cdef list texts = list(codes)
+        cdef Py_ssize_t n = len(texts), j
+        cdef int64_t end = 0
+        text = "".join(texts)
+        self.blob = text.encode("utf-8")
+        self.size = n
         self.data = <const uint8_t*> self.blob
-        starts = np.zeros(len(encoded) + 1, dtype=np.int64)
-        np.cumsum([len(e) for e in encoded], out=starts[1:])
+        starts = np.zeros(n + 1, dtype=np.int64)
+        cdef int64_t[::1] ends = starts
+        ascii = len(self.blob) == len(text)  # then each code's bytes are its characters
+        for j in range(n):
+            end += len(<str> texts[j]) if ascii else len((<str> texts[j]).encode("utf-8"))
+            ends[j + 1] = end
         self.starts = starts
         cap = 16
-        while cap < 2 * max(1, len(encoded)):
+        while cap < 2 * max(1, n):
             cap *= 2
         self.slots = np.full(cap, -1, dtype=np.int32)
         self.mask = cap - 1

@@ -6,9 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from typing import TYPE_CHECKING
 
 from grouper.engine.compile import CompiledRuleset, compile_ruleset
-from grouper.rulesets import LOADER_MODULES, Ruleset, code_hash, disk_cached, load_ruleset, ruleset_source
+from grouper.rulesets import LOADER_MODULES, code_hash, disk_cached, ruleset_source, ruleset_stamp, stamped_key
+
+if TYPE_CHECKING:
+    from grouper.rulesets import Ruleset
 
 __all__ = ["LazyRuleset", "compiled_from_files", "compiled_ruleset"]
 
@@ -40,11 +44,19 @@ def compiled_from_files(ruleset: str | os.PathLike) -> tuple[CompiledRuleset, Ru
     on a cache hit). The cache key is the ruleset's file content (``ruleset_source``: every byte,
     the folder, the loader's code) and the compiler and kernel modules' files, so a hit reads
     only the files' bytes and the cached arrays: the tables are parsed on a miss, or when
-    something asks the Ruleset for more than its path and fingerprint (``explain``)."""
-    folder, source = ruleset_source(ruleset)
-    code = code_hash((*LOADER_MODULES, "engine.compile", "engine._kernel"))
-    key = hashlib.sha256(json.dumps(["compiled-files-1", source, code]).encode()).hexdigest() \
-        if source and code else None
+    something asks the Ruleset for more than its path and fingerprint (``explain``). Files whose
+    stat stamp is as when their key was last computed are not even read (``stamped_key``)."""
+    modules = (*LOADER_MODULES, "engine.compile", "engine._kernel")
+    folder, stamp = ruleset_stamp(ruleset, modules)
+
+    def content_key() -> str | None:
+        _, source = ruleset_source(folder)
+        code = code_hash(modules)
+        return hashlib.sha256(json.dumps(["compiled-files-1", source, code]).encode()).hexdigest() \
+            if source and code else None
+
+    # files found as they were (their stat stamp) give the key their content gave: no hashing
+    key = stamped_key(stamp, content_key)
     if key is not None and key in _COMPILED:
         compiled = _COMPILED[key]
         return compiled, LazyRuleset(folder, compiled.fingerprint)
@@ -58,6 +70,14 @@ def compiled_from_files(ruleset: str | os.PathLike) -> tuple[CompiledRuleset, Ru
     if key is not None:
         _remember(key, compiled)
     return compiled, (loaded[0] if loaded else LazyRuleset(folder, compiled.fingerprint))
+
+
+def load_ruleset(path: str) -> Ruleset:
+    """``grouper.rulesets.load_ruleset``, imported when a Ruleset is needed: a cache hit loads
+    neither the loader nor the data model (start-up)."""
+    from grouper.rulesets.loader import load_ruleset as load
+
+    return load(path)
 
 
 class LazyRuleset:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -23,12 +24,15 @@ from grouper._util.version import __version__
 from grouper.engine.inputs import (ID_EMPTY, Encoded, Encoder, InputError, SingleCase, check_columns, iter_batches,
                                    parse_int)
 from grouper.engine.compile import CompiledRuleset
-from grouper.engine.explain import Explanation, build_steps, code_warnings
 from grouper.engine.status import CC_LABELS, REASON_LABELS, STATUS_LABELS, CcLevel, Flag, Reason, Status, describe_reason
-from grouper.engine.reference import Case, ReferenceGrouper
 from grouper.engine.cached import LazyRuleset, compiled_from_files, compiled_ruleset
 from grouper.engine._codes import dictionary_indices, first_appearance
-from grouper.rulesets import DEFAULT_RULESET, Ruleset
+from grouper.rulesets import DEFAULT_RULESET
+
+if TYPE_CHECKING:  # imported where used: a grouping run never explains (start-up, 2-3 ms)
+    from grouper.engine.explain import Explanation
+    from grouper.engine.reference import Case, ReferenceGrouper
+    from grouper.rulesets import Ruleset
 
 __all__ = ["Grouper", "GroupResult", "default_threads", "kept_name", "kept_names", "OUTPUT_COLUMNS",
            "output_columns"]
@@ -77,6 +81,13 @@ _MIN_SLICE = 4096  # cases per kernel thread; smaller batches are grouped by one
 _RESULTS_KEPT = 65536  # distinct group_one outcomes kept per grouper (then the cache starts over)
 
 
+def _is_ruleset(obj) -> bool:
+    """Whether ``obj`` is a loaded Ruleset: never, while the data model is not even imported (a
+    grouper made from a name or folder does not import it: start-up)."""
+    model = sys.modules.get("grouper.rulesets.model")
+    return model is not None and isinstance(obj, model.Ruleset)
+
+
 def default_threads() -> int:
     """CPUs this process may run on (cgroup/affinity aware), the kernel's default."""
     try:
@@ -119,7 +130,7 @@ class Grouper:
     """Groups cases under one ruleset. Thread-safe; picklable (ships compiled arrays)."""
 
     def __init__(self, ruleset: Ruleset | str | os.PathLike = DEFAULT_RULESET, n_threads: int | None = None):
-        if isinstance(ruleset, Ruleset):
+        if _is_ruleset(ruleset):
             self.ruleset, compiled = ruleset, compiled_ruleset(ruleset)
         else:  # by name or folder: the files key the cache, so a hit parses no table
             compiled, self.ruleset = compiled_from_files(ruleset)
@@ -330,6 +341,9 @@ class Grouper:
 
         The kernel's result is attached and must agree with the reference; a disagreement is
         a bug and raises instead of explaining the wrong thing."""
+        from grouper.engine.explain import Explanation, build_steps, code_warnings
+        from grouper.engine.reference import Case
+
         if case is None:
             case = fields
         if isinstance(case, dict):
@@ -339,9 +353,7 @@ class Grouper:
             _check_case_types(case)
             raw = {k: case.get(k) for k in ("sex", "age", "age_days", "birth_weight", "los", "discharge", "dept")}
             case = Case.from_raw(dx=case.get("dx") or (), px=case.get("px") or (), **raw)
-        if self._reference is None:
-            self._reference = ReferenceGrouper(self.ruleset)
-        ref = self._reference.group(case, trace=True)
+        ref = self.reference.group(case, trace=True)
         result = self.group_one(case.sex, case.age, case.age_days, case.birth_weight, case.dx, case.px,
                                 case.los, case.discharge, case.dept)
         if case.bad_number:
@@ -358,6 +370,8 @@ class Grouper:
     @property
     def reference(self) -> ReferenceGrouper:
         if self._reference is None:
+            from grouper.engine.reference import ReferenceGrouper
+
             self._reference = ReferenceGrouper(self.ruleset)
         return self._reference
 
@@ -452,7 +466,7 @@ def group_batch(batch: pa.RecordBatch, grouper: Grouper | Ruleset | str | os.Pat
     dictionary-encoded text columns, for engines whose schemas have no dictionary type (Spark).
     Other keywords (``keep``, ``columns``, ``row_offset``) are ``Grouper.group_batch``'s."""
     if not isinstance(grouper, Grouper):
-        key = grouper.fingerprint if isinstance(grouper, Ruleset) else os.fspath(grouper)
+        key = grouper.fingerprint if _is_ruleset(grouper) else os.fspath(grouper)
         if key not in _ENGINE_GROUPERS:
             _ENGINE_GROUPERS[key] = Grouper(grouper)
         grouper = _ENGINE_GROUPERS[key]

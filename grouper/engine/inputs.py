@@ -16,7 +16,8 @@ import numpy as np
 import pyarrow as pa
 
 from grouper._util.columns import (CODE_COLUMNS, NUMBER_PATTERN, NUMERIC_COLUMNS, REQUIRED_COLUMNS,
-                                   check_columns, is_text, split_codes, split_joined, to_string)
+                                   check_columns, is_text, small_ascii_texts, split_codes, split_joined,
+                                   to_string)
 from grouper._util.errors import CorruptInputError, InputError
 from grouper._util.lazy import pc
 from grouper.engine._codes import CodeTable, take_ids
@@ -98,7 +99,11 @@ def parse_int_column(name: str, col: pa.Array | None, n: int) -> tuple[np.ndarra
         t = arr.type
     if pa.types.is_null(t):
         return np.full(n, MISSING, dtype=np.int32), np.zeros(n, dtype=bool)
-    if is_text(t):
+    raw = keep = None
+    texts = small_ascii_texts(arr) if is_text(t) else None
+    if texts is not None:
+        raw, keep, bad = _parse_texts(texts)
+    elif is_text(t):
         text = pc.utf8_trim_whitespace(to_string(arr))
         parts = pc.extract_regex(text, NUMBER_PATTERN)  # null where the text is no number
         magnitude = pc.struct_field(parts, "digits").cast(pa.int64())
@@ -121,7 +126,8 @@ def parse_int_column(name: str, col: pa.Array | None, n: int) -> tuple[np.ndarra
         raise InputError(f"column {name!r} has type {t}, expected integers (or text holding them)")
     # range check in the column's own type (a uint64 above 2^63 must not fail a cast); the
     # narrow types (int8/16, uint8/16) always fit, and a column without nulls needs no mask
-    raw, keep = _int_values(arr)
+    if raw is None:
+        raw, keep = _int_values(arr)
     limits = np.iinfo(raw.dtype)
     if limits.max > INT32_MAX or limits.min < -INT32_MAX:
         out_of_range = raw > INT32_MAX
@@ -139,16 +145,45 @@ def parse_int_column(name: str, col: pa.Array | None, n: int) -> tuple[np.ndarra
     return v, bad
 
 
+def _parse_texts(texts: list) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(int64 values, present or None when all are, not-a-number mask) of a small batch of
+    ASCII text by ``NUMBER_PATTERN``, as the pyarrow.compute path reads it: whitespace trimmed
+    (Python's ``strip`` and Arrow's ``utf8_trim_whitespace`` trim the same ASCII characters),
+    null or blank is absent, anything else that does not match is a bad number."""
+    n = len(texts)
+    raw = np.zeros(n, np.int64)
+    keep = np.zeros(n, bool)
+    bad = np.zeros(n, bool)
+    match = _NUMBER.match
+    for i, v in enumerate(texts):
+        if v is None:
+            continue
+        v = v.strip()
+        if not v:
+            continue
+        m = match(v)
+        if m is None:
+            bad[i] = True
+        else:
+            raw[i] = -int(m["digits"]) if m["sign"] == "-" else int(m["digits"])
+            keep[i] = True
+    return raw, (None if keep.all() else keep), bad
+
+
 def _int_values(arr: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
     """An integer array's values (anything where null) and its validity (None without nulls),
     read from its buffers by NumPy: no pyarrow.compute for a small batch (start-up)."""
     if not arr.null_count:
         return arr.to_numpy(zero_copy_only=False), None
     n, off = len(arr), arr.offset
-    validity, data = arr.buffers()[:2]
-    raw = np.frombuffer(data, dtype=arr.type.to_pandas_dtype(), count=off + n)[off:]
-    keep = np.unpackbits(np.frombuffer(validity, np.uint8), count=off + n, bitorder="little")[off:].astype(bool)
-    return raw, keep
+    raw = np.frombuffer(arr.buffers()[1], dtype=arr.type.to_pandas_dtype(), count=off + n)[off:]
+    return raw, _validity(arr)
+
+
+def _validity(arr: pa.Array) -> np.ndarray:
+    """Whether each value of ``arr`` (which has nulls) is present, from its validity bitmap."""
+    n, off = len(arr), arr.offset
+    return np.unpackbits(np.frombuffer(arr.buffers()[0], np.uint8), count=off + n, bitorder="little")[off:].astype(bool)
 
 
 def parse_int(value) -> tuple[int | None, bool]:
@@ -266,7 +301,7 @@ class CodeMapper:
         return self.table.get(code if isinstance(code, str) else str(code))
 
 
-def _validity(valid: np.ndarray) -> pa.Buffer | None:
+def _bitmap(valid: np.ndarray) -> pa.Buffer | None:
     """An Arrow validity bitmap of the bool array ``valid`` (None when every row is valid)."""
     return None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
 
@@ -306,10 +341,10 @@ def encode_code_column(name: str, col, n: int, mapper: CodeMapper) -> tuple[np.n
             raise TypeError(str(t))
         raw = check_list(name, arr)
         flat = None
-        if raw is not None and not arr.null_count:
-            # NumPy on the slice's checked offsets: a small batch need not load pyarrow.compute,
-            # which flatten() and list_value_length() do (start-up); the offsets, rebased to the
-            # slice's first value, are the kernel's
+        if raw is not None and (not arr.null_count or not np.diff(raw)[~_validity(arr)].any()):
+            # NumPy on the slice's checked offsets (null lists, if any, span no values): a small
+            # batch need not load pyarrow.compute, which flatten() and list_value_length() do
+            # (start-up); the offsets, rebased to the slice's first value, are the kernel's
             if raw[-1] - raw[0] >= 2**31:
                 raise InputError(f"column {name!r}: more than 2^31 codes in one batch; use smaller batches")
             offsets = (raw - raw[0]).astype(np.int32)
@@ -437,7 +472,7 @@ class Encoder:
         t = arr.type
         if pa.types.is_integer(t) or pa.types.is_floating(t):
             v, _ = parse_int_column(name, arr, n)  # the decimal text of each whole number
-            arr = pa.Array.from_buffers(pa.int32(), n, [_validity(v != MISSING), pa.py_buffer(v)]).cast(pa.string())
+            arr = pa.Array.from_buffers(pa.int32(), n, [_bitmap(v != MISSING), pa.py_buffer(v)]).cast(pa.string())
         elif pa.types.is_null(t):
             return np.full(n, MISSING, dtype=np.int32)
         elif not is_text(t):

@@ -13,10 +13,10 @@ from functools import cached_property
 from typing import Iterable, Iterator, Mapping, TypeVar
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 
 from grouper._util.columns import check_columns, missing_columns
 from grouper._util.errors import CorruptInputError, InputError
+from grouper._util.lazy import pafs
 from grouper.io.formats import (DEFAULT_BATCH, PIPELINE_DEPTH, Source, expand_inputs, open_source, pipeline_depth,
                                 warn_stderr)
 from grouper.io.layout import ColumnPlan, column_aliases, plan_columns, read_columns

@@ -18,14 +18,12 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import pyarrow as pa
-import pyarrow.csv as pcsv
 import pyarrow.ipc as ipc
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from grouper._util.batches import DEFAULT_BATCH
 from grouper._util.columns import CODE_COLUMNS
 from grouper._util.errors import InputError, first_line
+from grouper._util.lazy import pafs, pcsv, pq
 from grouper.io.excel import EXCEL_FORMATS, open_excel
 from grouper.io.text import (AUTO, FAST_ENCODINGS, SAMPLE_BYTES, TextDecoder, detect_encoding, normalise_encoding,
                              not_encoded)

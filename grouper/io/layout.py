@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -61,6 +60,8 @@ def load_mapping(pairs: Mapping[str, str] | Iterable[str] = (), map_file: str | 
     file's ``[columns]`` table; the pairs win. Unknown canonical names raise MappingError."""
     mapping: dict[str, str] = {}
     if map_file is not None:
+        import tomllib  # only with a mapping file (start-up)
+
         try:
             doc = tomllib.loads(Path(map_file).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -21,11 +21,24 @@ import pyarrow as pa
 from grouper._util.errors import InputError
 from grouper._util.lazy import pc
 
-try:  # the compiled GB18030 loop; without it (a source checkout not yet built), Python's codec
-    import grouper.io._gb18030 as _gb18030
-except ImportError:  # pragma: no cover
-    _gb18030 = None
-COMPILED = _gb18030 is not None
+
+@functools.cache
+def _compiled():
+    """The compiled GB18030 loop (``grouper.io._gb18030``), loaded on first use (1 ms that a run
+    reading no GB18030 file need not pay); None without it (a source checkout not yet built:
+    Python's codec)."""
+    try:
+        import grouper.io._gb18030 as module
+    except ImportError:  # pragma: no cover
+        return None
+    return module
+
+
+def __getattr__(name: str):
+    if name == "COMPILED":  # whether the compiled loop is there (loads it)
+        return _compiled() is not None
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["AUTO", "FAST_ENCODINGS", "TextDecoder", "decode", "detect_encoding", "first_invalid", "normalise_encoding",
            "not_encoded"]
@@ -162,7 +175,7 @@ def _decode(values: pa.Array, encoding: str, distinct: bool = True) -> tuple[pa.
     n = len(values)
     if n == 0:
         return pa.array([], pa.string()), distinct
-    if distinct and not (encoding == "gb18030" and _gb18030 is not None):  # the loop is faster than hashing
+    if distinct and not (encoding == "gb18030" and _compiled() is not None):  # the loop is faster than hashing
         dictionary = pc.dictionary_encode(values)
         if len(dictionary.dictionary) * 2 <= n:
             return pc.take(_decode_all(dictionary.dictionary, encoding), dictionary.indices), True
@@ -192,6 +205,7 @@ def _gb18030_tables() -> tuple[np.ndarray, np.ndarray]:
 def _fast_gb18030(values: pa.Array) -> pa.Array | None:
     """GB18030 ``values`` (binary) as UTF-8 strings by the compiled loop (grouper.io._gb18030),
     or None when it is not built or a value is not GB18030 (the codec then says where)."""
+    _gb18030 = _compiled()
     if _gb18030 is None:
         return None
     wide = values.type == pa.large_binary()

@@ -10,7 +10,6 @@ import contextlib
 import errno
 import os
 import re
-import tempfile
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,13 +18,12 @@ from pathlib import Path
 from typing import Iterable
 
 import pyarrow as pa
-import pyarrow.csv as pcsv
 import pyarrow.ipc as ipc
-import pyarrow.parquet as pq
 
 from grouper._util.batches import empty_batch
+from grouper._util.columns import SMALL_TEXT, is_text
 from grouper._util.errors import first_line
-from grouper._util.lazy import pc
+from grouper._util.lazy import pc, pcsv, pq
 from grouper.io.formats import expand_inputs, format_of, pipeline_depth
 
 __all__ = ["STALE_SECONDS", "XLSX_MAX_ROWS", "OutputSet", "atomic", "check_outputs", "parquet_writer_options",
@@ -60,8 +58,6 @@ def sweep_stale(folder: str | os.PathLike, pattern: "re.Pattern[str]", age: floa
     """Remove the entries of ``folder`` whose name ``pattern`` matches, whose writer (the
     pattern's ``pid`` group, when it has one) no longer runs and which have not changed for
     ``age`` seconds. Returns how many were removed; never raises."""
-    import shutil
-
     removed = 0
     now = time.time()
     try:
@@ -77,6 +73,8 @@ def sweep_stale(folder: str | os.PathLike, pattern: "re.Pattern[str]", age: floa
             if (pid is not None and _pid_alive(int(pid))) or now - e.stat(follow_symlinks=False).st_mtime < age:
                 continue
             if e.is_dir(follow_symlinks=False):
+                import shutil  # only for a folder left by a killed run (start-up: not imported otherwise)
+
                 shutil.rmtree(e.path)
             else:
                 os.unlink(e.path)
@@ -168,7 +166,8 @@ class OutputSet:
         _refuse_output(path, self.tmps, self.overwrite, folder=False)
         path.parent.mkdir(parents=True, exist_ok=True)
         _sweep_parts(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent)
+        import tempfile  # here, not at the top: a run that writes no file needs none
+        fd, tmp = tempfile.mkstemp(".part", f".{path.name}.{os.getpid()}.", path.parent)
         os.close(fd)
         self.tmps[path] = tmp
         return tmp
@@ -416,8 +415,16 @@ def _plain_dictionaries(b: pa.RecordBatch) -> pa.RecordBatch:
     if types == b.schema.types:
         return b
     schema = pa.schema([f.with_type(t) for f, t in zip(b.schema, types)], metadata=b.schema.metadata)
-    return pa.RecordBatch.from_arrays([c if c.type == t else c.cast(t) for c, t in zip(b.columns, types)],
+    return pa.RecordBatch.from_arrays([c if c.type == t else _decoded(c, t) for c, t in zip(b.columns, types)],
                                       schema=schema)
+
+
+def _decoded(c: pa.Array, t: pa.DataType) -> pa.Array:
+    """``c`` cast to its plain type ``t``; a small dictionary column of text through Python's
+    values (the same array), as ``cast`` would load pyarrow.compute (start-up, a 1-row file)."""
+    if pa.types.is_dictionary(c.type) and is_text(t) and len(c) <= SMALL_TEXT:
+        return pa.array(c.to_pylist(), t)
+    return c.cast(t)
 
 
 class _BomCsvWriter:

@@ -1,12 +1,29 @@
 """Rule tables as plain data: the model, loading with validation and fingerprint, the condition
-vocabulary, the registry of bundled and local schemes, the verified disk cache."""
+vocabulary, the registry of bundled and local schemes, the verified disk cache.
 
-from grouper.rulesets.cache import cache_dir, code_hash, disk_cached
-from grouper.rulesets.loader import LOADER_MODULES, load_ruleset, ruleset_source
-from grouper.rulesets.model import GLOBAL, Adrg, CodeList, Drg, Mdc, Ruleset, RulesetError
+The data model and the loader are imported on first use of their names (PEP 562): a run that
+finds its compiled scheme in the cache parses no table and needs neither (start-up)."""
+
+from grouper.rulesets.cache import cache_dir, code_hash, disk_cached, stamped_key
+from grouper.rulesets.errors import RulesetError
 from grouper.rulesets.registry import (DEFAULT_RULESET, NEXT_RULESET, STATUSES, available_rulesets, describe,
                                        rules_dirs)
+from grouper.rulesets.source import LOADER_MODULES, ruleset_source, ruleset_stamp
 
 __all__ = ["DEFAULT_RULESET", "GLOBAL", "LOADER_MODULES", "NEXT_RULESET", "STATUSES", "Adrg", "CodeList", "Drg",
            "Mdc", "Ruleset", "RulesetError", "available_rulesets", "cache_dir", "code_hash", "describe",
-           "disk_cached", "load_ruleset", "rules_dirs", "ruleset_source"]
+           "disk_cached", "load_ruleset", "rules_dirs", "ruleset_source", "ruleset_stamp", "stamped_key"]
+
+_LAZY = {"GLOBAL": "grouper.rulesets.model", "Adrg": "grouper.rulesets.model", "CodeList": "grouper.rulesets.model",
+         "Drg": "grouper.rulesets.model", "Mdc": "grouper.rulesets.model", "Ruleset": "grouper.rulesets.model",
+         "load_ruleset": "grouper.rulesets.loader"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,10 +14,29 @@ import os
 import re
 from pathlib import Path
 
-from grouper.rulesets.model import Ruleset
 
 __all__ = ["CACHE_FORMAT", "CACHE_MAX_BYTES", "CACHE_MAX_ENTRIES", "cache_dir", "cache_evict", "cache_read",
-           "cache_write", "code_hash", "disk_cached"]
+           "cache_write", "code_hash", "disk_cached", "file_stamp", "module_files", "stamped_key"]
+
+def module_files(modules: tuple[str, ...]) -> list[str] | None:
+    """The files of the named ``grouper`` modules (sources or built extensions), None when one
+    has none (then nothing is cached on disk). Found without importing them: a run served from
+    the cache need not load the loader and the data model (start-up)."""
+    import importlib.util
+    import sys
+
+    files = []
+    for name in modules:
+        module = sys.modules.get(f"grouper.{name}")
+        try:
+            origin = module.__file__ if module is not None else importlib.util.find_spec(f"grouper.{name}").origin
+        except (ImportError, AttributeError, ValueError):
+            return None
+        if not isinstance(origin, str):
+            return None
+        files.append(origin)
+    return files
+
 
 @functools.lru_cache(maxsize=None)
 def code_hash(modules: tuple[str, ...]) -> str | None:
@@ -35,6 +54,60 @@ def code_hash(modules: tuple[str, ...]) -> str | None:
         except (OSError, TypeError, ImportError):
             return None
     return h.hexdigest()
+
+
+# ---- stat stamps: a content key remembered for files whose stat says they are as they were
+
+#: Nanoseconds a file must have been left alone before its stat stands for its content: a change
+#: within the file system's timestamp granularity of the stat could leave every field as it was.
+SETTLED_NS = 2 * 10**9
+STAMP_SUFFIX = ".drgs"
+STAMP_MAX_ENTRIES = 64
+
+
+def file_stamp(paths) -> str | None:
+    """A digest of what ``stat`` says of each of ``paths`` (or that it is absent): size,
+    modification and inode-change times in ns, inode and device. None where that may not
+    stand for the content: not POSIX (``st_ctime`` is then no change time), a file changed in
+    the last ``SETTLED_NS``, an error. Any write, ``utime`` (``cp -p``, ``rsync -t``: a
+    same-size edit with its mtime restored) or rename sets the change time, which no user can
+    set back; so equal stamps mean the same bytes, as sure as hashing them (issue 18)."""
+    if os.name != "posix" or paths is None:
+        return None
+    import time
+
+    settled = time.time_ns() - SETTLED_NS
+    h = hashlib.sha256(b"drg stamp 1\0")
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            h.update(b"absent\0%s\0" % os.fsencode(p))
+            continue
+        except (OSError, ValueError, TypeError):
+            return None
+        if st.st_ctime_ns >= settled or st.st_mtime_ns >= settled:
+            return None  # changed just now, or dated in the future
+        h.update(b"%s\0%d %d %d %d %d\0" % (os.fsencode(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
+                                            st.st_dev))
+    return h.hexdigest()
+
+
+def stamped_key(stamp: str | None, compute):
+    """The content key of the files ``stamp`` (``file_stamp``) describes: remembered in the cache
+    folder under the stamp, or ``compute()`` (which must read the files after the stamp was
+    taken, so a change in between gives the next stamp another value) and remembered."""
+    if stamp is None or os.environ.get("DRG_NO_CACHE") == "1":
+        return compute()
+    folder = cache_dir()
+    path = folder / f"{stamp}{STAMP_SUFFIX}"
+    key = cache_read(path, stamp)
+    if isinstance(key, str):
+        return key
+    key = compute()
+    if key is not None:
+        cache_write(folder, path, stamp, key)
+    return key
 
 
 # ---- the on-disk cache: content-keyed, verified, bounded, written atomically
@@ -66,7 +139,10 @@ def disk_cached(key: str | None, load, kind: type | None = None, valid=None):
     corrupt, another format, another key, ``valid(obj)`` false) is ignored and rebuilt.
     Writes go to a temporary file renamed into place, so readers and concurrent writers only
     ever see whole entries; the folder keeps the ``CACHE_MAX_ENTRIES`` most recently used."""
-    kind = kind or Ruleset
+    if kind is None:
+        from grouper.rulesets.model import Ruleset
+
+        kind = Ruleset
     if key is None or os.environ.get("DRG_NO_CACHE") == "1":
         return load()
     folder = cache_dir()
@@ -108,7 +184,6 @@ def cache_read(path: Path, key: str):
 
 def cache_write(folder: Path, path: Path, key: str, obj) -> None:
     import pickle
-    import tempfile
 
     tmp = None
     try:  # best effort: a read-only home only costs the next process a second
@@ -116,7 +191,8 @@ def cache_write(folder: Path, path: Path, key: str, obj) -> None:
         head = json.dumps({"key": key, "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest(),
                            "type": type(obj).__name__}).encode()
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=_TEMP_PREFIX, suffix=".tmp")
+        import tempfile  # here: a cache hit writes nothing (start-up)
+        fd, tmp = tempfile.mkstemp(".tmp", _TEMP_PREFIX, folder)
         with os.fdopen(fd, "wb") as fh:
             fh.write(CACHE_MAGIC + head + b"\n")
             fh.write(payload)
@@ -140,7 +216,7 @@ def cache_evict(folder: Path, max_entries: int | None = None, max_bytes: int | N
 
     max_entries = CACHE_MAX_ENTRIES if max_entries is None else max_entries
     max_bytes = CACHE_MAX_BYTES if max_bytes is None else max_bytes
-    entries, now = [], time.time()
+    entries, stamps, now = [], [], time.time()
     for p in folder.iterdir():
         try:
             st = p.stat()
@@ -149,8 +225,13 @@ def cache_evict(folder: Path, max_entries: int | None = None, max_bytes: int | N
         name = p.name
         if name.endswith(CACHE_SUFFIX):
             entries.append((st.st_mtime, st.st_size, p))
+        elif name.endswith(STAMP_SUFFIX):
+            stamps.append((st.st_mtime, p))
         elif _LEGACY.fullmatch(name) or (name.startswith(_TEMP_PREFIX) and now - st.st_mtime > _TEMP_MAX_AGE_S):
             _unlink(p)
+    stamps.sort(key=lambda e: e[0], reverse=True)
+    for _, p in stamps[STAMP_MAX_ENTRIES:]:  # tiny files, most recently used kept
+        _unlink(p)
     entries.sort(key=lambda e: e[0], reverse=True)
     total = 0
     for i, (_, size, p) in enumerate(entries):

@@ -13,16 +13,16 @@ import hashlib
 import json
 import os
 import re
-import tomllib
 from pathlib import Path
 
 from grouper.rulesets import conditions
-from grouper.rulesets.cache import CACHE_FORMAT, code_hash, disk_cached
+from grouper.rulesets.cache import code_hash, disk_cached
 from grouper.rulesets.model import GLOBAL, Adrg, CodeList, Drg, Mdc, Ruleset, RulesetError
-from grouper.rulesets.registry import STATUSES, find_ruleset
+from grouper.rulesets.registry import STATUSES
+from grouper.rulesets.source import LOADER_MODULES, _source, ruleset_source, ruleset_stamp
 from grouper.rulesets.tables import OPTIONAL, SCHEMA, Table, read_files
 
-__all__ = ["LOADER_MODULES", "load_ruleset", "ruleset_source"]
+__all__ = ["LOADER_MODULES", "load_ruleset", "ruleset_source", "ruleset_stamp"]
 
 #: Shape of a 医保版 ICD-10 code, dagger/asterisk pairs written as one string
 #: (``A18.300x009+K93.0*``).
@@ -36,10 +36,6 @@ PX_CODE_RE = re.compile(r"^[0-9]{2}(\.[0-9A-Za-z]{1,12})?$")
 
 _CACHE: dict[str, Ruleset] = {}  # small: a process rarely uses many schemes
 _CACHE_SIZE = 8
-
-#: The modules whose code turns the files into a Ruleset: part of the disk-cache key.
-LOADER_MODULES = ("rulesets.model", "rulesets.tables", "rulesets.loader", "rulesets.conditions")
-
 
 def load_ruleset(name_or_path: str | os.PathLike) -> Ruleset:
     """Load and validate a ruleset by registry name (``"chs-drg-1.1"``) or folder path.
@@ -55,26 +51,6 @@ def load_ruleset(name_or_path: str | os.PathLike) -> Ruleset:
             _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = disk_cached(key if code_hash(LOADER_MODULES) else None, lambda: _Loader(folder, files).load())
     return _CACHE[key]
-
-
-def ruleset_source(name_or_path: str | os.PathLike) -> tuple[str, str | None]:
-    """(folder, content key) of a ruleset without parsing it: the key ``load_ruleset`` caches
-    it under (every byte of every file read, the folder, the loader's code; None when the
-    loader's code cannot be hashed). Keys a cache of what is derived from the ruleset (the
-    compiled arrays) so a hit needs no parsing at all."""
-    folder, _files, key = _source(name_or_path)
-    return str(folder), key if code_hash(LOADER_MODULES) else None
-
-
-def _source(name_or_path: str | os.PathLike) -> tuple[Path, dict[str, bytes], str]:
-    folder = find_ruleset(name_or_path).resolve()
-    files = read_files(folder)
-    code = code_hash(LOADER_MODULES)
-    h = hashlib.sha256(json.dumps([CACHE_FORMAT, str(folder), code]).encode())
-    for name in sorted(files):
-        h.update(b"\0%s\0%d\0" % (name.encode(), len(files[name])))
-        h.update(files[name])
-    return folder, files, h.hexdigest()
 
 
 _ENGINE_DEFAULTS = {"cc_scope": "secondary", "fail_retry": "none", "fail_adrgs": []}
@@ -143,6 +119,8 @@ class _Loader:
 
     # -- manifest
     def _manifest(self) -> dict:
+        import tomllib  # here: a run served from the compiled cache never parses a manifest
+
         try:
             m = tomllib.loads(self.files["ruleset.toml"].decode("utf-8"))
         except (KeyError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

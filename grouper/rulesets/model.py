@@ -10,19 +10,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from grouper.rulesets import conditions
+from grouper.rulesets.errors import RulesetError
 
 __all__ = ["GLOBAL", "Adrg", "CodeList", "Drg", "Mdc", "Ruleset", "RulesetError"]
 
 GLOBAL = ""  # owner of scheme-wide lists such as VALID_OR
-
-
-class RulesetError(ValueError):
-    """A ruleset folder that cannot be used; the message names file, line and problem."""
-
-    def __init__(self, file: str, line: int | None, problem: str):
-        self.file, self.line, self.problem = file, line, problem
-        where = f"{file} line {line}" if line else file
-        super().__init__(f"{where}: {problem}")
 
 
 @dataclass(frozen=True)

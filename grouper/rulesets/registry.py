@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from grouper.rulesets.model import Ruleset, RulesetError
+from grouper.rulesets.errors import RulesetError
+
+if TYPE_CHECKING:
+    from grouper.rulesets.model import Ruleset
 
 __all__ = ["DEFAULT_RULESET", "NEXT_RULESET", "STATUSES", "available_rulesets", "describe", "find_ruleset",
            "rules_dirs"]

@@ -11,7 +11,7 @@ import operator
 from pathlib import Path
 from typing import Iterable
 
-from grouper.rulesets.model import RulesetError
+from grouper.rulesets.errors import RulesetError
 
 __all__ = ["FILES", "OPTIONAL", "SCHEMA", "Table", "read_files"]
 

@@ -647,3 +647,50 @@ def test_list_codes_of_a_slice_are_read_from_its_own_offsets(g, list_type, offse
     out = g.group(t.slice(offset, length)).to_pylist()
     one = [g.group_one(sex=1, age=65, dx=d, px=p) for d, p in zip(dx[offset:offset + length], px[offset:offset + length])]
     assert [(r["status"], r["drg"], r["flags"]) for r in out] == [(r.status, r.drg, r.flags) for r in one]
+
+
+_ASCII_TEXT = st.one_of(st.none(), st.text(alphabet=" \t\n\x0b\x0c\r\x1c\x1f+-.0123456789xe|,;A", max_size=14),
+                        st.integers(-2**40, 2**40).map(str), st.integers(-2**40, 2**40).map(lambda i: f" {i}.00 "))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ASCII_TEXT, max_size=12), st.sampled_from(["", "\u3000", "\u00a0", "；", "，", "é"]))
+def test_small_text_batches_read_alike_by_python_and_by_pyarrow_compute(texts, other):
+    """A small batch of ASCII text is read by Python's string methods (start-up: no
+    pyarrow.compute); the numbers it parses, the ones it flags and the code lists it splits are
+    those of the pyarrow.compute path of larger batches (non-ASCII batches take that path)."""
+    import grouper._util.columns as cm
+    from grouper.engine.inputs import parse_int_column
+
+    if other and texts:  # one value not ASCII: the whole batch by pyarrow.compute
+        texts = [*texts[:-1], f"{texts[-1] or ''}{other}1"]
+    arr = pa.array(texts, pa.string())
+    assert (cm.small_ascii_texts(arr) is not None) == (not other or not texts)
+    by_python = parse_int_column("age", arr, len(arr)), cm.split_joined(arr)
+    try:
+        cm.SMALL_TEXT, saved = -1, cm.SMALL_TEXT  # every batch by pyarrow.compute
+        by_compute = parse_int_column("age", arr, len(arr)), cm.split_joined(arr)
+    finally:
+        cm.SMALL_TEXT = saved
+    (v1, bad1), lists1 = by_python
+    (v2, bad2), lists2 = by_compute
+    assert v1.tolist() == v2.tolist() and bad1.tolist() == bad2.tolist()
+    assert lists1.type == lists2.type and lists1.to_pylist() == lists2.to_pylist()
+
+
+def test_null_code_lists_that_span_no_values_are_read_without_pyarrow_compute(g):
+    """Blank joined codes (a case without procedures) are null lists: their offsets span no
+    values, so the list is read from its offsets alone; a null list over values is skipped."""
+    from grouper.engine.inputs import CodeMapper, encode_code_column
+
+    mapper = CodeMapper(["C61.x00", "I10.x00"])
+    nulls = pa.array([["C61.x00"], None, ["I10.x00", "X"], None], pa.list_(pa.string()))
+    off, ids = encode_code_column("dx", nulls, 4, mapper)
+    assert off.tolist() == [0, 1, 1, 3, 3] and ids.tolist() == [0, 1, -1]
+    # the same nulls over values (offsets 0 1 2 4 5, the second and last entries null)
+    spanning = pa.ListArray.from_buffers(
+        pa.list_(pa.string()), 4, [pa.py_buffer(np.packbits([1, 0, 1, 0], bitorder="little")),
+                                   pa.py_buffer(np.array([0, 1, 2, 4, 5], np.int32))],
+        null_count=2, children=[pa.array(["C61.x00", "I10.x00", "I10.x00", "X", "C61.x00"])])
+    off, ids = encode_code_column("dx", spanning, 4, mapper)
+    assert off.tolist() == [0, 1, 1, 3, 3] and ids.tolist() == [0, 1, -1]

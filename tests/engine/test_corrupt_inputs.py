@@ -213,3 +213,24 @@ def test_settle_of_a_grouped_arrow_file_with_a_corrupt_pass_through_column(tmp_p
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert "grouped.arrow: corrupt Arrow data in column 'hospital_id'" in r.stderr
     assert not list(tmp_path.glob(".*.part")) and not (tmp_path / "s.parquet").exists()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=6), max_size=40, unique=True))
+def test_code_table_maps_each_code_to_its_position(codes):
+    """ASCII and not (each code's bytes found from its characters or its UTF-8): every code,
+    read from an Arrow string array as well, is its position; a repeated code is refused."""
+    t = CodeTable(codes)
+    arr = pa.array(codes, pa.string())
+    validity, offsets, data = arr.buffers()
+    got = t.map_utf8(None, offsets, data if data is not None else b"", 0, len(codes), False).tolist()
+    blank = [not c.strip(" \t\n\r\v\f\u00a0\u3000") for c in codes]
+    trimmed = [c.strip(" \t\n\r\v\f\u00a0\u3000") for c in codes]
+    for i, c in enumerate(codes):
+        want = ID_EMPTY if blank[i] else codes.index(trimmed[i]) if trimmed[i] in codes else -1
+        assert got[i] == want and t.get(c) == want, (c, got[i], want)
+        if c == trimmed[i]:
+            assert want == i
+    if codes:
+        with pytest.raises(ValueError, match="duplicate code"):
+            CodeTable([*codes, codes[0]])

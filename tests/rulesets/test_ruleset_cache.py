@@ -5,6 +5,7 @@ import os
 import pickle
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from grouper.engine import cached as core
 from grouper.rulesets import RulesetError, load_ruleset
 from grouper.rulesets import cache as cache_mod
 from grouper.rulesets import loader as mod
+from grouper.rulesets import source as source_mod
 from grouper.rulesets import tables
 
 from conftest import RULES
@@ -102,7 +104,16 @@ SPEC = {
 }
 
 
-def test_same_size_edit_with_mtime_restored_is_seen(cache, small):
+@pytest.fixture(params=["fresh", "settled"])
+def settled(request, monkeypatch):
+    """Files as just written (their stat stamp is not trusted yet: hashed every time), or as if
+    left alone long ago (the key is remembered under the stat stamp, cache.file_stamp)."""
+    if request.param == "settled":
+        monkeypatch.setattr(cache_mod, "SETTLED_NS", -10**18)
+    return request.param == "settled"
+
+
+def test_same_size_edit_with_mtime_restored_is_seen(cache, small, settled):
     """cp -p / rsync -t: same size, same mtime, other content."""
     first = load_ruleset(small)
     g = grouper.Grouper(small)
@@ -118,6 +129,45 @@ def test_same_size_edit_with_mtime_restored_is_seen(cache, small):
         assert again.drgs[("AB1", "AB11")].name == "name AB12"
         assert again.fingerprint != first.fingerprint
         assert grouper.Grouper(small).compiled.drg_names != g.compiled.drg_names
+
+
+def test_settled_files_are_found_by_their_stamp_without_reading_them(cache, small, monkeypatch):
+    """A second run over files left as they were takes the compiled arrays' key from their stat
+    stamp: no file of the ruleset is read; while a file has just changed there is no stamp."""
+    assert mod.ruleset_stamp(small)[1] is None  # just written: hashed each time
+    monkeypatch.setattr(cache_mod, "SETTLED_NS", -10**18)
+    folder, stamp = mod.ruleset_stamp(small)
+    assert stamp is not None and folder == str(small.resolve())
+    first = grouper.Grouper(small)
+    assert len(list(cache.glob(f"*{cache_mod.STAMP_SUFFIX}"))) == 1
+    new_process()
+
+    def unread(*args):
+        raise AssertionError("read although its stamp is remembered")
+
+    monkeypatch.setattr(source_mod, "read_files", unread)
+    again = grouper.Grouper(small)
+    assert again.compiled.fingerprint == first.compiled.fingerprint
+    assert again.group_one(sex=1, age=40, dx=[DX[2]], px=[PX[2]]).drg == "AC19"
+    path = small / "mdc.csv"
+    for change in (lambda: path.write_bytes(path.read_bytes()), lambda: os.chmod(path, 0o600)):
+        before, st = cache_mod.file_stamp([path]), path.stat()
+        time.sleep(0.05)  # beyond the file system's timestamp granularity (what SETTLED_NS allows for)
+        change()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # the old times put back: ctime moved on
+        assert path.stat().st_size == st.st_size and cache_mod.file_stamp([path]) != before
+    monkeypatch.setenv("DRG_NO_CACHE", "1")  # no disk memory at all: read and hashed
+    new_process()
+    with pytest.raises(AssertionError, match="read although"):
+        grouper.Grouper(small)
+
+
+def test_stamp_files_are_bounded(cache, monkeypatch):
+    monkeypatch.setattr(cache_mod, "STAMP_MAX_ENTRIES", 2)
+    for i in range(4):
+        assert cache_mod.stamped_key(f"{i:064x}", lambda: f"key{i}") == f"key{i}"
+    assert len(list(cache.glob(f"*{cache_mod.STAMP_SUFFIX}"))) == 2
+    assert cache_mod.stamped_key(f"{3:064x}", lambda: "recomputed") == "key3"  # the newest kept
 
 
 def test_cache_hit_serves_the_same_ruleset_and_program(cache, small):
