@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from grouper._util.columns import CODE_WHITESPACE, split_codes
-from grouper.engine.inputs import parse_int
+from grouper.engine.numbers import parse_int
 from grouper.engine.status import CHECK_FLAGS, CcLevel, Flag, Reason, Status
 from grouper.rulesets import Ruleset
 

@@ -552,7 +552,7 @@ def test_group_one_accepts_lists_and_joined_text(g):
 @given(st.lists(st.one_of(st.none(), st.integers(-(2**40), 2**40)), min_size=1, max_size=40),
        st.integers(0, 5), st.sampled_from(["int8", "int16", "int32", "int64", "uint32", "uint64"]))
 def test_int_values_by_numpy_equal_fill_null_and_is_valid(values, cut, kind):
-    from grouper.engine.inputs import _int_values
+    from grouper.engine.numbers import _int_values
 
     t = pa.from_numpy_dtype(np.dtype(kind))
     lo, hi = np.iinfo(np.dtype(kind)).min, np.iinfo(np.dtype(kind)).max
@@ -660,7 +660,7 @@ def test_small_text_batches_read_alike_by_python_and_by_pyarrow_compute(texts, o
     pyarrow.compute); the numbers it parses, the ones it flags and the code lists it splits are
     those of the pyarrow.compute path of larger batches (non-ASCII batches take that path)."""
     import grouper._util.columns as cm
-    from grouper.engine.inputs import parse_int_column
+    from grouper.engine.numbers import parse_int_column
 
     if other and texts:  # one value not ASCII: the whole batch by pyarrow.compute
         texts = [*texts[:-1], f"{texts[-1] or ''}{other}1"]
