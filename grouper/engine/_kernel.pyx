@@ -66,6 +66,8 @@ cdef struct Model:
     const uint64_t* mdc_by_ppx
     const uint64_t* mdc_by_anydx
     const uint64_t* mdc_by_anypx
+    const uint64_t* mdc_by_age  # by age in years (a valid case's; the last row for older ones): MDCs it may enter
+    int32_t age_rows
     bint use_anydx          # some MDC is entered on "any diagnosis in a list": OR the case's rows
     bint use_anypx
     const uint64_t* adrg_by_pdx
@@ -474,7 +476,7 @@ cdef bint group_mdcs(const Model* m, const CaseCtx* c, Outcome* o) noexcept nogi
     ppx_row = m.px_class[m.n_px_codes]
     if c.ppx >= 0 and c.px[c.ppx] >= 0:
         ppx_row = m.px_class[c.px[c.ppx]]
-    mdc_ok = m.mdc_by_pdx[pdx_row] & m.mdc_by_ppx[ppx_row] & m.mdc_bits
+    mdc_ok = m.mdc_by_pdx[pdx_row] & m.mdc_by_ppx[ppx_row] & m.mdc_by_age[c.age if c.age < m.age_rows else m.age_rows - 1] & m.mdc_bits
     if m.use_anydx:
         mdc_ok &= c.mdc_anydx
     if m.use_anypx:
@@ -575,7 +577,7 @@ ARRAYS = {
     "dx_class": ("uint16", 1), "px_class": ("uint16", 1),
     "mdc_by_pdx": ("uint64", 1), "mdc_by_ppx": ("uint64", 1), "mdc_by_anydx": ("uint64", 1),
     "mdc_by_anypx": ("uint64", 1), "adrg_by_pdx": ("uint64", 2), "adrg_by_ppx": ("uint64", 2),
-    "adrg_by_anypx": ("uint64", 2),
+    "adrg_by_anypx": ("uint64", 2), "mdc_by_age": ("uint64", 1),
 }
 #: Settings ``Program`` reads from the compiled ruleset's ``params`` mapping.
 PARAMS = ("use_anydx", "use_anypx", "use_adrg_anypx", "sex_mask", "newborn_days", "max_age", "cc_all", "require_los", "fail_retry")
@@ -676,6 +678,7 @@ cdef class Program:
     cdef const uint64_t[::1] mdc_by_ppx
     cdef const uint64_t[::1] mdc_by_anydx
     cdef const uint64_t[::1] mdc_by_anypx
+    cdef const uint64_t[::1] mdc_by_age
     cdef const uint64_t[:, ::1] adrg_by_pdx
     cdef const uint64_t[:, ::1] adrg_by_ppx
     cdef const uint64_t[:, ::1] adrg_by_anypx
@@ -717,6 +720,7 @@ cdef class Program:
         self.mdc_by_ppx = a["mdc_by_ppx"]
         self.mdc_by_anydx = a["mdc_by_anydx"]
         self.mdc_by_anypx = a["mdc_by_anypx"]
+        self.mdc_by_age = a["mdc_by_age"]
         self.adrg_by_pdx = a["adrg_by_pdx"]
         self.adrg_by_ppx = a["adrg_by_ppx"]
         self.adrg_by_anypx = a["adrg_by_anypx"]
@@ -735,6 +739,8 @@ cdef class Program:
                 or _max(self.dx_class) >= self.mdc_by_pdx.shape[0]
                 or _max(self.px_class) >= self.mdc_by_ppx.shape[0]):
             raise ValueError("prefilter tables do not fit the code dictionaries")
+        if self.mdc_by_age.shape[0] < 1 or self.mdc_by_age[self.mdc_by_age.shape[0] - 1] != ~(<uint64_t>0):
+            raise ValueError("compiled field 'mdc_by_age' must end with a row of every MDC (the older ages)")
         if self.cc_class.shape[0] != n_dx:
             raise ValueError(f"compiled field 'cc_class' must have {n_dx} entries (one per diagnosis code), "
                              f"got {self.cc_class.shape[0]}")
@@ -792,6 +798,8 @@ cdef class Program:
         m.mdc_by_ppx = &self.mdc_by_ppx[0]
         m.mdc_by_anydx = &self.mdc_by_anydx[0]
         m.mdc_by_anypx = &self.mdc_by_anypx[0]
+        m.mdc_by_age = &self.mdc_by_age[0]
+        m.age_rows = self.mdc_by_age.shape[0]
         m.use_anydx = use_anydx
         m.use_anypx = use_anypx
         m.adrg_by_pdx = &self.adrg_by_pdx[0, 0]

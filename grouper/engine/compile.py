@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import grouper.engine._kernel as _kernel
-from grouper.engine.tables import classes, summary_bits
+from grouper.engine.tables import age_prefilter, classes, summary_bits
 from grouper.rulesets.conditions import COMPARISONS
 from grouper.rulesets import Ruleset, RulesetError
 
@@ -89,6 +89,7 @@ class CompiledRuleset:
     adrg_by_pdx: np.ndarray  # uint64[dx classes, words]: ADRG records a principal dx allows
     adrg_by_ppx: np.ndarray  # uint64[px classes, words]
     adrg_by_anypx: np.ndarray  # uint64[px classes, words]: ADRG records some procedure allows (OR over the case's)
+    mdc_by_age: np.ndarray  # uint64[max_age + 1]: MDCs a case of that age (years) may enter
     px_bits: np.ndarray  # uint64[px classes]: summary bits for any_px_in / spx_in (last class: none, 0)
     params: dict
     dx_codes: list[str]  # id -> code
@@ -448,10 +449,9 @@ class _Compiler:
         }
         use_any = {k: bool(prefilters[f"mdc_by_p{k}"][-1] & ~prefilters[f"mdc_by_any{k}"][-1]) for k in ("dx", "px")}
         dx_sets, px_sets = self._bitsets("dx"), self._bitsets("px")
-        # after every node is made: summary_bits sets the field b of the list nodes it gives a bit
         dx_bits = summary_bits(self.nodes, {K[o] for o in _SUMMARY_OPS["dx"]}, dx_sets, len(self.dx_codes))
         px_bits = np.append(summary_bits(self.nodes, {K[o] for o in _SUMMARY_OPS["px"]}, px_sets, len(self.px_codes)),
-                            np.uint64(0))  # last row: no procedure
+                            np.uint64(0))  # last row: no procedure. (After every node is made: it sets their b.)
         dx_class, dx_rows = classes({k: prefilters[k] for k in ("mdc_by_pdx", "mdc_by_anydx", "adrg_by_pdx")})
         use_any["adrg_px"] = bool((prefilters["adrg_by_ppx"][-1] & ~prefilters["adrg_by_anypx"][-1]).any())
         px_class, px_rows = classes({**{k: prefilters[k] for k in ("mdc_by_ppx", "mdc_by_anypx", "adrg_by_ppx",
@@ -471,6 +471,7 @@ class _Compiler:
             cond=np.array(self.nodes, dtype=COND_DTYPE),
             cond_args=np.array(self.args, dtype=np.int32),
             dx_sets=dx_sets, px_sets=px_sets, regions=regions,
+            mdc_by_age=age_prefilter([t for t, _ in mdc_trees], v["max_age_years"]),
             cc_class=cc_class, **cc_rows,
             mdc=np.array(mdc_recs, dtype=MDC_DTYPE), adrg=np.array(adrg_recs, dtype=ADRG_DTYPE),
             split=np.array(split_recs, dtype=SPLIT_DTYPE), dx_class=dx_class, px_class=px_class,

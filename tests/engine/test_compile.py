@@ -60,7 +60,7 @@ def tiny_program(cond, cond_args, dx_sets, n_dx=128, n_px=64, mdc=None, adrg=Non
         "dx_class": np.zeros(n_dx + 1, np.uint16), "px_class": np.zeros(n_px + 1, np.uint16),
         "mdc_by_pdx": all_bits, "mdc_by_ppx": all_bits, "mdc_by_anydx": all_bits, "mdc_by_anypx": all_bits,
         "adrg_by_pdx": np.full((1, 1), 2**64 - 1, np.uint64), "adrg_by_ppx": np.full((1, 1), 2**64 - 1, np.uint64),
-        "adrg_by_anypx": np.full((1, 1), 2**64 - 1, np.uint64),
+        "adrg_by_anypx": np.full((1, 1), 2**64 - 1, np.uint64), "mdc_by_age": np.full(152, 2**64 - 1, np.uint64),
         "params": {"use_anydx": False, "use_anypx": False, "use_adrg_anypx": False, "sex_mask": 0b110, "newborn_days": 28, "max_age": 150,
                    "cc_all": False, "require_los": False, "fail_retry": False},
         **n_none, **arrays,
@@ -296,3 +296,32 @@ def test_a_summary_bit_is_the_loop_over_the_codes(kind, members, bit, summary, d
     expect = any(i in members for i in known if i >= 0)
     got = p.group_one(fields(), array.array("i", dx), array.array("i", px))
     assert got[0] == Status.GROUPED and got[3] == (0 if expect else 1)
+
+
+def test_the_age_prefilter_is_a_necessary_condition():
+    """Bit i of row a is clear only when MDC i's rules cannot hold at age a: and takes every
+    comparison, or needs each branch to constrain, not and other fields leave the age free."""
+    from grouper.engine.tables import age_prefilter
+
+    age = lambda cmp, v: {"pred": f"age_years_{cmp}", "value": v}  # noqa: E731
+    other = {"pred": "has_px"}
+    trees = [age("eq", 0), {"op": "and", "args": [age("ge", 18), other, age("lt", 65)]},
+             {"op": "or", "args": [age("lt", 1), age("gt", 149)]}, {"op": "or", "args": [age("eq", 3), other]},
+             {"op": "not", "arg": age("eq", 0)}, {"pred": "age_days_le", "value": 28}]
+    rows = age_prefilter(trees, 150)
+    allowed = [[a for a in range(151) if rows[a] >> np.uint64(i) & np.uint64(1)] for i in range(len(trees))]
+    assert allowed[0] == [0] and allowed[1] == list(range(18, 65)) and allowed[2] == [0, 150]
+    assert allowed[3] == allowed[4] == allowed[5] == list(range(151))
+    assert len(rows) == 152 and rows[-1] == np.uint64(2**64 - 1)  # a last row for older ages: every MDC
+    wide = age_prefilter(trees, 2**31 - 1)  # a scheme valid to any age: one row per age up to 255, then all
+    assert len(wide) == 257 and wide[-1] == np.uint64(2**64 - 1) and np.array_equal(wide[:151], rows[:151])
+
+
+def test_mdcp_is_open_to_newborns_only(ruleset11):
+    """On the national scheme the age rows rule MDCP out past age 0 and leave the others open."""
+    compiled = compile_ruleset(ruleset11)
+    pos = [m.code for m in ruleset11.mdcs].index("MDCP")
+    bit = np.uint64(1) << np.uint64(pos)
+    assert compiled.mdc_by_age[0] & bit and not any(compiled.mdc_by_age[1:-1] & bit)
+    others = np.uint64((1 << len(ruleset11.mdcs)) - 1) & ~bit
+    assert all((row & others) == others for row in compiled.mdc_by_age)
