@@ -43,6 +43,8 @@ cdef struct Model:
     const int8_t* cc_level
     const int32_t* cc_table
     const int32_t* pdx_table
+    const uint64_t* dx_bits   # by CC class: summary bits (lists of any_dx_in / sdx_in holding the code)
+    const uint64_t* px_bits   # by px class: the same for any_px_in / spx_in
     const MdcRec* mdc
     int32_t n_mdc
     const AdrgRec* adrg
@@ -58,15 +60,19 @@ cdef struct Model:
     # last entry: none or unknown); a clear bit means that MDC / ADRG cannot match, so its
     # condition is not evaluated. Codes with equal rows share a class: the rows fit in cache.
     const uint16_t* dx_class
+    const uint32_t* dx_classes  # by dx id: dx_class | cc_class << 16 (one load for a code's two classes)
     const uint16_t* px_class
     const uint64_t* mdc_by_pdx
     const uint64_t* mdc_by_ppx
     const uint64_t* mdc_by_anydx
     const uint64_t* mdc_by_anypx
+    const uint64_t* mdc_by_age  # by age in years (a valid case's; the last row for older ones): MDCs it may enter
+    int32_t age_rows
     bint use_anydx          # some MDC is entered on "any diagnosis in a list": OR the case's rows
     bint use_anypx
     const uint64_t* adrg_by_pdx
     const uint64_t* adrg_by_ppx
+    const uint64_t* adrg_by_anypx  # NULL: no ADRG is entered on "some procedure in a list"
     int32_t adrg_words
     int32_t n_px_codes
     uint64_t mdc_bits       # bits of the MDCs that exist (a prefilter row may have more set)
@@ -91,15 +97,22 @@ cdef struct CaseCtx:
     int32_t ppx             # position of the principal (first non-empty) procedure, -1 none
     bint has_mcc
     bint has_cc
+    # summary bits (engine.tables.summary_bits): the lists that some code of the case is in
+    uint64_t dx_any         # any diagnosis
+    uint64_t dx_sdx         # a secondary diagnosis (positions after the first)
+    uint64_t px_any         # any procedure (from the principal one on)
+    uint64_t px_spx         # a procedure after the principal one
+    uint64_t mdc_anydx      # the MDCs that some diagnosis of the case allows (when use_anydx)
+    int32_t pdx_row         # prefilter class of the principal diagnosis
 
 
-cdef struct Outcome:
-    int8_t status
-    int8_t cc
-    int32_t mdc
+cdef struct Outcome:          # filled in place (a returned copy of mixed-size fields stalls on
+    int32_t mdc               # store forwarding)
     int32_t adrg
     int32_t drg
     int32_t flags
+    int8_t status
+    int8_t cc
     uint8_t reason          # R_*: the step where grouping stopped (R_NONE when grouped)
 
 
@@ -176,6 +189,8 @@ cdef inline bint eval_leaf(const Model* m, const CaseCtx* c, const CondNode* n) 
     elif op == OP_FALSE:
         return False
     elif op == OP_ANY_PX_IN or op == OP_SPX_IN:
+        if n.b > 0:  # a summary bit (b - 1)
+            return ((c.px_any if op == OP_ANY_PX_IN else c.px_spx) >> (n.b - 1)) & 1
         if c.ppx < 0:
             return False
         k = c.ppx if op == OP_ANY_PX_IN else c.ppx + 1
@@ -184,6 +199,8 @@ cdef inline bint eval_leaf(const Model* m, const CaseCtx* c, const CondNode* n) 
                 return True
         return False
     elif op == OP_ANY_DX_IN or op == OP_SDX_IN:
+        if n.b > 0:
+            return ((c.dx_any if op == OP_ANY_DX_IN else c.dx_sdx) >> (n.b - 1)) & 1
         k = 0 if op == OP_ANY_DX_IN else 1
         for i in range(k, c.ndx_raw):
             if in_set(m.dx_sets, m.dx_words, n.a, c.dx[i]):
@@ -293,26 +310,74 @@ cdef int32_t scan_codes(CaseCtx* c) noexcept nogil:
     return f
 
 
+cdef inline bint cc_counts(const Model* m, CaseCtx* c, int32_t cls, int32_t ptab) noexcept nogil:
+    """Add the CC/MCC level of one diagnosis (its CC class) unless the principal's table excludes it."""
+    cdef int32_t level = m.cc_level[cls]
+    if level == 0 or (ptab >= 0 and m.cc_table[cls] == ptab):
+        return False
+    if level & 2:
+        c.has_mcc = True
+    if level & 1:
+        c.has_cc = True
+    return True
+
+
 cdef void severity(const Model* m, CaseCtx* c) noexcept nogil:
-    cdef int32_t ptab = -1, i, k, level
-    if c.dx[0] >= 0:
-        ptab = m.pdx_table[m.cc_class[c.dx[0]]]
+    """In one pass over the diagnoses: the CC/MCC level of the case, its diagnosis summary bits,
+    the principal's prefilter class and the MDCs that some diagnosis allows."""
+    cdef int32_t ptab = -1, i, k, cls0 = -1
+    cdef uint32_t v
+    cdef uint64_t sdx = 0, anydx = m.mdc_by_anydx[m.dx_class[m.n_dx_codes]]  # the 'no code' row
     c.has_mcc = False
     c.has_cc = False
-    for i in range(0 if m.cc_all else 1, c.ndx_raw):
+    c.pdx_row = m.dx_class[m.n_dx_codes]
+    if c.dx[0] >= 0:
+        v = m.dx_classes[c.dx[0]]
+        c.pdx_row = v & 0xFFFF
+        anydx |= m.mdc_by_anydx[v & 0xFFFF]
+        cls0 = v >> 16
+        ptab = m.pdx_table[cls0]
+        if m.cc_all:
+            cc_counts(m, c, cls0, ptab)
+    for i in range(1, c.ndx_raw):
         k = c.dx[i]
         if k < 0:
             continue
-        k = m.cc_class[k]
-        level = m.cc_level[k]
-        if level == 0:
-            continue
-        if ptab >= 0 and m.cc_table[k] == ptab:
-            continue
-        if level & 2:
-            c.has_mcc = True
-        if level & 1:
-            c.has_cc = True
+        v = m.dx_classes[k]
+        anydx |= m.mdc_by_anydx[v & 0xFFFF]
+        k = v >> 16
+        sdx |= m.dx_bits[k]
+        cc_counts(m, c, k, ptab)
+    c.dx_sdx = sdx
+    c.dx_any = sdx | (m.dx_bits[cls0] if cls0 >= 0 else 0)
+    c.mdc_anydx = anydx
+
+
+cdef void px_summary(const Model* m, CaseCtx* c) noexcept nogil:
+    """The case's procedure summary bits: the principal procedure's and those after it."""
+    cdef int32_t i, k
+    cdef uint64_t spx = 0
+    c.px_any = 0
+    c.px_spx = 0
+    if c.ppx < 0:
+        return
+    for i in range(c.ppx + 1, c.npx_raw):
+        k = c.px[i]
+        if k >= 0:
+            spx |= m.px_bits[m.px_class[k]]
+    c.px_spx = spx
+    k = c.px[c.ppx]
+    c.px_any = spx | (m.px_bits[m.px_class[k]] if k >= 0 else 0)
+
+
+cdef inline uint64_t any_px_word(const Model* m, const CaseCtx* c, int32_t w) noexcept nogil:
+    """Word ``w`` of the ADRG records that some procedure of the case allows (and 'no procedure')."""
+    cdef uint64_t word = m.adrg_by_anypx[<Py_ssize_t>m.px_class[m.n_px_codes] * m.adrg_words + w]
+    cdef int32_t i
+    for i in range(c.npx_raw):
+        if c.px[i] >= 0:
+            word |= m.adrg_by_anypx[<Py_ssize_t>m.px_class[c.px[i]] * m.adrg_words + w]
+    return word
 
 
 cdef bint group_in_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, const uint64_t* a_pdx,
@@ -324,7 +389,10 @@ cdef bint group_in_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, const
     cdef const AdrgRec* ad
     while True:
         while j < end:  # jump to the next candidate ADRG record
-            word = (a_pdx[j >> 6] & a_ppx[j >> 6]) >> (j & 63)
+            word = a_pdx[j >> 6] & a_ppx[j >> 6]
+            if word and m.adrg_by_anypx != NULL:
+                word &= any_px_word(m, c, j >> 6)
+            word >>= (j & 63)
             if word:
                 j += drg_ctz64(word)
                 break
@@ -345,7 +413,7 @@ cdef bint group_in_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, const
         ad = &m.adrg[j]
         if ad.entry_cond < 0 or eval_cond(m, c, ad.entry_cond):
             for s in range(ad.split_start, ad.split_end):
-                if eval_cond(m, c, m.split[s].cond):
+                if m.cond[m.split[s].cond].op == OP_TRUE or eval_cond(m, c, m.split[s].cond):
                     o.status = ad.status
                     o.mdc = md.code
                     o.adrg = ad.code
@@ -404,13 +472,13 @@ cdef bint group_mdcs(const Model* m, const CaseCtx* c, Outcome* o) noexcept nogi
     cdef const uint64_t* a_pdx
     cdef const uint64_t* a_ppx
     # prefilter rows: the classes of the principal codes' ids (the last entry when unknown/absent)
-    pdx_row = m.dx_class[c.dx[0] if c.dx[0] >= 0 else m.n_dx_codes]
+    pdx_row = c.pdx_row
     ppx_row = m.px_class[m.n_px_codes]
     if c.ppx >= 0 and c.px[c.ppx] >= 0:
         ppx_row = m.px_class[c.px[c.ppx]]
-    mdc_ok = m.mdc_by_pdx[pdx_row] & m.mdc_by_ppx[ppx_row] & m.mdc_bits
+    mdc_ok = m.mdc_by_pdx[pdx_row] & m.mdc_by_ppx[ppx_row] & m.mdc_by_age[c.age if c.age < m.age_rows else m.age_rows - 1] & m.mdc_bits
     if m.use_anydx:
-        mdc_ok &= any_code_mask(m.mdc_by_anydx, m.dx_class, m.n_dx_codes, c.dx, c.ndx_raw)
+        mdc_ok &= c.mdc_anydx
     if m.use_anypx:
         mdc_ok &= any_code_mask(m.mdc_by_anypx, m.px_class, m.n_px_codes, c.px, c.npx_raw)
     a_pdx = m.adrg_by_pdx + <Py_ssize_t>pdx_row * m.adrg_words
@@ -426,8 +494,7 @@ cdef bint group_mdcs(const Model* m, const CaseCtx* c, Outcome* o) noexcept nogi
     return False
 
 
-cdef Outcome group_case(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept nogil:
-    cdef Outcome o
+cdef void group_case(const Model* m, CaseCtx* c, int32_t weight_raw, Outcome* o) noexcept nogil:
     cdef CaseCtx alone
     cdef int32_t k
     o.mdc = m.none_mdc
@@ -439,11 +506,12 @@ cdef Outcome group_case(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept
     if o.flags & F_CHECKS:
         o.status = ST_INVALID
         o.reason = R_INVALID
-        return o
+        return
     severity(m, c)
+    px_summary(m, c)
     o.cc = CC_MCC if c.has_mcc else (CC_CC if c.has_cc else CC_NONE)
-    if group_mdcs(m, c, &o):
-        return o
+    if group_mdcs(m, c, o):
+        return
     if m.fail_retry and c.npx >= 2:
         # regroup with each secondary procedure alone, in order; diagnoses unchanged
         alone = c[0]
@@ -454,12 +522,12 @@ cdef Outcome group_case(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept
             if c.px[k] == ID_EMPTY:
                 continue
             alone.px = c.px + k
-            if group_mdcs(m, &alone, &o):
-                return o
+            px_summary(m, &alone)
+            if group_mdcs(m, &alone, o):
+                return
     o.status = ST_UNGROUPABLE
     if o.reason == R_NO_ADRG and c.npx > 0:
         o.reason = R_PX_NO_ADRG
-    return o
 
 
 cdef inline void fill_ctx(CaseCtx* c, const int32_t* f, Py_ssize_t stride,
@@ -489,7 +557,7 @@ cdef inline void group_row(const Model* m, Py_ssize_t i, Py_ssize_t n, const int
     cdef Outcome o
     fill_ctx(&c, fields + i, n, dx_ids + dx_off[i], dx_off[i + 1] - dx_off[i],
              px_ids + px_off[i], px_off[i + 1] - px_off[i])
-    o = group_case(m, &c, fields[FIELD_WEIGHT * n + i])
+    group_case(m, &c, fields[FIELD_WEIGHT * n + i], &o)
     status[i] = o.status
     mdc[i] = o.mdc
     adrg[i] = o.adrg
@@ -505,13 +573,14 @@ cdef inline void group_row(const Model* m, Py_ssize_t i, Py_ssize_t n, const int
 ARRAYS = {
     "cond": ("COND", 1), "cond_args": ("int32", 1), "dx_sets": ("uint64", 2), "px_sets": ("uint64", 2),
     "regions": ("int8", 2), "cc_class": ("uint16", 1), "cc_level": ("int8", 1), "cc_table": ("int32", 1),
-    "pdx_table": ("int32", 1), "mdc": ("MDC", 1), "adrg": ("ADRG", 1), "split": ("SPLIT", 1),
+    "pdx_table": ("int32", 1), "dx_bits": ("uint64", 1), "px_bits": ("uint64", 1), "mdc": ("MDC", 1), "adrg": ("ADRG", 1), "split": ("SPLIT", 1),
     "dx_class": ("uint16", 1), "px_class": ("uint16", 1),
     "mdc_by_pdx": ("uint64", 1), "mdc_by_ppx": ("uint64", 1), "mdc_by_anydx": ("uint64", 1),
     "mdc_by_anypx": ("uint64", 1), "adrg_by_pdx": ("uint64", 2), "adrg_by_ppx": ("uint64", 2),
+    "adrg_by_anypx": ("uint64", 2), "mdc_by_age": ("uint64", 1),
 }
 #: Settings ``Program`` reads from the compiled ruleset's ``params`` mapping.
-PARAMS = ("use_anydx", "use_anypx", "sex_mask", "newborn_days", "max_age", "cc_all", "require_los", "fail_retry")
+PARAMS = ("use_anydx", "use_anypx", "use_adrg_anypx", "sex_mask", "newborn_days", "max_age", "cc_all", "require_los", "fail_retry")
 #: Result code ids of "no result", read by name (``CompiledRuleset`` derives them from its code tables).
 NONE_CODES = ("none_mdc", "none_adrg", "none_drg")
 
@@ -595,9 +664,13 @@ cdef class Program:
     cdef const uint16_t[::1] cc_class
     cdef const uint16_t[::1] dx_class
     cdef const uint16_t[::1] px_class
+    cdef object dx_classes_arr  # owned: dx_class | cc_class << 16 by dx id
+    cdef const uint32_t[::1] dx_classes
     cdef const int8_t[::1] cc_level
     cdef const int32_t[::1] cc_table
     cdef const int32_t[::1] pdx_table
+    cdef const uint64_t[::1] dx_bits
+    cdef const uint64_t[::1] px_bits
     cdef const MdcRec[::1] mdc
     cdef const AdrgRec[::1] adrg
     cdef const SplitRec[::1] split
@@ -605,8 +678,10 @@ cdef class Program:
     cdef const uint64_t[::1] mdc_by_ppx
     cdef const uint64_t[::1] mdc_by_anydx
     cdef const uint64_t[::1] mdc_by_anypx
+    cdef const uint64_t[::1] mdc_by_age
     cdef const uint64_t[:, ::1] adrg_by_pdx
     cdef const uint64_t[:, ::1] adrg_by_ppx
+    cdef const uint64_t[:, ::1] adrg_by_anypx
     cdef int8_t dummy_i8[1]
     cdef int32_t dummy_i32[1]
     cdef uint16_t dummy_u16[1]
@@ -624,7 +699,7 @@ cdef class Program:
         cdef int sex_mask = p["sex_mask"], newborn_days = p["newborn_days"], max_age = p["max_age"]
         cdef int none_mdc = none[0], none_adrg = none[1], none_drg = none[2]
         cdef bint cc_all = p["cc_all"], require_los = p["require_los"], fail_retry = p["fail_retry"]
-        cdef bint use_anydx = p["use_anydx"], use_anypx = p["use_anypx"]
+        cdef bint use_anydx = p["use_anydx"], use_anypx = p["use_anypx"], use_adrg_anypx = p["use_adrg_anypx"]
         self.cond = a["cond"]
         self.cond_args = a["cond_args"]
         self.dx_sets = a["dx_sets"]
@@ -636,6 +711,8 @@ cdef class Program:
         self.cc_level = a["cc_level"]
         self.cc_table = a["cc_table"]
         self.pdx_table = a["pdx_table"]
+        self.dx_bits = a["dx_bits"]
+        self.px_bits = a["px_bits"]
         self.mdc = a["mdc"]
         self.adrg = a["adrg"]
         self.split = a["split"]
@@ -643,8 +720,10 @@ cdef class Program:
         self.mdc_by_ppx = a["mdc_by_ppx"]
         self.mdc_by_anydx = a["mdc_by_anydx"]
         self.mdc_by_anypx = a["mdc_by_anypx"]
+        self.mdc_by_age = a["mdc_by_age"]
         self.adrg_by_pdx = a["adrg_by_pdx"]
         self.adrg_by_ppx = a["adrg_by_ppx"]
+        self.adrg_by_anypx = a["adrg_by_anypx"]
         n_dx = self.regions.shape[1]
         if (self.dx_class.shape[0] != n_dx + 1
                 or self.mdc_by_anydx.shape[0] != self.mdc_by_pdx.shape[0]
@@ -652,20 +731,29 @@ cdef class Program:
                 or self.mdc_by_anypx.shape[0] != self.mdc_by_ppx.shape[0]
                 or self.adrg_by_ppx.shape[0] != self.mdc_by_ppx.shape[0]
                 or self.adrg_by_pdx.shape[1] != self.adrg_by_ppx.shape[1]
+                or self.adrg_by_anypx.shape[0] != self.mdc_by_ppx.shape[0]
+                or self.adrg_by_anypx.shape[1] != self.adrg_by_ppx.shape[1]
                 or self.adrg_by_pdx.shape[1] * 64 < self.adrg.shape[0]
                 or self.px_class.shape[0] < 1
+                or self.px_bits.shape[0] != self.mdc_by_ppx.shape[0]
                 or _max(self.dx_class) >= self.mdc_by_pdx.shape[0]
                 or _max(self.px_class) >= self.mdc_by_ppx.shape[0]):
             raise ValueError("prefilter tables do not fit the code dictionaries")
+        if self.mdc_by_age.shape[0] < 1 or self.mdc_by_age[self.mdc_by_age.shape[0] - 1] != ~(<uint64_t>0):
+            raise ValueError("compiled field 'mdc_by_age' must end with a row of every MDC (the older ages)")
         if self.cc_class.shape[0] != n_dx:
             raise ValueError(f"compiled field 'cc_class' must have {n_dx} entries (one per diagnosis code), "
                              f"got {self.cc_class.shape[0]}")
-        for name in ("cc_table", "pdx_table"):
+        for name in ("cc_table", "pdx_table", "dx_bits"):
             if a[name].shape[0] != self.cc_level.shape[0]:
                 raise ValueError(f"compiled field {name!r} must have {self.cc_level.shape[0]} entries (one per "
                                  f"CC class, as 'cc_level'), got {a[name].shape[0]}")
         if _max(self.cc_class) >= self.cc_level.shape[0]:
             raise ValueError("compiled field 'cc_class' names a class beyond 'cc_level'")
+        summary_ops = (OP_ANY_DX_IN, OP_SDX_IN, OP_ANY_PX_IN, OP_SPX_IN)
+        cond_b = a["cond"]["b"]
+        if np.any(np.isin(a["cond"]["op"], summary_ops) & ((cond_b < 0) | (cond_b > 64))):
+            raise ValueError("a list node's summary bit (field b) must be 0 (none) or 1..64")
         self.dummy_i8[0] = -1
         self.dummy_u64[0] = 0
         self.dummy_i32[0] = -1
@@ -684,7 +772,14 @@ cdef class Program:
         m.cc_level = &self.cc_level[0] if self.cc_level.shape[0] else self.dummy_i8
         m.cc_table = &self.cc_table[0] if self.cc_table.shape[0] else self.dummy_i32
         m.pdx_table = &self.pdx_table[0] if self.pdx_table.shape[0] else self.dummy_i32
+        m.dx_bits = &self.dx_bits[0] if self.dx_bits.shape[0] else self.dummy_u64
+        m.px_bits = &self.px_bits[0]
         m.dx_class = &self.dx_class[0]
+        both = np.asarray(self.dx_class).astype(np.uint32)
+        both[:n_dx] |= np.asarray(self.cc_class).astype(np.uint32) << 16
+        self.dx_classes_arr = both
+        self.dx_classes = both
+        m.dx_classes = &self.dx_classes[0]
         m.px_class = &self.px_class[0]
         m.mdc = &self.mdc[0]
         m.n_mdc = self.mdc.shape[0]
@@ -703,10 +798,13 @@ cdef class Program:
         m.mdc_by_ppx = &self.mdc_by_ppx[0]
         m.mdc_by_anydx = &self.mdc_by_anydx[0]
         m.mdc_by_anypx = &self.mdc_by_anypx[0]
+        m.mdc_by_age = &self.mdc_by_age[0]
+        m.age_rows = self.mdc_by_age.shape[0]
         m.use_anydx = use_anydx
         m.use_anypx = use_anypx
         m.adrg_by_pdx = &self.adrg_by_pdx[0, 0]
         m.adrg_by_ppx = &self.adrg_by_ppx[0, 0]
+        m.adrg_by_anypx = &self.adrg_by_anypx[0, 0] if use_adrg_anypx else NULL
         m.adrg_words = self.adrg_by_pdx.shape[1]
         m.n_px_codes = self.px_class.shape[0] - 1
         m.mdc_bits = ~(<uint64_t>0) if m.n_mdc >= 64 else ((<uint64_t>1) << m.n_mdc) - 1
@@ -761,7 +859,7 @@ cdef class Program:
         fill_ctx(&c, &fields[0], 1, &dx[0] if dx.shape[0] else empty, dx.shape[0],
                  &px[0] if px.shape[0] else empty, px.shape[0])
         with nogil:
-            o = group_case(&self.m, &c, fields[FIELD_WEIGHT])
+            group_case(&self.m, &c, fields[FIELD_WEIGHT], &o)
         return o.status, o.mdc, o.adrg, o.drg, o.cc, o.flags, o.reason
 
     def group_values(self, sex, age, age_days, birth_weight, los, discharge, dept, dx, px, one):
@@ -811,7 +909,7 @@ cdef class Program:
         c.ndx_raw = <int32_t>ndx
         c.px = pxp if npx else self.empty_case
         c.npx_raw = <int32_t>npx
-        o = group_case(&self.m, &c, weight_raw)
+        group_case(&self.m, &c, weight_raw, &o)
         if bad:
             o.flags |= F_BAD_NUMBER
         return o.status, o.mdc, o.adrg, o.drg, o.cc, o.flags, o.reason

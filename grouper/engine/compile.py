@@ -6,8 +6,12 @@ The decision structure, in the spirit of scikit-learn's histogram-GBDT predictor
   identical subtrees are stored once.
 * ``dx_sets`` / ``px_sets``: one bitset row per code list, indexed by code id.
 * ``regions``: per region-carrying list, the body region of each diagnosis id (-1 none).
-* ``cc_class``, then ``cc_level`` / ``cc_table`` / ``pdx_table`` by class: CC/MCC level and
-  exclusion tables of each diagnosis.
+* ``cc_class``, then ``cc_level`` / ``cc_table`` / ``pdx_table`` / ``dx_bits`` by class: CC/MCC
+  level and exclusion tables of each diagnosis, and its *summary bits*: bit b set when the code is
+  in the b-th of the (at most 64) lists that ``any_dx_in`` / ``sdx_in`` nodes test; ``px_bits``
+  likewise by ``px_class`` for ``any_px_in`` / ``spx_in``. The kernel ORs a case's words once
+  (it reads the class of each code anyway), so such a node is one bit test instead of a loop over
+  the case's codes; its field ``b`` holds the bit + 1 (0: no bit, the kernel loops).
 * ``mdc`` / ``adrg`` / ``split`` records: the MDC -> ADRG -> DRG order with condition roots.
 * ``dx_class`` / ``px_class``, then the prefilter rows by class: which MDCs and ADRGs a principal
   code allows. Codes share a class when all their rows are equal (about 300 diagnosis and 1,600
@@ -28,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import grouper.engine._kernel as _kernel
+from grouper.engine.tables import age_prefilter, classes, summary_bits
 from grouper.rulesets import RulesetError
 
 if TYPE_CHECKING:  # the data model is imported by what builds a Ruleset, not by a cache hit (start-up)
@@ -53,24 +58,11 @@ _KNOWN = {"age_days_known": "FIELD_AGE_DAYS", "weight_known": "FIELD_WEIGHT"}
 #: which class array indexes each per-class table
 _CLASS_OF = {"mdc_by_pdx": "dx_class", "mdc_by_anydx": "dx_class", "adrg_by_pdx": "dx_class",
              "mdc_by_ppx": "px_class", "mdc_by_anypx": "px_class", "adrg_by_ppx": "px_class",
-             "cc_level": "cc_class", "cc_table": "cc_class", "pdx_table": "cc_class"}
-
-
-def _classes(tables: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Rows equal in every table of ``tables`` (same length) share a class: (class id per row,
-    uint16, classes numbered in order of first appearance; each table cut to one row per class)."""
-    n = len(next(iter(tables.values())))
-    key = np.concatenate([np.ascontiguousarray(t).reshape(n, -1).view(np.uint8).reshape(n, -1)
-                          for t in tables.values()], axis=1)
-    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    if len(first) > 65535:
-        raise ValueError(f"{len(first)} distinct rows of {', '.join(tables)}: more than 65,535 classes")
-    order = np.argsort(first, kind="stable")
-    rank = np.empty(len(first), np.int64)
-    rank[order] = np.arange(len(first))
-    rows = first[order]
-    return (rank[inverse.reshape(n)].astype(np.uint16),
-            {k: np.ascontiguousarray(t[rows]) for k, t in tables.items()})
+             "adrg_by_anypx": "px_class",
+             "cc_level": "cc_class", "cc_table": "cc_class", "pdx_table": "cc_class", "dx_bits": "cc_class",
+             "px_bits": "px_class"}
+#: list opcodes read from the case's summary words (kind: the "any code" and the "secondary" form)
+_SUMMARY_OPS = {"dx": ("OP_ANY_DX_IN", "OP_SDX_IN"), "px": ("OP_ANY_PX_IN", "OP_SPX_IN")}
 
 
 _JOINED = ("dx_codes", "px_codes")  # code lists pickled as one string each (CompiledRuleset.__getstate__)
@@ -90,6 +82,7 @@ class CompiledRuleset:
     cc_level: np.ndarray  # int8[cc classes]: bit 1 CC, bit 2 MCC
     cc_table: np.ndarray  # int32[cc classes]: exclusion table the code belongs to (-1 none)
     pdx_table: np.ndarray  # int32[cc classes]: exclusion table of the code as principal (-1 none)
+    dx_bits: np.ndarray  # uint64[cc classes]: summary bits (lists of any_dx_in / sdx_in nodes holding the code)
     mdc: np.ndarray
     adrg: np.ndarray
     split: np.ndarray
@@ -101,6 +94,9 @@ class CompiledRuleset:
     mdc_by_anypx: np.ndarray  # uint64[px classes]: same by any procedure
     adrg_by_pdx: np.ndarray  # uint64[dx classes, words]: ADRG records a principal dx allows
     adrg_by_ppx: np.ndarray  # uint64[px classes, words]
+    adrg_by_anypx: np.ndarray  # uint64[px classes, words]: ADRG records some procedure allows (OR over the case's)
+    mdc_by_age: np.ndarray  # uint64[max_age + 1]: MDCs a case of that age (years) may enter
+    px_bits: np.ndarray  # uint64[px classes]: summary bits for any_px_in / spx_in (last class: none, 0)
     params: dict
     dx_codes: list[str]  # id -> code
     px_codes: list[str]
@@ -209,9 +205,9 @@ class _Compiler:
             rec = (K["OP_TRUE"] if tree["const"] else K["OP_FALSE"], 0, 0, 0)
         elif tree.get("op") in ("and", "or"):
             children = [self.node(a, owner) for a in tree["args"]]
-            start = len(self.args)
-            self.args.extend(children)
-            rec = (K["OP_AND"] if tree["op"] == "and" else K["OP_OR"], start, len(children), 0)
+            rec = self._factored(children) if tree["op"] == "or" else None
+            if rec is None:
+                rec = self._junction(K["OP_AND"] if tree["op"] == "and" else K["OP_OR"], children)
         elif tree.get("op") == "not":
             rec = (K["OP_NOT"], self.node(tree["arg"], owner), 0, 0)
         else:
@@ -219,6 +215,36 @@ class _Compiler:
         self.nodes.append(rec)
         self.memo[key] = len(self.nodes) - 1
         return self.memo[key]
+
+    def _junction(self, op: int, children: list[int]) -> tuple[int, int, int, int]:
+        start = len(self.args)
+        self.args.extend(children)
+        return (op, start, len(children), 0)
+
+    def _factored(self, children: list[int]) -> tuple[int, int, int, int] | None:
+        """``or(and(x, a...), and(x, b...))`` as ``and(x, or(and(a...), and(b...)))`` (the same
+        truth value): a case for which ``x`` is false (``age == 0`` opens both rules of MDCP's
+        ambiguous test) is decided by one test, not one per branch. None when not of that form."""
+        if len(children) < 2:
+            return None
+        parts = []
+        for ch in children:
+            op, start, n, _ = self.nodes[ch]
+            if op != K["OP_AND"] or n < 2:
+                return None
+            parts.append(self.args[start:start + n])
+        first = parts[0][0]
+        if any(p[0] != first for p in parts):
+            return None
+        rests = []
+        for p in parts:
+            if len(p) == 2:
+                rests.append(p[1])
+            else:
+                self.nodes.append(self._junction(K["OP_AND"], p[1:]))
+                rests.append(len(self.nodes) - 1)
+        self.nodes.append(self._junction(K["OP_OR"], rests))
+        return self._junction(K["OP_AND"], [first, len(self.nodes) - 1])
 
     def _key(self, tree: dict, owner: str) -> str:
         """Identity of a subtree after list names are resolved (so equal lists share nodes)."""
@@ -317,7 +343,12 @@ class _Compiler:
             return frozenset(self.rs.resolve_list(tree["list"], owner).codes)
         if tree.get("op") == "and":
             sets = [s for s in (self._necessary(a, owner, kind) for a in tree["args"]) if s is not None]
-            return frozenset.intersection(*sets) if sets else None
+            if not sets:
+                return None
+            if kind in ("pdx", "ppx"):  # the one principal code is in every conjunct's set
+                return frozenset.intersection(*sets)
+            # "some code in A and some code in B" may be two codes: each set alone is necessary
+            return min(sets, key=len)
         if tree.get("op") == "or":
             sets = [self._necessary(a, owner, kind) for a in tree["args"]]
             return None if any(s is None for s in sets) else frozenset.union(*sets)
@@ -326,7 +357,9 @@ class _Compiler:
     @staticmethod
     def _exact(tree: dict) -> bool:
         """True when the prefilters alone decide ``tree``: it is pdx_in/ppx_in lists joined by
-        ``and``, plus has_px only where a ppx_in already implies it."""
+        ``and``, plus has_px only where a ppx_in already implies it; or it is constant true."""
+        if tree.get("const") is True:
+            return True
         parts = tree["args"] if tree.get("op") == "and" else [tree]
         preds = [p.get("pred") for p in parts]
         if not all(p in ("pdx_in", "ppx_in", "has_px") for p in preds):
@@ -434,11 +467,22 @@ class _Compiler:
             "mdc_by_anypx": self._prefilter(mdc_trees, "anypx", self.px_id)[:, 0].copy(),
             "adrg_by_pdx": self._prefilter(adrg_trees, "pdx", self.dx_id),
             "adrg_by_ppx": self._prefilter(adrg_trees, "ppx", self.px_id),
+            # ADRGs entered on "some procedure in a list" (transplant pairs, ventilation hours):
+            # per word, OR-ed over the case's procedures (about one a case) where the walk reads it
+            "adrg_by_anypx": self._prefilter(adrg_trees, "anypx", self.px_id),
         }
         use_any = {k: bool(prefilters[f"mdc_by_p{k}"][-1] & ~prefilters[f"mdc_by_any{k}"][-1]) for k in ("dx", "px")}
-        dx_class, dx_rows = _classes({k: prefilters[k] for k in ("mdc_by_pdx", "mdc_by_anydx", "adrg_by_pdx")})
-        px_class, px_rows = _classes({k: prefilters[k] for k in ("mdc_by_ppx", "mdc_by_anypx", "adrg_by_ppx")})
-        cc_class, cc_rows = _classes({"cc_level": cc_level, "cc_table": cc_table, "pdx_table": pdx_table})
+        dx_sets, px_sets = self._bitsets("dx"), self._bitsets("px")
+        dx_bits = summary_bits(self.nodes, {K[o] for o in _SUMMARY_OPS["dx"]}, dx_sets, len(self.dx_codes))
+        px_bits = np.append(summary_bits(self.nodes, {K[o] for o in _SUMMARY_OPS["px"]}, px_sets, len(self.px_codes)),
+                            np.uint64(0))  # last row: no procedure. (After every node is made: it sets their b.)
+        dx_class, dx_rows = classes({k: prefilters[k] for k in ("mdc_by_pdx", "mdc_by_anydx", "adrg_by_pdx")})
+        use_any["adrg_px"] = bool((prefilters["adrg_by_ppx"][-1] & ~prefilters["adrg_by_anypx"][-1]).any())
+        px_class, px_rows = classes({**{k: prefilters[k] for k in ("mdc_by_ppx", "mdc_by_anypx", "adrg_by_ppx",
+                                                                    "adrg_by_anypx")},
+                                      "px_bits": px_bits})
+        cc_class, cc_rows = classes({"cc_level": cc_level, "cc_table": cc_table, "pdx_table": pdx_table,
+                                      "dx_bits": dx_bits})
 
         v = rs.validation
         sex_mask = 0
@@ -450,7 +494,8 @@ class _Compiler:
             name=rs.name, version=rs.version, fingerprint=rs.fingerprint,
             cond=np.array(self.nodes, dtype=COND_DTYPE),
             cond_args=np.array(self.args, dtype=np.int32),
-            dx_sets=self._bitsets("dx"), px_sets=self._bitsets("px"), regions=regions,
+            dx_sets=dx_sets, px_sets=px_sets, regions=regions,
+            mdc_by_age=age_prefilter([t for t, _ in mdc_trees], v["max_age_years"]),
             cc_class=cc_class, **cc_rows,
             mdc=np.array(mdc_recs, dtype=MDC_DTYPE), adrg=np.array(adrg_recs, dtype=ADRG_DTYPE),
             split=np.array(split_recs, dtype=SPLIT_DTYPE), dx_class=dx_class, px_class=px_class,
@@ -458,7 +503,7 @@ class _Compiler:
             params={"sex_mask": sex_mask, "newborn_days": v["newborn_max_age_days"],
                     "max_age": v["max_age_years"], "cc_all": rs.engine["cc_scope"] == "all",
                     "require_los": v["require_los"], "fail_retry": rs.engine["fail_retry"] != "none",
-                    "use_anydx": use_any["dx"], "use_anypx": use_any["px"]},
+                    "use_anydx": use_any["dx"], "use_anypx": use_any["px"], "use_adrg_anypx": use_any["adrg_px"]},
             input_fields=rs.input_fields,
             values={k: list(ids) for k, ids in self.values.items()},
             dx_codes=self.dx_codes, px_codes=self.px_codes,

@@ -6,6 +6,8 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from grouper.engine import _kernel
 from grouper.engine.compile import ADRG_DTYPE, COND_DTYPE, MDC_DTYPE, SPLIT_DTYPE, compile_ruleset
@@ -41,8 +43,9 @@ def test_record_dtypes_are_the_kernel_structs():
     assert MDC_DTYPE.itemsize == 11 * 4 and ADRG_DTYPE.itemsize == 6 * 4 and SPLIT_DTYPE.itemsize == 8
 
 
-def tiny_program(cond, cond_args, dx_sets, n_dx=128, n_px=64, mdc=None, adrg=None, split=None):
-    """A program over hand-built arrays: one MDC, one ADRG, DRGs given by ``split``."""
+def tiny_program(cond, cond_args, dx_sets, n_dx=128, n_px=64, mdc=None, adrg=None, split=None, **arrays):
+    """A program over hand-built arrays: one MDC, one ADRG, DRGs given by ``split``; ``arrays``
+    replace the default of that name."""
     mdc = mdc if mdc is not None else np.array([(0, -1, -1, 0, 1, 0, -1, -1, -1, -1, -1)], MDC_DTYPE)
     adrg = adrg if adrg is not None else np.array([(0, 0, len(split), 0, -1, K["ST_GROUPED"])], ADRG_DTYPE)
     all_bits = np.full(1, np.uint64(2**64 - 1), np.uint64)
@@ -52,13 +55,15 @@ def tiny_program(cond, cond_args, dx_sets, n_dx=128, n_px=64, mdc=None, adrg=Non
         "dx_sets": np.array(dx_sets, np.uint64).reshape(len(dx_sets), -1), "px_sets": np.zeros((1, 1), np.uint64),
         "regions": np.full((0, n_dx), -1, np.int8), "cc_class": np.zeros(n_dx, np.uint16),
         "cc_level": np.zeros(1, np.int8), "cc_table": np.full(1, -1, np.int32), "pdx_table": np.full(1, -1, np.int32),
+        "dx_bits": np.zeros(1, np.uint64), "px_bits": np.zeros(1, np.uint64),
         "mdc": mdc, "adrg": adrg, "split": np.array(split, SPLIT_DTYPE),
         "dx_class": np.zeros(n_dx + 1, np.uint16), "px_class": np.zeros(n_px + 1, np.uint16),
         "mdc_by_pdx": all_bits, "mdc_by_ppx": all_bits, "mdc_by_anydx": all_bits, "mdc_by_anypx": all_bits,
         "adrg_by_pdx": np.full((1, 1), 2**64 - 1, np.uint64), "adrg_by_ppx": np.full((1, 1), 2**64 - 1, np.uint64),
-        "params": {"use_anydx": False, "use_anypx": False, "sex_mask": 0b110, "newborn_days": 28, "max_age": 150,
+        "adrg_by_anypx": np.full((1, 1), 2**64 - 1, np.uint64), "mdc_by_age": np.full(152, 2**64 - 1, np.uint64),
+        "params": {"use_anydx": False, "use_anypx": False, "use_adrg_anypx": False, "sex_mask": 0b110, "newborn_days": 28, "max_age": 150,
                    "cc_all": False, "require_los": False, "fail_retry": False},
-        **n_none,
+        **n_none, **arrays,
     })
 
 
@@ -151,8 +156,8 @@ def test_codes_with_equal_rows_share_a_class(ruleset11):
     exactly the per-code rows the compiler derived (so the kernel reads the same bits)."""
     compiled = compile_ruleset(ruleset11)
     for cls, names in (("dx_class", ("mdc_by_pdx", "mdc_by_anydx", "adrg_by_pdx")),
-                       ("px_class", ("mdc_by_ppx", "mdc_by_anypx", "adrg_by_ppx")),
-                       ("cc_class", ("cc_level", "cc_table", "pdx_table"))):
+                       ("px_class", ("mdc_by_ppx", "mdc_by_anypx", "adrg_by_ppx", "adrg_by_anypx", "px_bits")),
+                       ("cc_class", ("cc_level", "cc_table", "pdx_table", "dx_bits"))):
         ids = getattr(compiled, cls)
         n = len(getattr(compiled, names[0]))
         assert ids.dtype == np.uint16 and set(np.unique(ids)) == set(range(n))  # every class used
@@ -227,3 +232,96 @@ def test_drg_compile_dump_prints_the_program(ruleset11):
     assert result.output == compile_ruleset(ruleset11).dump()
     result = CliRunner().invoke(main, ["compile", "chs-drg-1.1"])
     assert result.exit_code == 0 and "26 MDC, 376 ADRG and 628 DRG records" in result.output
+
+
+@pytest.mark.parametrize("name", ["chs-drg-1.1", "chs-drg-2.0", "chs-drg-3.0", "anyang-2021"])
+def test_summary_bits_are_the_lists_their_nodes_test(name):
+    """Bit b - 1 of a code's summary word (by its class) is set exactly when the code is in the
+    list of the nodes whose field b is b; every list tested by any_/secondary nodes gets a bit
+    while there are at most 64 of them (anyang-2021 has more procedure lists: the rest loop)."""
+    import grouper
+
+    compiled = grouper.Grouper(name).compiled
+    for kind, ops, sets, bits in (
+            ("dx", ("OP_ANY_DX_IN", "OP_SDX_IN"), compiled.dx_sets, compiled.by_code("dx_bits")),
+            ("px", ("OP_ANY_PX_IN", "OP_SPX_IN"), compiled.px_sets, compiled.by_code("px_bits")[:-1])):
+        nodes = compiled.cond[np.isin(compiled.cond["op"], [K[o] for o in ops])]
+        lists = sorted(set(nodes["a"].tolist()))
+        assert len(set(nodes["b"][nodes["b"] > 0].tolist())) == min(64, len(lists))
+        for a, b in set(zip(nodes["a"].tolist(), nodes["b"].tolist())):
+            if b == 0:
+                assert len(lists) > 64
+                continue
+            member = np.unpackbits(sets[a].view(np.uint8), bitorder="little")[:len(bits)]
+            assert np.array_equal((bits >> np.uint64(b - 1)) & np.uint64(1), member.astype(np.uint64)), (kind, a)
+        assert compiled.by_code("px_bits")[-1] == 0  # no procedure: no list
+
+
+_IDS = st.one_of(st.integers(0, 69), st.sampled_from([ID_UNKNOWN, ID_EMPTY]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(["OP_ANY_DX_IN", "OP_SDX_IN", "OP_ANY_PX_IN", "OP_SPX_IN"]),
+       members=st.sets(st.integers(0, 69), max_size=12), bit=st.integers(1, 64), summary=st.booleans(),
+       dx=st.lists(_IDS, min_size=1, max_size=7), px=st.lists(_IDS, max_size=6))
+def test_a_summary_bit_is_the_loop_over_the_codes(kind, members, bit, summary, dx, px):
+    """One list node read from its summary bit (b = bit) or by the loop (b = 0) gives the direct
+    definition: some known diagnosis (sdx_in: after the first position), some known procedure from
+    the principal (first non-empty) one on (spx_in: after it), unknown and empty ids never in."""
+    n = 70
+    row = np.zeros(2, np.uint64)
+    for i in members:
+        row[i >> 6] |= np.uint64(1) << np.uint64(i & 63)
+    word = np.array([np.uint64(1) << np.uint64(bit - 1) if i in members else 0 for i in range(n)], np.uint64)
+    is_dx = "DX" in kind
+    cond = [(K[kind], 0, bit if summary else 0, 0), (K["OP_TRUE"], 0, 0, 0)]
+    classes = np.arange(n + 1, dtype=np.uint16)
+    every = np.full(n + 1, np.uint64(2**64 - 1), np.uint64)
+    mdc = np.array([(-1, -1, -1, 0, 1, 0, -1, -1, -1, -1, -1)], MDC_DTYPE)  # entered, no entry rule
+    adrg = np.array([(-1, 0, 2, 0, -1, K["ST_GROUPED"])], ADRG_DTYPE)  # DRG 0 when the node holds, else 1
+    p = tiny_program(cond, [], [row] if is_dx else [np.zeros(2, np.uint64)], n_dx=n, n_px=n, mdc=mdc, adrg=adrg,
+                     split=[(0, 0), (1, 1)],
+                     px_sets=np.zeros((1, 2), np.uint64) if is_dx else row.reshape(1, 2),
+                     cc_class=classes[:n], cc_level=np.zeros(n, np.int8), cc_table=np.full(n, -1, np.int32),
+                     pdx_table=np.full(n, -1, np.int32), dx_bits=word if is_dx else np.zeros(n, np.uint64),
+                     px_class=classes, px_bits=np.zeros(n + 1, np.uint64) if is_dx else np.append(word, np.uint64(0)),
+                     mdc_by_ppx=every, mdc_by_anypx=every, adrg_by_ppx=every.reshape(-1, 1),
+                     adrg_by_anypx=every.reshape(-1, 1))
+    if dx[0] == ID_EMPTY:
+        dx[0] = 0  # an empty principal diagnosis is invalid input: nothing is evaluated
+    known = [i for i in (dx if kind == "OP_ANY_DX_IN" else dx[1:])] if is_dx else []
+    if not is_dx:
+        ppx = next((j for j, i in enumerate(px) if i != ID_EMPTY), None)
+        known = [] if ppx is None else px[ppx:] if kind == "OP_ANY_PX_IN" else px[ppx + 1:]
+    expect = any(i in members for i in known if i >= 0)
+    got = p.group_one(fields(), array.array("i", dx), array.array("i", px))
+    assert got[0] == Status.GROUPED and got[3] == (0 if expect else 1)
+
+
+def test_the_age_prefilter_is_a_necessary_condition():
+    """Bit i of row a is clear only when MDC i's rules cannot hold at age a: and takes every
+    comparison, or needs each branch to constrain, not and other fields leave the age free."""
+    from grouper.engine.tables import age_prefilter
+
+    age = lambda cmp, v: {"pred": f"age_years_{cmp}", "value": v}  # noqa: E731
+    other = {"pred": "has_px"}
+    trees = [age("eq", 0), {"op": "and", "args": [age("ge", 18), other, age("lt", 65)]},
+             {"op": "or", "args": [age("lt", 1), age("gt", 149)]}, {"op": "or", "args": [age("eq", 3), other]},
+             {"op": "not", "arg": age("eq", 0)}, {"pred": "age_days_le", "value": 28}]
+    rows = age_prefilter(trees, 150)
+    allowed = [[a for a in range(151) if rows[a] >> np.uint64(i) & np.uint64(1)] for i in range(len(trees))]
+    assert allowed[0] == [0] and allowed[1] == list(range(18, 65)) and allowed[2] == [0, 150]
+    assert allowed[3] == allowed[4] == allowed[5] == list(range(151))
+    assert len(rows) == 152 and rows[-1] == np.uint64(2**64 - 1)  # a last row for older ages: every MDC
+    wide = age_prefilter(trees, 2**31 - 1)  # a scheme valid to any age: one row per age up to 255, then all
+    assert len(wide) == 257 and wide[-1] == np.uint64(2**64 - 1) and np.array_equal(wide[:151], rows[:151])
+
+
+def test_mdcp_is_open_to_newborns_only(ruleset11):
+    """On the national scheme the age rows rule MDCP out past age 0 and leave the others open."""
+    compiled = compile_ruleset(ruleset11)
+    pos = [m.code for m in ruleset11.mdcs].index("MDCP")
+    bit = np.uint64(1) << np.uint64(pos)
+    assert compiled.mdc_by_age[0] & bit and not any(compiled.mdc_by_age[1:-1] & bit)
+    others = np.uint64((1 << len(ruleset11.mdcs)) - 1) & ~bit
+    assert all((row & others) == others for row in compiled.mdc_by_age)

@@ -113,3 +113,75 @@ def test_fail_retry_takes_the_first_secondary_procedure_that_groups(tmp_path):
     assert g.group_one(**case).drg == "AB11" == ReferenceGrouper(rs).group(Case(**case)).drg
     assert g.group_one(**{**case, "px": [PX[0], PX[1]]}).status == "ungroupable"
     assert g.group_one(**{**case, "px": [PX[0]]}).status == "ungroupable"  # one procedure: no retry
+
+
+def _without_summaries(compiled):
+    """The compiled arrays with every list node's summary bit cleared (field b = 0): the kernel
+    then loops over the case's codes for ``any_dx_in`` / ``sdx_in`` / ``any_px_in`` / ``spx_in``."""
+    from grouper.engine import _kernel
+
+    named = {f: getattr(compiled, f) for f in (*_kernel.ARRAYS, *_kernel.NONE_CODES, "params")}
+    cond = compiled.cond.copy()
+    cond["b"][np.isin(cond["op"], [_kernel.CONSTANTS[k] for k in (
+        "OP_ANY_DX_IN", "OP_SDX_IN", "OP_ANY_PX_IN", "OP_SPX_IN")])] = 0
+    return _kernel.Program({**named, "cond": cond})
+
+
+def _kernel_rows(program, g, table):
+    enc = g.encoder.encode(table.combine_chunks().to_batches()[0])
+    k = enc.n
+    res = (np.empty(k, np.int8), np.empty(k, np.int32), np.empty(k, np.int32), np.empty(k, np.int32),
+           np.empty(k, np.int8), np.empty(k, np.int32), np.empty(k, np.uint8))
+    program.group_batch(enc.fields, enc.dx_off, enc.dx_ids, enc.px_off, enc.px_ids, *res)
+    return [r.tolist() for r in res]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(spec=schemes(), case_list=st.lists(cases, min_size=1, max_size=40))
+def test_summary_bits_equal_the_loops_over_the_codes(spec, case_list):
+    """A list node read from the case's summary words gives what the loop over its codes gives
+    (principal excluded for sdx_in, from the principal procedure on for any_px_in, after it for
+    spx_in), with unknown, empty and padded codes; so does the fail-retry path."""
+    with tempfile.TemporaryDirectory() as tmp:
+        g = grouper.Grouper(grouper.load_ruleset(write_scheme(Path(tmp) / "scheme", spec)))
+        t = to_table(case_list)
+        assert _kernel_rows(g._program, g, t) == _kernel_rows(_without_summaries(g.compiled), g, t)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_summary_bits_equal_the_loops_on_the_national_schemes(grouper11, seed):
+    """Random cases of real codes under chs-drg-1.1 and (through the same table) every list node."""
+    rng = np.random.default_rng(seed)
+    dx, px = grouper11.compiled.dx_codes, grouper11.compiled.px_codes
+    rows = [dict(sex=int(rng.integers(1, 3)), age=int(rng.integers(0, 90)), age_days=int(rng.integers(0, 60)),
+                 birth_weight=int(rng.integers(0, 4000)),
+                 dx=[str(dx[i]) for i in rng.integers(0, len(dx), rng.integers(1, 9))],
+                 px=[None if rng.random() < 0.1 else str(px[i]) for i in rng.integers(0, len(px), rng.integers(0, 5))])
+            for _ in range(300)]
+    t = to_table(rows)
+    assert _kernel_rows(grouper11._program, grouper11, t) == _kernel_rows(_without_summaries(grouper11.compiled),
+                                                                          grouper11, t)
+
+
+def test_some_code_prefilters_let_two_codes_meet_two_lists(tmp_path):
+    """An entry "some code in A and some code in B" holds for two codes, one in each list: the
+    any-code prefilters keep one conjunct's list, not the lists' intersection (MDC entry on
+    diagnoses, ADRG entry on procedures, as transplant pairs are written)."""
+    from factory import DX, NAMED_DX, PX
+
+    pair = {"op": "and", "args": [{"pred": "any_px_in", "list": "px"}, {"pred": "any_px_in", "list": "px2"}]}
+    spec = {"mdcs": [{"code": "MDCA", "list": [DX[0]],
+                      "entry": {"op": "and", "args": [{"pred": "any_dx_in", "list": "mdc_dx"},
+                                                      {"pred": "any_dx_in", "list": NAMED_DX}]},
+                      "adrgs": [{"code": "AB1", "entry": pair, "lists": {"dx": DX[:1], "px": [PX[0]], "px2": [PX[1]]},
+                                 "drgs": [("AB19", {"const": True})]},
+                                {"code": "AC1", "entry": {"const": True}, "lists": {"dx": DX[:1]},
+                                 "drgs": [("AC19", {"const": True})]}]}],
+            "named": {NAMED_DX: [DX[1]]}, "cc": {}, "excl": {}, "valid_or": PX, "engine": {"cc_scope": "secondary"}}
+    rs = grouper.load_ruleset(write_scheme(tmp_path / "pairs", spec))
+    g, ref = grouper.Grouper(rs), ReferenceGrouper(rs)
+    for dx, px, drg in [([DX[0], DX[1]], [PX[0], PX[1]], "AB19"), ([DX[1], DX[0]], [PX[1], PX[0]], "AB19"),
+                        ([DX[0], DX[1]], [PX[0]], "AC19"), ([DX[0]], [PX[0], PX[1]], "0000")]:
+        case = dict(sex=1, age=40, dx=dx, px=px)
+        assert g.group_one(**case).drg == ref.group(Case(**case)).drg == drg
