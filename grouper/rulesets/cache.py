@@ -14,9 +14,9 @@ import os
 import re
 from pathlib import Path
 
-
 __all__ = ["CACHE_FORMAT", "CACHE_MAX_BYTES", "CACHE_MAX_ENTRIES", "cache_dir", "cache_evict", "cache_read",
            "cache_write", "code_hash", "disk_cached", "file_stamp", "module_files", "stamped_key"]
+
 
 def module_files(modules: tuple[str, ...]) -> list[str] | None:
     """The files of the named ``grouper`` modules (sources or built extensions), None when one
