@@ -44,6 +44,7 @@ cdef struct Model:
     const int32_t* cc_table
     const int32_t* pdx_table
     const uint64_t* dx_bits   # by CC class: summary bits (lists of any_dx_in / sdx_in holding the code)
+    const CcRow* cc_rows      # by CC class: the four above in one record
     const uint64_t* px_bits   # by px class: the same for any_px_in / spx_in
     const MdcRec* mdc
     int32_t n_mdc
@@ -78,6 +79,13 @@ cdef struct Model:
     uint64_t mdc_bits       # bits of the MDCs that exist (a prefilter row may have more set)
     bint require_los        # a case without a length of stay is invalid input
     bint fail_retry         # an ungroupable case is regrouped with each secondary procedure alone
+
+
+cdef struct CcRow:            # one CC class's row, read with one load (built by Program)
+    uint64_t bits             # summary bits of the lists holding the class's codes (dx_bits)
+    int32_t table             # its exclusion table (cc_table)
+    int32_t ptable            # the table it excludes as a principal diagnosis (pdx_table)
+    int32_t level             # 0 none, 1 CC, 2 MCC (cc_level)
 
 
 cdef struct CaseCtx:
@@ -282,79 +290,89 @@ cdef int32_t validate(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept n
     return f
 
 
-cdef int32_t scan_codes(CaseCtx* c) noexcept nogil:
-    """Count the codes that count, find the principal procedure, flag odd codes."""
-    cdef int32_t f = 0, i, k
-    c.ndx = 0
-    for i in range(c.ndx_raw):
+cdef inline void cc_add(const CcRow* r, int32_t ptab, bint* mcc, bint* cc) noexcept nogil:
+    """Add the CC/MCC level of one diagnosis (its CC class row) unless the principal's table excludes it."""
+    if r.level == 0 or (ptab >= 0 and r.table == ptab):
+        return
+    if r.level & 2:
+        mcc[0] = True
+    if r.level & 1:
+        cc[0] = True
+
+
+cdef int32_t scan_codes(const Model* m, CaseCtx* c) noexcept nogil:
+    """One pass over each code list: count the codes that count, find the principal procedure,
+    flag odd codes, and (used only for a valid case) the CC/MCC level, the summary bits, the
+    principal's prefilter class and the MDCs that some diagnosis allows."""
+    cdef int32_t f = 0, i, k, ndx = 0, npx = 0, ppx = -1, ptab = -1
+    cdef uint32_t v
+    cdef uint64_t sdx = 0, dx0 = 0, spx = 0, px0 = 0
+    cdef uint64_t anydx = m.mdc_by_anydx[m.dx_class[m.n_dx_codes]]  # the 'no code' row
+    cdef bint mcc = False, cc = False
+    cdef const CcRow* r
+    c.pdx_row = m.dx_class[m.n_dx_codes]
+    if c.ndx_raw > 0:
+        k = c.dx[0]
+        if k >= 0:
+            ndx = 1
+            v = m.dx_classes[k]
+            c.pdx_row = v & 0xFFFF
+            anydx |= m.mdc_by_anydx[v & 0xFFFF]
+            r = &m.cc_rows[v >> 16]
+            ptab = r.ptable
+            dx0 = r.bits
+            if m.cc_all:
+                cc_add(r, ptab, &mcc, &cc)
+        elif k != ID_EMPTY:
+            ndx = 1
+            if k == ID_UNKNOWN:
+                f |= F_UNKNOWN_PDX
+    for i in range(1, c.ndx_raw):
         k = c.dx[i]
-        if k == ID_EMPTY:
-            if i > 0:
+        if k < 0:
+            if k == ID_EMPTY:
                 f |= F_EMPTY_CODE
+                continue
+            ndx += 1
+            if k == ID_UNKNOWN:
+                f |= F_UNKNOWN_SDX
             continue
-        c.ndx += 1
-        if k == ID_UNKNOWN:
-            f |= F_UNKNOWN_PDX if i == 0 else F_UNKNOWN_SDX
-    c.npx = 0
-    c.ppx = -1
+        ndx += 1
+        v = m.dx_classes[k]
+        anydx |= m.mdc_by_anydx[v & 0xFFFF]
+        r = &m.cc_rows[v >> 16]
+        sdx |= r.bits
+        cc_add(r, ptab, &mcc, &cc)
+    c.ndx = ndx
+    c.has_mcc = mcc
+    c.has_cc = cc
+    c.dx_sdx = sdx
+    c.dx_any = sdx | dx0
+    c.mdc_anydx = anydx
     for i in range(c.npx_raw):
         k = c.px[i]
         if k == ID_EMPTY:
             f |= F_EMPTY_CODE
             continue
-        if c.ppx < 0:
-            c.ppx = i
-        c.npx += 1
+        npx += 1
         if k == ID_UNKNOWN:
             f |= F_UNKNOWN_PX
+        if ppx < 0:
+            ppx = i
+            if k >= 0:
+                px0 = m.px_bits[m.px_class[k]]
+        elif k >= 0:
+            spx |= m.px_bits[m.px_class[k]]
+    c.npx = npx
+    c.ppx = ppx
+    c.px_spx = spx
+    c.px_any = spx | px0
     return f
 
 
-cdef inline bint cc_counts(const Model* m, CaseCtx* c, int32_t cls, int32_t ptab) noexcept nogil:
-    """Add the CC/MCC level of one diagnosis (its CC class) unless the principal's table excludes it."""
-    cdef int32_t level = m.cc_level[cls]
-    if level == 0 or (ptab >= 0 and m.cc_table[cls] == ptab):
-        return False
-    if level & 2:
-        c.has_mcc = True
-    if level & 1:
-        c.has_cc = True
-    return True
-
-
-cdef void severity(const Model* m, CaseCtx* c) noexcept nogil:
-    """In one pass over the diagnoses: the CC/MCC level of the case, its diagnosis summary bits,
-    the principal's prefilter class and the MDCs that some diagnosis allows."""
-    cdef int32_t ptab = -1, i, k, cls0 = -1
-    cdef uint32_t v
-    cdef uint64_t sdx = 0, anydx = m.mdc_by_anydx[m.dx_class[m.n_dx_codes]]  # the 'no code' row
-    c.has_mcc = False
-    c.has_cc = False
-    c.pdx_row = m.dx_class[m.n_dx_codes]
-    if c.dx[0] >= 0:
-        v = m.dx_classes[c.dx[0]]
-        c.pdx_row = v & 0xFFFF
-        anydx |= m.mdc_by_anydx[v & 0xFFFF]
-        cls0 = v >> 16
-        ptab = m.pdx_table[cls0]
-        if m.cc_all:
-            cc_counts(m, c, cls0, ptab)
-    for i in range(1, c.ndx_raw):
-        k = c.dx[i]
-        if k < 0:
-            continue
-        v = m.dx_classes[k]
-        anydx |= m.mdc_by_anydx[v & 0xFFFF]
-        k = v >> 16
-        sdx |= m.dx_bits[k]
-        cc_counts(m, c, k, ptab)
-    c.dx_sdx = sdx
-    c.dx_any = sdx | (m.dx_bits[cls0] if cls0 >= 0 else 0)
-    c.mdc_anydx = anydx
-
-
 cdef void px_summary(const Model* m, CaseCtx* c) noexcept nogil:
-    """The case's procedure summary bits: the principal procedure's and those after it."""
+    """The case's procedure summary bits: the principal procedure's and those after it (for a
+    regrouping with one procedure; ``scan_codes`` computes them for the case itself)."""
     cdef int32_t i, k
     cdef uint64_t spx = 0
     c.px_any = 0
@@ -502,13 +520,11 @@ cdef void group_case(const Model* m, CaseCtx* c, int32_t weight_raw, Outcome* o)
     o.drg = m.none_drg
     o.cc = CC_NOT_COMPUTED
     o.reason = R_NO_MDC
-    o.flags = scan_codes(c) | validate(m, c, weight_raw)
+    o.flags = scan_codes(m, c) | validate(m, c, weight_raw)
     if o.flags & F_CHECKS:
         o.status = ST_INVALID
         o.reason = R_INVALID
         return
-    severity(m, c)
-    px_summary(m, c)
     o.cc = CC_MCC if c.has_mcc else (CC_CC if c.has_cc else CC_NONE)
     if group_mdcs(m, c, o):
         return
@@ -671,6 +687,8 @@ cdef class Program:
     cdef const int32_t[::1] pdx_table
     cdef const uint64_t[::1] dx_bits
     cdef const uint64_t[::1] px_bits
+    cdef object cc_rows_arr     # owned: the CC class rows as records
+    cdef const CcRow[::1] cc_rows
     cdef const MdcRec[::1] mdc
     cdef const AdrgRec[::1] adrg
     cdef const SplitRec[::1] split
@@ -773,6 +791,14 @@ cdef class Program:
         m.cc_table = &self.cc_table[0] if self.cc_table.shape[0] else self.dummy_i32
         m.pdx_table = &self.pdx_table[0] if self.pdx_table.shape[0] else self.dummy_i32
         m.dx_bits = &self.dx_bits[0] if self.dx_bits.shape[0] else self.dummy_u64
+        rows = np.zeros(max(1, self.cc_level.shape[0]), CC_ROW_DTYPE)
+        rows["level"][:self.cc_level.shape[0]] = self.cc_level
+        rows["table"][:self.cc_level.shape[0]] = self.cc_table
+        rows["ptable"][:self.cc_level.shape[0]] = self.pdx_table
+        rows["bits"][:self.cc_level.shape[0]] = self.dx_bits
+        self.cc_rows_arr = rows
+        self.cc_rows = rows
+        m.cc_rows = &self.cc_rows[0]
         m.px_bits = &self.px_bits[0]
         m.dx_class = &self.dx_class[0]
         both = np.asarray(self.dx_class).astype(np.uint32)
@@ -930,10 +956,12 @@ cdef CondNode _cond_proto[1]
 cdef MdcRec _mdc_proto[1]
 cdef AdrgRec _adrg_proto[1]
 cdef SplitRec _split_proto[1]
+cdef CcRow _ccrow_proto[1]
 COND_DTYPE = np.asarray(<CondNode[:1]> _cond_proto).dtype
 MDC_DTYPE = np.asarray(<MdcRec[:1]> _mdc_proto).dtype
 ADRG_DTYPE = np.asarray(<AdrgRec[:1]> _adrg_proto).dtype
 SPLIT_DTYPE = np.asarray(<SplitRec[:1]> _split_proto).dtype
+CC_ROW_DTYPE = np.asarray(<CcRow[:1]> _ccrow_proto).dtype
 _RECORDS = {"COND": COND_DTYPE, "MDC": MDC_DTYPE, "ADRG": ADRG_DTYPE, "SPLIT": SPLIT_DTYPE}
 
 CONSTANTS = {
