@@ -79,6 +79,7 @@ cdef struct Model:
     uint64_t mdc_bits       # bits of the MDCs that exist (a prefilter row may have more set)
     bint require_los        # a case without a length of stay is invalid input
     bint fail_retry         # an ungroupable case is regrouped with each secondary procedure alone
+    bint skip_mdc           # skip the entry rule of an MDC whose ADRGs are all ruled out (group_mdc)
 
 
 cdef struct CcRow:            # one CC class's row, read with one load (built by Program)
@@ -454,9 +455,31 @@ cdef bint group_in_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, const
         j += 1
 
 
+cdef inline bint has_candidate(const Model* m, const CaseCtx* c, const MdcRec* md, const uint64_t* a_pdx,
+                               const uint64_t* a_ppx) noexcept nogil:
+    """Whether the ADRG prefilters leave some ADRG record of the MDC to evaluate."""
+    cdef int32_t j = md.adrg_start, end = md.adrg_end, w
+    cdef uint64_t word
+    while j < end:
+        w = j >> 6
+        word = a_pdx[w] & a_ppx[w]
+        if word and m.adrg_by_anypx != NULL:
+            word &= any_px_word(m, c, w)
+        word >>= (j & 63)
+        if end - j < 64:  # the MDC's last word: records beyond the MDC do not count
+            word &= ((<uint64_t>1) << (end - j)) - 1
+        if word:
+            return True
+        j = (j | 63) + 1
+    return False
+
+
 cdef inline bint group_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, const uint64_t* a_pdx,
-                           const uint64_t* a_ppx, Outcome* o) noexcept nogil:
-    """One MDC at its place in the order: ambiguous-group rule, entry rule, then its ADRGs."""
+                           const uint64_t* a_ppx, Outcome* o, bint* deferred) noexcept nogil:
+    """One MDC at its place in the order: ambiguous-group rule, entry rule, then its ADRGs.
+    An MDC without an ambiguous rule whose ADRGs the prefilters all rule out can only give
+    R_NO_ADRG: its entry rule is evaluated only where that could change the reason, and after
+    the walk (``deferred`` set: the caller evaluates it if no MDC gives a result)."""
     if md.pre_cond >= 0 and eval_cond(m, c, md.pre_cond):
         o.status = ST_AMBIGUOUS
         o.mdc = md.pre_mdc
@@ -464,6 +487,10 @@ cdef inline bint group_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, c
         o.drg = md.pre_drg
         o.reason = R_QY_PRE
         return True
+    if m.skip_mdc and deferred != NULL and md.qy_cond < 0 and not has_candidate(m, c, md, a_pdx, a_ppx):
+        if o.reason < R_NO_ADRG:
+            deferred[0] = True
+        return False
     if md.entry_cond >= 0 and not eval_cond(m, c, md.entry_cond):
         return False
     if o.reason < R_NO_ADRG:
@@ -486,7 +513,8 @@ cdef inline uint64_t any_code_mask(const uint64_t* table, const uint16_t* cls, i
 cdef bint group_mdcs(const Model* m, const CaseCtx* c, Outcome* o) noexcept nogil:
     """MDCs in evaluation order, only those the prefilters allow; True when a result is set."""
     cdef int32_t i, pdx_row, ppx_row
-    cdef uint64_t mdc_ok
+    cdef uint64_t mdc_ok, skipped
+    cdef bint deferred
     cdef const uint64_t* a_pdx
     cdef const uint64_t* a_ppx
     # prefilter rows: the classes of the principal codes' ids (the last entry when unknown/absent)
@@ -501,14 +529,23 @@ cdef bint group_mdcs(const Model* m, const CaseCtx* c, Outcome* o) noexcept nogi
         mdc_ok &= any_code_mask(m.mdc_by_anypx, m.px_class, m.n_px_codes, c.px, c.npx_raw)
     a_pdx = m.adrg_by_pdx + <Py_ssize_t>pdx_row * m.adrg_words
     a_ppx = m.adrg_by_ppx + <Py_ssize_t>ppx_row * m.adrg_words
+    skipped = 0
     while mdc_ok:  # bit = position in the evaluation order
         i = drg_ctz64(mdc_ok)
         mdc_ok &= mdc_ok - 1
-        if group_mdc(m, c, &m.mdc[i], a_pdx, a_ppx, o):
+        deferred = False
+        if group_mdc(m, c, &m.mdc[i], a_pdx, a_ppx, o, &deferred):
             return True
-    for i in range(64, m.n_mdc):  # beyond 64 MDCs nothing is prefiltered
-        if group_mdc(m, c, &m.mdc[i], a_pdx, a_ppx, o):
+        if deferred:
+            skipped |= (<uint64_t>1) << i
+    for i in range(64, m.n_mdc):  # beyond 64 MDCs nothing is prefiltered (nor skipped)
+        if group_mdc(m, c, &m.mdc[i], a_pdx, a_ppx, o, NULL):
             return True
+    while skipped and o.reason < R_NO_ADRG:  # no result: did a skipped MDC's entry rule hold?
+        i = drg_ctz64(skipped)
+        skipped &= skipped - 1
+        if m.mdc[i].entry_cond < 0 or eval_cond(m, c, m.mdc[i].entry_cond):
+            o.reason = R_NO_ADRG
     return False
 
 
@@ -669,7 +706,8 @@ cdef int32_t _max(const uint16_t[::1] a) noexcept:
 cdef class Program:
     """Typed views of one compiled ruleset: ``Program(compiled)`` reads the arrays named in
     ``ARRAYS`` (attributes of a ``CompiledRuleset``, or keys of a mapping), its ``params`` and
-    the ``NONE_CODES``, checking each array's dtype and shape."""
+    the ``NONE_CODES``, checking each array's dtype and shape. ``skip_mdc=False`` evaluates the
+    entry rule of every MDC the prefilters allow (for tests: the skip must change nothing)."""
 
     cdef Model m
     cdef const CondNode[::1] cond
@@ -706,7 +744,7 @@ cdef class Program:
     cdef uint64_t dummy_u64[1]
     cdef int32_t empty_case[1]
 
-    def __init__(self, compiled):
+    def __init__(self, compiled, bint skip_mdc=True):
         a = {name: _array(compiled, name) for name in ARRAYS}
         params = _field(compiled, "params")
         try:
@@ -817,6 +855,7 @@ cdef class Program:
         m.cc_all = cc_all
         m.require_los = require_los
         m.fail_retry = fail_retry
+        m.skip_mdc = skip_mdc
         m.none_mdc = none_mdc
         m.none_adrg = none_adrg
         m.none_drg = none_drg
