@@ -44,6 +44,7 @@ cdef struct Model:
     const int32_t* cc_table
     const int32_t* pdx_table
     const uint64_t* dx_bits   # by CC class: summary bits (lists of any_dx_in / sdx_in holding the code)
+    const CcRow* cc_rows      # by CC class: the four above in one record
     const uint64_t* px_bits   # by px class: the same for any_px_in / spx_in
     const MdcRec* mdc
     int32_t n_mdc
@@ -78,6 +79,14 @@ cdef struct Model:
     uint64_t mdc_bits       # bits of the MDCs that exist (a prefilter row may have more set)
     bint require_los        # a case without a length of stay is invalid input
     bint fail_retry         # an ungroupable case is regrouped with each secondary procedure alone
+    bint skip_mdc           # skip the entry rule of an MDC whose ADRGs are all ruled out (group_mdc)
+
+
+cdef struct CcRow:            # one CC class's row, read with one load (built by Program)
+    uint64_t bits             # summary bits of the lists holding the class's codes (dx_bits)
+    int32_t table             # its exclusion table (cc_table)
+    int32_t ptable            # the table it excludes as a principal diagnosis (pdx_table)
+    int32_t level             # 0 none, 1 CC, 2 MCC (cc_level)
 
 
 cdef struct CaseCtx:
@@ -282,79 +291,89 @@ cdef int32_t validate(const Model* m, CaseCtx* c, int32_t weight_raw) noexcept n
     return f
 
 
-cdef int32_t scan_codes(CaseCtx* c) noexcept nogil:
-    """Count the codes that count, find the principal procedure, flag odd codes."""
-    cdef int32_t f = 0, i, k
-    c.ndx = 0
-    for i in range(c.ndx_raw):
+cdef inline void cc_add(const CcRow* r, int32_t ptab, bint* mcc, bint* cc) noexcept nogil:
+    """Add the CC/MCC level of one diagnosis (its CC class row) unless the principal's table excludes it."""
+    if r.level == 0 or (ptab >= 0 and r.table == ptab):
+        return
+    if r.level & 2:
+        mcc[0] = True
+    if r.level & 1:
+        cc[0] = True
+
+
+cdef int32_t scan_codes(const Model* m, CaseCtx* c) noexcept nogil:
+    """One pass over each code list: count the codes that count, find the principal procedure,
+    flag odd codes, and (used only for a valid case) the CC/MCC level, the summary bits, the
+    principal's prefilter class and the MDCs that some diagnosis allows."""
+    cdef int32_t f = 0, i, k, ndx = 0, npx = 0, ppx = -1, ptab = -1
+    cdef uint32_t v
+    cdef uint64_t sdx = 0, dx0 = 0, spx = 0, px0 = 0
+    cdef uint64_t anydx = m.mdc_by_anydx[m.dx_class[m.n_dx_codes]]  # the 'no code' row
+    cdef bint mcc = False, cc = False
+    cdef const CcRow* r
+    c.pdx_row = m.dx_class[m.n_dx_codes]
+    if c.ndx_raw > 0:
+        k = c.dx[0]
+        if k >= 0:
+            ndx = 1
+            v = m.dx_classes[k]
+            c.pdx_row = v & 0xFFFF
+            anydx |= m.mdc_by_anydx[v & 0xFFFF]
+            r = &m.cc_rows[v >> 16]
+            ptab = r.ptable
+            dx0 = r.bits
+            if m.cc_all:
+                cc_add(r, ptab, &mcc, &cc)
+        elif k != ID_EMPTY:
+            ndx = 1
+            if k == ID_UNKNOWN:
+                f |= F_UNKNOWN_PDX
+    for i in range(1, c.ndx_raw):
         k = c.dx[i]
-        if k == ID_EMPTY:
-            if i > 0:
+        if k < 0:
+            if k == ID_EMPTY:
                 f |= F_EMPTY_CODE
+                continue
+            ndx += 1
+            if k == ID_UNKNOWN:
+                f |= F_UNKNOWN_SDX
             continue
-        c.ndx += 1
-        if k == ID_UNKNOWN:
-            f |= F_UNKNOWN_PDX if i == 0 else F_UNKNOWN_SDX
-    c.npx = 0
-    c.ppx = -1
+        ndx += 1
+        v = m.dx_classes[k]
+        anydx |= m.mdc_by_anydx[v & 0xFFFF]
+        r = &m.cc_rows[v >> 16]
+        sdx |= r.bits
+        cc_add(r, ptab, &mcc, &cc)
+    c.ndx = ndx
+    c.has_mcc = mcc
+    c.has_cc = cc
+    c.dx_sdx = sdx
+    c.dx_any = sdx | dx0
+    c.mdc_anydx = anydx
     for i in range(c.npx_raw):
         k = c.px[i]
         if k == ID_EMPTY:
             f |= F_EMPTY_CODE
             continue
-        if c.ppx < 0:
-            c.ppx = i
-        c.npx += 1
+        npx += 1
         if k == ID_UNKNOWN:
             f |= F_UNKNOWN_PX
+        if ppx < 0:
+            ppx = i
+            if k >= 0:
+                px0 = m.px_bits[m.px_class[k]]
+        elif k >= 0:
+            spx |= m.px_bits[m.px_class[k]]
+    c.npx = npx
+    c.ppx = ppx
+    c.px_spx = spx
+    c.px_any = spx | px0
     return f
 
 
-cdef inline bint cc_counts(const Model* m, CaseCtx* c, int32_t cls, int32_t ptab) noexcept nogil:
-    """Add the CC/MCC level of one diagnosis (its CC class) unless the principal's table excludes it."""
-    cdef int32_t level = m.cc_level[cls]
-    if level == 0 or (ptab >= 0 and m.cc_table[cls] == ptab):
-        return False
-    if level & 2:
-        c.has_mcc = True
-    if level & 1:
-        c.has_cc = True
-    return True
-
-
-cdef void severity(const Model* m, CaseCtx* c) noexcept nogil:
-    """In one pass over the diagnoses: the CC/MCC level of the case, its diagnosis summary bits,
-    the principal's prefilter class and the MDCs that some diagnosis allows."""
-    cdef int32_t ptab = -1, i, k, cls0 = -1
-    cdef uint32_t v
-    cdef uint64_t sdx = 0, anydx = m.mdc_by_anydx[m.dx_class[m.n_dx_codes]]  # the 'no code' row
-    c.has_mcc = False
-    c.has_cc = False
-    c.pdx_row = m.dx_class[m.n_dx_codes]
-    if c.dx[0] >= 0:
-        v = m.dx_classes[c.dx[0]]
-        c.pdx_row = v & 0xFFFF
-        anydx |= m.mdc_by_anydx[v & 0xFFFF]
-        cls0 = v >> 16
-        ptab = m.pdx_table[cls0]
-        if m.cc_all:
-            cc_counts(m, c, cls0, ptab)
-    for i in range(1, c.ndx_raw):
-        k = c.dx[i]
-        if k < 0:
-            continue
-        v = m.dx_classes[k]
-        anydx |= m.mdc_by_anydx[v & 0xFFFF]
-        k = v >> 16
-        sdx |= m.dx_bits[k]
-        cc_counts(m, c, k, ptab)
-    c.dx_sdx = sdx
-    c.dx_any = sdx | (m.dx_bits[cls0] if cls0 >= 0 else 0)
-    c.mdc_anydx = anydx
-
-
 cdef void px_summary(const Model* m, CaseCtx* c) noexcept nogil:
-    """The case's procedure summary bits: the principal procedure's and those after it."""
+    """The case's procedure summary bits: the principal procedure's and those after it (for a
+    regrouping with one procedure; ``scan_codes`` computes them for the case itself)."""
     cdef int32_t i, k
     cdef uint64_t spx = 0
     c.px_any = 0
@@ -436,9 +455,31 @@ cdef bint group_in_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, const
         j += 1
 
 
+cdef inline bint has_candidate(const Model* m, const CaseCtx* c, const MdcRec* md, const uint64_t* a_pdx,
+                               const uint64_t* a_ppx) noexcept nogil:
+    """Whether the ADRG prefilters leave some ADRG record of the MDC to evaluate."""
+    cdef int32_t j = md.adrg_start, end = md.adrg_end, w
+    cdef uint64_t word
+    while j < end:
+        w = j >> 6
+        word = a_pdx[w] & a_ppx[w]
+        if word and m.adrg_by_anypx != NULL:
+            word &= any_px_word(m, c, w)
+        word >>= (j & 63)
+        if end - j < 64:  # the MDC's last word: records beyond the MDC do not count
+            word &= ((<uint64_t>1) << (end - j)) - 1
+        if word:
+            return True
+        j = (j | 63) + 1
+    return False
+
+
 cdef inline bint group_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, const uint64_t* a_pdx,
-                           const uint64_t* a_ppx, Outcome* o) noexcept nogil:
-    """One MDC at its place in the order: ambiguous-group rule, entry rule, then its ADRGs."""
+                           const uint64_t* a_ppx, Outcome* o, bint* deferred) noexcept nogil:
+    """One MDC at its place in the order: ambiguous-group rule, entry rule, then its ADRGs.
+    An MDC without an ambiguous rule whose ADRGs the prefilters all rule out can only give
+    R_NO_ADRG: its entry rule is evaluated only where that could change the reason, and after
+    the walk (``deferred`` set: the caller evaluates it if no MDC gives a result)."""
     if md.pre_cond >= 0 and eval_cond(m, c, md.pre_cond):
         o.status = ST_AMBIGUOUS
         o.mdc = md.pre_mdc
@@ -446,6 +487,10 @@ cdef inline bint group_mdc(const Model* m, const CaseCtx* c, const MdcRec* md, c
         o.drg = md.pre_drg
         o.reason = R_QY_PRE
         return True
+    if m.skip_mdc and deferred != NULL and md.qy_cond < 0 and not has_candidate(m, c, md, a_pdx, a_ppx):
+        if o.reason < R_NO_ADRG:
+            deferred[0] = True
+        return False
     if md.entry_cond >= 0 and not eval_cond(m, c, md.entry_cond):
         return False
     if o.reason < R_NO_ADRG:
@@ -468,7 +513,8 @@ cdef inline uint64_t any_code_mask(const uint64_t* table, const uint16_t* cls, i
 cdef bint group_mdcs(const Model* m, const CaseCtx* c, Outcome* o) noexcept nogil:
     """MDCs in evaluation order, only those the prefilters allow; True when a result is set."""
     cdef int32_t i, pdx_row, ppx_row
-    cdef uint64_t mdc_ok
+    cdef uint64_t mdc_ok, skipped
+    cdef bint deferred
     cdef const uint64_t* a_pdx
     cdef const uint64_t* a_ppx
     # prefilter rows: the classes of the principal codes' ids (the last entry when unknown/absent)
@@ -483,14 +529,23 @@ cdef bint group_mdcs(const Model* m, const CaseCtx* c, Outcome* o) noexcept nogi
         mdc_ok &= any_code_mask(m.mdc_by_anypx, m.px_class, m.n_px_codes, c.px, c.npx_raw)
     a_pdx = m.adrg_by_pdx + <Py_ssize_t>pdx_row * m.adrg_words
     a_ppx = m.adrg_by_ppx + <Py_ssize_t>ppx_row * m.adrg_words
+    skipped = 0
     while mdc_ok:  # bit = position in the evaluation order
         i = drg_ctz64(mdc_ok)
         mdc_ok &= mdc_ok - 1
-        if group_mdc(m, c, &m.mdc[i], a_pdx, a_ppx, o):
+        deferred = False
+        if group_mdc(m, c, &m.mdc[i], a_pdx, a_ppx, o, &deferred):
             return True
-    for i in range(64, m.n_mdc):  # beyond 64 MDCs nothing is prefiltered
-        if group_mdc(m, c, &m.mdc[i], a_pdx, a_ppx, o):
+        if deferred:
+            skipped |= (<uint64_t>1) << i
+    for i in range(64, m.n_mdc):  # beyond 64 MDCs nothing is prefiltered (nor skipped)
+        if group_mdc(m, c, &m.mdc[i], a_pdx, a_ppx, o, NULL):
             return True
+    while skipped and o.reason < R_NO_ADRG:  # no result: did a skipped MDC's entry rule hold?
+        i = drg_ctz64(skipped)
+        skipped &= skipped - 1
+        if m.mdc[i].entry_cond < 0 or eval_cond(m, c, m.mdc[i].entry_cond):
+            o.reason = R_NO_ADRG
     return False
 
 
@@ -502,13 +557,11 @@ cdef void group_case(const Model* m, CaseCtx* c, int32_t weight_raw, Outcome* o)
     o.drg = m.none_drg
     o.cc = CC_NOT_COMPUTED
     o.reason = R_NO_MDC
-    o.flags = scan_codes(c) | validate(m, c, weight_raw)
+    o.flags = scan_codes(m, c) | validate(m, c, weight_raw)
     if o.flags & F_CHECKS:
         o.status = ST_INVALID
         o.reason = R_INVALID
         return
-    severity(m, c)
-    px_summary(m, c)
     o.cc = CC_MCC if c.has_mcc else (CC_CC if c.has_cc else CC_NONE)
     if group_mdcs(m, c, o):
         return
@@ -653,7 +706,8 @@ cdef int32_t _max(const uint16_t[::1] a) noexcept:
 cdef class Program:
     """Typed views of one compiled ruleset: ``Program(compiled)`` reads the arrays named in
     ``ARRAYS`` (attributes of a ``CompiledRuleset``, or keys of a mapping), its ``params`` and
-    the ``NONE_CODES``, checking each array's dtype and shape."""
+    the ``NONE_CODES``, checking each array's dtype and shape. ``skip_mdc=False`` evaluates the
+    entry rule of every MDC the prefilters allow (for tests: the skip must change nothing)."""
 
     cdef Model m
     cdef const CondNode[::1] cond
@@ -671,6 +725,8 @@ cdef class Program:
     cdef const int32_t[::1] pdx_table
     cdef const uint64_t[::1] dx_bits
     cdef const uint64_t[::1] px_bits
+    cdef object cc_rows_arr     # owned: the CC class rows as records
+    cdef const CcRow[::1] cc_rows
     cdef const MdcRec[::1] mdc
     cdef const AdrgRec[::1] adrg
     cdef const SplitRec[::1] split
@@ -688,7 +744,7 @@ cdef class Program:
     cdef uint64_t dummy_u64[1]
     cdef int32_t empty_case[1]
 
-    def __init__(self, compiled):
+    def __init__(self, compiled, bint skip_mdc=True):
         a = {name: _array(compiled, name) for name in ARRAYS}
         params = _field(compiled, "params")
         try:
@@ -773,6 +829,14 @@ cdef class Program:
         m.cc_table = &self.cc_table[0] if self.cc_table.shape[0] else self.dummy_i32
         m.pdx_table = &self.pdx_table[0] if self.pdx_table.shape[0] else self.dummy_i32
         m.dx_bits = &self.dx_bits[0] if self.dx_bits.shape[0] else self.dummy_u64
+        rows = np.zeros(max(1, self.cc_level.shape[0]), CC_ROW_DTYPE)
+        rows["level"][:self.cc_level.shape[0]] = self.cc_level
+        rows["table"][:self.cc_level.shape[0]] = self.cc_table
+        rows["ptable"][:self.cc_level.shape[0]] = self.pdx_table
+        rows["bits"][:self.cc_level.shape[0]] = self.dx_bits
+        self.cc_rows_arr = rows
+        self.cc_rows = rows
+        m.cc_rows = &self.cc_rows[0]
         m.px_bits = &self.px_bits[0]
         m.dx_class = &self.dx_class[0]
         both = np.asarray(self.dx_class).astype(np.uint32)
@@ -791,6 +855,7 @@ cdef class Program:
         m.cc_all = cc_all
         m.require_los = require_los
         m.fail_retry = fail_retry
+        m.skip_mdc = skip_mdc
         m.none_mdc = none_mdc
         m.none_adrg = none_adrg
         m.none_drg = none_drg
@@ -930,10 +995,12 @@ cdef CondNode _cond_proto[1]
 cdef MdcRec _mdc_proto[1]
 cdef AdrgRec _adrg_proto[1]
 cdef SplitRec _split_proto[1]
+cdef CcRow _ccrow_proto[1]
 COND_DTYPE = np.asarray(<CondNode[:1]> _cond_proto).dtype
 MDC_DTYPE = np.asarray(<MdcRec[:1]> _mdc_proto).dtype
 ADRG_DTYPE = np.asarray(<AdrgRec[:1]> _adrg_proto).dtype
 SPLIT_DTYPE = np.asarray(<SplitRec[:1]> _split_proto).dtype
+CC_ROW_DTYPE = np.asarray(<CcRow[:1]> _ccrow_proto).dtype
 _RECORDS = {"COND": COND_DTYPE, "MDC": MDC_DTYPE, "ADRG": ADRG_DTYPE, "SPLIT": SPLIT_DTYPE}
 
 CONSTANTS = {

@@ -164,6 +164,42 @@ def test_summary_bits_equal_the_loops_on_the_national_schemes(grouper11, seed):
                                                                           grouper11, t)
 
 
+def _without_mdc_skip(compiled):
+    """The kernel evaluating the entry rule of every MDC its prefilters allow."""
+    from grouper.engine import _kernel
+
+    return _kernel.Program(compiled, skip_mdc=False)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(spec=schemes(), case_list=st.lists(cases, min_size=1, max_size=40))
+def test_mdc_skip_changes_nothing(spec, case_list):
+    """Skipping the entry rule of an MDC whose ADRGs the prefilters all rule out (and deciding
+    R_NO_ADRG after the walk) gives what evaluating it gives: every field, reason included,
+    with the ambiguous-group rules and the fail-retry path of generated schemes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        g = grouper.Grouper(grouper.load_ruleset(write_scheme(Path(tmp) / "scheme", spec)))
+        t = to_table(case_list)
+        assert _kernel_rows(g._program, g, t) == _kernel_rows(_without_mdc_skip(g.compiled), g, t)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_mdc_skip_changes_nothing_on_the_national_schemes(grouper11, seed):
+    """Random cases of real codes under chs-drg-1.1: many ungroupable, so the deferred entry
+    rules decide the reason."""
+    rng = np.random.default_rng(seed)
+    dx, px = grouper11.compiled.dx_codes, grouper11.compiled.px_codes
+    rows = [dict(sex=int(rng.integers(1, 3)), age=int(rng.integers(0, 90)), age_days=int(rng.integers(0, 60)),
+                 birth_weight=int(rng.integers(0, 4000)),
+                 dx=[str(dx[i]) for i in rng.integers(0, len(dx), rng.integers(1, 9))],
+                 px=[None if rng.random() < 0.1 else str(px[i]) for i in rng.integers(0, len(px), rng.integers(0, 5))])
+            for _ in range(300)]
+    t = to_table(rows)
+    assert _kernel_rows(grouper11._program, grouper11, t) == _kernel_rows(_without_mdc_skip(grouper11.compiled),
+                                                                          grouper11, t)
+
+
 def test_some_code_prefilters_let_two_codes_meet_two_lists(tmp_path):
     """An entry "some code in A and some code in B" holds for two codes, one in each list: the
     any-code prefilters keep one conjunct's list, not the lists' intersection (MDC entry on
