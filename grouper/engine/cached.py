@@ -32,7 +32,7 @@ def compiled_ruleset(rs: Ruleset) -> CompiledRuleset:
     is ever served stale. Compiling takes about 0.1 s, a cache hit a few ms (a CLI run)."""
     fp = rs.fingerprint
     if fp not in _COMPILED:
-        code = code_hash((*LOADER_MODULES, "engine.compile", "engine._kernel"))
+        code = code_hash((*LOADER_MODULES, "engine.compile", "engine.compiled", "engine.tables", "engine._kernel"))
         key = hashlib.sha256(json.dumps(["compiled-2", fp, code]).encode()).hexdigest()
         _remember(fp, disk_cached(key if code else None, lambda: compile_ruleset(rs), CompiledRuleset,
                                   valid=lambda c: c.fingerprint == fp))
@@ -46,7 +46,7 @@ def compiled_from_files(ruleset: str | os.PathLike) -> tuple[CompiledRuleset, Ru
     only the files' bytes and the cached arrays: the tables are parsed on a miss, or when
     something asks the Ruleset for more than its path and fingerprint (``explain``). Files whose
     stat stamp is as when their key was last computed are not even read (``stamped_key``)."""
-    modules = (*LOADER_MODULES, "engine.compile", "engine._kernel")
+    modules = (*LOADER_MODULES, "engine.compile", "engine.compiled", "engine.tables", "engine._kernel")
     folder, stamp = ruleset_stamp(ruleset, modules)
 
     def content_key() -> str | None:

@@ -15,7 +15,7 @@ import numpy as np
 from grouper.engine._kernel import CONSTANTS as K
 
 if TYPE_CHECKING:
-    from grouper.engine.compile import CompiledRuleset
+    from grouper.engine.compiled import CompiledRuleset
 
 __all__ = ["dump_program"]
 

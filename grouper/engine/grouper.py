@@ -23,7 +23,7 @@ from grouper._util.columns import NAME_COLUMNS
 from grouper._util.version import __version__
 from grouper.engine.inputs import (ID_EMPTY, Encoded, Encoder, InputError, SingleCase, check_columns, iter_batches,
                                    parse_int)
-from grouper.engine.compile import CompiledRuleset
+from grouper.engine.compiled import CompiledRuleset
 from grouper.engine.status import CC_LABELS, REASON_LABELS, STATUS_LABELS, CcLevel, Flag, Reason, Status, describe_reason
 from grouper.engine.cached import LazyRuleset, compiled_from_files, compiled_ruleset
 from grouper.engine._codes import dictionary_indices, first_appearance
