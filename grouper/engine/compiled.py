@@ -17,10 +17,10 @@ __all__ = ["CLASS_OF", "CompiledRuleset"]
 
 #: which class array indexes each per-class table
 CLASS_OF = {"mdc_by_pdx": "dx_class", "mdc_by_anydx": "dx_class", "adrg_by_pdx": "dx_class",
-             "mdc_by_ppx": "px_class", "mdc_by_anypx": "px_class", "adrg_by_ppx": "px_class",
-             "adrg_by_anypx": "px_class",
-             "cc_level": "cc_class", "cc_table": "cc_class", "pdx_table": "cc_class", "dx_bits": "cc_class",
-             "px_bits": "px_class"}
+           "mdc_by_ppx": "px_class", "mdc_by_anypx": "px_class", "adrg_by_ppx": "px_class",
+           "adrg_by_anypx": "px_class",
+           "cc_level": "cc_class", "cc_table": "cc_class", "pdx_table": "cc_class", "dx_bits": "cc_class",
+           "px_bits": "px_class"}
 
 _JOINED = ("dx_codes", "px_codes")  # code lists pickled as one string each (CompiledRuleset.__getstate__)
 
