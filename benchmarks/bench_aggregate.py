@@ -34,13 +34,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE / "benchmarks"))
+from bench_end_to_end import PEAK_KB  # noqa: E402  (the child's own peak memory)
 from bench_compare import run  # noqa: E402  (fresh process: seconds, peak RSS MiB, CPU seconds)
 
 RULESET = "chs-drg-1.1"
 KEEP = ("hospital_id", "total_cost", "los", "discharge", "dept")
 
 # DuckDB in a fresh process: the same rows counted, the same aggregates, written as CSV.
-DUCK_CHILD = r"""
+DUCK_CHILD = PEAK_KB + r"""
 import resource, sys, duckdb
 what, src, out, weights = sys.argv[1:5]
 con = duckdb.connect()
@@ -74,7 +75,7 @@ else:
     FROM cell JOIN peer USING (drg) JOIN w USING (drg) GROUP BY h ORDER BY h'''
 con.execute(f"COPY ({sql}) TO '{out}' (HEADER)")
 r = resource.getrusage(resource.RUSAGE_SELF)
-print("MAXRSS_KB", r.ru_maxrss, r.ru_utime + r.ru_stime, file=sys.stderr)
+print("MAXRSS_KB", peak_kb(), r.ru_utime + r.ru_stime, file=sys.stderr)
 """
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE / "benchmarks"))
 from bench_dip import PACK  # noqa: E402  (a pack with a [dip] table)
-from bench_end_to_end import CHILD  # noqa: E402  (the command line, reporting peak memory)
+from bench_end_to_end import CHILD, PEAK_KB  # noqa: E402  (the command line, reporting peak memory)
 
 
 #: pyarrow alone doing the I/O of ``drg group -t 1``: read the grouper's input columns of the
@@ -39,7 +39,7 @@ from bench_end_to_end import CHILD  # noqa: E402  (the command line, reporting p
 #: output table (loaded first from its output file; that load's CPU is left out of the CPU
 #: seconds, not of the wall time) with the grouper's Parquet options, one row group per batch of
 #: 65,536 rows: the same file, byte for byte. Arguments: input, grouped file, output, columns.
-ARROW_CHILD = """
+ARROW_CHILD = PEAK_KB + """
 import resource, sys
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -57,7 +57,7 @@ with pq.ParquetWriter(out, o.schema, compression="zstd", write_statistics=plain,
     for b in o.to_batches():
         w.write_batch(b, row_group_size=1 << 20)
 r = resource.getrusage(resource.RUSAGE_SELF)
-print("MAXRSS_KB", r.ru_maxrss, cpu() - loaded, file=sys.stderr)
+print("MAXRSS_KB", peak_kb(), cpu() - loaded, file=sys.stderr)
 """
 #: The columns ``drg group`` reads from the province under chs-drg-2.0 (``Encoder.columns``).
 GROUP_INPUTS = "case_id,age,age_days,birth_weight,los,sex,dx,px"
