@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from grouper._util.lazy import lazy_attributes
 from grouper._util.version import __version__
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time __getattr__ imports them
@@ -33,15 +34,7 @@ __all__ = ["Grouper", "GroupResult", "group_batch", "InputError", "CorruptInputE
            "load_ruleset", "__version__"]
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'grouper' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups do not come here
-    return value
+__getattr__ = lazy_attributes(globals(), _LAZY)
 
 
 def __dir__() -> list[str]:

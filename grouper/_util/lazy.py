@@ -36,3 +36,19 @@ pq = _LazyModule("pyarrow.parquet")
 pafs = _LazyModule("pyarrow.fs")
 #: pyarrow.csv: for CSV files only.
 pcsv = _LazyModule("pyarrow.csv")
+
+
+def lazy_attributes(namespace: dict, table: dict[str, str]):
+    """A package's ``__getattr__`` (PEP 562): each name of ``table`` (name -> module) imported on
+    first use and kept in ``namespace`` (the package's globals), so later look-ups skip this.
+    The packages' public names stay where users find them, and a run imports only what it uses."""
+
+    def __getattr__(name: str):
+        module = table.get(name)
+        if module is None:
+            raise AttributeError(f"module {namespace['__name__']!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        namespace[name] = value
+        return value
+
+    return __getattr__

@@ -7,6 +7,7 @@ dependencies: constants and statuses, the Arrow boundary, the compiler, the API.
 interpreter and the explanation are imported on first use of their names (``_LAZY``).
 """
 
+from grouper._util.lazy import lazy_attributes
 from grouper.engine.status import (CC_LABELS, CHECK_FLAGS, STATUS_LABELS, STATUS_NAMES_ZH, CcLevel, Flag, Reason,
                                    Status, describe_flags, describe_reason)
 from grouper.engine.inputs import (CODE_COLUMNS, CorruptInputError, Encoded, Encoder, InputError, check_columns,
@@ -21,14 +22,7 @@ _LAZY = {"Case": "grouper.engine.reference", "ReferenceGrouper": "grouper.engine
          "Explanation": "grouper.engine.explain"}
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(globals(), _LAZY)
 
 
 __all__ = [

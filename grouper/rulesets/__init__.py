@@ -4,6 +4,7 @@ vocabulary, the registry of bundled and local schemes, the verified disk cache.
 The data model and the loader are imported on first use of their names (PEP 562): a run that
 finds its compiled scheme in the cache parses no table and needs neither (start-up)."""
 
+from grouper._util.lazy import lazy_attributes
 from grouper.rulesets.cache import cache_dir, code_hash, disk_cached, stamped_key
 from grouper.rulesets.errors import RulesetError
 from grouper.rulesets.registry import (DEFAULT_RULESET, NEXT_RULESET, STATUSES, available_rulesets, describe,
@@ -19,11 +20,4 @@ _LAZY = {"GLOBAL": "grouper.rulesets.model", "Adrg": "grouper.rulesets.model", "
          "load_ruleset": "grouper.rulesets.loader"}
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(globals(), _LAZY)

@@ -148,18 +148,23 @@ def test_summary_bits_equal_the_loops_over_the_codes(spec, case_list):
         assert _kernel_rows(g._program, g, t) == _kernel_rows(_without_summaries(g.compiled), g, t)
 
 
-@settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1))
-def test_summary_bits_equal_the_loops_on_the_national_schemes(grouper11, seed):
-    """Random cases of real codes under chs-drg-1.1 and (through the same table) every list node."""
+def _national_cases(g, seed: int, n: int = 300):
+    """``n`` random cases of the scheme's own codes (many ungroupable), as a table."""
     rng = np.random.default_rng(seed)
-    dx, px = grouper11.compiled.dx_codes, grouper11.compiled.px_codes
+    dx, px = g.compiled.dx_codes, g.compiled.px_codes
     rows = [dict(sex=int(rng.integers(1, 3)), age=int(rng.integers(0, 90)), age_days=int(rng.integers(0, 60)),
                  birth_weight=int(rng.integers(0, 4000)),
                  dx=[str(dx[i]) for i in rng.integers(0, len(dx), rng.integers(1, 9))],
                  px=[None if rng.random() < 0.1 else str(px[i]) for i in rng.integers(0, len(px), rng.integers(0, 5))])
-            for _ in range(300)]
-    t = to_table(rows)
+            for _ in range(n)]
+    return to_table(rows)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_summary_bits_equal_the_loops_on_the_national_schemes(grouper11, seed):
+    """Random cases of real codes under chs-drg-1.1 and (through the same table) every list node."""
+    t = _national_cases(grouper11, seed)
     assert _kernel_rows(grouper11._program, grouper11, t) == _kernel_rows(_without_summaries(grouper11.compiled),
                                                                           grouper11, t)
 
@@ -188,14 +193,7 @@ def test_mdc_skip_changes_nothing(spec, case_list):
 def test_mdc_skip_changes_nothing_on_the_national_schemes(grouper11, seed):
     """Random cases of real codes under chs-drg-1.1: many ungroupable, so the deferred entry
     rules decide the reason."""
-    rng = np.random.default_rng(seed)
-    dx, px = grouper11.compiled.dx_codes, grouper11.compiled.px_codes
-    rows = [dict(sex=int(rng.integers(1, 3)), age=int(rng.integers(0, 90)), age_days=int(rng.integers(0, 60)),
-                 birth_weight=int(rng.integers(0, 4000)),
-                 dx=[str(dx[i]) for i in rng.integers(0, len(dx), rng.integers(1, 9))],
-                 px=[None if rng.random() < 0.1 else str(px[i]) for i in rng.integers(0, len(px), rng.integers(0, 5))])
-            for _ in range(300)]
-    t = to_table(rows)
+    t = _national_cases(grouper11, seed)
     assert _kernel_rows(grouper11._program, grouper11, t) == _kernel_rows(_without_mdc_skip(grouper11.compiled),
                                                                           grouper11, t)
 
