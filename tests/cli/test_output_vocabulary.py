@@ -151,7 +151,7 @@ def _wait_for(pred, seconds: float = 60) -> None:
     while not pred():
         if time.time() > end:
             raise AssertionError("the run did not start")
-        time.sleep(0.05)
+        time.sleep(0.01)
 
 
 def _interrupt(args, started, tmp_path) -> subprocess.CompletedProcess:
@@ -171,7 +171,8 @@ def _interrupt(args, started, tmp_path) -> subprocess.CompletedProcess:
 
 
 def test_ctrl_c_exits_130_with_one_line_and_leaves_nothing(tmp_path, synth_province):
-    src = synth_province(300_000, hospitals=20, seed=11)
+    # a million cases: 300 k to CSV took about 0.3 s after start-up, and a run ended before the signal came
+    src = synth_province(1_000_000, hospitals=20, seed=11)
     out = tmp_path / "out"
     out.mkdir()
     r = _interrupt(["group", src, "-o", out / "g.csv", "--summary", out / "s.json", "--batch-size", "4096"],
