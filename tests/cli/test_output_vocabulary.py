@@ -154,12 +154,20 @@ def _wait_for(pred, seconds: float = 60) -> None:
         time.sleep(0.01)
 
 
+def _as_a_terminal_starts_it() -> None:
+    """The child's Ctrl-C as a shell's foreground job has it: SIGINT handled by default and not
+    blocked, whatever this test process inherited or was left with (an exec keeps both)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _interrupt(args, started, tmp_path) -> subprocess.CompletedProcess:
     """Run ``drg args`` in its own process group, send it SIGINT (as a terminal's Ctrl-C does, to
     every process of the group) once ``started()``, and return how it ended."""
     drg = Path(sys.executable).with_name("drg")
     p = subprocess.Popen([str(drg), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True, env={**os.environ, "DRG_CACHE_DIR": str(tmp_path / "cache")})
+                         start_new_session=True, env={**os.environ, "DRG_CACHE_DIR": str(tmp_path / "cache")},
+                         preexec_fn=_as_a_terminal_starts_it)
     try:
         _wait_for(lambda: started() or p.poll() is not None)
         os.killpg(p.pid, signal.SIGINT)  # at once: a 300 k-case run may end within a few tenths of a second
@@ -171,14 +179,14 @@ def _interrupt(args, started, tmp_path) -> subprocess.CompletedProcess:
 
 
 def test_ctrl_c_exits_130_with_one_line_and_leaves_nothing(tmp_path, synth_province):
-    # a million cases: 300 k to CSV took about 0.3 s after start-up, and a run ended before the signal came
+    # a million cases (about 0.7 s of writing after start-up): room for the signal to arrive mid-run
     src = synth_province(1_000_000, hospitals=20, seed=11)
     out = tmp_path / "out"
     out.mkdir()
     r = _interrupt(["group", src, "-o", out / "g.csv", "--summary", out / "s.json", "--batch-size", "4096"],
                    lambda: any(out.iterdir()), tmp_path)
     if r.returncode == 0:
-        pytest.fail("the run finished before it was interrupted: give it more cases")
+        pytest.fail(f"the run finished before it was interrupted: give it more cases\n{r.stderr[-500:]}")
     assert r.returncode == 130, r.stderr
     assert r.stderr.strip() == "interrupted (Ctrl-C)"
     assert list(out.iterdir()) == []  # no output, no temporary file
