@@ -87,26 +87,20 @@ def parse_int_column(name: str, col: pa.Array | None, n: int) -> tuple[np.ndarra
 
 def _parse_texts(texts: list) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """(int64 values, present or None when all are, not-a-number mask) of a small batch of
-    ASCII text by ``NUMBER_PATTERN``, as the pyarrow.compute path reads it: whitespace trimmed
-    (Python's ``strip`` and Arrow's ``utf8_trim_whitespace`` trim the same ASCII characters),
-    null or blank is absent, anything else that does not match is a bad number."""
+    ASCII text, each value by ``parse_int`` (the single-case rule), which reads it as the
+    pyarrow.compute path does: whitespace trimmed (Python's ``strip`` and Arrow's
+    ``utf8_trim_whitespace`` trim the same ASCII characters), null or blank is absent, anything
+    else that is no whole number in int32 range is a bad number."""
     n = len(texts)
     raw = np.zeros(n, np.int64)
     keep = np.zeros(n, bool)
     bad = np.zeros(n, bool)
-    match = _NUMBER.match
     for i, v in enumerate(texts):
-        if v is None:
-            continue
-        v = v.strip()
-        if not v:
-            continue
-        m = match(v)
-        if m is None:
-            bad[i] = True
-        else:
-            raw[i] = -int(m["digits"]) if m["sign"] == "-" else int(m["digits"])
-            keep[i] = True
+        if v is not None:
+            value, bad[i] = parse_int(v)
+            if value is not None:
+                raw[i] = value
+                keep[i] = True
     return raw, (None if keep.all() else keep), bad
 
 

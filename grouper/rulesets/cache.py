@@ -42,16 +42,17 @@ def module_files(modules: tuple[str, ...]) -> list[str] | None:
 def code_hash(modules: tuple[str, ...]) -> str | None:
     """sha256 of the files of the named ``grouper`` modules (sources or built extensions) and
     the package version; None when one cannot be read (then nothing is cached on disk)."""
-    import importlib
-
     from grouper._util.version import __version__
 
+    files = module_files(modules)
+    if files is None:
+        return None
     h = hashlib.sha256(__version__.encode())
-    for name in modules:
+    for name, path in zip(modules, files):
+        h.update(b"\0" + name.encode() + b"\0")
         try:
-            h.update(b"\0" + name.encode() + b"\0")
-            h.update(Path(importlib.import_module(f"grouper.{name}").__file__).read_bytes())
-        except (OSError, TypeError, ImportError):
+            h.update(Path(path).read_bytes())
+        except OSError:
             return None
     return h.hexdigest()
 
